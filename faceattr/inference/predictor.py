@@ -1,0 +1,141 @@
+"""Load a checkpoint and turn images into per-task probabilities; unreadable images are reported, not fatal."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from faceattr.config import Config
+from faceattr.data.images import IMAGE_SUFFIXES, SkipReport, load_rgb
+from faceattr.data.transforms import eval_transform
+from faceattr.errors import ConfigError, FaceAttrError, ImageLoadError
+from faceattr.labels import encode
+from faceattr.models.module import FaceAttrModule
+
+
+class _PathDataset(Dataset):
+    def __init__(self, paths: list[str], transform, max_pixels: int | None = None) -> None:
+        self.paths, self.transform = paths, transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        try:
+            return self.transform(image=load_rgb(self.paths[i]))["image"], i, None
+        except ImageLoadError as e:
+            return None, i, (e.path, e.reason, e.detail)
+
+
+def _collate(batch):
+    good = [(x, i) for x, i, _ in batch if x is not None]
+    errors = [err for _, _, err in batch if err is not None]
+    images = torch.stack([x for x, _ in good]) if good else None
+    return images, [i for _, i in good], errors
+
+
+@dataclass
+class Predictions:
+    """Probabilities per task for the images that could be read, in input order."""
+
+    paths: list[str]
+    probs: dict[str, np.ndarray]
+    skipped: list[tuple[str, str, str]]
+
+    def labels(self) -> dict[str, np.ndarray]:
+        """Argmax per task, plus label18 when all three tasks are present."""
+        out = {task: p.argmax(1) for task, p in self.probs.items()}
+        if all(t in out for t in ("mask", "gender", "age_bin")):
+            out["label18"] = (
+                encode(out["mask"], out["gender"], out["age_bin"]) if len(self.paths) else np.array([])
+            )
+        return out
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class Predictor:
+    """A trained model ready to predict; the checkpoint carries the config, so nothing else is needed."""
+
+    def __init__(self, checkpoint: str | Path, device: str = "auto") -> None:
+        path = Path(checkpoint)
+        if not path.is_file():
+            raise ConfigError(
+                f"checkpoint {path} not found; train one with `faceattr train` (see runs/*/checkpoints)"
+            )
+        try:
+            ckpt = torch.load(path, map_location="cpu", weights_only=False)
+            config = ckpt["hyper_parameters"]["config"]
+        except Exception as e:
+            raise ConfigError(f"{path} is not a faceattr checkpoint ({type(e).__name__}: {e})") from None
+        self.checkpoint = path
+        self.device = resolve_device(device)
+        self.module = FaceAttrModule(config, load_pretrained=False)
+        self.module.load_state_dict(ckpt["state_dict"])
+        self.module.eval().to(self.device)
+        self.cfg: Config = self.module.cfg
+        self.tasks = self.module.tasks
+        self.transform = eval_transform(self.cfg.data.image_size, self.cfg.augment.mean, self.cfg.augment.std)
+
+    @torch.inference_mode()
+    def predict_tensor(self, images: torch.Tensor) -> dict[str, np.ndarray]:
+        probs = self.module.predict_probs(images.to(self.device))
+        return {task: p.cpu().numpy() for task, p in probs.items()}
+
+    def predict_paths(
+        self, paths: list[str], batch_size: int = 64, num_workers: int = 0, skips: SkipReport | None = None
+    ) -> Predictions:
+        loader = DataLoader(
+            _PathDataset([str(p) for p in paths], self.transform),
+            batch_size=batch_size,
+            num_workers=num_workers,
+            collate_fn=_collate,
+        )
+        kept: list[int] = []
+        chunks: dict[str, list[np.ndarray]] = {task: [] for task in self.tasks}
+        skipped: list[tuple[str, str, str]] = []
+        for images, indices, errors in loader:
+            for path, reason, detail in errors:
+                skipped.append((path, reason, detail))
+                if skips is not None:
+                    skips.add(ImageLoadError(path, reason, detail))
+            if images is None:
+                continue
+            for task, p in self.predict_tensor(images).items():
+                chunks[task].append(p)
+            kept.extend(indices)
+        probs = {
+            task: np.concatenate(c) if c else np.zeros((0, self.module.heads.heads[task][-1].out_features))
+            for task, c in chunks.items()
+        }
+        return Predictions([str(paths[i]) for i in kept], probs, skipped)
+
+
+def collect_images(inputs: list[str | Path]) -> list[str]:
+    """Files, folders (searched recursively) and .txt lists of paths -> image paths, sorted per folder."""
+    found: list[str] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found += sorted(
+                str(f)
+                for f in p.rglob("*")
+                if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".")
+            )
+        elif p.suffix.lower() == ".txt" and p.is_file():
+            found += [line.strip() for line in p.read_text().splitlines() if line.strip()]
+        elif p.exists() or p.suffix.lower() in IMAGE_SUFFIXES:
+            found.append(str(p))  # a missing image file is reported as skipped, not silently dropped
+        else:
+            raise FaceAttrError(
+                f"{p}: not found; give image files, folders of images, or a .txt list of paths"
+            )
+    return found

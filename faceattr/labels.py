@@ -1,0 +1,93 @@
+"""The label scheme shared by every reader, model and report.
+
+mask:    0 = worn, 1 = worn incorrectly, 2 = not worn
+gender:  0 = male, 1 = female
+age bin: 0 = under 30, 1 = 30 to under the old-age threshold, 2 = at or over it
+18-class code: mask * 6 + gender * 3 + age_bin (the mask competition's numbering).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+MASK_NAMES: tuple[str, ...] = ("wear", "incorrect", "not_wear")
+GENDER_NAMES: tuple[str, ...] = ("male", "female")
+AGE_BIN_NAMES: tuple[str, ...] = ("<30", "30-old", "old")
+TASKS: tuple[str, ...] = ("mask", "gender", "age_bin")
+TASK_CLASSES: dict[str, int] = {"mask": 3, "gender": 2, "age_bin": 3}
+NUM_CLASSES = 18
+YOUNG_THRESHOLD = 30
+DEFAULT_OLD_THRESHOLD = 60
+MAX_AGE = 100  # the exact-age head predicts 0..MAX_AGE
+
+# competition file stem -> mask label
+MASK_FILE_STEMS: dict[str, int] = {
+    "mask1": 0,
+    "mask2": 0,
+    "mask3": 0,
+    "mask4": 0,
+    "mask5": 0,
+    "incorrect_mask": 1,
+    "normal": 2,
+}
+
+
+def age_bin_names(old_threshold: int = DEFAULT_OLD_THRESHOLD) -> tuple[str, ...]:
+    """Readable age-bin names for a given old-age threshold."""
+    return (f"<{YOUNG_THRESHOLD}", f"{YOUNG_THRESHOLD}-{old_threshold - 1}", f">={old_threshold}")
+
+
+def age_to_bin(age, old_threshold: int = DEFAULT_OLD_THRESHOLD):
+    """Age in years (scalar or array) -> age bin 0/1/2."""
+    if old_threshold <= YOUNG_THRESHOLD:
+        raise ValueError(f"old-age threshold must be above {YOUNG_THRESHOLD}, got {old_threshold}")
+    a = np.asarray(age, dtype=float)
+    bins = (a >= YOUNG_THRESHOLD).astype(np.int64) + (a >= old_threshold).astype(np.int64)
+    return int(bins) if bins.ndim == 0 else bins
+
+
+def encode(mask, gender, age_bin):
+    """(mask, gender, age_bin) -> 18-class code; works on scalars and arrays."""
+    m, g, a = (np.asarray(x) for x in (mask, gender, age_bin))
+    for name, value, n in (("mask", m, 3), ("gender", g, 2), ("age_bin", a, 3)):
+        if np.any((value < 0) | (value >= n)):
+            raise ValueError(f"{name} must be in 0..{n - 1}, got {value.tolist()}")
+    code = m * 6 + g * 3 + a
+    return int(code) if code.ndim == 0 else code
+
+
+def decode(code):
+    """18-class code -> (mask, gender, age_bin); works on scalars and arrays."""
+    c = np.asarray(code)
+    if np.any((c < 0) | (c >= NUM_CLASSES)):
+        raise ValueError(f"class code must be in 0..17, got {c.tolist()}")
+    parts = (c // 6, (c // 3) % 2, c % 3)
+    if c.ndim == 0:
+        return tuple(int(p) for p in parts)
+    return parts
+
+
+@dataclass(frozen=True)
+class ClassRow:
+    code: int
+    mask: str
+    gender: str
+    age_bin: str
+
+
+def class_table(old_threshold: int = DEFAULT_OLD_THRESHOLD) -> list[ClassRow]:
+    """All 18 classes with readable names, in code order."""
+    ages = age_bin_names(old_threshold)
+    return [
+        ClassRow(c, MASK_NAMES[m], GENDER_NAMES[g], ages[a])
+        for c in range(NUM_CLASSES)
+        for m, g, a in [decode(c)]
+    ]
+
+
+def class_name(code: int, old_threshold: int = DEFAULT_OLD_THRESHOLD) -> str:
+    """Short readable name of an 18-class code, e.g. '7 wear/female/30-59'."""
+    row = class_table(old_threshold)[code]
+    return f"{row.mask}/{row.gender}/{row.age_bin}"

