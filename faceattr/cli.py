@@ -19,9 +19,7 @@ app = typer.Typer(
 )
 console = Console()
 
-Overrides = Annotated[
-    list[str] | None, typer.Argument(help="config overrides, e.g. train.epochs=5 optim.lr=3e-4")
-]
+Overrides = Annotated[list[str] | None, typer.Argument(help="config overrides, e.g. train.epochs=5 optim.lr=3e-4")]
 ConfigPath = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config (see configs/)")]
 
 
@@ -69,9 +67,7 @@ def print_counts(df, title: str) -> None:
 def prepare(
     source: Annotated[str, typer.Argument(help="competition | utkface | csv")],
     root: Annotated[Path, typer.Argument(help="dataset root (competition, utkface) or the CSV file (csv)")],
-    out: Annotated[Path, typer.Option(help="manifest to write (.csv or .parquet)")] = Path(
-        "data/manifest.csv"
-    ),
+    out: Annotated[Path, typer.Option(help="manifest to write (.csv or .parquet)")] = Path("data/manifest.csv"),
     folds: Annotated[int, typer.Option(help="person-level folds to make and save")] = 5,
     split_seed: Annotated[int, typer.Option(help="seed of the split")] = 42,
     old_threshold: Annotated[int, typer.Option(help="age at or over which a person is 'old'")] = 60,
@@ -124,9 +120,7 @@ def train(
     console.print(f"run folder: [bold]{result.run_dir}[/]")
     console.print(f"best checkpoint: {result.best_checkpoint} ({cfg.train.monitor} = {result.best_score})")
     if result.skipped:
-        console.print(
-            f"[yellow]{result.skipped} unreadable image(s) skipped; see {result.run_dir / 'skipped.csv'}[/]"
-        )
+        console.print(f"[yellow]{result.skipped} unreadable image(s) skipped; see {result.run_dir / 'skipped.csv'}[/]")
 
 
 def print_metrics(metrics: dict, title: str) -> None:
@@ -141,9 +135,7 @@ def print_metrics(metrics: dict, title: str) -> None:
 @app.command()
 def evaluate(
     checkpoint: Annotated[Path, typer.Argument(help="a .ckpt written by faceattr train")],
-    manifest: Annotated[
-        str | None, typer.Option(help="labelled manifest (default: the run's validation fold)")
-    ] = None,
+    manifest: Annotated[str | None, typer.Option(help="labelled manifest (default: the run's validation fold)")] = None,
     fold: Annotated[int | None, typer.Option(help="score this fold of the manifest")] = None,
     out: Annotated[Path | None, typer.Option(help="output folder (default: <run>/eval)")] = None,
 ) -> None:
@@ -191,9 +183,7 @@ def predict(
 def submit(
     checkpoint: Annotated[Path, typer.Argument(help="a .ckpt written by faceattr train")],
     eval_dir: Annotated[Path, typer.Argument(help="the competition's eval/ folder (info.csv + images/)")],
-    out: Annotated[Path, typer.Option(help="submission CSV (info.csv with ans filled)")] = Path(
-        "submission.csv"
-    ),
+    out: Annotated[Path, typer.Option(help="submission CSV (info.csv with ans filled)")] = Path("submission.csv"),
 ) -> None:
     """Fill the competition's info.csv `ans` column with 18-class predictions."""
     from faceattr.inference.outputs import submission
@@ -209,9 +199,7 @@ def submit(
 
 @app.command()
 def demo(
-    workdir: Annotated[
-        Path | None, typer.Option("--dir", help="where to build (default: a temp folder)")
-    ] = None,
+    workdir: Annotated[Path | None, typer.Option("--dir", help="where to build (default: a temp folder)")] = None,
     persons: Annotated[int, typer.Option(help="synthetic people (7 photos each)")] = 60,
     epochs: int = 4,
     overrides: Overrides = None,

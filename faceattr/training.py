@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
+import pandas as pd
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
@@ -81,9 +82,7 @@ def build_trainer(cfg: Config, run_dir: Path, extra_callbacks: list | None = Non
     )
     callbacks: list = [checkpoints, LearningRateMonitor(logging_interval="epoch")]
     if t.early_stopping_patience > 0:
-        callbacks.append(
-            EarlyStopping(monitor=t.monitor, mode=t.monitor_mode, patience=t.early_stopping_patience)
-        )
+        callbacks.append(EarlyStopping(monitor=t.monitor, mode=t.monitor_mode, patience=t.early_stopping_patience))
     callbacks += extra_callbacks or []
     loggers = [
         TensorBoardLogger(run_dir, name="tensorboard", version=""),
@@ -120,7 +119,12 @@ def train(cfg: Config, overwrite: bool = False, resume: bool = False) -> TrainRe
     datamodule = FaceDataModule(cfg, cfg.augment.mean, cfg.augment.std, run_dir)
     module = FaceAttrModule.from_config(cfg)
     trainer = build_trainer(cfg, run_dir)
+    metrics_csv = run_dir / "csv" / "metrics.csv"
+    earlier_rows = pd.read_csv(metrics_csv) if resume and metrics_csv.is_file() else None
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resume else None)
+    if earlier_rows is not None and trainer.is_global_zero:  # CSVLogger starts a fresh file; keep the history
+        later_rows = pd.read_csv(metrics_csv) if metrics_csv.is_file() else earlier_rows.iloc[:0]
+        pd.concat([earlier_rows, later_rows], ignore_index=True).to_csv(metrics_csv, index=False)
 
     checkpoint_cb = trainer.checkpoint_callback
     best_path = Path(checkpoint_cb.best_model_path) if checkpoint_cb.best_model_path else None

@@ -29,9 +29,7 @@ def predictions_table(preds: Predictions) -> pd.DataFrame:
     return table
 
 
-def submission(
-    predictor: Predictor, eval_dir: str | Path, out: str | Path, batch_size: int = 64
-) -> pd.DataFrame:
+def submission(predictor: Predictor, eval_dir: str | Path, out: str | Path, batch_size: int = 64) -> pd.DataFrame:
     """Fill the `ans` column of eval/info.csv with 18-class codes, written to `out` (info.csv is not touched).
 
     An unreadable test image still gets a row (the most frequent predicted class) and is listed in
@@ -40,9 +38,7 @@ def submission(
     eval_dir = Path(eval_dir)
     info_path = eval_dir / "info.csv"
     if not info_path.is_file():
-        raise DatasetError(
-            f"{info_path}: not found; pass the competition's eval/ folder (info.csv + images/)"
-        )
+        raise DatasetError(f"{info_path}: not found; pass the competition's eval/ folder (info.csv + images/)")
     info = pd.read_csv(info_path)
     if "ImageID" not in info.columns:
         raise DatasetError(f"{info_path}: no 'ImageID' column (found {', '.join(info.columns)})")
@@ -52,9 +48,7 @@ def submission(
     preds = predictor.predict_paths(paths, batch_size=batch_size, skips=skips)
     labels = preds.labels()
     if "label18" not in labels:
-        raise DatasetError(
-            "the checkpoint lacks one of the mask, gender and age_bin heads; it cannot fill 18 classes"
-        )
+        raise DatasetError("the checkpoint lacks one of the mask, gender and age_bin heads; it cannot fill 18 classes")
     by_path = dict(zip(preds.paths, labels["label18"], strict=True))
     fallback = int(np.bincount(labels["label18"], minlength=18).argmax()) if len(by_path) else 0
     info["ans"] = [int(by_path.get(p, fallback)) for p in paths]

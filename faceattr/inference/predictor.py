@@ -50,9 +50,7 @@ class Predictions:
         """Argmax per task, plus label18 when all three tasks are present."""
         out = {task: p.argmax(1) for task, p in self.probs.items()}
         if all(t in out for t in ("mask", "gender", "age_bin")):
-            out["label18"] = (
-                encode(out["mask"], out["gender"], out["age_bin"]) if len(self.paths) else np.array([])
-            )
+            out["label18"] = encode(out["mask"], out["gender"], out["age_bin"]) if len(self.paths) else np.array([])
         return out
 
 
@@ -68,9 +66,7 @@ class Predictor:
     def __init__(self, checkpoint: str | Path, device: str = "auto") -> None:
         path = Path(checkpoint)
         if not path.is_file():
-            raise ConfigError(
-                f"checkpoint {path} not found; train one with `faceattr train` (see runs/*/checkpoints)"
-            )
+            raise ConfigError(f"checkpoint {path} not found; train one with `faceattr train` (see runs/*/checkpoints)")
         try:
             ckpt = torch.load(path, map_location="cpu", weights_only=False)
             config = ckpt["hyper_parameters"]["config"]
@@ -126,16 +122,12 @@ def collect_images(inputs: list[str | Path]) -> list[str]:
         p = Path(item)
         if p.is_dir():
             found += sorted(
-                str(f)
-                for f in p.rglob("*")
-                if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".")
+                str(f) for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".")
             )
         elif p.suffix.lower() == ".txt" and p.is_file():
             found += [line.strip() for line in p.read_text().splitlines() if line.strip()]
         elif p.exists() or p.suffix.lower() in IMAGE_SUFFIXES:
             found.append(str(p))  # a missing image file is reported as skipped, not silently dropped
         else:
-            raise FaceAttrError(
-                f"{p}: not found; give image files, folders of images, or a .txt list of paths"
-            )
+            raise FaceAttrError(f"{p}: not found; give image files, folders of images, or a .txt list of paths")
     return found

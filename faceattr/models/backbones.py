@@ -177,9 +177,7 @@ def _load_weights(model: nn.Module, spec: BackboneSpec, source: str) -> None:
     else:
         path = Path(source)
         if not path.is_file():
-            raise ConfigError(
-                f"model.pretrained='{source}' is not none, package, hub, or an existing weights file"
-            )
+            raise ConfigError(f"model.pretrained='{source}' is not none, package, hub, or an existing weights file")
         state = _read_state_dict(path)
         if spec.package_weights is not None and any(k.startswith("_blocks.") for k in state):
             state = spec.package_weights.convert(model, state)
@@ -196,8 +194,6 @@ def create_backbone(name: str, pretrained: str = "package") -> tuple[nn.Module, 
     if pretrained in ("none", "hub", "package") or Path(pretrained).is_file():
         model = load_imagenet_classifier(name, pretrained)
     else:
-        raise ConfigError(
-            f"model.pretrained='{pretrained}' is not none, package, hub, or an existing weights file"
-        )
+        raise ConfigError(f"model.pretrained='{pretrained}' is not none, package, hub, or an existing weights file")
     model.reset_classifier(0)
     return model, int(model.num_features)

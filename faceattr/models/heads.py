@@ -14,10 +14,7 @@ class TaskHeads(nn.Module):
         super().__init__()
         self.tasks = list(tasks)
         self.heads = nn.ModuleDict(
-            {
-                task: nn.Sequential(nn.Dropout(dropout), nn.Linear(in_features, TASK_CLASSES[task]))
-                for task in tasks
-            }
+            {task: nn.Sequential(nn.Dropout(dropout), nn.Linear(in_features, TASK_CLASSES[task])) for task in tasks}
         )
 
     def forward(self, features):

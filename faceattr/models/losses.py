@@ -8,9 +8,7 @@ import torch.nn.functional as F
 IGNORE = -1
 
 
-def masked_cross_entropy(
-    logits: torch.Tensor, target: torch.Tensor, label_smoothing: float = 0.0
-) -> torch.Tensor:
+def masked_cross_entropy(logits: torch.Tensor, target: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
     """Cross-entropy over the samples whose label is known; 0 (with a gradient path) when none is."""
     valid = target != IGNORE
     if not bool(valid.any()):

@@ -56,9 +56,7 @@ class FaceAttrModule(L.LightningModule):
             images = images.contiguous(memory_format=torch.channels_last)
         return self.heads(self.backbone(images))
 
-    def _losses(
-        self, logits: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]
-    ) -> dict[str, torch.Tensor]:
+    def _losses(self, logits: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {task: masked_cross_entropy(logits[task], targets[task]) for task in self.tasks}
 
     def _total(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -72,9 +72,7 @@ def evaluate(
         title = f"{task}: macro F1 {metrics[task]['f1']:.3f}, accuracy {metrics[task]['accuracy']:.3f}"
         plot_confusion(y_true, y_pred, names[task], title, out / f"confusion_{task}.png")
     pd.concat(reports).to_csv(out / "per_class.csv", index=False)
-    table = frame[
-        ["path", "person_id", *[t for t in ("mask", "gender", "age_bin", "label18") if t in frame]]
-    ].copy()
+    table = frame[["path", "person_id", *[t for t in ("mask", "gender", "age_bin", "label18") if t in frame]]].copy()
     for task, values in labels.items():
         table[f"pred_{task}"] = values
     table.to_csv(out / "predictions.csv", index=False)

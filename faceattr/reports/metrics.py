@@ -45,9 +45,7 @@ def per_class_report(y_true: np.ndarray, y_pred: np.ndarray, names: list[str]) -
     )
 
 
-def plot_confusion(
-    y_true: np.ndarray, y_pred: np.ndarray, names: list[str], title: str, path: str | Path
-) -> Path:
+def plot_confusion(y_true: np.ndarray, y_pred: np.ndarray, names: list[str], title: str, path: str | Path) -> Path:
     """Row-normalised confusion matrix with counts, saved as PNG."""
     known = y_true >= 0
     cm = confusion_matrix(y_true[known], y_pred[known], labels=list(range(len(names))))

@@ -1,0 +1,60 @@
+"""Shared fixtures: small datasets the tests draw themselves, and a tiny fast training config."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("PYTHONHASHSEED", "0")
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+SHARED_UTKFACE = Path(__file__).resolve().parents[2] / "shared" / "data" / "utkface"
+
+
+@pytest.fixture(scope="session")
+def competition_root(tmp_path_factory) -> Path:
+    """A synthetic dataset in the competition layout: 15 people x 7 photos, plus an eval side."""
+    from faceattr.data.synthetic import make_competition_dataset
+
+    return make_competition_dataset(tmp_path_factory.mktemp("competition"), persons=15, eval_persons=2, seed=1)
+
+
+@pytest.fixture(scope="session")
+def competition_manifest(competition_root, tmp_path_factory) -> Path:
+    from faceattr.data.manifest import write_manifest
+    from faceattr.data.sources import read_competition
+
+    return write_manifest(read_competition(competition_root), tmp_path_factory.mktemp("manifest") / "manifest.csv")
+
+
+def tiny_overrides(manifest: Path, run_dir: Path, **extra: object) -> list[str]:
+    """A config that trains in seconds on CPU: timm's tiny test network at 64 px."""
+    values = {
+        "data.manifest": manifest,
+        "data.image_size": 64,
+        "data.batch_size": 16,
+        "data.num_workers": 0,
+        "data.folds": 3,
+        "model.backbone": "test_efficientnet",
+        "model.pretrained": "none",
+        "train.epochs": 2,
+        "train.progress_bar": False,
+        "trainer.accelerator": "cpu",
+        "run.dir": run_dir,
+        "run.name": "tiny",
+        "optim.lr": 3e-3,
+    }
+    values.update(extra)
+    return [f"{k}={v}" for k, v in values.items()]
+
+
+@pytest.fixture(scope="session")
+def trained_run(competition_manifest, tmp_path_factory):
+    """One tiny training run shared by the evaluation and prediction tests."""
+    from faceattr.config import load_config
+    from faceattr.training import train
+
+    cfg = load_config(None, tiny_overrides(competition_manifest, tmp_path_factory.mktemp("runs")))
+    return train(cfg)

