@@ -156,9 +156,16 @@ def predict(
     checkpoint: Annotated[Path, typer.Argument(help="a .ckpt written by faceattr train")],
     inputs: Annotated[list[Path], typer.Argument(help="image files, folders, or .txt lists of paths")],
     out: Annotated[Path, typer.Option(help="predictions CSV")] = Path("predictions.csv"),
+    faces: Annotated[
+        bool | None,
+        typer.Option(
+            "--faces/--no-faces", help="detect and classify every face (default: when the model trained on crops)"
+        ),
+    ] = None,
+    draw: Annotated[Path | None, typer.Option(help="with --faces: save copies with boxes and labels here")] = None,
     batch_size: int = 64,
 ) -> None:
-    """Predict mask, gender and age bin for images; writes one CSV row per image with probabilities."""
+    """Predict mask, gender and age bin; one CSV row per face (or per image with --no-faces), with probabilities."""
     from faceattr.data.images import SkipReport
     from faceattr.inference.outputs import predictions_table
     from faceattr.inference.predictor import Predictor, collect_images
@@ -168,15 +175,63 @@ def predict(
         paths = collect_images(inputs)
         skips_file = out.with_name("skipped.csv")
         skips_file.unlink(missing_ok=True)
-        preds = predictor.predict_paths(paths, batch_size=batch_size, skips=SkipReport(skips_file))
+        skips = SkipReport(skips_file)
+        if faces if faces is not None else predictor.cfg.faces.trained_on_crops:
+            from faceattr.faces.detect import FaceDetector
+            from faceattr.inference.in_the_wild import predict_faces
+
+            table = predict_faces(predictor, paths, FaceDetector(predictor.cfg.faces), skips, draw)
+        else:
+            table = predictions_table(predictor.predict_paths(paths, batch_size=batch_size, skips=skips))
     except FaceAttrError as e:
         _fail(e)
         return
     out.parent.mkdir(parents=True, exist_ok=True)
-    predictions_table(preds).to_csv(out, index=False)
-    console.print(f"wrote {len(preds.paths)} predictions to [bold]{out}[/]")
-    if preds.skipped:
-        console.print(f"[yellow]{len(preds.skipped)} image(s) skipped; reasons in {skips_file}[/]")
+    table.to_csv(out, index=False)
+    console.print(f"wrote {len(table)} prediction row(s) for {len(paths) - len(skips)} image(s) to [bold]{out}[/]")
+    if draw:
+        console.print(f"drawn copies in {draw}")
+    if len(skips):
+        console.print(f"[yellow]{len(skips)} image(s) skipped; reasons in {skips_file}[/]")
+
+
+@app.command()
+def crop(
+    manifest: Annotated[Path, typer.Argument(help="manifest whose images to crop")],
+    cache: Annotated[Path, typer.Option(help="crop cache folder (reused by later runs)")] = Path("data/crops"),
+    out: Annotated[Path | None, typer.Option(help="manifest of the crops (default: <manifest>.crops.<ext>)")] = None,
+    config: ConfigPath = None,
+    overrides: Overrides = None,
+) -> None:
+    """Detect and crop every face of a manifest (MTCNN, margins, fallback crop), cached and resumable."""
+    from faceattr.config import load_config
+    from faceattr.data.images import SkipReport
+    from faceattr.data.manifest import read_manifest, write_manifest
+    from faceattr.faces.crop import crop_manifest
+    from faceattr.labels import MASK_NAMES
+
+    try:
+        cfg = load_config(config, overrides)
+        df = read_manifest(manifest)
+        out = out or manifest.with_name(manifest.stem + ".crops" + manifest.suffix)
+        skips_file = out.with_name(out.stem + ".skipped.csv")
+        skips_file.unlink(missing_ok=True)
+        result = crop_manifest(df, cache, cfg.faces, skips=SkipReport(skips_file))
+        write_manifest(result.manifest, out)
+    except FaceAttrError as e:
+        _fail(e)
+        return
+    found = result.manifest["face_found"]
+    console.print(
+        f"{len(result.manifest)} crops ({result.reused} from the cache, {result.detected_now} detected now); "
+        f"face found in {found.mean():.1%}, fallback crop for {int((~found).sum())}"
+    )
+    for mask, rate in sorted(result.face_rate_by_mask.items()):
+        name = MASK_NAMES[mask] if mask >= 0 else "unknown"
+        console.print(f"  detection rate, mask={name}: {rate:.1%}")
+    if result.skipped:
+        console.print(f"[yellow]{result.skipped} unreadable image(s) skipped; see {skips_file}[/]")
+    console.print(f"wrote [bold]{out}[/]")
 
 
 @app.command()
@@ -184,13 +239,18 @@ def submit(
     checkpoint: Annotated[Path, typer.Argument(help="a .ckpt written by faceattr train")],
     eval_dir: Annotated[Path, typer.Argument(help="the competition's eval/ folder (info.csv + images/)")],
     out: Annotated[Path, typer.Option(help="submission CSV (info.csv with ans filled)")] = Path("submission.csv"),
+    faces: Annotated[
+        bool | None,
+        typer.Option("--faces/--no-faces", help="crop the largest face first (default: if trained on crops)"),
+    ] = None,
 ) -> None:
     """Fill the competition's info.csv `ans` column with 18-class predictions."""
     from faceattr.inference.outputs import submission
     from faceattr.inference.predictor import Predictor
 
     try:
-        table = submission(Predictor(checkpoint), eval_dir, out)
+        predictor = Predictor(checkpoint)
+        table = submission(predictor, eval_dir, out, crop_faces=faces)
     except FaceAttrError as e:
         _fail(e)
         return

@@ -99,6 +99,19 @@ class TrainerConfig:
 
 
 @dataclass
+class FacesConfig:
+    """How faces are found and cropped; use the same settings for training crops and for prediction."""
+
+    margins: list[float] = field(default_factory=lambda: [30, 30, 60, 30])  # left, right, top, bottom
+    margin_unit: str = "px"  # px | fraction (of the face box width for left/right, height for top/bottom)
+    fallback_size: list[int] = field(default_factory=lambda: [256, 340])  # width, height of the no-face crop
+    min_face_size: int = 40  # pixels; MTCNN ignores smaller faces
+    min_score: float = 0.9  # detections below this probability are ignored
+    max_pixels: int = 50_000_000  # larger images are skipped and reported
+    trained_on_crops: bool = False  # set by `train` when the manifest came from `faceattr crop`
+
+
+@dataclass
 class Config:
     seed: int = 42
     run: RunConfig = field(default_factory=RunConfig)
@@ -109,6 +122,7 @@ class Config:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    faces: FacesConfig = field(default_factory=FacesConfig)
 
 
 def _valid_keys(schema: DictConfig, dotted: str) -> list[str]:
@@ -188,6 +202,9 @@ def validate(cfg: Config) -> None:
     check(cfg.train.epochs >= 1, "train.epochs", "must be at least 1")
     check(cfg.train.monitor_mode in ("min", "max"), "train.monitor_mode", "must be min or max")
     check(cfg.trainer.accumulate_grad_batches >= 1, "trainer.accumulate_grad_batches", "must be >= 1")
+    check(len(cfg.faces.margins) == 4, "faces.margins", "needs 4 values: left, right, top, bottom")
+    check(cfg.faces.margin_unit in ("px", "fraction"), "faces.margin_unit", "must be px or fraction")
+    check(len(cfg.faces.fallback_size) == 2, "faces.fallback_size", "needs 2 values: width, height")
     known_heads = ("mask", "gender", "age_bin")
     check(len(cfg.model.heads) > 0, "model.heads", "needs at least one head")
     for head in cfg.model.heads:

@@ -113,10 +113,11 @@ def train(cfg: Config, overwrite: bool = False, resume: bool = False) -> TrainRe
         raise ConfigError(f"--resume: no {last} to resume from; start the run without --resume")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     resolve_normalization(cfg)
+    datamodule = FaceDataModule(cfg, cfg.augment.mean, cfg.augment.std, run_dir)
+    datamodule.setup("fit")
+    cfg.faces.trained_on_crops = "crop_x1" in datamodule.train_frame.columns  # predict crops the same way
     save_config(cfg, run_dir / "config.yaml")
     write_json(run_info(), run_dir / "run_info.json")
-
-    datamodule = FaceDataModule(cfg, cfg.augment.mean, cfg.augment.std, run_dir)
     module = FaceAttrModule.from_config(cfg)
     trainer = build_trainer(cfg, run_dir)
     metrics_csv = run_dir / "csv" / "metrics.csv"

@@ -10,7 +10,9 @@ from PIL import Image
 from faceattr.errors import ConfigError
 from faceattr.models.backbones import REGISTRY, create_backbone, get_spec, load_imagenet_classifier
 
-skimage_data = pytest.importorskip("skimage.data", reason="scikit-image ships the test photos (pip install scikit-image)")
+skimage_data = pytest.importorskip(
+    "skimage.data", reason="scikit-image ships the test photos (pip install scikit-image)"
+)
 
 # scikit-image photo -> ImageNet classes any of which counts as right
 EXPECTED = {

@@ -29,7 +29,7 @@ def test_age_bins_follow_the_configurable_threshold():
 def test_out_of_range_labels_are_refused():
     with pytest.raises(ValueError, match="mask"):
         encode(3, 0, 0)
-    with pytest.raises(ValueError, match="0..17"):
+    with pytest.raises(ValueError, match=r"0..17"):
         decode(18)
 
 

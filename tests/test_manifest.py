@@ -8,8 +8,15 @@ from faceattr.errors import ManifestError
 def _frame():
     return derive_labels(
         pd.DataFrame(
-            {"path": ["a.jpg", "b.jpg"], "person_id": ["1", "2"], "mask": [0, 2], "gender": [1, 0],
-             "age": [45.0, 59.0], "age_bin": [-1, -1], "source": ["t", "t"]}
+            {
+                "path": ["a.jpg", "b.jpg"],
+                "person_id": ["1", "2"],
+                "mask": [0, 2],
+                "gender": [1, 0],
+                "age": [45.0, 59.0],
+                "age_bin": [-1, -1],
+                "source": ["t", "t"],
+            }
         )
     )
 

@@ -56,14 +56,15 @@ def test_predict_writes_one_row_per_image_and_reports_bad_files(trained_run, com
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"not a jpeg")
     out = tmp_path / "pred.csv"
-    result = CliRunner().invoke(app, ["predict", str(trained_run.best_checkpoint), str(images), str(bad),
-                                      "--out", str(out)])
+    result = CliRunner().invoke(
+        app, ["predict", str(trained_run.best_checkpoint), str(images), str(bad), "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     table = pd.read_csv(out)
     assert len(table) == len(list(images.glob("*.jpg")))
     for col in ("path", "mask", "gender", "age_bin", "label18", "p_mask_0", "p_gender_1", "p_age_bin_2"):
         assert col in table.columns
-    assert ((table.label18 == table["mask"] * 6 + table.gender * 3 + table.age_bin)).all()
+    assert (table.label18 == table["mask"] * 6 + table.gender * 3 + table.age_bin).all()
     probs = table[["p_mask_0", "p_mask_1", "p_mask_2"]].sum(axis=1)
     assert probs.between(0.999, 1.001).all()
     skipped = pd.read_csv(tmp_path / "skipped.csv")
@@ -72,8 +73,9 @@ def test_predict_writes_one_row_per_image_and_reports_bad_files(trained_run, com
 
 def test_submit_fills_ans_for_every_row(trained_run, competition_root, tmp_path):
     out = tmp_path / "submission.csv"
-    result = CliRunner().invoke(app, ["submit", str(trained_run.best_checkpoint), str(competition_root / "eval"),
-                                      "--out", str(out)])
+    result = CliRunner().invoke(
+        app, ["submit", str(trained_run.best_checkpoint), str(competition_root / "eval"), "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     info = pd.read_csv(competition_root / "eval" / "info.csv")
     sub = pd.read_csv(out)
@@ -84,7 +86,7 @@ def test_submit_fills_ans_for_every_row(trained_run, competition_root, tmp_path)
 
 def test_existing_run_folder_is_not_overwritten(competition_manifest, trained_run):
     cfg = load_config(None, tiny_overrides(competition_manifest, trained_run.run_dir.parent))
-    with pytest.raises(ConfigError, match="already exists.*--overwrite"):
+    with pytest.raises(ConfigError, match=r"already exists.*--overwrite"):
         train(cfg)
 
 
@@ -103,7 +105,7 @@ def test_resume_continues_from_last_checkpoint(competition_manifest, tmp_path):
 
 def test_resume_without_checkpoint_is_refused(competition_manifest, tmp_path):
     cfg = load_config(None, tiny_overrides(competition_manifest, tmp_path))
-    with pytest.raises(ConfigError, match="no .*last.ckpt"):
+    with pytest.raises(ConfigError, match=r"no .*last.ckpt"):
         train(cfg, resume=True)
 
 

@@ -147,7 +147,7 @@ def test_csv_reader_errors_name_row_column_and_fix(tmp_path):
     with pytest.raises(DatasetError, match=r"row 2, column 'mask': unknown label 'maybe'"):
         read_csv_table(tmp_path / "badlabel.csv")
     (tmp_path / "missing.csv").write_text("path\nghost.jpg\n")
-    with pytest.raises(DatasetError, match="ghost.jpg"):
+    with pytest.raises(DatasetError, match=r"ghost\.jpg"):
         read_csv_table(tmp_path / "missing.csv")
 
 

@@ -29,8 +29,13 @@ def predictions_table(preds: Predictions) -> pd.DataFrame:
     return table
 
 
-def submission(predictor: Predictor, eval_dir: str | Path, out: str | Path, batch_size: int = 64) -> pd.DataFrame:
+def submission(
+    predictor: Predictor, eval_dir: str | Path, out: str | Path, batch_size: int = 64, crop_faces: bool | None = None
+) -> pd.DataFrame:
     """Fill the `ans` column of eval/info.csv with 18-class codes, written to `out` (info.csv is not touched).
+
+    With crop_faces (default: whether the model trained on `faceattr crop` crops) each photo is cropped around
+    its largest face, as the training images were.
 
     An unreadable test image still gets a row (the most frequent predicted class) and is listed in
     skipped.csv beside `out`, so the submission keeps the competition's row count.
@@ -45,12 +50,20 @@ def submission(predictor: Predictor, eval_dir: str | Path, out: str | Path, batc
     out = Path(out)
     paths = [str(eval_dir / "images" / str(name)) for name in info["ImageID"]]
     skips = SkipReport(out.with_name("skipped.csv"))
-    preds = predictor.predict_paths(paths, batch_size=batch_size, skips=skips)
-    labels = preds.labels()
-    if "label18" not in labels:
+    if not all(t in predictor.tasks for t in ("mask", "gender", "age_bin")):
         raise DatasetError("the checkpoint lacks one of the mask, gender and age_bin heads; it cannot fill 18 classes")
-    by_path = dict(zip(preds.paths, labels["label18"], strict=True))
-    fallback = int(np.bincount(labels["label18"], minlength=18).argmax()) if len(by_path) else 0
+    if crop_faces if crop_faces is not None else predictor.cfg.faces.trained_on_crops:
+        from faceattr.faces.detect import FaceDetector
+        from faceattr.inference.in_the_wild import predict_faces
+
+        faces = predict_faces(predictor, paths, FaceDetector(predictor.cfg.faces), skips)
+        largest = faces[faces["face"] == 0] if len(faces) else faces
+        by_path = dict(zip(largest["path"], largest["label18"], strict=True)) if len(largest) else {}
+    else:
+        preds = predictor.predict_paths(paths, batch_size=batch_size, skips=skips)
+        by_path = dict(zip(preds.paths, preds.labels()["label18"], strict=True))
+    codes = np.array(list(by_path.values()), dtype=np.int64)
+    fallback = int(np.bincount(codes, minlength=18).argmax()) if len(codes) else 0
     info["ans"] = [int(by_path.get(p, fallback)) for p in paths]
     out.parent.mkdir(parents=True, exist_ok=True)
     info.to_csv(out, index=False)

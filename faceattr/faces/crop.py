@@ -1,0 +1,155 @@
+"""`faceattr crop`: every image of a manifest -> a face crop in a cache folder, and a manifest of the crops.
+
+The cache is keyed by the source file (path, size, mtime) and the crop settings, and its index is appended
+after every batch: a second run does no detection for crops already present, and an interrupted run resumes.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+from rich.progress import Progress
+
+from faceattr.config import FacesConfig
+from faceattr.data.images import SkipReport, load_rgb
+from faceattr.errors import ImageLoadError
+from faceattr.faces.detect import FaceDetector, crop_face
+
+INDEX_FIELDS = (
+    "source_path",
+    "source_size",
+    "source_mtime_ns",
+    "crop_path",
+    "face_found",
+    "face_score",
+    "crop_x1",
+    "crop_y1",
+    "crop_x2",
+    "crop_y2",
+)
+
+
+@dataclass
+class CropResult:
+    manifest: pd.DataFrame
+    detected_now: int  # images sent to the detector in this run
+    reused: int  # crops taken from the cache
+    skipped: int  # unreadable images (listed in skipped.csv)
+    face_rate_by_mask: dict[int, float]
+
+
+def settings_key(cfg: FacesConfig) -> str:
+    """Short hash of the settings that shape a crop; a change makes new crops instead of reusing old ones."""
+    keys = ("margins", "margin_unit", "fallback_size", "min_face_size", "min_score")
+    blob = json.dumps({k: asdict(cfg)[k] for k in keys}, sort_keys=True)
+    return hashlib.sha1(blob.encode()).hexdigest()[:8]
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
+
+
+def _read_index(index_path: Path) -> dict[str, dict]:
+    """Cache entries whose crop file is present and whose source file has not changed since."""
+    if not index_path.is_file():
+        return {}
+    valid: dict[str, dict] = {}
+    with index_path.open(newline="") as f:
+        for row in csv.DictReader(f):
+            source, crop = Path(row["source_path"]), Path(row["crop_path"])
+            try:
+                unchanged = _stamp(source) == (int(row["source_size"]), int(row["source_mtime_ns"]))
+            except (OSError, ValueError):
+                continue
+            if unchanged and crop.is_file() and crop.stat().st_size > 0:
+                valid[row["source_path"]] = row
+    return valid
+
+
+def _save_crop(crop: np.ndarray, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    Image.fromarray(crop).save(tmp, format="JPEG", quality=95)
+    tmp.replace(path)
+
+
+def crop_manifest(
+    df: pd.DataFrame,
+    cache_dir: str | Path,
+    cfg: FacesConfig | None = None,
+    detector_factory: Callable[[], FaceDetector] | None = None,
+    batch_size: int = 16,
+    skips: SkipReport | None = None,
+    progress: bool = True,
+) -> CropResult:
+    """Crop every row's image; rows whose image cannot be read are reported in `skips` and left out."""
+    cfg = cfg or FacesConfig()
+    key = settings_key(cfg)
+    cache = Path(cache_dir) / key
+    (cache / "crops").mkdir(parents=True, exist_ok=True)
+    (cache / "settings.json").write_text(json.dumps(asdict(cfg), indent=2))
+    index_path = cache / "index.csv"
+    index = _read_index(index_path)
+    skips = skips if skips is not None else SkipReport()
+    sources = list(dict.fromkeys(str(Path(p).resolve()) for p in df["path"]))
+    todo = [s for s in sources if s not in index]
+    reused = len(sources) - len(todo)
+    detector: FaceDetector | None = None
+    new_file = not index_path.is_file()
+    with index_path.open("a", newline="") as f, Progress(disable=not progress) as bar:
+        writer = csv.DictWriter(f, fieldnames=INDEX_FIELDS)
+        if new_file:
+            writer.writeheader()
+        task = bar.add_task("cropping faces", total=len(todo))
+        for start in range(0, len(todo), batch_size):
+            chunk = todo[start : start + batch_size]
+            loaded: list[tuple[str, np.ndarray]] = []
+            for source in chunk:
+                try:
+                    loaded.append((source, load_rgb(source, cfg.max_pixels)))
+                except ImageLoadError as e:
+                    skips.add(e)
+            if loaded:
+                detector = detector or (detector_factory or (lambda: FaceDetector(cfg)))()
+                faces = detector.detect([image for _, image in loaded])
+                for (source, image), found in zip(loaded, faces, strict=True):
+                    face = found[0] if found else None
+                    crop, box = crop_face(image, face, cfg)
+                    crop_path = cache / "crops" / f"{hashlib.sha1(source.encode()).hexdigest()[:20]}.jpg"
+                    _save_crop(crop, crop_path)
+                    size, mtime = _stamp(Path(source))
+                    row = {
+                        "source_path": source,
+                        "source_size": size,
+                        "source_mtime_ns": mtime,
+                        "crop_path": str(crop_path),
+                        "face_found": face is not None,
+                        "face_score": round(face.score, 4) if face else "",
+                        "crop_x1": box[0],
+                        "crop_y1": box[1],
+                        "crop_x2": box[2],
+                        "crop_y2": box[3],
+                    }
+                    writer.writerow(row)
+                    index[source] = row
+            f.flush()
+            bar.advance(task, len(chunk))
+    out = df.copy()
+    out["source_path"] = [str(Path(p).resolve()) for p in df["path"]]
+    out = out[out["source_path"].isin(index)].reset_index(drop=True)
+    entries = [index[s] for s in out["source_path"]]
+    out["path"] = [e["crop_path"] for e in entries]
+    out["face_found"] = [str(e["face_found"]) == "True" for e in entries]
+    out["face_score"] = pd.to_numeric(pd.Series([e["face_score"] for e in entries]), errors="coerce")
+    for col in ("crop_x1", "crop_y1", "crop_x2", "crop_y2"):
+        out[col] = [int(e[col]) for e in entries]
+    rates = out.groupby("mask")["face_found"].mean().to_dict() if len(out) else {}
+    return CropResult(out, detector.calls if detector else 0, reused, len(skips), rates)

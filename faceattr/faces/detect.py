@@ -1,0 +1,103 @@
+"""MTCNN face detection (facenet-pytorch, whose wheel ships the weights) and the crop geometry around a face.
+
+We call MTCNN.detect() rather than its batched forward(), which crashes on an image without a face. Images of
+the same size are detected in one batch; others one by one.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+from faceattr.config import FacesConfig
+
+
+@dataclass(frozen=True)
+class Face:
+    box: tuple[float, float, float, float]  # x1, y1, x2, y2 in pixels
+    score: float
+    landmarks: np.ndarray  # (5, 2): left eye, right eye, nose, left mouth corner, right mouth corner
+
+    @property
+    def area(self) -> float:
+        x1, y1, x2, y2 = self.box
+        return max(0.0, x2 - x1) * max(0.0, y2 - y1)
+
+
+class FaceDetector:
+    """Batched MTCNN on CPU or GPU; `calls` counts images sent to the detector (the cache tests read it)."""
+
+    def __init__(self, cfg: FacesConfig | None = None, device: str = "auto", batch_size: int = 16) -> None:
+        import torch
+        from facenet_pytorch import MTCNN
+
+        self.cfg = cfg or FacesConfig()
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.mtcnn = MTCNN(keep_all=True, min_face_size=self.cfg.min_face_size, device=device, post_process=False)
+        self.batch_size = batch_size
+        self.calls = 0
+
+    def detect(self, images: list[np.ndarray]) -> list[list[Face]]:
+        """Faces per image (HxWx3 uint8 RGB), best first by area; detections under min_score dropped."""
+        results: list[list[Face]] = [[] for _ in images]
+        by_shape: dict[tuple, list[int]] = defaultdict(list)
+        for i, image in enumerate(images):
+            by_shape[image.shape].append(i)
+        for indices in by_shape.values():
+            for start in range(0, len(indices), self.batch_size):
+                chunk = indices[start : start + self.batch_size]
+                batch = np.stack([images[i] for i in chunk])
+                boxes, probs, landmarks = self.mtcnn.detect(batch, landmarks=True)
+                self.calls += len(chunk)
+                for j, i in enumerate(chunk):
+                    results[i] = self._faces(boxes[j], probs[j], landmarks[j])
+        return results
+
+    def _faces(self, boxes, probs, landmarks) -> list[Face]:
+        if boxes is None:
+            return []
+        faces = [
+            Face(tuple(float(v) for v in box), float(p), np.asarray(lm, dtype=np.float32))
+            for box, p, lm in zip(boxes, probs, landmarks, strict=True)
+            if p is not None and float(p) >= self.cfg.min_score
+        ]
+        return sorted(faces, key=lambda f: f.area, reverse=True)
+
+
+def margin_box(face_box, image_size: tuple[int, int], cfg: FacesConfig) -> tuple[int, int, int, int]:
+    """The face box grown by the configured margins and clipped to the image (width, height)."""
+    x1, y1, x2, y2 = face_box
+    left, right, top, bottom = cfg.margins
+    if cfg.margin_unit == "fraction":
+        w, h = x2 - x1, y2 - y1
+        left, right, top, bottom = left * w, right * w, top * h, bottom * h
+    return clip_box((x1 - left, y1 - top, x2 + right, y2 + bottom), image_size)
+
+
+def fallback_box(image_size: tuple[int, int], cfg: FacesConfig) -> tuple[int, int, int, int]:
+    """A centred crop of faces.fallback_size, clipped to the image, for when no face is found."""
+    width, height = image_size
+    fw, fh = cfg.fallback_size
+    cx, cy = width / 2, height / 2
+    return clip_box((cx - fw / 2, cy - fh / 2, cx + fw / 2, cy + fh / 2), image_size)
+
+
+def clip_box(box, image_size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """Round to whole pixels inside the image; never empty."""
+    width, height = image_size
+    x1 = int(np.clip(np.floor(box[0]), 0, width - 1))
+    y1 = int(np.clip(np.floor(box[1]), 0, height - 1))
+    x2 = int(np.clip(np.ceil(box[2]), x1 + 1, width))
+    y2 = int(np.clip(np.ceil(box[3]), y1 + 1, height))
+    return x1, y1, x2, y2
+
+
+def crop_face(image: np.ndarray, face: Face | None, cfg: FacesConfig) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """The margin crop around `face`, or the fallback crop when it is None."""
+    size = (image.shape[1], image.shape[0])
+    box = margin_box(face.box, size, cfg) if face is not None else fallback_box(size, cfg)
+    x1, y1, x2, y2 = box
+    return image[y1:y2, x1:x2], box
