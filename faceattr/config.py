@@ -48,6 +48,7 @@ class ModelConfig:
     dropout: float = 0.2
     heads: list[str] = field(default_factory=lambda: ["mask", "gender", "age_bin"])
     loss_weights: dict[str, float] = field(default_factory=lambda: {"mask": 1.0, "gender": 1.0, "age_bin": 1.0})
+    age_sigma: float = 0.0  # exact-age head: Gaussian label smoothing width in years (0 = one-hot)
     channels_last: bool = True  # measured ~1.5x faster training on CPU
     freeze_backbone_epochs: int = 0  # train only the heads for the first N epochs, then unfreeze
     freeze_bn: bool = False  # keep the backbone's batch-norm statistics as pretrained
@@ -185,6 +186,7 @@ def validate(cfg: Config) -> None:
 
     check(0 < cfg.optim.lr < 10, "optim.lr", f"{cfg.optim.lr} makes no sense; use a value like 1e-3")
     check(0 < cfg.optim.backbone_lr_mult <= 10, "optim.backbone_lr_mult", "must be in (0, 10]")
+    check(cfg.model.age_sigma >= 0, "model.age_sigma", "must be >= 0 (years)")
     check(cfg.model.freeze_backbone_epochs >= 0, "model.freeze_backbone_epochs", "must be >= 0")
     check(cfg.optim.weight_decay >= 0, "optim.weight_decay", "must be >= 0")
     check(cfg.optim.name in OPTIMIZERS, "optim.name", f"'{cfg.optim.name}' is not one of {OPTIMIZERS}")
@@ -205,7 +207,7 @@ def validate(cfg: Config) -> None:
     check(len(cfg.faces.margins) == 4, "faces.margins", "needs 4 values: left, right, top, bottom")
     check(cfg.faces.margin_unit in ("px", "fraction"), "faces.margin_unit", "must be px or fraction")
     check(len(cfg.faces.fallback_size) == 2, "faces.fallback_size", "needs 2 values: width, height")
-    known_heads = ("mask", "gender", "age_bin")
+    known_heads = ("mask", "gender", "age_bin", "age")
     check(len(cfg.model.heads) > 0, "model.heads", "needs at least one head")
     for head in cfg.model.heads:
         check(head in known_heads, "model.heads", f"unknown head '{head}'; valid: {known_heads}")

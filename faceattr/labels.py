@@ -15,12 +15,13 @@ import numpy as np
 MASK_NAMES: tuple[str, ...] = ("wear", "incorrect", "not_wear")
 GENDER_NAMES: tuple[str, ...] = ("male", "female")
 AGE_BIN_NAMES: tuple[str, ...] = ("<30", "30-old", "old")
-TASKS: tuple[str, ...] = ("mask", "gender", "age_bin")
-TASK_CLASSES: dict[str, int] = {"mask": 3, "gender": 2, "age_bin": 3}
+MAX_AGE = 100  # the exact-age head is a softmax over ages 0..MAX_AGE (as in DEX)
+TASKS: tuple[str, ...] = ("mask", "gender", "age_bin", "age")
+CLASSIFICATION_TASKS: tuple[str, ...] = ("mask", "gender", "age_bin")
+TASK_CLASSES: dict[str, int] = {"mask": 3, "gender": 2, "age_bin": 3, "age": MAX_AGE + 1}
 NUM_CLASSES = 18
 YOUNG_THRESHOLD = 30
 DEFAULT_OLD_THRESHOLD = 60
-MAX_AGE = 100  # the exact-age head predicts 0..MAX_AGE
 
 # competition file stem -> mask label
 MASK_FILE_STEMS: dict[str, int] = {
@@ -32,6 +33,12 @@ MASK_FILE_STEMS: dict[str, int] = {
     "incorrect_mask": 1,
     "normal": 2,
 }
+
+
+def expected_age(age_probs):
+    """Predicted age = expectation of the 101-way age distribution (DEX); (N, 101) -> (N,)."""
+    p = np.asarray(age_probs, dtype=np.float64)
+    return p @ np.arange(p.shape[-1], dtype=np.float64)
 
 
 def age_bin_names(old_threshold: int = DEFAULT_OLD_THRESHOLD) -> tuple[str, ...]:
@@ -87,3 +94,16 @@ def class_name(code: int, old_threshold: int = DEFAULT_OLD_THRESHOLD) -> str:
     """Short readable name of an 18-class code, e.g. '7 wear/female/30-59'."""
     row = class_table(old_threshold)[code]
     return f"{row.mask}/{row.gender}/{row.age_bin}"
+
+
+def decide(probs: dict, old_threshold: int = DEFAULT_OLD_THRESHOLD) -> dict:
+    """Per-task probabilities -> labels: argmax per classification head; `age_years` (expectation) from the
+    exact-age head, which also gives the age bin when there is no age-bin head; label18 when all parts exist."""
+    out = {task: np.asarray(p).argmax(1) for task, p in probs.items() if task in CLASSIFICATION_TASKS}
+    if "age" in probs:
+        out["age_years"] = expected_age(probs["age"])
+        if "age_bin" not in out:
+            out["age_bin"] = np.asarray(age_to_bin(out["age_years"], old_threshold), dtype=np.int64).reshape(-1)
+    if all(t in out for t in CLASSIFICATION_TASKS):
+        out["label18"] = out["mask"] * 6 + out["gender"] * 3 + out["age_bin"]
+    return out

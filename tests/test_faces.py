@@ -188,18 +188,8 @@ def test_predict_in_the_wild_gives_one_row_per_face_and_draws_boxes(trained_run,
     canvas.save(photos / "group.jpg")
     (photos / "broken.jpg").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     out = tmp_path / "faces.csv"
-    result = CliRunner().invoke(
-        app,
-        [
-            "predict",
-            str(trained_run.best_checkpoint),
-            str(photos),
-            "--out",
-            str(out),
-            "--draw",
-            str(tmp_path / "drawn"),
-        ],
-    )
+    args = ["predict", str(trained_run.best_checkpoint), str(photos), "--out", str(out)]
+    result = CliRunner().invoke(app, [*args, "--faces", "--draw", str(tmp_path / "drawn")])
     assert result.exit_code == 0, result.output
     table = pd.read_csv(out)
     assert len(table) == expected_faces and table["path"].str.endswith("group.jpg").all()

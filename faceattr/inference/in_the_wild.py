@@ -14,7 +14,7 @@ from faceattr.errors import ImageLoadError
 from faceattr.faces.detect import FaceDetector, crop_face
 from faceattr.inference.outputs import NAMES
 from faceattr.inference.predictor import Predictor
-from faceattr.labels import encode
+from faceattr.labels import decide
 
 
 def predict_faces(
@@ -44,6 +44,7 @@ def predict_faces(
             crops = [crop_face(image, face, cfg) for face in candidates]
             batch = torch.stack([predictor.transform(image=crop)["image"] for crop, _ in crops])
             probs = predictor.predict_tensor(batch)
+            labels = decide(probs, predictor.cfg.data.old_threshold)
             image_rows = []
             for k, (face, (_, box)) in enumerate(zip(candidates, crops, strict=True)):
                 row = {
@@ -56,13 +57,14 @@ def predict_faces(
                     "x2": box[2],
                     "y2": box[3],
                 }
+                for task, values in labels.items():
+                    row[task] = round(float(values[k]), 1) if task == "age_years" else int(values[k])
+                    if task in NAMES:
+                        row[f"{task}_name"] = NAMES[task][row[task]]
                 for task, p in probs.items():
-                    row[task] = int(p[k].argmax())
-                    row[f"{task}_name"] = NAMES[task][row[task]]
-                    for c in range(p.shape[1]):
-                        row[f"p_{task}_{c}"] = round(float(p[k, c]), 5)
-                if all(t in probs for t in ("mask", "gender", "age_bin")):
-                    row["label18"] = encode(row["mask"], row["gender"], row["age_bin"])
+                    if task != "age":
+                        for c in range(p.shape[1]):
+                            row[f"p_{task}_{c}"] = round(float(p[k, c]), 5)
                 image_rows.append(row)
             rows += image_rows
             if draw_dir is not None:
@@ -72,6 +74,8 @@ def predict_faces(
 
 def face_caption(row: dict) -> str:
     parts = [row[f"{t}_name"] for t in ("mask", "gender", "age_bin") if f"{t}_name" in row]
+    if "age_years" in row:
+        parts.append(f"{row['age_years']:.0f}y")
     return "/".join(parts) + ("" if row["face_found"] else " (no face found)")
 
 

@@ -20,10 +20,12 @@ def predictions_table(preds: Predictions) -> pd.DataFrame:
     table = pd.DataFrame({"path": preds.paths})
     labels = preds.labels()
     for task, values in labels.items():
-        table[task] = values
+        table[task] = np.round(values, 1) if task == "age_years" else values
         if task in NAMES:
             table[f"{task}_name"] = [NAMES[task][v] for v in values]
     for task, p in preds.probs.items():
+        if task == "age":
+            continue  # 101 columns would bury the table; age_years is their expectation
         for c in range(p.shape[1]):
             table[f"p_{task}_{c}"] = np.round(p[:, c], 5)
     return table

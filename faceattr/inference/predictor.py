@@ -13,7 +13,7 @@ from faceattr.config import Config
 from faceattr.data.images import IMAGE_SUFFIXES, SkipReport, load_rgb
 from faceattr.data.transforms import eval_transform
 from faceattr.errors import ConfigError, FaceAttrError, ImageLoadError
-from faceattr.labels import encode
+from faceattr.labels import DEFAULT_OLD_THRESHOLD, decide
 from faceattr.models.module import FaceAttrModule
 
 
@@ -45,13 +45,11 @@ class Predictions:
     paths: list[str]
     probs: dict[str, np.ndarray]
     skipped: list[tuple[str, str, str]]
+    old_threshold: int = DEFAULT_OLD_THRESHOLD
 
     def labels(self) -> dict[str, np.ndarray]:
-        """Argmax per task, plus label18 when all three tasks are present."""
-        out = {task: p.argmax(1) for task, p in self.probs.items()}
-        if all(t in out for t in ("mask", "gender", "age_bin")):
-            out["label18"] = encode(out["mask"], out["gender"], out["age_bin"]) if len(self.paths) else np.array([])
-        return out
+        """Labels per task (see faceattr.labels.decide): argmax, age in years, label18."""
+        return decide(self.probs, self.old_threshold)
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -112,7 +110,7 @@ class Predictor:
             task: np.concatenate(c) if c else np.zeros((0, self.module.heads.heads[task][-1].out_features))
             for task, c in chunks.items()
         }
-        return Predictions([str(paths[i]) for i in kept], probs, skipped)
+        return Predictions([str(paths[i]) for i in kept], probs, skipped, self.cfg.data.old_threshold)
 
 
 def collect_images(inputs: list[str | Path]) -> list[str]:

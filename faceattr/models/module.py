@@ -1,20 +1,22 @@
-"""The LightningModule: a shared backbone, one head per task, summed weighted losses, macro-F1 metrics."""
+"""The LightningModule: a shared backbone, one head per task, summed weighted losses, validation metrics.
+
+Heads: mask (3), gender (2), age_bin (3) and the exact-age head (101-way softmax whose expectation is the age).
+A label of -1 contributes no loss, so datasets that lack a task train the other heads only.
+"""
 
 from __future__ import annotations
 
 import lightning as L
 import torch
 from torch import nn
+from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from faceattr.config import Config, from_dict, to_dict
-from faceattr.labels import NUM_CLASSES, TASK_CLASSES
+from faceattr.labels import NUM_CLASSES, TASK_CLASSES, YOUNG_THRESHOLD
 from faceattr.models.backbones import create_backbone
 from faceattr.models.heads import TaskHeads
-from faceattr.models.losses import IGNORE, masked_cross_entropy
-from faceattr.models.optim import create_optimizer, create_scheduler
-
-FULL_TASKS = ("mask", "gender", "age_bin")
+from faceattr.models.losses import IGNORE, age_distribution_loss, expected_age, masked_cross_entropy
 
 
 def combine_to_18(preds: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -23,7 +25,7 @@ def combine_to_18(preds: dict[str, torch.Tensor]) -> torch.Tensor:
 
 
 class FaceAttrModule(L.LightningModule):
-    """Multi-task face-attribute classifier; its checkpoint carries the full config to rebuild it."""
+    """Multi-task face-attribute model; its checkpoint carries the full config to rebuild it."""
 
     def __init__(self, config: dict, load_pretrained: bool = True) -> None:
         super().__init__()
@@ -34,15 +36,22 @@ class FaceAttrModule(L.LightningModule):
         pretrained = mcfg.pretrained if load_pretrained else "none"
         self.backbone, features = create_backbone(mcfg.backbone, pretrained)
         self.heads = TaskHeads(features, self.tasks, mcfg.dropout)
-        self.has_18 = all(t in self.tasks for t in FULL_TASKS)
+        # age bins come from their own head, or from the exact-age head when there is none
+        self.classified = [t for t in ("mask", "gender") if t in self.tasks]
+        if "age_bin" in self.tasks or "age" in self.tasks:
+            self.classified.append("age_bin")
+        self.has_18 = len(self.classified) == 3
         metrics: dict[str, nn.Module] = {}
-        for task in self.tasks:
+        for task in self.classified:
             n = TASK_CLASSES[task]
             metrics[f"f1_{task}"] = MulticlassF1Score(n, average="macro", ignore_index=IGNORE)
             metrics[f"acc_{task}"] = MulticlassAccuracy(n, average="micro", ignore_index=IGNORE)
         if self.has_18:
             metrics["f1_18"] = MulticlassF1Score(NUM_CLASSES, average="macro", ignore_index=IGNORE)
             metrics["acc_18"] = MulticlassAccuracy(NUM_CLASSES, average="micro", ignore_index=IGNORE)
+        if "age" in self.tasks:
+            metrics["age_mae"] = MeanMetric()
+            metrics["age_cs5"] = MeanMetric()
         self.val_metrics = nn.ModuleDict(metrics)
         if mcfg.channels_last:
             self.to(memory_format=torch.channels_last)
@@ -57,18 +66,32 @@ class FaceAttrModule(L.LightningModule):
         return self.heads(self.backbone(images))
 
     def _losses(self, logits: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {task: masked_cross_entropy(logits[task], targets[task]) for task in self.tasks}
+        losses = {}
+        for task in self.tasks:
+            if task == "age":
+                losses[task] = age_distribution_loss(logits[task], targets["age"], self.cfg.model.age_sigma)
+            else:
+                losses[task] = masked_cross_entropy(logits[task], targets[task])
+        return losses
 
     def _total(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
         weights = self.cfg.model.loss_weights
         return sum(weights.get(task, 1.0) * loss for task, loss in losses.items())  # type: ignore[return-value]
 
-    # -- fine-tuning controls ---------------------------------------------------------------------------
-    def _backbone_frozen(self) -> bool:
-        return self.current_epoch < self.cfg.model.freeze_backbone_epochs
+    def predict_labels(self, logits: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Argmax per head; the age bin from the expected age when there is no age-bin head."""
+        preds = {task: logits[task].argmax(1) for task in self.tasks if task != "age"}
+        if "age" in self.tasks:
+            preds["age_years"] = expected_age(logits["age"])
+            if "age_bin" not in preds:
+                years = preds["age_years"]
+                old = self.cfg.data.old_threshold
+                preds["age_bin"] = (years >= YOUNG_THRESHOLD).long() + (years >= old).long()
+        return preds
 
+    # -- fine-tuning controls ---------------------------------------------------------------------------
     def on_train_epoch_start(self) -> None:
-        frozen = self._backbone_frozen()
+        frozen = self.current_epoch < self.cfg.model.freeze_backbone_epochs
         for p in self.backbone.parameters():
             p.requires_grad_(not frozen)
         if frozen or self.cfg.model.freeze_bn:
@@ -90,28 +113,37 @@ class FaceAttrModule(L.LightningModule):
     def validation_step(self, batch, batch_idx: int) -> None:
         images, targets = batch
         logits = self(images)
-        losses = self._losses(logits, targets)
         bs = images.shape[0]
-        self.log("val/loss", self._total(losses), prog_bar=True, batch_size=bs, sync_dist=True)
-        preds = {task: logits[task].argmax(1) for task in self.tasks}
-        for task in self.tasks:
+        self.log("val/loss", self._total(self._losses(logits, targets)), prog_bar=True, batch_size=bs, sync_dist=True)
+        preds = self.predict_labels(logits)
+        for task in self.classified:
             self.val_metrics[f"f1_{task}"].update(preds[task], targets[task])
             self.val_metrics[f"acc_{task}"].update(preds[task], targets[task])
         if self.has_18:
             pred18 = combine_to_18(preds)
             self.val_metrics["f1_18"].update(pred18, targets["label18"])
             self.val_metrics["acc_18"].update(pred18, targets["label18"])
+        if "age" in self.tasks:
+            known = targets["age"] != IGNORE
+            if bool(known.any()):
+                error = (preds["age_years"][known] - targets["age"][known].float()).abs()
+                self.val_metrics["age_mae"].update(error)
+                self.val_metrics["age_cs5"].update((error <= 5).float())
 
     def on_validation_epoch_end(self) -> None:
         for name, metric in self.val_metrics.items():
-            self.log(f"val/{name}", metric.compute(), prog_bar=name in ("f1_18", "f1_mask"), sync_dist=True)
+            if getattr(metric, "update_count", 1) == 0:
+                continue
+            self.log(f"val/{name}", metric.compute(), prog_bar=name in ("f1_18", "age_mae"), sync_dist=True)
             metric.reset()
 
     def predict_probs(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Softmax probabilities per task."""
+        """Softmax probabilities per head."""
         return {task: logits.float().softmax(1) for task, logits in self(images).items()}
 
     def configure_optimizers(self):
+        from faceattr.models.optim import create_optimizer, create_scheduler
+
         optimizer = create_optimizer(self.cfg.optim, self.backbone, self.heads)
         scheduler = create_scheduler(self.cfg.scheduler, optimizer, self.cfg.train.epochs)
         if scheduler is None:
