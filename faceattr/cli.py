@@ -63,28 +63,45 @@ def print_counts(df, title: str) -> None:
     console.print(f"  {len(df)} images of {df['person_id'].nunique()} people")
 
 
+SOURCES = ("competition", "utkface", "csv", "imdb-wiki", "appa-real")
+
+
 @app.command()
 def prepare(
-    source: Annotated[str, typer.Argument(help="competition | utkface | csv")],
-    root: Annotated[Path, typer.Argument(help="dataset root (competition, utkface) or the CSV file (csv)")],
+    source: Annotated[str, typer.Argument(help="competition | utkface | csv | imdb-wiki | appa-real")],
+    root: Annotated[Path, typer.Argument(help="dataset root, or the CSV / .mat file")],
     out: Annotated[Path, typer.Option(help="manifest to write (.csv or .parquet)")] = Path("data/manifest.csv"),
     folds: Annotated[int, typer.Option(help="person-level folds to make and save")] = 5,
     split_seed: Annotated[int, typer.Option(help="seed of the split")] = 42,
     old_threshold: Annotated[int, typer.Option(help="age at or over which a person is 'old'")] = 60,
     skip_bad_names: Annotated[bool, typer.Option(help="utkface: skip malformed file names")] = False,
+    min_face_score: Annotated[float, typer.Option(help="imdb-wiki: drop faces scored below this")] = 1.0,
+    keep_second_face: Annotated[bool, typer.Option(help="imdb-wiki: keep photos with a second face")] = False,
+    min_age: Annotated[int, typer.Option(help="imdb-wiki: youngest age kept")] = 0,
+    max_age: Annotated[int, typer.Option(help="imdb-wiki: oldest age kept")] = 100,
 ) -> None:
     """Read a dataset into one manifest table, save its person-level split, and print counts per class."""
     from faceattr.data.manifest import write_manifest
     from faceattr.data.sources import READERS, read_competition_eval
+    from faceattr.data.sources.imdb_wiki import FilterReport, ImdbWikiFilters
     from faceattr.data.split import folds_path, make_folds
 
     try:
-        if source not in ("competition", "utkface", "csv"):
-            raise FaceAttrError(f"unknown source '{source}'; use competition, utkface or csv")
-        kwargs = {"old_threshold": old_threshold}
+        if source not in SOURCES:
+            raise FaceAttrError(f"unknown source '{source}'; use one of {', '.join(SOURCES)}")
+        kwargs: dict = {"old_threshold": old_threshold}
+        report = FilterReport()
         if source == "utkface":
             kwargs["skip_bad_names"] = skip_bad_names
+        if source == "imdb-wiki":
+            kwargs["filters"] = ImdbWikiFilters(min_face_score, not keep_second_face, min_age, max_age)
+            kwargs["report"] = report
         df = READERS[source](root, **kwargs)
+        if source == "imdb-wiki":
+            console.print(f"{report.total} rows in the metadata")
+            for name, removed in report.removed.items():
+                console.print(f"  removed {removed:>7}  {name}")
+            console.print(f"  kept    {report.kept:>7}")
         write_manifest(df, out)
         split = make_folds(df, folds, split_seed)
         split_file = folds_path(out, folds, split_seed)
@@ -128,8 +145,13 @@ def print_metrics(metrics: dict, title: str) -> None:
     for col in ("task", "macro F1", "accuracy", "images"):
         table.add_column(col, justify="right" if col != "task" else "left")
     for task, m in metrics.items():
-        table.add_row(task, f"{m['f1']:.4f}", f"{m['accuracy']:.4f}", str(m["n"]))
+        if "f1" in m:
+            table.add_row(task, f"{m['f1']:.4f}", f"{m['accuracy']:.4f}", str(m["n"]))
     console.print(table)
+    if "age" in metrics and metrics["age"]["n"]:
+        age = metrics["age"]
+        extra = f", MAE vs apparent age {age['mae_apparent']:.2f}" if "mae_apparent" in age else ""
+        console.print(f"exact age: MAE {age['mae']:.2f} years, CS@5 {age['cs5']:.3f}{extra} ({age['n']} images)")
 
 
 @app.command()
@@ -138,12 +160,15 @@ def evaluate(
     manifest: Annotated[str | None, typer.Option(help="labelled manifest (default: the run's validation fold)")] = None,
     fold: Annotated[int | None, typer.Option(help="score this fold of the manifest")] = None,
     out: Annotated[Path | None, typer.Option(help="output folder (default: <run>/eval)")] = None,
+    split: Annotated[
+        str | None, typer.Option(help="score the rows of this `split` value (e.g. APPA-REAL test)")
+    ] = None,
 ) -> None:
-    """Macro F1 and accuracy per task and for 18 classes, per-class report and confusion-matrix PNGs."""
+    """Macro F1 and accuracy per task and for 18 classes, age MAE, per-class report and confusion-matrix PNGs."""
     from faceattr.reports.evaluate import evaluate as run_evaluation
 
     try:
-        result = run_evaluation(checkpoint, manifest, fold, out)
+        result = run_evaluation(checkpoint, manifest, fold, out, split=split)
     except FaceAttrError as e:
         _fail(e)
         return

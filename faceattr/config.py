@@ -31,6 +31,7 @@ class DataConfig:
     manifest: str = ""  # manifest written by `faceattr prepare` (CSV or Parquet)
     folds: int = 5  # person-level stratified folds
     fold: int = 0  # which fold validates; the others train
+    use_split_column: bool = False  # train/validate on the manifest's `split` column (train / valid), e.g. APPA-REAL
     split_seed: int = 42  # seed of the person-level split (kept apart from `seed` so the split stays put)
     image_size: int = 128  # square input side in pixels
     old_threshold: int = DEFAULT_OLD_THRESHOLD  # age at or over which a person is "old"

@@ -107,7 +107,7 @@ class FaceAttrModule(L.LightningModule):
         bs = images.shape[0]
         self.log("train/loss", total, prog_bar=True, batch_size=bs)
         for task, loss in losses.items():
-            self.log(f"train/loss_{task}", loss, batch_size=bs)
+            self.log(f"train/loss_{task}", loss, batch_size=bs, on_step=False, on_epoch=True)
         return total
 
     def validation_step(self, batch, batch_idx: int) -> None:

@@ -14,7 +14,14 @@ from faceattr.data.split import load_or_make_folds
 from faceattr.errors import ManifestError
 from faceattr.inference.predictor import Predictor
 from faceattr.labels import GENDER_NAMES, MASK_NAMES, NUM_CLASSES, age_bin_names, class_name
-from faceattr.reports.metrics import per_class_report, plot_confusion, task_metrics
+from faceattr.reports.metrics import (
+    age_metrics,
+    error_by_decade,
+    per_class_report,
+    plot_confusion,
+    plot_error_by_decade,
+    task_metrics,
+)
 from faceattr.runinfo import write_json
 
 
@@ -25,13 +32,21 @@ class EvalResult:
     predictions: pd.DataFrame
 
 
-def evaluation_rows(predictor: Predictor, manifest: str | None, fold: int | None) -> pd.DataFrame:
-    """The rows to score: the checkpoint's own validation fold unless another manifest or fold is given."""
+def evaluation_rows(
+    predictor: Predictor, manifest: str | None, fold: int | None, split: str | None = None
+) -> pd.DataFrame:
+    """The rows to score: the checkpoint's own validation rows unless another manifest, fold or split is given."""
     d = predictor.cfg.data
     path = manifest or d.manifest
     frame = read_manifest(path, d.old_threshold)
     frame = frame[frame["source"] != "competition-eval"].reset_index(drop=True)
-    if manifest is None or fold is not None:
+    if split is None and manifest is None and fold is None and d.use_split_column:
+        split = "valid"
+    if split is not None:
+        if "split" not in frame:
+            raise ManifestError(f"{path}: no 'split' column to select '{split}' from")
+        frame = frame[frame["split"] == split].reset_index(drop=True)
+    elif manifest is None or fold is not None:
         folds = load_or_make_folds(frame, path, d.folds, d.split_seed)
         frame = frame[folds == (d.fold if fold is None else fold)].reset_index(drop=True)
     if frame.empty:
@@ -45,9 +60,10 @@ def evaluate(
     fold: int | None = None,
     out_dir: str | Path | None = None,
     batch_size: int = 64,
+    split: str | None = None,
 ) -> EvalResult:
     predictor = Predictor(checkpoint)
-    frame = evaluation_rows(predictor, manifest, fold)
+    frame = evaluation_rows(predictor, manifest, fold, split)
     out = Path(out_dir) if out_dir else Path(checkpoint).parent.parent / "eval"
     out.mkdir(parents=True, exist_ok=True)
     skips = SkipReport(out / "skipped.csv")
@@ -72,9 +88,23 @@ def evaluate(
         title = f"{task}: macro F1 {metrics[task]['f1']:.3f}, accuracy {metrics[task]['accuracy']:.3f}"
         plot_confusion(y_true, y_pred, names[task], title, out / f"confusion_{task}.png")
     pd.concat(reports).to_csv(out / "per_class.csv", index=False)
+    if "age_years" in labels:
+        true_age = frame["age"].to_numpy(float)
+        apparent = frame["apparent_age"].to_numpy(float) if "apparent_age" in frame else None
+        metrics["age"] = age_metrics(true_age, labels["age_years"], apparent)
+        if metrics["age"]["n"]:
+            decades = error_by_decade(true_age, labels["age_years"])
+            decades.to_csv(out / "age_error_by_decade.csv", index=False)
+            plot_error_by_decade(
+                decades,
+                out / "age_error_by_decade.png",
+                f"age MAE {metrics['age']['mae']:.2f} years, CS@5 {metrics['age']['cs5']:.2f}",
+            )
     table = frame[["path", "person_id", *[t for t in ("mask", "gender", "age_bin", "label18") if t in frame]]].copy()
+    if "age" in frame:
+        table["age"] = frame["age"]
     for task, values in labels.items():
-        table[f"pred_{task}"] = values
+        table[f"pred_{task}"] = np.round(values, 2) if task == "age_years" else values
     table.to_csv(out / "predictions.csv", index=False)
     write_json(
         {

@@ -79,3 +79,48 @@ def plot_confusion(y_true: np.ndarray, y_pred: np.ndarray, names: list[str], tit
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def age_metrics(true_age: np.ndarray, predicted: np.ndarray, apparent: np.ndarray | None = None) -> dict[str, float]:
+    """MAE against the real age, CS@5 (share within 5 years), and MAE against the apparent age where given."""
+    known = ~np.isnan(true_age)
+    error = np.abs(predicted[known] - true_age[known])
+    out = {
+        "mae": float(error.mean()) if known.any() else float("nan"),
+        "cs5": float((error <= 5).mean()) if known.any() else float("nan"),
+        "n": int(known.sum()),
+    }
+    if apparent is not None:
+        has = ~np.isnan(apparent)
+        if has.any():
+            out["mae_apparent"] = float(np.abs(predicted[has] - apparent[has]).mean())
+    return out
+
+
+def error_by_decade(true_age: np.ndarray, predicted: np.ndarray) -> pd.DataFrame:
+    """Per decade of true age: count, MAE and mean signed error (positive = predicted too old)."""
+    known = ~np.isnan(true_age)
+    t, p = true_age[known], predicted[known]
+    decade = (np.minimum(t, 99) // 10 * 10).astype(int)
+    frame = pd.DataFrame({"decade": decade, "abs": np.abs(p - t), "signed": p - t})
+    table = frame.groupby("decade").agg(n=("abs", "size"), mae=("abs", "mean"), bias=("signed", "mean")).reset_index()
+    table["decade"] = [f"{d}-{d + 9}" for d in table["decade"]]
+    return table
+
+
+def plot_error_by_decade(table: pd.DataFrame, path: str | Path, title: str = "age error by decade") -> Path:
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ax.bar(table["decade"], table["mae"], color="#4477aa", label="MAE")
+    ax.plot(table["decade"], table["bias"], "o-", color="#cc6677", label="bias (pred - true)")
+    ax.axhline(0, color="grey", lw=0.8)
+    for x, (n, mae) in enumerate(zip(table["n"], table["mae"], strict=True)):
+        ax.text(x, mae, f"n={n}", ha="center", va="bottom", fontsize=7)
+    ax.set_xlabel("true age")
+    ax.set_ylabel("years")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
