@@ -178,25 +178,29 @@ def evaluate(
 
 @app.command()
 def predict(
-    checkpoint: Annotated[Path, typer.Argument(help="a .ckpt written by faceattr train")],
-    inputs: Annotated[list[Path], typer.Argument(help="image files, folders, or .txt lists of paths")],
+    args: Annotated[list[Path], typer.Argument(help="CHECKPOINT then images, folders or .txt lists (or --onnx)")],
+    onnx: Annotated[Path | None, typer.Option(help="run this exported .onnx model instead of a checkpoint")] = None,
     out: Annotated[Path, typer.Option(help="predictions CSV")] = Path("predictions.csv"),
     faces: Annotated[
         bool | None,
-        typer.Option(
-            "--faces/--no-faces", help="detect and classify every face (default: when the model trained on crops)"
-        ),
+        typer.Option("--faces/--no-faces", help="classify every detected face (default: if trained on crops)"),
     ] = None,
     draw: Annotated[Path | None, typer.Option(help="with --faces: save copies with boxes and labels here")] = None,
     batch_size: int = 64,
 ) -> None:
-    """Predict mask, gender and age bin; one CSV row per face (or per image with --no-faces), with probabilities."""
+    """Predict mask, gender and age; one CSV row per face (or per image with --no-faces), with probabilities.
+
+    faceattr predict runs/x/checkpoints/best.ckpt photos/   |   faceattr predict --onnx model.onnx photos/
+    """
     from faceattr.data.images import SkipReport
     from faceattr.inference.outputs import predictions_table
-    from faceattr.inference.predictor import Predictor, collect_images
+    from faceattr.inference.predictor import collect_images, load_predictor
 
     try:
-        predictor = Predictor(checkpoint)
+        model, inputs = (onnx, args) if onnx else (args[0], args[1:])
+        if not inputs:
+            raise FaceAttrError("no images given: faceattr predict CHECKPOINT IMAGES_OR_FOLDERS...")
+        predictor = load_predictor(model)
         paths = collect_images(inputs)
         skips_file = out.with_name("skipped.csv")
         skips_file.unlink(missing_ok=True)
@@ -218,6 +222,53 @@ def predict(
         console.print(f"drawn copies in {draw}")
     if len(skips):
         console.print(f"[yellow]{len(skips)} image(s) skipped; reasons in {skips_file}[/]")
+
+
+@app.command()
+def export(
+    checkpoint: Annotated[Path, typer.Argument(help="a .ckpt written by faceattr train")],
+    out: Annotated[Path, typer.Option(help="the .onnx file; a .json sidecar is written beside it")] = Path(
+        "model.onnx"
+    ),
+    format: Annotated[str, typer.Option("--format", help="onnx")] = "onnx",
+    opset: int = 17,
+) -> None:
+    """Export a checkpoint to ONNX (dynamic batch, one probability output per head) with a JSON sidecar."""
+    from faceattr.inference.export import export_onnx
+
+    try:
+        if format != "onnx":
+            raise FaceAttrError(f"unknown export format '{format}'; onnx is supported")
+        model_path, sidecar = export_onnx(checkpoint, out, opset)
+    except FaceAttrError as e:
+        _fail(e)
+        return
+    console.print(f"wrote [bold]{model_path}[/] and {sidecar}")
+
+
+@app.command()
+def serve(
+    checkpoint: Annotated[Path, typer.Option(help="a .ckpt, or an exported .onnx (runs on onnxruntime)")],
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    max_upload_mb: Annotated[float, typer.Option(help="largest accepted upload")] = 10.0,
+    max_pixels: Annotated[int, typer.Option(help="largest accepted image, in pixels")] = 40_000_000,
+) -> None:
+    """Serve a page and an HTTP API (POST /predict, GET /health, GET /model) for trying a model."""
+    import uvicorn
+
+    from faceattr.inference.predictor import load_predictor
+    from faceattr.serve.app import create_app
+
+    try:
+        app_ = create_app(
+            load_predictor(checkpoint), max_upload_bytes=int(max_upload_mb * 1024 * 1024), max_pixels=max_pixels
+        )
+    except FaceAttrError as e:
+        _fail(e)
+        return
+    console.print(f"serving {checkpoint} on http://{host}:{port}/")
+    uvicorn.run(app_, host=host, port=port, log_level="warning")
 
 
 @app.command()
@@ -261,7 +312,7 @@ def crop(
 
 @app.command()
 def submit(
-    checkpoint: Annotated[Path, typer.Argument(help="a .ckpt written by faceattr train")],
+    checkpoint: Annotated[Path, typer.Argument(help="a .ckpt written by faceattr train, or an exported .onnx")],
     eval_dir: Annotated[Path, typer.Argument(help="the competition's eval/ folder (info.csv + images/)")],
     out: Annotated[Path, typer.Option(help="submission CSV (info.csv with ans filled)")] = Path("submission.csv"),
     faces: Annotated[
@@ -271,10 +322,10 @@ def submit(
 ) -> None:
     """Fill the competition's info.csv `ans` column with 18-class predictions."""
     from faceattr.inference.outputs import submission
-    from faceattr.inference.predictor import Predictor
+    from faceattr.inference.predictor import load_predictor
 
     try:
-        predictor = Predictor(checkpoint)
+        predictor = load_predictor(checkpoint)
         table = submission(predictor, eval_dir, out, crop_faces=faces)
     except FaceAttrError as e:
         _fail(e)

@@ -11,14 +11,75 @@ from PIL import Image, ImageDraw
 
 from faceattr.data.images import SkipReport, load_rgb
 from faceattr.errors import ImageLoadError
-from faceattr.faces.detect import FaceDetector, crop_face
-from faceattr.inference.outputs import NAMES
-from faceattr.inference.predictor import Predictor
+from faceattr.faces.detect import Face, FaceDetector, crop_face
+from faceattr.inference.predictor import CLASS_NAMES, BasePredictor
 from faceattr.labels import decide
 
 
+def classify_faces(predictor: BasePredictor, image: np.ndarray, faces: list[Face]) -> list[dict]:
+    """Per face (or one fallback crop when there is none): box, detection, labels and probabilities."""
+    candidates: list[Face | None] = list(faces) or [None]
+    crops = [crop_face(image, face, predictor.cfg.faces) for face in candidates]
+    batch = torch.stack([predictor.transform(image=crop)["image"] for crop, _ in crops])
+    probs = predictor.predict_tensor(batch)
+    labels = decide(probs, predictor.cfg.data.old_threshold)
+    results = []
+    for k, (face, (_, box)) in enumerate(zip(candidates, crops, strict=True)):
+        result: dict = {
+            "face": k,
+            "box": [int(v) for v in box],
+            "face_found": face is not None,
+            "face_score": round(face.score, 4) if face else None,
+        }
+        for task in ("mask", "gender", "age_bin"):
+            if task in labels:
+                label = int(labels[task][k])
+                entry: dict = {"label": label, "name": CLASS_NAMES[task][label]}
+                if task in probs:
+                    entry["probs"] = [round(float(v), 5) for v in probs[task][k]]
+                result[task] = entry
+        if "age_years" in labels:
+            result["age_years"] = round(float(labels["age_years"][k]), 1)
+        if "label18" in labels:
+            result["label18"] = int(labels["label18"][k])
+        results.append(result)
+    return results
+
+
+def predict_faces_in_image(predictor: BasePredictor, image: np.ndarray, detector: FaceDetector) -> list[dict]:
+    """Detect and classify every face of one decoded image (the web server's unit of work)."""
+    return classify_faces(predictor, image, detector.detect([image])[0])
+
+
+def flat_row(path: str, result: dict) -> dict:
+    """A nested face result -> one CSV row."""
+    x1, y1, x2, y2 = result["box"]
+    row = {
+        "path": path,
+        "face": result["face"],
+        "face_found": result["face_found"],
+        "face_score": result["face_score"] if result["face_score"] is not None else np.nan,
+        "x1": x1,
+        "y1": y1,
+        "x2": x2,
+        "y2": y2,
+    }
+    for task in ("mask", "gender", "age_bin"):
+        if task in result:
+            row[task] = result[task]["label"]
+            row[f"{task}_name"] = result[task]["name"]
+    if "age_years" in result:
+        row["age_years"] = result["age_years"]
+    if "label18" in result:
+        row["label18"] = result["label18"]
+    for task in ("mask", "gender", "age_bin"):
+        for c, p in enumerate(result.get(task, {}).get("probs", [])):
+            row[f"p_{task}_{c}"] = p
+    return row
+
+
 def predict_faces(
-    predictor: Predictor,
+    predictor: BasePredictor,
     paths: list[str],
     detector: FaceDetector,
     skips: SkipReport | None = None,
@@ -26,69 +87,43 @@ def predict_faces(
     batch_size: int = 16,
 ) -> pd.DataFrame:
     """One row per face (box, labels, probabilities); a photo with no face gets one fallback-crop row."""
-    cfg = predictor.cfg.faces
     skips = skips if skips is not None else SkipReport()
     rows: list[dict] = []
     for start in range(0, len(paths), batch_size):
         loaded = []
         for path in paths[start : start + batch_size]:
             try:
-                loaded.append((str(path), load_rgb(path, cfg.max_pixels)))
+                loaded.append((str(path), load_rgb(path, predictor.cfg.faces.max_pixels)))
             except ImageLoadError as e:
                 skips.add(e)
         if not loaded:
             continue
         found = detector.detect([image for _, image in loaded])
         for (path, image), faces in zip(loaded, found, strict=True):
-            candidates = faces or [None]
-            crops = [crop_face(image, face, cfg) for face in candidates]
-            batch = torch.stack([predictor.transform(image=crop)["image"] for crop, _ in crops])
-            probs = predictor.predict_tensor(batch)
-            labels = decide(probs, predictor.cfg.data.old_threshold)
-            image_rows = []
-            for k, (face, (_, box)) in enumerate(zip(candidates, crops, strict=True)):
-                row = {
-                    "path": path,
-                    "face": k,
-                    "face_found": face is not None,
-                    "face_score": round(face.score, 4) if face else np.nan,
-                    "x1": box[0],
-                    "y1": box[1],
-                    "x2": box[2],
-                    "y2": box[3],
-                }
-                for task, values in labels.items():
-                    row[task] = round(float(values[k]), 1) if task == "age_years" else int(values[k])
-                    if task in NAMES:
-                        row[f"{task}_name"] = NAMES[task][row[task]]
-                for task, p in probs.items():
-                    if task != "age":
-                        for c in range(p.shape[1]):
-                            row[f"p_{task}_{c}"] = round(float(p[k, c]), 5)
-                image_rows.append(row)
-            rows += image_rows
+            results = classify_faces(predictor, image, faces)
+            rows += [flat_row(path, r) for r in results]
             if draw_dir is not None:
-                draw_faces(image, image_rows, Path(draw_dir) / f"{Path(path).stem}_faces.jpg")
+                draw_faces(image, results, Path(draw_dir) / f"{Path(path).stem}_faces.jpg")
     return pd.DataFrame(rows)
 
 
-def face_caption(row: dict) -> str:
-    parts = [row[f"{t}_name"] for t in ("mask", "gender", "age_bin") if f"{t}_name" in row]
-    if "age_years" in row:
-        parts.append(f"{row['age_years']:.0f}y")
-    return "/".join(parts) + ("" if row["face_found"] else " (no face found)")
+def face_caption(result: dict) -> str:
+    parts = [result[t]["name"] for t in ("mask", "gender", "age_bin") if t in result]
+    if "age_years" in result:
+        parts.append(f"{result['age_years']:.0f}y")
+    return "/".join(parts) + ("" if result["face_found"] else " (no face found)")
 
 
-def draw_faces(image: np.ndarray, rows: list[dict], out: Path) -> Path:
+def draw_faces(image: np.ndarray, results: list[dict], out: Path) -> Path:
     """A copy of the photo with each face's box and labels drawn on it."""
     canvas = Image.fromarray(image)
     draw = ImageDraw.Draw(canvas)
     width = max(2, canvas.width // 200)
-    for row in rows:
-        color = (40, 200, 80) if row["face_found"] else (240, 160, 30)
-        box = (row["x1"], row["y1"], row["x2"], row["y2"])
+    for result in results:
+        color = (40, 200, 80) if result["face_found"] else (240, 160, 30)
+        box = tuple(result["box"])
         draw.rectangle(box, outline=color, width=width)
-        text = face_caption(row)
+        text = face_caption(result)
         tx, ty = box[0], max(0, box[1] - 12)
         draw.rectangle(draw.textbbox((tx, ty), text), fill=color)
         draw.text((tx, ty), text, fill=(0, 0, 0))

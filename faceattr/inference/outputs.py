@@ -9,10 +9,8 @@ import pandas as pd
 
 from faceattr.data.images import SkipReport
 from faceattr.errors import DatasetError
-from faceattr.inference.predictor import Predictions, Predictor
-from faceattr.labels import AGE_BIN_NAMES, GENDER_NAMES, MASK_NAMES
-
-NAMES = {"mask": MASK_NAMES, "gender": GENDER_NAMES, "age_bin": AGE_BIN_NAMES}
+from faceattr.inference.predictor import CLASS_NAMES as NAMES
+from faceattr.inference.predictor import BasePredictor, Predictions
 
 
 def predictions_table(preds: Predictions) -> pd.DataFrame:
@@ -32,7 +30,11 @@ def predictions_table(preds: Predictions) -> pd.DataFrame:
 
 
 def submission(
-    predictor: Predictor, eval_dir: str | Path, out: str | Path, batch_size: int = 64, crop_faces: bool | None = None
+    predictor: BasePredictor,
+    eval_dir: str | Path,
+    out: str | Path,
+    batch_size: int = 64,
+    crop_faces: bool | None = None,
 ) -> pd.DataFrame:
     """Fill the `ans` column of eval/info.csv with 18-class codes, written to `out` (info.csv is not touched).
 

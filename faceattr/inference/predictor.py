@@ -13,8 +13,10 @@ from faceattr.config import Config
 from faceattr.data.images import IMAGE_SUFFIXES, SkipReport, load_rgb
 from faceattr.data.transforms import eval_transform
 from faceattr.errors import ConfigError, FaceAttrError, ImageLoadError
-from faceattr.labels import DEFAULT_OLD_THRESHOLD, decide
+from faceattr.labels import AGE_BIN_NAMES, DEFAULT_OLD_THRESHOLD, GENDER_NAMES, MASK_NAMES, TASK_CLASSES, decide
 from faceattr.models.module import FaceAttrModule
+
+CLASS_NAMES = {"mask": MASK_NAMES, "gender": GENDER_NAMES, "age_bin": AGE_BIN_NAMES}
 
 
 class _PathDataset(Dataset):
@@ -58,31 +60,29 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
-class Predictor:
-    """A trained model ready to predict; the checkpoint carries the config, so nothing else is needed."""
+class BasePredictor:
+    """What every predictor offers: `cfg`, `tasks`, `transform`, `predict_tensor` and `predict_paths`."""
 
-    def __init__(self, checkpoint: str | Path, device: str = "auto") -> None:
-        path = Path(checkpoint)
-        if not path.is_file():
-            raise ConfigError(f"checkpoint {path} not found; train one with `faceattr train` (see runs/*/checkpoints)")
-        try:
-            ckpt = torch.load(path, map_location="cpu", weights_only=False)
-            config = ckpt["hyper_parameters"]["config"]
-        except Exception as e:
-            raise ConfigError(f"{path} is not a faceattr checkpoint ({type(e).__name__}: {e})") from None
-        self.checkpoint = path
-        self.device = resolve_device(device)
-        self.module = FaceAttrModule(config, load_pretrained=False)
-        self.module.load_state_dict(ckpt["state_dict"])
-        self.module.eval().to(self.device)
-        self.cfg: Config = self.module.cfg
-        self.tasks = self.module.tasks
-        self.transform = eval_transform(self.cfg.data.image_size, self.cfg.augment.mean, self.cfg.augment.std)
+    cfg: Config
+    tasks: list[str]
+    transform: object
+    source: Path
 
-    @torch.inference_mode()
     def predict_tensor(self, images: torch.Tensor) -> dict[str, np.ndarray]:
-        probs = self.module.predict_probs(images.to(self.device))
-        return {task: p.cpu().numpy() for task, p in probs.items()}
+        raise NotImplementedError
+
+    def describe(self) -> dict:
+        """Backbone, heads and classes, for the server's /model endpoint and the ONNX sidecar."""
+        return {
+            "source": str(self.source),
+            "backbone": self.cfg.model.backbone,
+            "heads": list(self.tasks),
+            "classes": {t: list(CLASS_NAMES[t]) if t in CLASS_NAMES else TASK_CLASSES[t] for t in self.tasks},
+            "input_size": self.cfg.data.image_size,
+            "mean": list(self.cfg.augment.mean or []),
+            "std": list(self.cfg.augment.std or []),
+            "old_threshold": self.cfg.data.old_threshold,
+        }
 
     def predict_paths(
         self, paths: list[str], batch_size: int = 64, num_workers: int = 0, skips: SkipReport | None = None
@@ -106,11 +106,44 @@ class Predictor:
             for task, p in self.predict_tensor(images).items():
                 chunks[task].append(p)
             kept.extend(indices)
-        probs = {
-            task: np.concatenate(c) if c else np.zeros((0, self.module.heads.heads[task][-1].out_features))
-            for task, c in chunks.items()
-        }
+        probs = {task: np.concatenate(c) if c else np.zeros((0, TASK_CLASSES[task])) for task, c in chunks.items()}
         return Predictions([str(paths[i]) for i in kept], probs, skipped, self.cfg.data.old_threshold)
+
+
+class Predictor(BasePredictor):
+    """A trained model ready to predict; the checkpoint carries the config, so nothing else is needed."""
+
+    def __init__(self, checkpoint: str | Path, device: str = "auto") -> None:
+        path = Path(checkpoint)
+        if not path.is_file():
+            raise ConfigError(f"checkpoint {path} not found; train one with `faceattr train` (see runs/*/checkpoints)")
+        try:
+            ckpt = torch.load(path, map_location="cpu", weights_only=False)
+            config = ckpt["hyper_parameters"]["config"]
+        except Exception as e:
+            raise ConfigError(f"{path} is not a faceattr checkpoint ({type(e).__name__}: {e})") from None
+        self.source = self.checkpoint = path
+        self.device = resolve_device(device)
+        self.module = FaceAttrModule(config, load_pretrained=False)
+        self.module.load_state_dict(ckpt["state_dict"])
+        self.module.eval().to(self.device)
+        self.cfg = self.module.cfg
+        self.tasks = self.module.tasks
+        self.transform = eval_transform(self.cfg.data.image_size, self.cfg.augment.mean, self.cfg.augment.std)
+
+    @torch.inference_mode()
+    def predict_tensor(self, images: torch.Tensor) -> dict[str, np.ndarray]:
+        probs = self.module.predict_probs(images.to(self.device))
+        return {task: p.cpu().numpy() for task, p in probs.items()}
+
+
+def load_predictor(path: str | Path, device: str = "auto") -> BasePredictor:
+    """A .onnx file runs on onnxruntime (with its JSON sidecar); anything else is a Lightning checkpoint."""
+    if Path(path).suffix == ".onnx":
+        from faceattr.inference.export import OnnxPredictor
+
+        return OnnxPredictor(path)
+    return Predictor(path, device)
 
 
 def collect_images(inputs: list[str | Path]) -> list[str]:

@@ -1,0 +1,1 @@
+"""A small web page and HTTP API for trying a model (FastAPI + uvicorn)."""

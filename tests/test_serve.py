@@ -1,0 +1,221 @@
+"""Serving: the HTTP API and its bad requests, the page in a real browser, ONNX export and parity."""
+
+import io
+import json
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+pytest.importorskip("fastapi", reason="serving needs pip install 'faceattr[serve]'")
+from fastapi.testclient import TestClient
+
+from faceattr.inference.predictor import Predictor
+from faceattr.serve.app import create_app
+from tests.conftest import SHARED_UTKFACE
+
+
+class NoFaces:
+    """A detector stand-in that finds nothing, so the server takes its fallback crop (fast, deterministic)."""
+
+    calls = 0
+
+    def detect(self, images):
+        return [[] for _ in images]
+
+
+def _jpeg(size=(120, 160), color=(150, 120, 100)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def client(trained_run):
+    app = create_app(
+        Predictor(trained_run.best_checkpoint), detector=NoFaces(), max_upload_bytes=200_000, max_pixels=1_000_000
+    )
+    return TestClient(app)
+
+
+def test_health_and_model(client):
+    assert client.get("/health").json() == {"status": "ok"}
+    model = client.get("/model").json()
+    assert model["backbone"] == "test_efficientnet" and model["heads"] == ["mask", "gender", "age_bin"]
+    assert model["classes"]["mask"] == ["wear", "incorrect", "not_wear"]
+    assert "val/f1_18" in model["training_metrics"]
+
+
+def test_page_has_the_upload_form(client):
+    page = client.get("/")
+    assert page.status_code == 200 and 'type="file"' in page.text and "predict" in page.text
+
+
+def test_predict_returns_every_face_with_labels_and_probabilities(client):
+    response = client.post("/predict", files={"file": ("photo.jpg", _jpeg(), "image/jpeg")})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["width"], body["height"]) == (120, 160) and len(body["faces"]) == 1
+    face = body["faces"][0]
+    assert face["face_found"] is False and len(face["box"]) == 4
+    for task, n in (("mask", 3), ("gender", 2), ("age_bin", 3)):
+        assert len(face[task]["probs"]) == n and abs(sum(face[task]["probs"]) - 1) < 1e-3
+    assert face["label18"] == face["mask"]["label"] * 6 + face["gender"]["label"] * 3 + face["age_bin"]["label"]
+
+
+@pytest.mark.parametrize(
+    "payload, status, words",
+    [
+        (b"just some text", 400, "not an image"),
+        (_jpeg()[:400], 400, "truncated"),
+        (_jpeg()[:30] + b"\x00" * 500, 400, ""),
+        (b"", 400, "empty"),
+        (b"\xff" * 250_000, 413, "limit"),
+        (_jpeg(size=(1200, 1000)), 413, "pixels"),
+    ],
+    ids=["not-an-image", "truncated", "corrupt", "empty", "too-big", "too-many-pixels"],
+)
+def test_bad_requests_get_a_clear_4xx_and_the_server_keeps_serving(client, payload, status, words):
+    response = client.post("/predict", files={"file": ("../../etc/evil.jpg", payload, "image/jpeg")})
+    assert response.status_code == status, response.text
+    assert words in response.json()["detail"]
+    assert client.post("/predict", files={"file": ("ok.jpg", _jpeg(), "image/jpeg")}).status_code == 200
+    assert not Path("../../etc/evil.jpg").exists()
+
+
+def test_missing_file_field_is_422(client):
+    assert client.post("/predict").status_code == 422
+
+
+@pytest.fixture(scope="module")
+def exported(trained_run, tmp_path_factory):
+    pytest.importorskip("onnxruntime", reason="needs pip install 'faceattr[serve]'")
+    from faceattr.inference.export import export_onnx
+
+    return export_onnx(trained_run.best_checkpoint, tmp_path_factory.mktemp("onnx") / "model.onnx")
+
+
+def test_onnx_matches_torch_within_1e4_on_a_batch(trained_run, exported):
+    from faceattr.inference.export import OnnxPredictor
+
+    model_path, sidecar = exported
+    meta = json.loads(sidecar.read_text())
+    assert meta["input_size"] == 64 and meta["heads"] == ["mask", "gender", "age_bin"] and meta["mean"]
+    torch_model, onnx_model = Predictor(trained_run.best_checkpoint, "cpu"), OnnxPredictor(model_path)
+    batch = torch.randn(5, 3, 64, 64)  # a batch size the export never saw: the batch axis is dynamic
+    expected, got = torch_model.predict_tensor(batch), onnx_model.predict_tensor(batch)
+    for task in expected:
+        np.testing.assert_allclose(got[task], expected[task], atol=1e-4)
+
+
+def test_predict_command_runs_the_onnx_model(exported, trained_run, competition_root, tmp_path):
+    from typer.testing import CliRunner
+
+    from faceattr.cli import app
+
+    images = competition_root / "eval" / "images"
+    out_onnx, out_torch = tmp_path / "onnx.csv", tmp_path / "torch.csv"
+    r1 = CliRunner().invoke(app, ["predict", "--onnx", str(exported[0]), str(images), "--out", str(out_onnx)])
+    r2 = CliRunner().invoke(app, ["predict", str(trained_run.best_checkpoint), str(images), "--out", str(out_torch)])
+    assert r1.exit_code == 0 and r2.exit_code == 0, r1.output + r2.output
+    a, b = pd.read_csv(out_onnx), pd.read_csv(out_torch)
+    assert (a["label18"] == b["label18"]).all()
+    np.testing.assert_allclose(a["p_mask_0"], b["p_mask_0"], atol=1e-4)
+
+
+def _chromium() -> tuple[str, str] | None:
+    browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if browser and driver:
+        return browser, driver
+    try:  # Debian's packages; the test setup installs them when it can
+        subprocess.run(
+            ["apt-get", "install", "-y", "-q", "chromium", "chromium-driver"],
+            capture_output=True,
+            timeout=600,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    return (browser, driver) if browser and driver else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_browser_uploads_a_photo_and_sees_the_labels(trained_run, tmp_path):
+    pytest.importorskip("selenium", reason="needs pip install selenium")
+    found = _chromium()
+    if found is None:
+        pytest.skip("Chromium could not be installed (apt-get install chromium chromium-driver failed)")
+    import uvicorn
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from faceattr.faces.detect import FaceDetector
+
+    port = _free_port()
+    predictor = Predictor(trained_run.best_checkpoint)
+    app = create_app(predictor, detector=FaceDetector(predictor.cfg.faces))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    photo = tmp_path / "photo.jpg"
+    if SHARED_UTKFACE.is_dir():
+        face = Image.open(sorted(SHARED_UTKFACE.glob("*.jpg"))[5]).convert("RGB")
+        canvas = Image.new("RGB", (384, 512), (90, 110, 140))
+        canvas.paste(face, (92, 120))
+        canvas.save(photo)
+    else:
+        Image.new("RGB", (384, 512), (150, 120, 100)).save(photo)
+    options = webdriver.ChromeOptions()
+    options.binary_location = found[0]
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--window-size=1200,900",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(found[1]), options=options)
+    try:
+        for _ in range(100):
+            if server.started:
+                break
+            time.sleep(0.1)
+        driver.get(f"http://127.0.0.1:{port}/")
+        driver.find_element(By.ID, "file").send_keys(str(photo))
+        WebDriverWait(driver, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "table.face .labels"))
+        labels = driver.find_element(By.CSS_SELECTOR, "table.face .labels").text
+        assert any(name in labels for name in ("wear", "incorrect", "not_wear"))
+        assert any(name in labels for name in ("male", "female"))
+        assert "face(s)" in driver.find_element(By.ID, "status").text
+        shot = Path(__file__).parent / "artifacts"
+        shot.mkdir(exist_ok=True)
+        driver.save_screenshot(str(shot / "serve_page.png"))
+        driver.save_screenshot(str(tmp_path / "serve_page.png"))
+        assert (tmp_path / "serve_page.png").stat().st_size > 5000
+    finally:
+        driver.quit()
+        server.should_exit = True
+        thread.join(timeout=10)
