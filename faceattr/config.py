@@ -88,6 +88,7 @@ class TrainConfig:
     monitor: str = "val/f1_18"  # metric that picks the best checkpoint
     monitor_mode: str = "max"
     log_every_n_steps: int = 10
+    on_nonfinite_loss: str = "stop"  # stop (name the step and the last good checkpoint) | skip (drop the batch)
     progress_bar: bool = True
 
 
@@ -203,6 +204,7 @@ def validate(cfg: Config) -> None:
     check(0 <= cfg.data.fold < cfg.data.folds, "data.fold", f"must be in 0..{cfg.data.folds - 1}")
     check(30 < cfg.data.old_threshold <= 100, "data.old_threshold", "must be in 31..100 (competitors use 58-60)")
     check(cfg.train.epochs >= 1, "train.epochs", "must be at least 1")
+    check(cfg.train.on_nonfinite_loss in ("stop", "skip"), "train.on_nonfinite_loss", "must be stop or skip")
     check(cfg.train.monitor_mode in ("min", "max"), "train.monitor_mode", "must be min or max")
     check(cfg.trainer.accumulate_grad_batches >= 1, "trainer.accumulate_grad_batches", "must be >= 1")
     check(len(cfg.faces.margins) == 4, "faces.margins", "needs 4 values: left, right, top, bottom")

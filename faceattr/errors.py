@@ -25,3 +25,7 @@ class ImageLoadError(FaceAttrError):
         self.reason = reason
         self.detail = detail
         super().__init__(f"{path}: {reason}" + (f" ({detail})" if detail else ""))
+
+
+class TrainingDiverged(FaceAttrError):
+    """The loss became NaN or infinite."""

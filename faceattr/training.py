@@ -12,6 +12,7 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
+from faceattr.callbacks import BatchSeed
 from faceattr.checkpoint_io import AtomicCheckpointIO
 from faceattr.config import Config, save_config
 from faceattr.data.datamodule import FaceDataModule
@@ -80,7 +81,7 @@ def build_trainer(cfg: Config, run_dir: Path, extra_callbacks: list | None = Non
         save_last=True,
         enable_version_counter=False,
     )
-    callbacks: list = [checkpoints, LearningRateMonitor(logging_interval="epoch")]
+    callbacks: list = [checkpoints, LearningRateMonitor(logging_interval="epoch"), BatchSeed(cfg.seed)]
     if t.early_stopping_patience > 0:
         callbacks.append(EarlyStopping(monitor=t.monitor, mode=t.monitor_mode, patience=t.early_stopping_patience))
     callbacks += extra_callbacks or []

@@ -13,10 +13,12 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from faceattr.config import Config, from_dict, to_dict
+from faceattr.errors import TrainingDiverged
 from faceattr.labels import NUM_CLASSES, TASK_CLASSES, YOUNG_THRESHOLD
 from faceattr.models.backbones import create_backbone
 from faceattr.models.heads import TaskHeads
 from faceattr.models.losses import IGNORE, age_distribution_loss, expected_age, masked_cross_entropy
+from faceattr.models.optim import create_optimizer, create_scheduler, sync_scheduler
 
 
 def combine_to_18(preds: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -91,6 +93,8 @@ class FaceAttrModule(L.LightningModule):
 
     # -- fine-tuning controls ---------------------------------------------------------------------------
     def on_train_epoch_start(self) -> None:
+        for config in self.trainer.lr_scheduler_configs if self._trainer is not None else []:
+            sync_scheduler(config.scheduler, self.current_epoch)
         frozen = self.current_epoch < self.cfg.model.freeze_backbone_epochs
         for p in self.backbone.parameters():
             p.requires_grad_(not frozen)
@@ -104,11 +108,28 @@ class FaceAttrModule(L.LightningModule):
         images, targets = batch
         losses = self._losses(self(images), targets)
         total = self._total(losses)
+        if not bool(torch.isfinite(total)):
+            return self._on_nonfinite(total, losses)
         bs = images.shape[0]
         self.log("train/loss", total, prog_bar=True, batch_size=bs)
         for task, loss in losses.items():
             self.log(f"train/loss_{task}", loss, batch_size=bs, on_step=False, on_epoch=True)
         return total
+
+    def _on_nonfinite(self, total: torch.Tensor, losses: dict[str, torch.Tensor]) -> None:
+        """Skip the batch (returning None makes Lightning skip backward and the step), or stop with the facts."""
+        self.nonfinite_batches = getattr(self, "nonfinite_batches", 0) + 1
+        bad = ", ".join(f"{task}={loss.item()}" for task, loss in losses.items())
+        if self.cfg.train.on_nonfinite_loss == "skip":
+            self.log("train/skipped_nonfinite", float(self.nonfinite_batches), on_step=False, on_epoch=True)
+            return None
+        callback = self.trainer.checkpoint_callback if self._trainer is not None else None
+        last = getattr(callback, "last_model_path", "") or "none yet"
+        raise TrainingDiverged(
+            f"loss is {total.item()} at step {self.global_step} (epoch {self.current_epoch}; {bad}). "
+            f"Last good checkpoint: {last}. Lower optim.lr, set trainer.gradient_clip_val, or "
+            "train.on_nonfinite_loss=skip to drop such batches"
+        )
 
     def validation_step(self, batch, batch_idx: int) -> None:
         images, targets = batch
@@ -142,7 +163,6 @@ class FaceAttrModule(L.LightningModule):
         return {task: logits.float().softmax(1) for task, logits in self(images).items()}
 
     def configure_optimizers(self):
-        from faceattr.models.optim import create_optimizer, create_scheduler
 
         optimizer = create_optimizer(self.cfg.optim, self.backbone, self.heads)
         scheduler = create_scheduler(self.cfg.scheduler, optimizer, self.cfg.train.epochs)

@@ -39,21 +39,32 @@ def quarter_factor(epoch: int, epochs: int) -> float:
     return 0.2**quarter
 
 
-def create_scheduler(cfg: SchedulerConfig, optimizer: torch.optim.Optimizer, epochs: int):
-    """A per-epoch lr scheduler, or None."""
+def lr_factor(cfg: SchedulerConfig, epoch: int, epochs: int) -> float:
+    """The lr multiplier at `epoch`: every schedule is a pure function of the epoch, so a resumed run
+    (whose checkpoint may predate the end-of-epoch scheduler step) sets exactly the lr an uninterrupted run has."""
     if cfg.name == "none":
-        return None
+        return 1.0
     if cfg.name == "quarter":
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: quarter_factor(e, epochs))
+        return quarter_factor(epoch, epochs)
     if cfg.name == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.step_size, gamma=cfg.gamma)
+        return cfg.gamma ** (epoch // max(1, cfg.step_size))
     if cfg.name == "exponential":
-        return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=cfg.gamma)
+        return cfg.gamma**epoch
     if cfg.name == "cosine":
         floor = cfg.min_lr_ratio
-
-        def cosine(e: int) -> float:
-            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(e, epochs) / max(1, epochs)))
-
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, cosine)
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(epoch, epochs) / max(1, epochs)))
     raise ValueError(f"unknown scheduler {cfg.name}")
+
+
+def create_scheduler(cfg: SchedulerConfig, optimizer: torch.optim.Optimizer, epochs: int):
+    """A per-epoch LambdaLR over `lr_factor`, or None for a constant lr."""
+    if cfg.name == "none":
+        return None
+    lr_factor(cfg, 0, epochs)  # unknown names fail here, not mid-run
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: lr_factor(cfg, epoch, epochs))
+
+
+def sync_scheduler(scheduler, epoch: int) -> None:
+    """Put a LambdaLR (and its optimizer's lrs) at `epoch`, whatever step count the restored state holds."""
+    scheduler.last_epoch = epoch - 1
+    scheduler.step()
