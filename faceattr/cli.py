@@ -75,12 +75,14 @@ def prepare(
     split_seed: Annotated[int, typer.Option(help="seed of the split")] = 42,
     old_threshold: Annotated[int, typer.Option(help="age at or over which a person is 'old'")] = 60,
     skip_bad_names: Annotated[bool, typer.Option(help="utkface: skip malformed file names")] = False,
+    skip_bad_folders: Annotated[bool, typer.Option(help="competition: leave out (and list) bad folders")] = False,
     min_face_score: Annotated[float, typer.Option(help="imdb-wiki: drop faces scored below this")] = 1.0,
     keep_second_face: Annotated[bool, typer.Option(help="imdb-wiki: keep photos with a second face")] = False,
     min_age: Annotated[int, typer.Option(help="imdb-wiki: youngest age kept")] = 0,
     max_age: Annotated[int, typer.Option(help="imdb-wiki: oldest age kept")] = 100,
 ) -> None:
     """Read a dataset into one manifest table, save its person-level split, and print counts per class."""
+    from faceattr.data.checks import check_manifest
     from faceattr.data.manifest import write_manifest
     from faceattr.data.sources import READERS, read_competition_eval
     from faceattr.data.sources.imdb_wiki import FilterReport, ImdbWikiFilters
@@ -96,6 +98,9 @@ def prepare(
         if source == "imdb-wiki":
             kwargs["filters"] = ImdbWikiFilters(min_face_score, not keep_second_face, min_age, max_age)
             kwargs["report"] = report
+        problems: list[str] = []
+        if source == "competition":
+            kwargs.update(skip_bad_folders=skip_bad_folders, problems=problems)
         df = READERS[source](root, **kwargs)
         if source == "imdb-wiki":
             console.print(f"{report.total} rows in the metadata")
@@ -108,6 +113,8 @@ def prepare(
         split.to_csv(split_file, index=False)
         print_counts(df, f"{source}: {root}")
         console.print(f"wrote manifest [bold]{out}[/] and split {split_file}")
+        fold_of = dict(zip(split["person_id"], split["fold"], strict=True))
+        report_checks(check_manifest(df, df["person_id"].map(fold_of)), out, problems)
         if source == "competition" and (Path(root) / "eval" / "info.csv").is_file():
             eval_df = read_competition_eval(root)
             eval_out = out.with_name(out.stem + ".eval" + out.suffix)
@@ -115,6 +122,48 @@ def prepare(
             console.print(f"wrote eval manifest {eval_out} ({len(eval_df)} images)")
     except FaceAttrError as e:
         _fail(e)
+
+
+def report_checks(report, manifest: Path, problems: list[str] | None = None) -> Path:
+    """Print the data-check findings and write them beside the manifest."""
+    lines = [f"- skipped: {p}" for p in problems or []] + report.lines()
+    path = manifest.with_name(manifest.name + ".checks.md")
+    path.write_text("# Data checks\n\n" + ("\n".join(lines) or "No problems found.") + "\n")
+    if lines:
+        console.print(f"[yellow]data checks: {len(lines)} finding(s)[/] (written to {path})")
+        for line in lines[:20]:
+            console.print("  " + line, markup=False)
+    else:
+        console.print(f"data checks: no duplicates, counts and labels agree ({path})")
+    return path
+
+
+@app.command()
+def check(
+    manifest: Annotated[Path, typer.Argument(help="manifest to check")],
+    folds: Annotated[int, typer.Option(help="the saved split to check for cross-fold duplicates")] = 5,
+    split_seed: int = 42,
+) -> None:
+    """Duplicate images across persons or folds, persons with other than 7 images, labels that disagree with
+    folder names; exits 1 when anything is found."""
+    from faceattr.data.checks import check_manifest
+    from faceattr.data.manifest import read_manifest
+    from faceattr.data.split import folds_path, load_or_make_folds
+
+    try:
+        df = read_manifest(manifest)
+        fold = (
+            load_or_make_folds(df, manifest, folds, split_seed)
+            if folds_path(manifest, folds, split_seed).is_file()
+            else None
+        )
+        report = check_manifest(df, fold)
+    except FaceAttrError as e:
+        _fail(e)
+        return
+    report_checks(report, manifest)
+    if not report.ok:
+        raise typer.Exit(code=1)
 
 
 @app.command()
