@@ -29,3 +29,24 @@ class BatchSeed(L.Callback):
         torch.manual_seed(step_seed)
         np.random.seed(step_seed)
         random.seed(step_seed)
+
+
+class SaveAbove(L.Callback):
+    """Keep every checkpoint whose monitored metric reaches a threshold (besides best and last), as some teams
+    did to ensemble good epochs."""
+
+    def __init__(self, dirpath, monitor: str, threshold: float, mode: str = "max") -> None:
+        from pathlib import Path
+
+        self.dirpath, self.monitor, self.threshold, self.mode = Path(dirpath), monitor, threshold, mode
+        self.saved: list[str] = []
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or self.monitor not in trainer.callback_metrics:
+            return
+        value = float(trainer.callback_metrics[self.monitor])
+        good = value >= self.threshold if self.mode == "max" else value <= self.threshold
+        if good:
+            path = self.dirpath / f"epoch{trainer.current_epoch:03d}-{self.monitor.replace('/', '_')}{value:.4f}.ckpt"
+            trainer.save_checkpoint(path)
+            self.saved.append(str(path))

@@ -21,6 +21,13 @@ console = Console()
 
 Overrides = Annotated[list[str] | None, typer.Argument(help="config overrides, e.g. train.epochs=5 optim.lr=3e-4")]
 ConfigPath = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config (see configs/)")]
+Also = Annotated[list[Path] | None, typer.Option("--also", help="more models to ensemble with (repeat the option)")]
+Voting = Annotated[str, typer.Option(help="ensemble voting: soft (mean probabilities) or hard (majority)")]
+TTA = Annotated[str | None, typer.Option(help="test-time augmentation, e.g. hflip,shift,scale,brightness")]
+
+
+def _tta(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value is not None else None
 
 
 def _fail(error: Exception) -> None:
@@ -76,6 +83,7 @@ def prepare(
     old_threshold: Annotated[int, typer.Option(help="age at or over which a person is 'old'")] = 60,
     skip_bad_names: Annotated[bool, typer.Option(help="utkface: skip malformed file names")] = False,
     skip_bad_folders: Annotated[bool, typer.Option(help="competition: leave out (and list) bad folders")] = False,
+    corrections: Annotated[Path | None, typer.Option(help="CSV of label fixes: path,field,value")] = None,
     min_face_score: Annotated[float, typer.Option(help="imdb-wiki: drop faces scored below this")] = 1.0,
     keep_second_face: Annotated[bool, typer.Option(help="imdb-wiki: keep photos with a second face")] = False,
     min_age: Annotated[int, typer.Option(help="imdb-wiki: youngest age kept")] = 0,
@@ -102,6 +110,14 @@ def prepare(
         if source == "competition":
             kwargs.update(skip_bad_folders=skip_bad_folders, problems=problems)
         df = READERS[source](root, **kwargs)
+        if corrections is not None:
+            from faceattr.data.corrections import apply_corrections
+
+            df, log = apply_corrections(df, corrections, old_threshold)
+            log_path = out.with_name(out.name + ".corrections.csv")
+            out.parent.mkdir(parents=True, exist_ok=True)
+            log.to_csv(log_path, index=False)
+            console.print(f"applied {len(log)} correction(s) to {int(log['rows'].sum())} row(s); log: {log_path}")
         if source == "imdb-wiki":
             console.print(f"{report.total} rows in the metadata")
             for name, removed in report.removed.items():
@@ -179,6 +195,15 @@ def train(
 
     try:
         cfg = load_config(config, overrides)
+        if cfg.per_task:
+            from faceattr.experiments import train_per_task
+
+            results = train_per_task(cfg, overwrite=overwrite, resume=resume)
+            for task, r in results.items():
+                console.print(f"{task}: {r.best_checkpoint} ({r.best_score})")
+            models = " --also ".join(str(r.best_checkpoint) for r in results.values())
+            console.print(f"combine them: faceattr evaluate {models}")
+            return
         result = run_training(cfg, overwrite=overwrite, resume=resume)
     except FaceAttrError as e:
         _fail(e)
@@ -204,20 +229,60 @@ def print_metrics(metrics: dict, title: str) -> None:
 
 
 @app.command()
+def cv(
+    config: ConfigPath = None,
+    overrides: Overrides = None,
+    folds: Annotated[str | None, typer.Option(help="folds to run, e.g. 0,2 (default: all)")] = None,
+    full: Annotated[bool, typer.Option("--full", help="then train on all data for the median best epoch")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="replace existing fold run folders")] = False,
+) -> None:
+    """Cross-validation: train every fold, report each and mean +- std, best epochs, out-of-fold predictions."""
+    from faceattr.config import load_config
+    from faceattr.experiments import cross_validate
+
+    try:
+        cfg = load_config(config, overrides)
+        chosen = [int(f) for f in folds.split(",")] if folds else None
+        result = cross_validate(cfg, chosen, overwrite=overwrite, full_data=full)
+    except (FaceAttrError, ValueError) as e:
+        _fail(e)
+        return
+    table = Table(title=f"cross-validation ({len(result.folds)} folds)")
+    columns = ["fold", "best_epoch", *[c for c in result.folds.columns if c.startswith(("f1_", "age_mae"))]]
+    for col in columns:
+        table.add_column(col, justify="right")
+    for _, row in result.folds.iterrows():
+        table.add_row(*[f"{row[c]:.4f}" if isinstance(row[c], float) else str(row[c]) for c in columns])
+    table.add_row("mean", "", *[f"{result.summary['mean'][c]:.4f}" for c in columns[2:]])
+    table.add_row("std", "", *[f"{result.summary['std'][c]:.4f}" for c in columns[2:]])
+    console.print(table)
+    console.print(
+        f"median best epoch {result.summary['median_best_epoch']}; written to [bold]{result.out_dir}[/]"
+        " (folds.csv, cv_summary.json, oof_predictions.csv)"
+    )
+    if full:
+        console.print(f"full-data model: {result.summary['full_data_checkpoint']}")
+
+
+@app.command()
 def evaluate(
-    checkpoint: Annotated[Path, typer.Argument(help="a .ckpt written by faceattr train")],
+    checkpoint: Annotated[Path, typer.Argument(help="a .ckpt written by faceattr train (or .onnx)")],
     manifest: Annotated[str | None, typer.Option(help="labelled manifest (default: the run's validation fold)")] = None,
     fold: Annotated[int | None, typer.Option(help="score this fold of the manifest")] = None,
     out: Annotated[Path | None, typer.Option(help="output folder (default: <run>/eval)")] = None,
     split: Annotated[
         str | None, typer.Option(help="score the rows of this `split` value (e.g. APPA-REAL test)")
     ] = None,
+    also: Also = None,
+    voting: Voting = "soft",
+    tta: TTA = None,
 ) -> None:
     """Macro F1 and accuracy per task and for 18 classes, age MAE, per-class report and confusion-matrix PNGs."""
     from faceattr.reports.evaluate import evaluate as run_evaluation
 
     try:
-        result = run_evaluation(checkpoint, manifest, fold, out, split=split)
+        models = [checkpoint, *also] if also else checkpoint
+        result = run_evaluation(models, manifest, fold, out, split=split, voting=voting, tta=_tta(tta))
     except FaceAttrError as e:
         _fail(e)
         return
@@ -236,6 +301,9 @@ def predict(
     ] = None,
     draw: Annotated[Path | None, typer.Option(help="with --faces: save copies with boxes and labels here")] = None,
     batch_size: int = 64,
+    also: Also = None,
+    voting: Voting = "soft",
+    tta: TTA = None,
 ) -> None:
     """Predict mask, gender and age; one CSV row per face (or per image with --no-faces), with probabilities.
 
@@ -249,7 +317,7 @@ def predict(
         model, inputs = (onnx, args) if onnx else (args[0], args[1:])
         if not inputs:
             raise FaceAttrError("no images given: faceattr predict CHECKPOINT IMAGES_OR_FOLDERS...")
-        predictor = load_predictor(model)
+        predictor = load_predictor([model, *also] if also else model, voting=voting, tta=_tta(tta))
         paths = collect_images(inputs)
         skips_file = out.with_name("skipped.csv")
         skips_file.unlink(missing_ok=True)
@@ -368,13 +436,16 @@ def submit(
         bool | None,
         typer.Option("--faces/--no-faces", help="crop the largest face first (default: if trained on crops)"),
     ] = None,
+    also: Also = None,
+    voting: Voting = "soft",
+    tta: TTA = None,
 ) -> None:
     """Fill the competition's info.csv `ans` column with 18-class predictions."""
     from faceattr.inference.outputs import submission
     from faceattr.inference.predictor import load_predictor
 
     try:
-        predictor = load_predictor(checkpoint)
+        predictor = load_predictor([checkpoint, *also] if also else checkpoint, voting=voting, tta=_tta(tta))
         table = submission(predictor, eval_dir, out, crop_faces=faces)
     except FaceAttrError as e:
         _fail(e)

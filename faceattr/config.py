@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
@@ -18,6 +19,8 @@ from faceattr.labels import DEFAULT_OLD_THRESHOLD
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "adamp")
 SCHEDULERS = ("none", "quarter", "step", "exponential", "cosine")
+LOSSES = ("ce", "focal", "soft_f1", "ce+soft_f1")
+TTA_TRANSFORMS = ("hflip", "shift", "scale", "brightness")
 
 
 @dataclass
@@ -38,6 +41,9 @@ class DataConfig:
     batch_size: int = 32
     eval_batch_size: int = 64
     num_workers: int = 2
+    keep_masked: int = 5  # keep k of the 5 near-identical masked photos per person (competition data)
+    keep_masked_random: bool = True  # a new random k every epoch (else a fixed, seeded k)
+    drop_near_boundary: int = 0  # drop training samples within N years of an age-bin boundary (b-N <= age < b+N)
     max_train_samples: int = 0  # 0 = all; a cap for quick experiments (taken at random, seeded)
     max_val_samples: int = 0
 
@@ -62,6 +68,28 @@ class OptimConfig:
     weight_decay: float = 1e-4
     momentum: float = 0.9  # sgd only
     backbone_lr_mult: float = 1.0  # discriminative lr: backbone lr = lr * this (e.g. 0.1), heads get lr
+
+
+@dataclass
+class LossConfig:
+    name: str = "ce"  # ce | focal | soft_f1 | ce+soft_f1 (for the mask, gender and age-bin heads)
+    focal_gamma: float = 2.0
+    label_smoothing: float = 0.0  # ce only
+    class_weights: bool = False  # weight classes by n / (k * count) from the training fold
+
+
+@dataclass
+class SamplerConfig:
+    name: str = "none"  # none | weighted (oversample rare classes)
+    by: str = "label18"  # label the weights come from: label18 | mask | gender | age_bin
+
+
+@dataclass
+class TTAConfig:
+    transforms: list[str] = field(default_factory=list)  # any of hflip, shift, scale, brightness
+    shift: float = 0.05  # share of the image side
+    scale: float = 1.1
+    brightness: float = 0.1
 
 
 @dataclass
@@ -90,6 +118,8 @@ class TrainConfig:
     log_every_n_steps: int = 10
     on_nonfinite_loss: str = "stop"  # stop (name the step and the last good checkpoint) | skip (drop the batch)
     progress_bar: bool = True
+    save_above: float = 0.0  # also keep every checkpoint whose monitored metric reaches this (0 = off)
+    full_data: bool = False  # train on every row (no validation), e.g. for the median best epoch found by cv
 
 
 @dataclass
@@ -126,6 +156,11 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     faces: FacesConfig = field(default_factory=FacesConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    tta: TTAConfig = field(default_factory=TTAConfig)
+    # per-task models: task -> overrides for that task's own run, e.g. {mask: {model.backbone: resnet18}}
+    per_task: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _valid_keys(schema: DictConfig, dotted: str) -> list[str]:
@@ -156,7 +191,7 @@ def _merge(base: DictConfig, other: DictConfig | list[str], origin: str) -> Dict
         raise ConfigError(f"unknown config key '{key}' in {origin}. Valid keys here: {valid}") from None
     except ValidationError as e:
         raise ConfigError(f"bad value for '{e.full_key}' in {origin}: {str(e.msg).splitlines()[0]}") from None
-    except OmegaConfBaseException as e:
+    except (OmegaConfBaseException, ValueError, yaml.YAMLError) as e:
         raise ConfigError(f"cannot read config from {origin}: {e}") from None
 
 
@@ -210,6 +245,17 @@ def validate(cfg: Config) -> None:
     check(len(cfg.faces.margins) == 4, "faces.margins", "needs 4 values: left, right, top, bottom")
     check(cfg.faces.margin_unit in ("px", "fraction"), "faces.margin_unit", "must be px or fraction")
     check(len(cfg.faces.fallback_size) == 2, "faces.fallback_size", "needs 2 values: width, height")
+    check(cfg.loss.name in LOSSES, "loss.name", f"'{cfg.loss.name}' is not one of {LOSSES}")
+    check(cfg.loss.focal_gamma >= 0, "loss.focal_gamma", "must be >= 0")
+    check(0 <= cfg.loss.label_smoothing < 1, "loss.label_smoothing", "must be in [0, 1)")
+    check(cfg.sampler.name in ("none", "weighted"), "sampler.name", "must be none or weighted")
+    check(cfg.sampler.by in ("label18", "mask", "gender", "age_bin"), "sampler.by", "label18, mask, gender or age_bin")
+    check(0 <= cfg.data.keep_masked <= 5, "data.keep_masked", "must be in 0..5")
+    check(cfg.data.drop_near_boundary >= 0, "data.drop_near_boundary", "must be >= 0 years")
+    for name in cfg.tta.transforms:
+        check(name in TTA_TRANSFORMS, "tta.transforms", f"unknown '{name}'; valid: {TTA_TRANSFORMS}")
+    for task in cfg.per_task:
+        check(task in ("mask", "gender", "age_bin", "age"), "per_task", f"unknown task '{task}'")
     known_heads = ("mask", "gender", "age_bin", "age")
     check(len(cfg.model.heads) > 0, "model.heads", "needs at least one head")
     for head in cfg.model.heads:

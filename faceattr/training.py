@@ -12,13 +12,15 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from faceattr.callbacks import BatchSeed
+from faceattr.callbacks import BatchSeed, SaveAbove
 from faceattr.checkpoint_io import AtomicCheckpointIO
 from faceattr.config import Config, save_config
 from faceattr.data.datamodule import FaceDataModule
 from faceattr.data.images import SkipReport
 from faceattr.errors import ConfigError
+from faceattr.labels import TASK_CLASSES
 from faceattr.models.backbones import get_spec
+from faceattr.models.losses import balanced_class_weights
 from faceattr.models.module import FaceAttrModule
 from faceattr.runinfo import run_info, write_json
 
@@ -75,14 +77,16 @@ def build_trainer(cfg: Config, run_dir: Path, extra_callbacks: list | None = Non
     checkpoints = ModelCheckpoint(
         dirpath=run_dir / "checkpoints",
         filename="best",
-        monitor=t.monitor,
+        monitor=None if t.full_data else t.monitor,  # no validation on full data: best = last
         mode=t.monitor_mode,
         save_top_k=1,
         save_last=True,
         enable_version_counter=False,
     )
     callbacks: list = [checkpoints, LearningRateMonitor(logging_interval="epoch"), BatchSeed(cfg.seed)]
-    if t.early_stopping_patience > 0:
+    if t.save_above > 0 and not t.full_data:
+        callbacks.append(SaveAbove(run_dir / "checkpoints", t.monitor, t.save_above, t.monitor_mode))
+    if t.early_stopping_patience > 0 and not t.full_data:
         callbacks.append(EarlyStopping(monitor=t.monitor, mode=t.monitor_mode, patience=t.early_stopping_patience))
     callbacks += extra_callbacks or []
     loggers = [
@@ -103,6 +107,8 @@ def build_trainer(cfg: Config, run_dir: Path, extra_callbacks: list | None = Non
         enable_progress_bar=t.progress_bar,
         plugins=[AtomicCheckpointIO()],
         enable_model_summary=False,
+        limit_val_batches=0 if t.full_data else None,
+        num_sanity_val_steps=0 if t.full_data else 2,
     )
 
 
@@ -120,6 +126,14 @@ def train(cfg: Config, overwrite: bool = False, resume: bool = False) -> TrainRe
     save_config(cfg, run_dir / "config.yaml")
     write_json(run_info(), run_dir / "run_info.json")
     module = FaceAttrModule.from_config(cfg)
+    if cfg.loss.class_weights:
+        module.set_class_weights(
+            {
+                t: balanced_class_weights(datamodule.train_frame[t].to_numpy(), TASK_CLASSES[t])
+                for t in ("mask", "gender", "age_bin")
+                if t in cfg.model.heads
+            }
+        )
     trainer = build_trainer(cfg, run_dir)
     metrics_csv = run_dir / "csv" / "metrics.csv"
     earlier_rows = pd.read_csv(metrics_csv) if resume and metrics_csv.is_file() else None
@@ -130,6 +144,8 @@ def train(cfg: Config, overwrite: bool = False, resume: bool = False) -> TrainRe
 
     checkpoint_cb = trainer.checkpoint_callback
     best_path = Path(checkpoint_cb.best_model_path) if checkpoint_cb.best_model_path else None
+    if best_path is None and last.is_file():  # full-data runs have no validation: the last epoch is the model
+        best_path = last
     best_score = float(checkpoint_cb.best_model_score) if checkpoint_cb.best_model_score is not None else None
     best_epoch = torch.load(best_path, map_location="cpu", weights_only=False)["epoch"] if best_path else None
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}

@@ -77,6 +77,6 @@ class OnnxPredictor(BasePredictor):
         self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         self.transform = eval_transform(self.cfg.data.image_size, self.cfg.augment.mean, self.cfg.augment.std)
 
-    def predict_tensor(self, images: torch.Tensor) -> dict[str, np.ndarray]:
+    def _predict_batch(self, images: torch.Tensor) -> dict[str, np.ndarray]:
         outputs = self.session.run(self.tasks, {"images": images.detach().cpu().numpy().astype(np.float32)})
         return dict(zip(self.tasks, outputs, strict=True))

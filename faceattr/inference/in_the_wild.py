@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 from PIL import Image, ImageDraw
 
 from faceattr.data.images import SkipReport, load_rgb
@@ -20,8 +19,7 @@ def classify_faces(predictor: BasePredictor, image: np.ndarray, faces: list[Face
     """Per face (or one fallback crop when there is none): box, detection, labels and probabilities."""
     candidates: list[Face | None] = list(faces) or [None]
     crops = [crop_face(image, face, predictor.cfg.faces) for face in candidates]
-    batch = torch.stack([predictor.transform(image=crop)["image"] for crop, _ in crops])
-    probs = predictor.predict_tensor(batch)
+    probs = predictor.predict_crops([crop for crop, _ in crops])
     labels = decide(probs, predictor.cfg.data.old_threshold)
     results = []
     for k, (face, (_, box)) in enumerate(zip(candidates, crops, strict=True)):

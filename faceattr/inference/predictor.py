@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from faceattr.config import Config
+from faceattr.config import Config, TTAConfig
 from faceattr.data.images import IMAGE_SUFFIXES, SkipReport, load_rgb
 from faceattr.data.transforms import eval_transform
 from faceattr.errors import ConfigError, FaceAttrError, ImageLoadError
+from faceattr.inference.tta import tta_views
 from faceattr.labels import AGE_BIN_NAMES, DEFAULT_OLD_THRESHOLD, GENDER_NAMES, MASK_NAMES, TASK_CLASSES, decide
 from faceattr.models.module import FaceAttrModule
 
@@ -67,9 +68,23 @@ class BasePredictor:
     tasks: list[str]
     transform: object
     source: Path
+    tta: TTAConfig | None = None  # test-time augmentation; None = the model's own cfg.tta
+
+    def _predict_batch(self, images: torch.Tensor) -> dict[str, np.ndarray]:
+        raise NotImplementedError
 
     def predict_tensor(self, images: torch.Tensor) -> dict[str, np.ndarray]:
-        raise NotImplementedError
+        """Probabilities per head for a normalised batch, averaged over the TTA views."""
+        tta = self.tta if self.tta is not None else self.cfg.tta
+        if not tta.transforms:
+            return self._predict_batch(images)
+        views = tta_views(images, tta, self.cfg.augment.mean, self.cfg.augment.std)
+        outputs = [self._predict_batch(v) for v in views]
+        return {task: np.mean([o[task] for o in outputs], axis=0) for task in outputs[0]}
+
+    def predict_crops(self, crops: list[np.ndarray]) -> dict[str, np.ndarray]:
+        """Probabilities for raw RGB crops (this predictor's own resize and normalisation)."""
+        return self.predict_tensor(torch.stack([self.transform(image=c)["image"] for c in crops]))
 
     def describe(self) -> dict:
         """Backbone, heads and classes, for the server's /model endpoint and the ONNX sidecar."""
@@ -132,18 +147,33 @@ class Predictor(BasePredictor):
         self.transform = eval_transform(self.cfg.data.image_size, self.cfg.augment.mean, self.cfg.augment.std)
 
     @torch.inference_mode()
-    def predict_tensor(self, images: torch.Tensor) -> dict[str, np.ndarray]:
+    def _predict_batch(self, images: torch.Tensor) -> dict[str, np.ndarray]:
         probs = self.module.predict_probs(images.to(self.device))
         return {task: p.cpu().numpy() for task, p in probs.items()}
 
 
-def load_predictor(path: str | Path, device: str = "auto") -> BasePredictor:
-    """A .onnx file runs on onnxruntime (with its JSON sidecar); anything else is a Lightning checkpoint."""
-    if Path(path).suffix == ".onnx":
-        from faceattr.inference.export import OnnxPredictor
+def load_predictor(
+    path: str | Path | list, device: str = "auto", voting: str = "soft", tta: list[str] | None = None
+) -> BasePredictor:
+    """A .onnx file runs on onnxruntime (with its JSON sidecar); anything else is a Lightning checkpoint.
+    Several paths make an ensemble (per-task models combine, same-task models vote)."""
+    paths = list(path) if isinstance(path, list | tuple) else [path]
+    members: list[BasePredictor] = []
+    for p in paths:
+        if Path(p).suffix == ".onnx":
+            from faceattr.inference.export import OnnxPredictor
 
-        return OnnxPredictor(path)
-    return Predictor(path, device)
+            members.append(OnnxPredictor(p))
+        else:
+            members.append(Predictor(p, device))
+    if tta is not None:
+        for member in members:
+            member.tta = replace(member.cfg.tta, transforms=list(tta))
+    if len(members) == 1:
+        return members[0]
+    from faceattr.inference.ensemble import EnsemblePredictor
+
+    return EnsemblePredictor(members, voting)
 
 
 def collect_images(inputs: list[str | Path]) -> list[str]:

@@ -8,12 +8,56 @@ import torch.nn.functional as F
 IGNORE = -1
 
 
-def masked_cross_entropy(logits: torch.Tensor, target: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
-    """Cross-entropy over the samples whose label is known; 0 (with a gradient path) when none is."""
+def masked_cross_entropy(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    label_smoothing: float = 0.0,
+    weight: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """(Class-weighted, label-smoothed) cross-entropy over the samples whose label is known; 0 when none is."""
     valid = target != IGNORE
     if not bool(valid.any()):
         return logits.sum() * 0.0
-    return F.cross_entropy(logits[valid], target[valid], label_smoothing=label_smoothing)
+    return F.cross_entropy(logits[valid], target[valid], weight=weight, label_smoothing=label_smoothing)
+
+
+def focal_loss(
+    logits: torch.Tensor, target: torch.Tensor, gamma: float = 2.0, weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Focal loss (Lin et al.): cross-entropy scaled by (1 - p_true)^gamma, so easy samples count less."""
+    valid = target != IGNORE
+    if not bool(valid.any()):
+        return logits.sum() * 0.0
+    logits, target = logits[valid], target[valid]
+    log_p = F.log_softmax(logits, 1).gather(1, target[:, None]).squeeze(1)
+    loss = -((1 - log_p.exp()) ** gamma) * log_p
+    if weight is not None:
+        w = weight[target]
+        return (loss * w).sum() / w.sum()
+    return loss.mean()
+
+
+def soft_f1_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
+    """1 - macro F1 computed on probabilities (differentiable), over classes present in the batch or predicted."""
+    valid = target != IGNORE
+    if not bool(valid.any()):
+        return logits.sum() * 0.0
+    probs = logits[valid].softmax(1)
+    onehot = F.one_hot(target[valid], logits.shape[1]).to(probs.dtype)
+    tp = (probs * onehot).sum(0)
+    fp = (probs * (1 - onehot)).sum(0)
+    fn = ((1 - probs) * onehot).sum(0)
+    f1 = 2 * tp / (2 * tp + fp + fn + eps)
+    return 1 - f1.mean()
+
+
+def balanced_class_weights(labels, num_classes: int) -> torch.Tensor:
+    """n / (k * count_c) from the training labels (unknown -1 ignored); absent classes get weight 1."""
+    labels = torch.as_tensor(labels)
+    counts = torch.bincount(labels[labels >= 0], minlength=num_classes).float()
+    weights = counts.sum() / (num_classes * counts.clamp(min=1))
+    weights[counts == 0] = 1.0
+    return weights
 
 
 def age_distribution_loss(logits: torch.Tensor, age: torch.Tensor, sigma: float = 0.0) -> torch.Tensor:

@@ -17,7 +17,14 @@ from faceattr.errors import TrainingDiverged
 from faceattr.labels import NUM_CLASSES, TASK_CLASSES, YOUNG_THRESHOLD
 from faceattr.models.backbones import create_backbone
 from faceattr.models.heads import TaskHeads
-from faceattr.models.losses import IGNORE, age_distribution_loss, expected_age, masked_cross_entropy
+from faceattr.models.losses import (
+    IGNORE,
+    age_distribution_loss,
+    expected_age,
+    focal_loss,
+    masked_cross_entropy,
+    soft_f1_loss,
+)
 from faceattr.models.optim import create_optimizer, create_scheduler, sync_scheduler
 
 
@@ -67,13 +74,29 @@ class FaceAttrModule(L.LightningModule):
             images = images.contiguous(memory_format=torch.channels_last)
         return self.heads(self.backbone(images))
 
+    def set_class_weights(self, weights: dict[str, torch.Tensor]) -> None:
+        """Per-task class weights computed from the training fold (used when loss.class_weights is on)."""
+        self.class_weights = weights
+
+    def _task_loss(self, task: str, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        lcfg = self.cfg.loss
+        weight = getattr(self, "class_weights", {}).get(task) if lcfg.class_weights else None
+        if weight is not None:
+            weight = weight.to(logits.device, logits.dtype)
+        if lcfg.name == "focal":
+            return focal_loss(logits, target, lcfg.focal_gamma, weight)
+        if lcfg.name == "soft_f1":
+            return soft_f1_loss(logits, target)
+        ce = masked_cross_entropy(logits, target, lcfg.label_smoothing, weight)
+        return ce + soft_f1_loss(logits, target) if lcfg.name == "ce+soft_f1" else ce
+
     def _losses(self, logits: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         losses = {}
         for task in self.tasks:
             if task == "age":
                 losses[task] = age_distribution_loss(logits[task], targets["age"], self.cfg.model.age_sigma)
             else:
-                losses[task] = masked_cross_entropy(logits[task], targets[task])
+                losses[task] = self._task_loss(task, logits[task], targets[task])
         return losses
 
     def _total(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:

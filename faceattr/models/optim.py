@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 from timm.optim import AdamP
@@ -67,4 +68,6 @@ def create_scheduler(cfg: SchedulerConfig, optimizer: torch.optim.Optimizer, epo
 def sync_scheduler(scheduler, epoch: int) -> None:
     """Put a LambdaLR (and its optimizer's lrs) at `epoch`, whatever step count the restored state holds."""
     scheduler.last_epoch = epoch - 1
-    scheduler.step()
+    with warnings.catch_warnings():  # "step() before optimizer.step()": intended, we only set the lr here
+        warnings.simplefilter("ignore", UserWarning)
+        scheduler.step()

@@ -12,7 +12,7 @@ from faceattr.data.images import SkipReport
 from faceattr.data.manifest import read_manifest
 from faceattr.data.split import load_or_make_folds
 from faceattr.errors import ManifestError
-from faceattr.inference.predictor import Predictor
+from faceattr.inference.predictor import BasePredictor, load_predictor
 from faceattr.labels import GENDER_NAMES, MASK_NAMES, NUM_CLASSES, age_bin_names, class_name
 from faceattr.reports.metrics import (
     age_metrics,
@@ -33,7 +33,7 @@ class EvalResult:
 
 
 def evaluation_rows(
-    predictor: Predictor, manifest: str | None, fold: int | None, split: str | None = None
+    predictor: BasePredictor, manifest: str | None, fold: int | None, split: str | None = None
 ) -> pd.DataFrame:
     """The rows to score: the checkpoint's own validation rows unless another manifest, fold or split is given."""
     d = predictor.cfg.data
@@ -55,16 +55,20 @@ def evaluation_rows(
 
 
 def evaluate(
-    checkpoint: str | Path,
+    checkpoint: str | Path | list,
     manifest: str | None = None,
     fold: int | None = None,
     out_dir: str | Path | None = None,
     batch_size: int = 64,
     split: str | None = None,
+    voting: str = "soft",
+    tta: list[str] | None = None,
 ) -> EvalResult:
-    predictor = Predictor(checkpoint)
+    """Score one model, or an ensemble when `checkpoint` is a list (the first one's fold is scored)."""
+    predictor = load_predictor(checkpoint, voting=voting, tta=tta)
     frame = evaluation_rows(predictor, manifest, fold, split)
-    out = Path(out_dir) if out_dir else Path(checkpoint).parent.parent / "eval"
+    first = Path(checkpoint[0] if isinstance(checkpoint, list | tuple) else checkpoint)
+    out = Path(out_dir) if out_dir else first.parent.parent / "eval"
     out.mkdir(parents=True, exist_ok=True)
     skips = SkipReport(out / "skipped.csv")
     preds = predictor.predict_paths(frame["path"].tolist(), batch_size=batch_size, skips=skips)
@@ -105,10 +109,14 @@ def evaluate(
         table["age"] = frame["age"]
     for task, values in labels.items():
         table[f"pred_{task}"] = np.round(values, 2) if task == "age_years" else values
+    for task, p in preds.probs.items():  # probabilities too, for stacking out-of-fold predictions
+        if task != "age":
+            for c in range(p.shape[1]):
+                table[f"p_{task}_{c}"] = np.round(p[:, c], 5)
     table.to_csv(out / "predictions.csv", index=False)
     write_json(
         {
-            "checkpoint": str(checkpoint),
+            "checkpoint": [str(c) for c in checkpoint] if isinstance(checkpoint, list | tuple) else str(checkpoint),
             "n_images": len(frame),
             "skipped_images": len(preds.skipped),
             "metrics": metrics,

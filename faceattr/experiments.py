@@ -1,0 +1,96 @@
+"""Experiments made of several trainings: per-task models and k-fold cross-validation."""
+
+from __future__ import annotations
+
+import copy
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from omegaconf import OmegaConf
+
+from faceattr.config import Config, from_dict, to_dict, validate
+from faceattr.errors import ConfigError
+from faceattr.reports.evaluate import evaluate
+from faceattr.runinfo import write_json
+from faceattr.training import TrainResult, train
+
+SCORES = ("label18", "mask", "gender", "age_bin")
+
+
+def task_config(cfg: Config, task: str) -> Config:
+    """The config of one per-task model: only that head, the run named after the task, the task's overrides."""
+    data = to_dict(cfg)
+    data["per_task"] = {}
+    data["model"]["heads"] = [task]
+    data["run"]["name"] = f"{cfg.run.name}-{task}"
+    data["train"]["monitor"] = f"val/f1_{task}" if task != "age" else "val/age_mae"
+    data["train"]["monitor_mode"] = "max" if task != "age" else "min"
+    merged = OmegaConf.merge(
+        OmegaConf.create(data), OmegaConf.from_dotlist([f"{k}={v}" for k, v in (cfg.per_task.get(task) or {}).items()])
+    )
+    task_cfg = from_dict(OmegaConf.to_container(merged))
+    validate(task_cfg)
+    return task_cfg
+
+
+def train_per_task(cfg: Config, overwrite: bool = False, resume: bool = False) -> dict[str, TrainResult]:
+    """One model per task in `cfg.per_task` (each with its own settings); combine them with an ensemble."""
+    if not cfg.per_task:
+        raise ConfigError(
+            "per_task is empty; give per-task sections, e.g. per_task: {mask: {}, gender: {}, age_bin: {}}"
+        )
+    return {task: train(task_config(cfg, task), overwrite=overwrite, resume=resume) for task in cfg.per_task}
+
+
+@dataclass
+class CVResult:
+    folds: pd.DataFrame  # one row per fold: scores and best epoch
+    summary: dict
+    out_dir: Path
+
+
+def cross_validate(
+    cfg: Config, folds: list[int] | None = None, overwrite: bool = False, full_data: bool = False
+) -> CVResult:
+    """Train and score every fold (or the chosen ones); write per-fold scores, mean +- std, best epochs and
+    out-of-fold predictions; optionally retrain on all data for the median best epoch."""
+    chosen = folds if folds is not None else list(range(cfg.data.folds))
+    out_dir = Path(cfg.run.dir) / f"{cfg.run.name}-cv"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows, oof = [], []
+    for fold in chosen:
+        fold_cfg = copy.deepcopy(cfg)
+        fold_cfg.data.fold = fold
+        fold_cfg.run.name = f"{cfg.run.name}-fold{fold}"
+        result = train(fold_cfg, overwrite=overwrite)
+        scored = evaluate(result.best_checkpoint)
+        row = {"fold": fold, "best_epoch": result.best_epoch, "checkpoint": str(result.best_checkpoint)}
+        for task in SCORES:
+            if task in scored.metrics:
+                row[f"f1_{task}"] = scored.metrics[task]["f1"]
+                row[f"acc_{task}"] = scored.metrics[task]["accuracy"]
+        if "age" in scored.metrics:
+            row["age_mae"] = scored.metrics["age"]["mae"]
+        rows.append(row)
+        oof.append(scored.predictions.assign(fold=fold))
+    table = pd.DataFrame(rows)
+    table.to_csv(out_dir / "folds.csv", index=False)
+    pd.concat(oof, ignore_index=True).to_csv(out_dir / "oof_predictions.csv", index=False)
+    metrics = [c for c in table.columns if c.startswith(("f1_", "acc_", "age_mae"))]
+    summary = {
+        "folds": chosen,
+        "mean": {m: float(table[m].mean()) for m in metrics},
+        "std": {m: float(table[m].std(ddof=0)) for m in metrics},
+        "best_epochs": table["best_epoch"].tolist(),
+        "median_best_epoch": int(statistics.median(table["best_epoch"])),
+    }
+    if full_data:
+        full = copy.deepcopy(cfg)
+        full.train.full_data = True
+        full.train.epochs = summary["median_best_epoch"] + 1  # epochs are counted from 0
+        full.run.name = f"{cfg.run.name}-full"
+        summary["full_data_checkpoint"] = str(train(full, overwrite=overwrite).last_checkpoint)
+    write_json(summary, out_dir / "cv_summary.json")
+    return CVResult(table, summary, out_dir)

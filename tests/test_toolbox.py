@@ -1,0 +1,223 @@
+"""The competition toolbox: losses, samplers, downsampling, per-task models, voting, TTA, CV, corrections."""
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+from typer.testing import CliRunner
+
+from faceattr.cli import app
+from faceattr.config import TTAConfig, load_config
+from faceattr.data.datamodule import drop_near_boundary, fixed_masked_drop, masked_groups
+from faceattr.data.samplers import EpochSeededSampler, inverse_frequency_weights
+from faceattr.inference.ensemble import product18, vote
+from faceattr.inference.tta import tta_views
+from faceattr.labels import encode
+from faceattr.models.losses import balanced_class_weights, focal_loss, masked_cross_entropy, soft_f1_loss
+from faceattr.training import train
+from tests.conftest import tiny_overrides
+
+LOGITS = torch.tensor([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0], [0.5, 0.5, 3.0]])
+TARGET = torch.tensor([0, 1, 2])
+
+
+def test_focal_loss_values_and_gradients():
+    assert focal_loss(LOGITS, TARGET, gamma=0).item() == pytest.approx(F.cross_entropy(LOGITS, TARGET).item())
+    p = LOGITS.softmax(1)[torch.arange(3), TARGET]
+    expected = (-((1 - p) ** 2) * p.log()).mean()
+    assert focal_loss(LOGITS, TARGET, gamma=2).item() == pytest.approx(expected.item())
+    assert focal_loss(LOGITS, TARGET, gamma=2) < focal_loss(LOGITS, TARGET, gamma=0)
+    x = LOGITS.clone().requires_grad_()
+    focal_loss(x, torch.tensor([0, 1, -1])).backward()
+    assert x.grad[:2].abs().sum() > 0 and x.grad[2].abs().sum() == 0  # unknown label: no gradient
+
+
+def test_class_weighted_and_label_smoothed_cross_entropy():
+    weights = balanced_class_weights(np.array([0, 0, 0, 1, -1]), 3)
+    assert weights.tolist() == pytest.approx([4 / 9, 4 / 3, 1.0])
+    weighted = masked_cross_entropy(LOGITS, TARGET, weight=torch.tensor([1.0, 2.0, 3.0]))
+    assert weighted.item() == pytest.approx(
+        F.cross_entropy(LOGITS, TARGET, weight=torch.tensor([1.0, 2.0, 3.0])).item()
+    )
+    smooth = masked_cross_entropy(LOGITS, TARGET, label_smoothing=0.1)
+    assert smooth.item() == pytest.approx(F.cross_entropy(LOGITS, TARGET, label_smoothing=0.1).item())
+
+
+def test_soft_f1_loss_is_low_when_right_and_differentiable():
+    perfect = torch.eye(3) * 50
+    assert soft_f1_loss(perfect, TARGET).item() == pytest.approx(0.0, abs=1e-6)
+    uniform = torch.zeros(3, 3)
+    assert soft_f1_loss(uniform, TARGET).item() == pytest.approx(1 - 2 * (1 / 3) / (2 / 3 + 2 / 3 + 2 / 3), abs=1e-6)
+    x = LOGITS.clone().requires_grad_()
+    soft_f1_loss(x, TARGET).backward()
+    assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
+def test_weighted_sampler_draws_classes_evenly():
+    labels = np.array([0] * 900 + [1] * 90 + [2] * 10)
+    sampler = EpochSeededSampler(len(labels), seed=0, weights=inverse_frequency_weights(labels))
+    drawn = []
+    for epoch in range(5):
+        sampler.set_epoch(epoch)
+        drawn += [labels[i] for i, _ in sampler]
+    shares = np.bincount(drawn, minlength=3) / len(drawn)
+    assert shares == pytest.approx([1 / 3, 1 / 3, 1 / 3], abs=0.04)
+
+
+def test_sampler_order_and_seeds_depend_only_on_seed_and_epoch():
+    a, b = EpochSeededSampler(50, seed=3), EpochSeededSampler(50, seed=3)
+    a.set_epoch(2), b.set_epoch(2)
+    assert list(a) == list(b)
+    b.set_epoch(3)
+    assert list(a) != list(b) and sorted(i for i, _ in b) == list(range(50))
+
+
+def _people(n=4):
+    rows = [{"person_id": f"p{p}", "mask": m, "age": 20 + 15 * p} for p in range(n) for m in (0, 0, 0, 0, 0, 1, 2)]
+    return pd.DataFrame(rows)
+
+
+def test_downsampling_keeps_k_of_the_five_masked_photos():
+    frame = _people()
+    sampler = EpochSeededSampler(len(frame), seed=0, groups=masked_groups(frame), keep=2)
+    seen = set()
+    for epoch in range(3):
+        sampler.set_epoch(epoch)
+        chosen = frame.iloc[[i for i, _ in sampler]]
+        assert len(sampler) == len(chosen) == 4 * (2 + 2)
+        assert chosen[chosen["mask"] == 0].groupby("person_id").size().eq(2).all()
+        seen.add(tuple(sorted(chosen.index)))
+    assert len(seen) > 1  # a new random pick each epoch
+    fixed = frame[~fixed_masked_drop(frame, keep=1, seed=0)]
+    assert fixed[fixed["mask"] == 0].groupby("person_id").size().eq(1).all() and len(fixed) == 4 * 3
+
+
+def test_drop_near_boundary():
+    frame = pd.DataFrame({"age": [27.0, 28.0, 29.0, 30.0, 31.0, 32.0, 57.0, 58.0, 61.0, 62.0, np.nan]})
+    kept = drop_near_boundary(frame, years=2, old_threshold=60)
+    assert kept["age"].tolist()[:4] == [27.0, 32.0, 57.0, 62.0] and len(kept) == 5
+
+
+def test_per_task_combination_equals_the_18_class_code():
+    rng = np.random.default_rng(0)
+    probs = {t: rng.dirichlet(np.ones(n), size=50) for t, n in (("mask", 3), ("gender", 2), ("age_bin", 3))}
+    p18 = product18(probs)
+    assert p18.shape == (50, 18) and np.allclose(p18.sum(1), 1)
+    codes = encode(probs["mask"].argmax(1), probs["gender"].argmax(1), probs["age_bin"].argmax(1))
+    assert (p18.argmax(1) == codes).all()
+
+
+def test_soft_and_hard_voting_on_hand_made_tables():
+    a = np.array([[0.6, 0.4], [0.9, 0.1]])
+    b = np.array([[0.3, 0.7], [0.6, 0.4]])
+    c = np.array([[0.45, 0.55], [0.2, 0.8]])
+    soft = vote([a, b, c], "soft")
+    assert soft == pytest.approx(np.array([[0.45, 0.55], [1.7 / 3, 1.3 / 3]]))
+    hard = vote([a, b, c], "hard")
+    assert hard.argmax(1).tolist() == [1, 0]  # votes: (0,1,1) and (0,0,1)
+    assert hard[0, 1] == pytest.approx(2 / 3, abs=1e-5)
+
+
+def test_tta_views_shapes_and_flip_invariance():
+    cfg = TTAConfig(transforms=["hflip", "shift", "scale", "brightness"])
+    x = torch.randn(2, 3, 32, 32)
+    views = tta_views(x, cfg, (0.5,) * 3, (0.5,) * 3)
+    assert len(views) == 5 and all(v.shape == x.shape for v in views)
+    symmetric = x + x.flip(-1)
+    assert torch.equal(tta_views(symmetric, TTAConfig(transforms=["hflip"]), (0,) * 3, (1,) * 3)[1], symmetric)
+
+
+def test_tta_predictions_keep_shape_and_a_symmetric_image_is_unchanged_by_flip(trained_run):
+    from faceattr.inference.predictor import Predictor
+
+    plain, flipped = Predictor(trained_run.best_checkpoint, "cpu"), Predictor(trained_run.best_checkpoint, "cpu")
+    flipped.tta = TTAConfig(transforms=["hflip"])
+    x = torch.randn(3, 3, 64, 64)
+    x = x + x.flip(-1)
+    a, b = plain.predict_tensor(x), flipped.predict_tensor(x)
+    for task in a:
+        assert b[task].shape == a[task].shape
+        np.testing.assert_allclose(a[task], b[task], atol=1e-5)
+
+
+def test_per_task_models_train_and_combine_into_18_classes(competition_manifest, tmp_path):
+    per_task = "per_task={mask: {optim.lr: 0.005}, gender: {model.dropout: 0.1}, age_bin: {train.epochs: 1}}"
+    overrides = [*tiny_overrides(competition_manifest, tmp_path), per_task]
+    result = CliRunner().invoke(app, ["train", *overrides])
+    assert result.exit_code == 0, result.output
+    ckpts = {t: tmp_path / f"tiny-{t}" / "checkpoints" / "best.ckpt" for t in ("mask", "gender", "age_bin")}
+    assert all(p.is_file() for p in ckpts.values())
+    cfg = torch.load(ckpts["mask"], weights_only=False)["hyper_parameters"]["config"]
+    assert cfg["model"]["heads"] == ["mask"] and cfg["optim"]["lr"] == 0.005
+    out = tmp_path / "combined"
+    args = ["evaluate", str(ckpts["mask"]), "--also", str(ckpts["gender"]), "--also", str(ckpts["age_bin"])]
+    result = CliRunner().invoke(app, [*args, "--out", str(out), "--tta", "hflip"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())["metrics"]
+    assert set(metrics) == {"mask", "gender", "age_bin", "label18"}
+    preds = pd.read_csv(out / "predictions.csv")
+    assert (preds.pred_label18 == preds.pred_mask * 6 + preds.pred_gender * 3 + preds.pred_age_bin).all()
+
+
+def test_cv_reports_folds_oof_and_trains_full_data(competition_manifest, tmp_path):
+    overrides = tiny_overrides(competition_manifest, tmp_path, **{"train.epochs": 2, "train.save_above": 0.01})
+    result = CliRunner().invoke(app, ["cv", *overrides, "--folds", "0,1", "--full"])
+    assert result.exit_code == 0, result.output
+    assert "mean" in result.output and "std" in result.output
+    out = tmp_path / "tiny-cv"
+    folds = pd.read_csv(out / "folds.csv")
+    assert folds["fold"].tolist() == [0, 1] and folds["best_epoch"].between(0, 1).all()
+    summary = json.loads((out / "cv_summary.json").read_text())
+    assert set(summary["mean"]) >= {"f1_label18", "f1_mask"} and summary["median_best_epoch"] in (0, 1)
+    oof = pd.read_csv(out / "oof_predictions.csv")
+    assert oof["path"].is_unique and set(oof["fold"]) == {0, 1} and "p_mask_0" in oof
+    full = torch.load(summary["full_data_checkpoint"], weights_only=False)
+    assert full["hyper_parameters"]["config"]["train"]["full_data"] is True
+    assert full["epoch"] == summary["median_best_epoch"]
+    assert list((tmp_path / "tiny-fold0" / "checkpoints").glob("epoch*-val_f1_18*.ckpt"))  # save_above
+
+
+def test_imbalance_switches_train(competition_manifest, tmp_path):
+    for i, extra in enumerate(
+        [
+            {"loss.name": "focal", "loss.class_weights": True, "sampler.name": "weighted", "sampler.by": "age_bin"},
+            {"loss.name": "ce+soft_f1", "loss.label_smoothing": 0.1, "data.keep_masked": 2},
+            {
+                "loss.name": "soft_f1",
+                "data.keep_masked": 1,
+                "data.keep_masked_random": False,
+                "data.drop_near_boundary": 2,
+                "data.old_threshold": 58,
+            },
+        ]
+    ):
+        cfg = load_config(
+            None, tiny_overrides(competition_manifest, tmp_path, **{"train.epochs": 1, "run.name": f"r{i}", **extra})
+        )
+        result = train(cfg)
+        assert math.isfinite(result.metrics["train/loss"])
+
+
+def test_label_corrections_are_applied_and_logged(tmp_path, competition_root):
+    from faceattr.data.sources import read_competition
+
+    person = read_competition(competition_root)["person_id"].iloc[0]
+    fixes = tmp_path / "fix.csv"
+    fixes.write_text(f"path,field,value\n{person}/normal.jpg,mask,wear\n{person},age,77\n")
+    out = tmp_path / "m.csv"
+    args = ["prepare", "competition", str(competition_root), "--out", str(out), "--corrections", str(fixes)]
+    result = CliRunner().invoke(app, [*args, "--folds", "3"])
+    assert result.exit_code == 0, result.output
+    df = pd.read_csv(out)
+    rows = df[df.person_id == person]
+    assert (rows.age == 77).all() and (rows.age_bin == 2).all()
+    assert rows[rows.path.str.endswith("normal.jpg")]["mask"].item() == 0
+    log = pd.read_csv(tmp_path / "m.csv.corrections.csv")
+    assert log["field"].tolist() == ["mask", "age"] and log["rows"].tolist() == [1, 7]
+    fixes.write_text("path,field,value\nnobody.jpg,mask,0\n")
+    bad = CliRunner().invoke(app, [*args, "--folds", "3"])
+    assert bad.exit_code == 2 and "matches no image path" in bad.output
