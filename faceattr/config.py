@@ -125,7 +125,9 @@ class TrainConfig:
 @dataclass
 class TrainerConfig:
     accelerator: str = "auto"  # cpu | gpu | auto
-    devices: Any = 1
+    devices: Any = 1  # a count, a list of ids, or "auto"
+    num_nodes: int = 1
+    strategy: str = "auto"  # auto | ddp | ddp_spawn | fsdp | ... (Lightning's own; see README for multi-node)
     precision: str = "auto"  # auto = 16-mixed on GPU, 32 on CPU
     accumulate_grad_batches: int = 1
     gradient_clip_val: float = 0.0  # 0 = off

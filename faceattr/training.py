@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,9 +41,21 @@ def run_dir_of(cfg: Config) -> Path:
     return Path(cfg.run.dir) / cfg.run.name
 
 
+def launched_rank() -> int:
+    """This process's rank when Lightning's DDP launcher (or torchrun / SLURM) started it; 0 otherwise."""
+    for var in ("RANK", "SLURM_PROCID"):
+        if var in os.environ:
+            return int(os.environ[var])
+    return int(os.environ.get("NODE_RANK", 0)) * 1000 + int(os.environ.get("LOCAL_RANK", 0))
+
+
 def prepare_run_dir(cfg: Config, overwrite: bool, resume: bool) -> Path:
-    """The run folder; an existing one is kept for --resume, replaced with --overwrite, else refused."""
+    """The run folder; an existing one is kept for --resume, replaced with --overwrite, else refused.
+    Only rank 0 decides: the other DDP ranks, launched later with the same command, just use it."""
     run_dir = run_dir_of(cfg)
+    if launched_rank() != 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        return run_dir
     if run_dir.exists() and any(run_dir.iterdir()) and not resume:
         if not overwrite:
             raise ConfigError(
@@ -100,6 +113,8 @@ def build_trainer(cfg: Config, run_dir: Path, extra_callbacks: list | None = Non
         devices=cfg.trainer.devices,
         precision=precision_of(cfg),
         accumulate_grad_batches=cfg.trainer.accumulate_grad_batches,
+        strategy=cfg.trainer.strategy,
+        num_nodes=cfg.trainer.num_nodes,
         gradient_clip_val=cfg.trainer.gradient_clip_val or None,
         callbacks=callbacks,
         logger=loggers,
@@ -123,8 +138,9 @@ def train(cfg: Config, overwrite: bool = False, resume: bool = False) -> TrainRe
     datamodule = FaceDataModule(cfg, cfg.augment.mean, cfg.augment.std, run_dir)
     datamodule.setup("fit")
     cfg.faces.trained_on_crops = "crop_x1" in datamodule.train_frame.columns  # predict crops the same way
-    save_config(cfg, run_dir / "config.yaml")
-    write_json(run_info(), run_dir / "run_info.json")
+    if launched_rank() == 0:
+        save_config(cfg, run_dir / "config.yaml")
+        write_json(run_info(), run_dir / "run_info.json")
     module = FaceAttrModule.from_config(cfg)
     if cfg.loss.class_weights:
         module.set_class_weights(
@@ -151,9 +167,19 @@ def train(cfg: Config, overwrite: bool = False, resume: bool = False) -> TrainRe
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     skipped = len(SkipReport.read(run_dir / "skipped.csv"))
     result = TrainResult(run_dir, best_path, last, best_score, best_epoch, metrics, skipped)
+    write_json(  # every rank leaves a trace, so a DDP run shows that all of them trained
+        {
+            "rank": trainer.global_rank,
+            "world_size": trainer.world_size,
+            "global_step": trainer.global_step,
+            "train_batches_seen": int(getattr(module, "train_batches_seen", 0)),
+        },
+        run_dir / "ranks" / f"rank{trainer.global_rank}.json",
+    )
     if trainer.is_global_zero:
         write_json(
             {
+                "world_size": trainer.world_size,
                 "best_checkpoint": str(best_path) if best_path else None,
                 "best_score": best_score,
                 "best_epoch": best_epoch,

@@ -131,12 +131,13 @@ class FaceAttrModule(L.LightningModule):
         images, targets = batch
         losses = self._losses(self(images), targets)
         total = self._total(losses)
+        self.train_batches_seen = getattr(self, "train_batches_seen", 0) + 1
         if not bool(torch.isfinite(total)):
             return self._on_nonfinite(total, losses)
         bs = images.shape[0]
         self.log("train/loss", total, prog_bar=True, batch_size=bs)
         for task, loss in losses.items():
-            self.log(f"train/loss_{task}", loss, batch_size=bs, on_step=False, on_epoch=True)
+            self.log(f"train/loss_{task}", loss, batch_size=bs, on_step=False, on_epoch=True, sync_dist=True)
         return total
 
     def _on_nonfinite(self, total: torch.Tensor, losses: dict[str, torch.Tensor]) -> None:

@@ -1,0 +1,1 @@
+"""Data in: source readers, the manifest, splits, transforms and the DataModule."""

@@ -1,0 +1,166 @@
+"""Datasets and the LightningDataModule that serves a manifest's folds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from faceattr.config import Config
+from faceattr.data.images import SkipReport, load_rgb
+from faceattr.data.manifest import read_manifest
+from faceattr.data.samplers import EpochSeededSampler, inverse_frequency_weights
+from faceattr.data.split import load_or_make_folds
+from faceattr.data.transforms import eval_transform, train_transform
+from faceattr.errors import ImageLoadError, ManifestError
+from faceattr.labels import YOUNG_THRESHOLD
+
+TARGETS = ("mask", "gender", "age_bin", "label18")
+MAX_AGE = 100
+MAX_SUBSTITUTES = 50
+
+
+class FaceDataset(Dataset):
+    """Manifest rows -> (image tensor, {task: label}). An unreadable image is reported and replaced by the next
+    readable one, so a long run keeps going and the skip lands in `skipped.csv`."""
+
+    def __init__(self, frame: pd.DataFrame, transform, skips: SkipReport | None = None) -> None:
+        self.paths = frame["path"].astype(str).tolist()
+        self.targets = {t: torch.tensor(frame[t].to_numpy(np.int64)) for t in TARGETS if t in frame}
+        self.targets["age"] = torch.tensor(age_targets(frame["age"].to_numpy(float)))
+        self.transform = transform
+        self.skips = skips if skips is not None else SkipReport()
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, item: int | tuple[int, int]):
+        index, seed = item if isinstance(item, tuple) else (item, None)
+        if seed is not None and hasattr(self.transform, "set_random_seed"):
+            self.transform.set_random_seed(seed)  # augmentation fixed by (run seed, epoch, position)
+        for attempt in range(MAX_SUBSTITUTES):
+            i = (index + attempt) % len(self.paths)
+            try:
+                image = load_rgb(self.paths[i])
+            except ImageLoadError as e:
+                self.skips.add(e)
+                continue
+            return self.transform(image=image)["image"], {t: v[i] for t, v in self.targets.items()}
+        raise ImageLoadError(self.paths[index], "corrupt", f"{MAX_SUBSTITUTES} images in a row could not be read")
+
+
+class FaceDataModule(L.LightningDataModule):
+    """Reads the manifest once, splits by person, and serves train/val loaders for `cfg.data.fold`."""
+
+    def __init__(self, cfg: Config, mean, std, run_dir: str | Path | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.mean, self.std = tuple(mean), tuple(std)
+        self.skips = SkipReport(Path(run_dir) / "skipped.csv" if run_dir else None)
+        self.train_frame: pd.DataFrame | None = None
+        self.val_frame: pd.DataFrame | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_frame is not None:
+            return
+        d = self.cfg.data
+        if not d.manifest:
+            raise ManifestError("data.manifest is not set; run `faceattr prepare` and pass data.manifest=PATH")
+        frame = read_manifest(d.manifest, d.old_threshold)
+        frame = frame[frame["source"] != "competition-eval"].reset_index(drop=True)
+        if self.cfg.train.full_data:
+            train, val = frame, frame.iloc[:0]
+        elif d.use_split_column:
+            if "split" not in frame:
+                raise ManifestError(f"{d.manifest}: data.use_split_column=true needs a 'split' column (train/valid)")
+            train, val = frame[frame["split"] == "train"], frame[frame["split"] == "valid"]
+        else:
+            frame["fold"] = load_or_make_folds(frame, d.manifest, d.folds, self.cfg.data.split_seed)
+            train, val = frame[frame["fold"] != d.fold], frame[frame["fold"] == d.fold]
+        train = drop_near_boundary(train, d.drop_near_boundary, d.old_threshold)
+        if d.keep_masked < 5 and not d.keep_masked_random:
+            train = train[~fixed_masked_drop(train, d.keep_masked, self.cfg.seed)]
+        self.train_frame = _cap(train, d.max_train_samples, self.cfg.seed)
+        self.val_frame = _cap(val, d.max_val_samples, self.cfg.seed)
+
+    def train_sampler(self) -> EpochSeededSampler:
+        """Shuffling, optional weighted draws by a label, optional per-epoch masked-photo downsampling."""
+        frame, d = self.train_frame, self.cfg.data
+        weights = None
+        if self.cfg.sampler.name == "weighted":
+            weights = inverse_frequency_weights(frame[self.cfg.sampler.by].to_numpy())
+        groups = None
+        if d.keep_masked < 5 and d.keep_masked_random:
+            groups = masked_groups(frame)
+        return EpochSeededSampler(len(frame), self.cfg.seed, weights=weights, groups=groups, keep=d.keep_masked)
+
+    def _loader(self, frame: pd.DataFrame, transform, batch_size: int, shuffle: bool) -> DataLoader:
+        workers = self.cfg.data.num_workers
+        sampler = self.train_sampler() if shuffle else None
+        return DataLoader(
+            FaceDataset(frame, transform, self.skips),
+            batch_size=batch_size,
+            sampler=sampler,
+            drop_last=shuffle and len(frame) > batch_size,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            pin_memory=torch.cuda.is_available(),
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        d = self.cfg.data
+        transform = train_transform(d.image_size, self.cfg.augment, self.mean, self.std)
+        return self._loader(self.train_frame, transform, d.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        d = self.cfg.data
+        return self._loader(self.val_frame, eval_transform(d.image_size, self.mean, self.std), d.eval_batch_size, False)
+
+
+def age_targets(age: np.ndarray) -> np.ndarray:
+    """Years -> whole-year class 0..100 for the exact-age head; -1 where the age is unknown."""
+    known = ~np.isnan(age)
+    out = np.full(age.shape, -1, dtype=np.int64)
+    out[known] = np.clip(np.rint(age[known]), 0, MAX_AGE).astype(np.int64)
+    return out
+
+
+def masked_groups(frame: pd.DataFrame) -> np.ndarray:
+    """Group id per row: one group per person's correctly-masked photos (mask == 0); -1 for everything else."""
+    masked = (frame["mask"] == 0).to_numpy()
+    codes = pd.factorize(frame["person_id"])[0]
+    return np.where(masked, codes, -1)
+
+
+def fixed_masked_drop(frame: pd.DataFrame, keep: int, seed: int) -> np.ndarray:
+    """Rows to drop so that each person keeps a fixed, seeded `keep` of their masked photos."""
+    groups = masked_groups(frame)
+    rng = np.random.default_rng(seed)
+    drop = np.zeros(len(frame), dtype=bool)
+    for g in np.unique(groups[groups >= 0]):
+        members = np.flatnonzero(groups == g)
+        if len(members) > keep:
+            drop[rng.choice(members, size=len(members) - keep, replace=False)] = True
+    return drop
+
+
+def drop_near_boundary(frame: pd.DataFrame, years: int, old_threshold: int) -> pd.DataFrame:
+    """Training rows whose age lies within `years` of an age-bin boundary (b - years <= age < b + years) go:
+    their bin is the least certain label."""
+    if years <= 0:
+        return frame
+    age = frame["age"].to_numpy(float)
+    near = np.zeros(len(frame), dtype=bool)
+    for boundary in (YOUNG_THRESHOLD, old_threshold):
+        near |= (age >= boundary - years) & (age < boundary + years)
+    return frame[~near]
+
+
+def _cap(frame: pd.DataFrame, limit: int, seed: int) -> pd.DataFrame:
+    if limit and len(frame) > limit:
+        frame = frame.sample(n=limit, random_state=seed)
+    return frame.reset_index(drop=True)

@@ -1,0 +1,133 @@
+"""Robust image reading: every image the project opens goes through `load_rgb`.
+
+Photos in the wild are rotated by EXIF tags, stored as grayscale, palette, RGBA, CMYK or 16-bit, truncated by a
+failed copy, or not images at all. We turn the first kinds into plain RGB and refuse the rest with an
+`ImageLoadError` whose `reason` is one of REASONS, so callers can skip and report instead of crashing.
+Source files are only ever opened for reading.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import threading
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from faceattr.errors import ImageLoadError
+
+DEFAULT_MAX_PIXELS = 50_000_000
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+REASONS = ("missing", "empty_file", "not_an_image", "corrupt", "truncated", "too_many_pixels")
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """Any PIL mode -> 8-bit RGB (16-bit scaled down, alpha composited on white)."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        img = Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8), mode="L")
+    elif img.mode == "F":
+        arr = np.asarray(img, dtype=np.float64)
+        lo, hi = float(arr.min()), float(arr.max())
+        scaled = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
+        img = Image.fromarray(scaled.astype(np.uint8), mode="L")
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, rgba)
+    return img.convert("RGB")
+
+
+def load_rgb(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Read an image file as an HxWx3 uint8 RGB array, upright per its EXIF orientation.
+
+    Raises ImageLoadError(reason=missing|empty_file|not_an_image|corrupt|truncated|too_many_pixels).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageLoadError(str(path), "missing", "no such file")
+    if path.stat().st_size == 0:
+        raise ImageLoadError(str(path), "empty_file", "zero bytes")
+    return decode_rgb(path, str(path), max_pixels)
+
+
+def decode_rgb(source: str | Path | bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode a file path or in-memory bytes (e.g. an upload, never written to disk) like `load_rgb`."""
+    if isinstance(source, bytes):
+        if not source:
+            raise ImageLoadError(name, "empty_file", "zero bytes")
+        source = io.BytesIO(source)  # type: ignore[assignment]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(source) as img:
+                width, height = img.size
+                if width * height > max_pixels:
+                    raise ImageLoadError(
+                        name, "too_many_pixels", f"{width}x{height} exceeds the limit of {max_pixels} pixels"
+                    )
+                img.load()
+                img = ImageOps.exif_transpose(img) or img
+                rgb = _to_rgb(img)
+    except ImageLoadError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageLoadError(name, "not_an_image", "not a format Pillow can read") from None
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as e:
+        raise ImageLoadError(name, "too_many_pixels", str(e)) from None
+    except OSError as e:
+        reason = "truncated" if "truncated" in str(e).lower() else "corrupt"
+        raise ImageLoadError(name, reason, str(e)) from None
+    except (SyntaxError, ValueError, MemoryError, EOFError) as e:
+        raise ImageLoadError(name, "corrupt", str(e)) from None
+    except Exception as e:  # a decoder plugin's own failure (struct.error, IndexError...): still a bad file
+        raise ImageLoadError(name, "corrupt", f"{type(e).__name__}: {e}") from None
+    arr = np.asarray(rgb, dtype=np.uint8)
+    if arr.ndim != 3 or arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ImageLoadError(name, "corrupt", f"decoded to an empty array {arr.shape}")
+    return arr
+
+
+class SkipReport:
+    """Collects images that could not be used, and appends them to a `skipped.csv` so nothing drops silently.
+
+    Safe to share between threads; worker processes each append their own rows to the same file.
+    """
+
+    FIELDS = ("path", "reason", "detail")
+
+    def __init__(self, csv_path: str | Path | None = None) -> None:
+        self.csv_path = Path(csv_path) if csv_path else None
+        self.rows: list[dict[str, str]] = []
+        self._lock = threading.Lock()
+
+    def add(self, error: ImageLoadError) -> None:
+        row = {"path": error.path, "reason": error.reason, "detail": error.detail}
+        with self._lock:
+            self.rows.append(row)
+            if self.csv_path is not None:
+                new = not self.csv_path.exists()
+                self.csv_path.parent.mkdir(parents=True, exist_ok=True)
+                with self.csv_path.open("a", newline="") as f:
+                    writer = csv.DictWriter(f, fieldnames=self.FIELDS)
+                    if new:
+                        writer.writeheader()
+                    writer.writerow(row)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @staticmethod
+    def read(csv_path: str | Path) -> list[dict[str, str]]:
+        """Rows written so far by every process (empty when nothing was skipped)."""
+        p = Path(csv_path)
+        if not p.exists():
+            return []
+        with p.open(newline="") as f:
+            return list(csv.DictReader(f))

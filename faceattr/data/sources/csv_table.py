@@ -1,0 +1,85 @@
+"""A plain CSV of your own.
+
+Columns (header names exactly):
+  path       required; absolute, or relative to the CSV's folder
+  person_id  optional; default: each row is its own person
+  mask       optional; 0/1/2 or wear/incorrect/not_wear (also: mask, incorrect_mask, normal); default unknown
+  gender     optional; 0/1 or male/female (m/f); default unknown
+  age        optional; years
+  age_bin    optional; 0/1/2, used only where age is empty
+Other columns are kept as extras.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from faceattr.data.manifest import UNKNOWN, derive_labels
+from faceattr.errors import DatasetError
+from faceattr.labels import DEFAULT_OLD_THRESHOLD
+
+MASK_WORDS = {"wear": 0, "mask": 0, "worn": 0, "incorrect": 1, "incorrect_mask": 1, "not_wear": 2, "normal": 2}
+GENDER_WORDS = {"male": 0, "m": 0, "female": 1, "f": 1}
+RANGES = {"mask": 3, "gender": 2, "age_bin": 3}
+
+
+def _parse_labels(values: pd.Series, column: str, words: dict[str, int], csv_path: Path) -> pd.Series:
+    out = []
+    for row, value in enumerate(values):
+        if pd.isna(value) or str(value).strip() == "":
+            out.append(UNKNOWN)
+            continue
+        text = str(value).strip().lower()
+        if text in words:
+            out.append(words[text])
+            continue
+        try:
+            number = float(text)
+        except ValueError:
+            number = np.nan
+        if not np.isnan(number) and number == int(number) and (0 <= number < RANGES[column] or number == UNKNOWN):
+            out.append(int(number))
+            continue
+        valid = f"0..{RANGES[column] - 1}" + (f" or {', '.join(words)}" if words else "")
+        raise DatasetError(f"{csv_path}: row {row + 2}, column '{column}': unknown label {value!r}; use {valid}")
+    return pd.Series(out, index=values.index, dtype=np.int64)
+
+
+def read_csv_table(root: str | Path, old_threshold: int = DEFAULT_OLD_THRESHOLD) -> pd.DataFrame:
+    """Read the documented CSV; `root` is the CSV file."""
+    csv_path = Path(root)
+    if not csv_path.is_file():
+        raise DatasetError(f"{csv_path}: CSV file not found")
+    table = pd.read_csv(csv_path)
+    if "path" not in table.columns:
+        raise DatasetError(
+            f"{csv_path}: no 'path' column (found: {', '.join(map(str, table.columns))}); "
+            "the header needs at least: path"
+        )
+    base = csv_path.parent
+    paths = [Path(p) if Path(p).is_absolute() else (base / p) for p in table["path"].astype(str)]
+    absent = [p for p in paths if not p.is_file()]
+    if absent:
+        raise DatasetError(
+            f"{csv_path}: {len(absent)} listed image(s) missing, first: {absent[0]}; fix the path or remove the row"
+        )
+    df = table.copy()
+    df["path"] = [str(p.resolve()) for p in paths]
+    df["person_id"] = table["person_id"].astype(str) if "person_id" in table else [Path(p).stem for p in df["path"]]
+    df["mask"] = _parse_labels(table.get("mask", pd.Series([None] * len(df))), "mask", MASK_WORDS, csv_path)
+    df["gender"] = _parse_labels(table.get("gender", pd.Series([None] * len(df))), "gender", GENDER_WORDS, csv_path)
+    df["age_bin"] = _parse_labels(table.get("age_bin", pd.Series([None] * len(df))), "age_bin", {}, csv_path)
+    if "age" in table:
+        ages = pd.to_numeric(table["age"], errors="coerce")
+        bad = ages.isna() & table["age"].notna() | (ages < 0) | (ages > 120)
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DatasetError(f"{csv_path}: row {row + 2}, column 'age': {table['age'].iloc[row]!r} is not an age")
+        df["age"] = ages
+    else:
+        df["age"] = np.nan
+    df["source"] = table["source"].astype(str) if "source" in table else "csv"
+    return derive_labels(df, old_threshold)

@@ -1,0 +1,55 @@
+"""Person-level stratified k-fold: every image of a person lands in the same fold.
+
+Folds are stratified on the 18-class label (StratifiedGroupKFold) and saved next to the manifest as
+`<manifest>.folds-k<K>-seed<S>.csv` (person_id, fold), so every run on that manifest sees the same split.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from sklearn.model_selection import StratifiedGroupKFold
+
+from faceattr.errors import ManifestError
+
+
+def make_folds(df: pd.DataFrame, k: int = 5, seed: int = 42) -> pd.DataFrame:
+    """A (person_id, fold) table; persons with several labels are stratified by their images' labels."""
+    persons = df["person_id"].astype(str).nunique()
+    if persons < k:
+        raise ManifestError(f"only {persons} person(s) in the manifest; cannot make {k} folds (lower data.folds)")
+    splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    fold_of: dict[str, int] = {}
+    groups = df["person_id"].astype(str).to_numpy()
+    strata = df["label18"].to_numpy()
+    for fold, (_, val_idx) in enumerate(splitter.split(df, strata, groups)):
+        for person in set(groups[val_idx]):
+            fold_of[person] = fold
+    return pd.DataFrame({"person_id": list(fold_of), "fold": list(fold_of.values())}).sort_values("person_id")
+
+
+def folds_path(manifest_path: str | Path, k: int, seed: int) -> Path:
+    p = Path(manifest_path)
+    return p.with_name(f"{p.name}.folds-k{k}-seed{seed}.csv")
+
+
+def load_or_make_folds(df: pd.DataFrame, manifest_path: str | Path, k: int, seed: int) -> pd.Series:
+    """Fold number per manifest row, from the saved split (made and saved on first use)."""
+    path = folds_path(manifest_path, k, seed)
+    if path.is_file():
+        table = pd.read_csv(path, dtype={"person_id": str})
+    else:
+        table = make_folds(df, k, seed)
+        tmp = path.with_name(path.name + ".tmp")
+        table.to_csv(tmp, index=False)
+        tmp.replace(path)
+    fold_of = dict(zip(table["person_id"].astype(str), table["fold"].astype(int), strict=True))
+    folds = df["person_id"].astype(str).map(fold_of)
+    if folds.isna().any():
+        unknown = df.loc[folds.isna(), "person_id"].iloc[0]
+        raise ManifestError(
+            f"person '{unknown}' is in the manifest but not in the saved split {path}; "
+            "the manifest changed since the split was made: delete the split file to make a new one"
+        )
+    return folds.astype(int)
