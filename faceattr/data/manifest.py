@@ -58,8 +58,10 @@ def validate(df: pd.DataFrame, origin: str = "manifest") -> pd.DataFrame:
         bad = values.isna() | (values < UNKNOWN) | (values >= n) | (values != values.round())
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
+            value = df[col].iloc[row]
+            value = value.item() if isinstance(value, np.generic) else value  # 7, not np.int64(7)
             raise ManifestError(
-                f"{origin}: column '{col}' row {row} has value {df[col].iloc[row]!r}; "
+                f"{origin}: column '{col}' row {row} has value {value!r}; "
                 f"expected an integer in 0..{n - 1}, or -1 for unknown"
             )
     return df
