@@ -34,11 +34,15 @@ def main() -> None:
     parser.add_argument("--age-sigma", type=float, default=2.0)
     parser.add_argument("--max-train", type=int, default=0, help="0 = every training image")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--work", type=Path, default=None, help="working folder (default: a new temporary one)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --work from its last.ckpt")
     args = parser.parse_args()
     if not args.data.is_dir():
         raise SystemExit(f"UTKFace not found at {args.data}; pass --data")
-    work = Path(tempfile.mkdtemp(prefix="faceattr-utkface-"))
-    manifest = write_manifest(read_utkface(args.data), work / "utkface.csv")
+    work = args.work or Path(tempfile.mkdtemp(prefix="faceattr-utkface-"))
+    manifest = work / "utkface.csv"
+    if not (args.resume and manifest.is_file()):
+        write_manifest(read_utkface(args.data), manifest)
     cfg = load_config(
         None,
         [
@@ -61,7 +65,7 @@ def main() -> None:
         ],
     )
     start = time.time()
-    result = train(cfg)
+    result = train(cfg, resume=args.resume)
     train_s = time.time() - start
     scores = evaluate(result.best_checkpoint, out_dir=work / "eval").metrics
     rows = [

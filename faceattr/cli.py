@@ -427,6 +427,38 @@ def crop(
     console.print(f"wrote [bold]{out}[/]")
 
 
+@app.command("synth-masks")
+def synth_masks(
+    manifest: Annotated[Path, typer.Argument(help="manifest of unmasked faces with gender and age (e.g. UTKFace)")],
+    out: Annotated[Path, typer.Option(help="dataset root to write (competition layout under train/images)")] = Path(
+        "data/synth_masks"
+    ),
+    persons: Annotated[int, typer.Option(help="people (one photo each) to turn into 7 images")] = 500,
+    seed: Annotated[int, typer.Option(help="seed of the choice of people, masks and wears")] = 0,
+    preview: Annotated[int, typer.Option(help="images on the contact sheet <out>/preview.png (0 = none)")] = 24,
+    overwrite: Annotated[bool, typer.Option(help="replace a dataset already at --out")] = False,
+) -> None:
+    """Draw masks on unmasked faces: mask1..5, incorrect_mask and normal per person, readable by `prepare`."""
+    from faceattr.data.manifest import read_manifest
+    from faceattr.data.sources import read_competition
+    from faceattr.synth.dataset import contact_sheet, synthesize_dataset
+
+    try:
+        result = synthesize_dataset(read_manifest(manifest), out, persons, seed, overwrite=overwrite)
+        console.print(f"{result.persons} people x 7 images written under [bold]{out / 'train' / 'images'}[/]")
+        if result.skipped:
+            console.print(
+                f"[yellow]{result.skipped} photo(s) skipped (no face found or unreadable); see {out}/skipped.csv[/]"
+            )
+        if preview:
+            sheet = contact_sheet(read_competition(out), out / "preview.png", preview, seed)
+            console.print(f"preview: {sheet}")
+    except FaceAttrError as e:
+        _fail(e)
+        return
+    console.print(f"next: faceattr prepare competition {out} --out data/synth_masks.csv")
+
+
 @app.command()
 def submit(
     checkpoint: Annotated[Path, typer.Argument(help="a .ckpt written by faceattr train, or an exported .onnx")],

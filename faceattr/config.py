@@ -105,6 +105,8 @@ class AugmentConfig:
     hflip: float = 0.5  # probability of each augmentation
     shift_scale_rotate: float = 0.5
     brightness_contrast: float = 0.5
+    synthetic_mask_p: float = 0.0  # chance an unmasked face (with landmarks, from `faceattr crop`) gets a drawn mask
+    synthetic_mask_incorrect: float = 0.5  # share of those drawn masks worn incorrectly (label becomes incorrect)
     mean: list[float] | None = None  # None = the backbone weights' own preprocessing
     std: list[float] | None = None
 
@@ -265,6 +267,8 @@ def validate(cfg: Config) -> None:
     for head, weight in cfg.model.loss_weights.items():
         check(head in known_heads, "model.loss_weights", f"unknown head '{head}'; valid: {known_heads}")
         check(weight >= 0, f"model.loss_weights.{head}", "must be >= 0")
+    for key in ("hflip", "shift_scale_rotate", "brightness_contrast", "synthetic_mask_p", "synthetic_mask_incorrect"):
+        check(0 <= getattr(cfg.augment, key) <= 1, f"augment.{key}", "is a probability: use a value in [0, 1]")
     for key in ("mean", "std"):
         value = getattr(cfg.augment, key)
         check(value is None or len(value) == 3, f"augment.{key}", "needs 3 values (R, G, B) or null")

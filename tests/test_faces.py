@@ -11,7 +11,7 @@ from PIL import Image
 
 from faceattr.config import FacesConfig
 from faceattr.data.images import SkipReport
-from faceattr.faces.crop import crop_manifest
+from faceattr.faces.crop import crop_manifest, parse_points
 from faceattr.faces.detect import Face, fallback_box, margin_box
 from tests.conftest import SHARED_UTKFACE
 
@@ -27,7 +27,8 @@ class FakeDetector:
         if self.fail_after is not None and self.calls >= self.fail_after:
             raise KeyboardInterrupt("simulated interruption")
         self.calls += len(images)
-        return [[Face((100, 150, 250, 330), 0.99, np.zeros((5, 2)))] if img[0, 0, 0] > 128 else [] for img in images]
+        face = Face((100, 150, 250, 330), 0.99, np.array([[150, 200], [200, 200], [175, 240], [155, 280], [195, 280]]))
+        return [[face] if img[0, 0, 0] > 128 else [] for img in images]
 
 
 def _manifest(tmp_path: Path, n: int = 6) -> pd.DataFrame:
@@ -81,8 +82,12 @@ def test_crop_uses_faces_and_falls_back_when_none_found(tmp_path):
     found = out[out.face_found].iloc[0]
     assert (found.crop_x1, found.crop_y1, found.crop_x2, found.crop_y2) == (70, 90, 280, 360)
     assert Image.open(found.path).size == (210, 270)
+    # landmarks and face box are kept in crop pixels, for the synthetic-mask augmentation
+    assert parse_points(found.landmarks, 5)[0].tolist() == [150 - 70, 200 - 90]
+    assert parse_points(found.face_box, 2).ravel().tolist() == [30, 60, 180, 240]
     fallback = out[~out.face_found].iloc[0]
     assert Image.open(fallback.path).size == (256, 340)
+    assert parse_points(fallback.landmarks, 5) is None
     assert out["source_path"].tolist() == [str(Path(p).resolve()) for p in df.path]
     assert Image.open(df.path[0]).size == (384, 512)  # sources untouched
 

@@ -17,7 +17,7 @@ from faceattr.data.samplers import EpochSeededSampler, inverse_frequency_weights
 from faceattr.data.split import load_or_make_folds
 from faceattr.data.transforms import eval_transform, train_transform
 from faceattr.errors import ImageLoadError, ManifestError
-from faceattr.labels import YOUNG_THRESHOLD
+from faceattr.labels import YOUNG_THRESHOLD, encode
 
 TARGETS = ("mask", "gender", "age_bin", "label18")
 MAX_AGE = 100
@@ -28,12 +28,15 @@ class FaceDataset(Dataset):
     """Manifest rows -> (image tensor, {task: label}). An unreadable image is reported and replaced by the next
     readable one, so a long run keeps going and the skip lands in `skipped.csv`."""
 
-    def __init__(self, frame: pd.DataFrame, transform, skips: SkipReport | None = None) -> None:
+    def __init__(
+        self, frame: pd.DataFrame, transform, skips: SkipReport | None = None, masker: SyntheticMasker | None = None
+    ) -> None:
         self.paths = frame["path"].astype(str).tolist()
         self.targets = {t: torch.tensor(frame[t].to_numpy(np.int64)) for t in TARGETS if t in frame}
         self.targets["age"] = torch.tensor(age_targets(frame["age"].to_numpy(float)))
         self.transform = transform
         self.skips = skips if skips is not None else SkipReport()
+        self.masker = masker
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -49,8 +52,54 @@ class FaceDataset(Dataset):
             except ImageLoadError as e:
                 self.skips.add(e)
                 continue
-            return self.transform(image=image)["image"], {t: v[i] for t, v in self.targets.items()}
+            targets = {t: v[i] for t, v in self.targets.items()}
+            if self.masker is not None:
+                image, targets = self.masker(i, image, targets, seed)
+            return self.transform(image=image)["image"], targets
         raise ImageLoadError(self.paths[index], "corrupt", f"{MAX_SUBSTITUTES} images in a row could not be read")
+
+
+class SyntheticMasker:
+    """`augment.synthetic_mask_p`: draws a mask on an unmasked face and relabels it (worn, or worn incorrectly).
+
+    Uses the landmarks and face box that `faceattr crop` records; rows without them are left as they are.
+    """
+
+    def __init__(self, frame: pd.DataFrame, p: float, incorrect: float) -> None:
+        from faceattr.faces.crop import parse_points
+
+        if "landmarks" not in frame or "face_box" not in frame:
+            raise ManifestError(
+                "augment.synthetic_mask_p needs face landmarks in the manifest; run `faceattr crop` on it "
+                "(it records them) and train on the crops manifest"
+            )
+        self.p, self.incorrect = p, incorrect
+        self.landmarks = [parse_points(t, 5) for t in frame["landmarks"]]
+        self.boxes = [parse_points(t, 2) for t in frame["face_box"]]
+        self.bare = (frame["mask"] == 2).to_numpy()
+
+    def eligible(self) -> int:
+        return int(sum(b and lm is not None for b, lm in zip(self.bare, self.landmarks, strict=True)))
+
+    def __call__(self, i: int, image: np.ndarray, targets: dict, seed: int | None):
+        from faceattr.synth.masks import INCORRECT_WEARS, render_mask
+
+        if not self.bare[i] or self.landmarks[i] is None or self.boxes[i] is None:
+            return image, targets
+        rng = np.random.default_rng(None if seed is None else [seed, i])
+        if rng.random() >= self.p:
+            return image, targets
+        wrong = rng.random() < self.incorrect
+        wear = INCORRECT_WEARS[rng.integers(len(INCORRECT_WEARS))] if wrong else "correct"
+        try:
+            image = render_mask(image, self.landmarks[i], self.boxes[i].ravel(), wear, rng=rng).image
+        except ValueError:  # degenerate landmarks: keep the photo as it is
+            return image, targets
+        mask = 1 if wrong else 0
+        targets = dict(targets, mask=torch.tensor(mask))
+        if "label18" in targets:
+            targets["label18"] = torch.tensor(encode(mask, int(targets["gender"]), int(targets["age_bin"])))
+        return image, targets
 
 
 class FaceDataModule(L.LightningDataModule):
@@ -101,8 +150,14 @@ class FaceDataModule(L.LightningDataModule):
     def _loader(self, frame: pd.DataFrame, transform, batch_size: int, shuffle: bool) -> DataLoader:
         workers = self.cfg.data.num_workers
         sampler = self.train_sampler() if shuffle else None
+        aug = self.cfg.augment
+        masker = (
+            SyntheticMasker(frame, aug.synthetic_mask_p, aug.synthetic_mask_incorrect)
+            if shuffle and aug.synthetic_mask_p > 0
+            else None
+        )
         return DataLoader(
-            FaceDataset(frame, transform, self.skips),
+            FaceDataset(frame, transform, self.skips, masker),
             batch_size=batch_size,
             sampler=sampler,
             drop_last=shuffle and len(frame) > batch_size,

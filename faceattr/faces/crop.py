@@ -34,7 +34,10 @@ INDEX_FIELDS = (
     "crop_y1",
     "crop_x2",
     "crop_y2",
+    "face_box",
+    "landmarks",
 )
+CACHE_FORMAT = 2  # 2: face box and landmarks recorded in crop coordinates
 
 
 @dataclass
@@ -49,7 +52,7 @@ class CropResult:
 def settings_key(cfg: FacesConfig) -> str:
     """Short hash of the settings that shape a crop; a change makes new crops instead of reusing old ones."""
     keys = ("margins", "margin_unit", "fallback_size", "min_face_size", "min_score")
-    blob = json.dumps({k: asdict(cfg)[k] for k in keys}, sort_keys=True)
+    blob = json.dumps({"format": CACHE_FORMAT, **{k: asdict(cfg)[k] for k in keys}}, sort_keys=True)
     return hashlib.sha1(blob.encode()).hexdigest()[:8]
 
 
@@ -73,6 +76,21 @@ def _read_index(index_path: Path) -> dict[str, dict]:
             if unchanged and crop.is_file() and crop.stat().st_size > 0:
                 valid[row["source_path"]] = row
     return valid
+
+
+def _in_crop(points: np.ndarray, box: tuple[int, int, int, int]) -> str:
+    """Points (N x 2, image pixels) as 'x y x y ...' relative to the crop's top-left corner."""
+    shifted = np.asarray(points, dtype=np.float64).reshape(-1, 2) - np.array(box[:2], dtype=np.float64)
+    return " ".join(f"{v:.1f}" for v in shifted.ravel())
+
+
+def parse_points(text, count: int) -> np.ndarray | None:
+    """'x y x y ...' -> (count, 2) array, or None when empty or malformed (no face was found)."""
+    try:
+        values = np.array(str(text).split(), dtype=np.float64)
+    except ValueError:
+        return None
+    return values.reshape(count, 2) if values.size == 2 * count else None
 
 
 def _save_crop(crop: np.ndarray, path: Path) -> None:
@@ -137,6 +155,8 @@ def crop_manifest(
                         "crop_y1": box[1],
                         "crop_x2": box[2],
                         "crop_y2": box[3],
+                        "face_box": _in_crop(np.asarray(face.box).reshape(2, 2), box) if face else "",
+                        "landmarks": _in_crop(face.landmarks, box) if face else "",
                     }
                     writer.writerow(row)
                     index[source] = row
@@ -151,5 +171,7 @@ def crop_manifest(
     out["face_score"] = pd.to_numeric(pd.Series([e["face_score"] for e in entries]), errors="coerce")
     for col in ("crop_x1", "crop_y1", "crop_x2", "crop_y2"):
         out[col] = [int(e[col]) for e in entries]
+    out["face_box"] = [e["face_box"] for e in entries]
+    out["landmarks"] = [e["landmarks"] for e in entries]
     rates = out.groupby("mask")["face_found"].mean().to_dict() if len(out) else {}
     return CropResult(out, detector.calls if detector else 0, reused, len(skips), rates)

@@ -1,0 +1,157 @@
+"""`faceattr synth-masks`: unmasked faces with gender and age -> a dataset in the mask-competition layout.
+
+Per person: `mask1..mask5` (correctly worn, five different masks), `incorrect_mask` (one of the incorrect ways,
+at random) and `normal` (the original photo), in `<out>/train/images/<id>_<gender>_<race>_<age>/`, which
+`faceattr prepare competition <out>` reads back. Each person's draws come from (seed, person index) alone, so a
+rerun writes the same files. Photos the detector finds no face in are skipped and listed in `skipped.csv`.
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image, ImageDraw
+from rich.progress import Progress
+
+from faceattr.data.images import SkipReport, load_rgb
+from faceattr.errors import DatasetError, ImageLoadError
+from faceattr.faces.detect import Face, FaceDetector
+from faceattr.synth.masks import INCORRECT_WEARS, random_style, render_mask
+
+MASKED_FILES = tuple(f"mask{i}" for i in range(1, 6))
+GENDER_NAMES = {0: "male", 1: "female"}
+DETECT_PAD = 0.25  # tight face crops (UTKFace) need context around the face for MTCNN to find it
+
+
+@dataclass
+class SynthResult:
+    root: Path
+    persons: int
+    skipped: int
+    log: Path
+
+
+def detect_padded(detector: FaceDetector, images: list[np.ndarray]) -> list[Face | None]:
+    """The largest face per image, detected on a grey-padded copy and mapped back to the image's pixels."""
+    padded, pads = [], []
+    for image in images:
+        pad = round(DETECT_PAD * max(image.shape[:2]))
+        padded.append(np.pad(image, ((pad, pad), (pad, pad), (0, 0)), constant_values=127))
+        pads.append(pad)
+    faces: list[Face | None] = []
+    for found, pad in zip(detector.detect(padded), pads, strict=True):
+        if not found:
+            faces.append(None)
+            continue
+        f = found[0]
+        box = tuple(v - pad for v in f.box)
+        faces.append(Face(box, f.score, f.landmarks - pad))
+    return faces
+
+
+def _person_folder(index: int, row: pd.Series) -> str:
+    race = str(row.get("race", "unknown") or "unknown").replace("_", "-").replace(" ", "-")
+    return f"{index:06d}_{GENDER_NAMES[int(row['gender'])]}_{race}_{int(row['age'])}"
+
+
+def _save_jpeg(image: np.ndarray, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    Image.fromarray(image).save(tmp, format="JPEG", quality=95)
+    tmp.replace(path)
+
+
+def synthesize_dataset(
+    manifest: pd.DataFrame,
+    out_dir: str | Path,
+    persons: int = 500,
+    seed: int = 0,
+    detector: FaceDetector | None = None,
+    batch_size: int = 16,
+    progress: bool = True,
+    overwrite: bool = False,
+) -> SynthResult:
+    """Write the competition layout for up to `persons` unmasked faces of `manifest` (one photo per person)."""
+    needed = [c for c in ("path", "person_id", "mask", "gender", "age") if c not in manifest.columns]
+    if needed:
+        raise DatasetError(f"manifest lacks column(s) {', '.join(needed)}; build it with `faceattr prepare`")
+    bare = manifest[(manifest["mask"] == 2) & manifest["age"].notna() & manifest["gender"].isin([0, 1])]
+    if bare.empty:
+        raise DatasetError("no unmasked faces with known gender and age (mask == 2) in the manifest to draw masks on")
+    bare = bare.drop_duplicates("person_id").sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    root = Path(out_dir)
+    images_dir = root / "train" / "images"
+    if images_dir.is_dir() and any(images_dir.iterdir()):
+        if not overwrite:
+            raise DatasetError(f"{images_dir} already holds person folders; pick another --out or pass --overwrite")
+        shutil.rmtree(images_dir)
+    images_dir.mkdir(parents=True, exist_ok=True)
+    (root / "skipped.csv").unlink(missing_ok=True)
+    skips = SkipReport(root / "skipped.csv")
+    log_path = root / "synth_masks.csv"
+    detector = detector or FaceDetector()
+    written = 0
+    with log_path.open("w", newline="") as log, Progress(disable=not progress) as bar:
+        writer = csv.writer(log)
+        writer.writerow(["person", "file", "source", "wear", "shape", "color", "pattern"])
+        task = bar.add_task("drawing masks", total=persons)
+        for start in range(0, len(bare), batch_size):
+            if written >= persons:
+                break
+            chunk = bare.iloc[start : start + batch_size]
+            loaded = []
+            for _, row in chunk.iterrows():
+                try:
+                    loaded.append((row, load_rgb(row["path"])))
+                except ImageLoadError as e:
+                    skips.add(e)
+            faces = detect_padded(detector, [image for _, image in loaded]) if loaded else []
+            for (row, image), face in zip(loaded, faces, strict=True):
+                if written >= persons:
+                    break
+                if face is None:
+                    skips.add(ImageLoadError(row["path"], "no_face", "MTCNN found no face to place a mask on"))
+                    continue
+                folder = images_dir / _person_folder(written + 1, row)
+                folder.mkdir(exist_ok=True)
+                rng = np.random.default_rng([seed, written])
+                wears = [("correct", name) for name in MASKED_FILES]
+                wears.append((INCORRECT_WEARS[rng.integers(len(INCORRECT_WEARS))], "incorrect_mask"))
+                for wear, name in wears:
+                    style = random_style(rng)
+                    rendered = render_mask(image, face.landmarks, face.box, wear, style, rng)
+                    _save_jpeg(rendered.image, folder / f"{name}.jpg")
+                    writer.writerow([folder.name, name, row["path"], wear, style.shape, style.color, style.pattern])
+                _save_jpeg(image, folder / "normal.jpg")
+                writer.writerow([folder.name, "normal", row["path"], "none", "", "", ""])
+                written += 1
+                bar.advance(task)
+    if written == 0:
+        raise DatasetError(f"no face found in any photo; see {skips.csv_path} for each photo and its reason")
+    return SynthResult(root, written, len(skips), log_path)
+
+
+def contact_sheet(dataset: pd.DataFrame, out_path: str | Path, count: int = 24, seed: int = 0, tile: int = 160):
+    """A grid of `count` random images with their mask label, to judge the masks at a glance."""
+    from faceattr.labels import MASK_NAMES
+
+    if dataset.empty:
+        raise DatasetError("nothing to preview: the dataset has no images")
+    pick = dataset.sample(n=min(count, len(dataset)), random_state=seed)
+    columns = min(8, len(pick))
+    rows = -(-len(pick) // columns)
+    sheet = Image.new("RGB", (columns * tile, rows * (tile + 18)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for k, (_, row) in enumerate(pick.iterrows()):
+        image = Image.fromarray(load_rgb(row["path"])).resize((tile, tile))
+        x, y = (k % columns) * tile, (k // columns) * (tile + 18)
+        sheet.paste(image, (x, y))
+        label = f"{MASK_NAMES[int(row['mask'])]} {Path(row['path']).stem}"
+        draw.text((x + 4, y + tile + 3), label, fill="black")
+    out_path = Path(out_path)
+    sheet.save(out_path)
+    return out_path

@@ -1,0 +1,259 @@
+"""Synthetic masks: placement from landmarks, the competition layout they are written in, the augmentation."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from faceattr.data.datamodule import FaceDataset, SyntheticMasker
+from faceattr.data.manifest import read_manifest, write_manifest
+from faceattr.data.sources import read_competition, read_utkface
+from faceattr.errors import DatasetError, ManifestError
+from faceattr.faces.detect import Face
+from faceattr.labels import encode
+from faceattr.synth.dataset import contact_sheet, synthesize_dataset
+from faceattr.synth.masks import INCORRECT_WEARS, SHAPES, MaskStyle, random_style, render_mask
+from tests.conftest import SHARED_UTKFACE
+
+# A frontal face on a 200 x 200 photo: eyes, nose tip, mouth corners, and its box down to the chin.
+LANDMARKS = np.array([[70, 85], [130, 85], [100, 118], [78, 145], [122, 145]], dtype=np.float32)
+BOX = (45.0, 40.0, 155.0, 180.0)
+NOSE, MOUTH = (100, 118), (100, 145)
+
+
+def _photo(seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.integers(90, 200, size=(200, 200, 3), dtype=np.uint8)
+
+
+def _covered(rendered, point) -> float:
+    x, y = point
+    return float(rendered.alpha[y, x])
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_a_correctly_worn_mask_covers_nose_and_mouth(shape):
+    style = MaskStyle(shape, (150, 190, 225))
+    rendered = render_mask(_photo(), LANDMARKS, BOX, "correct", style)
+    assert _covered(rendered, NOSE) > 0.9
+    assert _covered(rendered, MOUTH) > 0.9
+    assert _covered(rendered, (100, 85)) < 0.1  # the eyes stay visible
+    changed = np.abs(rendered.image.astype(int) - _photo().astype(int)).sum(-1) > 0
+    assert changed[NOSE[1], NOSE[0]] and not changed[60, 100]
+
+
+@pytest.mark.parametrize("wear", INCORRECT_WEARS)
+def test_every_incorrect_wear_leaves_the_nose_tip_uncovered(wear):
+    rendered = render_mask(_photo(), LANDMARKS, BOX, wear, MaskStyle("cloth", (30, 40, 80)))
+    assert _covered(rendered, NOSE) < 0.1
+    assert rendered.alpha.sum() > 500  # yet a mask was drawn
+    if wear == "chin":
+        assert _covered(rendered, MOUTH) < 0.1
+    else:
+        assert _covered(rendered, MOUTH) > 0.9
+
+
+def test_the_mask_follows_a_tilted_head():
+    angle = np.deg2rad(20)
+    centre = np.array([100.0, 110.0])
+    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    tilted = (LANDMARKS - centre) @ rot.T + centre
+    rendered = render_mask(_photo(), tilted, BOX, "correct", MaskStyle("surgical", (235, 236, 238)))
+    nose = np.round(tilted[2]).astype(int)
+    mouth = np.round(tilted[3:].mean(0)).astype(int)
+    assert _covered(rendered, nose) > 0.9 and _covered(rendered, mouth) > 0.9
+
+
+def test_same_seed_same_mask_and_degenerate_landmarks_are_refused():
+    a = render_mask(_photo(), LANDMARKS, BOX, rng=np.random.default_rng(5)).image
+    b = render_mask(_photo(), LANDMARKS, BOX, rng=np.random.default_rng(5)).image
+    assert np.array_equal(a, b)
+    styles = {random_style(np.random.default_rng(s)).shape for s in range(40)}
+    assert styles == set(SHAPES)
+    collapsed = np.repeat(LANDMARKS[:1], 5, axis=0)
+    with pytest.raises(ValueError, match="degenerate"):
+        render_mask(_photo(), collapsed, BOX)
+
+
+class KnownFaceDetector:
+    """Stands in for MTCNN: the face sits where LANDMARKS say (shifted by the padding the builder adds);
+    an all-black photo has none."""
+
+    calls = 0
+
+    def detect(self, images):
+        out = []
+        for image in images:
+            pad = (image.shape[0] - 200) // 2
+            centre = image[image.shape[0] // 2, image.shape[1] // 2]
+            bright = centre.mean() > 10
+            face = Face(tuple(v + pad for v in BOX), 0.99, LANDMARKS + pad)
+            out.append([face] if bright else [])
+        return out
+
+
+@pytest.fixture
+def bare_faces(tmp_path):
+    """Six unmasked 'people' as a UTKFace folder, one photo (all black = no face) among them."""
+    folder = tmp_path / "utk"
+    folder.mkdir()
+    for k in range(6):
+        age, gender = 20 + 9 * k, k % 2
+        pixels = np.zeros((200, 200, 3), np.uint8) if k == 5 else _photo(k)
+        Image.fromarray(pixels).save(folder / f"{age}_{gender}_2_2017010{k}.jpg.chip.jpg")
+    return write_manifest(read_utkface(folder), tmp_path / "utk.csv")
+
+
+def _digest(root) -> str:
+    h = hashlib.sha1()
+    for path in sorted(root.rglob("*.jpg")):
+        h.update(str(path.relative_to(root)).encode() + path.read_bytes())
+    return h.hexdigest()
+
+
+def test_synthesized_dataset_reads_back_as_a_competition_dataset(bare_faces, tmp_path):
+    source = read_manifest(bare_faces)
+    result = synthesize_dataset(source, tmp_path / "synth", persons=10, detector=KnownFaceDetector(), progress=False)
+    assert result.persons == 5 and result.skipped == 1  # the face-less photo is reported, not dropped silently
+    skipped = pd.read_csv(tmp_path / "synth" / "skipped.csv")
+    assert skipped["reason"].tolist() == ["no_face"]
+    back = read_competition(tmp_path / "synth")
+    assert len(back) == 5 * 7
+    assert back.groupby("person_id").size().eq(7).all()
+    assert sorted(back.groupby("mask").size().tolist()) == [5, 5, 25]
+    by_person = back.groupby("person_id")[["gender", "age"]].first()
+    expected = source[source["age"] != 65].set_index("age")["gender"]  # age 65 is the black photo
+    assert dict(zip(by_person["age"], by_person["gender"], strict=True)) == expected.to_dict()
+    assert set(back["label18"]) == {encode(m, g, a) for m, g, a in back[["mask", "gender", "age_bin"]].to_numpy()}
+    log = pd.read_csv(result.log)
+    assert set(log.loc[log["file"] == "incorrect_mask", "wear"]) <= set(INCORRECT_WEARS)
+    sheet = contact_sheet(back, tmp_path / "synth" / "preview.png", count=12)
+    assert Image.open(sheet).size[0] > 0
+
+
+def test_same_seed_writes_the_same_files_and_an_existing_dataset_is_kept(bare_faces, tmp_path):
+    source = read_manifest(bare_faces)
+    for name in ("a", "b"):
+        synthesize_dataset(source, tmp_path / name, 3, seed=7, detector=KnownFaceDetector(), progress=False)
+    assert _digest(tmp_path / "a") == _digest(tmp_path / "b")
+    with pytest.raises(DatasetError, match="--overwrite"):
+        synthesize_dataset(source, tmp_path / "a", 3, seed=7, detector=KnownFaceDetector(), progress=False)
+    synthesize_dataset(source, tmp_path / "a", 2, seed=8, detector=KnownFaceDetector(), progress=False, overwrite=True)
+    assert len(read_competition(tmp_path / "a")) == 14
+
+
+def test_masker_draws_a_mask_and_relabels_only_unmasked_faces_with_landmarks():
+    lm_text = " ".join(f"{v:.1f}" for v in LANDMARKS.ravel())
+    box_text = " ".join(str(v) for v in BOX)
+    frame = pd.DataFrame(
+        {
+            "path": ["a.jpg", "b.jpg", "c.jpg"],
+            "mask": [2, 0, 2],
+            "gender": [1, 1, 0],
+            "age_bin": [2, 2, 0],
+            "landmarks": [lm_text, lm_text, ""],
+            "face_box": [box_text, box_text, ""],
+        }
+    )
+    masker = SyntheticMasker(frame, p=1.0, incorrect=0.5)
+    assert masker.eligible() == 1
+    wears = []
+    for seed in range(20):
+        targets = {"mask": torch.tensor(2), "gender": torch.tensor(1), "age_bin": torch.tensor(2)}
+        targets["label18"] = torch.tensor(encode(2, 1, 2))
+        image, out = masker(0, _photo(), targets, seed)
+        assert int(out["mask"]) in (0, 1)
+        assert int(out["label18"]) == encode(int(out["mask"]), 1, 2)
+        assert not np.array_equal(image, _photo())
+        wears.append(int(out["mask"]))
+    assert 0 < sum(wears) < 20  # both correct and incorrect wears are drawn
+    for row in (1, 2):  # already masked, or no landmarks: untouched
+        targets = {"mask": torch.tensor(int(frame["mask"][row])), "gender": torch.tensor(0), "age_bin": torch.tensor(0)}
+        image, out = masker(row, _photo(), targets, 3)
+        assert np.array_equal(image, _photo()) and out is targets
+    with pytest.raises(ManifestError, match="faceattr crop"):
+        SyntheticMasker(frame.drop(columns=["landmarks"]), 0.5, 0.5)
+
+
+def test_dataset_applies_the_masker(tmp_path):
+    Image.fromarray(_photo()).save(tmp_path / "a.jpg")
+    lm_text = " ".join(f"{v:.1f}" for v in LANDMARKS.ravel())
+    frame = pd.DataFrame(
+        {
+            "path": [str(tmp_path / "a.jpg")],
+            "person_id": ["p"],
+            "mask": [2],
+            "gender": [0],
+            "age": [40.0],
+            "age_bin": [1],
+            "label18": [encode(2, 0, 1)],
+            "landmarks": [lm_text],
+            "face_box": [" ".join(str(v) for v in BOX)],
+        }
+    )
+    dataset = FaceDataset(frame, lambda image: {"image": image}, masker=SyntheticMasker(frame, 1.0, 0.0))
+    image, targets = dataset[(0, 11)]
+    assert int(targets["mask"]) == 0 and int(targets["label18"]) == encode(0, 0, 1)
+    assert not np.array_equal(image, _photo())
+
+
+@pytest.mark.skipif(not SHARED_UTKFACE.is_dir(), reason="../shared/data/utkface is absent (research-only, not in repo)")
+def test_real_faces_get_masks_where_mtcnn_puts_them_and_a_mask_head_learns_them(tmp_path):
+    """40 real UTKFace people -> 280 images; a brief mask-head fine-tune separates the three mask states."""
+    from faceattr.config import load_config
+    from faceattr.reports.evaluate import evaluate
+    from faceattr.training import train
+    from tests.conftest import tiny_overrides
+
+    files = sorted(SHARED_UTKFACE.iterdir())[:400:10]
+    folder = tmp_path / "utk"
+    folder.mkdir()
+    for f in files:
+        (folder / f.name).symlink_to(f)
+    source = read_utkface(folder)
+    result = synthesize_dataset(source, tmp_path / "synth", persons=40, seed=1, progress=False)
+    assert result.persons >= 36  # MTCNN finds nearly every padded UTKFace face
+    manifest = write_manifest(read_competition(tmp_path / "synth"), tmp_path / "synth.csv")
+    overrides = tiny_overrides(
+        manifest,
+        tmp_path / "runs",
+        **{
+            "model.backbone": "tf_efficientnet_lite0",
+            "model.pretrained": "package",
+            "model.heads": "[mask]",
+            "data.image_size": 96,
+            "data.folds": 4,
+            "train.epochs": 3,
+            "train.monitor": "val/f1_mask",
+            "optim.lr": "2e-3",
+        },
+    )
+    trained = train(load_config(None, overrides))
+    scores = evaluate(trained.best_checkpoint, out_dir=tmp_path / "eval").metrics
+    assert scores["mask"]["f1"] > 0.6, scores["mask"]  # chance is ~0.33 on held-out people
+
+
+@pytest.mark.skipif(not SHARED_UTKFACE.is_dir(), reason="../shared/data/utkface is absent (research-only, not in repo)")
+def test_synth_masks_command_writes_the_layout_and_a_preview(tmp_path):
+    from typer.testing import CliRunner
+
+    from faceattr.cli import app
+
+    folder = tmp_path / "utk"
+    folder.mkdir()
+    for f in sorted(SHARED_UTKFACE.iterdir())[:4]:
+        (folder / f.name).symlink_to(f)
+    manifest = write_manifest(read_utkface(folder), tmp_path / "utk.csv")
+    out = tmp_path / "synth"
+    args = ["synth-masks", str(manifest), "--out", str(out), "--persons", "3", "--preview", "8"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "3 people x 7 images" in result.output
+    assert Image.open(out / "preview.png").size[0] > 0
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code != 0 and "--overwrite" in again.output
