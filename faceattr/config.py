@@ -38,7 +38,9 @@ class DataConfig:
     split_seed: int = 42  # seed of the person-level split (kept apart from `seed` so the split stays put)
     image_size: int = 128  # square input side in pixels
     old_threshold: int = DEFAULT_OLD_THRESHOLD  # age at or over which a person is "old"
-    batch_size: int = 32
+    batch_size: Any = 32  # or "auto": the largest that fits (see faceattr/batch_size.py)
+    max_batch_size: int = 256  # the most data.batch_size=auto may pick
+    auto_batch_memory_fraction: float = 0.5  # CPU: share of the machine's RAM a trial batch may peak at
     eval_batch_size: int = 64
     num_workers: int = 2
     keep_masked: int = 5  # keep k of the 5 near-identical masked photos per person (competition data)
@@ -236,7 +238,14 @@ def validate(cfg: Config) -> None:
         "scheduler.name",
         f"'{cfg.scheduler.name}' is not one of {SCHEDULERS}",
     )
-    check(cfg.data.batch_size >= 1, "data.batch_size", f"{cfg.data.batch_size} must be a positive integer")
+    auto_batch = cfg.data.batch_size == "auto"
+    check(
+        auto_batch or (isinstance(cfg.data.batch_size, int) and cfg.data.batch_size >= 1),
+        "data.batch_size",
+        f"{cfg.data.batch_size!r} must be a positive integer or auto",
+    )
+    check(cfg.data.max_batch_size >= 1, "data.max_batch_size", "must be a positive integer")
+    check(0 < cfg.data.auto_batch_memory_fraction <= 0.9, "data.auto_batch_memory_fraction", "must be in (0, 0.9]")
     check(cfg.data.eval_batch_size >= 1, "data.eval_batch_size", "must be a positive integer")
     check(cfg.data.image_size >= 32, "data.image_size", "must be at least 32 pixels")
     check(cfg.data.folds >= 2, "data.folds", "needs at least 2 folds (one validates)")

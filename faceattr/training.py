@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
+from faceattr.batch_size import find_batch_size
 from faceattr.callbacks import BatchSeed, SaveAbove
 from faceattr.checkpoint_io import AtomicCheckpointIO
 from faceattr.config import Config, save_config
@@ -24,6 +26,8 @@ from faceattr.models.backbones import get_spec
 from faceattr.models.losses import balanced_class_weights
 from faceattr.models.module import FaceAttrModule
 from faceattr.runinfo import run_info, write_json
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -138,10 +142,13 @@ def train(cfg: Config, overwrite: bool = False, resume: bool = False) -> TrainRe
     datamodule = FaceDataModule(cfg, cfg.augment.mean, cfg.augment.std, run_dir)
     datamodule.setup("fit")
     cfg.faces.trained_on_crops = "crop_x1" in datamodule.train_frame.columns  # predict crops the same way
+    module = FaceAttrModule.from_config(cfg)
+    if cfg.data.batch_size == "auto":
+        cfg.data.batch_size = min(find_batch_size(cfg, module), max(1, len(datamodule.train_frame)))
+        log.info("data.batch_size=auto picked %d", cfg.data.batch_size)
     if launched_rank() == 0:
         save_config(cfg, run_dir / "config.yaml")
         write_json(run_info(), run_dir / "run_info.json")
-    module = FaceAttrModule.from_config(cfg)
     if cfg.loss.class_weights:
         module.set_class_weights(
             {
@@ -187,6 +194,7 @@ def train(cfg: Config, overwrite: bool = False, resume: bool = False) -> TrainRe
                 "last_metrics": metrics,
                 "skipped_images": skipped,
                 "train_size": len(datamodule.train_frame),
+                "batch_size": cfg.data.batch_size,
                 "val_size": len(datamodule.val_frame),
             },
             run_dir / "train_summary.json",

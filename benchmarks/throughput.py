@@ -1,0 +1,183 @@
+"""Is the model the only bottleneck? Images per second for training and inference, three ways:
+
+(a) model-bound: steps on a random batch already in memory;
+(b) full pipeline: real images from disk through decode, augmentation and the model (a DataLoader as in training);
+(c) pipeline alone: the same DataLoader with no model.
+
+(b)/(a) near 1 means the data pipeline keeps up. Each data setup ("before": the loader in a worker process that
+decodes each JPEG every epoch; "after": the settings we ship) is reported, with peak RSS per batch size from a
+fresh process each. Data: ../shared/data/utkface files (read in place).
+
+    python -m benchmarks.throughput --image-size 128 --batch-size 32
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+
+from benchmarks.common import SHARED_UTKFACE, save
+from faceattr.config import load_config
+from faceattr.data.datamodule import FaceDataset
+from faceattr.data.sources import read_utkface
+from faceattr.data.transforms import eval_transform, train_transform
+from faceattr.models.module import FaceAttrModule
+
+
+def _module(backbone: str, channels_last: bool, compile_model: bool = False):
+    cfg = load_config(
+        None,
+        [
+            f"model.backbone={backbone}",
+            "model.pretrained=none",
+            "model.heads=[mask,gender,age_bin]",
+            f"model.channels_last={str(channels_last).lower()}",
+        ],
+    )
+    module = FaceAttrModule.from_config(cfg, load_pretrained=False)
+    if compile_model:
+        module.model = torch.compile(module.model)
+    return cfg, module
+
+
+def _targets(n: int) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return {t: torch.randint(0, k, (n,), generator=g) for t, k in (("mask", 3), ("gender", 2), ("age_bin", 3))}
+
+
+class Runner:
+    def __init__(self, module: FaceAttrModule) -> None:
+        self.module = module
+        self.optimizer = torch.optim.AdamW(module.parameters(), lr=1e-3)
+
+    def train_step(self, images: torch.Tensor, targets: dict) -> None:
+        self.module.train()
+        losses = self.module._losses(self.module(images), targets)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.module._total(losses).backward()
+        self.optimizer.step()
+
+    @torch.no_grad()
+    def infer(self, images: torch.Tensor) -> None:
+        self.module.eval()
+        self.module(images)
+
+
+def _rate(batches, consume, warmup: int = 2) -> float:
+    """Images per second over the batches after `warmup`."""
+    seen, start = 0, None
+    for i, batch in enumerate(batches):
+        if i == warmup:
+            start = time.perf_counter()
+        if i >= warmup:
+            seen += len(batch[0])
+        consume(batch)
+    return seen / (time.perf_counter() - start)
+
+
+def _loader(frame: pd.DataFrame, transform, batch_size: int, workers: int) -> DataLoader:
+    return DataLoader(
+        FaceDataset(frame, transform),
+        batch_size=batch_size,
+        shuffle=True,
+        num_workers=workers,
+        persistent_workers=False,
+        pin_memory=torch.cuda.is_available(),
+        drop_last=True,
+    )
+
+
+def measure(args, frame: pd.DataFrame, setup: dict) -> dict:
+    torch.manual_seed(0)
+    cfg, module = _module(args.backbone, setup["channels_last"], setup.get("compile", False))
+    runner = Runner(module)
+    mean, std = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
+    size, bs = args.image_size, args.batch_size
+    fixed = (torch.randn(bs, 3, size, size), _targets(bs))
+    steps = args.steps
+    out = {"setup": setup["name"]}
+    out["train_a"] = _rate([fixed] * (steps + 2), lambda b: runner.train_step(*b))
+    loader = _loader(frame, train_transform(size, cfg.augment, mean, std), bs, setup["workers"])
+    out["train_c"] = _rate(_take(loader, steps + 2), lambda b: None)
+    out["train_b"] = _rate(_take(loader, steps + 2), lambda b: runner.train_step(*b))
+    out["infer_a"] = _rate([fixed] * (steps * 2 + 2), lambda b: runner.infer(b[0]))
+    eval_loader = _loader(frame, eval_transform(size, mean, std), bs, setup["workers"])
+    out["infer_c"] = _rate(_take(eval_loader, steps * 2 + 2), lambda b: None)
+    out["infer_b"] = _rate(_take(eval_loader, steps * 2 + 2), lambda b: runner.infer(b[0]))
+    for kind in ("train", "infer"):
+        out[f"{kind}_b_over_a"] = out[f"{kind}_b"] / out[f"{kind}_a"]
+    return {k: round(v, 3) if isinstance(v, float) else v for k, v in out.items()}
+
+
+def _take(loader, n: int):
+    while True:
+        for batch in loader:
+            yield batch
+            n -= 1
+            if n == 0:
+                return
+
+
+def _peak_rss_child(backbone: str, size: int, batch: int, channels_last: bool, queue) -> None:
+    torch.manual_seed(0)
+    _, module = _module(backbone, channels_last)
+    runner = Runner(module)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for _ in range(2):
+        runner.train_step(torch.randn(batch, 3, size, size), _targets(batch))
+    queue.put((before / 1024, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+
+
+def peak_rss(backbone: str, size: int, batch: int, channels_last: bool) -> tuple[float, float]:
+    """(MiB after building the model, peak MiB after two training steps) in a fresh process."""
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_peak_rss_child, args=(backbone, size, batch, channels_last, queue))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=SHARED_UTKFACE)
+    parser.add_argument("--backbone", default="tf_efficientnet_lite0")
+    parser.add_argument("--image-size", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=12, help="timed training steps per measurement")
+    parser.add_argument("--images", type=int, default=1200)
+    parser.add_argument("--memory-batches", default="16,32,64")
+    args = parser.parse_args()
+    if not args.data.is_dir():
+        raise SystemExit(f"UTKFace not found at {args.data}; pass --data")
+    frame = read_utkface(args.data).sample(n=args.images, random_state=0).reset_index(drop=True)
+    setups = [
+        {"name": "before: 1 worker, NCHW", "workers": 1, "channels_last": False},
+        {"name": "1 worker, channels_last", "workers": 1, "channels_last": True},
+        {"name": "after: in-process loading, channels_last", "workers": 0, "channels_last": True},
+    ]
+    if torch.cuda.is_available():
+        setups.append({"name": "4 workers, channels_last", "workers": 4, "channels_last": True})
+    rows = [measure(args, frame, s) for s in setups]
+    columns = ["setup", "train_a", "train_b", "train_c", "train_b_over_a", "infer_a", "infer_b", "infer_c"]
+    columns.append("infer_b_over_a")
+    save("throughput", rows, columns, {**vars(args), "data": "shared/data/utkface", "units": "images/s"})
+    memory = []
+    for batch in [int(b) for b in args.memory_batches.split(",")]:
+        base, peak = peak_rss(args.backbone, args.image_size, batch, True)
+        memory.append({"batch_size": batch, "model_mib": round(base), "peak_train_mib": round(peak)})
+    save("memory", memory, ["batch_size", "model_mib", "peak_train_mib"], {**vars(args), "device": "cpu"})
+    print(np.round([r["train_b_over_a"] for r in rows], 3))
+
+
+if __name__ == "__main__":
+    main()

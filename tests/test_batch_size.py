@@ -1,0 +1,52 @@
+"""data.batch_size=auto: the largest batch that fits, by doubling then bisecting real training steps."""
+
+import json
+
+import pytest
+
+from faceattr.errors import ConfigError
+from tests.conftest import tiny_overrides
+
+
+def test_largest_fitting_batch_is_found_by_doubling_then_bisecting():
+    from faceattr.batch_size import largest_fitting
+
+    tried: list[int] = []
+
+    def fits_under(limit):
+        def fits(b):
+            tried.append(b)
+            return b <= limit
+
+        return fits
+
+    assert largest_fitting(fits_under(100), start=8, cap=512) >= 100 * 7 // 8
+    assert largest_fitting(fits_under(100), start=8, cap=512) <= 100
+    assert largest_fitting(fits_under(1000), start=8, cap=256) == 256  # capped
+    assert largest_fitting(fits_under(5), start=8, cap=256) == 5
+    assert largest_fitting(fits_under(0), start=8, cap=256) == 1  # nothing fits: still train, with one image
+    tried.clear()
+    largest_fitting(fits_under(64), start=8, cap=512)
+    assert tried[:5] == [8, 16, 32, 64, 128]
+
+
+def test_auto_batch_size_trains_and_records_the_size_it_picked(competition_manifest, tmp_path):
+    from faceattr.config import load_config
+    from faceattr.training import train
+
+    overrides = tiny_overrides(
+        competition_manifest, tmp_path, **{"data.batch_size": "auto", "data.max_batch_size": 24, "train.epochs": 1}
+    )
+    result = train(load_config(None, overrides))
+    summary = json.loads((result.run_dir / "train_summary.json").read_text())
+    assert summary["batch_size"] == 24  # the tiny network fits far more; the cap decides
+    saved = (result.run_dir / "config.yaml").read_text()
+    assert "batch_size: 24" in saved  # the run folder records the number, so a rerun is reproducible
+    with pytest.raises(ConfigError, match=r"data\.batch_size"):
+        load_config(None, ["data.batch_size=big"])
+    # a budget no batch can meet on CPU still trains, with one image per step
+    tiny_budget = load_config(None, [*overrides, "data.auto_batch_memory_fraction=0.0001"])
+    from faceattr.batch_size import find_batch_size
+    from faceattr.models.module import FaceAttrModule
+
+    assert find_batch_size(tiny_budget, FaceAttrModule.from_config(tiny_budget, load_pretrained=False)) == 1
