@@ -427,6 +427,79 @@ def crop(
     console.print(f"wrote [bold]{out}[/]")
 
 
+@app.command()
+def stats(
+    manifest: Annotated[Path, typer.Argument(help="manifest to describe")],
+    out: Annotated[Path, typer.Option(help="folder for the PNG plots, report.md and stats.json")] = Path("stats"),
+    max_images: Annotated[int, typer.Option(help="images read for sizes and mean/std (0 = all)")] = 0,
+    old_threshold: Annotated[int, typer.Option(help="age at or over which a person is 'old'")] = 60,
+    write_config: Annotated[
+        Path | None, typer.Option(help="put the measured mean/std into this config's augment section")
+    ] = None,
+) -> None:
+    """Counts per class, age by gender, images per person, image sizes, per-channel mean/std; plots + report."""
+    from faceattr.data.manifest import read_manifest
+    from faceattr.reports.stats import dataset_stats, write_normalization
+
+    try:
+        result = dataset_stats(read_manifest(manifest, old_threshold), out, old_threshold, max_images)
+        summary = result.summary
+        console.print(
+            f"{summary['images']} images, {summary['people']} people; mean {summary['mean']}, std {summary['std']}"
+        )
+        if summary["unreadable"]:
+            console.print(f"[yellow]{summary['unreadable']} unreadable image(s); see {out / 'skipped.csv'}[/]")
+        if write_config is not None:
+            write_normalization(write_config, summary["mean"], summary["std"])
+            console.print(f"wrote augment.mean/std into {write_config}")
+    except FaceAttrError as e:
+        _fail(e)
+        return
+    console.print(f"report: [bold]{out / 'report.md'}[/]")
+
+
+@app.command()
+def cam(
+    checkpoint: Annotated[Path, typer.Argument(help="a .ckpt written by faceattr train")],
+    images: Annotated[list[Path] | None, typer.Argument(help="images to explain")] = None,
+    worst: Annotated[int, typer.Option(help="also explain the N worst-classified validation images")] = 0,
+    heads: Annotated[str | None, typer.Option(help="heads to explain, e.g. mask,gender (default: all)")] = None,
+    out: Annotated[Path, typer.Option(help="folder for the side-by-side PNGs")] = Path("cam"),
+) -> None:
+    """Grad-CAM heatmaps per head (grad-cam package): the photo beside one overlay per head."""
+    from faceattr.reports.cam import cam_sheets
+
+    try:
+        chosen = [h.strip() for h in heads.split(",")] if heads else None
+        results = cam_sheets(checkpoint, [str(p) for p in images or []], worst, out, chosen)
+    except FaceAttrError as e:
+        _fail(e)
+        return
+    for r in results:
+        console.print(f"{r.sheet}: {'; '.join(r.labels.values())}")
+
+
+@app.command()
+def tune(
+    config: ConfigPath = None,
+    overrides: Overrides = None,
+    trials: Annotated[
+        int | None, typer.Option(help="finished trials wanted in the study (default: tune.trials)")
+    ] = None,
+) -> None:
+    """Optuna study over tune.space with pruning; resumable from its SQLite file; writes best.yaml."""
+    from faceattr.config import load_config
+    from faceattr.tune import tune as run_tune
+
+    try:
+        result = run_tune(load_config(config, overrides), trials)
+    except FaceAttrError as e:
+        _fail(e)
+        return
+    console.print(f"{result.finished} trials finished; best {result.best_value:.4f} with {result.best_params}")
+    console.print(f"best config: [bold]{result.best_config}[/]  (faceattr train -c {result.best_config})")
+
+
 @app.command("synth-masks")
 def synth_masks(
     manifest: Annotated[Path, typer.Argument(help="manifest of unmasked faces with gender and age (e.g. UTKFace)")],

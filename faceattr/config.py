@@ -20,6 +20,7 @@ from faceattr.labels import DEFAULT_OLD_THRESHOLD
 OPTIMIZERS = ("sgd", "adam", "adamw", "adamp")
 SCHEDULERS = ("none", "quarter", "step", "exponential", "cosine")
 LOSSES = ("ce", "focal", "soft_f1", "ce+soft_f1")
+TRACKERS = ("tensorboard", "wandb", "mlflow")
 TTA_TRANSFORMS = ("hflip", "shift", "scale", "brightness")
 
 
@@ -27,6 +28,10 @@ TTA_TRANSFORMS = ("hflip", "shift", "scale", "brightness")
 class RunConfig:
     dir: str = "runs"  # parent folder of run folders
     name: str = "default"  # run folder name under `dir`
+    # experiment trackers besides the CSV log our tools read: tensorboard | wandb (offline with WANDB_MODE=offline,
+    # no account needed) | mlflow (a local SQLite store, `mlflow ui --backend-store-uri <mlflow_uri>`)
+    trackers: list[str] = field(default_factory=lambda: ["tensorboard"])
+    mlflow_uri: str = ""  # default: sqlite:///<run.dir>/mlflow.db (MLflow 3 retired the ./mlruns file store)
 
 
 @dataclass
@@ -151,6 +156,24 @@ class FacesConfig:
 
 
 @dataclass
+class TuneConfig:
+    """`faceattr tune`: an Optuna study over `space` (dotted config key -> distribution)."""
+
+    trials: int = 20  # total trials of the study, counting those of earlier (resumed) sessions
+    storage: str = ""  # Optuna storage URL; default sqlite:///<run.dir>/<run.name>-tune/study.db
+    pruner: str = "median"  # median | none
+    space: dict[str, Any] = field(
+        default_factory=lambda: {
+            "optim.lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
+            "optim.weight_decay": {"type": "float", "low": 1e-6, "high": 1e-2, "log": True},
+            "loss.name": {"type": "categorical", "choices": ["ce", "focal"]},
+            "sampler.name": {"type": "categorical", "choices": ["none", "weighted"]},
+            "augment.shift_scale_rotate": {"type": "float", "low": 0.0, "high": 0.8},
+        }
+    )
+
+
+@dataclass
 class Config:
     seed: int = 42
     run: RunConfig = field(default_factory=RunConfig)
@@ -165,6 +188,7 @@ class Config:
     loss: LossConfig = field(default_factory=LossConfig)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     tta: TTAConfig = field(default_factory=TTAConfig)
+    tune: TuneConfig = field(default_factory=TuneConfig)
     # per-task models: task -> overrides for that task's own run, e.g. {mask: {model.backbone: resnet18}}
     per_task: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -244,6 +268,17 @@ def validate(cfg: Config) -> None:
         "data.batch_size",
         f"{cfg.data.batch_size!r} must be a positive integer or auto",
     )
+    check(cfg.tune.trials >= 1, "tune.trials", "must be at least 1")
+    check(cfg.tune.pruner in ("median", "none"), "tune.pruner", "must be median or none")
+    for key, spec in cfg.tune.space.items():
+        kind = spec.get("type") if isinstance(spec, dict) else None
+        check(kind in ("float", "int", "categorical"), f"tune.space.{key}", "needs type: float, int or categorical")
+        if kind == "categorical":
+            check(bool(spec.get("choices")), f"tune.space.{key}", "needs a non-empty choices list")
+        else:
+            check("low" in spec and "high" in spec, f"tune.space.{key}", "needs low and high")
+    for name in cfg.run.trackers:
+        check(name in TRACKERS, "run.trackers", f"unknown '{name}'; valid: {TRACKERS}")
     check(cfg.data.max_batch_size >= 1, "data.max_batch_size", "must be a positive integer")
     check(0 < cfg.data.auto_batch_memory_fraction <= 0.9, "data.auto_batch_memory_fraction", "must be in (0, 0.9]")
     check(cfg.data.eval_batch_size >= 1, "data.eval_batch_size", "must be a positive integer")

@@ -89,6 +89,32 @@ def precision_of(cfg: Config) -> str:
     return "16-mixed" if on_gpu else "32-true"
 
 
+def trackers(cfg: Config, run_dir: Path) -> list:
+    """The experiment trackers named in run.trackers; a missing package is a clear error naming the extra."""
+    out = []
+    for name in cfg.run.trackers:
+        if name == "tensorboard":
+            out.append(TensorBoardLogger(run_dir, name="tensorboard", version=""))
+            continue
+        package = {"wandb": "wandb", "mlflow": "mlflow"}[name]
+        try:
+            __import__(package)
+        except ImportError:
+            raise ConfigError(
+                f"run.trackers has {name} but {package} is not installed; pip install 'faceattr[track]'"
+            ) from None
+        if name == "wandb":
+            from lightning.pytorch.loggers import WandbLogger
+
+            out.append(WandbLogger(name=cfg.run.name, save_dir=str(run_dir), project="faceattr"))
+        else:
+            from lightning.pytorch.loggers import MLFlowLogger
+
+            uri = cfg.run.mlflow_uri or f"sqlite:///{Path(cfg.run.dir).resolve() / 'mlflow.db'}"
+            out.append(MLFlowLogger(experiment_name="faceattr", run_name=cfg.run.name, tracking_uri=uri))
+    return out
+
+
 def build_trainer(cfg: Config, run_dir: Path, extra_callbacks: list | None = None) -> L.Trainer:
     t = cfg.train
     checkpoints = ModelCheckpoint(
@@ -106,10 +132,7 @@ def build_trainer(cfg: Config, run_dir: Path, extra_callbacks: list | None = Non
     if t.early_stopping_patience > 0 and not t.full_data:
         callbacks.append(EarlyStopping(monitor=t.monitor, mode=t.monitor_mode, patience=t.early_stopping_patience))
     callbacks += extra_callbacks or []
-    loggers = [
-        TensorBoardLogger(run_dir, name="tensorboard", version=""),
-        CSVLogger(run_dir, name="csv", version=""),
-    ]
+    loggers = [CSVLogger(run_dir, name="csv", version=""), *trackers(cfg, run_dir)]
     return L.Trainer(
         default_root_dir=run_dir,
         max_epochs=t.epochs,
@@ -131,7 +154,7 @@ def build_trainer(cfg: Config, run_dir: Path, extra_callbacks: list | None = Non
     )
 
 
-def train(cfg: Config, overwrite: bool = False, resume: bool = False) -> TrainResult:
+def train(cfg: Config, overwrite: bool = False, resume: bool = False, callbacks: list | None = None) -> TrainResult:
     """Train one model on `cfg.data.fold`; returns where the checkpoints and metrics are."""
     run_dir = prepare_run_dir(cfg, overwrite, resume)
     last = run_dir / "checkpoints" / "last.ckpt"
@@ -157,7 +180,7 @@ def train(cfg: Config, overwrite: bool = False, resume: bool = False) -> TrainRe
                 if t in cfg.model.heads
             }
         )
-    trainer = build_trainer(cfg, run_dir)
+    trainer = build_trainer(cfg, run_dir, callbacks)
     metrics_csv = run_dir / "csv" / "metrics.csv"
     earlier_rows = pd.read_csv(metrics_csv) if resume and metrics_csv.is_file() else None
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resume else None)

@@ -14,6 +14,7 @@ from faceattr.data.split import load_or_make_folds
 from faceattr.errors import ManifestError
 from faceattr.inference.predictor import BasePredictor, load_predictor
 from faceattr.labels import GENDER_NAMES, MASK_NAMES, NUM_CLASSES, age_bin_names, class_name
+from faceattr.reports.gallery import mistake_gallery
 from faceattr.reports.metrics import (
     age_metrics,
     error_by_decade,
@@ -91,6 +92,16 @@ def evaluate(
         reports.append(report)
         title = f"{task}: macro F1 {metrics[task]['f1']:.3f}, accuracy {metrics[task]['accuracy']:.3f}"
         plot_confusion(y_true, y_pred, names[task], title, out / f"confusion_{task}.png")
+        if task in preds.probs:  # the per-task heads have probabilities; label18 is their combination
+            gallery_title = f"{task}: most confident mistakes per true class"
+            mistake_gallery(
+                frame["path"].tolist(),
+                y_true,
+                preds.probs[task],
+                names[task],
+                gallery_title,
+                out / f"mistakes_{task}.png",
+            )
     pd.concat(reports).to_csv(out / "per_class.csv", index=False)
     if "age_years" in labels:
         true_age = frame["age"].to_numpy(float)
