@@ -427,6 +427,31 @@ def crop(
     console.print(f"wrote [bold]{out}[/]")
 
 
+@app.command("cache")
+def decoded_cache(
+    manifest: Annotated[Path, typer.Argument(help="manifest whose images to decode once")],
+    size: Annotated[int, typer.Option(help="square side in pixels; at least the data.image_size you train at")] = 160,
+    out: Annotated[Path | None, typer.Option(help="cache file (default: <manifest>.decoded-<size>.npy)")] = None,
+) -> None:
+    """Decode and resize every image once into a memory-mapped file; train with data.decoded_cache=FILE."""
+    from faceattr.data.decoded_cache import build_cache
+    from faceattr.data.images import SkipReport
+    from faceattr.data.manifest import read_manifest
+
+    try:
+        out = out or manifest.with_name(f"{manifest.stem}.decoded-{size}.npy")
+        skips_file = out.with_name(out.stem + ".skipped.csv")
+        skips_file.unlink(missing_ok=True)
+        skips = SkipReport(skips_file)
+        npy = build_cache(read_manifest(manifest), out, size, skips)
+    except FaceAttrError as e:
+        _fail(e)
+        return
+    if len(skips):
+        console.print(f"[yellow]{len(skips)} unreadable image(s) left out; see {skips_file}[/]")
+    console.print(f"wrote [bold]{npy}[/] ({npy.stat().st_size / 2**20:.0f} MiB); train with data.decoded_cache={npy}")
+
+
 @app.command()
 def stats(
     manifest: Annotated[Path, typer.Argument(help="manifest to describe")],

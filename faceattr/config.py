@@ -48,6 +48,7 @@ class DataConfig:
     auto_batch_memory_fraction: float = 0.5  # CPU: share of the machine's RAM a trial batch may peak at
     eval_batch_size: int = 64
     num_workers: int = 2
+    decoded_cache: str = ""  # a `faceattr cache` file: images decoded and resized once, memory-mapped
     keep_masked: int = 5  # keep k of the 5 near-identical masked photos per person (competition data)
     keep_masked_random: bool = True  # a new random k every epoch (else a fixed, seeded k)
     drop_near_boundary: int = 0  # drop training samples within N years of an age-bin boundary (b-N <= age < b+N)

@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from faceattr.config import Config
+from faceattr.data.decoded_cache import DecodedCache
 from faceattr.data.images import SkipReport, load_rgb
 from faceattr.data.manifest import read_manifest
 from faceattr.data.samplers import EpochSeededSampler, inverse_frequency_weights
@@ -29,7 +30,12 @@ class FaceDataset(Dataset):
     readable one, so a long run keeps going and the skip lands in `skipped.csv`."""
 
     def __init__(
-        self, frame: pd.DataFrame, transform, skips: SkipReport | None = None, masker: SyntheticMasker | None = None
+        self,
+        frame: pd.DataFrame,
+        transform,
+        skips: SkipReport | None = None,
+        masker: SyntheticMasker | None = None,
+        cache: DecodedCache | None = None,
     ) -> None:
         self.paths = frame["path"].astype(str).tolist()
         self.targets = {t: torch.tensor(frame[t].to_numpy(np.int64)) for t in TARGETS if t in frame}
@@ -37,6 +43,7 @@ class FaceDataset(Dataset):
         self.transform = transform
         self.skips = skips if skips is not None else SkipReport()
         self.masker = masker
+        self.cache = cache
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -47,14 +54,17 @@ class FaceDataset(Dataset):
             self.transform.set_random_seed(seed)  # augmentation fixed by (run seed, epoch, position)
         for attempt in range(MAX_SUBSTITUTES):
             i = (index + attempt) % len(self.paths)
-            try:
-                image = load_rgb(self.paths[i])
-            except ImageLoadError as e:
-                self.skips.add(e)
-                continue
+            image = self.cache.get(self.paths[i]) if self.cache is not None else None
+            scale = self.cache.scale(self.paths[i]) if image is not None else (1.0, 1.0)
+            if image is None:
+                try:
+                    image = load_rgb(self.paths[i])
+                except ImageLoadError as e:
+                    self.skips.add(e)
+                    continue
             targets = {t: v[i] for t, v in self.targets.items()}
             if self.masker is not None:
-                image, targets = self.masker(i, image, targets, seed)
+                image, targets = self.masker(i, image, targets, seed, scale)
             return self.transform(image=image)["image"], targets
         raise ImageLoadError(self.paths[index], "corrupt", f"{MAX_SUBSTITUTES} images in a row could not be read")
 
@@ -81,7 +91,7 @@ class SyntheticMasker:
     def eligible(self) -> int:
         return int(sum(b and lm is not None for b, lm in zip(self.bare, self.landmarks, strict=True)))
 
-    def __call__(self, i: int, image: np.ndarray, targets: dict, seed: int | None):
+    def __call__(self, i: int, image: np.ndarray, targets: dict, seed: int | None, scale=(1.0, 1.0)):
         from faceattr.synth.masks import INCORRECT_WEARS, render_mask
 
         if not self.bare[i] or self.landmarks[i] is None or self.boxes[i] is None:
@@ -92,7 +102,9 @@ class SyntheticMasker:
         wrong = rng.random() < self.incorrect
         wear = INCORRECT_WEARS[rng.integers(len(INCORRECT_WEARS))] if wrong else "correct"
         try:
-            image = render_mask(image, self.landmarks[i], self.boxes[i].ravel(), wear, rng=rng).image
+            factor = np.asarray(scale, dtype=np.float64)  # landmarks are in the original image's pixels
+            box = (self.boxes[i] * factor).ravel()
+            image = render_mask(image, self.landmarks[i] * factor, box, wear, rng=rng).image
         except ValueError:  # degenerate landmarks: keep the photo as it is
             return image, targets
         mask = 1 if wrong else 0
@@ -156,8 +168,11 @@ class FaceDataModule(L.LightningDataModule):
             if shuffle and aug.synthetic_mask_p > 0
             else None
         )
+        cache = (
+            DecodedCache(self.cfg.data.decoded_cache, self.cfg.data.image_size) if self.cfg.data.decoded_cache else None
+        )
         return DataLoader(
-            FaceDataset(frame, transform, self.skips, masker),
+            FaceDataset(frame, transform, self.skips, masker, cache),
             batch_size=batch_size,
             sampler=sampler,
             drop_last=shuffle and len(frame) > batch_size,
