@@ -47,7 +47,7 @@ class DataConfig:
     max_batch_size: int = 256  # the most data.batch_size=auto may pick
     auto_batch_memory_fraction: float = 0.5  # CPU: share of the machine's RAM a trial batch may peak at
     eval_batch_size: int = 64
-    num_workers: int = 2
+    num_workers: Any = "auto"  # loader processes; auto = 0 when training on CPU (measured fastest), else up to 8
     decoded_cache: str = ""  # a `faceattr cache` file: images decoded and resized once, memory-mapped
     keep_masked: int = 5  # keep k of the 5 near-identical masked photos per person (competition data)
     keep_masked_random: bool = True  # a new random k every epoch (else a fixed, seeded k)
@@ -280,6 +280,12 @@ def validate(cfg: Config) -> None:
             check("low" in spec and "high" in spec, f"tune.space.{key}", "needs low and high")
     for name in cfg.run.trackers:
         check(name in TRACKERS, "run.trackers", f"unknown '{name}'; valid: {TRACKERS}")
+    workers = cfg.data.num_workers
+    check(
+        workers == "auto" or (isinstance(workers, int) and workers >= 0),
+        "data.num_workers",
+        f"{workers!r} must be auto or an integer >= 0",
+    )
     check(cfg.data.max_batch_size >= 1, "data.max_batch_size", "must be a positive integer")
     check(0 < cfg.data.auto_batch_memory_fraction <= 0.9, "data.auto_batch_memory_fraction", "must be in (0, 0.9]")
     check(cfg.data.eval_batch_size >= 1, "data.eval_batch_size", "must be a positive integer")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import lightning as L
@@ -160,7 +161,7 @@ class FaceDataModule(L.LightningDataModule):
         return EpochSeededSampler(len(frame), self.cfg.seed, weights=weights, groups=groups, keep=d.keep_masked)
 
     def _loader(self, frame: pd.DataFrame, transform, batch_size: int, shuffle: bool) -> DataLoader:
-        workers = self.cfg.data.num_workers
+        workers = resolve_workers(self.cfg)
         sampler = self.train_sampler() if shuffle else None
         aug = self.cfg.augment
         masker = (
@@ -189,6 +190,17 @@ class FaceDataModule(L.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         d = self.cfg.data
         return self._loader(self.val_frame, eval_transform(d.image_size, self.mean, self.std), d.eval_batch_size, False)
+
+
+def resolve_workers(cfg: Config) -> int:
+    """data.num_workers, with auto = 0 on CPU (decoding in the training process beat worker processes competing
+    for the same cores in benchmarks/throughput.py) and min(8, cores - 1) when a GPU trains."""
+    if cfg.data.num_workers != "auto":
+        return int(cfg.data.num_workers)
+    on_gpu = cfg.trainer.accelerator in ("gpu", "cuda") or (
+        cfg.trainer.accelerator == "auto" and torch.cuda.is_available()
+    )
+    return min(8, max(0, (os.cpu_count() or 1) - 1)) if on_gpu else 0
 
 
 def age_targets(age: np.ndarray) -> np.ndarray:
