@@ -94,6 +94,13 @@ def decode_rgb(source: str | Path | bytes, name: str, max_pixels: int = DEFAULT_
     return arr
 
 
+def save_jpeg(image: np.ndarray, path: Path, quality: int = 95) -> None:
+    """Write an RGB uint8 array as JPEG atomically (temp file, then rename): a killed run leaves no half file."""
+    tmp = path.with_name(path.name + ".tmp")
+    Image.fromarray(image).save(tmp, format="JPEG", quality=quality)
+    tmp.replace(path)
+
+
 class SkipReport:
     """Collects images that could not be used, and appends them to a `skipped.csv` so nothing drops silently.
 

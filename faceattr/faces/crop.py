@@ -15,11 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 from rich.progress import Progress
 
 from faceattr.config import FacesConfig
-from faceattr.data.images import SkipReport, load_rgb
+from faceattr.data.images import SkipReport, load_rgb, save_jpeg
 from faceattr.errors import ImageLoadError
 from faceattr.faces.detect import FaceDetector, crop_face
 
@@ -93,12 +92,6 @@ def parse_points(text, count: int) -> np.ndarray | None:
     return values.reshape(count, 2) if values.size == 2 * count else None
 
 
-def _save_crop(crop: np.ndarray, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    Image.fromarray(crop).save(tmp, format="JPEG", quality=95)
-    tmp.replace(path)
-
-
 def crop_manifest(
     df: pd.DataFrame,
     cache_dir: str | Path,
@@ -142,7 +135,7 @@ def crop_manifest(
                     face = found[0] if found else None
                     crop, box = crop_face(image, face, cfg)
                     crop_path = cache / "crops" / f"{hashlib.sha1(source.encode()).hexdigest()[:20]}.jpg"
-                    _save_crop(crop, crop_path)
+                    save_jpeg(crop, crop_path)
                     size, mtime = _stamp(Path(source))
                     row = {
                         "source_path": source,

@@ -18,7 +18,7 @@ import pandas as pd
 from PIL import Image, ImageDraw
 from rich.progress import Progress
 
-from faceattr.data.images import SkipReport, load_rgb
+from faceattr.data.images import SkipReport, load_rgb, save_jpeg
 from faceattr.errors import DatasetError, ImageLoadError
 from faceattr.faces.detect import Face, FaceDetector
 from faceattr.synth.masks import INCORRECT_WEARS, random_style, render_mask
@@ -57,12 +57,6 @@ def detect_padded(detector: FaceDetector, images: list[np.ndarray]) -> list[Face
 def _person_folder(index: int, row: pd.Series) -> str:
     race = str(row.get("race", "unknown") or "unknown").replace("_", "-").replace(" ", "-")
     return f"{index:06d}_{GENDER_NAMES[int(row['gender'])]}_{race}_{int(row['age'])}"
-
-
-def _save_jpeg(image: np.ndarray, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    Image.fromarray(image).save(tmp, format="JPEG", quality=95)
-    tmp.replace(path)
 
 
 def synthesize_dataset(
@@ -124,9 +118,9 @@ def synthesize_dataset(
                 for wear, name in wears:
                     style = random_style(rng)
                     rendered = render_mask(image, face.landmarks, face.box, wear, style, rng)
-                    _save_jpeg(rendered.image, folder / f"{name}.jpg")
+                    save_jpeg(rendered.image, folder / f"{name}.jpg")
                     writer.writerow([folder.name, name, row["path"], wear, style.shape, style.color, style.pattern])
-                _save_jpeg(image, folder / "normal.jpg")
+                save_jpeg(image, folder / "normal.jpg")
                 writer.writerow([folder.name, "normal", row["path"], "none", "", "", ""])
                 written += 1
                 bar.advance(task)
