@@ -55,7 +55,8 @@ def main() -> None:
                 "data.num_workers=1",
                 f"model.backbone={backbone}",
                 f"model.pretrained={pretrained}",
-                "model.heads=[gender,age_bin]",
+                "model.heads=[gender,age_bin,age]",
+                "model.age_sigma=2.0",
                 f"train.epochs={args.epochs}",
                 "train.monitor=val/f1_age_bin",
                 "train.progress_bar=false",
@@ -75,6 +76,7 @@ def main() -> None:
                 "gender_acc": round(scores["gender"]["accuracy"], 4),
                 "age_bin_f1": round(scores["age_bin"]["f1"], 4),
                 "age_bin_acc": round(scores["age_bin"]["accuracy"], 4),
+                "age_mae": round(scores["age"]["mae"], 2),
                 "train_s": round(train_s, 1),
                 "held_out": scores["gender"]["n"],
             }
@@ -83,7 +85,7 @@ def main() -> None:
     save(
         "pretrained",
         rows,
-        ["model", "gender_acc", "age_bin_f1", "age_bin_acc", "train_s", "held_out"],
+        ["model", "gender_acc", "age_bin_f1", "age_bin_acc", "age_mae", "train_s", "held_out"],
         {
             "epochs": args.epochs,
             "image_size": args.image_size,
