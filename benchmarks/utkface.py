@@ -36,12 +36,19 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--work", type=Path, default=None, help="working folder (default: a new temporary one)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --work from its last.ckpt")
+    parser.add_argument(
+        "--manifest", type=Path, default=None, help="train on this manifest instead (e.g. `faceattr crop` output)"
+    )
+    parser.add_argument("--name", default="utkface", help="results file name and row label")
+    parser.add_argument(
+        "overrides", nargs="*", help="extra config overrides, e.g. sampler.name=weighted sampler.by=race"
+    )
     args = parser.parse_args()
     if not args.data.is_dir():
         raise SystemExit(f"UTKFace not found at {args.data}; pass --data")
     work = args.work or Path(tempfile.mkdtemp(prefix="faceattr-utkface-"))
-    manifest = work / "utkface.csv"
-    if not (args.resume and manifest.is_file()):
+    manifest = args.manifest or work / "utkface.csv"
+    if args.manifest is None and not (args.resume and manifest.is_file()):
         write_manifest(read_utkface(args.data), manifest)
     cfg = load_config(
         None,
@@ -62,6 +69,7 @@ def main() -> None:
             "trainer.accelerator=auto",
             f"run.dir={work / 'runs'}",
             "run.name=utkface",
+            *args.overrides,
         ],
     )
     start = time.time()
@@ -70,7 +78,8 @@ def main() -> None:
     scores = evaluate(result.best_checkpoint, out_dir=work / "eval").metrics
     rows = [
         {
-            "model": f"faceattr {args.backbone} {args.image_size}px",
+            "model": f"faceattr {args.backbone} {args.image_size}px"
+            + (f" ({args.name})" if args.name != "utkface" else ""),
             "gender_acc": round(scores["gender"]["accuracy"], 4),
             "age_mae": round(scores["age"]["mae"], 3),
             "age_cs5": round(scores["age"]["cs5"], 4),
@@ -90,7 +99,7 @@ def main() -> None:
     ]
     print(f"evaluation folder: {work / 'eval'} (confusion and age-by-decade plots)")
     save(
-        "utkface",
+        args.name,
         rows,
         ["model", "gender_acc", "age_mae", "age_cs5", "age_bin_f1", "train_min", "held_out"],
         {

@@ -89,7 +89,7 @@ class LossConfig:
 @dataclass
 class SamplerConfig:
     name: str = "none"  # none | weighted (oversample rare classes)
-    by: str = "label18"  # label the weights come from: label18 | mask | gender | age_bin
+    by: str = "label18"  # manifest column(s) to balance: label18 | mask | gender | age_bin | race | race+gender ...
 
 
 @dataclass
@@ -304,7 +304,11 @@ def validate(cfg: Config) -> None:
     check(cfg.loss.focal_gamma >= 0, "loss.focal_gamma", "must be >= 0")
     check(0 <= cfg.loss.label_smoothing < 1, "loss.label_smoothing", "must be in [0, 1)")
     check(cfg.sampler.name in ("none", "weighted"), "sampler.name", "must be none or weighted")
-    check(cfg.sampler.by in ("label18", "mask", "gender", "age_bin"), "sampler.by", "label18, mask, gender or age_bin")
+    check(
+        all(part.strip() for part in cfg.sampler.by.split("+")),
+        "sampler.by",
+        "one manifest column (label18, age_bin, race...) or several joined by '+', e.g. race+gender",
+    )
     check(0 <= cfg.data.keep_masked <= 5, "data.keep_masked", "must be in 0..5")
     check(cfg.data.drop_near_boundary >= 0, "data.drop_near_boundary", "must be >= 0 years")
     for name in cfg.tta.transforms:

@@ -21,6 +21,7 @@ from faceattr.config import Config, save_config
 from faceattr.data.datamodule import FaceDataModule
 from faceattr.data.images import SkipReport
 from faceattr.errors import ConfigError
+from faceattr.faces.crop import adopt_crop_settings
 from faceattr.labels import TASK_CLASSES
 from faceattr.models.backbones import get_spec
 from faceattr.models.losses import balanced_class_weights
@@ -154,6 +155,17 @@ def build_trainer(cfg: Config, run_dir: Path, extra_callbacks: list | None = Non
     )
 
 
+def adopt_manifest_crop_settings(cfg: Config, frame: pd.DataFrame) -> None:
+    """Prediction must crop like the training crops did: the manifest's crop settings win over the config's."""
+    try:
+        changed = adopt_crop_settings(cfg.faces, frame)
+    except ValueError as e:
+        log.warning("%s; prediction will crop with the config's faces settings", e)
+        return
+    for change in changed:
+        log.warning("the training crops were made with other face settings; using them: %s", change)
+
+
 def train(cfg: Config, overwrite: bool = False, resume: bool = False, callbacks: list | None = None) -> TrainResult:
     """Train one model on `cfg.data.fold`; returns where the checkpoints and metrics are."""
     run_dir = prepare_run_dir(cfg, overwrite, resume)
@@ -165,6 +177,7 @@ def train(cfg: Config, overwrite: bool = False, resume: bool = False, callbacks:
     datamodule = FaceDataModule(cfg, cfg.augment.mean, cfg.augment.std, run_dir)
     datamodule.setup("fit")
     cfg.faces.trained_on_crops = "crop_x1" in datamodule.train_frame.columns  # predict crops the same way
+    adopt_manifest_crop_settings(cfg, datamodule.train_frame)
     module = FaceAttrModule.from_config(cfg)
     if cfg.data.batch_size == "auto":
         cfg.data.batch_size = min(find_batch_size(cfg, module), max(1, len(datamodule.train_frame)))

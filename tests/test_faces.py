@@ -11,7 +11,7 @@ from PIL import Image
 
 from faceattr.config import FacesConfig
 from faceattr.data.images import SkipReport
-from faceattr.faces.crop import crop_manifest, parse_points
+from faceattr.faces.crop import adopt_crop_settings, crop_manifest, parse_points
 from faceattr.faces.detect import Face, fallback_box, margin_box
 from tests.conftest import SHARED_UTKFACE
 
@@ -116,6 +116,18 @@ def test_interrupted_run_resumes_where_it_stopped(tmp_path):
         )
     resumed = crop_manifest(df, tmp_path / "cache", detector_factory=FakeDetector, batch_size=2, progress=False)
     assert resumed.reused == 4 and resumed.detected_now == 4 and len(resumed.manifest) == 8
+
+
+def test_crop_settings_travel_with_the_manifest(tmp_path):
+    wide = FacesConfig(margins=[0.2, 0.2, 0.3, 0.1], margin_unit="fraction")
+    out = crop_manifest(_manifest(tmp_path, n=2), tmp_path / "cache", wide, FakeDetector, progress=False).manifest
+    faces = FacesConfig()
+    changed = adopt_crop_settings(faces, out)
+    assert faces.margins == [0.2, 0.2, 0.3, 0.1] and faces.margin_unit == "fraction" and len(changed) == 2
+    assert adopt_crop_settings(faces, out) == []  # already the same
+    mixed = pd.concat([out, out.assign(crop_settings=out.crop_settings.str.replace("0.3", "0.4"))])
+    with pytest.raises(ValueError, match="mixes crops made with 2 different"):
+        adopt_crop_settings(FacesConfig(), mixed)
 
 
 def test_changed_settings_make_new_crops(tmp_path):
@@ -230,6 +242,8 @@ def test_crop_command_then_training_on_crops_makes_prediction_crop_too(
     run = train(load_config(None, tiny_overrides(crops_manifest, tmp_path / "runs", **{"train.epochs": 1})))
     config = torch.load(run.best_checkpoint, weights_only=False)["hyper_parameters"]["config"]
     assert config["faces"]["trained_on_crops"] is True
+    # the training config did not repeat the crop's margins: they came from the manifest, so predict matches them
+    assert config["faces"]["margins"] == [0.1, 0.1, 0.3, 0.1] and config["faces"]["margin_unit"] == "fraction"
     out = tmp_path / "submission.csv"
     result = CliRunner().invoke(
         app, ["submit", str(run.best_checkpoint), str(competition_root / "eval"), "--out", str(out)]

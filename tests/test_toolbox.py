@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 from faceattr.cli import app
 from faceattr.config import TTAConfig, load_config
 from faceattr.data.datamodule import drop_near_boundary, fixed_masked_drop, masked_groups
-from faceattr.data.samplers import EpochSeededSampler, inverse_frequency_weights
+from faceattr.data.samplers import EpochSeededSampler, balance_labels, inverse_frequency_weights
+from faceattr.errors import ManifestError
 from faceattr.inference.ensemble import product18, vote
 from faceattr.inference.tta import tta_views
 from faceattr.labels import encode
@@ -66,6 +67,24 @@ def test_weighted_sampler_draws_classes_evenly():
         drawn += [labels[i] for i, _ in sampler]
     shares = np.bincount(drawn, minlength=3) / len(drawn)
     assert shares == pytest.approx([1 / 3, 1 / 3, 1 / 3], abs=0.04)
+
+
+def test_sampler_balances_by_any_manifest_column_or_combination():
+    frame = pd.DataFrame(
+        {
+            "race": ["White"] * 600 + ["Asian"] * 60 + ["Black"] * 40 + [""] * 10,
+            "gender": ([0, 1] * 355),
+        }
+    )
+    labels = balance_labels(frame, "race")
+    assert (labels[-10:] == -1).all() and len(set(labels[:700])) == 3
+    sampler = EpochSeededSampler(len(frame), seed=0, weights=inverse_frequency_weights(labels))
+    drawn = frame["race"].to_numpy()[[i for i, _ in sampler]]
+    shares = pd.Series(drawn[drawn != ""]).value_counts(normalize=True)
+    assert shares.to_numpy() == pytest.approx([1 / 3] * 3, abs=0.06)
+    assert len(set(balance_labels(frame, "race+gender")[:700])) == 6
+    with pytest.raises(ManifestError, match=r"no column.*ethnicity"):
+        balance_labels(frame, "ethnicity")
 
 
 def test_sampler_order_and_seeds_depend_only_on_seed_and_epoch():

@@ -15,7 +15,7 @@ from faceattr.config import Config
 from faceattr.data.decoded_cache import DecodedCache
 from faceattr.data.images import SkipReport, load_rgb
 from faceattr.data.manifest import read_manifest
-from faceattr.data.samplers import EpochSeededSampler, inverse_frequency_weights
+from faceattr.data.samplers import EpochSeededSampler, balance_labels, inverse_frequency_weights
 from faceattr.data.split import load_or_make_folds
 from faceattr.data.transforms import eval_transform, train_transform
 from faceattr.errors import ImageLoadError, ManifestError
@@ -154,7 +154,7 @@ class FaceDataModule(L.LightningDataModule):
         frame, d = self.train_frame, self.cfg.data
         weights = None
         if self.cfg.sampler.name == "weighted":
-            weights = inverse_frequency_weights(frame[self.cfg.sampler.by].to_numpy())
+            weights = inverse_frequency_weights(balance_labels(frame, self.cfg.sampler.by))
         groups = None
         if d.keep_masked < 5 and d.keep_masked_random:
             groups = masked_groups(frame)

@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 from torch.utils.data import Sampler
 
+from faceattr.errors import ManifestError
+
 
 class EpochSeededSampler(Sampler[tuple[int, int]]):
     """Shuffled (or in-order) indices with a per-sample augmentation seed.
@@ -67,6 +69,19 @@ class EpochSeededSampler(Sampler[tuple[int, int]]):
             order = pool
         seeds = rng.integers(0, 2**31 - 1, size=len(order))
         return iter(zip(order.tolist(), seeds.tolist(), strict=True))
+
+
+def balance_labels(frame: pd.DataFrame, by: str) -> np.ndarray:
+    """One integer label per row from the manifest column(s) named in `by` ('race' or 'race+gender'), for
+    balancing by any label, not only the trained ones; a missing value (empty, NaN or -1) is unknown (-1)."""
+    columns = [c.strip() for c in by.split("+")]
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ManifestError(f"sampler.by={by}: the manifest has no column {missing}; columns: {list(frame.columns)}")
+    parts = frame[columns].astype(str).apply(lambda col: col.str.strip())
+    unknown = parts.isin(["", "nan", "None", "-1", "-1.0"]).any(axis=1).to_numpy()
+    codes, _ = pd.factorize(pd.MultiIndex.from_frame(parts))
+    return np.where(unknown, -1, codes)
 
 
 def inverse_frequency_weights(labels: np.ndarray) -> np.ndarray:

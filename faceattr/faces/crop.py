@@ -48,11 +48,41 @@ class CropResult:
     face_rate_by_mask: dict[int, float]
 
 
+SHAPING_KEYS = ("margins", "margin_unit", "fallback_size", "min_face_size", "min_score")
+
+
+def shaping_settings(cfg: FacesConfig) -> str:
+    """The settings that shape a crop, as compact JSON; `crop` stores it in the manifest's `crop_settings` column."""
+    return json.dumps({k: asdict(cfg)[k] for k in SHAPING_KEYS}, sort_keys=True, separators=(",", ":"))
+
+
 def settings_key(cfg: FacesConfig) -> str:
     """Short hash of the settings that shape a crop; a change makes new crops instead of reusing old ones."""
-    keys = ("margins", "margin_unit", "fallback_size", "min_face_size", "min_score")
-    blob = json.dumps({"format": CACHE_FORMAT, **{k: asdict(cfg)[k] for k in keys}}, sort_keys=True)
+    blob = json.dumps({"format": CACHE_FORMAT, **json.loads(shaping_settings(cfg))}, sort_keys=True)
     return hashlib.sha1(blob.encode()).hexdigest()[:8]
+
+
+def adopt_crop_settings(faces: FacesConfig, frame: pd.DataFrame) -> list[str]:
+    """Set `faces` to the settings the manifest's crops were made with, so prediction crops the same way.
+
+    Returns what changed ('faces.margins: [30, 30, 60, 30] -> [0.15, 0.15, 0.2, 0.1]'); a manifest mixing crops
+    made with different settings is left alone, with a warning from the caller.
+    """
+    if "crop_settings" not in frame.columns:
+        return []
+    values = frame["crop_settings"].dropna().astype(str).unique()
+    if len(values) != 1:
+        raise ValueError(f"the manifest mixes crops made with {len(values)} different face settings")
+    try:
+        settings = json.loads(values[0])
+    except json.JSONDecodeError as e:
+        raise ValueError(f"unreadable crop_settings value {values[0]!r}: {e}") from e
+    changed = []
+    for key in SHAPING_KEYS:
+        if key in settings and settings[key] != getattr(faces, key):
+            changed.append(f"faces.{key}: {getattr(faces, key)} -> {settings[key]}")
+            setattr(faces, key, settings[key])
+    return changed
 
 
 def _stamp(path: Path) -> tuple[int, int]:
@@ -166,5 +196,6 @@ def crop_manifest(
         out[col] = [int(e[col]) for e in entries]
     out["face_box"] = [e["face_box"] for e in entries]
     out["landmarks"] = [e["landmarks"] for e in entries]
+    out["crop_settings"] = shaping_settings(cfg)
     rates = out.groupby("mask")["face_found"].mean().to_dict() if len(out) else {}
     return CropResult(out, detector.calls if detector else 0, reused, len(skips), rates)
