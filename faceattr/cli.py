@@ -427,6 +427,48 @@ def crop(
     console.print(f"wrote [bold]{out}[/]")
 
 
+@app.command()
+def framing(
+    manifest: Annotated[Path, typer.Argument(help="manifest of images that are already face crops (e.g. UTKFace)")],
+    out: Annotated[Path | None, typer.Option(help="manifest to write (default: <manifest>.framed.<ext>)")] = None,
+    limit: Annotated[int, typer.Option(help="random images measured (0 = all)")] = 500,
+    seed: Annotated[int, typer.Option(help="which random images")] = 0,
+    config: ConfigPath = None,
+    overrides: Overrides = None,
+) -> None:
+    """Measure how a pre-cropped dataset frames its faces, so models trained on it crop photos the same way."""
+    from faceattr.config import load_config
+    from faceattr.data.images import SkipReport
+    from faceattr.data.manifest import read_manifest, write_manifest
+    from faceattr.faces.crop import shaping_settings
+    from faceattr.faces.framing import SIDES, measure_framing
+
+    try:
+        cfg = load_config(config, overrides)
+        df = read_manifest(manifest)
+        out = out or manifest.with_name(manifest.stem + ".framed" + manifest.suffix)
+        skips_file = out.with_name(out.stem + ".skipped.csv")
+        skips_file.unlink(missing_ok=True)
+        measured = measure_framing(df, cfg.faces, limit, seed, SkipReport(skips_file))
+        df["crop_settings"] = shaping_settings(measured.faces_config(cfg.faces))
+        write_manifest(df, out)
+    except FaceAttrError as e:
+        _fail(e)
+        return
+    table = Table(title=f"image edges around the detected face ({measured.measured} of {measured.read} images)")
+    for column in ("side", "median (fraction of the box)", "25th-75th percentile"):
+        table.add_column(column)
+    for side, value, (low, high) in zip(SIDES, measured.margins, measured.spread, strict=True):
+        table.add_row(side, f"{value:+.3f}", f"{low:+.3f} .. {high:+.3f}")
+    console.print(table)
+    if skips_file.exists():
+        console.print(f"[yellow]unreadable image(s) left out of the measurement; see {skips_file}[/]")
+    console.print(
+        f"wrote [bold]{out}[/]: train on it and `predict` crops photos with faces.margins={measured.margins} "
+        "faces.margin_unit=fraction"
+    )
+
+
 @app.command("cache")
 def decoded_cache(
     manifest: Annotated[Path, typer.Argument(help="manifest whose images to decode once")],

@@ -148,7 +148,8 @@ class FacesConfig:
     """How faces are found and cropped; use the same settings for training crops and for prediction."""
 
     margins: list[float] = field(default_factory=lambda: [30, 30, 60, 30])  # left, right, top, bottom
-    margin_unit: str = "px"  # px | fraction (of the face box width for left/right, height for top/bottom)
+    margin_unit: str = "px"  # px | fraction (of the face box width for left/right, height for top/bottom;
+    # negative cuts into the box, as `faceattr framing` measures for tight sets like UTKFace)
     fallback_size: list[int] = field(default_factory=lambda: [256, 340])  # width, height of the no-face crop
     min_face_size: int = 40  # pixels; MTCNN ignores smaller faces
     min_score: float = 0.9  # detections below this probability are ignored
@@ -299,6 +300,14 @@ def validate(cfg: Config) -> None:
     check(cfg.trainer.accumulate_grad_batches >= 1, "trainer.accumulate_grad_batches", "must be >= 1")
     check(len(cfg.faces.margins) == 4, "faces.margins", "needs 4 values: left, right, top, bottom")
     check(cfg.faces.margin_unit in ("px", "fraction"), "faces.margin_unit", "must be px or fraction")
+    if cfg.faces.margin_unit == "fraction" and len(cfg.faces.margins) == 4:
+        left, right, top, bottom = cfg.faces.margins
+        check(
+            left + right > -1 and top + bottom > -1,
+            "faces.margins",
+            "as fractions, negative margins (cutting into the face box) must leave part of it: keep left + right "
+            "and top + bottom above -1",
+        )
     check(len(cfg.faces.fallback_size) == 2, "faces.fallback_size", "needs 2 values: width, height")
     check(cfg.loss.name in LOSSES, "loss.name", f"'{cfg.loss.name}' is not one of {LOSSES}")
     check(cfg.loss.focal_gamma >= 0, "loss.focal_gamma", "must be >= 0")

@@ -176,7 +176,10 @@ def train(cfg: Config, overwrite: bool = False, resume: bool = False, callbacks:
     resolve_normalization(cfg)
     datamodule = FaceDataModule(cfg, cfg.augment.mean, cfg.augment.std, run_dir)
     datamodule.setup("fit")
-    cfg.faces.trained_on_crops = "crop_x1" in datamodule.train_frame.columns  # predict crops the same way
+    # predict crops photos the way the training images frame faces: made by `faceattr crop`, or measured by
+    # `faceattr framing` for sets that come already cropped (both write the manifest's crop_settings column)
+    columns = datamodule.train_frame.columns
+    cfg.faces.trained_on_crops = "crop_x1" in columns or "crop_settings" in columns
     adopt_manifest_crop_settings(cfg, datamodule.train_frame)
     module = FaceAttrModule.from_config(cfg)
     if cfg.data.batch_size == "auto":

@@ -1,0 +1,139 @@
+"""`faceattr framing`: a pre-cropped dataset's framing, measured so that prediction crops photos the same way."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from faceattr.config import FacesConfig
+from faceattr.data.images import SkipReport
+from faceattr.errors import ConfigError, DatasetError
+from faceattr.faces.detect import Face, crop_face
+from faceattr.faces.framing import image_margins, measure_framing, on_canvas
+from tests.conftest import SHARED_UTKFACE
+from tests.test_faces import FakeDetector, _manifest
+
+
+def test_margins_say_where_the_image_edges_lie_around_the_face():
+    face = Face((20.0, -30.0, 120.0, 170.0), 0.99, np.zeros((5, 2)))  # the image cuts 30 px off the box's top
+    margins = image_margins(face, (150, 200))
+    assert margins == pytest.approx([0.2, 0.3, -0.15, 0.15])
+
+
+def test_cropping_a_photo_with_the_measured_framing_recovers_what_the_dataset_shows():
+    box_in_crop = (20.0, -30.0, 120.0, 170.0)  # a tight dataset image of 150x200 whose face box overhangs its top
+    face = Face(box_in_crop, 0.99, np.zeros((5, 2)))
+    cfg = FacesConfig(margins=list(image_margins(face, (150, 200))), margin_unit="fraction")
+    photo = np.zeros((512, 384, 3), np.uint8)
+    dx, dy = 100, 150  # the same face in a wider photo
+    in_photo = Face(
+        (box_in_crop[0] + dx, box_in_crop[1] + dy, box_in_crop[2] + dx, box_in_crop[3] + dy), 0.99, np.zeros((5, 2))
+    )
+    _, box = crop_face(photo, in_photo, cfg)
+    assert box == (dx, dy, dx + 150, dy + 200)
+
+
+def test_measure_framing_takes_the_median_over_images_with_a_face(tmp_path):
+    df = _manifest(tmp_path, n=6)  # 384x512 images; FakeDetector finds (100, 150, 250, 330) in the bright ones
+    (tmp_path / "broken.jpg").write_bytes(b"not an image")
+    df = pd.concat([df, df.iloc[:1].assign(path=str(tmp_path / "broken.jpg"))], ignore_index=True)
+    skips = SkipReport()
+    framing = measure_framing(df, limit=0, skips=skips, detector=FakeDetector(), pad=0)
+    assert framing.read == 6 and framing.measured == 3 and framing.face_rate == 0.5
+    assert framing.margins == pytest.approx([100 / 150, 134 / 150, 150 / 180, 182 / 180], abs=1e-3)
+    assert [r["reason"] for r in skips.rows] == ["not_an_image"]
+    cfg = framing.faces_config(FacesConfig(min_score=0.8))
+    assert cfg.margin_unit == "fraction" and cfg.margins == framing.margins and cfg.min_score == 0.8
+
+
+def test_faces_are_measured_on_a_padded_canvas_as_in_a_photo():
+    image = np.full((200, 100, 3), 50, np.uint8)
+    image[0, 0] = 250
+    canvas, (dx, dy) = on_canvas(image, 0.5)
+    assert canvas.shape == (400, 200, 3) and (dx, dy) == (50, 100)
+    assert (canvas[dy : dy + 200, dx : dx + 100] == image).all() and canvas[0, 0, 0] == 50
+
+
+def test_no_face_anywhere_is_a_clear_error(tmp_path):
+    dark = _manifest(tmp_path, n=6).iloc[1::2]  # FakeDetector finds nothing in the dark images
+    with pytest.raises(DatasetError, match="no face found in any of the 3 images"):
+        measure_framing(dark, limit=0, detector=FakeDetector())
+
+
+def test_fraction_margins_may_cut_into_the_box_but_must_leave_part_of_it():
+    from faceattr.config import load_config
+
+    cfg = load_config(None, ["faces.margins=[-0.03,0.04,-0.23,0.01]", "faces.margin_unit=fraction"])
+    assert cfg.faces.margins[2] == -0.23
+    with pytest.raises(ConfigError, match=r"faces\.margins"):
+        load_config(None, ["faces.margins=[-0.6,-0.6,0,0]", "faces.margin_unit=fraction"])
+
+
+def test_training_on_the_framed_manifest_makes_prediction_crop_with_that_framing(
+    competition_manifest, tmp_path, monkeypatch
+):
+    import torch
+    from typer.testing import CliRunner
+
+    import faceattr.faces.framing as framing_module
+    from faceattr.cli import app
+    from faceattr.config import load_config
+    from faceattr.training import train
+    from tests.conftest import tiny_overrides
+
+    class BrightFace(FakeDetector):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__()
+
+        def detect(self, images):
+            return [[Face((10.0, 20.0, 60.0, 90.0), 0.99, np.zeros((5, 2)))] for _ in images]
+
+    monkeypatch.setattr(framing_module, "FaceDetector", BrightFace)
+    framed = tmp_path / "framed.csv"
+    result = CliRunner().invoke(app, ["framing", str(competition_manifest), "--out", str(framed), "--limit", "20"])
+    assert result.exit_code == 0, result.output
+    assert "20 of 20 images" in result.output
+    size = Image.open(pd.read_csv(competition_manifest)["path"][0]).size
+    dx, dy = round(size[0] * 0.5), round(size[1] * 0.5)  # the box was found on the image padded by half its size
+    expected = [(10 - dx) / 50, (size[0] + dx - 60) / 50, (20 - dy) / 70, (size[1] + dy - 90) / 70]
+
+    run = train(load_config(None, tiny_overrides(framed, tmp_path / "runs", **{"train.epochs": 1})))
+    faces = torch.load(run.best_checkpoint, weights_only=False)["hyper_parameters"]["config"]["faces"]
+    assert faces["trained_on_crops"] is True
+    assert faces["margins"] == pytest.approx(expected, abs=1e-3) and faces["margin_unit"] == "fraction"
+
+
+@pytest.mark.skipif(not SHARED_UTKFACE.is_dir(), reason=f"UTKFace crops not found at {SHARED_UTKFACE}")
+def test_utkface_framing_is_tighter_than_mtcnn_and_recovers_the_face_from_a_photo():
+    from faceattr.faces.detect import FaceDetector
+
+    files = sorted(SHARED_UTKFACE.glob("*.jpg"))[::97][:60]
+    detector = FaceDetector()
+    framing = measure_framing(pd.DataFrame({"path": [str(f) for f in files]}), limit=0, detector=detector)
+    assert framing.face_rate >= 0.9
+    assert framing.margins[2] < -0.1, "UTKFace's crops cut the forehead off MTCNN's box"
+    cfg = framing.faces_config()
+    rng = np.random.default_rng(0)
+    overlaps = []
+    for f in files[:30]:
+        face = Image.open(f).convert("RGB")
+        x, y = int(rng.integers(0, 384 - 200)), int(rng.integers(0, 512 - 200))
+        photo = Image.new("RGB", (384, 512), (120, 110, 100))
+        photo.paste(face, (x, y))
+        found = detector.detect([np.asarray(photo)])[0]
+        if not found:
+            overlaps.append(0.0)
+            continue
+        x1, y1, x2, y2 = crop_face(np.asarray(photo), found[0], cfg)[1]
+        inter = max(0, min(x2, x + 200) - max(x1, x)) * max(0, min(y2, y + 200) - max(y1, y))
+        overlaps.append(inter / ((x2 - x1) * (y2 - y1) + 200 * 200 - inter))
+    assert np.median(overlaps) >= 0.8, f"median overlap with the pasted UTKFace crop {np.median(overlaps):.2f}"
+
+
+def test_framing_command_names_a_missing_manifest(tmp_path):
+    from typer.testing import CliRunner
+
+    from faceattr.cli import app
+
+    result = CliRunner().invoke(app, ["framing", str(tmp_path / "nope.csv")])
+    assert result.exit_code != 0 and "nope.csv" in result.output
