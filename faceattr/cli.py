@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from faceattr.errors import FaceAttrError
+from faceattr.errors import ConfigError, FaceAttrError
 
 app = typer.Typer(
     add_completion=False,
@@ -290,6 +290,22 @@ def evaluate(
     console.print(f"report: [bold]{result.out_dir}[/] (metrics.json, per_class.csv, confusion_*.png)")
 
 
+def _with_margins(faces_cfg, text: str, unit: str):
+    """A copy of the faces settings with margins parsed from 'L,R,T,B', checked like the config's."""
+    from dataclasses import replace
+
+    from faceattr.config import Config, validate
+
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        example = "e.g. 0.06,0.1,-0.12,0.02"
+        raise ConfigError(f"--margins {text!r}: give 4 numbers, left,right,top,bottom ({example})") from None
+    updated = replace(faces_cfg, margins=values, margin_unit=unit)
+    validate(Config(faces=updated))
+    return updated
+
+
 @app.command()
 def predict(
     args: Annotated[list[Path], typer.Argument(help="CHECKPOINT then images, folders or .txt lists (or --onnx)")],
@@ -300,6 +316,11 @@ def predict(
         typer.Option("--faces/--no-faces", help="classify every detected face (default: if trained on crops)"),
     ] = None,
     draw: Annotated[Path | None, typer.Option(help="with --faces: save copies with boxes and labels here")] = None,
+    margins: Annotated[
+        str | None,
+        typer.Option(help="with --faces: crop margins L,R,T,B instead of the checkpoint's (from faceattr framing)"),
+    ] = None,
+    margin_unit: Annotated[str, typer.Option(help="unit of --margins: fraction (of the face box) or px")] = "fraction",
     batch_size: int = 64,
     also: Also = None,
     voting: Voting = "soft",
@@ -318,6 +339,9 @@ def predict(
         if not inputs:
             raise FaceAttrError("no images given: faceattr predict CHECKPOINT IMAGES_OR_FOLDERS...")
         predictor = load_predictor([model, *also] if also else model, voting=voting, tta=_tta(tta))
+        if margins is not None:
+            predictor.cfg.faces = _with_margins(predictor.cfg.faces, margins, margin_unit)
+            faces = True if faces is None else faces
         paths = collect_images(inputs)
         skips_file = out.with_name("skipped.csv")
         skips_file.unlink(missing_ok=True)
