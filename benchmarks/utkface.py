@@ -20,6 +20,8 @@ from benchmarks.common import SHARED_UTKFACE, save
 from faceattr.config import load_config
 from faceattr.data.manifest import write_manifest
 from faceattr.data.sources import read_utkface
+from faceattr.faces.crop import shaping_settings
+from faceattr.faces.framing import measure_framing
 from faceattr.reports.evaluate import evaluate
 from faceattr.training import train
 
@@ -41,6 +43,9 @@ def main() -> None:
     )
     parser.add_argument("--name", default="utkface", help="results file name and row label")
     parser.add_argument(
+        "--no-framing", action="store_true", help="skip `faceattr framing` (predict would then see whole images)"
+    )
+    parser.add_argument(
         "overrides", nargs="*", help="extra config overrides, e.g. sampler.name=weighted sampler.by=race"
     )
     args = parser.parse_args()
@@ -49,7 +54,12 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="faceattr-utkface-"))
     manifest = args.manifest or work / "utkface.csv"
     if args.manifest is None and not (args.resume and manifest.is_file()):
-        write_manifest(read_utkface(args.data), manifest)
+        frame = read_utkface(args.data)
+        if not args.no_framing:  # as `faceattr framing`: the checkpoint then crops photos the way UTKFace frames faces
+            framing = measure_framing(frame, limit=500)
+            frame["crop_settings"] = shaping_settings(framing.faces_config())
+            print(f"UTKFace framing (500 images): margins {framing.margins} of the face box")
+        write_manifest(frame, manifest)
     cfg = load_config(
         None,
         [
