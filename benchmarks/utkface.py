@@ -20,7 +20,6 @@ from benchmarks.common import SHARED_UTKFACE, save
 from faceattr.config import load_config
 from faceattr.data.manifest import write_manifest
 from faceattr.data.sources import read_utkface
-from faceattr.faces.crop import shaping_settings
 from faceattr.faces.framing import measure_framing
 from faceattr.reports.evaluate import evaluate
 from faceattr.training import train
@@ -57,7 +56,7 @@ def main() -> None:
         frame = read_utkface(args.data)
         if not args.no_framing:  # as `faceattr framing`: the checkpoint then crops photos the way UTKFace frames faces
             framing = measure_framing(frame, limit=500)
-            frame["crop_settings"] = shaping_settings(framing.faces_config())
+            frame["crop_settings"] = framing.crop_settings()
             print(f"UTKFace framing (500 images): margins {framing.margins} of the face box")
         write_manifest(frame, manifest)
     cfg = load_config(

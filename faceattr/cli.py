@@ -412,6 +412,14 @@ def serve(
     uvicorn.run(app_, host=host, port=port, log_level="warning")
 
 
+def _derived_outputs(manifest: Path, out: Path | None, tag: str) -> tuple[Path, Path]:
+    """The manifest a command writes (default <manifest><tag>.<ext>) and its skipped-images report, cleared."""
+    out = out or manifest.with_name(manifest.stem + tag + manifest.suffix)
+    skips_file = out.with_name(out.stem + ".skipped.csv")
+    skips_file.unlink(missing_ok=True)
+    return out, skips_file
+
+
 @app.command()
 def crop(
     manifest: Annotated[Path, typer.Argument(help="manifest whose images to crop")],
@@ -430,9 +438,7 @@ def crop(
     try:
         cfg = load_config(config, overrides)
         df = read_manifest(manifest)
-        out = out or manifest.with_name(manifest.stem + ".crops" + manifest.suffix)
-        skips_file = out.with_name(out.stem + ".skipped.csv")
-        skips_file.unlink(missing_ok=True)
+        out, skips_file = _derived_outputs(manifest, out, ".crops")
         result = crop_manifest(df, cache, cfg.faces, skips=SkipReport(skips_file))
         write_manifest(result.manifest, out)
     except FaceAttrError as e:
@@ -464,17 +470,14 @@ def framing(
     from faceattr.config import load_config
     from faceattr.data.images import SkipReport
     from faceattr.data.manifest import read_manifest, write_manifest
-    from faceattr.faces.crop import shaping_settings
     from faceattr.faces.framing import SIDES, measure_framing
 
     try:
         cfg = load_config(config, overrides)
         df = read_manifest(manifest)
-        out = out or manifest.with_name(manifest.stem + ".framed" + manifest.suffix)
-        skips_file = out.with_name(out.stem + ".skipped.csv")
-        skips_file.unlink(missing_ok=True)
+        out, skips_file = _derived_outputs(manifest, out, ".framed")
         measured = measure_framing(df, cfg.faces, limit, seed, SkipReport(skips_file))
-        df["crop_settings"] = shaping_settings(measured.faces_config(cfg.faces))
+        df["crop_settings"] = measured.crop_settings(cfg.faces)
         write_manifest(df, out)
     except FaceAttrError as e:
         _fail(e)

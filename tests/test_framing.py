@@ -8,8 +8,8 @@ from PIL import Image
 from faceattr.config import FacesConfig
 from faceattr.data.images import SkipReport
 from faceattr.errors import ConfigError, DatasetError
-from faceattr.faces.detect import Face, crop_face
-from faceattr.faces.framing import image_margins, measure_framing, on_canvas
+from faceattr.faces.detect import Face, crop_face, detect_padded
+from faceattr.faces.framing import image_margins, measure_framing
 from tests.conftest import SHARED_UTKFACE
 from tests.test_faces import FakeDetector, _manifest
 
@@ -46,12 +46,21 @@ def test_measure_framing_takes_the_median_over_images_with_a_face(tmp_path):
     assert cfg.margin_unit == "fraction" and cfg.margins == framing.margins and cfg.min_score == 0.8
 
 
-def test_faces_are_measured_on_a_padded_canvas_as_in_a_photo():
+def test_faces_are_detected_on_a_padded_copy_and_mapped_back_to_the_image():
+    class SeesCanvas:
+        def detect(self, images):
+            self.seen = images
+            return [[Face((110.0, 120.0, 160.0, 190.0), 0.99, np.array([[130.0, 140.0]] * 5))] for _ in images]
+
     image = np.full((200, 100, 3), 50, np.uint8)
-    image[0, 0] = 250
-    canvas, (dx, dy) = on_canvas(image, 0.5)
-    assert canvas.shape == (400, 200, 3) and (dx, dy) == (50, 100)
-    assert (canvas[dy : dy + 200, dx : dx + 100] == image).all() and canvas[0, 0, 0] == 50
+    detector = SeesCanvas()
+    (face,) = detect_padded(detector, [image], pad=0.5)
+    canvas = detector.seen[0]
+    assert canvas.shape == (400, 300, 3) and canvas[0, 0, 0] == 127
+    detect_padded(detector, [image], pad=0.5, fill=None)
+    assert detector.seen[0][0, 0, 0] == 50  # the image's mean colour
+    assert (canvas[100:300, 100:200] == image).all()
+    assert face.box == (10.0, 20.0, 60.0, 90.0) and (face.landmarks == [30.0, 40.0]).all()
 
 
 def test_no_face_anywhere_is_a_clear_error(tmp_path):
@@ -94,7 +103,7 @@ def test_training_on_the_framed_manifest_makes_prediction_crop_with_that_framing
     assert result.exit_code == 0, result.output
     assert "20 of 20 images" in result.output
     size = Image.open(pd.read_csv(competition_manifest)["path"][0]).size
-    dx, dy = round(size[0] * 0.5), round(size[1] * 0.5)  # the box was found on the image padded by half its size
+    dx = dy = round(max(size) * 0.5)  # the box was found on the image padded by half its longer side
     expected = [(10 - dx) / 50, (size[0] + dx - 60) / 50, (20 - dy) / 70, (size[1] + dy - 90) / 70]
 
     run = train(load_config(None, tiny_overrides(framed, tmp_path / "runs", **{"train.epochs": 1})))

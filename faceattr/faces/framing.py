@@ -6,14 +6,14 @@ forehead is cut), so a model trained on them sees one framing while `predict` on
 Instead we measure where each image's edges lie relative to the face MTCNN finds in it: as fractions of that box
 (negative = the image cuts into the box), the median over the dataset is the crop `predict` should make.
 
-Each image is first placed in the middle of a larger plain canvas: on a face that fills the frame MTCNN
-extrapolates a box about 25 % taller than the one it finds for the same face inside a photo, and the photo's box is
-the one `predict` will crop around.
+Faces are detected on a copy of each image padded with its mean colour (`detect_padded`): on a face that fills
+the frame MTCNN extrapolates a box about 25 % taller than the one it finds for the same face inside a photo, and
+the photo's box is the one `predict` will crop around.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -21,19 +21,10 @@ import pandas as pd
 from faceattr.config import FacesConfig
 from faceattr.data.images import SkipReport, load_rgb
 from faceattr.errors import DatasetError, ImageLoadError
-from faceattr.faces.detect import Face, FaceDetector
+from faceattr.faces.crop import shaping_settings
+from faceattr.faces.detect import Face, FaceDetector, detect_padded
 
 SIDES = ("left", "right", "top", "bottom")
-
-
-def on_canvas(image: np.ndarray, pad: float) -> tuple[np.ndarray, tuple[int, int]]:
-    """The image in the middle of a canvas `pad` x its size larger on each side, filled with its mean colour."""
-    height, width = image.shape[:2]
-    dx, dy = round(width * pad), round(height * pad)
-    canvas = np.empty((height + 2 * dy, width + 2 * dx, 3), np.uint8)
-    canvas[:] = image.reshape(-1, 3).mean(axis=0).astype(np.uint8)
-    canvas[dy : dy + height, dx : dx + width] = image
-    return canvas, (dx, dy)
 
 
 def image_margins(face: Face, image_size: tuple[int, int]) -> np.ndarray:
@@ -57,9 +48,11 @@ class Framing:
 
     def faces_config(self, base: FacesConfig | None = None) -> FacesConfig:
         """`base` (or the defaults) with these margins, in fractions: the crop `predict` makes."""
-        cfg = FacesConfig(**asdict(base)) if base else FacesConfig()
-        cfg.margins, cfg.margin_unit = list(self.margins), "fraction"
-        return cfg
+        return replace(base or FacesConfig(), margins=list(self.margins), margin_unit="fraction")
+
+    def crop_settings(self, base: FacesConfig | None = None) -> str:
+        """The manifest's `crop_settings` value, which `train` adopts so that `predict` crops with this framing."""
+        return shaping_settings(self.faces_config(base))
 
 
 def summarize(margins: list[np.ndarray], read: int) -> Framing:
@@ -107,10 +100,7 @@ def measure_framing(
             except ImageLoadError as e:
                 skips.add(e)
         read += len(images)
-        placed = [on_canvas(image, pad) for image in images]
-        for image, (_, (dx, dy)), faces in zip(images, placed, detector.detect([c for c, _ in placed]), strict=True):
-            if faces:
-                x1, y1, x2, y2 = faces[0].box
-                face = Face((x1 - dx, y1 - dy, x2 - dx, y2 - dy), faces[0].score, faces[0].landmarks)
+        for image, face in zip(images, detect_padded(detector, images, pad, fill=None), strict=True):
+            if face is not None:
                 margins.append(image_margins(face, (image.shape[1], image.shape[0])))
     return summarize(margins, read)

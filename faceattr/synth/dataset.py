@@ -20,7 +20,7 @@ from rich.progress import Progress
 
 from faceattr.data.images import SkipReport, load_rgb, save_jpeg
 from faceattr.errors import DatasetError, ImageLoadError
-from faceattr.faces.detect import Face, FaceDetector
+from faceattr.faces.detect import FaceDetector, detect_padded
 from faceattr.synth.masks import INCORRECT_WEARS, random_style, render_mask
 
 MASKED_FILES = tuple(f"mask{i}" for i in range(1, 6))
@@ -34,24 +34,6 @@ class SynthResult:
     persons: int
     skipped: int
     log: Path
-
-
-def detect_padded(detector: FaceDetector, images: list[np.ndarray]) -> list[Face | None]:
-    """The largest face per image, detected on a grey-padded copy and mapped back to the image's pixels."""
-    padded, pads = [], []
-    for image in images:
-        pad = round(DETECT_PAD * max(image.shape[:2]))
-        padded.append(np.pad(image, ((pad, pad), (pad, pad), (0, 0)), constant_values=127))
-        pads.append(pad)
-    faces: list[Face | None] = []
-    for found, pad in zip(detector.detect(padded), pads, strict=True):
-        if not found:
-            faces.append(None)
-            continue
-        f = found[0]
-        box = tuple(v - pad for v in f.box)
-        faces.append(Face(box, f.score, f.landmarks - pad))
-    return faces
 
 
 def _person_folder(index: int, row: pd.Series) -> str:
@@ -103,7 +85,7 @@ def synthesize_dataset(
                     loaded.append((row, load_rgb(row["path"])))
                 except ImageLoadError as e:
                     skips.add(e)
-            faces = detect_padded(detector, [image for _, image in loaded]) if loaded else []
+            faces = detect_padded(detector, [image for _, image in loaded], DETECT_PAD) if loaded else []
             for (row, image), face in zip(loaded, faces, strict=True):
                 if written >= persons:
                     break
