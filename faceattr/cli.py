@@ -70,13 +70,15 @@ def print_counts(df, title: str) -> None:
     console.print(f"  {len(df)} images of {df['person_id'].nunique()} people")
 
 
-SOURCES = ("competition", "utkface", "csv", "imdb-wiki", "appa-real")
+SOURCES = ("competition", "utkface", "csv", "imdb-wiki", "appa-real", "folder")
 
 
 @app.command()
 def prepare(
-    source: Annotated[str, typer.Argument(help="competition | utkface | csv | imdb-wiki | appa-real")],
-    root: Annotated[Path, typer.Argument(help="dataset root, or the CSV / .mat file")],
+    source: Annotated[str, typer.Argument(help="competition | utkface | csv | imdb-wiki | appa-real | folder")],
+    roots: Annotated[
+        list[Path], typer.Argument(help="dataset root(s) of that layout, or the CSV / .mat file(s); several are joined")
+    ],
     out: Annotated[Path, typer.Option(help="manifest to write (.csv or .parquet)")] = Path("data/manifest.csv"),
     folds: Annotated[int, typer.Option(help="person-level folds to make and save")] = 5,
     split_seed: Annotated[int, typer.Option(help="seed of the split")] = 42,
@@ -88,11 +90,25 @@ def prepare(
     keep_second_face: Annotated[bool, typer.Option(help="imdb-wiki: keep photos with a second face")] = False,
     min_age: Annotated[int, typer.Option(help="imdb-wiki: youngest age kept")] = 0,
     max_age: Annotated[int, typer.Option(help="imdb-wiki: oldest age kept")] = 100,
+    classes: Annotated[
+        str | None, typer.Option(help="folder: class folder -> mask label, e.g. with_mask=wear,bare=not_wear")
+    ] = None,
+    drop_duplicates: Annotated[
+        bool | None,
+        typer.Option(
+            help="drop byte-identical images (all copies when their labels disagree); default on, except for "
+            "competition data, whose 7-photo persons the data check reports instead"
+        ),
+    ] = None,
 ) -> None:
     """Read a dataset into one manifest table, save its person-level split, and print counts per class."""
+    import pandas as pd
+
     from faceattr.data.checks import check_manifest
+    from faceattr.data.dedupe import drop_duplicate_images
     from faceattr.data.manifest import write_manifest
     from faceattr.data.sources import READERS, read_competition_eval
+    from faceattr.data.sources.image_folder import parse_class_map
     from faceattr.data.sources.imdb_wiki import FilterReport, ImdbWikiFilters
     from faceattr.data.split import folds_path, make_folds
 
@@ -109,7 +125,24 @@ def prepare(
         problems: list[str] = []
         if source == "competition":
             kwargs.update(skip_bad_folders=skip_bad_folders, problems=problems)
-        df = READERS[source](root, **kwargs)
+        if source == "folder" and classes:
+            kwargs["classes"] = parse_class_map(classes)
+        frames = [READERS[source](root, **kwargs) for root in roots]
+        if len(roots) > 1:
+            frames = [f.assign(source_root=str(root)) for f, root in zip(frames, roots, strict=True)]
+        df = pd.concat(frames, ignore_index=True)
+        if df["person_id"].duplicated().any() and source in ("utkface", "folder") and len(roots) > 1:
+            # one file, one person: the same file name under two roots is still two people
+            df["person_id"] = [
+                f"{i}:{p}" for i, p in zip(df.groupby("source_root", sort=False).ngroup(), df["person_id"], strict=True)
+            ]
+        if drop_duplicates if drop_duplicates is not None else source != "competition":
+            df, dups = drop_duplicate_images(df)
+            if dups.dropped:
+                console.print(
+                    f"dropped {len(dups.copies_dropped)} duplicate copies and {len(dups.conflicts_dropped)} "
+                    "groups of identical images with different labels (--no-drop-duplicates keeps them)"
+                )
         if corrections is not None:
             from faceattr.data.corrections import apply_corrections
 
@@ -127,10 +160,11 @@ def prepare(
         split = make_folds(df, folds, split_seed)
         split_file = folds_path(out, folds, split_seed)
         split.to_csv(split_file, index=False)
-        print_counts(df, f"{source}: {root}")
+        print_counts(df, f"{source}: {', '.join(map(str, roots))}")
         console.print(f"wrote manifest [bold]{out}[/] and split {split_file}")
         fold_of = dict(zip(split["person_id"], split["fold"], strict=True))
         report_checks(check_manifest(df, df["person_id"].map(fold_of)), out, problems)
+        root = roots[0]
         if source == "competition" and (Path(root) / "eval" / "info.csv").is_file():
             eval_df = read_competition_eval(root)
             eval_out = out.with_name(out.stem + ".eval" + out.suffix)
@@ -451,7 +485,9 @@ def crop(
     )
     for mask, rate in sorted(result.face_rate_by_mask.items()):
         name = MASK_NAMES[mask] if mask >= 0 else "unknown"
-        console.print(f"  detection rate, mask={name}: {rate:.1%}")
+        how = result.detections_by_mask.get(mask, {})
+        parts = ", ".join(f"{k} {v:.1%}" for k, v in sorted(how.items(), key=lambda kv: -kv[1]))
+        console.print(f"  mask={name}: face found {rate:.1%} ({parts})")
     if result.skipped:
         console.print(f"[yellow]{result.skipped} unreadable image(s) skipped; see {skips_file}[/]")
     console.print(f"wrote [bold]{out}[/]")
@@ -463,6 +499,13 @@ def framing(
     out: Annotated[Path | None, typer.Option(help="manifest to write (default: <manifest>.framed.<ext>)")] = None,
     limit: Annotated[int, typer.Option(help="random images measured (0 = all)")] = 500,
     seed: Annotated[int, typer.Option(help="which random images")] = 0,
+    landmarks: Annotated[
+        bool,
+        typer.Option(
+            help="detect every image (--limit ignored) and record face boxes and landmarks, which "
+            "augment.synthetic_mask_p needs to draw masks on these faces"
+        ),
+    ] = False,
     config: ConfigPath = None,
     overrides: Overrides = None,
 ) -> None:
@@ -470,13 +513,17 @@ def framing(
     from faceattr.config import load_config
     from faceattr.data.images import SkipReport
     from faceattr.data.manifest import read_manifest, write_manifest
-    from faceattr.faces.framing import SIDES, measure_framing
+    from faceattr.faces.framing import SIDES, face_points, measure_framing
 
     try:
         cfg = load_config(config, overrides)
         df = read_manifest(manifest)
         out, skips_file = _derived_outputs(manifest, out, ".framed")
-        measured = measure_framing(df, cfg.faces, limit, seed, SkipReport(skips_file))
+        found: dict | None = {} if landmarks else None
+        measured = measure_framing(df, cfg.faces, 0 if landmarks else limit, seed, SkipReport(skips_file), found=found)
+        if found is not None:
+            df = face_points(df, found)
+            console.print(f"face boxes and landmarks recorded for {len(found)} of {len(df)} images")
         df["crop_settings"] = measured.crop_settings(cfg.faces)
         write_manifest(df, out)
     except FaceAttrError as e:

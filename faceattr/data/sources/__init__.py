@@ -9,6 +9,7 @@ import pandas as pd
 from faceattr.data.sources.appa_real import read_appa_real
 from faceattr.data.sources.competition import read_competition, read_competition_eval
 from faceattr.data.sources.csv_table import read_csv_table
+from faceattr.data.sources.image_folder import read_image_folder
 from faceattr.data.sources.imdb_wiki import read_imdb_wiki
 from faceattr.data.sources.utkface import read_utkface
 
@@ -19,6 +20,7 @@ READERS: dict[str, Callable[..., pd.DataFrame]] = {
     "csv": read_csv_table,
     "imdb-wiki": read_imdb_wiki,
     "appa-real": read_appa_real,
+    "folder": read_image_folder,
 }
 
 __all__ = [
@@ -27,6 +29,7 @@ __all__ = [
     "read_competition",
     "read_competition_eval",
     "read_csv_table",
+    "read_image_folder",
     "read_imdb_wiki",
     "read_utkface",
 ]
