@@ -22,6 +22,17 @@ SCHEDULERS = ("none", "quarter", "step", "exponential", "cosine")
 LOSSES = ("ce", "focal", "soft_f1", "ce+soft_f1")
 TRACKERS = ("tensorboard", "wandb", "mlflow")
 TTA_TRANSFORMS = ("hflip", "shift", "scale", "brightness")
+# augment.* probabilities that imitate how real photos differ from training faces
+ROBUSTNESS_KEYS = (
+    "framing_jitter",
+    "low_resolution",
+    "blur",
+    "jpeg",
+    "color",
+    "grayscale",
+    "occlusion",
+    "synthetic_mask_p",
+)
 
 
 @dataclass
@@ -113,6 +124,14 @@ class AugmentConfig:
     hflip: float = 0.5  # probability of each augmentation
     shift_scale_rotate: float = 0.5
     brightness_contrast: float = 0.5
+    # robustness to the photos users bring (each a probability; 0 = off). See faceattr/data/transforms.py.
+    framing_jitter: float = 0.0  # scale 0.8-1.25 and shift up to 10 % around the face (other detectors, margins)
+    low_resolution: float = 0.0  # downscale the face to 24-64 px and back (crowd photos: faces of about 60 px)
+    blur: float = 0.0  # Gaussian or motion blur
+    jpeg: float = 0.0  # JPEG compression at quality 20-90
+    color: float = 0.0  # hue, saturation, gamma and colour-temperature shifts
+    grayscale: float = 0.0  # black-and-white photos
+    occlusion: float = 0.0  # coarse dropout: 1-4 holes of 10-25 % of the side
     synthetic_mask_p: float = 0.0  # chance an unmasked face (with landmarks, from `faceattr crop`) gets a drawn mask
     synthetic_mask_incorrect: float = 0.5  # share of those drawn masks worn incorrectly (label becomes incorrect)
     mean: list[float] | None = None  # None = the backbone weights' own preprocessing
@@ -123,7 +142,9 @@ class AugmentConfig:
 class TrainConfig:
     epochs: int = 10
     early_stopping_patience: int = 0  # epochs without improvement before stopping; 0 = off
-    monitor: str = "val/f1_18"  # metric that picks the best checkpoint
+    monitor: str = "val/f1_18"  # metric that picks the best checkpoint; val/error (min) = gender error + age
+    # MAE/10 (+ mask F1 error); "last" keeps the last epoch (e.g. the end of a cosine schedule)
+    ema_decay: float = 0.0  # > 0: validate and save an exponential moving average of the weights (e.g. 0.999)
     monitor_mode: str = "max"
     log_every_n_steps: int = 10
     on_nonfinite_loss: str = "stop"  # stop (name the step and the last good checkpoint) | skip (drop the batch)
@@ -153,6 +174,17 @@ class FacesConfig:
     fallback_size: list[int] = field(default_factory=lambda: [256, 340])  # width, height of the no-face crop
     min_face_size: int = 40  # pixels; MTCNN ignores smaller faces
     min_score: float = 0.9  # detections below this probability are ignored
+    thresholds: list[float] = field(default_factory=lambda: [0.6, 0.7, 0.7])  # MTCNN's per-stage (P, R, O-net)
+    # second pass on images where the first found no face (masked faces score low; tight crops lack context):
+    # the image upscaled when small and padded with its mean colour, then relaxed thresholds
+    second_pass: bool = True
+    relaxed_thresholds: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
+    relaxed_min_score: float = 0.6
+    upscale_to: int = 320  # second pass: images whose longer side is below this are enlarged to it
+    # still no face and the image is small and roughly square: it is already a face crop, so frame all of it
+    # (instead of the centred fallback_size crop, which would cut a small crop's face or hold a large photo's
+    # background); 0 turns this off
+    whole_image_max_side: int = 400
     max_pixels: int = 50_000_000  # larger images are skipped and reported
     trained_on_crops: bool = False  # set by `train` when the manifest came from `faceattr crop`
 
@@ -297,6 +329,7 @@ def validate(cfg: Config) -> None:
     check(cfg.train.epochs >= 1, "train.epochs", "must be at least 1")
     check(cfg.train.on_nonfinite_loss in ("stop", "skip"), "train.on_nonfinite_loss", "must be stop or skip")
     check(cfg.train.monitor_mode in ("min", "max"), "train.monitor_mode", "must be min or max")
+    check(0 <= cfg.train.ema_decay < 1, "train.ema_decay", "must be in [0, 1): 0 = off, 0.999 is usual")
     check(cfg.trainer.accumulate_grad_batches >= 1, "trainer.accumulate_grad_batches", "must be >= 1")
     check(len(cfg.faces.margins) == 4, "faces.margins", "needs 4 values: left, right, top, bottom")
     check(cfg.faces.margin_unit in ("px", "fraction"), "faces.margin_unit", "must be px or fraction")
@@ -309,6 +342,10 @@ def validate(cfg: Config) -> None:
             "and top + bottom above -1",
         )
     check(len(cfg.faces.fallback_size) == 2, "faces.fallback_size", "needs 2 values: width, height")
+    for key in ("thresholds", "relaxed_thresholds"):
+        values = getattr(cfg.faces, key)
+        check(len(values) == 3 and all(0 < v < 1 for v in values), f"faces.{key}", "needs 3 values in (0, 1)")
+    check(0 < cfg.faces.relaxed_min_score <= 1, "faces.relaxed_min_score", "must be in (0, 1]")
     check(cfg.loss.name in LOSSES, "loss.name", f"'{cfg.loss.name}' is not one of {LOSSES}")
     check(cfg.loss.focal_gamma >= 0, "loss.focal_gamma", "must be >= 0")
     check(0 <= cfg.loss.label_smoothing < 1, "loss.label_smoothing", "must be in [0, 1)")
@@ -331,7 +368,7 @@ def validate(cfg: Config) -> None:
     for head, weight in cfg.model.loss_weights.items():
         check(head in known_heads, "model.loss_weights", f"unknown head '{head}'; valid: {known_heads}")
         check(weight >= 0, f"model.loss_weights.{head}", "must be >= 0")
-    for key in ("hflip", "shift_scale_rotate", "brightness_contrast", "synthetic_mask_p", "synthetic_mask_incorrect"):
+    for key in (*ROBUSTNESS_KEYS, "hflip", "shift_scale_rotate", "brightness_contrast", "synthetic_mask_incorrect"):
         check(0 <= getattr(cfg.augment, key) <= 1, f"augment.{key}", "is a probability: use a value in [0, 1]")
     for key in ("mean", "std"):
         value = getattr(cfg.augment, key)

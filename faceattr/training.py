@@ -118,19 +118,24 @@ def trackers(cfg: Config, run_dir: Path) -> list:
 
 def build_trainer(cfg: Config, run_dir: Path, extra_callbacks: list | None = None) -> L.Trainer:
     t = cfg.train
+    keep_last = t.full_data or t.monitor == "last"
     checkpoints = ModelCheckpoint(
         dirpath=run_dir / "checkpoints",
         filename="best",
-        monitor=None if t.full_data else t.monitor,  # no validation on full data: best = last
+        monitor=None if keep_last else t.monitor,  # no validation on full data (or monitor=last): best = last
         mode=t.monitor_mode,
         save_top_k=1,
         save_last=True,
         enable_version_counter=False,
     )
     callbacks: list = [checkpoints, LearningRateMonitor(logging_interval="epoch"), BatchSeed(cfg.seed)]
-    if t.save_above > 0 and not t.full_data:
+    if t.save_above > 0 and not keep_last:
         callbacks.append(SaveAbove(run_dir / "checkpoints", t.monitor, t.save_above, t.monitor_mode))
-    if t.early_stopping_patience > 0 and not t.full_data:
+    if t.ema_decay > 0:
+        from lightning.pytorch.callbacks import EMAWeightAveraging
+
+        callbacks.append(EMAWeightAveraging(decay=t.ema_decay))
+    if t.early_stopping_patience > 0 and not keep_last:
         callbacks.append(EarlyStopping(monitor=t.monitor, mode=t.monitor_mode, patience=t.early_stopping_patience))
     callbacks += extra_callbacks or []
     loggers = [CSVLogger(run_dir, name="csv", version=""), *trackers(cfg, run_dir)]

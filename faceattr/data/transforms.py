@@ -3,21 +3,66 @@
 from __future__ import annotations
 
 import albumentations as A
+import cv2
 import numpy as np
 import torch
 from albumentations.pytorch import ToTensorV2
 
 from faceattr.config import AugmentConfig
 
+LOW_RES_SIDES = (24, 64)  # face sides (px) that `augment.low_resolution` simulates
+
+
+def robustness_transforms(size: int, aug: AugmentConfig) -> list[A.BasicTransform]:
+    """The ways real photos differ from a training set's faces, each behind its `augment.*` probability.
+
+    Framing first (geometry), then colour, then the losses of a real capture in the order they happen: a small
+    face (low resolution), blur, JPEG; occlusion last. A probability of 0 leaves the transform out."""
+    low = (min(1.0, LOW_RES_SIDES[0] / size), min(1.0, LOW_RES_SIDES[1] / size))
+    candidates: list[tuple[float, A.BasicTransform]] = [
+        (aug.framing_jitter, A.Affine(scale=(0.8, 1.25), translate_percent=(-0.1, 0.1), border_mode=0, p=1.0)),
+        (
+            aug.color,
+            A.OneOf(
+                [
+                    A.HueSaturationValue(10, 25, 15, p=1.0),
+                    A.RandomGamma((70, 150), p=1.0),
+                    A.PlanckianJitter(p=1.0),
+                ],
+                p=1.0,
+            ),
+        ),
+        (aug.grayscale, A.ToGray(p=1.0)),
+        (  # area-average down, bilinear up: a small face from a real sensor, not nearest-neighbour blocks
+            aug.low_resolution,
+            A.Downscale(
+                scale_range=low, interpolation_pair={"downscale": cv2.INTER_AREA, "upscale": cv2.INTER_LINEAR}, p=1.0
+            ),
+        ),
+        (aug.blur, A.OneOf([A.GaussianBlur(blur_limit=(3, 7), p=1.0), A.MotionBlur(blur_limit=(3, 9), p=1.0)], p=1.0)),
+        (aug.jpeg, A.ImageCompression(quality_range=(20, 90), p=1.0)),
+        (
+            aug.occlusion,
+            A.CoarseDropout(num_holes_range=(1, 4), hole_height_range=(0.1, 0.25), hole_width_range=(0.1, 0.25), p=1.0),
+        ),
+    ]
+    out = []
+    for p, transform in candidates:
+        if p > 0:
+            transform.p = p
+            out.append(transform)
+    return out
+
 
 def train_transform(size: int, aug: AugmentConfig, mean, std) -> A.Compose:
-    """Training pipeline: resize, flip, small affine, brightness/contrast, normalize."""
+    """Training pipeline: resize, flip, small affine, brightness/contrast, the robustness set, normalize."""
     return A.Compose(
         [
             A.Resize(size, size),
             A.HorizontalFlip(p=aug.hflip),
             A.Affine(scale=(0.9, 1.1), translate_percent=(-0.06, 0.06), rotate=(-10, 10), p=aug.shift_scale_rotate),
             A.RandomBrightnessContrast(0.2, 0.2, p=aug.brightness_contrast),
+            *robustness_transforms(size, aug),
             A.Normalize(mean=tuple(mean), std=tuple(std), max_pixel_value=255.0),
             ToTensorV2(),
         ]

@@ -33,6 +33,26 @@ def combine_to_18(preds: dict[str, torch.Tensor]) -> torch.Tensor:
     return preds["mask"] * 6 + preds["gender"] * 3 + preds["age_bin"]
 
 
+AGE_ERROR_SCALE = 10.0  # years of age MAE that weigh as much as a whole gender error rate in `val/error`
+
+
+def user_error(values: dict[str, torch.Tensor]) -> torch.Tensor | None:
+    """The error users feel, for picking checkpoints (`train.monitor=val/error`, lower is better): gender error
+    rate + age MAE / 10 years + (1 - mask macro F1) + (1 - age-bin macro F1) when there is no exact-age head.
+
+    The summed validation loss is a poor judge (it keeps over-confident early epochs); this tracks the metrics."""
+    parts = []
+    if "acc_gender" in values:
+        parts.append(1 - values["acc_gender"])
+    if "age_mae" in values:
+        parts.append(values["age_mae"] / AGE_ERROR_SCALE)
+    elif "f1_age_bin" in values:
+        parts.append(1 - values["f1_age_bin"])
+    if "f1_mask" in values:
+        parts.append(1 - values["f1_mask"])
+    return sum(parts) if parts else None  # type: ignore[return-value]
+
+
 class FaceAttrModule(L.LightningModule):
     """Multi-task face-attribute model; its checkpoint carries the full config to rebuild it."""
 
@@ -176,11 +196,16 @@ class FaceAttrModule(L.LightningModule):
                 self.val_metrics["age_cs5"].update((error <= 5).float())
 
     def on_validation_epoch_end(self) -> None:
+        values = {}
         for name, metric in self.val_metrics.items():
             if getattr(metric, "update_count", 1) == 0:
                 continue
-            self.log(f"val/{name}", metric.compute(), prog_bar=name in ("f1_18", "age_mae"), sync_dist=True)
+            values[name] = metric.compute()
+            self.log(f"val/{name}", values[name], prog_bar=name in ("f1_18", "age_mae"), sync_dist=True)
             metric.reset()
+        error = user_error(values)
+        if error is not None:
+            self.log("val/error", error, prog_bar=True, sync_dist=True)
 
     def predict_probs(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """Softmax probabilities per head."""

@@ -1,0 +1,83 @@
+"""Robustness augmentations change images the way real photos differ, and never change a label."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from faceattr.config import AugmentConfig, load_config
+from faceattr.data.transforms import robustness_transforms, train_transform
+from faceattr.errors import ConfigError
+from faceattr.models.module import user_error
+
+SIZE = 96
+
+
+def _face(seed: int = 0) -> np.ndarray:
+    """A sharp, colourful test image: checkerboard detail the degradations must remove."""
+    rng = np.random.default_rng(seed)
+    tile = np.kron(rng.integers(0, 255, (48, 48, 3)), np.ones((2, 2, 1))).astype(np.uint8)
+    return tile
+
+
+def _apply(**probs: float) -> np.ndarray:
+    aug = AugmentConfig(hflip=0, shift_scale_rotate=0, brightness_contrast=0, **probs)
+    transform = train_transform(SIZE, aug, (0, 0, 0), (1, 1, 1))
+    transform.set_random_seed(3)
+    return transform(image=_face())["image"].permute(1, 2, 0).numpy() * 255
+
+
+def _detail(image: np.ndarray) -> float:
+    """High-frequency energy: mean absolute difference between neighbouring pixels."""
+    return float(np.abs(np.diff(image.astype(float), axis=1)).mean())
+
+
+def test_off_by_default_and_each_key_adds_its_transform():
+    assert robustness_transforms(SIZE, AugmentConfig()) == []
+    for key in ("framing_jitter", "low_resolution", "blur", "jpeg", "color", "grayscale", "occlusion"):
+        assert len(robustness_transforms(SIZE, AugmentConfig(**{key: 0.5}))) == 1, key
+
+
+def test_low_resolution_and_blur_remove_detail():
+    sharp = _detail(_apply())
+    assert _detail(_apply(low_resolution=1.0)) < 0.8 * sharp
+    assert _detail(_apply(blur=1.0)) < 0.8 * sharp
+
+
+def test_grayscale_jpeg_occlusion_and_framing_do_what_they_say():
+    gray = _apply(grayscale=1.0)
+    assert np.allclose(gray[..., 0], gray[..., 1], atol=1) and np.allclose(gray[..., 1], gray[..., 2], atol=1)
+    plain = _apply()
+    assert not np.allclose(_apply(jpeg=1.0), plain, atol=2)
+    holes = _apply(occlusion=1.0)
+    assert ((holes == 0).all(-1) & ~(plain == 0).all(-1)).sum() > 0.01 * SIZE * SIZE  # dropped-out patches
+    moved = _apply(framing_jitter=1.0)
+    assert moved.shape == plain.shape and not np.allclose(moved, plain, atol=2)
+
+
+def test_labels_survive_every_augmentation(tmp_path, competition_manifest):
+    """Through the dataset: gender, age and mask targets are the manifest's, whatever the pixels went through."""
+    from faceattr.data.datamodule import FaceDataset
+    from faceattr.data.manifest import read_manifest
+
+    frame = read_manifest(competition_manifest).iloc[:12].reset_index(drop=True)
+    aug = AugmentConfig(hflip=1, framing_jitter=1, low_resolution=1, blur=1, jpeg=1, color=1, grayscale=1, occlusion=1)
+    dataset = FaceDataset(frame, train_transform(64, aug, (0.5,) * 3, (0.5,) * 3))
+    for i in range(len(frame)):
+        _, targets = dataset[(i, 7)]
+        for task in ("mask", "gender", "age_bin", "label18"):
+            assert int(targets[task]) == int(frame[task].iloc[i]), task
+
+
+def test_probabilities_are_checked():
+    with pytest.raises(ConfigError, match=r"augment\.blur"):
+        load_config(None, ["augment.blur=1.5"])
+
+
+def test_checkpoint_metric_is_what_users_feel():
+    """val/error = gender error + MAE/10 (+ mask F1 error): 1 point of gender accuracy = 0.1 year of MAE."""
+    values = {"acc_gender": torch.tensor(0.9), "age_mae": torch.tensor(5.0), "f1_age_bin": torch.tensor(0.8)}
+    assert float(user_error(values)) == pytest.approx(0.1 + 0.5)
+    assert float(user_error({"acc_gender": torch.tensor(0.9), "f1_age_bin": torch.tensor(0.8)})) == pytest.approx(0.3)
+    assert user_error({}) is None
