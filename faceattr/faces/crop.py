@@ -10,7 +10,7 @@ import csv
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +28,7 @@ INDEX_FIELDS = (
     "source_mtime_ns",
     "crop_path",
     "face_found",
+    "detection",
     "face_score",
     "crop_x1",
     "crop_y1",
@@ -36,7 +37,7 @@ INDEX_FIELDS = (
     "face_box",
     "landmarks",
 )
-CACHE_FORMAT = 2  # 2: face box and landmarks recorded in crop coordinates
+CACHE_FORMAT = 3  # 2: face box and landmarks recorded in crop coordinates; 3: how each face was found
 
 
 @dataclass
@@ -46,9 +47,22 @@ class CropResult:
     reused: int  # crops taken from the cache
     skipped: int  # unreadable images (listed in skipped.csv)
     face_rate_by_mask: dict[int, float]
+    detections_by_mask: dict[int, dict[str, float]] = field(default_factory=dict)  # mask -> how found -> share
 
 
-SHAPING_KEYS = ("margins", "margin_unit", "fallback_size", "min_face_size", "min_score")
+SHAPING_KEYS = (
+    "margins",
+    "margin_unit",
+    "fallback_size",
+    "min_face_size",
+    "min_score",
+    "thresholds",
+    "second_pass",
+    "relaxed_thresholds",
+    "relaxed_min_score",
+    "upscale_to",
+    "whole_image_max_side",
+)
 
 
 def shaping_settings(cfg: FacesConfig) -> str:
@@ -160,10 +174,10 @@ def crop_manifest(
                     skips.add(e)
             if loaded:
                 detector = detector or (detector_factory or (lambda: FaceDetector(cfg)))()
-                faces = detector.detect([image for _, image in loaded])
-                for (source, image), found in zip(loaded, faces, strict=True):
-                    face = found[0] if found else None
-                    crop, box = crop_face(image, face, cfg)
+                detections = detector.detect_one_each([image for _, image in loaded])
+                for (source, image), detection in zip(loaded, detections, strict=True):
+                    face = detection.face if detection.how != "whole image" else None
+                    crop, box = crop_face(image, detection.face, cfg)
                     crop_path = cache / "crops" / f"{hashlib.sha1(source.encode()).hexdigest()[:20]}.jpg"
                     save_jpeg(crop, crop_path)
                     size, mtime = _stamp(Path(source))
@@ -173,6 +187,7 @@ def crop_manifest(
                         "source_mtime_ns": mtime,
                         "crop_path": str(crop_path),
                         "face_found": face is not None,
+                        "detection": detection.how,
                         "face_score": round(face.score, 4) if face else "",
                         "crop_x1": box[0],
                         "crop_y1": box[1],
@@ -191,6 +206,9 @@ def crop_manifest(
     entries = [index[s] for s in out["source_path"]]
     out["path"] = [e["crop_path"] for e in entries]
     out["face_found"] = [str(e["face_found"]) == "True" for e in entries]
+    out["detection"] = [
+        e.get("detection") or ("detected" if str(e["face_found"]) == "True" else "none") for e in entries
+    ]
     out["face_score"] = pd.to_numeric(pd.Series([e["face_score"] for e in entries]), errors="coerce")
     for col in ("crop_x1", "crop_y1", "crop_x2", "crop_y2"):
         out[col] = [int(e[col]) for e in entries]
@@ -198,4 +216,5 @@ def crop_manifest(
     out["landmarks"] = [e["landmarks"] for e in entries]
     out["crop_settings"] = shaping_settings(cfg)
     rates = out.groupby("mask")["face_found"].mean().to_dict() if len(out) else {}
-    return CropResult(out, detector.calls if detector else 0, reused, len(skips), rates)
+    how = {m: g.value_counts(normalize=True).to_dict() for m, g in out.groupby("mask")["detection"]} if len(out) else {}
+    return CropResult(out, detector.calls if detector else 0, reused, len(skips), rates, how)

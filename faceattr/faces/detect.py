@@ -26,6 +26,23 @@ class Face:
         return max(0.0, x2 - x1) * max(0.0, y2 - y1)
 
 
+@dataclass(frozen=True)
+class Detection:
+    """An image's main face and how it was found: detected | second pass | whole image | none."""
+
+    face: Face | None
+    how: str
+
+
+FACE_CROP_ASPECT = (0.6, 1.7)  # width / height of images taken for face crops by the whole-image fallback
+
+
+def looks_like_face_crop(image: np.ndarray, max_side: int) -> bool:
+    """Small and roughly square (or portrait): many real sets are tight face crops of about 100 px."""
+    h, w = image.shape[:2]
+    return max_side > 0 and max(h, w) <= max_side and FACE_CROP_ASPECT[0] <= w / h <= FACE_CROP_ASPECT[1]
+
+
 class FaceDetector:
     """Batched MTCNN on CPU or GPU; `calls` counts images sent to the detector (the cache tests read it)."""
 
@@ -36,9 +53,82 @@ class FaceDetector:
         self.cfg = cfg or FacesConfig()
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.mtcnn = MTCNN(keep_all=True, min_face_size=self.cfg.min_face_size, device=device, post_process=False)
+        self.mtcnn = MTCNN(
+            keep_all=True,
+            min_face_size=self.cfg.min_face_size,
+            thresholds=list(self.cfg.thresholds),
+            device=device,
+            post_process=False,
+        )
+        self.relaxed = MTCNN(
+            keep_all=True,
+            min_face_size=max(12, self.cfg.min_face_size // 2),
+            thresholds=list(self.cfg.relaxed_thresholds),
+            device=device,
+            post_process=False,
+        )
+        self.relaxed.load_state_dict(self.mtcnn.state_dict())  # the same weights, other thresholds
         self.batch_size = batch_size
         self.calls = 0
+
+    def detect_one_each(self, images: list[np.ndarray]) -> list[Detection]:
+        """The main face of each image, through the cascade masked and tight faces need:
+        1. MTCNN as configured ("detected");
+        2. where it found none and `faces.second_pass`: the image enlarged to `upscale_to` when smaller, padded with
+           its mean colour, and detected with relaxed thresholds ("second pass");
+        3. where still none and the image is small and roughly square, it is taken to be a face crop already: the
+           whole image ("whole image");
+        4. otherwise no face (callers use the centred fallback crop)."""
+        first = self.detect(images)
+        out = [Detection(found[0], "detected") if found else Detection(None, "none") for found in first]
+        missing = [i for i, d in enumerate(out) if d.face is None]
+        if missing and self.cfg.second_pass:
+            for i, face in zip(missing, self.detect_enlarged([images[i] for i in missing]), strict=True):
+                if face is not None:
+                    out[i] = Detection(face, "second pass")
+        for i in missing:
+            if out[i].face is None and looks_like_face_crop(images[i], self.cfg.whole_image_max_side):
+                h, w = images[i].shape[:2]
+                out[i] = Detection(
+                    Face((0.0, 0.0, float(w), float(h)), 0.0, np.zeros((5, 2), np.float32)), "whole image"
+                )
+        return out
+
+    def detect_enlarged(self, images: list[np.ndarray], pad: float = 0.2) -> list[Face | None]:
+        """Second pass: small images enlarged to `upscale_to`, padded with their mean colour (MTCNN wants context
+        around a face that fills the frame), relaxed thresholds; boxes mapped back to the original pixels."""
+        import cv2
+
+        results: list[Face | None] = []
+        for image in images:
+            h, w = image.shape[:2]
+            scale = max(1.0, self.cfg.upscale_to / max(h, w))
+            big = (
+                cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_CUBIC)
+                if scale > 1
+                else image
+            )
+            side = round(pad * max(big.shape[:2]))
+            canvas = np.empty((big.shape[0] + 2 * side, big.shape[1] + 2 * side, 3), np.uint8)
+            canvas[:] = big.reshape(-1, 3).mean(axis=0).astype(np.uint8)
+            canvas[side : side + big.shape[0], side : side + big.shape[1]] = big
+            boxes, probs, landmarks = self.relaxed.detect(canvas[None], landmarks=True)
+            self.calls += 1
+            faces = (
+                [
+                    Face(
+                        tuple(float((v - side) / scale) for v in box),
+                        float(p),
+                        ((np.asarray(lm, dtype=np.float32) - side) / scale).astype(np.float32),
+                    )
+                    for box, p, lm in zip(boxes[0], probs[0], landmarks[0], strict=True)
+                    if boxes[0] is not None and p is not None and float(p) >= self.cfg.relaxed_min_score
+                ]
+                if boxes[0] is not None
+                else []
+            )
+            results.append(max(faces, key=lambda f: f.area) if faces else None)
+        return results
 
     def detect(self, images: list[np.ndarray]) -> list[list[Face]]:
         """Faces per image (HxWx3 uint8 RGB), best first by area; detections under min_score dropped."""

@@ -81,8 +81,11 @@ def measure_framing(
     detector: FaceDetector | None = None,
     batch_size: int = 16,
     pad: float = 0.5,
+    found: dict[str, Face] | None = None,
 ) -> Framing:
-    """Detect the face in up to `limit` random images of the manifest and summarize where the images' edges lie."""
+    """Detect the face in up to `limit` random images of the manifest and summarize where the images' edges lie.
+
+    `found`, when given, receives each image's face (path -> Face), e.g. for `face_points`."""
     cfg = cfg or FacesConfig()
     if frame.empty:
         raise DatasetError("the manifest has no rows: nothing to measure the framing of")
@@ -93,14 +96,27 @@ def measure_framing(
     read = 0
     paths = sample["path"].astype(str).tolist()
     for start in range(0, len(paths), batch_size):
-        images = []
+        images, read_paths = [], []
         for path in paths[start : start + batch_size]:
             try:
                 images.append(load_rgb(path, cfg.max_pixels))
+                read_paths.append(path)
             except ImageLoadError as e:
                 skips.add(e)
         read += len(images)
-        for image, face in zip(images, detect_padded(detector, images, pad, fill=None), strict=True):
+        for path, image, face in zip(read_paths, images, detect_padded(detector, images, pad, fill=None), strict=True):
             if face is not None:
                 margins.append(image_margins(face, (image.shape[1], image.shape[0])))
+                if found is not None:
+                    found[path] = face
     return summarize(margins, read)
+
+
+def face_points(frame: pd.DataFrame, found: dict[str, Face]) -> pd.DataFrame:
+    """The manifest with `face_box` and `landmarks` columns (image pixels, 'x y ...', empty where no face), the
+    format `faceattr crop` writes: what `augment.synthetic_mask_p` needs to draw masks on training faces."""
+    faces = [found.get(str(p)) for p in frame["path"]]
+    fmt = lambda values: " ".join(f"{v:.1f}" for v in np.asarray(values, dtype=float).ravel())  # noqa: E731
+    return frame.assign(
+        face_box=[fmt(f.box) if f else "" for f in faces], landmarks=[fmt(f.landmarks) if f else "" for f in faces]
+    )
