@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -17,7 +18,15 @@ from faceattr.errors import DatasetError, ManifestError
 from faceattr.faces.detect import Face
 from faceattr.labels import encode
 from faceattr.synth.dataset import contact_sheet, synthesize_dataset
-from faceattr.synth.masks import INCORRECT_WEARS, SHAPES, MaskStyle, random_style, render_mask
+from faceattr.synth.masks import (
+    INCORRECT_WEARS,
+    OCCLUDERS,
+    SHAPES,
+    MaskStyle,
+    random_style,
+    render_mask,
+    render_occluder,
+)
 from tests.conftest import SHARED_UTKFACE
 
 # A frontal face on a 200 x 200 photo: eyes, nose tip, mouth corners, and its box down to the chin.
@@ -47,15 +56,60 @@ def test_a_correctly_worn_mask_covers_nose_and_mouth(shape):
     assert changed[NOSE[1], NOSE[0]] and not changed[60, 100]
 
 
+# incorrect wear -> (nose tip covered?, mouth centre covered?), None = either
+INCORRECT_COVERAGE = {
+    "nose_exposed": (False, True),
+    "chin": (False, False),
+    "mouth_only": (False, True),
+    "under_chin": (False, False),
+    "one_ear": (None, None),
+}
+CHIN = (100, 172)
+
+
 @pytest.mark.parametrize("wear", INCORRECT_WEARS)
-def test_every_incorrect_wear_leaves_the_nose_tip_uncovered(wear):
+def test_every_incorrect_wear_bares_what_it_says(wear):
     rendered = render_mask(_photo(), LANDMARKS, BOX, wear, MaskStyle("cloth", (30, 40, 80)))
-    assert _covered(rendered, NOSE) < 0.1
-    assert rendered.alpha.sum() > 500  # yet a mask was drawn
-    if wear == "chin":
-        assert _covered(rendered, MOUTH) < 0.1
+    assert rendered.alpha.sum() > 500  # a mask was drawn
+    nose, mouth = INCORRECT_COVERAGE[wear]
+    for point, covered in ((NOSE, nose), (MOUTH, mouth)):
+        if covered is not None:
+            assert (_covered(rendered, point) > 0.9) if covered else (_covered(rendered, point) < 0.1)
+    if wear == "under_chin":
+        assert _covered(rendered, CHIN) > 0.5  # still on the chin tip, so tight crops show it
+    if wear == "one_ear":  # hanging from one ear: one side of the mouth is bare, for any draw
+        for seed in range(5):
+            hanging = render_mask(
+                _photo(), LANDMARKS, BOX, wear, MaskStyle("cloth", (30, 40, 80)), np.random.default_rng(seed)
+            )
+            corners = [float(hanging.alpha[145, 78]), float(hanging.alpha[145, 122])]
+            assert min(corners) < 0.1
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_every_shape_draws_inside_the_face_region(shape):
+    """Whatever the style draws (rough edge, shadow, wrinkles), it stays on the lower face, inside the box."""
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        style = replace(random_style(rng), shape=shape)
+        rendered = render_mask(_photo(seed), LANDMARKS, BOX, "correct", style, rng)
+        changed = np.abs(rendered.image.astype(int) - _photo(seed).astype(int)).sum(-1) > 12
+        ys, xs = np.nonzero(changed)
+        assert ys.min() >= 70 and xs.min() >= BOX[0] - 25 and xs.max() <= BOX[2] + 25
+        assert _covered(rendered, NOSE) > 0.3  # clear plastic is partly transparent, yet there
+
+
+@pytest.mark.parametrize("kind", OCCLUDERS)
+def test_occluders_cover_the_lower_face_and_are_not_masks(kind):
+    """A hand over the mouth or a scarf at the chin changes the lower face only; synth-masks labels it not worn."""
+    rendered = render_occluder(_photo(), LANDMARKS, BOX, kind, np.random.default_rng(1))
+    assert _covered(rendered, (100, 70)) < 0.05  # above the eyes: untouched
+    if kind == "hand":
+        assert _covered(rendered, MOUTH) > 0.5
     else:
-        assert _covered(rendered, MOUTH) > 0.9
+        assert _covered(rendered, CHIN) > 0.5 and _covered(rendered, NOSE) < 0.05
+    with pytest.raises(ValueError, match="hand"):
+        render_occluder(_photo(), LANDMARKS, BOX, "glove")
 
 
 def test_the_mask_follows_a_tilted_head():

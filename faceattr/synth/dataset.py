@@ -21,11 +21,32 @@ from rich.progress import Progress
 from faceattr.data.images import SkipReport, load_rgb, save_jpeg
 from faceattr.errors import DatasetError, ImageLoadError
 from faceattr.faces.detect import FaceDetector, detect_padded
-from faceattr.synth.masks import INCORRECT_WEARS, random_style, render_mask
+from faceattr.synth.masks import INCORRECT_WEARS, OCCLUDERS, random_style, render_mask, render_occluder
 
 MASKED_FILES = tuple(f"mask{i}" for i in range(1, 6))
 GENDER_NAMES = {0: "male", 1: "female"}
 DETECT_PAD = 0.25  # tight face crops (UTKFace) need context around the face for MTCNN to find it
+OCCLUDED_NORMAL_P = 0.25  # share of `normal` photos with a hand or scarf over the lower face (still not worn)
+DEGRADE_P = 0.5  # share of images (every file, `normal` too) given a real capture's losses
+
+
+def degrade(image: np.ndarray, face_width: float, rng: np.random.Generator) -> np.ndarray:
+    """What crowd and phone photos do to a face, each at random: the face shrunk to 28-80 px and enlarged back,
+    blur, JPEG at quality 25-90. Applied alike to masked and bare photos, so none of it tells the label."""
+    import cv2
+
+    out = image
+    h, w = out.shape[:2]
+    if rng.random() < 0.5 and face_width > 30:
+        scale = min(1.0, rng.uniform(28, 80) / face_width)
+        small = cv2.resize(out, (max(8, round(w * scale)), max(8, round(h * scale))), interpolation=cv2.INTER_AREA)
+        out = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    if rng.random() < 0.3:
+        out = cv2.GaussianBlur(out, (0, 0), float(rng.uniform(0.6, 1.8)))
+    if rng.random() < 0.5:
+        ok, encoded = cv2.imencode(".jpg", out[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(25, 91))])
+        out = cv2.imdecode(encoded, cv2.IMREAD_COLOR)[..., ::-1] if ok else out
+    return np.ascontiguousarray(out)
 
 
 @dataclass
@@ -97,13 +118,20 @@ def synthesize_dataset(
                 rng = np.random.default_rng([seed, written])
                 wears = [("correct", name) for name in MASKED_FILES]
                 wears.append((INCORRECT_WEARS[rng.integers(len(INCORRECT_WEARS))], "incorrect_mask"))
+                face_width = float(face.box[2] - face.box[0])
                 for wear, name in wears:
                     style = random_style(rng)
                     rendered = render_mask(image, face.landmarks, face.box, wear, style, rng)
-                    save_jpeg(rendered.image, folder / f"{name}.jpg")
+                    out = degrade(rendered.image, face_width, rng) if rng.random() < DEGRADE_P else rendered.image
+                    save_jpeg(out, folder / f"{name}.jpg")
                     writer.writerow([folder.name, name, row["path"], wear, style.shape, style.color, style.pattern])
-                save_jpeg(image, folder / "normal.jpg")
-                writer.writerow([folder.name, "normal", row["path"], "none", "", "", ""])
+                normal, cover = image, "none"
+                if rng.random() < OCCLUDED_NORMAL_P:
+                    cover = OCCLUDERS[rng.integers(len(OCCLUDERS))]
+                    normal = render_occluder(image, face.landmarks, face.box, cover, rng).image
+                normal = degrade(normal, face_width, rng) if rng.random() < DEGRADE_P else normal
+                save_jpeg(normal, folder / "normal.jpg")
+                writer.writerow([folder.name, "normal", row["path"], cover, "", "", ""])
                 written += 1
                 bar.advance(task)
     if written == 0:

@@ -2,21 +2,28 @@
 
 Geometry lives in a face frame: origin between the eyes, x along the eye line, y down the face, one unit = the
 distance between the eyes, so a mask follows head roll and scale. The outline runs from the nose bridge (or lower,
-for the incorrect ways of wearing one) down a super-ellipse that follows the jaw to under the chin. Realism comes
-from the texture (pleats, a KF94 seam and fold, printed patterns, cloth noise), shading taken from the face's own
-brightness, a soft edge and ear-loop hints.
+for the incorrect ways of wearing one) down a super-ellipse that follows the jaw to under the chin.
+
+A model must not be able to tell a drawn mask from a real one by its drawing, so every cue varies: shapes
+(surgical, cloth, KF94, N95 cups with or without a valve, clear plastic), colours (the usual palette and any hue),
+prints, fabric grain and wrinkles, an edge that is not perfectly smooth, shading from the face's own light and a
+soft shadow on the skin around it, ear loops. Incorrect wear varies too (nose out, on the chin, under the chin,
+mouth only, hanging from one ear), and `render_occluder` draws what is *not* a mask over the same region (a hand
+over the mouth, a scarf at the chin), labelled not worn.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
 
-WEARS = ("correct", "nose_exposed", "chin", "mouth_only")
+WEARS = ("correct", "nose_exposed", "chin", "mouth_only", "under_chin", "one_ear")
 INCORRECT_WEARS = WEARS[1:]
-SHAPES = ("surgical", "cloth", "kf94")
+SHAPES = ("surgical", "cloth", "kf94", "n95", "clear")
+SHAPE_WEIGHTS = (0.32, 0.3, 0.18, 0.12, 0.08)
+OCCLUDERS = ("hand", "scarf")  # not masks: the face stays "not worn"
 PATTERNS = ("plain", "stripes", "dots", "checks")
 
 SURGICAL_COLORS = [(150, 190, 225), (235, 236, 238), (40, 40, 45), (232, 184, 196), (170, 215, 200)]
@@ -40,6 +47,10 @@ class MaskStyle:
     pattern: str = "plain"  # plain | stripes | dots | checks (cloth only)
     pattern_color: tuple[int, int, int] = (255, 255, 255)
     pattern_scale: float = 6.0  # repeats per eye distance
+    valve: bool = False  # n95: an exhalation valve on one side
+    wrinkle: float = 0.06  # strength of low-frequency creases in the shading
+    grain: float = 0.03  # fine fabric noise
+    edge_jitter: float = 0.02  # how far the edge wanders from the smooth outline (face units)
 
 
 @dataclass(frozen=True)
@@ -48,16 +59,29 @@ class Rendered:
     alpha: np.ndarray  # HxW float32 in [0, 1], the mask's coverage (ear loops excluded)
 
 
+def _any_hue(rng: np.random.Generator) -> tuple[int, int, int]:
+    """A random fabric colour: any hue, muted or saturated, dark or light."""
+    hsv = np.array([[[rng.integers(0, 180), rng.integers(20, 230), rng.integers(35, 245)]]], np.uint8)
+    return tuple(int(c) for c in cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0])
+
+
 def random_style(rng: np.random.Generator) -> MaskStyle:
-    shape = SHAPES[rng.choice(3, p=[0.4, 0.35, 0.25])]
+    shape = SHAPES[rng.choice(len(SHAPES), p=SHAPE_WEIGHTS)]
+    wrinkle, grain = float(rng.uniform(0.02, 0.12)), float(rng.uniform(0.01, 0.06))
+    jitter = float(rng.uniform(0.0, 0.035))
+    extra = {"wrinkle": wrinkle, "grain": grain, "edge_jitter": jitter}
     if shape == "surgical":
-        return MaskStyle(shape, SURGICAL_COLORS[rng.integers(len(SURGICAL_COLORS))])
-    if shape == "kf94":
-        return MaskStyle(shape, KF94_COLORS[rng.integers(len(KF94_COLORS))])
-    color = CLOTH_COLORS[rng.integers(len(CLOTH_COLORS))]
-    pattern = PATTERNS[rng.choice(4, p=[0.4, 0.2, 0.2, 0.2])]
+        color = SURGICAL_COLORS[rng.integers(len(SURGICAL_COLORS))] if rng.random() < 0.75 else _any_hue(rng)
+        return MaskStyle(shape, color, **extra)
+    if shape in ("kf94", "n95"):
+        color = KF94_COLORS[rng.integers(len(KF94_COLORS))] if rng.random() < 0.8 else _any_hue(rng)
+        return MaskStyle(shape, color, valve=shape == "n95" and rng.random() < 0.35, **extra)
+    if shape == "clear":
+        return MaskStyle(shape, (225, 232, 236), wrinkle=0.02, grain=0.0, edge_jitter=0.0)
+    color = CLOTH_COLORS[rng.integers(len(CLOTH_COLORS))] if rng.random() < 0.5 else _any_hue(rng)
+    pattern = PATTERNS[rng.choice(4, p=[0.45, 0.2, 0.15, 0.2])]
     pattern_color = tuple(int(c) for c in rng.integers(0, 256, 3))
-    return MaskStyle(shape, color, pattern, pattern_color, float(rng.uniform(4.0, 9.0)))
+    return MaskStyle(shape, color, pattern, pattern_color, float(rng.uniform(4.0, 9.0)), **extra)
 
 
 @dataclass(frozen=True)
@@ -137,8 +161,8 @@ def face_geometry(landmarks: np.ndarray, box) -> tuple[FaceFrame, dict[str, floa
 def mask_outline(geometry: dict[str, float], wear: str, shape: str) -> Outline:
     """Where the mask sits for a way of wearing it (`WEARS`)."""
     g = geometry
-    power = {"surgical": 3.2, "cloth": 2.4, "kf94": 1.7}[shape]
-    peak = {"surgical": 0.06, "cloth": 0.12, "kf94": 0.2}[shape]
+    power = {"surgical": 3.2, "cloth": 2.4, "kf94": 1.7, "n95": 1.5, "clear": 2.6}[shape]
+    peak = {"surgical": 0.06, "cloth": 0.12, "kf94": 0.2, "n95": 0.15, "clear": 0.1}[shape]
     if wear == "correct":
         return Outline(0.42 * g["nose"], g["chin"] + 0.12, g["half"] * 0.97, g["centre"], power, peak)
     if wear == "nose_exposed":  # pulled under the nose: nostrils and tip show, mouth covered
@@ -151,6 +175,11 @@ def mask_outline(geometry: dict[str, float], wear: str, shape: str) -> Outline:
         top = g["nose"] + 0.35 * (g["mouth"] - g["nose"])
         bottom = g["mouth"] + 0.55 * (g["chin"] - g["mouth"])
         return Outline(top, bottom, g["half"] * 0.72, g["centre"], power, 0.0)
+    if wear == "under_chin":  # pulled right down: on the neck, the whole face shows
+        top = g["mouth"] + 0.65 * (g["chin"] - g["mouth"])  # still over the chin tip, so it shows in tight crops
+        return Outline(top, top + 0.9 * (g["chin"] - g["nose"]), g["half"] * 0.8, g["centre"], power, 0.0)
+    if wear == "one_ear":  # hanging from one ear: shifted aside and tilted (see ONE_EAR_TILT), part of the face bare
+        return Outline(0.6 * g["nose"], g["chin"] + 0.1, g["half"] * 0.9, g["centre"], power, peak)
     raise ValueError(f"unknown wear {wear!r}; choose one of {', '.join(WEARS)}")
 
 
@@ -176,6 +205,15 @@ def _texture(uv: np.ndarray, outline: Outline, style: MaskStyle, rng: np.random.
             light -= 0.22 * np.exp(-((d / 0.018) ** 2))
             light += 0.08 * np.exp(-(((d + 0.045) / 0.03) ** 2))
         light -= 0.1 * np.exp(-(((np.abs(rel_u) - 0.98) / 0.03) ** 2))  # bound side edges
+    elif style.shape == "n95":
+        light *= 1.0 - 0.18 * np.clip(rel_u, -1, 1) ** 2 - 0.1 * np.clip(rel_v - 0.5, -0.5, 0.5) ** 2  # the cup
+        light -= 0.1 * np.exp(-(((rel_v - 0.12) / 0.02) ** 2))  # the nose-clip ridge
+        if style.valve:
+            d = np.hypot(rel_u - 0.42, (rel_v - 0.58) * 1.3)
+            color[d < 0.16] = (np.asarray(style.color, np.float32) * 0.7)[None]
+            light -= 0.2 * np.exp(-(((d - 0.16) / 0.015) ** 2))
+    elif style.shape == "clear":
+        light += 0.35 * np.exp(-(((rel_u + 0.35) / 0.08) ** 2)) * (rel_v > 0.15)  # a specular streak
     elif style.shape == "kf94":
         light -= 0.2 * np.exp(-((rel_u / 0.015) ** 2))  # the vertical seam
         light -= 0.12 * np.exp(-(((rel_v - 0.45) / 0.02) ** 2))  # the horizontal fold
@@ -195,6 +233,12 @@ def _texture(uv: np.ndarray, outline: Outline, style: MaskStyle, rng: np.random.
         color = color * (1 - on[..., None]) + np.asarray(style.pattern_color, np.float32) * on[..., None]
         light += rng.normal(0, 0.035, u.shape).astype(np.float32)  # woven cloth grain
     light *= 1.0 - 0.22 * np.clip(rel_u, -1, 1) ** 2  # the mask curves away from the camera at the sides
+    if style.wrinkle > 0:  # creases: a smooth random field in face coordinates, so it scales with the face
+        coarse = rng.normal(0, 1, (6, 6)).astype(np.float32)
+        field = cv2.resize(coarse, (u.shape[1], u.shape[0]), interpolation=cv2.INTER_CUBIC)
+        light *= 1.0 + style.wrinkle * np.tanh(field)
+    if style.grain > 0:
+        light += rng.normal(0, style.grain, u.shape).astype(np.float32)
     return color * light[..., None]
 
 
@@ -212,9 +256,13 @@ def render_mask(
     frame, geometry = face_geometry(landmarks, box)
     outline = mask_outline(geometry, wear, style.shape)
     height, width = image.shape[:2]
-    polygon = frame.to_image(outline.polygon())
+    uv_polygon = _rough_edge(outline.polygon(), outline, style.edge_jitter, rng)
+    if wear == "one_ear":
+        uv_polygon = _hang_from_one_ear(uv_polygon, outline, rng)
+    polygon = frame.to_image(uv_polygon)
     alpha = _fill((height, width), polygon)
     alpha = cv2.GaussianBlur(alpha, (0, 0), max(0.5, 0.012 * frame.unit))  # soft edge, like fabric against skin
+    image = _shadow_around(image, alpha, frame.unit, float(rng.uniform(0.08, 0.25)))
 
     x0, y0 = np.floor(polygon.min(0) - 4).astype(int).clip(0)
     x1, y1 = np.ceil(polygon.max(0) + 4).astype(int)
@@ -230,6 +278,8 @@ def render_mask(
         mean_lit = float((lit * a).sum() / max(a.sum(), 1e-6)) or 1.0
         shade = np.clip(1 + 0.8 * (lit / mean_lit - 1), 0.55, 1.35)  # the face's own light falls on the mask
         painted = np.clip(texture * shade[..., None], 0, 255)
+        if style.shape == "clear":  # clear plastic: the face shows through, lightened, with the streak on top
+            a = a * float(rng.uniform(0.3, 0.5))
         out[y0:y1, x0:x1] = out[y0:y1, x0:x1] * (1 - a[..., None]) + painted * a[..., None]
     out = _ear_loops(out, frame, outline, geometry, style, alpha)
     return Rendered(np.clip(out, 0, 255).astype(np.uint8), alpha)
@@ -255,3 +305,106 @@ def _ear_loops(out, frame: FaceFrame, outline: Outline, geometry: dict, style: M
     loops *= 0.75 * (1 - alpha)
     string = np.asarray(style.color, np.float32) * 0.85 if style.shape != "surgical" else np.full(3, 235.0)
     return out * (1 - loops[..., None]) + string * loops[..., None]
+
+
+def _rough_edge(polygon: np.ndarray, outline: Outline, amount: float, rng: np.random.Generator) -> np.ndarray:
+    """Let the edge wander from the ideal curve by a smooth random radial offset (fabric is never a perfect curve)."""
+    if amount <= 0:
+        return polygon
+    n = len(polygon)
+    coarse = rng.normal(0, 1, 9)  # a few bumps along the whole outline, interpolated smoothly
+    noise = np.interp(np.linspace(0, 8, n), np.arange(9), coarse)
+    centre = np.array([outline.centre, (outline.top + outline.bottom) / 2])
+    direction = polygon - centre
+    direction /= np.maximum(np.linalg.norm(direction, axis=1, keepdims=True), 1e-6)
+    weight = np.ones(n)
+    weight[: n // 2] = 0.3  # the top edge is held by the nose clip: it wanders least, and never up to the eyes
+    return polygon + direction * (amount * weight * noise)[:, None]
+
+
+ONE_EAR_TILT = (50.0, 75.0)  # degrees a mask hanging from one ear turns about that ear
+
+
+def _hang_from_one_ear(polygon: np.ndarray, outline: Outline, rng: np.random.Generator) -> np.ndarray:
+    """Turn the mask about the ear it still hangs from and let it drop, baring the other side of the face."""
+    side = 1 if rng.random() < 0.5 else -1
+    pivot = np.array([outline.centre + side * outline.half_width, outline.top + 0.2])
+    angle = np.deg2rad(side * rng.uniform(*ONE_EAR_TILT))
+    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    return (polygon - pivot) @ rot.T + pivot + np.array([side * 0.35, 0.3])
+
+
+def _shadow_around(image: np.ndarray, alpha: np.ndarray, unit: float, strength: float) -> np.ndarray:
+    """A soft contact shadow on the skin just outside the mask, as the fabric stands off the face."""
+    spread = cv2.GaussianBlur(alpha, (0, 0), max(1.0, 0.08 * unit))
+    band = np.clip(spread - alpha, 0, 1)
+    return np.clip(image.astype(np.float32) * (1 - strength * band[..., None]), 0, 255).astype(np.uint8)
+
+
+def skin_colour(image: np.ndarray, frame: FaceFrame) -> np.ndarray:
+    """The median colour of both cheeks (below the eyes, beside the nose), for drawing a hand of that skin."""
+    pts = frame.to_image(np.array([[-0.45, 0.55], [0.45, 0.55]])).round().astype(int)
+    h, w = image.shape[:2]
+    r = max(1, round(0.12 * frame.unit))
+    patches = [
+        image[max(0, y - r) : min(h, y + r), max(0, x - r) : min(w, x + r)].reshape(-1, 3)
+        for x, y in pts
+        if 0 <= x < w and 0 <= y < h
+    ]
+    pixels = np.concatenate(patches) if patches else image.reshape(-1, 3)
+    return np.median(pixels, axis=0).astype(np.float32)
+
+
+def render_occluder(
+    image: np.ndarray, landmarks: np.ndarray, box, kind: str = "hand", rng: np.random.Generator | None = None
+) -> Rendered:
+    """Something over the lower face that is not a mask (`OCCLUDERS`): the face stays "not worn".
+
+    hand: a palm of the face's own skin colour, with fingers, over the mouth and chin (users report hands over the
+    mouth called "mask"); scarf: a cloth band around the neck reaching up to the chin, under the mouth."""
+    rng = rng if rng is not None else np.random.default_rng(0)
+    frame, g = face_geometry(landmarks, box)
+    height, width = image.shape[:2]
+    if kind == "hand":
+        cx, cy = g["centre"] + rng.uniform(-0.25, 0.25), g["mouth"] + rng.uniform(0.0, 0.35)
+        t = np.linspace(0, 2 * np.pi, 64)
+        palm = np.stack([cx + 0.75 * np.cos(t), cy + 0.6 * np.sin(t)], 1)
+        alpha = _fill((height, width), frame.to_image(palm))
+        tilt = rng.uniform(-0.5, 0.5)
+        for k in range(4):  # fingers reaching up and across from the palm
+            u0 = cx - 0.5 + 0.33 * k
+            tip = np.array([u0 + tilt, cy - 0.9 - 0.15 * (k in (1, 2))])
+            base = np.array([u0, cy - 0.2])
+            p0, p1 = (tuple(round(c * 16) for c in frame.to_image(p)) for p in (base, tip))
+            layer = np.zeros((height, width), np.uint8)
+            cv2.line(layer, p0, p1, 255, max(1, round(0.26 * frame.unit)), lineType=cv2.LINE_AA, shift=4)
+            alpha = np.maximum(alpha, layer.astype(np.float32) / 255.0)
+        colour = skin_colour(image, frame) * rng.uniform(0.85, 1.1)
+        texture = np.broadcast_to(np.clip(colour, 0, 255), (*alpha.shape, 3)).astype(np.float32)
+    elif kind == "scarf":
+        top = g["chin"] - rng.uniform(0.15, 0.4)  # up over the chin, still below the mouth
+        band = np.array(
+            [
+                [g["centre"] - 2.2, top],
+                [g["centre"] + 2.2, top + rng.uniform(-0.2, 0.2)],
+                [g["centre"] + 2.4, top + 2.5],
+                [g["centre"] - 2.4, top + 2.5],
+            ]
+        )
+        alpha = _fill(
+            (height, width),
+            frame.to_image(_rough_edge(band, Outline(top, top + 2.5, 2.2, g["centre"], 2, 0), 0.04, rng)),
+        )
+        style = random_style(rng)
+        ys, xs = np.mgrid[0:height, 0:width]
+        uv = frame.to_face(np.stack([xs, ys], -1).astype(np.float64))
+        texture = _texture(uv, Outline(top, top + 2.5, 2.2, g["centre"], 2.0, 0.0), replace(style, shape="cloth"), rng)
+    else:
+        raise ValueError(f"unknown occluder {kind!r}; choose one of {', '.join(OCCLUDERS)}")
+    alpha = cv2.GaussianBlur(alpha, (0, 0), max(0.5, 0.02 * frame.unit))
+    lit = cv2.GaussianBlur(
+        cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32), (0, 0), max(1.0, 0.3 * frame.unit)
+    )
+    shade = np.clip(lit / max(float(lit.mean()), 1.0), 0.6, 1.3)[..., None]
+    out = image.astype(np.float32) * (1 - alpha[..., None]) + np.clip(texture * shade, 0, 255) * alpha[..., None]
+    return Rendered(np.clip(out, 0, 255).astype(np.uint8), alpha)
