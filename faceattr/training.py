@@ -24,6 +24,7 @@ from faceattr.errors import ConfigError
 from faceattr.faces.crop import adopt_crop_settings
 from faceattr.labels import TASK_CLASSES
 from faceattr.models.backbones import get_spec
+from faceattr.models.checkpoints import read_checkpoint
 from faceattr.models.losses import balanced_class_weights
 from faceattr.models.module import FaceAttrModule
 from faceattr.runinfo import run_info, write_json
@@ -204,7 +205,9 @@ def train(cfg: Config, overwrite: bool = False, resume: bool = False, callbacks:
     trainer = build_trainer(cfg, run_dir, callbacks)
     metrics_csv = run_dir / "csv" / "metrics.csv"
     earlier_rows = pd.read_csv(metrics_csv) if resume and metrics_csv.is_file() else None
-    trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resume else None)
+    if resume:
+        read_checkpoint(last)  # refuse a crafted last.ckpt before Lightning unpickles it
+    trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resume else None, weights_only=True)
     if earlier_rows is not None and trainer.is_global_zero:  # CSVLogger starts a fresh file; keep the history
         later_rows = pd.read_csv(metrics_csv) if metrics_csv.is_file() else earlier_rows.iloc[:0]
         pd.concat([earlier_rows, later_rows], ignore_index=True).to_csv(metrics_csv, index=False)
@@ -214,7 +217,7 @@ def train(cfg: Config, overwrite: bool = False, resume: bool = False, callbacks:
     if best_path is None and last.is_file():  # full-data runs have no validation: the last epoch is the model
         best_path = last
     best_score = float(checkpoint_cb.best_model_score) if checkpoint_cb.best_model_score is not None else None
-    best_epoch = torch.load(best_path, map_location="cpu", weights_only=False)["epoch"] if best_path else None
+    best_epoch = read_checkpoint(best_path)["epoch"] if best_path else None
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     skipped = len(SkipReport.read(run_dir / "skipped.csv"))
     result = TrainResult(run_dir, best_path, last, best_score, best_epoch, metrics, skipped)

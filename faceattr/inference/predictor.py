@@ -15,6 +15,7 @@ from faceattr.data.transforms import eval_transform
 from faceattr.errors import ConfigError, FaceAttrError, ImageLoadError
 from faceattr.inference.tta import tta_views
 from faceattr.labels import AGE_BIN_NAMES, DEFAULT_OLD_THRESHOLD, GENDER_NAMES, MASK_NAMES, TASK_CLASSES, decide
+from faceattr.models.checkpoints import read_checkpoint
 from faceattr.models.module import FaceAttrModule
 
 CLASS_NAMES = {"mask": MASK_NAMES, "gender": GENDER_NAMES, "age_bin": AGE_BIN_NAMES}
@@ -130,13 +131,11 @@ class Predictor(BasePredictor):
 
     def __init__(self, checkpoint: str | Path, device: str = "auto") -> None:
         path = Path(checkpoint)
-        if not path.is_file():
-            raise ConfigError(f"checkpoint {path} not found; train one with `faceattr train` (see runs/*/checkpoints)")
+        ckpt = read_checkpoint(path)  # weights-only: a crafted file cannot run code here
         try:
-            ckpt = torch.load(path, map_location="cpu", weights_only=False)
             config = ckpt["hyper_parameters"]["config"]
-        except Exception as e:
-            raise ConfigError(f"{path} is not a faceattr checkpoint ({type(e).__name__}: {e})") from None
+        except (KeyError, TypeError):
+            raise ConfigError(f"{path} is not a faceattr checkpoint (no hyper_parameters.config)") from None
         self.source = self.checkpoint = path
         self.device = resolve_device(device)
         self.module = FaceAttrModule(config, load_pretrained=False)
