@@ -76,3 +76,11 @@ def test_crop_reports_how_each_face_was_found(tmp_path, masked_tight_crop):
     result = crop_manifest(frame, tmp_path / "cache", progress=False)
     assert result.manifest["detection"].tolist() == ["second pass"]
     assert result.detections_by_mask == {0: {"second pass": 1.0}}
+
+
+def test_images_smaller_than_the_minimum_face_do_not_crash_mtcnn(detector):
+    """MTCNN has no pyramid scale for an image under faces.min_face_size and used to crash on it (masks-real
+    holds a few such thumbnails); it now goes straight to the enlarged second pass."""
+    tiny = np.asarray(Image.fromarray(skimage_data.astronaut()[40:200, 160:290]).resize((30, 36)))
+    assert detector.detect([tiny]) == [[]]
+    assert detector.detect_one_each([tiny])[0].how in ("second pass", "whole image")

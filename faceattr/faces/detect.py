@@ -135,7 +135,8 @@ class FaceDetector:
         results: list[list[Face]] = [[] for _ in images]
         by_shape: dict[tuple, list[int]] = defaultdict(list)
         for i, image in enumerate(images):
-            by_shape[image.shape].append(i)
+            if min(image.shape[:2]) >= self.cfg.min_face_size:  # smaller: MTCNN has no scale to search (and crashes)
+                by_shape[image.shape].append(i)
         for indices in by_shape.values():
             for start in range(0, len(indices), self.batch_size):
                 chunk = indices[start : start + self.batch_size]
