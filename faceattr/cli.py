@@ -30,6 +30,22 @@ def _tta(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()] if value is not None else None
 
 
+def write_csv_atomic(table, path: Path) -> None:
+    """Write a table as CSV through a unique temp file and a rename: a crash leaves the old file or the new one."""
+    import os
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            table.to_csv(f, index=False)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 def _fail(error: Exception) -> None:
     console.print(f"[bold red]error:[/] {error}")
     raise typer.Exit(code=2)
@@ -146,27 +162,31 @@ def prepare(
         if corrections is not None:
             from faceattr.data.corrections import apply_corrections
 
-            df, log = apply_corrections(df, corrections, old_threshold)
-            log_path = out.with_name(out.name + ".corrections.csv")
-            out.parent.mkdir(parents=True, exist_ok=True)
-            log.to_csv(log_path, index=False)
-            console.print(f"applied {len(log)} correction(s) to {int(log['rows'].sum())} row(s); log: {log_path}")
+            df, corrections_log = apply_corrections(df, corrections, old_threshold)
         if source == "imdb-wiki":
             console.print(f"{report.total} rows in the metadata")
             for name, removed in report.removed.items():
                 console.print(f"  removed {removed:>7}  {name}")
             console.print(f"  kept    {report.kept:>7}")
-        write_manifest(df, out)
+        # every input is read and checked before the first output is written: a failure leaves nothing half-done
+        has_eval = source == "competition" and (Path(roots[0]) / "eval" / "info.csv").is_file()
+        eval_df = read_competition_eval(roots[0]) if has_eval else None
         split = make_folds(df, folds, split_seed)
+        write_manifest(df, out)
+        if corrections is not None:
+            log_path = out.with_name(out.name + ".corrections.csv")
+            corrections_log.to_csv(log_path, index=False)
+            console.print(
+                f"applied {len(corrections_log)} correction(s) to {int(corrections_log['rows'].sum())} row(s); "
+                f"log: {log_path}"
+            )
         split_file = folds_path(out, folds, split_seed)
         split.to_csv(split_file, index=False)
         print_counts(df, f"{source}: {', '.join(map(str, roots))}")
         console.print(f"wrote manifest [bold]{out}[/] and split {split_file}")
         fold_of = dict(zip(split["person_id"], split["fold"], strict=True))
         report_checks(check_manifest(df, df["person_id"].map(fold_of)), out, problems)
-        root = roots[0]
-        if source == "competition" and (Path(root) / "eval" / "info.csv").is_file():
-            eval_df = read_competition_eval(root)
+        if eval_df is not None:
             eval_out = out.with_name(out.stem + ".eval" + out.suffix)
             write_manifest(eval_df, eval_out)
             console.print(f"wrote eval manifest {eval_out} ({len(eval_df)} images)")
@@ -359,6 +379,7 @@ def predict(
     also: Also = None,
     voting: Voting = "soft",
     tta: TTA = None,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing --out (and its .skipped.csv)")] = False,
 ) -> None:
     """Predict mask, gender and age; one CSV row per face (or per image with --no-faces), with probabilities.
 
@@ -377,8 +398,11 @@ def predict(
             predictor.cfg.faces = _with_margins(predictor.cfg.faces, margins, margin_unit)
             faces = True if faces is None else faces
         paths = collect_images(inputs)
-        skips_file = out.with_name("skipped.csv")
-        skips_file.unlink(missing_ok=True)
+        skips_file = out.with_name(out.stem + ".skipped.csv")  # named after its output: no other file is touched
+        existing = [p for p in (out, skips_file) if p.exists()]
+        if existing and not overwrite:
+            raise FaceAttrError(f"{existing[0]} already exists; pick another --out or pass --overwrite to replace it")
+        skips_file.unlink(missing_ok=True)  # ours, from an earlier run with this --out
         skips = SkipReport(skips_file)
         if faces if faces is not None else predictor.cfg.faces.trained_on_crops:
             from faceattr.faces.detect import FaceDetector
@@ -390,10 +414,11 @@ def predict(
     except FaceAttrError as e:
         _fail(e)
         return
-    out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out, index=False)
+    if table.empty:
+        _fail(FaceAttrError(f"no image could be read ({len(skips)} skipped); the reasons are in {skips_file}"))
+    write_csv_atomic(table, out)
     console.print(f"wrote {len(table)} prediction row(s) for {len(paths) - len(skips)} image(s) to [bold]{out}[/]")
-    if draw:
+    if draw and (faces if faces is not None else predictor.cfg.faces.trained_on_crops):
         console.print(f"drawn copies in {draw}")
     if len(skips):
         console.print(f"[yellow]{len(skips)} image(s) skipped; reasons in {skips_file}[/]")

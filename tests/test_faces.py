@@ -217,9 +217,9 @@ def test_predict_in_the_wild_gives_one_row_per_face_and_draws_boxes(trained_run,
     for col in ("face", "x1", "y1", "x2", "y2", "mask", "gender", "age_bin", "label18", "p_mask_0"):
         assert col in table.columns
     assert ((table.x1 >= 0) & (table.x2 <= 520) & (table.y1 >= 0) & (table.y2 <= 300)).all()
-    drawn = tmp_path / "drawn" / "group_faces.jpg"
+    drawn = tmp_path / "drawn" / "group.jpg_faces.jpg"
     assert drawn.is_file() and Image.open(drawn).size == canvas.size
-    skipped = pd.read_csv(tmp_path / "skipped.csv")
+    skipped = pd.read_csv(tmp_path / "faces.skipped.csv")
     assert skipped["path"].str.endswith("broken.jpg").all() and len(skipped) == 1
 
 

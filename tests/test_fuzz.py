@@ -80,3 +80,40 @@ def test_manifest_reader_on_garbage_files(tmp_path, payload):
     parquet.write_bytes(payload)
     with pytest.raises(ManifestError):
         read_manifest(parquet)
+
+
+ENCODINGS = ("utf-8", "utf-8-sig", "latin-1", "cp949", "utf-16", "cp1252")
+
+
+@st.composite
+def csv_files(draw):
+    """A table of random text cells in a random encoding, or random bytes."""
+    if draw(st.booleans()):
+        return draw(st.binary(max_size=1024))
+    cells = st.text(max_size=12).map(lambda t: t.replace("\x00", ""))
+    header = draw(st.sampled_from(["path,person_id,mask,gender,age", "ImageID,ans", "a;b", ""]))
+    rows = draw(st.lists(st.lists(cells, min_size=1, max_size=5), max_size=6))
+    text = header + "\n" + "\n".join(",".join(r) for r in rows)
+    return text.encode(draw(st.sampled_from(ENCODINGS)), errors="replace")
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
+@given(data=csv_files())
+def test_csv_readers_only_raise_our_own_errors(tmp_path, data):
+    """The plain-CSV source, the competition's info.csv and the corrections table, on random bytes in random
+    encodings: a table, or a FaceAttrError that names the file; never a UnicodeDecodeError traceback."""
+    from faceattr.data.sources import read_competition_eval, read_csv_table
+    from faceattr.data.text_tables import read_text_table
+
+    (tmp_path / "eval" / "images").mkdir(parents=True, exist_ok=True)
+    path = tmp_path / "eval" / "info.csv"
+    path.write_bytes(data)
+    for call in (lambda: read_text_table(path), lambda: read_csv_table(path), lambda: read_competition_eval(tmp_path)):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                call()
+        except FaceAttrError as e:
+            assert "info.csv" in str(e) or "eval" in str(e)

@@ -67,7 +67,7 @@ def test_predict_writes_one_row_per_image_and_reports_bad_files(trained_run, com
     assert (table.label18 == table["mask"] * 6 + table.gender * 3 + table.age_bin).all()
     probs = table[["p_mask_0", "p_mask_1", "p_mask_2"]].sum(axis=1)
     assert probs.between(0.999, 1.001).all()
-    skipped = pd.read_csv(tmp_path / "skipped.csv")
+    skipped = pd.read_csv(tmp_path / "pred.skipped.csv")
     assert skipped["path"].tolist() == [str(bad)] and "1 image(s) skipped" in result.output
 
 

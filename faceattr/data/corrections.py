@@ -14,6 +14,7 @@ import pandas as pd
 
 from faceattr.data.manifest import derive_labels
 from faceattr.data.sources.csv_table import GENDER_WORDS, MASK_WORDS
+from faceattr.data.text_tables import read_text_table
 from faceattr.errors import DatasetError
 
 FIELDS = ("mask", "gender", "age", "person_id")
@@ -47,7 +48,7 @@ def apply_corrections(
     corrections = Path(corrections)
     if not corrections.is_file():
         raise DatasetError(f"{corrections}: corrections file not found")
-    table = pd.read_csv(corrections, dtype=str)
+    table = read_text_table(corrections, dtype=str)
     missing = [c for c in ("path", "field", "value") if c not in table.columns]
     if missing:
         raise DatasetError(f"{corrections}: missing column(s) {', '.join(missing)}; the header is path,field,value")

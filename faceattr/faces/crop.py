@@ -148,7 +148,7 @@ def crop_manifest(
     """Crop every row's image; rows whose image cannot be read are reported in `skips` and left out."""
     cfg = cfg or FacesConfig()
     key = settings_key(cfg)
-    cache = Path(cache_dir) / key
+    cache = Path(cache_dir).resolve() / key  # absolute: the crops manifest works from any folder
     (cache / "crops").mkdir(parents=True, exist_ok=True)
     (cache / "settings.json").write_text(json.dumps(asdict(cfg), indent=2))
     index_path = cache / "index.csv"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +88,9 @@ def predict_faces(
     """One row per face (box, labels, probabilities); a photo with no face gets one fallback-crop row."""
     skips = skips if skips is not None else SkipReport()
     rows: list[dict] = []
+    resolved = [str(Path(p).resolve()) for p in paths]
+    root = Path(os.path.commonpath(resolved)) if resolved else Path.cwd()
+    root = root.parent if root.is_file() or root.suffix else root
     for start in range(0, len(paths), batch_size):
         loaded = []
         for path in paths[start : start + batch_size]:
@@ -97,12 +101,24 @@ def predict_faces(
         if not loaded:
             continue
         found = detector.detect([image for _, image in loaded])
+        missing = [i for i, faces in enumerate(found) if not faces]
+        if missing:  # masked, small or tightly cropped faces: the cascade's second pass and whole-image framing
+            for i, detection in zip(missing, detector.detect_one_each([loaded[i][1] for i in missing]), strict=True):
+                found[i] = [detection.face] if detection.face is not None else []
         for (path, image), faces in zip(loaded, found, strict=True):
             results = classify_faces(predictor, image, faces)
             rows += [flat_row(path, r) for r in results]
             if draw_dir is not None:
-                draw_faces(image, results, Path(draw_dir) / f"{Path(path).stem}_faces.jpg")
+                draw_faces(image, results, drawn_path(Path(draw_dir), path, root))
     return pd.DataFrame(rows)
+
+
+def drawn_path(draw_dir: Path, path: str, root: Path) -> Path:
+    """Where the drawn copy of `path` goes: its folder below the inputs' common root kept, its full name kept
+    (`a/x.jpg` -> `DRAW/a/x.jpg_faces.jpg`), so `a/x.jpg`, `a/x.png` and `b/x.jpg` never overwrite each other."""
+    source = Path(path).resolve()
+    rel = source.relative_to(root) if source.is_relative_to(root) else Path(source.name)
+    return draw_dir / rel.parent / f"{rel.name}_faces.jpg"
 
 
 def face_caption(result: dict) -> str:

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from faceattr.data.images import SkipReport
+from faceattr.data.text_tables import read_text_table
 from faceattr.errors import DatasetError
 from faceattr.inference.predictor import CLASS_NAMES as NAMES
 from faceattr.inference.predictor import BasePredictor, Predictions
@@ -48,7 +49,7 @@ def submission(
     info_path = eval_dir / "info.csv"
     if not info_path.is_file():
         raise DatasetError(f"{info_path}: not found; pass the competition's eval/ folder (info.csv + images/)")
-    info = pd.read_csv(info_path)
+    info = read_text_table(info_path)
     if "ImageID" not in info.columns:
         raise DatasetError(f"{info_path}: no 'ImageID' column (found {', '.join(info.columns)})")
     out = Path(out)

@@ -11,7 +11,7 @@ import pandas as pd
 from faceattr.data.images import SkipReport
 from faceattr.data.manifest import read_manifest
 from faceattr.data.split import load_or_make_folds
-from faceattr.errors import ManifestError
+from faceattr.errors import FaceAttrError, ManifestError
 from faceattr.inference.predictor import BasePredictor, load_predictor
 from faceattr.labels import GENDER_NAMES, MASK_NAMES, NUM_CLASSES, age_bin_names, class_name
 from faceattr.reports.gallery import mistake_gallery
@@ -73,6 +73,11 @@ def evaluate(
     out.mkdir(parents=True, exist_ok=True)
     skips = SkipReport(out / "skipped.csv")
     preds = predictor.predict_paths(frame["path"].tolist(), batch_size=batch_size, skips=skips)
+    if not preds.paths:
+        raise FaceAttrError(
+            f"none of the {len(frame)} images to evaluate could be read; the reasons are in {skips.csv_path} "
+            "(moved or deleted images? re-run `faceattr prepare`/`crop` where the data now lives)"
+        )
     frame = frame.set_index("path").loc[preds.paths].reset_index()
     labels = preds.labels()
     old = predictor.cfg.data.old_threshold

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from faceattr.data.manifest import UNKNOWN, derive_labels
+from faceattr.data.text_tables import read_text_table
 from faceattr.errors import DatasetError
 from faceattr.labels import DEFAULT_OLD_THRESHOLD, MASK_FILE_STEMS
 
@@ -134,7 +135,7 @@ def read_competition_eval(root: str | Path, **_: object) -> pd.DataFrame:
     info = eval_dir / "info.csv"
     if not info.is_file():
         raise DatasetError(f"{info}: not found; the eval side needs eval/info.csv (ImageID, ans) and eval/images/")
-    table = pd.read_csv(info)
+    table = read_text_table(info)
     if "ImageID" not in table.columns:
         raise DatasetError(
             f"{info}: no 'ImageID' column (found: {', '.join(table.columns)}); the header is ImageID,ans"

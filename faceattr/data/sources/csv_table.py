@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from faceattr.data.manifest import UNKNOWN, derive_labels
+from faceattr.data.text_tables import read_text_table
 from faceattr.errors import DatasetError
 from faceattr.labels import DEFAULT_OLD_THRESHOLD
 
@@ -53,12 +54,16 @@ def read_csv_table(root: str | Path, old_threshold: int = DEFAULT_OLD_THRESHOLD)
     csv_path = Path(root)
     if not csv_path.is_file():
         raise DatasetError(f"{csv_path}: CSV file not found")
-    table = pd.read_csv(csv_path)
+    table = read_text_table(csv_path)
     if "path" not in table.columns:
         raise DatasetError(
             f"{csv_path}: no 'path' column (found: {', '.join(map(str, table.columns))}); "
             "the header needs at least: path"
         )
+    empty = table["path"].isna() | (table["path"].astype("string").str.strip() == "")
+    if empty.any():
+        rows = [int(i) + 2 for i in np.flatnonzero(empty.to_numpy())]
+        raise DatasetError(f"{csv_path}: empty 'path' on line(s) {', '.join(map(str, rows[:10]))}; fill or remove them")
     base = csv_path.parent
     paths = [Path(p) if Path(p).is_absolute() else (base / p) for p in table["path"].astype(str)]
     absent = [p for p in paths if not p.is_file()]

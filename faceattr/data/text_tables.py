@@ -1,0 +1,52 @@
+"""CSV files people bring, in whatever encoding their tools wrote: UTF-8 (with or without a BOM) first, then the
+encoding charset-normalizer detects (Latin-1, CP949/EUC-KR from Korean tools, ...), else a clear error.
+
+A table that cannot be read stops with a `DatasetError` naming the file and the fix, never a UnicodeDecodeError
+traceback."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pandas as pd
+
+from faceattr.errors import DatasetError
+
+# when detection ties: Korean tools' CP949 (the mask competition's home), then Western Windows / ISO encodings
+PREFERRED = ("cp949", "euc_kr", "cp1252", "latin_1")
+
+
+def decode_text(path: Path, data: bytes) -> tuple[str, str]:
+    """(text, encoding): UTF-8 (BOM stripped) when it decodes, else the detected encoding."""
+    try:
+        return data.decode("utf-8-sig"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+
+    matches = list(from_bytes(data))
+    best = matches[0] if matches else None
+    if best is not None:  # short files tie (big5 = cp949 on a few Hangul names): prefer the encodings users send
+        tied = [m for m in matches if m.chaos <= best.chaos and m.coherence >= best.coherence]
+        best = next((m for enc in PREFERRED for m in tied if m.encoding == enc), best)
+    if best is None:
+        raise DatasetError(
+            f"{path}: not a text file in any encoding faceattr recognises; save it as UTF-8 CSV "
+            "(in Excel: Save As > CSV UTF-8) and run the command again"
+        )
+    return str(best), best.encoding
+
+
+def read_text_table(path: str | Path, **read_csv_args) -> pd.DataFrame:
+    """pandas.read_csv on a user's CSV in any common encoding; errors name the file and the fix."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise DatasetError(f"{path}: cannot be read ({e.strerror or e}); check the path and its permissions") from None
+    text, encoding = decode_text(path, data)
+    try:
+        return pd.read_csv(io.StringIO(text), **read_csv_args)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as e:
+        raise DatasetError(f"{path}: not a readable CSV table (read as {encoding}: {str(e).splitlines()[0]})") from None
