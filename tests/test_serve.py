@@ -219,3 +219,101 @@ def test_browser_uploads_a_photo_and_sees_the_labels(trained_run, tmp_path):
         driver.quit()
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_server(trained_run):
+    """A real uvicorn on loopback (TestClient would buffer the whole body before the app sees it)."""
+    import uvicorn
+
+    port = _free_port()
+    app = create_app(Predictor(trained_run.best_checkpoint), detector=NoFaces(), max_upload_bytes=1_000_000)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(100):
+        if server.started:
+            break
+        time.sleep(0.05)
+    yield port, app
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def _chunked_upload(port: int, chunks: int, chunk: bytes) -> tuple[int, int]:
+    """POST a multipart body in chunked transfer encoding; returns (status, bytes sent before the answer)."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    head = b'--B\r\nContent-Disposition: form-data; name="file"; filename="big.jpg"\r\nContent-Type: image/jpeg\r\n\r\n'
+    conn.putrequest("POST", "/predict")
+    conn.putheader("Content-Type", "multipart/form-data; boundary=B")
+    conn.putheader("Transfer-Encoding", "chunked")
+    conn.endheaders()
+    sent = 0
+    try:
+        for i in range(chunks):
+            part = head + chunk if i == 0 else chunk
+            conn.send(f"{len(part):x}\r\n".encode() + part + b"\r\n")
+            sent += len(part)
+        conn.send(b"0\r\n\r\n")
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the server answered and closed: it stopped reading
+    status = conn.getresponse().status
+    conn.close()
+    return status, sent
+
+
+def test_a_large_chunked_upload_is_cut_off_at_the_limit(live_server):
+    """200 MB offered in 64 KiB chunks: refused with 413 once the limit (+64 KiB framing) plus one chunk is read."""
+    port, _ = live_server
+    status, sent = _chunked_upload(port, chunks=3200, chunk=b"\xff" * 65536)
+    assert status == 413
+    assert sent < 200 * 1024 * 1024  # the client was stopped long before sending it all
+
+
+def test_declared_oversize_is_refused_before_reading_and_model_hides_paths(live_server):
+    import http.client
+
+    port, _ = live_server
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.putrequest("POST", "/predict")
+    conn.putheader("Content-Type", "multipart/form-data; boundary=B")
+    conn.putheader("Content-Length", str(500 * 1024 * 1024))
+    conn.endheaders()  # no body at all: the answer must come from the header alone
+    assert conn.getresponse().status == 413
+    conn.close()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("GET", "/model")
+    info = json.loads(conn.getresponse().read())
+    assert not str(info["source"]).startswith("/") and "/" not in str(info["source"])
+
+
+def test_requests_beyond_the_in_flight_bound_get_503():
+    import asyncio
+
+    from faceattr.serve.app import UploadLimits
+
+    async def slow_app(scope, receive, send):
+        await asyncio.sleep(0.2)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    limits = UploadLimits(slow_app, max_body=1000, max_in_flight=2)
+    statuses = []
+
+    async def call():
+        async def receive():
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message):
+            if message["type"] == "http.response.start":
+                statuses.append(message["status"])
+
+        await limits({"type": "http", "method": "POST", "headers": []}, receive, send)
+
+    async def main():
+        await asyncio.gather(*(call() for _ in range(5)))
+
+    asyncio.run(main())
+    assert sorted(statuses) == [200, 200, 503, 503, 503]

@@ -2,7 +2,8 @@
 GET /health, GET /model.
 
 The model loads once; endpoints are plain `def`, so FastAPI runs them in its thread pool, off the event loop.
-Uploads are decoded from memory and never written to disk. Bad requests get a 4xx with a reason.
+Uploads are bounded before they are stored (`UploadLimits`), decoded from memory, and never kept. Bad requests
+get a 4xx with a reason; a full server a 503.
 """
 
 from __future__ import annotations
@@ -32,11 +33,74 @@ def training_metrics(predictor: BasePredictor) -> dict:
     return {}
 
 
+class _BodyTooLarge(Exception):
+    pass
+
+
+class UploadLimits:
+    """ASGI middleware in front of every POST: a body declared over the limit is refused from its Content-Length
+    before a byte is read; a chunked body is counted as it streams in and cut off at the limit (plus at most the
+    chunk that crossed it), so nothing over the limit is ever spooled to disk; and at most `max_in_flight` requests
+    are inside the app at once (others get a 503 at once instead of queueing without bound)."""
+
+    def __init__(self, app, max_body: int, max_in_flight: int) -> None:
+        self.app, self.max_body, self.max_in_flight = app, max_body, max_in_flight
+        self.in_flight = 0
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length", b"")
+        if length.isdigit() and int(length) > self.max_body:
+            await _refuse(send, 413, f"upload over the limit of {self.max_body} bytes")
+            return
+        if self.in_flight >= self.max_in_flight:
+            await _refuse(send, 503, f"busy: {self.in_flight} requests in flight; try again in a moment")
+            return
+        received, over, answered = 0, False, False
+        detail = f"upload over the limit of {self.max_body} bytes"
+
+        async def counted():
+            nonlocal received, over
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_body:
+                over = True
+                raise _BodyTooLarge
+            return message
+
+        async def guarded_send(message) -> None:
+            nonlocal answered
+            if not over:
+                await send(message)
+            elif message["type"] == "http.response.start" and not answered:  # the app's "cannot parse" -> 413
+                answered = True
+                await _refuse(send, 413, detail)
+
+        self.in_flight += 1
+        try:
+            await self.app(scope, counted, guarded_send)
+        except _BodyTooLarge:
+            if not answered:
+                await _refuse(send, 413, detail)
+        finally:
+            self.in_flight -= 1
+
+
+async def _refuse(send, status: int, detail: str) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": [*headers, (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})
+
+
 def create_app(
     predictor: BasePredictor,
     detector=None,
     max_upload_bytes: int = 10 * 1024 * 1024,
     max_pixels: int = 40_000_000,
+    max_in_flight: int = 32,
 ) -> FastAPI:
     """The FastAPI app around one loaded model (and one face detector, made here unless given)."""
     if detector is None:
@@ -45,7 +109,13 @@ def create_app(
         detector = FaceDetector(predictor.cfg.faces)
     app = FastAPI(title="faceattr", description="mask, gender and age from a photo")
     lock = threading.Lock()  # one inference at a time: the model and MTCNN are shared
-    model_info = {**predictor.describe(), "training_metrics": training_metrics(predictor)}
+    model_info = {
+        **predictor.describe(),
+        "source": Path(predictor.source).name,  # never the server's absolute paths
+        "training_metrics": training_metrics(predictor),
+    }
+    # multipart framing around the file adds a little; the limit applies to the whole body
+    app.add_middleware(UploadLimits, max_body=max_upload_bytes + 64 * 1024, max_in_flight=max_in_flight)
 
     @app.get("/", response_class=HTMLResponse)
     def page() -> str:
