@@ -1,0 +1,224 @@
+"""Masks on real photos: finding masked faces, and mask models trained on drawn masks scored on real ones.
+
+Real set: ../shared/data/masks-real (3,965 web photos, with_mask / without_mask, no incorrect class; tight face
+crops of ~100 px and wider photos). Never trained on except in the "drawn + real" rows, by person-level k-fold.
+  1. Detection per class: MTCNN as before (one pass; centred fallback) vs the cascade (second pass enlarged and
+     relaxed; whole-image fallback for small face crops).
+  2. Drawn-only: a mask head trained on `synth-masks` sets made from UTKFace people of the training folds (the old
+     renderer at --old-synth, and the current one), scored on masks-real crops: worn-vs-not macro F1 and accuracy
+     (incorrect counted as worn), and how often a real worn mask is called "incorrect".
+  3. Drawn + real: the same plus masks-real's other folds (k-fold mean +- std).
+
+    python -m benchmarks.real_masks --persons 600 --epochs 3 --folds 3 [--old-synth DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import confusion_matrix, f1_score
+
+from benchmarks.common import HELD_OUT_RULE, SHARED_MASKS_REAL, save, utkface_union
+from faceattr.config import FacesConfig, load_config
+from faceattr.data.manifest import read_manifest, write_manifest
+from faceattr.data.sources import read_competition, read_image_folder
+from faceattr.data.split import make_folds
+from faceattr.faces.crop import crop_manifest
+from faceattr.inference.predictor import load_predictor
+from faceattr.reports.evaluate import evaluate
+from faceattr.training import train
+
+CLASS_NAMES = {0: "with_mask", 2: "without_mask"}
+
+
+def detection_rows(real: pd.DataFrame, work: Path) -> tuple[list[dict], pd.DataFrame]:
+    """Crop masks-real twice (one pass vs the cascade); returns the rows and the cascade's crops manifest."""
+    rows, crops = [], None
+    settings = {
+        "one pass (before)": FacesConfig(second_pass=False, whole_image_max_side=0),
+        "cascade (now)": FacesConfig(),
+    }
+    for name, cfg in settings.items():
+        start = time.time()
+        result = crop_manifest(real, work / "crops", cfg, progress=False)
+        out = result.manifest
+        for mask, group in out.groupby("mask"):
+            how = group["detection"].value_counts(normalize=True)
+            rows.append(
+                {
+                    "detector": name,
+                    "class": CLASS_NAMES[int(mask)],
+                    "n": len(group),
+                    "detected": round(float(how.get("detected", 0)), 4),
+                    "second_pass": round(float(how.get("second pass", 0)), 4),
+                    "whole_image": round(float(how.get("whole image", 0)), 4),
+                    "centre_fallback": round(float(how.get("none", 0)), 4),
+                    "face_crop": round(float(1 - how.get("none", 0)), 4),
+                    "seconds": round(time.time() - start, 1),
+                }
+            )
+            print(rows[-1])
+        crops = out
+    return rows, crops
+
+
+def synth_crops(work: Path, name: str, persons: int, source: Path | None, repo: Path | None) -> Path:
+    """A drawn-mask set from UTKFace training-fold people, cropped as `faceattr crop` does; returns its manifest."""
+    out = work / f"synth-{name}"
+    manifest = work / f"synth-{name}.crops.csv"
+    if manifest.is_file():
+        return manifest
+    if source is None:
+        _, frame = utkface_union(work)
+        bare = work / "utk-train.csv"
+        write_manifest(frame[frame["fold"] != 0].drop(columns="fold"), bare)
+        cmd = [
+            sys.executable,
+            "-m",
+            "faceattr",
+            "synth-masks",
+            str(bare.resolve()),
+            "--out",
+            str(out.resolve()),
+            "--persons",
+            str(persons),
+            "--preview",
+            "24",
+            "--overwrite",
+        ]
+        subprocess.run(cmd, check=True, cwd=repo or Path.cwd())  # repo: an older checkout for the old renderer
+        source = out
+    frame = read_competition(source)
+    cropped = crop_manifest(frame, work / "crops", FacesConfig(), progress=False).manifest
+    write_manifest(cropped, manifest)
+    return manifest
+
+
+def train_mask(manifest: Path, work: Path, name: str, epochs: int, size: int, extra: list[str]) -> Path:
+    """The README's mask recipe (configs/mask_drawn.yaml) on `manifest`."""
+    cfg = load_config(
+        "configs/mask_drawn.yaml",
+        [
+            f"data.manifest={manifest}",
+            f"data.image_size={size}",
+            f"train.epochs={epochs}",
+            "train.progress_bar=false",
+            f"run.dir={work / 'runs'}",
+            f"run.name={name}",
+            "run.trackers=[]",
+            *extra,
+        ],
+    )
+    return train(cfg, overwrite=True).best_checkpoint
+
+
+def score(checkpoint: Path, real: pd.DataFrame) -> dict:
+    """Worn (worn or incorrect) vs not worn on real crops, and real worn masks called incorrect."""
+    predictor = load_predictor(checkpoint)
+    preds = predictor.predict_paths(real["path"].tolist(), batch_size=128)
+    truth = real.set_index("path").loc[preds.paths, "mask"].to_numpy()
+    labels = preds.labels()["mask"]
+    worn_true, worn_pred = truth != 2, labels != 2
+    cm = confusion_matrix(worn_true, worn_pred, labels=[True, False])
+    return {
+        "n": len(truth),
+        "macro_f1": round(float(f1_score(worn_true, worn_pred, average="macro")), 4),
+        "accuracy": round(float((worn_true == worn_pred).mean()), 4),
+        "worn_called_incorrect": round(float((labels[truth == 0] == 1).mean()), 4),
+        "worn_called_not_worn": round(float(cm[0, 1] / max(cm[0].sum(), 1)), 4),
+        "bare_called_worn": round(float(cm[1, 0] / max(cm[1].sum(), 1)), 4),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=SHARED_MASKS_REAL)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/faceattr-real-masks"))
+    parser.add_argument("--persons", type=int, default=600, help="UTKFace people per drawn set (x7 images)")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--image-size", type=int, default=112)
+    parser.add_argument("--folds", type=int, default=3, help="drawn + real: person-level folds of masks-real")
+    parser.add_argument("--old-repo", type=Path, default=None, help="a checkout with the old renderer")
+    parser.add_argument("--prepare-only", action="store_true", help="stop once the crops manifests are written")
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    real_manifest = args.work / "real.crops.csv"  # cached: a second run (e.g. on a GPU machine) reuses the crops
+    if not real_manifest.is_file():
+        if not args.data.is_dir():
+            raise SystemExit(f"masks-real not found at {args.data}; pass --data")
+        det_rows, real_crops = detection_rows(read_image_folder(args.data), args.work)
+        save("real_masks_detection", det_rows, list(det_rows[0]), {"data": "shared/data/masks-real"})
+        write_manifest(real_crops, real_manifest)
+    real_crops = read_manifest(real_manifest)
+    sets = {"new renderer": synth_crops(args.work, "new", args.persons, None, None)}
+    if args.old_repo or (args.work / "synth-old.crops.csv").is_file():
+        sets = {"old renderer": synth_crops(args.work, "old", args.persons, None, args.old_repo), **sets}
+    if args.prepare_only:
+        return
+    rows = []
+    for name, manifest in sets.items():
+        slug = name.replace(" ", "-")
+        checkpoint = train_mask(manifest, args.work, f"drawn-{slug}", args.epochs, args.image_size, [])
+        rows.append({"training": f"drawn only, {name}", "scored_on": "masks-real", **score(checkpoint, real_crops)})
+        drawn = evaluate(checkpoint, out_dir=args.work / f"eval-{slug}").metrics["mask"]  # the run's held-out people
+        rows.append(
+            {
+                "training": f"drawn only, {name}",
+                "scored_on": "drawn, held-out people (3 classes)",
+                "n": drawn["n"],
+                "macro_f1": round(drawn["f1"], 4),
+                "accuracy": round(drawn["accuracy"], 4),
+            }
+        )
+        print(rows[-2:])
+    # drawn + real: person-level folds over masks-real, the drawn set (current renderer) always in training
+    split = make_folds(real_crops, args.folds, 42)
+    fold_of = dict(zip(split["person_id"], split["fold"], strict=True))
+    real_crops = real_crops.assign(fold=real_crops["person_id"].map(fold_of))
+    fold_scores = []
+    drawn = read_manifest(sets["new renderer"])
+    for k in range(args.folds):
+        test = real_crops[real_crops["fold"] == k]
+        mixed = pd.concat([drawn, real_crops[real_crops["fold"] != k].drop(columns="fold")], ignore_index=True)
+        mixed_path = write_manifest(mixed, args.work / f"mixed-{k}.csv")
+        checkpoint = train_mask(
+            mixed_path, args.work, f"mixed-{k}", args.epochs, args.image_size, ["data.folds=5", "train.full_data=true"]
+        )
+        fold_scores.append(score(checkpoint, test))
+        print(k, fold_scores[-1])
+    for key in ("macro_f1", "accuracy", "worn_called_incorrect"):
+        values = np.array([s[key] for s in fold_scores])
+        rows.append(
+            {
+                "training": f"drawn + real ({args.folds}-fold)",
+                "scored_on": f"masks-real, {key}",
+                "macro_f1": f"{values.mean():.4f} +- {values.std():.4f}" if key == "macro_f1" else "",
+                "accuracy": f"{values.mean():.4f} +- {values.std():.4f}" if key == "accuracy" else "",
+                "worn_called_incorrect": f"{values.mean():.4f}" if key == "worn_called_incorrect" else "",
+            }
+        )
+    save(
+        "real_masks",
+        rows,
+        [
+            "training",
+            "scored_on",
+            "n",
+            "macro_f1",
+            "accuracy",
+            "worn_called_incorrect",
+            "worn_called_not_worn",
+            "bare_called_worn",
+        ],
+        {**vars(args), "synth_people": HELD_OUT_RULE.replace("fold 0", "folds 1-4 (training side)")},
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,193 @@
+"""Robustness: age and gender on held-out faces shown the ways real users' photos differ from training faces.
+
+Held-out faces: fold 0 of the UTKFace union (utkface/ + utkface-extra/, byte-identical duplicates dropped,
+person-level 5-fold, split_seed 42), never trained on. Each row is one way of showing them:
+  as published        UTKFace's own 200x200 aligned crops
+  re-framed + predict each face pasted at 120-280 px into a 384x512 photo, then found by MTCNN and cropped with the
+                      checkpoint's own face settings, as `faceattr predict` does
+  48 px               the face downscaled to 48x48 and back (crowd photos)
+  jpeg20 + blur       Gaussian blur (radius 1.5) then JPEG quality 20
+  synthetic mask      a drawn surgical/cloth/KF94 mask, correctly worn (age and gender under a mask)
+  Asian / Black / Indian / White / Others, children (<13), over 70: subsets of "as published"
+Columns: gender accuracy, age MAE, CS@5 (share within 5 years), age-bin macro F1 (<30 / 30-59 / 60+).
+
+    python -m benchmarks.robustness --model old=RUN_A/best.ckpt --model new=RUN_B/best.ckpt
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image, ImageFilter
+from sklearn.metrics import f1_score
+
+from benchmarks.common import HELD_OUT_RULE, save, utkface_union
+from benchmarks.framing import nearest_face, reframe
+from faceattr.faces.detect import FaceDetector, crop_face, detect_padded
+from faceattr.inference.predictor import load_predictor
+from faceattr.labels import age_to_bin, decide
+from faceattr.synth.masks import render_mask
+
+COLUMNS = ["model", "row", "n", "gender_acc", "age_mae", "age_cs5", "age_bin_f1"]
+SUBSETS = {
+    "Asian": lambda t: t["race"] == "Asian",
+    "Black": lambda t: t["race"] == "Black",
+    "Indian": lambda t: t["race"] == "Indian",
+    "White": lambda t: t["race"] == "White",
+    "Others": lambda t: t["race"] == "Others",
+    "children (<13)": lambda t: t["age"] < 13,
+    "over 70": lambda t: t["age"] > 70,
+}
+
+
+def scores(truth: pd.DataFrame, labels: dict[str, np.ndarray]) -> dict:
+    """The table's four numbers for one row (NaN-free: every face of the row has labels)."""
+    out: dict = {"n": len(truth)}
+    if "gender" in labels:
+        out["gender_acc"] = round(float((labels["gender"] == truth["gender"].to_numpy()).mean()), 4)
+    if "age_years" in labels:
+        error = np.abs(labels["age_years"] - truth["age"].to_numpy())
+        out["age_mae"] = round(float(error.mean()), 2)
+        out["age_cs5"] = round(float((error <= 5).mean()), 4)
+    if "age_bin" in labels:
+        true_bins = age_to_bin(truth["age"].to_numpy())
+        out["age_bin_f1"] = round(float(f1_score(true_bins, labels["age_bin"], average="macro")), 4)
+    return out
+
+
+def low_resolution(image: np.ndarray, side: int = 48) -> np.ndarray:
+    h, w = image.shape[:2]
+    small = Image.fromarray(image).resize((side, side), Image.Resampling.BILINEAR)
+    return np.asarray(small.resize((w, h), Image.Resampling.BILINEAR))
+
+
+def jpeg_blur(image: np.ndarray, quality: int = 20, radius: float = 1.5) -> np.ndarray:
+    buffer = io.BytesIO()
+    Image.fromarray(image).filter(ImageFilter.GaussianBlur(radius)).save(buffer, "JPEG", quality=quality)
+    return np.asarray(Image.open(buffer).convert("RGB"))
+
+
+def landmarks(test: pd.DataFrame, images: list[np.ndarray], detector: FaceDetector, cache: Path) -> list:
+    """MTCNN landmarks and box per held-out face (None where none is found), cached as JSON beside the work."""
+    if cache.is_file():
+        found = json.loads(cache.read_text())
+        if len(found) == len(test):
+            return [None if f is None else (np.array(f[0]), np.array(f[1])) for f in found]
+    out = []
+    for start in range(0, len(images), 32):
+        for face in detect_padded(detector, images[start : start + 32], pad=0.25):
+            out.append(None if face is None else (np.asarray(face.landmarks), np.asarray(face.box)))
+    cache.write_text(json.dumps([None if f is None else [f[0].tolist(), f[1].tolist()] for f in out]))
+    return out
+
+
+def predict(predictor, crops: list[np.ndarray], batch: int = 128) -> dict[str, np.ndarray]:
+    parts = [predictor.predict_crops(crops[i : i + batch]) for i in range(0, len(crops), batch)]
+    probs = {task: np.concatenate([p[task] for p in parts]) for task in parts[0]}
+    return decide(probs, predictor.cfg.data.old_threshold)
+
+
+def chart(rows: list[dict], path: Path) -> Path:
+    """Gender accuracy and age MAE per row, one bar per model: where each model holds up and where it breaks."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    table = pd.DataFrame(rows)
+    order = list(dict.fromkeys(table["row"]))
+    models = list(dict.fromkeys(table["model"]))
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5))
+    width = 0.8 / len(models)
+    for k, model in enumerate(models):
+        part = table[table["model"] == model].set_index("row").reindex(order)
+        xs = np.arange(len(order)) + k * width
+        axes[0].bar(xs, part["gender_acc"], width, label=model)
+        axes[1].bar(xs, part["age_mae"], width, label=model)
+    for ax, title in zip(axes, ("gender accuracy (higher is better)", "age MAE, years (lower is better)"), strict=True):
+        ax.set_xticks(np.arange(len(order)) + 0.4 - width / 2, order, rotation=45, ha="right")
+        ax.set_title(title)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylim(0.5, 1.0)
+    axes[0].legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", action="append", required=True, help="NAME=CHECKPOINT (repeat)")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/faceattr-robustness"))
+    parser.add_argument("--limit", type=int, default=0, help="held-out faces used (0 = all of fold 0)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--name", default="robustness", help="results file name")
+    parser.add_argument("--chart", type=Path, default=None, help="also draw the table as a PNG bar chart here")
+    args = parser.parse_args()
+    _, frame = utkface_union(args.work)
+    test = frame[frame["fold"] == 0].reset_index(drop=True)
+    if args.limit:
+        test = test.sample(n=min(args.limit, len(test)), random_state=args.seed).reset_index(drop=True)
+    rng = np.random.default_rng(args.seed)
+    faces = [Image.open(p).convert("RGB") for p in test["path"]]
+    published = [np.asarray(f) for f in faces]
+    detector = FaceDetector()
+    marks = landmarks(test, published, detector, args.work / f"landmarks-{len(test)}-{args.seed}.json")
+    masked_rows = [i for i, m in enumerate(marks) if m is not None]
+    masked = [
+        render_mask(published[i], *marks[i], "correct", rng=np.random.default_rng([args.seed, i])).image
+        for i in masked_rows
+    ]
+    photos, centres = zip(*(reframe(f, rng) for f in faces), strict=True)
+    found = [nearest_face(f, c, 60) for f, c in zip(detector.detect(list(photos)), centres, strict=True)]
+    print(
+        f"{len(test)} held-out faces; landmarks for {len(masked_rows)}; "
+        f"face found in {np.mean([f is not None for f in found]):.1%} of the re-framed photos"
+    )
+    views = {
+        "as published": (published, test),
+        "48 px": ([low_resolution(im) for im in published], test),
+        "jpeg20 + blur": ([jpeg_blur(im) for im in published], test),
+        "synthetic mask": (masked, test.iloc[masked_rows]),
+    }
+    rows = []
+    for spec in args.model:
+        name, checkpoint = spec.split("=", 1)
+        predictor = load_predictor(checkpoint)
+        base = None
+        for row, (images, truth) in views.items():
+            labels = predict(predictor, images)
+            base = labels if row == "as published" else base
+            rows.append({"model": name, "row": row, **scores(truth, labels)})
+        crops = [crop_face(p, f, predictor.cfg.faces)[0] for p, f in zip(photos, found, strict=True)]
+        rows.append({"model": name, "row": "re-framed + predict", **scores(test, predict(predictor, crops))})
+        for subset, pick in SUBSETS.items():
+            keep = pick(test).to_numpy()
+            rows.append({"model": name, "row": subset, **scores(test[keep], {k: v[keep] for k, v in base.items()})})
+        for r in rows[-len(views) - 1 - len(SUBSETS) :]:
+            print(r)
+    if args.chart:
+        chart(rows, args.chart)
+    save(
+        args.name,
+        rows,
+        COLUMNS,
+        {
+            "models": args.model,
+            "held_out_rule": HELD_OUT_RULE,
+            "limit": args.limit,
+            "seed": args.seed,
+            "held_out": len(test),
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
