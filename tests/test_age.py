@@ -31,7 +31,7 @@ def _write_imdb(tmp_path, rows):
         if row[5]:
             p = tmp_path / "01" / f"img{i}.jpg"
             p.parent.mkdir(parents=True, exist_ok=True)
-            Image.new("RGB", (8, 8)).save(p)
+            Image.new("RGB", (8, 8), (i, 0, 0)).save(p)  # a different photo per row (duplicates are dropped)
     struct = {
         "dob": np.array([[r[0] for r in rows]]),
         "photo_taken": np.array([[r[1] for r in rows]]),

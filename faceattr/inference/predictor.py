@@ -16,7 +16,7 @@ from faceattr.errors import ConfigError, FaceAttrError, ImageLoadError
 from faceattr.inference.tta import tta_views
 from faceattr.labels import AGE_BIN_NAMES, DEFAULT_OLD_THRESHOLD, GENDER_NAMES, MASK_NAMES, TASK_CLASSES, decide
 from faceattr.models.checkpoints import read_checkpoint
-from faceattr.models.module import FaceAttrModule
+from faceattr.models.net import FaceAttrNet
 
 CLASS_NAMES = {"mask": MASK_NAMES, "gender": GENDER_NAMES, "age_bin": AGE_BIN_NAMES}
 
@@ -138,8 +138,8 @@ class Predictor(BasePredictor):
             raise ConfigError(f"{path} is not a faceattr checkpoint (no hyper_parameters.config)") from None
         self.source = self.checkpoint = path
         self.device = resolve_device(device)
-        self.module = FaceAttrModule(config, load_pretrained=False)
-        self.module.load_state_dict(ckpt["state_dict"])
+        self.module = FaceAttrNet(config)  # the plain network: prediction never imports Lightning
+        self.module.load_checkpoint_weights(ckpt["state_dict"], str(path))
         self.module.eval().to(self.device)
         self.cfg = self.module.cfg
         self.tasks = self.module.tasks

@@ -14,17 +14,15 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from faceattr.config import Config, from_dict, to_dict
 from faceattr.errors import TrainingDiverged
-from faceattr.labels import NUM_CLASSES, TASK_CLASSES, YOUNG_THRESHOLD
-from faceattr.models.backbones import create_backbone
-from faceattr.models.heads import TaskHeads
+from faceattr.labels import NUM_CLASSES, TASK_CLASSES
 from faceattr.models.losses import (
     IGNORE,
     age_distribution_loss,
-    expected_age,
     focal_loss,
     masked_cross_entropy,
     soft_f1_loss,
 )
+from faceattr.models.net import build_parts, predict_labels
 from faceattr.models.optim import create_optimizer, create_scheduler, sync_scheduler
 
 
@@ -62,9 +60,7 @@ class FaceAttrModule(L.LightningModule):
         self.cfg: Config = from_dict(config)
         mcfg = self.cfg.model
         self.tasks = list(mcfg.heads)
-        pretrained = mcfg.pretrained if load_pretrained else "none"
-        self.backbone, features = create_backbone(mcfg.backbone, pretrained)
-        self.heads = TaskHeads(features, self.tasks, mcfg.dropout)
+        self.backbone, self.heads = build_parts(self.cfg, load_pretrained)  # the same names as FaceAttrNet's
         # age bins come from their own head, or from the exact-age head when there is none
         self.classified = [t for t in ("mask", "gender") if t in self.tasks]
         if "age_bin" in self.tasks or "age" in self.tasks:
@@ -125,14 +121,7 @@ class FaceAttrModule(L.LightningModule):
 
     def predict_labels(self, logits: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Argmax per head; the age bin from the expected age when there is no age-bin head."""
-        preds = {task: logits[task].argmax(1) for task in self.tasks if task != "age"}
-        if "age" in self.tasks:
-            preds["age_years"] = expected_age(logits["age"])
-            if "age_bin" not in preds:
-                years = preds["age_years"]
-                old = self.cfg.data.old_threshold
-                preds["age_bin"] = (years >= YOUNG_THRESHOLD).long() + (years >= old).long()
-        return preds
+        return predict_labels(self.cfg, self.tasks, logits)
 
     # -- fine-tuning controls ---------------------------------------------------------------------------
     def on_train_epoch_start(self) -> None:

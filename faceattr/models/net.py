@@ -1,0 +1,66 @@
+"""The network itself, without the training machinery: a backbone and one head per task.
+
+Prediction, evaluation, serving, export and Grad-CAM load a checkpoint's weights into this plain `nn.Module`, so
+they never import Lightning or torchmetrics (seconds of start-up a user waits for on every `predict`). The
+LightningModule (`module.py`) builds the same two parts under the same names, so one state dict fits both.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from faceattr.config import Config, from_dict
+from faceattr.labels import YOUNG_THRESHOLD
+from faceattr.models.backbones import create_backbone
+from faceattr.models.heads import TaskHeads
+from faceattr.models.losses import expected_age
+
+
+def build_parts(cfg: Config, load_pretrained: bool = True) -> tuple[nn.Module, TaskHeads]:
+    """The backbone (with its offline weights unless `load_pretrained` is off) and the task heads."""
+    mcfg = cfg.model
+    backbone, features = create_backbone(mcfg.backbone, mcfg.pretrained if load_pretrained else "none")
+    return backbone, TaskHeads(features, list(mcfg.heads), mcfg.dropout)
+
+
+def predict_labels(cfg: Config, tasks: list[str], logits: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Argmax per head; the age bin from the expected age when there is no age-bin head."""
+    preds = {task: logits[task].argmax(1) for task in tasks if task != "age"}
+    if "age" in tasks:
+        preds["age_years"] = expected_age(logits["age"])
+        if "age_bin" not in preds:
+            years = preds["age_years"]
+            preds["age_bin"] = (years >= YOUNG_THRESHOLD).long() + (years >= cfg.data.old_threshold).long()
+    return preds
+
+
+class FaceAttrNet(nn.Module):
+    """Backbone + heads from a checkpoint's config: images -> {task: logits}."""
+
+    def __init__(self, config: dict | Config, load_pretrained: bool = False) -> None:
+        super().__init__()
+        self.cfg: Config = from_dict(config) if isinstance(config, dict) else config
+        self.tasks = list(self.cfg.model.heads)
+        self.backbone, self.heads = build_parts(self.cfg, load_pretrained)
+        if self.cfg.model.channels_last:
+            self.to(memory_format=torch.channels_last)
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.cfg.model.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return self.heads(self.backbone(images))
+
+    def predict_probs(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Softmax probabilities per head."""
+        return {task: logits.float().softmax(1) for task, logits in self(images).items()}
+
+    def load_checkpoint_weights(self, state_dict: dict[str, torch.Tensor], source: str) -> None:
+        """The LightningModule's weights: every backbone and head tensor must be there (metric states are not)."""
+        own = {k: v for k, v in state_dict.items() if k.startswith(("backbone.", "heads."))}
+        result = self.load_state_dict(own, strict=False)
+        if result.missing_keys or result.unexpected_keys:
+            from faceattr.errors import ConfigError
+
+            missing = ", ".join((result.missing_keys or result.unexpected_keys)[:3])
+            raise ConfigError(f"{source}: weights do not fit the model its config describes ({missing} ...)")

@@ -1,0 +1,35 @@
+"""Prediction, evaluation and serving start without the training stack (Lightning, torchmetrics)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+TRAINING_STACK = ("lightning", "pytorch_lightning", "torchmetrics")
+
+
+def _imported_after(code: str) -> set[str]:
+    probe = f"{code}\nimport sys\nprint(' '.join(sorted({{m.split('.')[0] for m in sys.modules}})))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    return set(out.split())
+
+
+def test_predict_evaluate_and_serve_do_not_import_lightning():
+    loaded = _imported_after(
+        "import faceattr.inference.predictor, faceattr.reports.evaluate, faceattr.serve.app, faceattr.inference.export"
+    )
+    assert not loaded & set(TRAINING_STACK), loaded & set(TRAINING_STACK)
+
+
+def test_predicting_with_a_checkpoint_loads_no_lightning(trained_run, tmp_path):
+    """A whole predict call, checkpoint included: the weights go into the plain network."""
+    from PIL import Image
+
+    photo = tmp_path / "p.jpg"
+    Image.new("RGB", (80, 100), (120, 100, 90)).save(photo)
+    loaded = _imported_after(
+        "from faceattr.inference.predictor import load_predictor\n"
+        f"p = load_predictor({str(trained_run.best_checkpoint)!r})\n"
+        f"assert len(p.predict_paths([{str(photo)!r}]).paths) == 1"
+    )
+    assert not loaded & set(TRAINING_STACK)
