@@ -8,12 +8,39 @@ import platform
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 from faceattr.runinfo import git_commit, versions
 
 RESULTS = Path(__file__).parent / "results"
-SHARED_UTKFACE = Path(__file__).resolve().parents[2] / "shared" / "data" / "utkface"
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED_UTKFACE = SHARED_DATA / "utkface"
+SHARED_UTKFACE_ROOTS = (SHARED_UTKFACE, SHARED_DATA / "utkface-extra")
+SHARED_MASKS_REAL = SHARED_DATA / "masks-real"
+HELD_OUT_RULE = "utkface + utkface-extra, byte-identical duplicates dropped, person-level 5-fold, split_seed 42, fold 0"
+
+
+def utkface_union(work: Path, roots: tuple[Path, ...] = SHARED_UTKFACE_ROOTS) -> tuple[Path, pd.DataFrame]:
+    """The manifest `faceattr prepare utkface utkface/ utkface-extra/` writes, with its folds (fold 0 held out)."""
+    from faceattr.data.dedupe import drop_duplicate_images
+    from faceattr.data.manifest import read_manifest, write_manifest
+    from faceattr.data.sources import read_utkface
+    from faceattr.data.split import load_or_make_folds
+
+    manifest = work / "utkface-union.csv"
+    if manifest.is_file():
+        frame = read_manifest(manifest)
+    else:
+        missing = [r for r in roots if not r.is_dir()]
+        if missing:
+            raise SystemExit(f"UTKFace not found at {missing[0]}; pass --data")
+        frames = [read_utkface(r).assign(source_root=r.name) for r in roots]
+        frame, _ = drop_duplicate_images(pd.concat(frames, ignore_index=True))
+        work.mkdir(parents=True, exist_ok=True)
+        write_manifest(frame, manifest)
+    frame["fold"] = load_or_make_folds(frame, manifest, 5, 42)
+    return manifest, frame
 
 
 def machine() -> dict:
@@ -47,3 +74,21 @@ def save(name: str, rows: list[dict], columns: list[str], settings: dict) -> str
     (RESULTS / f"{name}.md").write_text(f"# {name}\n\nsettings: `{json.dumps(settings, default=str)}`\n\n{table}\n")
     print(table)
     return table
+
+
+def manifest_with_landmarks(work: Path) -> Path:
+    """The union manifest with UTKFace's framing and every face's landmarks (synthetic masks need them)."""
+    out = work / "utkface-union.framed.csv"
+    if out.is_file():
+        return out
+    from faceattr.data.manifest import write_manifest
+    from faceattr.faces.framing import face_points, measure_framing
+
+    manifest, frame = utkface_union(work)
+    found: dict = {}
+    framing = measure_framing(frame.drop(columns="fold"), limit=0, found=found)
+    framed = face_points(frame.drop(columns="fold"), found).assign(crop_settings=framing.crop_settings())
+    write_manifest(framed, out)
+    (work / f"{out.name}.folds-k5-seed42.csv").write_bytes((work / f"{manifest.name}.folds-k5-seed42.csv").read_bytes())
+    print(f"framing {framing.margins}; landmarks for {len(found)} of {len(frame)} faces")
+    return out

@@ -1,0 +1,119 @@
+"""The age-gender recipe, ablated one change at a time on the robustness rows (not on the in-domain fold alone).
+
+Each variant trains on the same capped sample of the UTKFace union's training folds and is scored by
+benchmarks/robustness.py on the same capped sample of held-out fold 0 (as published, re-framed + predict, 48 px,
+JPEG 20 + blur, synthetic masks, subsets). Short runs on this CPU: a screen for what helps, not final numbers;
+the winner is then trained in full by benchmarks/utkface.py.
+
+    python -m benchmarks.recipe --max-train 4000 --epochs 4 --limit 1000 [--only base,face]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from benchmarks.common import manifest_with_landmarks, save
+from faceattr.config import load_config
+from faceattr.data.manifest import read_manifest
+from faceattr.training import train
+
+ROBUST = [
+    "augment.framing_jitter=0.4",
+    "augment.low_resolution=0.25",
+    "augment.blur=0.2",
+    "augment.jpeg=0.3",
+    "augment.color=0.3",
+    "augment.grayscale=0.05",
+    "augment.occlusion=0.15",
+]
+MASKS = ["augment.synthetic_mask_p=0.25", "augment.synthetic_mask_incorrect=0.3"]
+# one change at a time from the old default (lite0, val/loss); the later rows stack what helped
+VARIANTS: dict[str, list[str]] = {
+    "old default": ["train.monitor=val/loss", "train.monitor_mode=min"],
+    "+ robustness aug + masks": ROBUST + MASKS,
+    "face_resnet10 64px + robust + masks": ["model.backbone=face_resnet10", "data.image_size=64", *ROBUST, *MASKS],
+    "lite0_face + robust + masks": ["model.backbone=lite0_face", *ROBUST, *MASKS],
+    "lite0_face (no robust aug)": ["model.backbone=lite0_face"],
+    "monitor last": ["train.monitor=last"],
+    "+ EMA 0.998": ["train.ema_decay=0.998"],
+    "age loss sigma 0 (one-hot)": ["model.age_sigma=0"],
+    "lite1": ["model.backbone=tf_efficientnet_lite1"],
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/faceattr-recipe"))
+    parser.add_argument("--manifest", type=Path, default=None, help="framed union manifest with landmarks")
+    parser.add_argument("--max-train", type=int, default=4000)
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--image-size", type=int, default=112)
+    parser.add_argument("--limit", type=int, default=1000, help="held-out faces scored")
+    parser.add_argument("--only", default="", help="comma-separated variant names (default: all)")
+    parser.add_argument("--name", default="recipe")
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    manifest = args.manifest or manifest_with_landmarks(args.work)
+    read_manifest(manifest)  # fail early on a bad path
+    chosen = [v.strip() for v in args.only.split(",") if v.strip()] or list(VARIANTS)
+    rows = []
+    for variant in chosen:
+        slug = "".join(c if c.isalnum() else "-" for c in variant).strip("-")
+        cfg = load_config(
+            "configs/utkface_age_gender.yaml",
+            [
+                f"data.manifest={manifest}",
+                f"data.image_size={args.image_size}",
+                f"data.max_train_samples={args.max_train}",
+                f"train.epochs={args.epochs}",
+                "train.progress_bar=false",
+                f"run.dir={args.work / 'runs'}",
+                f"run.name={slug}",
+                "run.trackers=[]",
+                *VARIANTS[variant],
+            ],
+        )
+        start = time.time()
+        result = train(cfg, overwrite=True)
+        minutes = round((time.time() - start) / 60, 1)
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "benchmarks.robustness",
+                "--model",
+                f"{variant}={result.best_checkpoint}",
+                "--limit",
+                str(args.limit),
+                "--work",
+                str(args.work),
+                "--name",
+                f"{args.name}-{slug}",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        print(out)
+        import json
+
+        from benchmarks.common import RESULTS
+
+        for row in json.loads((RESULTS / f"{args.name}-{slug}.json").read_text())["rows"]:
+            rows.append({**row, "train_min": minutes, "best_epoch": result.best_epoch})
+        (RESULTS / f"{args.name}-{slug}.json").unlink()
+        (RESULTS / f"{args.name}-{slug}.md").unlink()
+        save(
+            args.name,
+            rows,
+            ["model", "row", "n", "gender_acc", "age_mae", "age_cs5", "age_bin_f1", "train_min", "best_epoch"],
+            vars(args),
+        )
+
+
+if __name__ == "__main__":
+    main()
