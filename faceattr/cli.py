@@ -330,18 +330,30 @@ def evaluate(
     also: Also = None,
     voting: Voting = "soft",
     tta: TTA = None,
+    by: Annotated[
+        str | None,
+        typer.Option(help="per-group report by manifest columns, e.g. race,gender,age_decade or race+gender"),
+    ] = None,
+    min_group: Annotated[int, typer.Option(help="groups with fewer held-out faces are flagged")] = 30,
 ) -> None:
-    """Macro F1 and accuracy per task and for 18 classes, age MAE, per-class report and confusion-matrix PNGs."""
+    """Macro F1 and accuracy per task and for 18 classes, age MAE, per-class report, confusion-matrix PNGs, per-group
+    tables and charts (--by), and model_card.md."""
     from faceattr.reports.evaluate import evaluate as run_evaluation
 
     try:
         models = [checkpoint, *also] if also else checkpoint
-        result = run_evaluation(models, manifest, fold, out, split=split, voting=voting, tta=_tta(tta))
+        groups = [g.strip() for g in by.split(",") if g.strip()] if by else None
+        result = run_evaluation(
+            models, manifest, fold, out, split=split, voting=voting, tta=_tta(tta), by=groups, min_group=min_group
+        )
     except FaceAttrError as e:
         _fail(e)
         return
     print_metrics(result.metrics, f"evaluation of {checkpoint}")
-    console.print(f"report: [bold]{result.out_dir}[/] (metrics.json, per_class.csv, confusion_*.png)")
+    console.print(
+        f"report: [bold]{result.out_dir}[/] (metrics.json, per_class.csv, confusion_*.png, model_card.md"
+        + (", groups.md, groups_*.png)" if by else ")")
+    )
 
 
 def _with_margins(faces_cfg, text: str, unit: str):

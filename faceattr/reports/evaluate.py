@@ -15,6 +15,7 @@ from faceattr.errors import FaceAttrError, ManifestError
 from faceattr.inference.predictor import BasePredictor, load_predictor
 from faceattr.labels import GENDER_NAMES, MASK_NAMES, NUM_CLASSES, age_bin_names, class_name
 from faceattr.reports.gallery import mistake_gallery
+from faceattr.reports.groups import group_report, markdown, plot_groups
 from faceattr.reports.metrics import (
     age_metrics,
     error_by_decade,
@@ -23,6 +24,7 @@ from faceattr.reports.metrics import (
     plot_error_by_decade,
     task_metrics,
 )
+from faceattr.reports.model_card import write_model_card
 from faceattr.runinfo import write_json
 
 
@@ -64,6 +66,8 @@ def evaluate(
     split: str | None = None,
     voting: str = "soft",
     tta: list[str] | None = None,
+    by: list[str] | None = None,
+    min_group: int = 30,
 ) -> EvalResult:
     """Score one model, or an ensemble when `checkpoint` is a list (the first one's fold is scored)."""
     predictor = load_predictor(checkpoint, voting=voting, tta=tta)
@@ -130,15 +134,22 @@ def evaluate(
             for c in range(p.shape[1]):
                 table[f"p_{task}_{c}"] = np.round(p[:, c], 5)
     table.to_csv(out / "predictions.csv", index=False)
-    write_json(
-        {
-            "checkpoint": [str(c) for c in checkpoint] if isinstance(checkpoint, list | tuple) else str(checkpoint),
-            "n_images": len(frame),
-            "skipped_images": len(preds.skipped),
-            "metrics": metrics,
-        },
-        out / "metrics.json",
-    )
+    groups = []
+    for spec in by or []:
+        report = group_report(frame, labels, spec, min_group, old)
+        plot_groups(report, out)
+        groups.append(report)
+    if groups:
+        (out / "groups.md").write_text("# Accuracy per group\n\n" + "\n".join(markdown(g) for g in groups))
+    summary = {
+        "checkpoint": [str(c) for c in checkpoint] if isinstance(checkpoint, list | tuple) else str(checkpoint),
+        "n_images": len(frame),
+        "skipped_images": len(preds.skipped),
+        "metrics": metrics,
+        "groups": groups,
+    }
+    write_json(summary, out / "metrics.json")
+    write_model_card(predictor, frame, summary, out / "model_card.md")
     return EvalResult(out, metrics, table)
 
 
