@@ -169,3 +169,31 @@ def test_predict_can_crop_with_margins_from_the_command_line(trained_run, tmp_pa
         assert tight.face_found and tight.x1 > wide.x1 and tight.y1 > wide.y1 and tight.x2 < wide.x2
     bad = CliRunner().invoke(app, ["predict", str(trained_run.best_checkpoint), str(tmp_path), "--margins", "1,2"])
     assert bad.exit_code != 0 and "faces.margins" in bad.output
+
+
+def test_framing_landmarks_let_training_draw_masks_on_utkface(tmp_path):
+    """The README recipe's step: `framing --landmarks` records every face, so augment.synthetic_mask_p can draw."""
+    if not SHARED_UTKFACE.is_dir():
+        pytest.skip("needs ../shared/data/utkface (research-only data, not shipped)")
+    from typer.testing import CliRunner
+
+    from faceattr.cli import app
+    from faceattr.data.datamodule import SyntheticMasker
+    from faceattr.data.manifest import read_manifest
+
+    files = sorted(SHARED_UTKFACE.glob("*.jpg"))[::400][:12]
+    root = tmp_path / "utk"
+    root.mkdir()
+    for f in files:
+        (root / f.name).write_bytes(f.read_bytes())
+    manifest = tmp_path / "utk.csv"
+    assert (
+        CliRunner().invoke(app, ["prepare", "utkface", str(root), "--out", str(manifest), "--folds", "2"]).exit_code
+        == 0
+    )
+    result = CliRunner().invoke(app, ["framing", str(manifest), "--landmarks"])
+    assert result.exit_code == 0, result.output
+    framed = read_manifest(tmp_path / "utk.framed.csv")
+    assert "face boxes and landmarks recorded for" in result.output
+    masker = SyntheticMasker(framed, p=1.0, incorrect=0.0)
+    assert masker.eligible() >= 10  # MTCNN finds nearly every UTKFace face
