@@ -28,6 +28,7 @@ from faceattr.models.checkpoints import read_checkpoint
 from faceattr.models.losses import balanced_class_weights
 from faceattr.models.module import FaceAttrModule
 from faceattr.runinfo import run_info, write_json
+from faceattr.synth.augment import SyntheticMasker
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +181,14 @@ def train(cfg: Config, overwrite: bool = False, resume: bool = False, callbacks:
         raise ConfigError(f"--resume: no {last} to resume from; start the run without --resume")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     resolve_normalization(cfg)
-    datamodule = FaceDataModule(cfg, cfg.augment.mean, cfg.augment.std, run_dir)
+    aug = cfg.augment
+    datamodule = FaceDataModule(
+        cfg,
+        aug.mean,
+        aug.std,
+        run_dir,
+        masker_factory=lambda frame: SyntheticMasker(frame, aug.synthetic_mask_p, aug.synthetic_mask_incorrect),
+    )
     datamodule.setup("fit")
     # predict crops photos the way the training images frame faces: made by `faceattr crop`, or measured by
     # `faceattr framing` for sets that come already cropped (both write the manifest's crop_settings column)

@@ -178,8 +178,8 @@ def test_framing_landmarks_let_training_draw_masks_on_utkface(tmp_path):
     from typer.testing import CliRunner
 
     from faceattr.cli import app
-    from faceattr.data.datamodule import SyntheticMasker
     from faceattr.data.manifest import read_manifest
+    from faceattr.synth.augment import SyntheticMasker
 
     files = sorted(SHARED_UTKFACE.glob("*.jpg"))[::400][:12]
     root = tmp_path / "utk"

@@ -11,12 +11,13 @@ import pytest
 import torch
 from PIL import Image
 
-from faceattr.data.datamodule import FaceDataset, SyntheticMasker
+from faceattr.data.datamodule import FaceDataset
 from faceattr.data.manifest import read_manifest, write_manifest
 from faceattr.data.sources import read_competition, read_utkface
 from faceattr.errors import DatasetError, ManifestError
 from faceattr.faces.detect import Face
 from faceattr.labels import encode
+from faceattr.synth.augment import SyntheticMasker
 from faceattr.synth.dataset import contact_sheet, synthesize_dataset
 from faceattr.synth.masks import (
     INCORRECT_WEARS,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import lightning as L
@@ -19,9 +20,12 @@ from faceattr.data.samplers import EpochSeededSampler, balance_labels, inverse_f
 from faceattr.data.split import load_or_make_folds
 from faceattr.data.transforms import eval_transform, train_transform
 from faceattr.errors import ImageLoadError, ManifestError
-from faceattr.labels import YOUNG_THRESHOLD, encode
+from faceattr.labels import YOUNG_THRESHOLD
 
 TARGETS = ("mask", "gender", "age_bin", "label18")
+# (row index, image, targets, seed, cache scale) -> (image, targets): an augmentation that may change labels
+Masker = Callable[[int, np.ndarray, dict, "int | None", tuple], tuple[np.ndarray, dict]]
+MaskerFactory = Callable[[pd.DataFrame], Masker]
 MAX_AGE = 100
 MAX_SUBSTITUTES = 50
 
@@ -35,7 +39,7 @@ class FaceDataset(Dataset):
         frame: pd.DataFrame,
         transform,
         skips: SkipReport | None = None,
-        masker: SyntheticMasker | None = None,
+        masker: Masker | None = None,
         cache: DecodedCache | None = None,
     ) -> None:
         self.paths = frame["path"].astype(str).tolist()
@@ -70,57 +74,15 @@ class FaceDataset(Dataset):
         raise ImageLoadError(self.paths[index], "corrupt", f"{MAX_SUBSTITUTES} images in a row could not be read")
 
 
-class SyntheticMasker:
-    """`augment.synthetic_mask_p`: draws a mask on an unmasked face and relabels it (worn, or worn incorrectly).
-
-    Uses the landmarks and face box that `faceattr crop` records; rows without them are left as they are.
-    """
-
-    def __init__(self, frame: pd.DataFrame, p: float, incorrect: float) -> None:
-        from faceattr.faces.crop import parse_points
-
-        if "landmarks" not in frame or "face_box" not in frame:
-            raise ManifestError(
-                "augment.synthetic_mask_p needs face landmarks in the manifest; run `faceattr crop` on it "
-                "(it records them) and train on the crops manifest"
-            )
-        self.p, self.incorrect = p, incorrect
-        self.landmarks = [parse_points(t, 5) for t in frame["landmarks"]]
-        self.boxes = [parse_points(t, 2) for t in frame["face_box"]]
-        self.bare = (frame["mask"] == 2).to_numpy()
-
-    def eligible(self) -> int:
-        return int(sum(b and lm is not None for b, lm in zip(self.bare, self.landmarks, strict=True)))
-
-    def __call__(self, i: int, image: np.ndarray, targets: dict, seed: int | None, scale=(1.0, 1.0)):
-        from faceattr.synth.masks import INCORRECT_WEARS, render_mask
-
-        if not self.bare[i] or self.landmarks[i] is None or self.boxes[i] is None:
-            return image, targets
-        rng = np.random.default_rng(None if seed is None else [seed, i])
-        if rng.random() >= self.p:
-            return image, targets
-        wrong = rng.random() < self.incorrect
-        wear = INCORRECT_WEARS[rng.integers(len(INCORRECT_WEARS))] if wrong else "correct"
-        try:
-            factor = np.asarray(scale, dtype=np.float64)  # landmarks are in the original image's pixels
-            box = (self.boxes[i] * factor).ravel()
-            image = render_mask(image, self.landmarks[i] * factor, box, wear, rng=rng).image
-        except ValueError:  # degenerate landmarks: keep the photo as it is
-            return image, targets
-        mask = 1 if wrong else 0
-        targets = dict(targets, mask=torch.tensor(mask))
-        if "label18" in targets:
-            targets["label18"] = torch.tensor(encode(mask, int(targets["gender"]), int(targets["age_bin"])))
-        return image, targets
-
-
 class FaceDataModule(L.LightningDataModule):
     """Reads the manifest once, splits by person, and serves train/val loaders for `cfg.data.fold`."""
 
-    def __init__(self, cfg: Config, mean, std, run_dir: str | Path | None = None) -> None:
+    def __init__(
+        self, cfg: Config, mean, std, run_dir: str | Path | None = None, masker_factory: MaskerFactory | None = None
+    ) -> None:
         super().__init__()
         self.cfg = cfg
+        self.masker_factory = masker_factory  # augment.synthetic_mask_p: the caller injects the synth package's
         self.mean, self.std = tuple(mean), tuple(std)
         self.skips = SkipReport(Path(run_dir) / "skipped.csv" if run_dir else None)
         self.train_frame: pd.DataFrame | None = None
@@ -164,11 +126,13 @@ class FaceDataModule(L.LightningDataModule):
         workers = resolve_workers(self.cfg)
         sampler = self.train_sampler() if shuffle else None
         aug = self.cfg.augment
-        masker = (
-            SyntheticMasker(frame, aug.synthetic_mask_p, aug.synthetic_mask_incorrect)
-            if shuffle and aug.synthetic_mask_p > 0
-            else None
-        )
+        masker = None
+        if shuffle and aug.synthetic_mask_p > 0:
+            if self.masker_factory is None:
+                raise ManifestError(
+                    "augment.synthetic_mask_p needs a masker: build the data module through faceattr.training.train"
+                )
+            masker = self.masker_factory(frame)
         cache = (
             DecodedCache(self.cfg.data.decoded_cache, self.cfg.data.image_size) if self.cfg.data.decoded_cache else None
         )

@@ -19,6 +19,7 @@ from rich.progress import Progress
 
 from faceattr.config import FacesConfig
 from faceattr.data.images import SkipReport, load_rgb, save_jpeg
+from faceattr.data.landmarks import parse_points  # noqa: F401  (re-exported: crops carry landmarks)
 from faceattr.errors import ImageLoadError
 from faceattr.faces.detect import FaceDetector, crop_face
 
@@ -125,15 +126,6 @@ def _in_crop(points: np.ndarray, box: tuple[int, int, int, int]) -> str:
     """Points (N x 2, image pixels) as 'x y x y ...' relative to the crop's top-left corner."""
     shifted = np.asarray(points, dtype=np.float64).reshape(-1, 2) - np.array(box[:2], dtype=np.float64)
     return " ".join(f"{v:.1f}" for v in shifted.ravel())
-
-
-def parse_points(text, count: int) -> np.ndarray | None:
-    """'x y x y ...' -> (count, 2) array, or None when empty or malformed (no face was found)."""
-    try:
-        values = np.array(str(text).split(), dtype=np.float64)
-    except ValueError:
-        return None
-    return values.reshape(count, 2) if values.size == 2 * count else None
 
 
 def crop_manifest(
