@@ -30,22 +30,6 @@ def _tta(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()] if value is not None else None
 
 
-def write_csv_atomic(table, path: Path) -> None:
-    """Write a table as CSV through a unique temp file and a rename: a crash leaves the old file or the new one."""
-    import os
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            table.to_csv(f, index=False)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def _fail(error: Exception) -> None:
     console.print(f"[bold red]error:[/] {error}")
     raise typer.Exit(code=2)
@@ -428,7 +412,10 @@ def predict(
         return
     if table.empty:
         _fail(FaceAttrError(f"no image could be read ({len(skips)} skipped); the reasons are in {skips_file}"))
-    write_csv_atomic(table, out)
+    from faceattr.atomic import atomic_path
+
+    with atomic_path(out) as tmp:
+        table.to_csv(tmp, index=False)
     console.print(f"wrote {len(table)} prediction row(s) for {len(paths) - len(skips)} image(s) to [bold]{out}[/]")
     if draw and (faces if faces is not None else predictor.cfg.faces.trained_on_crops):
         console.print(f"drawn copies in {draw}")

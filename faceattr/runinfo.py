@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
+from faceattr.atomic import write_text
+
 PACKAGES = ("faceattr", "torch", "torchvision", "lightning", "timm", "albumentations", "numpy", "pandas")
 
 
@@ -45,9 +47,5 @@ def run_info() -> dict:
 
 
 def write_json(data: dict, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    tmp.replace(path)
-    return path
+    """Write `data` as indented JSON, atomically."""
+    return write_text(path, json.dumps(data, indent=2, default=str))

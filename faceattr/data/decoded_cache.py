@@ -17,6 +17,7 @@ import pandas as pd
 from PIL import Image
 from rich.progress import Progress
 
+from faceattr.atomic import atomic_path, write_text
 from faceattr.data.images import SkipReport, load_rgb
 from faceattr.errors import ConfigError, ImageLoadError
 
@@ -39,10 +40,16 @@ def build_cache(
     npy, index = cache_paths(cache)
     npy.parent.mkdir(parents=True, exist_ok=True)
     paths = list(dict.fromkeys(frame["path"].astype(str)))
-    tmp = npy.with_name(npy.name + ".tmp")
+    rows: list[dict] = []
+    with atomic_path(npy) as tmp:
+        _decode_into(tmp, paths, size, skips if skips is not None else SkipReport(), progress, rows)
+    write_text(index, json.dumps({"size": size, "rows": rows}))
+    return npy
+
+
+def _decode_into(tmp: Path, paths: list[str], size: int, skips: SkipReport, progress: bool, rows: list) -> None:
+    """Decode and resize `paths` into a new .npy at `tmp`, appending one index row per path to `rows`."""
     array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(paths), size, size, 3))
-    skips = skips if skips is not None else SkipReport()
-    rows = []
     with Progress(disable=not progress) as bar:
         task = bar.add_task("decoding into the cache", total=len(paths))
         for i, path in enumerate(paths):
@@ -57,11 +64,6 @@ def build_cache(
             bar.advance(task)
     array.flush()
     del array
-    tmp.replace(npy)
-    index_tmp = index.with_name(index.name + ".tmp")
-    index_tmp.write_text(json.dumps({"size": size, "rows": rows}))
-    index_tmp.replace(index)
-    return npy
 
 
 class DecodedCache:

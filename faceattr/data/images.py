@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from faceattr.atomic import atomic_path
 from faceattr.errors import ImageLoadError
 
 DEFAULT_MAX_PIXELS = 50_000_000
@@ -96,9 +97,8 @@ def decode_rgb(source: str | Path | bytes, name: str, max_pixels: int = DEFAULT_
 
 def save_jpeg(image: np.ndarray, path: Path, quality: int = 95) -> None:
     """Write an RGB uint8 array as JPEG atomically (temp file, then rename): a killed run leaves no half file."""
-    tmp = path.with_name(path.name + ".tmp")
-    Image.fromarray(image).save(tmp, format="JPEG", quality=quality)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        Image.fromarray(image).save(tmp, format="JPEG", quality=quality)
 
 
 class SkipReport:

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from faceattr.atomic import atomic_path
 from faceattr.errors import ManifestError
 from faceattr.labels import DEFAULT_OLD_THRESHOLD, age_to_bin
 
@@ -70,13 +71,11 @@ def validate(df: pd.DataFrame, origin: str = "manifest") -> pd.DataFrame:
 def write_manifest(df: pd.DataFrame, path: str | Path) -> Path:
     """Write as Parquet (.parquet) or CSV (anything else), atomically."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    if path.suffix == ".parquet":
-        df.to_parquet(tmp, index=False)
-    else:
-        df.to_csv(tmp, index=False)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        if path.suffix == ".parquet":
+            df.to_parquet(tmp, index=False)
+        else:
+            df.to_csv(tmp, index=False)
     return path
 
 

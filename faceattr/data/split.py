@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
+from faceattr.atomic import atomic_path
 from faceattr.errors import ManifestError
 
 
@@ -41,9 +42,8 @@ def load_or_make_folds(df: pd.DataFrame, manifest_path: str | Path, k: int, seed
         table = pd.read_csv(path, dtype={"person_id": str})
     else:
         table = make_folds(df, k, seed)
-        tmp = path.with_name(path.name + ".tmp")
-        table.to_csv(tmp, index=False)
-        tmp.replace(path)
+        with atomic_path(path) as tmp:  # a unique temp name: DDP ranks may both make the split
+            table.to_csv(tmp, index=False)
     fold_of = dict(zip(table["person_id"].astype(str), table["fold"].astype(int), strict=True))
     folds = df["person_id"].astype(str).map(fold_of)
     if folds.isna().any():

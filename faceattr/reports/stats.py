@@ -20,6 +20,7 @@ import pandas as pd
 from omegaconf import OmegaConf
 from rich.progress import Progress
 
+from faceattr.atomic import write_text
 from faceattr.data.images import SkipReport, load_rgb
 from faceattr.errors import ConfigError, ImageLoadError
 from faceattr.labels import GENDER_NAMES, MASK_NAMES, NUM_CLASSES, age_bin_names, class_name
@@ -216,6 +217,4 @@ def write_normalization(config_path: str | Path, mean, std) -> None:
     cfg.augment = cfg.get("augment") or {}
     cfg.augment.mean = [round(float(v), 4) for v in mean]
     cfg.augment.std = [round(float(v), 4) for v in std]
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(OmegaConf.to_yaml(cfg))
-    tmp.replace(path)
+    write_text(path, OmegaConf.to_yaml(cfg))
