@@ -88,6 +88,11 @@ def main() -> None:
                     }
                 )
                 print(rows[-1])
+                _save(rows, args)
+    _save(rows, args)
+
+
+def _save(rows: list[dict], args) -> None:
     save(
         "gpu_throughput",
         rows,

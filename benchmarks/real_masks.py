@@ -136,6 +136,24 @@ def score(checkpoint: Path, real: pd.DataFrame) -> dict:
     }
 
 
+COLUMNS = [
+    "training",
+    "scored_on",
+    "n",
+    "macro_f1",
+    "accuracy",
+    "worn_called_incorrect",
+    "worn_called_not_worn",
+    "bare_called_worn",
+]
+
+
+def _save(rows: list[dict], args) -> None:
+    """Written after every model, so a run cut short still leaves what it measured."""
+    settings = {**vars(args), "synth_people": HELD_OUT_RULE.replace("fold 0", "folds 1-4 (training side)")}
+    save("real_masks", rows, COLUMNS, settings)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=SHARED_MASKS_REAL)
@@ -177,6 +195,7 @@ def main() -> None:
             }
         )
         print(rows[-2:])
+        _save(rows, args)
     # drawn + real: person-level folds over masks-real, the drawn set (current renderer) always in training
     split = make_folds(real_crops, args.folds, 42)
     fold_of = dict(zip(split["person_id"], split["fold"], strict=True))
@@ -192,6 +211,16 @@ def main() -> None:
         )
         fold_scores.append(score(checkpoint, test))
         print(k, fold_scores[-1])
+        _save(
+            [
+                *rows,
+                *(
+                    {"training": f"drawn + real, fold {i}", "scored_on": "masks-real, held-out fold", **f}
+                    for i, f in enumerate(fold_scores)
+                ),
+            ],
+            args,
+        )
     for key in ("macro_f1", "accuracy", "worn_called_incorrect"):
         values = np.array([s[key] for s in fold_scores])
         rows.append(
@@ -203,21 +232,7 @@ def main() -> None:
                 "worn_called_incorrect": f"{values.mean():.4f}" if key == "worn_called_incorrect" else "",
             }
         )
-    save(
-        "real_masks",
-        rows,
-        [
-            "training",
-            "scored_on",
-            "n",
-            "macro_f1",
-            "accuracy",
-            "worn_called_incorrect",
-            "worn_called_not_worn",
-            "bare_called_worn",
-        ],
-        {**vars(args), "synth_people": HELD_OUT_RULE.replace("fold 0", "folds 1-4 (training side)")},
-    )
+    _save(rows, args)
 
 
 if __name__ == "__main__":
