@@ -158,13 +158,19 @@ def face_geometry(landmarks: np.ndarray, box) -> tuple[FaceFrame, dict[str, floa
     return frame, {"nose": nose_v, "mouth": mouth_v, "chin": chin_v, "half": half, "centre": centre}
 
 
-def mask_outline(geometry: dict[str, float], wear: str, shape: str) -> Outline:
-    """Where the mask sits for a way of wearing it (`WEARS`)."""
+def mask_outline(geometry: dict[str, float], wear: str, shape: str, rng: np.random.Generator | None = None) -> Outline:
+    """Where the mask sits for a way of wearing it (`WEARS`); with `rng`, a correctly worn mask fits a little higher
+    or lower, longer or wider, as real ones do (so an imperfect fit is not taught as "incorrect")."""
     g = geometry
     power = {"surgical": 3.2, "cloth": 2.4, "kf94": 1.7, "n95": 1.5, "clear": 2.6}[shape]
     peak = {"surgical": 0.06, "cloth": 0.12, "kf94": 0.2, "n95": 0.15, "clear": 0.1}[shape]
     if wear == "correct":
-        return Outline(0.42 * g["nose"], g["chin"] + 0.12, g["half"] * 0.97, g["centre"], power, peak)
+        top, below, wide = (
+            (0.42, 0.12, 0.97)
+            if rng is None
+            else (rng.uniform(0.3, 0.55), rng.uniform(0.0, 0.25), rng.uniform(0.9, 1.05))
+        )
+        return Outline(top * g["nose"], g["chin"] + below, g["half"] * wide, g["centre"], power, peak)
     if wear == "nose_exposed":  # pulled under the nose: nostrils and tip show, mouth covered
         top = g["nose"] + 0.3 * (g["mouth"] - g["nose"])
         return Outline(top, g["chin"] + 0.12, g["half"] * 0.95, g["centre"], power, 0.0)
@@ -254,7 +260,7 @@ def render_mask(
     rng = rng if rng is not None else np.random.default_rng(0)
     style = style or random_style(rng)
     frame, geometry = face_geometry(landmarks, box)
-    outline = mask_outline(geometry, wear, style.shape)
+    outline = mask_outline(geometry, wear, style.shape, rng)
     height, width = image.shape[:2]
     uv_polygon = _rough_edge(outline.polygon(), outline, style.edge_jitter, rng)
     if wear == "one_ear":
@@ -322,16 +328,16 @@ def _rough_edge(polygon: np.ndarray, outline: Outline, amount: float, rng: np.ra
     return polygon + direction * (amount * weight * noise)[:, None]
 
 
-ONE_EAR_TILT = (50.0, 75.0)  # degrees a mask hanging from one ear turns about that ear
+ONE_EAR_TILT = (30.0, 50.0)  # degrees a mask hanging from one ear turns about that ear
 
 
 def _hang_from_one_ear(polygon: np.ndarray, outline: Outline, rng: np.random.Generator) -> np.ndarray:
     """Turn the mask about the ear it still hangs from and let it drop, baring the other side of the face."""
     side = 1 if rng.random() < 0.5 else -1
     pivot = np.array([outline.centre + side * outline.half_width, outline.top + 0.2])
-    angle = np.deg2rad(side * rng.uniform(*ONE_EAR_TILT))
+    angle = np.deg2rad(-side * rng.uniform(*ONE_EAR_TILT))  # the free side swings down
     rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
-    return (polygon - pivot) @ rot.T + pivot + np.array([side * 0.35, 0.3])
+    return (polygon - pivot) @ rot.T + pivot + np.array([side * 0.35, 0.1])  # dangling over the jaw
 
 
 def _shadow_around(image: np.ndarray, alpha: np.ndarray, unit: float, strength: float) -> np.ndarray:
