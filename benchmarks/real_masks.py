@@ -100,7 +100,7 @@ def synth_crops(work: Path, name: str, persons: int, source: Path | None, repo: 
     return manifest
 
 
-def train_mask(manifest: Path, work: Path, name: str, epochs: int, size: int, extra: list[str]) -> Path:
+def train_mask(manifest: Path, work: Path, name: str, epochs: int, size: int, extra: list[str], seed: int = 42) -> Path:
     """The README's mask recipe (configs/mask_drawn.yaml) on `manifest`."""
     cfg = load_config(
         "configs/mask_drawn.yaml",
@@ -112,6 +112,7 @@ def train_mask(manifest: Path, work: Path, name: str, epochs: int, size: int, ex
             f"run.dir={work / 'runs'}",
             f"run.name={name}",
             "run.trackers=[]",
+            f"seed={seed}",
             *extra,
         ],
     )
@@ -151,7 +152,7 @@ COLUMNS = [
 def _save(rows: list[dict], args) -> None:
     """Written after every model, so a run cut short still leaves what it measured."""
     settings = {**vars(args), "synth_people": HELD_OUT_RULE.replace("fold 0", "folds 1-4 (training side)")}
-    save("real_masks", rows, COLUMNS, settings)
+    save(args.name, rows, COLUMNS, settings)
 
 
 def main() -> None:
@@ -161,8 +162,12 @@ def main() -> None:
     parser.add_argument("--persons", type=int, default=600, help="UTKFace people per drawn set (x7 images)")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--image-size", type=int, default=112)
-    parser.add_argument("--folds", type=int, default=3, help="drawn + real: person-level folds of masks-real")
+    parser.add_argument(
+        "--folds", type=int, default=3, help="drawn + real: person-level folds of masks-real (0 = skip)"
+    )
     parser.add_argument("--old-repo", type=Path, default=None, help="a checkout with the old renderer")
+    parser.add_argument("--name", default="real_masks", help="results file name")
+    parser.add_argument("--seed", type=int, default=42, help="training seed of the drawn-only models")
     parser.add_argument("--prepare-only", action="store_true", help="stop once the crops manifests are written")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -182,7 +187,7 @@ def main() -> None:
     rows = []
     for name, manifest in sets.items():
         slug = name.replace(" ", "-")
-        checkpoint = train_mask(manifest, args.work, f"drawn-{slug}", args.epochs, args.image_size, [])
+        checkpoint = train_mask(manifest, args.work, f"drawn-{slug}", args.epochs, args.image_size, [], args.seed)
         rows.append({"training": f"drawn only, {name}", "scored_on": "masks-real", **score(checkpoint, real_crops)})
         drawn = evaluate(checkpoint, out_dir=args.work / f"eval-{slug}").metrics["mask"]  # the run's held-out people
         rows.append(
@@ -196,6 +201,8 @@ def main() -> None:
         )
         print(rows[-2:])
         _save(rows, args)
+    if args.folds < 2:  # drawn-only rows are all that was asked for
+        return
     # drawn + real: person-level folds over masks-real, the drawn set (current renderer) always in training
     split = make_folds(real_crops, args.folds, 42)
     fold_of = dict(zip(split["person_id"], split["fold"], strict=True))
