@@ -174,7 +174,20 @@ def adopt_manifest_crop_settings(cfg: Config, frame: pd.DataFrame) -> None:
 
 
 def train(cfg: Config, overwrite: bool = False, resume: bool = False, callbacks: list | None = None) -> TrainResult:
-    """Train one model on `cfg.data.fold`; returns where the checkpoints and metrics are."""
+    """Train one model on `cfg.data.fold`; returns where the checkpoints and metrics are.
+
+    A run that fails before it has written anything (a bad manifest, say) leaves no empty run folder behind."""
+    fresh = not run_dir_of(cfg).exists()
+    try:
+        return _train(cfg, overwrite, resume, callbacks)
+    except BaseException:
+        run_dir = run_dir_of(cfg)
+        if fresh and run_dir.is_dir() and not any(p.is_file() for p in run_dir.rglob("*")):
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+
+
+def _train(cfg: Config, overwrite: bool, resume: bool, callbacks: list | None) -> TrainResult:
     run_dir = prepare_run_dir(cfg, overwrite, resume)
     last = run_dir / "checkpoints" / "last.ckpt"
     if resume and not last.is_file():

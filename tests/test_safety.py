@@ -186,3 +186,47 @@ def test_a_failed_prepare_writes_nothing(tmp_path):
     result = CliRunner().invoke(app, ["prepare", "competition", str(root), "--out", str(out), "--folds", "2"])
     assert result.exit_code == 2
     assert not out.parent.exists() or not any(out.parent.iterdir())
+
+
+def test_csv_reader_lists_every_bad_value_plainly_and_drops_repeated_rows(tmp_path, caplog):
+    import numpy as np
+    from PIL import Image
+
+    from faceattr.data.sources import read_csv_table
+    from faceattr.errors import DatasetError
+
+    for name in ("a.jpg", "b.jpg"):
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / name)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("path,age,gender\na.jpg,-4,male\nb.jpg,old,f\na.jpg,30,robot\n")
+    with pytest.raises(DatasetError) as err:
+        read_csv_table(bad)
+    assert "line 4: 'robot'" in str(err.value) and "np." not in str(err.value)
+    bad.write_text("path,age\na.jpg,-4\nb.jpg,old\n")
+    with pytest.raises(DatasetError) as err:
+        read_csv_table(bad)
+    assert "line 2: -4" in str(err.value) and "line 3: old" in str(err.value) and "np." not in str(err.value)
+    repeated = tmp_path / "rep.csv"
+    repeated.write_text("path,person_id,age\na.jpg,p1,30\na.jpg,p1,30\nb.jpg,p2,40\n")
+    frame = read_csv_table(repeated)
+    assert len(frame) == 2 and "1 repeated row(s)" in caplog.text
+
+
+def test_a_failed_train_leaves_no_empty_run_folder(tmp_path):
+    from faceattr.config import load_config
+    from faceattr.errors import ManifestError
+    from faceattr.training import train
+
+    cfg = load_config(
+        None,
+        [
+            f"data.manifest={tmp_path / 'missing.csv'}",
+            f"run.dir={tmp_path / 'runs'}",
+            "run.name=failed",
+            "model.pretrained=none",
+            "model.backbone=test_efficientnet",
+        ],
+    )
+    with pytest.raises(ManifestError):
+        train(cfg)
+    assert not (tmp_path / "runs" / "failed").exists()

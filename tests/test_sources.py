@@ -144,7 +144,7 @@ def test_csv_reader_errors_name_row_column_and_fix(tmp_path):
     with pytest.raises(DatasetError, match="no 'path' column"):
         read_csv_table(tmp_path / "nopath.csv")
     (tmp_path / "badlabel.csv").write_text("path,mask\na.jpg,maybe\n")
-    with pytest.raises(DatasetError, match=r"row 2, column 'mask': unknown label 'maybe'"):
+    with pytest.raises(DatasetError, match=r"unknown label\(s\) in column 'mask' \(line 2: 'maybe'\)"):
         read_csv_table(tmp_path / "badlabel.csv")
     (tmp_path / "missing.csv").write_text("path\nghost.jpg\n")
     with pytest.raises(DatasetError, match=r"ghost\.jpg"):

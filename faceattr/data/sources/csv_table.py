@@ -12,6 +12,7 @@ Other columns are kept as extras.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -22,13 +23,15 @@ from faceattr.data.text_tables import read_text_table
 from faceattr.errors import DatasetError
 from faceattr.labels import DEFAULT_OLD_THRESHOLD
 
+log = logging.getLogger(__name__)
 MASK_WORDS = {"wear": 0, "mask": 0, "worn": 0, "incorrect": 1, "incorrect_mask": 1, "not_wear": 2, "normal": 2}
 GENDER_WORDS = {"male": 0, "m": 0, "female": 1, "f": 1}
 RANGES = {"mask": 3, "gender": 2, "age_bin": 3}
 
 
 def _parse_labels(values: pd.Series, column: str, words: dict[str, int], csv_path: Path) -> pd.Series:
-    out = []
+    """Words or numbers -> label codes; every bad cell is listed in one error, not just the first."""
+    out, bad = [], []
     for row, value in enumerate(values):
         if pd.isna(value) or str(value).strip() == "":
             out.append(UNKNOWN)
@@ -44,8 +47,16 @@ def _parse_labels(values: pd.Series, column: str, words: dict[str, int], csv_pat
         if not np.isnan(number) and number == int(number) and (0 <= number < RANGES[column] or number == UNKNOWN):
             out.append(int(number))
             continue
+        bad.append(f"line {row + 2}: {plain(value)!r}")
+        out.append(UNKNOWN)
+    if bad:
         valid = f"0..{RANGES[column] - 1}" + (f" or {', '.join(words)}" if words else "")
-        raise DatasetError(f"{csv_path}: row {row + 2}, column '{column}': unknown label {value!r}; use {valid}")
+        raise DatasetError(
+            f"{csv_path}: {len(bad)} unknown label(s) in column '{column}' ("
+            + "; ".join(bad[:20])
+            + ("; ..." if len(bad) > 20 else "")
+            + f"); use {valid}"
+        )
     return pd.Series(out, index=values.index, dtype=np.int64)
 
 
@@ -81,10 +92,23 @@ def read_csv_table(root: str | Path, old_threshold: int = DEFAULT_OLD_THRESHOLD)
         ages = pd.to_numeric(table["age"], errors="coerce")
         bad = ages.isna() & table["age"].notna() | (ages < 0) | (ages > 120)
         if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise DatasetError(f"{csv_path}: row {row + 2}, column 'age': {table['age'].iloc[row]!r} is not an age")
+            lines = [f"line {int(i) + 2}: {plain(table['age'].iloc[int(i)])}" for i in np.flatnonzero(bad.to_numpy())]
+            raise DatasetError(
+                f"{csv_path}: {len(lines)} value(s) in column 'age' are not ages (years, 0-120): "
+                + "; ".join(lines[:20])
+                + ("; ..." if len(lines) > 20 else "")
+            )
         df["age"] = ages
     else:
         df["age"] = np.nan
     df["source"] = table["source"].astype(str) if "source" in table else "csv"
+    repeated = df.duplicated(["path", "person_id"])
+    if repeated.any():  # the same image listed twice for the same person: it would count twice in training
+        log.warning("%s: %d repeated row(s) (same path and person_id) kept once", csv_path, int(repeated.sum()))
+        df = df[~repeated].reset_index(drop=True)
     return derive_labels(df, old_threshold)
+
+
+def plain(value) -> object:
+    """7 rather than np.int64(7) in messages."""
+    return value.item() if isinstance(value, np.generic) else value
