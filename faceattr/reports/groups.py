@@ -8,6 +8,7 @@ CS@5, age-bin and mask macro F1. Each metric's gap between the best and the wors
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -63,13 +64,18 @@ def _scores(truth: pd.DataFrame, labels: dict[str, np.ndarray]) -> dict[str, flo
     return out
 
 
+def _natural(key: str) -> tuple:
+    """'9-' < '10-' < '100-': numbers inside group names sort as numbers."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", key))
+
+
 def group_report(
     frame: pd.DataFrame, labels: dict[str, np.ndarray], spec: str, min_n: int = 30, old_threshold: int = 60
 ) -> dict:
     """{'table': [{group, n, metrics..., small}], 'gaps': {metric: {best, worst, gap}}} for one `--by` spec."""
     keys = group_keys(frame, spec, old_threshold).to_numpy()
     rows = []
-    for key in sorted(set(keys)):
+    for key in sorted(set(keys), key=_natural):
         pick = keys == key
         row = {"group": key, **_scores(frame[pick], {k: v[pick] for k, v in labels.items()})}
         row["small"] = row["n"] < min_n

@@ -51,7 +51,7 @@ def write_model_card(predictor, eval_frame: pd.DataFrame, summary: dict, path: P
     lines = [f"# Model card: {Path(predictor.source).name}", ""]
     lines += ["## What it predicts", ""]
     for task in info["heads"]:
-        classes = info["classes"][task]
+        classes = list(age_bin_names(cfg.data.old_threshold)) if task == "age_bin" else info["classes"][task]
         what = ", ".join(classes) if isinstance(classes, list) else f"age in years (0-{classes - 1}, expectation)"
         lines.append(f"- {task}: {what}")
     lines += ["", "## Data it was trained on", ""]
