@@ -709,6 +709,7 @@ def submit(
     also: Also = None,
     voting: Voting = "soft",
     tta: TTA = None,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing --out (and its .skipped.csv)")] = False,
 ) -> None:
     """Fill the competition's info.csv `ans` column with 18-class predictions."""
     from faceattr.inference.outputs import submission
@@ -716,7 +717,7 @@ def submit(
 
     try:
         predictor = load_predictor([checkpoint, *also] if also else checkpoint, voting=voting, tta=_tta(tta))
-        table = submission(predictor, eval_dir, out, crop_faces=faces)
+        table = submission(predictor, eval_dir, out, crop_faces=faces, overwrite=overwrite)
     except FaceAttrError as e:
         _fail(e)
         return

@@ -80,7 +80,7 @@ def run_demo(
     predictions_csv = workdir / "predictions.csv"
     predictions_table(preds).to_csv(predictions_csv, index=False)
     submission_csv = workdir / "submission.csv"
-    submission(predictor, eval_dir, submission_csv)
+    submission(predictor, eval_dir, submission_csv, overwrite=True)  # the demo folder is its own
     console.print(f"5/5 predict + submit: {predictions_csv}, {submission_csv}")
 
     console.rule("where things are")

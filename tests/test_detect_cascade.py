@@ -25,10 +25,14 @@ def masked_tight_crop(detector) -> np.ndarray:
     photo = skimage_data.astronaut()
     face = detector.detect([photo])[0][0]
     style = MaskStyle("kf94", (35, 35, 38), wrinkle=0, grain=0, edge_jitter=0)
-    masked = render_mask(photo, face.landmarks, face.box, "correct", style, np.random.default_rng(0)).image
     x1, y1, x2, y2 = (int(v) for v in face.box)
-    crop = masked[max(0, y1 - 10) : y2 + 10, max(0, x1 - 10) : x2 + 10]
-    return np.asarray(Image.fromarray(crop).resize((60, 60)))
+    for seed in range(12):  # the drawn fit varies with the seed: take the first mask MTCNN misses
+        masked = render_mask(photo, face.landmarks, face.box, "correct", style, np.random.default_rng(seed)).image
+        crop = masked[max(0, y1 - 10) : y2 + 10, max(0, x1 - 10) : x2 + 10]
+        small = np.asarray(Image.fromarray(crop).resize((60, 60)))
+        if detector.detect([small])[0] == []:
+            return small
+    pytest.fail("MTCNN found every drawn-mask face as configured: no fixture for the second pass")
 
 
 def test_second_pass_finds_the_masked_face_the_first_missed(detector, masked_tight_crop):

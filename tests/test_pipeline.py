@@ -82,6 +82,12 @@ def test_submit_fills_ans_for_every_row(trained_run, competition_root, tmp_path)
     assert sub["ImageID"].tolist() == info["ImageID"].tolist()
     assert sub["ans"].between(0, 17).all()
     assert info["ans"].isna().all()  # the original is left alone
+    (tmp_path / "skipped.csv").write_text("a user's own report\n")
+    again = CliRunner().invoke(
+        app, ["submit", str(trained_run.best_checkpoint), str(competition_root / "eval"), "--out", str(out)]
+    )
+    assert again.exit_code == 2 and "--overwrite" in again.output
+    assert (tmp_path / "skipped.csv").read_text() == "a user's own report\n"
 
 
 def test_existing_run_folder_is_not_overwritten(competition_manifest, trained_run):

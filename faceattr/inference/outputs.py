@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from faceattr.atomic import atomic_path
 from faceattr.data.images import SkipReport
 from faceattr.data.text_tables import read_text_table
 from faceattr.errors import DatasetError
@@ -36,14 +37,16 @@ def submission(
     out: str | Path,
     batch_size: int = 64,
     crop_faces: bool | None = None,
+    overwrite: bool = False,
 ) -> pd.DataFrame:
-    """Fill the `ans` column of eval/info.csv with 18-class codes, written to `out` (info.csv is not touched).
+    """Fill the `ans` column of eval/info.csv with 18-class codes, written to `out` (info.csv is not touched; an
+    existing `out` is replaced only with `overwrite`).
 
     With crop_faces (default: whether the model trained on `faceattr crop` crops) each photo is cropped around
     its largest face, as the training images were.
 
     An unreadable test image still gets a row (the most frequent predicted class) and is listed in
-    skipped.csv beside `out`, so the submission keeps the competition's row count.
+    `<out>.skipped.csv`, so the submission keeps the competition's row count.
     """
     eval_dir = Path(eval_dir)
     info_path = eval_dir / "info.csv"
@@ -54,7 +57,12 @@ def submission(
         raise DatasetError(f"{info_path}: no 'ImageID' column (found {', '.join(info.columns)})")
     out = Path(out)
     paths = [str(eval_dir / "images" / str(name)) for name in info["ImageID"]]
-    skips = SkipReport(out.with_name("skipped.csv"))
+    skips_file = out.with_name(out.stem + ".skipped.csv")  # named after its output: no user's file is touched
+    existing = [p for p in (out, skips_file) if p.exists()]
+    if existing and not overwrite:
+        raise DatasetError(f"{existing[0]} already exists; pick another --out or pass --overwrite to replace it")
+    skips_file.unlink(missing_ok=True)
+    skips = SkipReport(skips_file)
     if not all(t in predictor.tasks for t in ("mask", "gender", "age_bin")):
         raise DatasetError("the checkpoint lacks one of the mask, gender and age_bin heads; it cannot fill 18 classes")
     if crop_faces if crop_faces is not None else predictor.cfg.faces.trained_on_crops:
@@ -70,6 +78,6 @@ def submission(
     codes = np.array(list(by_path.values()), dtype=np.int64)
     fallback = int(np.bincount(codes, minlength=18).argmax()) if len(codes) else 0
     info["ans"] = [int(by_path.get(p, fallback)) for p in paths]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    info.to_csv(out, index=False)
+    with atomic_path(out) as tmp:
+        info.to_csv(tmp, index=False)
     return info

@@ -12,7 +12,7 @@ import pandas as pd
 
 from faceattr.data.manifest import read_manifest
 from faceattr.errors import FaceAttrError
-from faceattr.labels import GENDER_NAMES, MASK_NAMES, age_bin_names
+from faceattr.labels import GENDER_NAMES, MASK_NAMES, MAX_AGE, age_bin_names
 from faceattr.reports.groups import markdown
 
 # what each source reader's data may be used for (the manifest's `source` column)
@@ -50,9 +50,11 @@ def write_model_card(predictor, eval_frame: pd.DataFrame, summary: dict, path: P
     run_dir = Path(predictor.source).parent.parent
     lines = [f"# Model card: {Path(predictor.source).name}", ""]
     lines += ["## What it predicts", ""]
-    for task in info["heads"]:
-        classes = list(age_bin_names(cfg.data.old_threshold)) if task == "age_bin" else info["classes"][task]
-        what = ", ".join(classes) if isinstance(classes, list) else f"age in years (0-{classes - 1}, expectation)"
+    names = {"mask": MASK_NAMES, "gender": GENDER_NAMES, "age_bin": age_bin_names(cfg.data.old_threshold)}
+    for task in info["heads"]:  # an ensemble of per-task models lists every member's heads
+        what = (
+            ", ".join(names[task]) if task in names else f"age in years (0-{MAX_AGE}, the distribution's expectation)"
+        )
         lines.append(f"- {task}: {what}")
     lines += ["", "## Data it was trained on", ""]
     try:
@@ -77,10 +79,16 @@ def write_model_card(predictor, eval_frame: pd.DataFrame, summary: dict, path: P
 
     spec = get_spec(cfg.model.backbone)
     augment = {k: v for k, v in asdict(cfg.augment).items() if isinstance(v, float) and v > 0}
+    members = info.get("members", [])
     lines += [
         "",
         "## Recipe",
         "",
+        *(
+            [f"An ensemble of {len(members)} models ({info.get('voting')} voting); the recipe below is the first's."]
+            if members
+            else []
+        ),
         f"- backbone: {cfg.model.backbone}; pretrained weights: {cfg.model.pretrained}"
         + (f" ({spec.weights_source})" if spec.weights_source else ""),
         f"- image size {cfg.data.image_size} px, {cfg.train.epochs} epochs, batch {cfg.data.batch_size}, "
