@@ -88,3 +88,12 @@ def test_images_smaller_than_the_minimum_face_do_not_crash_mtcnn(detector):
     tiny = np.asarray(Image.fromarray(skimage_data.astronaut()[40:200, 160:290]).resize((30, 36)))
     assert detector.detect([tiny]) == [[]]
     assert detector.detect_one_each([tiny])[0].how in ("second pass", "whole image")
+
+
+def test_predict_and_serve_use_the_cascade_for_photos_without_a_face(detector, masked_tight_crop):
+    """`predict --faces` and the server classify the face the second pass finds, not a centred fallback crop."""
+    from faceattr.inference.in_the_wild import every_face
+
+    found = every_face(detector, [masked_tight_crop, np.zeros((480, 640, 3), np.uint8)])
+    assert len(found[0]) == 1 and found[0][0].score > 0  # the masked face, from the second pass
+    assert found[1] == []  # a large empty photo still has none (the caller takes its fallback crop)

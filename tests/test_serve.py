@@ -18,15 +18,20 @@ from PIL import Image
 pytest.importorskip("fastapi", reason="serving needs pip install 'faceattr[serve]'")
 from fastapi.testclient import TestClient
 
+from faceattr.config import FacesConfig
+from faceattr.faces.detect import FaceDetector
 from faceattr.inference.predictor import Predictor
 from faceattr.serve.app import create_app
 from tests.conftest import SHARED_UTKFACE
 
 
-class NoFaces:
+class NoFaces(FaceDetector):
     """A detector stand-in that finds nothing, so the server takes its fallback crop (fast, deterministic)."""
 
     calls = 0
+
+    def __init__(self) -> None:
+        self.cfg = FacesConfig(second_pass=False, whole_image_max_side=0)
 
     def detect(self, images):
         return [[] for _ in images]

@@ -45,9 +45,20 @@ def classify_faces(predictor: BasePredictor, image: np.ndarray, faces: list[Face
     return results
 
 
+def every_face(detector: FaceDetector, images: list[np.ndarray]) -> list[list[Face]]:
+    """Every face MTCNN finds per photo; where it finds none (masked, small or tightly cropped faces), the
+    cascade's second pass or whole-image framing gives the photo's one face."""
+    found = detector.detect(images)
+    missing = [i for i, faces in enumerate(found) if not faces]
+    if missing:
+        for i, detection in zip(missing, detector.detect_one_each([images[i] for i in missing]), strict=True):
+            found[i] = [detection.face] if detection.face is not None else []
+    return found
+
+
 def predict_faces_in_image(predictor: BasePredictor, image: np.ndarray, detector: FaceDetector) -> list[dict]:
     """Detect and classify every face of one decoded image (the web server's unit of work)."""
-    return classify_faces(predictor, image, detector.detect([image])[0])
+    return classify_faces(predictor, image, every_face(detector, [image])[0])
 
 
 def flat_row(path: str, result: dict) -> dict:
@@ -100,11 +111,7 @@ def predict_faces(
                 skips.add(e)
         if not loaded:
             continue
-        found = detector.detect([image for _, image in loaded])
-        missing = [i for i, faces in enumerate(found) if not faces]
-        if missing:  # masked, small or tightly cropped faces: the cascade's second pass and whole-image framing
-            for i, detection in zip(missing, detector.detect_one_each([loaded[i][1] for i in missing]), strict=True):
-                found[i] = [detection.face] if detection.face is not None else []
+        found = every_face(detector, [image for _, image in loaded])
         for (path, image), faces in zip(loaded, found, strict=True):
             results = classify_faces(predictor, image, faces)
             rows += [flat_row(path, r) for r in results]
