@@ -54,10 +54,6 @@ class CheckReport:
         out += [f"- cannot read for hashing: {path}" for path in self.unreadable]
         return out
 
-    def markdown(self) -> str:
-        body = "\n".join(self.lines()) or "No problems found."
-        return f"# Data checks\n\n{body}\n"
-
 
 def file_hash(path: str | Path, chunk: int = 1 << 20) -> str:
     digest = hashlib.sha1()

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import albumentations as A
 import cv2
-import numpy as np
-import torch
 from albumentations.pytorch import ToTensorV2
 
 from faceattr.config import AugmentConfig
@@ -72,7 +70,3 @@ def train_transform(size: int, aug: AugmentConfig, mean, std) -> A.Compose:
 def eval_transform(size: int, mean, std) -> A.Compose:
     """Validation / prediction pipeline: resize and normalize only."""
     return A.Compose([A.Resize(size, size), A.Normalize(mean=tuple(mean), std=tuple(std)), ToTensorV2()])
-
-
-def to_tensor(transform: A.Compose, image: np.ndarray) -> torch.Tensor:
-    return transform(image=image)["image"]

@@ -151,7 +151,3 @@ def evaluate(
     write_json(summary, out / "metrics.json")
     write_model_card(predictor, frame, summary, out / "model_card.md")
     return EvalResult(out, metrics, table)
-
-
-def nan_safe(value: float) -> str:
-    return "-" if value is None or np.isnan(value) else f"{value:.4f}"
