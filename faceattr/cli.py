@@ -404,7 +404,7 @@ def predict(
             from faceattr.faces.detect import FaceDetector
             from faceattr.inference.in_the_wild import predict_faces
 
-            table = predict_faces(predictor, paths, FaceDetector(predictor.cfg.faces), skips, draw)
+            table = predict_faces(predictor, paths, FaceDetector(predictor.cfg.faces), skips, draw, batch_size)
         else:
             table = predictions_table(predictor.predict_paths(paths, batch_size=batch_size, skips=skips))
     except FaceAttrError as e:

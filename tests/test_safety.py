@@ -230,3 +230,18 @@ def test_a_failed_train_leaves_no_empty_run_folder(tmp_path):
     with pytest.raises(ManifestError):
         train(cfg)
     assert not (tmp_path / "runs" / "failed").exists()
+
+
+def test_faces_max_pixels_reaches_prediction(trained_run, tmp_path):
+    """faces.max_pixels (a decompression-bomb guard) is honoured by predict and evaluate, not only by crop."""
+    import numpy as np
+    from PIL import Image
+
+    from faceattr.inference.predictor import load_predictor
+
+    big = tmp_path / "big.png"
+    Image.fromarray(np.zeros((300, 400, 3), np.uint8)).save(big)
+    predictor = load_predictor(trained_run.best_checkpoint)
+    predictor.cfg.faces.max_pixels = 100_000  # under the photo's 120,000
+    result = predictor.predict_paths([str(big)])
+    assert result.paths == [] and result.skipped[0][1] == "too_many_pixels"

@@ -22,15 +22,15 @@ CLASS_NAMES = {"mask": MASK_NAMES, "gender": GENDER_NAMES, "age_bin": AGE_BIN_NA
 
 
 class _PathDataset(Dataset):
-    def __init__(self, paths: list[str], transform, max_pixels: int | None = None) -> None:
-        self.paths, self.transform = paths, transform
+    def __init__(self, paths: list[str], transform, max_pixels: int) -> None:
+        self.paths, self.transform, self.max_pixels = paths, transform, max_pixels
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, i: int):
         try:
-            return self.transform(image=load_rgb(self.paths[i]))["image"], i, None
+            return self.transform(image=load_rgb(self.paths[i], self.max_pixels))["image"], i, None
         except ImageLoadError as e:
             return None, i, (e.path, e.reason, e.detail)
 
@@ -104,7 +104,7 @@ class BasePredictor:
         self, paths: list[str], batch_size: int = 64, num_workers: int = 0, skips: SkipReport | None = None
     ) -> Predictions:
         loader = DataLoader(
-            _PathDataset([str(p) for p in paths], self.transform),
+            _PathDataset([str(p) for p in paths], self.transform, self.cfg.faces.max_pixels),
             batch_size=batch_size,
             num_workers=num_workers,
             collate_fn=_collate,
