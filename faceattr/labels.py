@@ -14,7 +14,6 @@ import numpy as np
 
 MASK_NAMES: tuple[str, ...] = ("wear", "incorrect", "not_wear")
 GENDER_NAMES: tuple[str, ...] = ("male", "female")
-AGE_BIN_NAMES: tuple[str, ...] = ("<30", "30-old", "old")
 MAX_AGE = 100  # the exact-age head is a softmax over ages 0..MAX_AGE (as in DEX)
 TASKS: tuple[str, ...] = ("mask", "gender", "age_bin", "age")
 CLASSIFICATION_TASKS: tuple[str, ...] = ("mask", "gender", "age_bin")
@@ -46,6 +45,16 @@ def age_bin_names(old_threshold: int = DEFAULT_OLD_THRESHOLD) -> tuple[str, ...]
     return (f"<{YOUNG_THRESHOLD}", f"{YOUNG_THRESHOLD}-{old_threshold - 1}", f">={old_threshold}")
 
 
+# names at the default threshold (evaluate and the model card name bins for the model's own threshold)
+AGE_BIN_NAMES: tuple[str, ...] = age_bin_names(DEFAULT_OLD_THRESHOLD)
+CLASS_NAMES: dict[str, tuple[str, ...]] = {"mask": MASK_NAMES, "gender": GENDER_NAMES, "age_bin": AGE_BIN_NAMES}
+
+
+def code18(mask, gender, age_bin):
+    """The 18-class arithmetic, in one place: mask * 6 + gender * 3 + age_bin (numbers, arrays or tensors)."""
+    return mask * 6 + gender * 3 + age_bin
+
+
 def age_to_bin(age, old_threshold: int = DEFAULT_OLD_THRESHOLD):
     """Age in years (scalar or array) -> age bin 0/1/2."""
     if old_threshold <= YOUNG_THRESHOLD:
@@ -61,7 +70,7 @@ def encode(mask, gender, age_bin):
     for name, value, n in (("mask", m, 3), ("gender", g, 2), ("age_bin", a, 3)):
         if np.any((value < 0) | (value >= n)):
             raise ValueError(f"{name} must be in 0..{n - 1}, got {value.tolist()}")
-    code = m * 6 + g * 3 + a
+    code = code18(m, g, a)
     return int(code) if code.ndim == 0 else code
 
 
@@ -105,5 +114,5 @@ def decide(probs: dict, old_threshold: int = DEFAULT_OLD_THRESHOLD) -> dict:
         if "age_bin" not in out:
             out["age_bin"] = np.asarray(age_to_bin(out["age_years"], old_threshold), dtype=np.int64).reshape(-1)
     if all(t in out for t in CLASSIFICATION_TASKS):
-        out["label18"] = out["mask"] * 6 + out["gender"] * 3 + out["age_bin"]
+        out["label18"] = code18(out["mask"], out["gender"], out["age_bin"])
     return out

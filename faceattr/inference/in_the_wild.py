@@ -12,8 +12,8 @@ from PIL import Image, ImageDraw
 from faceattr.data.images import SkipReport, load_rgb
 from faceattr.errors import ImageLoadError
 from faceattr.faces.detect import Face, FaceDetector, crop_face
-from faceattr.inference.predictor import CLASS_NAMES, BasePredictor
-from faceattr.labels import decide
+from faceattr.inference.predictor import BasePredictor
+from faceattr.labels import CLASS_NAMES, decide
 
 
 def classify_faces(predictor: BasePredictor, image: np.ndarray, faces: list[Face]) -> list[dict]:

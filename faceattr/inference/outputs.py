@@ -11,8 +11,8 @@ from faceattr.atomic import atomic_path
 from faceattr.data.images import SkipReport
 from faceattr.data.text_tables import read_text_table
 from faceattr.errors import DatasetError
-from faceattr.inference.predictor import CLASS_NAMES as NAMES
 from faceattr.inference.predictor import BasePredictor, Predictions
+from faceattr.labels import CLASS_NAMES as NAMES
 
 
 def predictions_table(preds: Predictions) -> pd.DataFrame:

@@ -14,11 +14,9 @@ from faceattr.data.images import IMAGE_SUFFIXES, SkipReport, load_rgb
 from faceattr.data.transforms import eval_transform
 from faceattr.errors import ConfigError, FaceAttrError, ImageLoadError
 from faceattr.inference.tta import tta_views
-from faceattr.labels import AGE_BIN_NAMES, DEFAULT_OLD_THRESHOLD, GENDER_NAMES, MASK_NAMES, TASK_CLASSES, decide
+from faceattr.labels import CLASS_NAMES, DEFAULT_OLD_THRESHOLD, TASK_CLASSES, decide
 from faceattr.models.checkpoints import read_checkpoint
 from faceattr.models.net import FaceAttrNet
-
-CLASS_NAMES = {"mask": MASK_NAMES, "gender": GENDER_NAMES, "age_bin": AGE_BIN_NAMES}
 
 
 class _PathDataset(Dataset):

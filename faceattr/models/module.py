@@ -14,7 +14,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from faceattr.config import Config, from_dict, to_dict
 from faceattr.errors import TrainingDiverged
-from faceattr.labels import NUM_CLASSES, TASK_CLASSES
+from faceattr.labels import NUM_CLASSES, TASK_CLASSES, code18
 from faceattr.models.losses import (
     IGNORE,
     age_distribution_loss,
@@ -28,7 +28,7 @@ from faceattr.models.optim import create_optimizer, create_scheduler, sync_sched
 
 def combine_to_18(preds: dict[str, torch.Tensor]) -> torch.Tensor:
     """Per-task class indices -> 18-class code (mask*6 + gender*3 + age_bin)."""
-    return preds["mask"] * 6 + preds["gender"] * 3 + preds["age_bin"]
+    return code18(preds["mask"], preds["gender"], preds["age_bin"])
 
 
 AGE_ERROR_SCALE = 10.0  # years of age MAE that weigh as much as a whole gender error rate in `val/error`

@@ -22,7 +22,8 @@ from torch import nn
 
 from faceattr.data.images import load_rgb
 from faceattr.errors import ConfigError
-from faceattr.inference.predictor import CLASS_NAMES, Predictor
+from faceattr.inference.predictor import Predictor
+from faceattr.labels import CLASS_NAMES
 
 
 @dataclass

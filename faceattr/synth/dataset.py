@@ -21,10 +21,10 @@ from rich.progress import Progress
 from faceattr.data.images import SkipReport, load_rgb, save_jpeg
 from faceattr.errors import DatasetError, ImageLoadError
 from faceattr.faces.detect import FaceDetector, detect_padded
+from faceattr.labels import GENDER_NAMES
 from faceattr.synth.masks import INCORRECT_WEARS, OCCLUDERS, random_style, render_mask, render_occluder
 
 MASKED_FILES = tuple(f"mask{i}" for i in range(1, 6))
-GENDER_NAMES = {0: "male", 1: "female"}
 DETECT_PAD = 0.25  # tight face crops (UTKFace) need context around the face for MTCNN to find it
 OCCLUDED_NORMAL_P = 0.25  # share of `normal` photos with a hand or scarf over the lower face (still not worn)
 DEGRADE_P = 0.5  # share of images (every file, `normal` too) given a real capture's losses
