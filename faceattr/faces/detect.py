@@ -74,24 +74,32 @@ class FaceDetector:
     def detect_one_each(self, images: list[np.ndarray]) -> list[Detection]:
         """The main face of each image, through the cascade masked and tight faces need:
         1. MTCNN as configured ("detected");
-        2. where it found none and `faces.second_pass`: the image enlarged to `upscale_to` when smaller, padded with
-           its mean colour, and detected with relaxed thresholds ("second pass");
-        3. where still none and the image is small and roughly square, it is taken to be a face crop already: the
-           whole image ("whole image");
-        4. otherwise no face (callers use the centred fallback crop)."""
-        first = self.detect(images)
-        out = [Detection(found[0], "detected") if found else Detection(None, "none") for found in first]
-        missing = [i for i, d in enumerate(out) if d.face is None]
-        if missing and self.cfg.second_pass:
-            for i, face in zip(missing, self.detect_enlarged([images[i] for i in missing]), strict=True):
-                if face is not None:
-                    out[i] = Detection(face, "second pass")
-        for i in missing:
-            if out[i].face is None and looks_like_face_crop(images[i], self.cfg.whole_image_max_side):
-                h, w = images[i].shape[:2]
-                out[i] = Detection(
-                    Face((0.0, 0.0, float(w), float(h)), 0.0, np.zeros((5, 2), np.float32)), "whole image"
+        2. where it found none, `rescue`: the second pass, then whole-image framing, else no face ("none": callers
+           use the centred fallback crop)."""
+        out = [Detection(found[0], "detected") if found else None for found in self.detect(images)]
+        missing = [i for i, d in enumerate(out) if d is None]
+        for i, detection in zip(missing, self.rescue([images[i] for i in missing]), strict=True):
+            out[i] = detection
+        return out  # type: ignore[return-value]
+
+    def rescue(self, images: list[np.ndarray]) -> list[Detection]:
+        """The cascade's later steps, for images the first pass found no face in:
+        - with `faces.second_pass`: the image enlarged to `upscale_to` when smaller, padded with its mean colour,
+          detected with relaxed thresholds ("second pass");
+        - else, if small and roughly square, it is taken to be a face crop already: the whole image ("whole image");
+        - else "none"."""
+        found = self.detect_enlarged(images) if self.cfg.second_pass and images else [None] * len(images)
+        out = []
+        for image, face in zip(images, found, strict=True):
+            if face is not None:
+                out.append(Detection(face, "second pass"))
+            elif looks_like_face_crop(image, self.cfg.whole_image_max_side):
+                h, w = image.shape[:2]
+                out.append(
+                    Detection(Face((0.0, 0.0, float(w), float(h)), 0.0, np.zeros((5, 2), np.float32)), "whole image")
                 )
+            else:
+                out.append(Detection(None, "none"))
         return out
 
     def detect_enlarged(self, images: list[np.ndarray], pad: float = 0.2) -> list[Face | None]:
@@ -108,26 +116,15 @@ class FaceDetector:
                 if scale > 1
                 else image
             )
-            side = round(pad * max(big.shape[:2]))
-            canvas = np.empty((big.shape[0] + 2 * side, big.shape[1] + 2 * side, 3), np.uint8)
-            canvas[:] = big.reshape(-1, 3).mean(axis=0).astype(np.uint8)
-            canvas[side : side + big.shape[0], side : side + big.shape[1]] = big
+            canvas, side = pad_image(big, pad, fill=None)
             boxes, probs, landmarks = self.relaxed.detect(canvas[None], landmarks=True)
             self.calls += 1
-            faces = (
-                [
-                    Face(
-                        tuple(float((v - side) / scale) for v in box),
-                        float(p),
-                        ((np.asarray(lm, dtype=np.float32) - side) / scale).astype(np.float32),
-                    )
-                    for box, p, lm in zip(boxes[0], probs[0], landmarks[0], strict=True)
-                    if boxes[0] is not None and p is not None and float(p) >= self.cfg.relaxed_min_score
-                ]
-                if boxes[0] is not None
-                else []
-            )
-            results.append(max(faces, key=lambda f: f.area) if faces else None)
+            faces = self._faces(boxes[0], probs[0], landmarks[0], self.cfg.relaxed_min_score)
+            if faces:
+                f = faces[0]  # the largest
+                results.append(Face(tuple((v - side) / scale for v in f.box), f.score, (f.landmarks - side) / scale))
+            else:
+                results.append(None)
         return results
 
     def detect(self, images: list[np.ndarray]) -> list[list[Face]]:
@@ -147,15 +144,28 @@ class FaceDetector:
                     results[i] = self._faces(boxes[j], probs[j], landmarks[j])
         return results
 
-    def _faces(self, boxes, probs, landmarks) -> list[Face]:
+    def _faces(self, boxes, probs, landmarks, min_score: float | None = None) -> list[Face]:
+        """One image's MTCNN output as Faces scoring at least `min_score` (default faces.min_score), largest first."""
         if boxes is None:
             return []
+        floor = self.cfg.min_score if min_score is None else min_score
         faces = [
             Face(tuple(float(v) for v in box), float(p), np.asarray(lm, dtype=np.float32))
             for box, p, lm in zip(boxes, probs, landmarks, strict=True)
-            if p is not None and float(p) >= self.cfg.min_score
+            if p is not None and float(p) >= floor
         ]
         return sorted(faces, key=lambda f: f.area, reverse=True)
+
+
+def pad_image(image: np.ndarray, pad: float, fill: int | None) -> tuple[np.ndarray, int]:
+    """`image` on a canvas grown by `pad` x its longer side on every side, filled with grey level `fill` or, for
+    None, the image's mean colour; returns the canvas and the margin in pixels."""
+    side = round(pad * max(image.shape[:2]))
+    colour = image.reshape(-1, 3).mean(axis=0).astype(np.uint8) if fill is None else np.full(3, fill, np.uint8)
+    canvas = np.empty((image.shape[0] + 2 * side, image.shape[1] + 2 * side, 3), np.uint8)
+    canvas[:] = colour
+    canvas[side : side + image.shape[0], side : side + image.shape[1]] = image
+    return canvas, side
 
 
 def detect_padded(
@@ -168,17 +178,9 @@ def detect_padded(
     `pad` is a fraction of the image's longer side, added on every side; `fill` a grey level, or None for the
     image's mean colour (no hard border for MTCNN to fit the box to: `faceattr framing` needs the box a photo gets).
     """
-    padded, pads = [], []
-    for image in images:
-        side = round(pad * max(image.shape[:2]))
-        colour = image.reshape(-1, 3).mean(axis=0).astype(np.uint8) if fill is None else np.full(3, fill, np.uint8)
-        canvas = np.empty((image.shape[0] + 2 * side, image.shape[1] + 2 * side, 3), np.uint8)
-        canvas[:] = colour
-        canvas[side : side + image.shape[0], side : side + image.shape[1]] = image
-        padded.append(canvas)
-        pads.append(side)
+    padded, pads = zip(*(pad_image(image, pad, fill) for image in images), strict=True) if images else ((), ())
     faces: list[Face | None] = []
-    for found, side in zip(detector.detect(padded), pads, strict=True):
+    for found, side in zip(detector.detect(list(padded)), pads, strict=True):
         if not found:
             faces.append(None)
             continue

@@ -50,9 +50,8 @@ def every_face(detector: FaceDetector, images: list[np.ndarray]) -> list[list[Fa
     cascade's second pass or whole-image framing gives the photo's one face."""
     found = detector.detect(images)
     missing = [i for i, faces in enumerate(found) if not faces]
-    if missing:
-        for i, detection in zip(missing, detector.detect_one_each([images[i] for i in missing]), strict=True):
-            found[i] = [detection.face] if detection.face is not None else []
+    for i, detection in zip(missing, detector.rescue([images[i] for i in missing]), strict=True):
+        found[i] = [detection.face] if detection.face is not None else []
     return found
 
 
