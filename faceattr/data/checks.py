@@ -63,6 +63,19 @@ def file_hash(path: str | Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def content_hashes(paths) -> tuple[list[str], list[str]]:
+    """A content hash per path ('unreadable:<path>' where the file cannot be read, so it matches nothing), and
+    the unreadable paths."""
+    hashes, unreadable = [], []
+    for path in paths:
+        try:
+            hashes.append(file_hash(path))
+        except OSError:
+            unreadable.append(str(path))
+            hashes.append(f"unreadable:{path}")
+    return hashes, unreadable
+
+
 def folder_label_disagreements(df: pd.DataFrame) -> list[str]:
     """Rows in a `<id>_<gender>_<race>_<age>` folder whose gender or age columns, or whose mask versus the
     file name (mask1..5, incorrect_mask, normal), say otherwise."""
@@ -86,13 +99,7 @@ def folder_label_disagreements(df: pd.DataFrame) -> list[str]:
 def check_manifest(df: pd.DataFrame, folds: pd.Series | None = None) -> CheckReport:
     """Run every check; `folds` (a fold per row) adds the cross-fold duplicate check."""
     report = CheckReport()
-    hashes = []
-    for path in df["path"]:
-        try:
-            hashes.append(file_hash(path))
-        except OSError:
-            report.unreadable.append(str(path))
-            hashes.append(f"unreadable:{path}")
+    hashes, report.unreadable = content_hashes(df["path"])
     frame = pd.DataFrame({"path": df["path"].astype(str), "person": df["person_id"].astype(str), "hash": hashes})
     if folds is not None:
         frame["fold"] = folds.to_numpy()

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from faceattr.data.checks import file_hash
+from faceattr.data.checks import content_hashes
 
 LABEL_COLUMNS = ("mask", "gender", "age")
 
@@ -35,13 +35,7 @@ def drop_duplicate_images(df: pd.DataFrame) -> tuple[pd.DataFrame, DuplicateRepo
     """Keep the first row of each byte-identical group; drop every row of a group whose labels disagree.
 
     Unreadable files keep their rows (the loader reports them later)."""
-    hashes = []
-    for path in df["path"]:
-        try:
-            hashes.append(file_hash(path))
-        except OSError:
-            hashes.append(f"unreadable:{path}")
-    frame = df.assign(_hash=hashes)
+    frame = df.assign(_hash=content_hashes(df["path"])[0])
     report = DuplicateReport()
     drop = pd.Series(False, index=frame.index)
     labels = [c for c in LABEL_COLUMNS if c in frame]

@@ -16,3 +16,8 @@ def parse_points(text, count: int) -> np.ndarray | None:
     except ValueError:
         return None
     return values.reshape(count, 2) if values.size == 2 * count else None
+
+
+def format_points(points) -> str:
+    """(N, 2) points (or a flat box) -> 'x y x y ...' with one decimal, the text `parse_points` reads."""
+    return " ".join(f"{v:.1f}" for v in np.asarray(points, dtype=np.float64).ravel())

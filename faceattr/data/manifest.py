@@ -60,12 +60,16 @@ def validate(df: pd.DataFrame, origin: str = "manifest") -> pd.DataFrame:
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
             value = df[col].iloc[row]
-            value = value.item() if isinstance(value, np.generic) else value  # 7, not np.int64(7)
             raise ManifestError(
-                f"{origin}: column '{col}' row {row} has value {value!r}; "
+                f"{origin}: column '{col}' row {row} has value {plain(value)!r}; "
                 f"expected an integer in 0..{n - 1}, or -1 for unknown"
             )
     return df
+
+
+def plain(value) -> object:
+    """7 rather than np.int64(7) in messages."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def write_manifest(df: pd.DataFrame, path: str | Path) -> Path:

@@ -19,7 +19,7 @@ from rich.progress import Progress
 
 from faceattr.config import FacesConfig
 from faceattr.data.images import SkipReport, load_rgb, save_jpeg
-from faceattr.data.landmarks import parse_points  # noqa: F401  (re-exported: crops carry landmarks)
+from faceattr.data.landmarks import format_points, parse_points  # noqa: F401  (parse_points re-exported)
 from faceattr.errors import ImageLoadError
 from faceattr.faces.detect import FaceDetector, crop_face
 
@@ -124,8 +124,7 @@ def _read_index(index_path: Path) -> dict[str, dict]:
 
 def _in_crop(points: np.ndarray, box: tuple[int, int, int, int]) -> str:
     """Points (N x 2, image pixels) as 'x y x y ...' relative to the crop's top-left corner."""
-    shifted = np.asarray(points, dtype=np.float64).reshape(-1, 2) - np.array(box[:2], dtype=np.float64)
-    return " ".join(f"{v:.1f}" for v in shifted.ravel())
+    return format_points(np.asarray(points, dtype=np.float64).reshape(-1, 2) - np.array(box[:2], dtype=np.float64))
 
 
 def crop_manifest(

@@ -20,6 +20,7 @@ import pandas as pd
 
 from faceattr.config import FacesConfig
 from faceattr.data.images import SkipReport, load_rgb
+from faceattr.data.landmarks import format_points
 from faceattr.errors import DatasetError, ImageLoadError
 from faceattr.faces.crop import shaping_settings
 from faceattr.faces.detect import Face, FaceDetector, detect_padded
@@ -116,7 +117,7 @@ def face_points(frame: pd.DataFrame, found: dict[str, Face]) -> pd.DataFrame:
     """The manifest with `face_box` and `landmarks` columns (image pixels, 'x y ...', empty where no face), the
     format `faceattr crop` writes: what `augment.synthetic_mask_p` needs to draw masks on training faces."""
     faces = [found.get(str(p)) for p in frame["path"]]
-    fmt = lambda values: " ".join(f"{v:.1f}" for v in np.asarray(values, dtype=float).ravel())  # noqa: E731
     return frame.assign(
-        face_box=[fmt(f.box) if f else "" for f in faces], landmarks=[fmt(f.landmarks) if f else "" for f in faces]
+        face_box=[format_points(f.box) if f else "" for f in faces],
+        landmarks=[format_points(f.landmarks) if f else "" for f in faces],
     )

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from faceattr.data.manifest import UNKNOWN, derive_labels
+from faceattr.data.manifest import UNKNOWN, derive_labels, plain
 from faceattr.data.text_tables import read_text_table
 from faceattr.errors import DatasetError
 from faceattr.labels import DEFAULT_OLD_THRESHOLD
@@ -107,8 +107,3 @@ def read_csv_table(root: str | Path, old_threshold: int = DEFAULT_OLD_THRESHOLD)
         log.warning("%s: %d repeated row(s) (same path and person_id) kept once", csv_path, int(repeated.sum()))
         df = df[~repeated].reset_index(drop=True)
     return derive_labels(df, old_threshold)
-
-
-def plain(value) -> object:
-    """7 rather than np.int64(7) in messages."""
-    return value.item() if isinstance(value, np.generic) else value

@@ -3,8 +3,7 @@ ImageFolder).
 
 The folder name is the mask label, through `MASK_FOLDER_NAMES` (with_mask -> worn, mask_weared_incorrect ->
 incorrectly worn, without_mask -> not worn, ...) or a mapping the caller gives (`--classes name=label,...`).
-Gender and age are unknown (they contribute no loss); each file is its own person unless `person_ids` names
-a column of ids from a CSV.
+Gender and age are unknown (they contribute no loss); each file is its own person (person_id = class/file).
 """
 
 from __future__ import annotations
