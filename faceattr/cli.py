@@ -381,8 +381,7 @@ def predict(
 
     faceattr predict runs/x/checkpoints/best.ckpt photos/   |   faceattr predict --onnx model.onnx photos/
     """
-    from faceattr.data.images import SkipReport
-    from faceattr.inference.outputs import predictions_table
+    from faceattr.inference.outputs import fresh_skip_report, predictions_table
     from faceattr.inference.predictor import collect_images, load_predictor
 
     try:
@@ -394,13 +393,9 @@ def predict(
             predictor.cfg.faces = _with_margins(predictor.cfg.faces, margins, margin_unit)
             faces = True if faces is None else faces
         paths = collect_images(inputs)
-        skips_file = out.with_name(out.stem + ".skipped.csv")  # named after its output: no other file is touched
-        existing = [p for p in (out, skips_file) if p.exists()]
-        if existing and not overwrite:
-            raise FaceAttrError(f"{existing[0]} already exists; pick another --out or pass --overwrite to replace it")
-        skips_file.unlink(missing_ok=True)  # ours, from an earlier run with this --out
-        skips = SkipReport(skips_file)
-        if faces if faces is not None else predictor.cfg.faces.trained_on_crops:
+        skips = fresh_skip_report(out, overwrite)
+        faces = faces if faces is not None else predictor.cfg.faces.trained_on_crops
+        if faces:
             from faceattr.faces.detect import FaceDetector
             from faceattr.inference.in_the_wild import predict_faces
 
@@ -411,16 +406,16 @@ def predict(
         _fail(e)
         return
     if table.empty:
-        _fail(FaceAttrError(f"no image could be read ({len(skips)} skipped); the reasons are in {skips_file}"))
+        _fail(FaceAttrError(f"no image could be read ({len(skips)} skipped); the reasons are in {skips.csv_path}"))
     from faceattr.atomic import atomic_path
 
     with atomic_path(out) as tmp:
         table.to_csv(tmp, index=False)
     console.print(f"wrote {len(table)} prediction row(s) for {len(paths) - len(skips)} image(s) to [bold]{out}[/]")
-    if draw and (faces if faces is not None else predictor.cfg.faces.trained_on_crops):
+    if draw and faces:
         console.print(f"drawn copies in {draw}")
     if len(skips):
-        console.print(f"[yellow]{len(skips)} image(s) skipped; reasons in {skips_file}[/]")
+        console.print(f"[yellow]{len(skips)} image(s) skipped; reasons in {skips.csv_path}[/]")
 
 
 @app.command()

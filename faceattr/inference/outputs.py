@@ -10,7 +10,7 @@ import pandas as pd
 from faceattr.atomic import atomic_path
 from faceattr.data.images import SkipReport
 from faceattr.data.text_tables import read_text_table
-from faceattr.errors import DatasetError
+from faceattr.errors import DatasetError, FaceAttrError
 from faceattr.inference.predictor import BasePredictor, Predictions
 from faceattr.labels import CLASS_NAMES as NAMES
 
@@ -29,6 +29,18 @@ def predictions_table(preds: Predictions) -> pd.DataFrame:
         for c in range(p.shape[1]):
             table[f"p_{task}_{c}"] = np.round(p[:, c], 5)
     return table
+
+
+def fresh_skip_report(out: Path, overwrite: bool) -> SkipReport:
+    """The skipped-images report of output `out`: `<out stem>.skipped.csv`, named after its output so no other file
+    (a training run's own skipped.csv, say) is touched. An existing `out` or report is refused unless `overwrite`;
+    with it, the earlier report is cleared."""
+    report = out.with_name(out.stem + ".skipped.csv")
+    existing = [p for p in (out, report) if p.exists()]
+    if existing and not overwrite:
+        raise FaceAttrError(f"{existing[0]} already exists; pick another --out or pass --overwrite to replace it")
+    report.unlink(missing_ok=True)
+    return SkipReport(report)
 
 
 def submission(
@@ -57,12 +69,7 @@ def submission(
         raise DatasetError(f"{info_path}: no 'ImageID' column (found {', '.join(info.columns)})")
     out = Path(out)
     paths = [str(eval_dir / "images" / str(name)) for name in info["ImageID"]]
-    skips_file = out.with_name(out.stem + ".skipped.csv")  # named after its output: no user's file is touched
-    existing = [p for p in (out, skips_file) if p.exists()]
-    if existing and not overwrite:
-        raise DatasetError(f"{existing[0]} already exists; pick another --out or pass --overwrite to replace it")
-    skips_file.unlink(missing_ok=True)
-    skips = SkipReport(skips_file)
+    skips = fresh_skip_report(out, overwrite)
     if not all(t in predictor.tasks for t in ("mask", "gender", "age_bin")):
         raise DatasetError("the checkpoint lacks one of the mask, gender and age_bin heads; it cannot fill 18 classes")
     if crop_faces if crop_faces is not None else predictor.cfg.faces.trained_on_crops:
