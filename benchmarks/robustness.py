@@ -24,13 +24,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from PIL import Image, ImageFilter
-from sklearn.metrics import f1_score
 
 from benchmarks.common import HELD_OUT_RULE, save, utkface_union
 from benchmarks.framing import nearest_face, reframe
 from faceattr.faces.detect import FaceDetector, crop_face, detect_padded
 from faceattr.inference.predictor import load_predictor
-from faceattr.labels import age_to_bin, decide
+from faceattr.labels import decide
+from faceattr.reports.groups import scores as group_scores
 from faceattr.synth.masks import render_mask
 
 COLUMNS = ["model", "row", "n", "gender_acc", "age_mae", "age_cs5", "age_bin_f1"]
@@ -46,18 +46,11 @@ SUBSETS = {
 
 
 def scores(truth: pd.DataFrame, labels: dict[str, np.ndarray]) -> dict:
-    """The table's four numbers for one row (NaN-free: every face of the row has labels)."""
-    out: dict = {"n": len(truth)}
-    if "gender" in labels:
-        out["gender_acc"] = round(float((labels["gender"] == truth["gender"].to_numpy()).mean()), 4)
-    if "age_years" in labels:
-        error = np.abs(labels["age_years"] - truth["age"].to_numpy())
-        out["age_mae"] = round(float(error.mean()), 2)
-        out["age_cs5"] = round(float((error <= 5).mean()), 4)
-    if "age_bin" in labels:
-        true_bins = age_to_bin(truth["age"].to_numpy())
-        out["age_bin_f1"] = round(float(f1_score(true_bins, labels["age_bin"], average="macro")), 4)
-    return out
+    """The table's numbers for one row: `faceattr evaluate --by`'s per-group scores, rounded."""
+    return {
+        k: round(v, 2 if k == "age_mae" else 4) if isinstance(v, float) else v
+        for k, v in group_scores(truth, labels).items()
+    }
 
 
 def low_resolution(image: np.ndarray, side: int = 48) -> np.ndarray:

@@ -48,7 +48,8 @@ def group_keys(frame: pd.DataFrame, spec: str, old_threshold: int = 60) -> pd.Se
     return keys
 
 
-def _scores(truth: pd.DataFrame, labels: dict[str, np.ndarray]) -> dict[str, float]:
+def scores(truth: pd.DataFrame, labels: dict[str, np.ndarray]) -> dict[str, float]:
+    """n, gender accuracy, age MAE and CS@5, age-bin and mask macro F1, over the rows whose label is known."""
     out: dict[str, float] = {"n": len(truth)}
     if "gender" in labels and (truth["gender"] >= 0).any():
         known = (truth["gender"] >= 0).to_numpy()
@@ -77,7 +78,7 @@ def group_report(
     rows = []
     for key in sorted(set(keys), key=_natural):
         pick = keys == key
-        row = {"group": key, **_scores(frame[pick], {k: v[pick] for k, v in labels.items()})}
+        row = {"group": key, **scores(frame[pick], {k: v[pick] for k, v in labels.items()})}
         row["small"] = row["n"] < min_n
         rows.append(row)
     gaps = {}
