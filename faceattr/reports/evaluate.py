@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from faceattr.atomic import write_text
 from faceattr.data.images import SkipReport
 from faceattr.data.manifest import read_manifest
 from faceattr.data.split import load_or_make_folds
@@ -140,7 +141,7 @@ def evaluate(
         plot_groups(report, out)
         groups.append(report)
     if groups:
-        (out / "groups.md").write_text("# Accuracy per group\n\n" + "\n".join(markdown(g) for g in groups))
+        write_text(out / "groups.md", "# Accuracy per group\n\n" + "\n".join(markdown(g) for g in groups))
     summary = {
         "checkpoint": [str(c) for c in checkpoint] if isinstance(checkpoint, list | tuple) else str(checkpoint),
         "n_images": len(frame),

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from faceattr.atomic import write_text
 from faceattr.data.manifest import read_manifest
 from faceattr.errors import FaceAttrError
 from faceattr.labels import GENDER_NAMES, MASK_NAMES, MAX_AGE, age_bin_names
@@ -142,5 +143,4 @@ def write_model_card(predictor, eval_frame: pd.DataFrame, summary: dict, path: P
         "inferring identity; a person's gender identity is not something a photo shows.",
         "",
     ]
-    path.write_text("\n".join(lines))
-    return path
+    return write_text(path, "\n".join(lines))
