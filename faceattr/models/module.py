@@ -22,7 +22,7 @@ from faceattr.models.losses import (
     masked_cross_entropy,
     soft_f1_loss,
 )
-from faceattr.models.net import build_parts, predict_labels
+from faceattr.models.net import build_parts, predict_labels, run_parts
 from faceattr.models.optim import create_optimizer, create_scheduler, sync_scheduler
 
 
@@ -86,9 +86,7 @@ class FaceAttrModule(L.LightningModule):
         return cls(to_dict(cfg), load_pretrained=load_pretrained)
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        if self.cfg.model.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        return self.heads(self.backbone(images))
+        return run_parts(self.backbone, self.heads, images, self.cfg.model.channels_last)
 
     def set_class_weights(self, weights: dict[str, torch.Tensor]) -> None:
         """Per-task class weights computed from the training fold (used when loss.class_weights is on)."""
@@ -195,10 +193,6 @@ class FaceAttrModule(L.LightningModule):
         error = user_error(values)
         if error is not None:
             self.log("val/error", error, prog_bar=True, sync_dist=True)
-
-    def predict_probs(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Softmax probabilities per head."""
-        return {task: logits.float().softmax(1) for task, logits in self(images).items()}
 
     def configure_optimizers(self):
 

@@ -24,6 +24,15 @@ def build_parts(cfg: Config, load_pretrained: bool = True) -> tuple[nn.Module, T
     return backbone, TaskHeads(features, list(mcfg.heads), mcfg.dropout)
 
 
+def run_parts(
+    backbone: nn.Module, heads: TaskHeads, images: torch.Tensor, channels_last: bool
+) -> dict[str, torch.Tensor]:
+    """images -> {task: logits} through the two parts (channels_last when the model was built so)."""
+    if channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    return heads(backbone(images))
+
+
 def predict_labels(cfg: Config, tasks: list[str], logits: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Argmax per head; the age bin from the expected age when there is no age-bin head."""
     preds = {task: logits[task].argmax(1) for task in tasks if task != "age"}
@@ -47,9 +56,7 @@ class FaceAttrNet(nn.Module):
             self.to(memory_format=torch.channels_last)
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        if self.cfg.model.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        return self.heads(self.backbone(images))
+        return run_parts(self.backbone, self.heads, images, self.cfg.model.channels_last)
 
     def predict_probs(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """Softmax probabilities per head."""
