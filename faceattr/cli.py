@@ -356,6 +356,15 @@ def _with_margins(faces_cfg, text: str, unit: str):
     return updated
 
 
+def _print_stages(clock, photos: int) -> None:
+    from rich.table import Table
+
+    table = Table("stage", "seconds", "ms / photo", "share", title=f"time per stage, {photos} photo(s)")
+    for row in clock.rows(photos):
+        table.add_row(row["stage"], f"{row['seconds']:.3f}", f"{row['ms_per_photo']:.1f}", f"{row['share']:.0%}")
+    console.print(table)
+
+
 @app.command()
 def predict(
     args: Annotated[list[Path], typer.Argument(help="CHECKPOINT then images, folders or .txt lists (or --onnx)")],
@@ -376,6 +385,7 @@ def predict(
     voting: Voting = "soft",
     tta: TTA = None,
     overwrite: Annotated[bool, typer.Option(help="replace an existing --out (and its .skipped.csv)")] = False,
+    profile: Annotated[bool, typer.Option(help="with --faces: print the time spent per stage")] = False,
 ) -> None:
     """Predict mask, gender and age; one CSV row per face (or per image with --no-faces), with probabilities.
 
@@ -383,7 +393,9 @@ def predict(
     """
     from faceattr.inference.outputs import fresh_skip_report, predictions_table
     from faceattr.inference.predictor import collect_images, load_predictor
+    from faceattr.inference.profile import StageClock
 
+    clock = StageClock()
     try:
         model, inputs = (onnx, args) if onnx else (args[0], args[1:])
         if not inputs:
@@ -399,7 +411,9 @@ def predict(
             from faceattr.faces.detect import FaceDetector
             from faceattr.inference.in_the_wild import predict_faces
 
-            table = predict_faces(predictor, paths, FaceDetector(predictor.cfg.faces), skips, draw, batch_size)
+            detector = FaceDetector(predictor.cfg.faces)
+            clock = StageClock()  # from here: model and detector loading are start-up, not per-photo time
+            table = predict_faces(predictor, paths, detector, skips, draw, batch_size, clock)
         else:
             table = predictions_table(predictor.predict_paths(paths, batch_size=batch_size, skips=skips))
     except FaceAttrError as e:
@@ -409,9 +423,11 @@ def predict(
         _fail(FaceAttrError(f"no image could be read ({len(skips)} skipped); the reasons are in {skips.csv_path}"))
     from faceattr.atomic import atomic_path
 
-    with atomic_path(out) as tmp:
+    with clock.stage("write"), atomic_path(out) as tmp:
         table.to_csv(tmp, index=False)
     console.print(f"wrote {len(table)} prediction row(s) for {len(paths) - len(skips)} image(s) to [bold]{out}[/]")
+    if profile:
+        _print_stages(clock, len(paths))
     if draw and faces:
         console.print(f"drawn copies in {draw}")
     if len(skips):

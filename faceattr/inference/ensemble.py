@@ -14,6 +14,7 @@ import torch
 from faceattr.data.images import SkipReport
 from faceattr.errors import ConfigError
 from faceattr.inference.predictor import BasePredictor, Predictions
+from faceattr.inference.profile import StageClock
 from faceattr.labels import TASKS
 
 
@@ -59,8 +60,8 @@ class EnsemblePredictor(BasePredictor):
             combined[task] = vote(have, "soft" if task == "age" else self.voting)
         return combined
 
-    def predict_crops(self, crops: list[np.ndarray]) -> dict[str, np.ndarray]:
-        return self._combine([m.predict_crops(crops) for m in self.members])
+    def predict_crops(self, crops: list[np.ndarray], clock: StageClock | None = None) -> dict[str, np.ndarray]:
+        return self._combine([m.predict_crops(crops, clock) for m in self.members])
 
     def predict_tensor(self, images: torch.Tensor) -> dict[str, np.ndarray]:
         sizes = {(m.cfg.data.image_size, tuple(m.cfg.augment.mean), tuple(m.cfg.augment.std)) for m in self.members}

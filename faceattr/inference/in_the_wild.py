@@ -13,14 +13,19 @@ from faceattr.data.images import SkipReport, load_rgb
 from faceattr.errors import ImageLoadError
 from faceattr.faces.detect import Face, FaceDetector, crop_face
 from faceattr.inference.predictor import BasePredictor
+from faceattr.inference.profile import StageClock
 from faceattr.labels import CLASS_NAMES, decide
 
 
-def classify_faces(predictor: BasePredictor, image: np.ndarray, faces: list[Face]) -> list[dict]:
+def classify_faces(
+    predictor: BasePredictor, image: np.ndarray, faces: list[Face], clock: StageClock | None = None
+) -> list[dict]:
     """Per face (or one fallback crop when there is none): box, detection, labels and probabilities."""
+    clock = clock or StageClock()
     candidates: list[Face | None] = list(faces) or [None]
-    crops = [crop_face(image, face, predictor.cfg.faces) for face in candidates]
-    probs = predictor.predict_crops([crop for crop, _ in crops])
+    with clock.stage("crop"):
+        crops = [crop_face(image, face, predictor.cfg.faces) for face in candidates]
+    probs = predictor.predict_crops([crop for crop, _ in crops], clock)
     labels = decide(probs, predictor.cfg.data.old_threshold)
     results = []
     for k, (face, (_, box)) in enumerate(zip(candidates, crops, strict=True)):
@@ -94,25 +99,29 @@ def predict_faces(
     skips: SkipReport | None = None,
     draw_dir: str | Path | None = None,
     batch_size: int = 16,
+    clock: StageClock | None = None,
 ) -> pd.DataFrame:
     """One row per face (box, labels, probabilities); a photo with no face gets one fallback-crop row."""
     skips = skips if skips is not None else SkipReport()
+    clock = clock or StageClock()
     rows: list[dict] = []
     resolved = [str(Path(p).resolve()) for p in paths]
     root = Path(os.path.commonpath(resolved)) if resolved else Path.cwd()
     root = root.parent if root.is_file() or root.suffix else root
     for start in range(0, len(paths), batch_size):
         loaded = []
-        for path in paths[start : start + batch_size]:
-            try:
-                loaded.append((str(path), load_rgb(path, predictor.cfg.faces.max_pixels)))
-            except ImageLoadError as e:
-                skips.add(e)
+        with clock.stage("decode"):
+            for path in paths[start : start + batch_size]:
+                try:
+                    loaded.append((str(path), load_rgb(path, predictor.cfg.faces.max_pixels)))
+                except ImageLoadError as e:
+                    skips.add(e)
         if not loaded:
             continue
-        found = every_face(detector, [image for _, image in loaded])
+        with clock.stage("detect"):
+            found = every_face(detector, [image for _, image in loaded])
         for (path, image), faces in zip(loaded, found, strict=True):
-            results = classify_faces(predictor, image, faces)
+            results = classify_faces(predictor, image, faces, clock)
             rows += [flat_row(path, r) for r in results]
             if draw_dir is not None:
                 draw_faces(image, results, drawn_path(Path(draw_dir), path, root))

@@ -13,6 +13,7 @@ from faceattr.config import Config, TTAConfig
 from faceattr.data.images import IMAGE_SUFFIXES, SkipReport, load_rgb
 from faceattr.data.transforms import eval_transform
 from faceattr.errors import ConfigError, FaceAttrError, ImageLoadError
+from faceattr.inference.profile import StageClock
 from faceattr.inference.tta import tta_views
 from faceattr.labels import CLASS_NAMES, DEFAULT_OLD_THRESHOLD, TASK_CLASSES, decide
 from faceattr.models.checkpoints import read_checkpoint
@@ -81,9 +82,13 @@ class BasePredictor:
         outputs = [self._predict_batch(v) for v in views]
         return {task: np.mean([o[task] for o in outputs], axis=0) for task in outputs[0]}
 
-    def predict_crops(self, crops: list[np.ndarray]) -> dict[str, np.ndarray]:
+    def predict_crops(self, crops: list[np.ndarray], clock: StageClock | None = None) -> dict[str, np.ndarray]:
         """Probabilities for raw RGB crops (this predictor's own resize and normalisation)."""
-        return self.predict_tensor(torch.stack([self.transform(image=c)["image"] for c in crops]))
+        clock = clock or StageClock()
+        with clock.stage("resize"):
+            batch = torch.stack([self.transform(image=c)["image"] for c in crops])
+        with clock.stage("model"):
+            return self.predict_tensor(batch)
 
     def describe(self) -> dict:
         """Backbone, heads and classes, for the server's /model endpoint and the ONNX sidecar."""

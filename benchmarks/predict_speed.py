@@ -1,0 +1,156 @@
+"""How fast `faceattr predict` answers: start-up on one photo and photos/s on 300, whole processes, per stage.
+
+Photos: 300 held-out UTKFace faces (fold 0 of the union) pasted at 120-280 px on 384x512 textured canvases (the
+competition's photo size), one face each, JPEG quality 92, made once under --work. Without ../shared the
+benchmark stops and says so (drawn faces would time a different detector workload).
+
+Rows, each a whole `python -m faceattr.cli predict --faces` process on this machine:
+  start-up      one photo (median of --repeats runs): imports, model load, detector load, one photo, CSV
+  300 photos    all photos: wall time, photos/s over the whole process and past start-up
+Then the per-stage table of one in-process run (`faceattr predict --profile` prints the same table): decode,
+detect, crop, resize + normalise, model, write, as seconds and ms per photo.
+`--code NAME` labels the rows (e.g. before / after a change); rows of other labels already in the results file
+are kept, so one table shows both. The model is a checkpoint (default: EfficientNet-Lite0 at 128 px briefly
+trained on the synthetic demo data, as benchmarks/serve.py; speed does not depend on accuracy) and its ONNX export.
+
+    python -m benchmarks.predict_speed --code after
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from benchmarks.common import RESULTS, SHARED_UTKFACE, save, utkface_union
+from benchmarks.framing import reframe
+
+COLUMNS = ["code", "model", "row", "photos", "wall_s", "photos_per_s", "photos_per_s_past_startup", "faces_found"]
+STAGE_COLUMNS = ["code", "model", "stage", "seconds", "ms_per_photo", "share"]
+
+
+def make_photos(work: Path, n: int, seed: int = 0) -> list[Path]:
+    """`n` held-out faces on 384x512 canvases, written once and reused."""
+    out = work / f"photos-{n}"
+    existing = sorted(out.glob("*.jpg"))
+    if len(existing) == n:
+        return existing
+    if not SHARED_UTKFACE.is_dir():
+        raise SystemExit(f"UTKFace not found at {SHARED_UTKFACE}: the photos are made from held-out UTKFace faces")
+    _, frame = utkface_union(work)
+    test = frame[frame["fold"] == 0].sample(n=n, random_state=seed)
+    rng = np.random.default_rng(seed)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for k, path in enumerate(test["path"]):
+        photo, _ = reframe(Image.open(path).convert("RGB"), rng)
+        dst = out / f"{k:04d}.jpg"
+        Image.fromarray(photo).save(dst, quality=92)
+        paths.append(dst)
+    return paths
+
+
+def run_predict(model: list[str], photos: list[Path] | Path, out: Path) -> float:
+    """Wall seconds of one whole `faceattr predict --faces` process."""
+    inputs = [str(photos)] if isinstance(photos, Path) else [str(p) for p in photos]
+    cmd = [sys.executable, "-m", "faceattr.cli", "predict", *model, *inputs, "--faces", "--out", str(out)]
+    start = time.perf_counter()
+    subprocess.run([*cmd, "--overwrite"], check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def stage_rows(code: str, name: str, model_path: str, photos: list[Path], out: Path) -> list[dict]:
+    """One in-process run with the stage clock: where each photo's time goes."""
+    from faceattr.faces.detect import FaceDetector
+    from faceattr.inference.in_the_wild import predict_faces
+    from faceattr.inference.predictor import load_predictor
+    from faceattr.inference.profile import StageClock
+
+    predictor = load_predictor(model_path)
+    detector = FaceDetector(predictor.cfg.faces)
+    predict_faces(predictor, [str(p) for p in photos[:8]], detector)  # warm-up (allocators, first-call paths)
+    clock = StageClock()
+    table = predict_faces(predictor, [str(p) for p in photos], detector, clock=clock)
+    with clock.stage("write"):
+        table.to_csv(out, index=False)
+    return [{"code": code, "model": name, **row} for row in clock.rows(len(photos))]
+
+
+def merged(path: Path, code: str, rows: list[dict]) -> list[dict]:
+    """Rows of other --code labels already saved, then this run's."""
+    old = json.loads(path.read_text())["rows"] if path.is_file() else []
+    return [r for r in old if r.get("code") != code] + rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--code", default="current", help="label of this code state (before / after ...)")
+    parser.add_argument("--checkpoint", type=Path, default=None, help="default: a lite0 128 px demo model")
+    parser.add_argument("--photos", type=int, default=300)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/faceattr-predict-speed"))
+    parser.add_argument("--no-onnx", action="store_true", help="skip the exported ONNX model")
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    photos = make_photos(args.work, args.photos)
+    if args.checkpoint is None:
+        from benchmarks.serve import build_model
+
+        checkpoint, onnx = build_model(args.work / "model", 128)
+    else:
+        checkpoint, onnx = args.checkpoint, args.work / "model.onnx"
+        if not args.no_onnx and not onnx.is_file():
+            from faceattr.inference.export import export_onnx
+
+            export_onnx(checkpoint, onnx)
+    models = {"checkpoint": [str(checkpoint)]}
+    if not args.no_onnx:
+        models["onnx"] = ["--onnx", str(onnx)]
+    rows, stages = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, model in models.items():
+            start = statistics.median(
+                run_predict(model, photos[k % len(photos)], Path(tmp) / "one.csv") for k in range(args.repeats)
+            )
+            rows.append({"code": args.code, "model": name, "row": "start-up (1 photo)", "photos": 1, "wall_s": start})
+            out = Path(tmp) / "all.csv"
+            wall = run_predict(model, photos[0].parent, out)
+            found = float(pd.read_csv(out)["face_found"].mean())
+            rows.append(
+                {
+                    "code": args.code,
+                    "model": name,
+                    "row": f"{len(photos)} photos",
+                    "photos": len(photos),
+                    "wall_s": wall,
+                    "photos_per_s": len(photos) / wall,
+                    "photos_per_s_past_startup": (len(photos) - 1) / max(wall - start, 1e-6),
+                    "faces_found": found,
+                }
+            )
+            print(rows[-2], rows[-1], sep="\n")
+            model_path = model[-1]
+            stages += stage_rows(args.code, name, model_path, photos, Path(tmp) / "stages.csv")
+    rows = [{k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()} for r in rows]
+    stages = [{k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()} for r in stages]
+    settings = {"photos": f"{len(photos)} held-out UTKFace faces on 384x512 canvases", "repeats": args.repeats}
+    save("predict_speed", merged(RESULTS / "predict_speed.json", args.code, rows), COLUMNS, settings)
+    save(
+        "predict_speed_stages",
+        merged(RESULTS / "predict_speed_stages.json", args.code, stages),
+        STAGE_COLUMNS,
+        settings,
+    )
+
+
+if __name__ == "__main__":
+    main()
