@@ -34,7 +34,18 @@ from PIL import Image
 from benchmarks.common import RESULTS, SHARED_UTKFACE, save, utkface_union
 from benchmarks.framing import reframe
 
-COLUMNS = ["code", "model", "row", "photos", "wall_s", "photos_per_s", "photos_per_s_past_startup", "faces_found"]
+COLUMNS = [
+    "code",
+    "model",
+    "row",
+    "photos",
+    "wall_s",
+    "photos_per_s",
+    "photos_per_s_past_startup",
+    "faces_found",
+    "labels_as_before",
+]
+LABELS = ["mask", "gender", "age_bin"]
 STAGE_COLUMNS = ["code", "model", "stage", "seconds", "ms_per_photo", "share"]
 
 
@@ -59,10 +70,10 @@ def make_photos(work: Path, n: int, seed: int = 0) -> list[Path]:
     return paths
 
 
-def run_predict(model: list[str], photos: list[Path] | Path, out: Path) -> float:
+def run_predict(model: list[str], photos: list[Path] | Path, out: Path, *extra: str) -> float:
     """Wall seconds of one whole `faceattr predict --faces` process."""
     inputs = [str(photos)] if isinstance(photos, Path) else [str(p) for p in photos]
-    cmd = [sys.executable, "-m", "faceattr.cli", "predict", *model, *inputs, "--faces", "--out", str(out)]
+    cmd = [sys.executable, "-m", "faceattr.cli", "predict", *model, *inputs, "--faces", "--out", str(out), *extra]
     start = time.perf_counter()
     subprocess.run([*cmd, "--overwrite"], check=True, capture_output=True)
     return time.perf_counter() - start
@@ -85,6 +96,16 @@ def stage_rows(code: str, name: str, model_path: str, photos: list[Path], out: P
     return [{"code": code, "model": name, **row} for row in clock.rows(len(photos))]
 
 
+def same_labels(table: pd.DataFrame, reference: Path) -> float | None:
+    """Share of photos whose labels equal those the `before` code wrote for the same model (None: no reference)."""
+    if not reference.is_file():
+        return None
+    before = pd.read_csv(reference)
+    both = before.merge(table, on=["path", "face"], how="left", suffixes=("_before", ""))  # a face lost: unequal
+    tasks = [t for t in LABELS if t in table and f"{t}_before" in both]
+    return float(np.all([both[t].to_numpy() == both[f"{t}_before"].to_numpy() for t in tasks], axis=0).mean())
+
+
 def merged(path: Path, code: str, rows: list[dict]) -> list[dict]:
     """Rows of other --code labels already saved, then this run's."""
     old = json.loads(path.read_text())["rows"] if path.is_file() else []
@@ -102,7 +123,10 @@ def main() -> None:
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     photos = make_photos(args.work, args.photos)
-    if args.checkpoint is None:
+    built = (args.work / "model/serve/checkpoints/best.ckpt", args.work / "model/model.onnx")
+    if args.checkpoint is None and all(p.is_file() for p in built):
+        checkpoint, onnx = built  # the demo model of an earlier run: the same weights for before and after
+    elif args.checkpoint is None:
         from benchmarks.serve import build_model
 
         checkpoint, onnx = build_model(args.work / "model", 128)
@@ -122,22 +146,30 @@ def main() -> None:
                 run_predict(model, photos[k % len(photos)], Path(tmp) / "one.csv") for k in range(args.repeats)
             )
             rows.append({"code": args.code, "model": name, "row": "start-up (1 photo)", "photos": 1, "wall_s": start})
-            out = Path(tmp) / "all.csv"
-            wall = run_predict(model, photos[0].parent, out)
-            found = float(pd.read_csv(out)["face_found"].mean())
-            rows.append(
-                {
-                    "code": args.code,
-                    "model": name,
-                    "row": f"{len(photos)} photos",
-                    "photos": len(photos),
-                    "wall_s": wall,
-                    "photos_per_s": len(photos) / wall,
-                    "photos_per_s_past_startup": (len(photos) - 1) / max(wall - start, 1e-6),
-                    "faces_found": found,
-                }
-            )
-            print(rows[-2], rows[-1], sep="\n")
+            variants = {f"{len(photos)} photos": []}
+            if name == "checkpoint":
+                variants[f"{len(photos)} photos, --detect-max-side 320"] = ["--detect-max-side", "320"]
+            for row, extra in variants.items():
+                out = Path(tmp) / "all.csv"
+                wall = run_predict(model, photos[0].parent, out, *extra)
+                table = pd.read_csv(out)
+                reference = args.work / f"labels-before-{name}.csv"  # full-size detection, code `before`
+                if args.code == "before" and not extra:
+                    table.to_csv(reference, index=False)
+                rows.append(
+                    {
+                        "code": args.code,
+                        "model": name,
+                        "row": row,
+                        "photos": len(photos),
+                        "wall_s": wall,
+                        "photos_per_s": len(photos) / wall,
+                        "photos_per_s_past_startup": (len(photos) - 1) / max(wall - start, 1e-6),
+                        "faces_found": float(table["face_found"].mean()),
+                        "labels_as_before": same_labels(table, reference) if args.code != "before" else None,
+                    }
+                )
+                print(rows[-1])
             model_path = model[-1]
             stages += stage_rows(args.code, name, model_path, photos, Path(tmp) / "stages.csv")
     rows = [{k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()} for r in rows]

@@ -340,20 +340,25 @@ def evaluate(
     )
 
 
-def _with_margins(faces_cfg, text: str, unit: str):
-    """A copy of the faces settings with margins parsed from 'L,R,T,B', checked like the config's."""
+def _faces_with(faces_cfg, **changes):
+    """A copy of the faces settings with `changes`, checked like the config's."""
     from dataclasses import replace
 
     from faceattr.config import Config, validate
 
+    updated = replace(faces_cfg, **changes)
+    validate(Config(faces=updated))
+    return updated
+
+
+def _with_margins(faces_cfg, text: str, unit: str):
+    """A copy of the faces settings with margins parsed from 'L,R,T,B'."""
     try:
         values = [float(v) for v in text.split(",")]
     except ValueError:
         example = "e.g. 0.06,0.1,-0.12,0.02"
         raise ConfigError(f"--margins {text!r}: give 4 numbers, left,right,top,bottom ({example})") from None
-    updated = replace(faces_cfg, margins=values, margin_unit=unit)
-    validate(Config(faces=updated))
-    return updated
+    return _faces_with(faces_cfg, margins=values, margin_unit=unit)
 
 
 def _print_stages(clock, photos: int) -> None:
@@ -386,6 +391,10 @@ def predict(
     tta: TTA = None,
     overwrite: Annotated[bool, typer.Option(help="replace an existing --out (and its .skipped.csv)")] = False,
     profile: Annotated[bool, typer.Option(help="with --faces: print the time spent per stage")] = False,
+    detect_max_side: Annotated[
+        int | None,
+        typer.Option(help="with --faces: detect on photos shrunk to this longer side (faster; misses small faces)"),
+    ] = None,
 ) -> None:
     """Predict mask, gender and age; one CSV row per face (or per image with --no-faces), with probabilities.
 
@@ -411,6 +420,8 @@ def predict(
             from faceattr.faces.detect import FaceDetector
             from faceattr.inference.in_the_wild import predict_faces
 
+            if detect_max_side is not None:
+                predictor.cfg.faces = _faces_with(predictor.cfg.faces, detect_max_side=detect_max_side)
             detector = FaceDetector(predictor.cfg.faces)
             clock = StageClock()  # from here: model and detector loading are start-up, not per-photo time
             table = predict_faces(predictor, paths, detector, skips, draw, batch_size, clock)

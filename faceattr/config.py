@@ -173,6 +173,10 @@ class FacesConfig:
     # negative cuts into the box, as `faceattr framing` measures for tight sets like UTKFace)
     fallback_size: list[int] = field(default_factory=lambda: [256, 340])  # width, height of the no-face crop
     min_face_size: int = 40  # pixels; MTCNN ignores smaller faces
+    # detect on a copy whose longer side is at most this (0 = full size), boxes mapped back: MTCNN's time grows
+    # with pixels, but faces below min_face_size * longer side / detect_max_side (original pixels) are then missed
+    # (a 4032x3024 phone photo at 1280: faces under 126 px)
+    detect_max_side: int = 1280
     min_score: float = 0.9  # detections below this probability are ignored
     thresholds: list[float] = field(default_factory=lambda: [0.6, 0.7, 0.7])  # MTCNN's per-stage (P, R, O-net)
     # second pass on images where the first found no face (masked faces score low; tight crops lack context):
@@ -345,6 +349,7 @@ def validate(cfg: Config) -> None:
     for key in ("thresholds", "relaxed_thresholds"):
         values = getattr(cfg.faces, key)
         check(len(values) == 3 and all(0 < v < 1 for v in values), f"faces.{key}", "needs 3 values in (0, 1)")
+    check(cfg.faces.detect_max_side >= 0, "faces.detect_max_side", "must be 0 (full size) or a positive side")
     check(0 < cfg.faces.relaxed_min_score <= 1, "faces.relaxed_min_score", "must be in (0, 1]")
     check(cfg.loss.name in LOSSES, "loss.name", f"'{cfg.loss.name}' is not one of {LOSSES}")
     check(cfg.loss.focal_gamma >= 0, "loss.focal_gamma", "must be >= 0")

@@ -1,11 +1,12 @@
-"""Prediction, evaluation and serving start without the training stack (Lightning, torchmetrics)."""
+"""Prediction, evaluation and serving start without the training stack (Lightning, torchmetrics, and
+Albumentations, which only training's augmentation needs)."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 
-TRAINING_STACK = ("lightning", "pytorch_lightning", "torchmetrics")
+TRAINING_STACK = ("lightning", "pytorch_lightning", "torchmetrics", "albumentations")
 
 
 def _imported_after(code: str) -> set[str]:

@@ -1,12 +1,22 @@
-"""Albumentations pipelines on uint8 images: resize first (cheaper augmentation), then augment, normalize."""
+"""Image pipelines on uint8 images: resize first (cheaper augmentation), then augment, normalize.
+
+Training uses Albumentations; validation and prediction only resize and normalise, which `EvalTransform` does
+with OpenCV and NumPy alone (equal to Albumentations' Resize + Normalize + ToTensorV2, as tests/test_transforms.py
+checks), so `predict` and `serve` start without importing Albumentations (about half a second).
+"""
 
 from __future__ import annotations
 
-import albumentations as A
+from typing import TYPE_CHECKING
+
 import cv2
-from albumentations.pytorch import ToTensorV2
+import numpy as np
+import torch
 
 from faceattr.config import AugmentConfig
+
+if TYPE_CHECKING:
+    import albumentations as A
 
 LOW_RES_SIDES = (24, 64)  # face sides (px) that `augment.low_resolution` simulates
 
@@ -16,6 +26,8 @@ def robustness_transforms(size: int, aug: AugmentConfig) -> list[A.BasicTransfor
 
     Framing first (geometry), then colour, then the losses of a real capture in the order they happen: a small
     face (low resolution), blur, JPEG; occlusion last. A probability of 0 leaves the transform out."""
+    import albumentations as A
+
     low = (min(1.0, LOW_RES_SIDES[0] / size), min(1.0, LOW_RES_SIDES[1] / size))
     candidates: list[tuple[float, A.BasicTransform]] = [
         (aug.framing_jitter, A.Affine(scale=(0.8, 1.25), translate_percent=(-0.1, 0.1), border_mode=0, p=1.0)),
@@ -54,6 +66,9 @@ def robustness_transforms(size: int, aug: AugmentConfig) -> list[A.BasicTransfor
 
 def train_transform(size: int, aug: AugmentConfig, mean, std) -> A.Compose:
     """Training pipeline: resize, flip, small affine, brightness/contrast, the robustness set, normalize."""
+    import albumentations as A
+    from albumentations.pytorch import ToTensorV2
+
     return A.Compose(
         [
             A.Resize(size, size),
@@ -67,6 +82,22 @@ def train_transform(size: int, aug: AugmentConfig, mean, std) -> A.Compose:
     )
 
 
-def eval_transform(size: int, mean, std) -> A.Compose:
+class EvalTransform:
+    """Validation / prediction pipeline: resize (bilinear) and normalize only; called like an Albumentations
+    pipeline (`t(image=x)["image"]` is a CHW float tensor)."""
+
+    def __init__(self, size: int, mean, std) -> None:
+        self.size = size
+        self.mean = np.asarray(mean, np.float32) * 255.0
+        self.inv_std = 1.0 / (np.asarray(std, np.float32) * 255.0)
+
+    def __call__(self, *, image: np.ndarray) -> dict[str, torch.Tensor]:
+        if image.shape[:2] != (self.size, self.size):
+            image = cv2.resize(image, (self.size, self.size), interpolation=cv2.INTER_LINEAR)
+        normalised = (image.astype(np.float32) - self.mean) * self.inv_std
+        return {"image": torch.from_numpy(np.ascontiguousarray(normalised.transpose(2, 0, 1)))}
+
+
+def eval_transform(size: int, mean, std) -> EvalTransform:
     """Validation / prediction pipeline: resize and normalize only."""
-    return A.Compose([A.Resize(size, size), A.Normalize(mean=tuple(mean), std=tuple(std)), ToTensorV2()])
+    return EvalTransform(size, mean, std)

@@ -128,20 +128,26 @@ class FaceDetector:
         return results
 
     def detect(self, images: list[np.ndarray]) -> list[list[Face]]:
-        """Faces per image (HxWx3 uint8 RGB), best first by area; detections under min_score dropped."""
+        """Faces per image (HxWx3 uint8 RGB), best first by area; detections under min_score dropped. With
+        `faces.detect_max_side`, larger images are detected on a downscaled copy and the faces mapped back."""
+        shrunk = [downscale(image, self.cfg.detect_max_side) for image in images]
         results: list[list[Face]] = [[] for _ in images]
         by_shape: dict[tuple, list[int]] = defaultdict(list)
-        for i, image in enumerate(images):
+        for i, (image, _) in enumerate(shrunk):
             if min(image.shape[:2]) >= self.cfg.min_face_size:  # smaller: MTCNN has no scale to search (and crashes)
                 by_shape[image.shape].append(i)
         for indices in by_shape.values():
             for start in range(0, len(indices), self.batch_size):
                 chunk = indices[start : start + self.batch_size]
-                batch = np.stack([images[i] for i in chunk])
+                batch = np.stack([shrunk[i][0] for i in chunk])
                 boxes, probs, landmarks = self.mtcnn.detect(batch, landmarks=True)
                 self.calls += len(chunk)
                 for j, i in enumerate(chunk):
-                    results[i] = self._faces(boxes[j], probs[j], landmarks[j])
+                    scale = shrunk[i][1]
+                    results[i] = [
+                        Face(tuple(v / scale for v in f.box), f.score, f.landmarks / scale) if scale != 1 else f
+                        for f in self._faces(boxes[j], probs[j], landmarks[j])
+                    ]
         return results
 
     def _faces(self, boxes, probs, landmarks, min_score: float | None = None) -> list[Face]:
@@ -155,6 +161,17 @@ class FaceDetector:
             if p is not None and float(p) >= floor
         ]
         return sorted(faces, key=lambda f: f.area, reverse=True)
+
+
+def downscale(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """`image` shrunk (area interpolation) so its longer side is at most `max_side` (0: unchanged), and the scale."""
+    h, w = image.shape[:2]
+    if max_side <= 0 or max(h, w) <= max_side:
+        return image, 1.0
+    import cv2
+
+    scale = max_side / max(h, w)
+    return cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA), scale
 
 
 def pad_image(image: np.ndarray, pad: float, fill: int | None) -> tuple[np.ndarray, int]:

@@ -17,37 +17,51 @@ from faceattr.inference.profile import StageClock
 from faceattr.labels import CLASS_NAMES, decide
 
 
-def classify_faces(
-    predictor: BasePredictor, image: np.ndarray, faces: list[Face], clock: StageClock | None = None
-) -> list[dict]:
-    """Per face (or one fallback crop when there is none): box, detection, labels and probabilities."""
+def classify_photos(
+    predictor: BasePredictor, images: list[np.ndarray], found: list[list[Face]], clock: StageClock | None = None
+) -> list[list[dict]]:
+    """Per photo, per face (or one fallback crop when a photo has none): box, detection, labels and
+    probabilities. Every face of every photo goes through the model in one batch (one call per photo was a
+    third of predict's time)."""
     clock = clock or StageClock()
-    candidates: list[Face | None] = list(faces) or [None]
+    candidates: list[list[Face | None]] = [list(faces) or [None] for faces in found]
     with clock.stage("crop"):
-        crops = [crop_face(image, face, predictor.cfg.faces) for face in candidates]
-    probs = predictor.predict_crops([crop for crop, _ in crops], clock)
+        crops = [
+            [crop_face(image, face, predictor.cfg.faces) for face in faces]
+            for image, faces in zip(images, candidates, strict=True)
+        ]
+    probs = predictor.predict_crops([crop for per_photo in crops for crop, _ in per_photo], clock)
     labels = decide(probs, predictor.cfg.data.old_threshold)
-    results = []
-    for k, (face, (_, box)) in enumerate(zip(candidates, crops, strict=True)):
-        result: dict = {
-            "face": k,
-            "box": [int(v) for v in box],
-            "face_found": face is not None,
-            "face_score": round(face.score, 4) if face else None,
-        }
-        for task in ("mask", "gender", "age_bin"):
-            if task in labels:
-                label = int(labels[task][k])
-                entry: dict = {"label": label, "name": CLASS_NAMES[task][label]}
-                if task in probs:
-                    entry["probs"] = [round(float(v), 5) for v in probs[task][k]]
-                result[task] = entry
-        if "age_years" in labels:
-            result["age_years"] = round(float(labels["age_years"][k]), 1)
-        if "label18" in labels:
-            result["label18"] = int(labels["label18"][k])
-        results.append(result)
-    return results
+    out: list[list[dict]] = []
+    row = 0
+    for faces, per_photo in zip(candidates, crops, strict=True):
+        out.append([])
+        for k, (face, (_, box)) in enumerate(zip(faces, per_photo, strict=True)):
+            out[-1].append(face_result(k, face, box, probs, labels, row))
+            row += 1
+    return out
+
+
+def face_result(k: int, face: Face | None, box, probs: dict, labels: dict, row: int) -> dict:
+    """Face `k` of its photo as a nested result; `row` indexes the batch's probabilities and labels."""
+    result: dict = {
+        "face": k,
+        "box": [int(v) for v in box],
+        "face_found": face is not None,
+        "face_score": round(face.score, 4) if face else None,
+    }
+    for task in ("mask", "gender", "age_bin"):
+        if task in labels:
+            label = int(labels[task][row])
+            entry: dict = {"label": label, "name": CLASS_NAMES[task][label]}
+            if task in probs:
+                entry["probs"] = [round(float(v), 5) for v in probs[task][row]]
+            result[task] = entry
+    if "age_years" in labels:
+        result["age_years"] = round(float(labels["age_years"][row]), 1)
+    if "label18" in labels:
+        result["label18"] = int(labels["label18"][row])
+    return result
 
 
 def every_face(detector: FaceDetector, images: list[np.ndarray]) -> list[list[Face]]:
@@ -62,7 +76,7 @@ def every_face(detector: FaceDetector, images: list[np.ndarray]) -> list[list[Fa
 
 def predict_faces_in_image(predictor: BasePredictor, image: np.ndarray, detector: FaceDetector) -> list[dict]:
     """Detect and classify every face of one decoded image (the web server's unit of work)."""
-    return classify_faces(predictor, image, every_face(detector, [image])[0])
+    return classify_photos(predictor, [image], every_face(detector, [image]))[0]
 
 
 def flat_row(path: str, result: dict) -> dict:
@@ -109,23 +123,33 @@ def predict_faces(
     root = Path(os.path.commonpath(resolved)) if resolved else Path.cwd()
     root = root.parent if root.is_file() or root.suffix else root
     for start in range(0, len(paths), batch_size):
-        loaded = []
-        with clock.stage("decode"):
-            for path in paths[start : start + batch_size]:
-                try:
-                    loaded.append((str(path), load_rgb(path, predictor.cfg.faces.max_pixels)))
-                except ImageLoadError as e:
-                    skips.add(e)
+        loaded, errors = decode_all(paths[start : start + batch_size], predictor.cfg.faces.max_pixels, clock)
+        for error in errors:
+            skips.add(error)
         if not loaded:
             continue
+        images = [image for _, image in loaded]
         with clock.stage("detect"):
-            found = every_face(detector, [image for _, image in loaded])
-        for (path, image), faces in zip(loaded, found, strict=True):
-            results = classify_faces(predictor, image, faces, clock)
+            found = every_face(detector, images)
+        for (path, image), results in zip(loaded, classify_photos(predictor, images, found, clock), strict=True):
             rows += [flat_row(path, r) for r in results]
             if draw_dir is not None:
                 draw_faces(image, results, drawn_path(Path(draw_dir), path, root))
     return pd.DataFrame(rows)
+
+
+def decode_all(
+    paths: list[str], max_pixels: int, clock: StageClock
+) -> tuple[list[tuple[str, np.ndarray]], list[ImageLoadError]]:
+    """Decoded RGB images of `paths`, and the load errors of those that could not be read."""
+    loaded, errors = [], []
+    with clock.stage("decode"):
+        for path in paths:
+            try:
+                loaded.append((str(path), load_rgb(path, max_pixels)))
+            except ImageLoadError as e:
+                errors.append(e)
+    return loaded, errors
 
 
 def drawn_path(draw_dir: Path, path: str, root: Path) -> Path:

@@ -1,8 +1,7 @@
 """Where prediction's time goes: seconds per stage (decode, detect, crop, resize, model, write), summed over a run.
 
-`faceattr predict --profile` prints the table and benchmarks/predict_speed.py records it. Stages that run in a
-background thread (decoding the next photos while this batch is classified) are timed where they run, so their
-seconds can overlap the others'; `wall` is the run's own clock.
+`faceattr predict --profile` prints the table and benchmarks/predict_speed.py records it; `wall` is the run's own
+clock, so what the stages leave out of it is the loop's own overhead.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ STAGES = ("decode", "detect", "crop", "resize", "model", "write")
 
 
 class StageClock:
-    """Accumulates wall seconds per named stage; thread-safe enough for one writer per stage."""
+    """Accumulates wall seconds per named stage."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)

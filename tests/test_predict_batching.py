@@ -1,0 +1,72 @@
+"""Speed work that must not change answers: faces of several photos classified in one batch, and detection on a
+downscaled copy with boxes mapped back to the photo's pixels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from faceattr.config import FacesConfig
+from faceattr.faces.detect import FaceDetector, downscale
+
+skimage_data = pytest.importorskip("skimage.data", reason="scikit-image ships the public-domain test photo")
+
+
+@pytest.fixture(scope="module")
+def astronaut() -> np.ndarray:
+    return skimage_data.astronaut()  # 512x512, one face
+
+
+def test_downscale_keeps_small_images_and_shrinks_large_ones_to_the_longest_side():
+    image = np.zeros((400, 1000, 3), np.uint8)
+    assert downscale(image, 0)[1] == 1.0 and downscale(image, 1000)[0] is image
+    small, scale = downscale(image, 500)
+    assert small.shape == (200, 500, 3) and scale == 0.5
+
+
+def test_faces_found_on_a_downscaled_copy_are_mapped_back_to_the_photo(monkeypatch):
+    """MTCNN answers in the small copy's pixels; detect() returns the photo's."""
+    detector = FaceDetector(FacesConfig(detect_max_side=250, min_score=0.5))
+    seen = []
+
+    def fake_detect(batch, landmarks=True):
+        seen.append(batch.shape)
+        boxes = np.array([[[10.0, 20.0, 60.0, 80.0]]])
+        points = np.array([[[[20.0, 40.0]] * 5]])
+        return boxes, np.array([[0.99]]), points
+
+    monkeypatch.setattr(detector.mtcnn, "detect", fake_detect)
+    face = detector.detect([np.zeros((500, 1000, 3), np.uint8)])[0][0]
+    assert seen == [(1, 125, 250, 3)]
+    assert face.box == pytest.approx((40.0, 80.0, 240.0, 320.0))
+    assert face.landmarks[0].tolist() == pytest.approx([80.0, 160.0])
+
+
+def test_a_real_face_detected_at_half_size_lands_where_full_size_detection_puts_it(astronaut):
+    full = FaceDetector(FacesConfig(detect_max_side=0)).detect([astronaut])[0][0]
+    half = FaceDetector(FacesConfig(detect_max_side=256)).detect([astronaut])[0][0]
+    width = full.box[2] - full.box[0]
+    assert np.abs(np.subtract(half.box, full.box)).max() < 0.1 * width
+    assert np.abs(half.landmarks - full.landmarks).max() < 0.1 * width
+
+
+def test_classifying_many_photos_in_one_batch_gives_each_photo_its_own_answer(trained_run, astronaut, tmp_path):
+    from faceattr.inference.in_the_wild import predict_faces
+    from faceattr.inference.predictor import load_predictor
+
+    photos = []
+    for k, (side, flip) in enumerate([(512, False), (400, True), (300, False), (450, True), (512, True)]):
+        image = Image.fromarray(astronaut[:, ::-1] if flip else astronaut).resize((side, side))
+        photos.append(tmp_path / f"p{k}.jpg")
+        image.save(photos[-1], quality=95)
+    predictor = load_predictor(trained_run.best_checkpoint)
+    detector = FaceDetector(predictor.cfg.faces)
+    one_by_one = predict_faces(predictor, [str(p) for p in photos], detector, batch_size=1)
+    together = predict_faces(predictor, [str(p) for p in photos], detector, batch_size=8)
+    assert len(together) == len(one_by_one) == len(photos)
+    assert together["path"].tolist() == [str(p) for p in photos]
+    labels = [c for c in together if c in ("mask", "gender", "age_bin")]
+    assert labels and (together[labels] == one_by_one[labels]).all().all()
+    probs = [c for c in together if c.startswith("p_")]
+    assert np.allclose(together[probs], one_by_one[probs], atol=1e-4)
