@@ -1,17 +1,21 @@
-"""Server throughput and latency: single-image POST /predict against `faceattr serve` on loopback, with 1 and 8
-concurrent clients, torch checkpoint vs the exported ONNX model on onnxruntime. Each request is a 384x512 JPEG
-with one real face when ../shared/data/utkface exists (so MTCNN finds it), else a drawn face.
+"""Server throughput and latency: single-image POST /predict against `faceattr serve` on loopback, with 1, 8 and 32
+concurrent clients (the clients run on the same machine and share its cores), torch checkpoint vs the exported
+ONNX model on onnxruntime. Each request is a 384x512 JPEG with one real face when ../shared/data/utkface exists (so
+MTCNN finds it), else a drawn face.
 
 The model is EfficientNet-Lite0 at 128 px, briefly trained on the synthetic demo data (speed does not depend on
 its accuracy). Request counts are bounded; only 127.0.0.1 is contacted.
 
-    python benchmarks/serve.py --requests 60
+`--code NAME` labels the rows (before / after a change); rows of other labels already saved are kept.
+
+    python -m benchmarks.serve --requests 96 --code after
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import json
 import statistics
 import subprocess
 import sys
@@ -23,7 +27,7 @@ from pathlib import Path
 import httpx
 from PIL import Image
 
-from benchmarks.common import SHARED_UTKFACE, save
+from benchmarks.common import RESULTS, SHARED_UTKFACE, save
 from faceattr.config import load_config
 from faceattr.data.manifest import write_manifest
 from faceattr.data.sources import read_competition
@@ -91,6 +95,7 @@ def load(url: str, payload: bytes, clients: int, requests: int) -> dict:
         "requests_per_s": round(requests / wall, 2),
         "p50_ms": round(statistics.median(latencies) * 1000, 1),
         "p95_ms": round(latencies[int(0.95 * (len(latencies) - 1))] * 1000, 1),
+        "p99_ms": round(latencies[int(0.99 * (len(latencies) - 1))] * 1000, 1),
     }
 
 
@@ -99,6 +104,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=60)
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--code", default="current", help="label of this code state (before / after ...)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="faceattr-serve-bench-"))
     checkpoint, onnx_path = build_model(work, args.image_size)
@@ -113,8 +119,9 @@ def main() -> None:
         )
         try:
             wait_ready(url, server)
-            for clients in (1, 8):
+            for clients in (1, 8, 32):
                 row = {
+                    "code": args.code,
                     "backend": backend,
                     "clients": clients,
                     "requests": args.requests,
@@ -125,10 +132,11 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(timeout=30)
+    old = json.loads((RESULTS / "serve.json").read_text())["rows"] if (RESULTS / "serve.json").is_file() else []
     save(
         "serve",
-        rows,
-        ["backend", "clients", "requests", "requests_per_s", "p50_ms", "p95_ms"],
+        [r for r in old if r.get("code", "before") != args.code] + rows,
+        ["code", "backend", "clients", "requests", "requests_per_s", "p50_ms", "p95_ms", "p99_ms"],
         {"image_size": args.image_size, "photo": "384x512 JPEG, one face", "detector": "MTCNN (CPU)"},
     )
 

@@ -74,9 +74,11 @@ def every_face(detector: FaceDetector, images: list[np.ndarray]) -> list[list[Fa
     return found
 
 
-def predict_faces_in_image(predictor: BasePredictor, image: np.ndarray, detector: FaceDetector) -> list[dict]:
-    """Detect and classify every face of one decoded image (the web server's unit of work)."""
-    return classify_photos(predictor, [image], every_face(detector, [image]))[0]
+def predict_faces_in_images(
+    predictor: BasePredictor, images: list[np.ndarray], detector: FaceDetector
+) -> list[list[dict]]:
+    """Detect and classify every face of decoded images (the web server's batch of requests)."""
+    return classify_photos(predictor, images, every_face(detector, images))
 
 
 def flat_row(path: str, result: dict) -> dict:

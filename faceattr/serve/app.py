@@ -1,7 +1,8 @@
 """`faceattr serve`: POST /predict (an image upload -> every face with its labels), GET / (a page for people),
 GET /health, GET /model.
 
-The model loads once; endpoints are plain `def`, so FastAPI runs them in its thread pool, off the event loop.
+The model loads once; endpoints are plain `def`, so FastAPI runs them in its thread pool, off the event loop, and
+photos of concurrent requests are detected and classified together by one worker (`serve/batching.py`).
 Uploads are bounded before they are stored (`UploadLimits`), decoded from memory, and never kept. Bad requests
 get a 4xx with a reason; a full server a 503.
 """
@@ -9,7 +10,6 @@ get a 4xx with a reason; a full server a 503.
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 
 from fastapi import FastAPI, File, HTTPException, Request, UploadFile
@@ -17,8 +17,9 @@ from fastapi.responses import HTMLResponse
 
 from faceattr.data.images import decode_rgb
 from faceattr.errors import ImageLoadError
-from faceattr.inference.in_the_wild import predict_faces_in_image
+from faceattr.inference.in_the_wild import predict_faces_in_images
 from faceattr.inference.predictor import BasePredictor
+from faceattr.serve.batching import MicroBatcher
 
 PAGE = Path(__file__).with_name("page.html")
 BAD_IMAGE_STATUS = {"too_many_pixels": 413}
@@ -101,6 +102,7 @@ def create_app(
     max_upload_bytes: int = 10 * 1024 * 1024,
     max_pixels: int = 40_000_000,
     max_in_flight: int = 32,
+    batch_window_ms: float = 5.0,
 ) -> FastAPI:
     """The FastAPI app around one loaded model (and one face detector, made here unless given)."""
     if detector is None:
@@ -108,7 +110,10 @@ def create_app(
 
         detector = FaceDetector(predictor.cfg.faces)
     app = FastAPI(title="faceattr", description="mask, gender and age from a photo")
-    lock = threading.Lock()  # one inference at a time: the model and MTCNN are shared
+    # one worker owns the model and MTCNN; concurrent requests' photos go through them together
+    batcher = MicroBatcher(
+        lambda images: predict_faces_in_images(predictor, images, detector), window_s=batch_window_ms / 1000
+    )
     model_info = {
         **predictor.describe(),
         "source": Path(predictor.source).name,  # never the server's absolute paths
@@ -144,8 +149,9 @@ def create_app(
         except ImageLoadError as e:
             status = BAD_IMAGE_STATUS.get(e.reason, 400)
             raise HTTPException(status, f"{e.reason.replace('_', ' ')}: {e.detail or 'cannot decode'}") from None
-        with lock:
-            faces = predict_faces_in_image(predictor, image, detector)
+        faces = batcher.submit(image).result()
         return {"width": int(image.shape[1]), "height": int(image.shape[0]), "faces": faces}
 
+    app.state.batcher = batcher
+    app.router.on_shutdown.append(batcher.close)
     return app
