@@ -395,11 +395,16 @@ def predict(
         int | None,
         typer.Option(help="with --faces: detect on photos shrunk to this longer side (faster; misses small faces)"),
     ] = None,
+    every: Annotated[int, typer.Option(help="videos: use every N-th frame")] = 1,
+    fps: Annotated[float | None, typer.Option(help="videos: use about this many frames per second")] = None,
 ) -> None:
     """Predict mask, gender and age; one CSV row per face (or per image with --no-faces), with probabilities.
+    Videos (.mp4, .mov, .avi, .mkv, ...) get every face tracked: OUT.frames.csv (a row per frame and face) and
+    OUT.tracks.csv (a row per track, probabilities averaged over its frames).
 
     faceattr predict runs/x/checkpoints/best.ckpt photos/   |   faceattr predict --onnx model.onnx photos/
     """
+    from faceattr.data.images import IMAGE_SUFFIXES, VIDEO_SUFFIXES
     from faceattr.inference.outputs import fresh_skip_report, predictions_table
     from faceattr.inference.predictor import collect_images, load_predictor
     from faceattr.inference.profile import StageClock
@@ -413,10 +418,16 @@ def predict(
         if margins is not None:
             predictor.cfg.faces = _with_margins(predictor.cfg.faces, margins, margin_unit)
             faces = True if faces is None else faces
-        paths = collect_images(inputs)
+        paths = collect_images(inputs, IMAGE_SUFFIXES + VIDEO_SUFFIXES)
+        videos = [p for p in paths if Path(p).suffix.lower() in VIDEO_SUFFIXES]
+        paths = [p for p in paths if p not in set(videos)]
         skips = fresh_skip_report(out, overwrite)
         faces = faces if faces is not None else predictor.cfg.faces.trained_on_crops
-        if faces:
+        if videos:
+            _predict_videos(predictor, videos, out, every, fps, draw, skips, overwrite)
+        if not paths:
+            table = None
+        elif faces:
             from faceattr.faces.detect import FaceDetector
             from faceattr.inference.in_the_wild import predict_faces
 
@@ -430,6 +441,9 @@ def predict(
     except FaceAttrError as e:
         _fail(e)
         return
+    if table is None:
+        _report_skips(skips)
+        return
     if table.empty:
         _fail(FaceAttrError(f"no image could be read ({len(skips)} skipped); the reasons are in {skips.csv_path}"))
     from faceattr.atomic import atomic_path
@@ -441,8 +455,48 @@ def predict(
         _print_stages(clock, len(paths))
     if draw and faces:
         console.print(f"drawn copies in {draw}")
+    _report_skips(skips)
+
+
+def _report_skips(skips) -> None:
     if len(skips):
-        console.print(f"[yellow]{len(skips)} image(s) skipped; reasons in {skips.csv_path}[/]")
+        console.print(f"[yellow]{len(skips)} file(s) skipped or cut short; reasons in {skips.csv_path}[/]")
+
+
+def _predict_videos(
+    predictor, videos: list[str], out: Path, every: int, fps: float | None, draw, skips, overwrite: bool
+) -> None:
+    """Every face of the sampled frames, tracked; two CSVs beside `out` (see faceattr/inference/video.py)."""
+    from rich.progress import Progress, TextColumn
+
+    from faceattr.atomic import atomic_path
+    from faceattr.faces.detect import FaceDetector
+    from faceattr.inference.outputs import video_outputs
+    from faceattr.inference.video import predict_videos
+
+    columns = (*Progress.get_default_columns(), TextColumn("{task.completed} frames"))
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task(f"{len(videos)} video(s)", total=None)
+        frames, tracks = predict_videos(
+            predictor,
+            videos,
+            FaceDetector(predictor.cfg.faces),
+            every,
+            fps,
+            draw,
+            skips,
+            progress=lambda n: bar.advance(task, n),
+            overwrite=overwrite,
+        )
+        speed = bar.tasks[0].speed
+    for table, path in zip((frames, tracks), video_outputs(out), strict=True):
+        with atomic_path(path) as tmp:
+            table.to_csv(tmp, index=False)
+    rate = f" at {speed:.1f} frames/s" if speed else ""
+    console.print(
+        f"videos: {len(frames)} face row(s) in {video_outputs(out)[0]}, {len(tracks)} track(s) in "
+        f"{video_outputs(out)[1]}{rate}" + (f"; drawn videos in {draw}" if draw else "")
+    )
 
 
 @app.command()

@@ -22,6 +22,7 @@ from faceattr.errors import ImageLoadError
 
 DEFAULT_MAX_PIXELS = 50_000_000
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")  # `predict` reads these too
 REASONS = ("missing", "empty_file", "not_an_image", "corrupt", "truncated", "too_many_pixels")
 
 

@@ -31,12 +31,17 @@ def predictions_table(preds: Predictions) -> pd.DataFrame:
     return table
 
 
+def video_outputs(out: Path) -> tuple[Path, Path]:
+    """Where `predict` writes what it finds in videos, beside `out`: a row per frame and face, a row per track."""
+    return out.with_name(out.stem + ".frames.csv"), out.with_name(out.stem + ".tracks.csv")
+
+
 def fresh_skip_report(out: Path, overwrite: bool) -> SkipReport:
     """The skipped-images report of output `out`: `<out stem>.skipped.csv`, named after its output so no other file
     (a training run's own skipped.csv, say) is touched. An existing `out` or report is refused unless `overwrite`;
     with it, the earlier report is cleared."""
     report = out.with_name(out.stem + ".skipped.csv")
-    existing = [p for p in (out, report) if p.exists()]
+    existing = [p for p in (out, report, *video_outputs(out)) if p.exists()]
     if existing and not overwrite:
         raise FaceAttrError(f"{existing[0]} already exists; pick another --out or pass --overwrite to replace it")
     report.unlink(missing_ok=True)

@@ -181,18 +181,16 @@ def load_predictor(
     return EnsemblePredictor(members, voting)
 
 
-def collect_images(inputs: list[str | Path]) -> list[str]:
-    """Files, folders (searched recursively) and .txt lists of paths -> image paths, sorted per folder."""
+def collect_images(inputs: list[str | Path], suffixes: tuple[str, ...] = IMAGE_SUFFIXES) -> list[str]:
+    """Files, folders (searched recursively for `suffixes`) and .txt lists of paths -> paths, sorted per folder."""
     found: list[str] = []
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            found += sorted(
-                str(f) for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".")
-            )
+            found += sorted(str(f) for f in p.rglob("*") if f.suffix.lower() in suffixes and not f.name.startswith("."))
         elif p.suffix.lower() == ".txt" and p.is_file():
             found += [line.strip() for line in p.read_text().splitlines() if line.strip()]
-        elif p.exists() or p.suffix.lower() in IMAGE_SUFFIXES:
+        elif p.exists() or p.suffix.lower() in suffixes:
             found.append(str(p))  # a missing image file is reported as skipped, not silently dropped
         else:
             raise FaceAttrError(f"{p}: not found; give image files, folders of images, or a .txt list of paths")

@@ -168,7 +168,7 @@ def mask_outline(geometry: dict[str, float], wear: str, shape: str, rng: np.rand
         top, below, wide = (
             (0.42, 0.12, 0.97)
             if rng is None
-            else (rng.uniform(0.3, 0.55), rng.uniform(0.0, 0.25), rng.uniform(0.9, 1.05))
+            else (rng.uniform(0.15, 0.55), rng.uniform(0.0, 0.25), rng.uniform(0.9, 1.05))  # up to under the eyes
         )
         return Outline(top * g["nose"], g["chin"] + below, g["half"] * wide, g["centre"], power, peak)
     if wear == "nose_exposed":  # pulled under the nose: nostrils and tip show, mouth covered

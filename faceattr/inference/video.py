@@ -1,0 +1,303 @@
+"""Prediction on videos: sampled frames, every face in them, faces tracked across frames, labels per track.
+
+Frames are read with PyAV (FFmpeg: any container it reads), detected in batches by MTCNN, and tracked by motpy's
+Kalman-filter tracker (`faceattr[video]`). Each face gets a row per sampled frame; each track one row whose
+probabilities are the mean of its frames', so a face's age and gender do not flicker from frame to frame. A video
+that breaks part-way keeps the frames read before the damage, and the damage is reported in the skipped report.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from faceattr.data.images import VIDEO_SUFFIXES
+from faceattr.errors import FaceAttrError, ImageLoadError
+from faceattr.faces.detect import Face, FaceDetector
+from faceattr.inference.in_the_wild import classify_photos, flat_row
+from faceattr.inference.predictor import BasePredictor
+from faceattr.inference.profile import StageClock
+from faceattr.labels import CLASS_NAMES, decide
+
+TASKS = ("mask", "gender", "age_bin")
+
+
+def is_video(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES
+
+
+@dataclass
+class Frame:
+    index: int  # in the video's own frame order, from 0
+    time_s: float
+    image: np.ndarray  # RGB uint8
+
+
+@dataclass
+class FrameReader:
+    """The frames of `path` to use: every `every`-th frame, or about `fps` per second (when given). Damage part-way
+    ends the iteration; `damage` then holds the error, and the frames already yielded stand."""
+
+    path: str
+    every: int = 1
+    fps: float | None = None
+    damage: ImageLoadError | None = None
+    frame_rate: float = 0.0
+    frames_read: int = 0
+
+    def __iter__(self) -> Iterator[Frame]:
+        import av
+
+        if self.every < 1 or (self.fps is not None and self.fps <= 0):
+            raise FaceAttrError(f"--every must be >= 1 and --fps > 0 (got {self.every}, {self.fps})")
+        try:
+            container = av.open(self.path)
+        except (av.FFmpegError, OSError) as e:
+            raise ImageLoadError(self.path, "not_a_video", str(e)[:200]) from None
+        with container:
+            if not container.streams.video:
+                raise ImageLoadError(self.path, "not_a_video", "no video stream")
+            stream = container.streams.video[0]
+            self.frame_rate = float(stream.average_rate or stream.guessed_rate or 25)
+            next_time = 0.0
+            try:
+                for i, frame in enumerate(container.decode(stream)):
+                    self.frames_read = i + 1
+                    t = float(frame.time) if frame.time is not None else i / self.frame_rate
+                    if self.fps is not None:
+                        if t + 0.5 / self.frame_rate < next_time:
+                            continue
+                        next_time += 1.0 / self.fps
+                    elif i % self.every:
+                        continue
+                    yield Frame(i, t, frame.to_ndarray(format="rgb24"))
+            except av.FFmpegError as e:
+                self.damage = ImageLoadError(
+                    self.path, "truncated", f"damaged after frame {self.frames_read}: {str(e)[:160]}"
+                )
+                return
+            expected = stream.frames or (round(container.duration / 1e6 * self.frame_rate) if container.duration else 0)
+            if expected and self.frames_read < expected - 1:  # the stream ended early: a cut-off file
+                self.damage = ImageLoadError(
+                    self.path, "truncated", f"read {self.frames_read} of the {expected} frames the file declares"
+                )
+
+
+class FaceTracker:
+    """motpy's tracker, with small integer ids in order of appearance, and each detection's track id."""
+
+    def __init__(self, fps: float) -> None:
+        from motpy import MultiObjectTracker
+
+        self.tracker = MultiObjectTracker(dt=1.0 / max(fps, 1e-3))
+        self.ids: dict[str, int] = {}
+
+    def update(self, faces: list[Face]) -> list[int]:
+        from motpy import Detection
+
+        tracks = self.tracker.step([Detection(box=np.array(f.box), score=f.score) for f in faces])
+        out = []
+        for face in faces:  # the track whose filtered box overlaps this detection most
+            best = max(tracks, key=lambda t: _iou(t.box, face.box), default=None)
+            if best is None or _iou(best.box, face.box) < 0.3:
+                out.append(-1)
+                continue
+            out.append(self.ids.setdefault(best.id, len(self.ids)))
+        return out
+
+
+def _iou(a, b) -> float:
+    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
+    x2, y2 = min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+@dataclass
+class VideoResult:
+    frames: pd.DataFrame  # one row per sampled frame and face
+    tracks: pd.DataFrame  # one row per track
+    frames_used: int = 0
+    damage: ImageLoadError | None = None
+    drawn: Path | None = None
+    clock: StageClock = field(default_factory=StageClock)
+
+
+def predict_video(
+    predictor: BasePredictor,
+    path: str | Path,
+    detector: FaceDetector,
+    every: int = 1,
+    fps: float | None = None,
+    draw: Path | None = None,
+    batch_frames: int = 16,
+    clock: StageClock | None = None,
+    progress=None,
+) -> VideoResult:
+    """Detect, track and classify every face of the sampled frames of one video."""
+    clock = clock or StageClock()
+    reader = FrameReader(str(path), every, fps)
+    tracker: FaceTracker | None = None
+    writer = None
+    rows: list[dict] = []
+    smoothed: dict[int, list[dict]] = {}
+    used = 0
+    frames = iter(reader)
+    while True:
+        with clock.stage("decode"):
+            batch = [frame for _, frame in zip(range(batch_frames), frames, strict=False)]
+        if not batch:
+            break
+        used += len(batch)
+        tracker = tracker or FaceTracker(fps or reader.frame_rate / every)
+        with clock.stage("detect"):
+            found = detector.detect([f.image for f in batch])  # first pass only: no whole-frame fallback
+        with_faces = [k for k, faces in enumerate(found) if faces]
+        results = classify_photos(
+            predictor, [batch[k].image for k in with_faces], [found[k] for k in with_faces], clock
+        )
+        per_frame = dict(zip(with_faces, results, strict=True))
+        for k, frame in enumerate(batch):
+            with clock.stage("track"):
+                ids = tracker.update(found[k])
+            frame_results = per_frame.get(k, [])
+            for result, track in zip(frame_results, ids, strict=True):
+                result["track"] = track
+                smoothed.setdefault(track, []).append(result)
+                rows.append(
+                    {
+                        "frame": frame.index,
+                        "time_s": round(frame.time_s, 3),
+                        "track": track,
+                        **flat_row(str(path), result),
+                    }
+                )
+            if draw is not None:
+                with clock.stage("draw"):
+                    writer = writer or _VideoWriter(draw, frame.image.shape, fps or reader.frame_rate / every)
+                    writer.write(_drawn(frame.image, frame_results, smoothed))
+        if progress is not None:
+            progress(len(batch))
+    if writer is not None:
+        writer.close()
+    table = pd.DataFrame(rows)
+    return VideoResult(table, track_table(table, predictor), used, reader.damage, draw if writer else None, clock)
+
+
+def track_table(frames: pd.DataFrame, predictor: BasePredictor) -> pd.DataFrame:
+    """One row per track: when it was seen, how often, and labels from its frames' mean probabilities."""
+    if frames.empty:
+        return pd.DataFrame()
+    rows = []
+    for track, part in frames[frames["track"] >= 0].groupby("track", sort=True):
+        probs = {
+            task: part[[c for c in part if c.startswith(f"p_{task}_")]].to_numpy().mean(axis=0, keepdims=True)
+            for task in TASKS
+            if f"p_{task}_0" in part
+        }
+        row = {
+            "path": part["path"].iloc[0],
+            "track": int(track),
+            "first_s": float(part["time_s"].min()),
+            "last_s": float(part["time_s"].max()),
+            "frames_seen": len(part),
+        }
+        labels = decide(probs, predictor.cfg.data.old_threshold)
+        for task in TASKS:
+            if task in labels:
+                row[task] = int(labels[task][0])
+                row[f"{task}_name"] = CLASS_NAMES[task][row[task]]
+        if "age_years" in part:  # each frame's age is an expectation: their mean is the track's
+            row["age_years"] = round(float(part["age_years"].mean()), 1)
+        for task, p in probs.items():
+            row.update({f"p_{task}_{c}": round(float(v), 5) for c, v in enumerate(p[0])})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _drawn(image: np.ndarray, results: list[dict], smoothed: dict[int, list[dict]]) -> np.ndarray:
+    """The frame with each face's box, track id and its track's labels so far (averaged, so they hold still)."""
+    from PIL import Image, ImageDraw
+
+    canvas = Image.fromarray(image)
+    draw = ImageDraw.Draw(canvas)
+    for result in results:
+        history = smoothed.get(result["track"], [result])
+        parts = [f"#{result['track']}"]
+        for task in TASKS:
+            if task in result:
+                mean = np.mean([h[task]["probs"] for h in history], axis=0)
+                parts.append(CLASS_NAMES[task][int(np.argmax(mean))])
+        if "age_years" in result:
+            parts.append(f"{np.mean([h['age_years'] for h in history]):.0f}y")
+        box = tuple(result["box"])
+        draw.rectangle(box, outline=(40, 200, 80), width=2)
+        draw.text((box[0], max(0, box[1] - 12)), " ".join(parts), fill=(40, 200, 80))
+    return np.asarray(canvas)
+
+
+class _VideoWriter:
+    """MPEG-4 video through PyAV, at the sampled frame rate; written under a temporary name, renamed when closed."""
+
+    def __init__(self, path: Path, shape: tuple, fps: float) -> None:
+        import av
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path, self.tmp = path, path.with_name(f".{path.stem}.{os.getpid()}.{id(self)}{path.suffix}")
+        self.container = av.open(str(self.tmp), "w")
+        self.stream = self.container.add_stream("mpeg4", rate=max(1, round(fps)))
+        self.stream.height, self.stream.width = shape[0] - shape[0] % 2, shape[1] - shape[1] % 2
+        self.stream.pix_fmt = "yuv420p"
+
+    def write(self, image: np.ndarray) -> None:
+        import av
+
+        frame = av.VideoFrame.from_ndarray(image[: self.stream.height, : self.stream.width], format="rgb24")
+        for packet in self.stream.encode(frame):
+            self.container.mux(packet)
+
+    def close(self) -> None:
+        for packet in self.stream.encode():
+            self.container.mux(packet)
+        self.container.close()
+        os.replace(self.tmp, self.path)
+
+
+def predict_videos(
+    predictor: BasePredictor,
+    videos: list[str],
+    detector: FaceDetector,
+    every: int = 1,
+    fps: float | None = None,
+    draw_dir: Path | None = None,
+    skips=None,
+    progress=None,
+    overwrite: bool = False,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Frame rows and track rows of several videos (a track id is per video); unreadable or damaged videos are
+    reported to `skips`, the frames read before any damage kept. Drawn copies go to `draw_dir` as
+    `<video name>_faces.mp4`; an existing one is refused unless `overwrite`."""
+    drawn_paths = [None if draw_dir is None else Path(draw_dir) / f"{Path(p).name}_faces.mp4" for p in videos]
+    existing = [p for p in drawn_paths if p is not None and p.exists()]
+    if existing and not overwrite:
+        raise FaceAttrError(f"{existing[0]} already exists; pick another --draw folder or pass --overwrite")
+    frames, tracks = [], []
+    for path, drawn in zip(videos, drawn_paths, strict=True):
+        try:
+            result = predict_video(predictor, path, detector, every, fps, drawn, progress=progress)
+        except ImageLoadError as e:
+            if skips is not None:
+                skips.add(e)
+            continue
+        if result.damage is not None and skips is not None:
+            skips.add(result.damage)
+        frames.append(result.frames)
+        tracks.append(result.tracks)
+    nonempty = [f for f in frames if not f.empty], [t for t in tracks if not t.empty]
+    return tuple(pd.concat(part, ignore_index=True) if part else pd.DataFrame() for part in nonempty)  # type: ignore[return-value]
