@@ -87,3 +87,20 @@ def client_factory(trained_run):
         return TestClient(app), app
 
     return make
+
+
+def test_the_json_of_a_face_carries_the_fields_of_its_predict_csv_row(client_factory, trained_run, tmp_path):
+    """`flat_row(face)` of the server's answer is the row `faceattr predict` writes for the same photo."""
+    from faceattr.inference.in_the_wild import flat_row, predict_faces
+    from faceattr.inference.predictor import load_predictor
+    from tests.test_serve import NoFaces
+
+    photo = tmp_path / "p.jpg"
+    photo.write_bytes(_jpeg((150, 170)))
+    client, _ = client_factory()
+    face = client.post("/predict", files={"file": ("p.jpg", photo.read_bytes())}).json()["faces"][0]
+    row = predict_faces(load_predictor(trained_run.best_checkpoint), [str(photo)], NoFaces()).iloc[0].to_dict()
+    served = flat_row(str(photo), face)
+    assert set(served) == set(row)
+    for key, value in row.items():
+        assert served[key] == value or (value != value and served[key] != served[key]), key  # NaN == NaN

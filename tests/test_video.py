@@ -32,7 +32,7 @@ def write_clip(path: Path, frames: int = FRAMES, rate: int = RATE) -> Path:
     stream.width, stream.height, stream.pix_fmt, stream.gop_size = SIZE[0], SIZE[1], "yuv420p", 2
     for k in range(frames):
         grain = rng.integers(-25, 25, (SIZE[1], SIZE[0], 3))
-        canvas = Image.fromarray(np.clip(grain + (70, 90, 110), 0, 255).astype(np.uint8))
+        canvas = Image.fromarray(np.clip(grain + np.array((70, 90, 110)), 0, 255).astype(np.uint8))
         canvas.paste(face, (10 + 8 * k, 4))
         canvas.paste(mirrored, (220 - 8 * k, 128))
         for packet in stream.encode(av.VideoFrame.from_image(canvas)):
