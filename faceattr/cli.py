@@ -70,9 +70,6 @@ def print_counts(df, title: str) -> None:
     console.print(f"  {len(df)} images of {df['person_id'].nunique()} people")
 
 
-SOURCES = ("competition", "utkface", "csv", "imdb-wiki", "appa-real", "folder")
-
-
 @app.command()
 def prepare(
     source: Annotated[str, typer.Argument(help="competition | utkface | csv | imdb-wiki | appa-real | folder")],
@@ -102,80 +99,46 @@ def prepare(
     ] = None,
 ) -> None:
     """Read a dataset into one manifest table, save its person-level split, and print counts per class."""
-    import pandas as pd
-
-    from faceattr.data.checks import check_manifest
-    from faceattr.data.dedupe import drop_duplicate_images
-    from faceattr.data.manifest import write_manifest
-    from faceattr.data.sources import READERS, read_competition_eval
+    from faceattr.data import prepare as preparing
     from faceattr.data.sources.image_folder import parse_class_map
-    from faceattr.data.sources.imdb_wiki import FilterReport, ImdbWikiFilters
-    from faceattr.data.split import folds_path, make_folds
+    from faceattr.data.sources.imdb_wiki import ImdbWikiFilters
 
     try:
-        if source not in SOURCES:
-            raise FaceAttrError(f"unknown source '{source}'; use one of {', '.join(SOURCES)}")
-        kwargs: dict = {"old_threshold": old_threshold}
-        report = FilterReport()
-        if source == "utkface":
-            kwargs["skip_bad_names"] = skip_bad_names
-        if source == "imdb-wiki":
-            kwargs["filters"] = ImdbWikiFilters(min_face_score, not keep_second_face, min_age, max_age)
-            kwargs["report"] = report
-        problems: list[str] = []
-        if source == "competition":
-            kwargs.update(skip_bad_folders=skip_bad_folders, problems=problems)
-        if source == "folder" and classes:
-            kwargs["classes"] = parse_class_map(classes)
-        frames = [READERS[source](root, **kwargs) for root in roots]
-        if len(roots) > 1:
-            frames = [f.assign(source_root=str(root)) for f, root in zip(frames, roots, strict=True)]
-        df = pd.concat(frames, ignore_index=True)
-        if df["person_id"].duplicated().any() and source in ("utkface", "folder") and len(roots) > 1:
-            # one file, one person: the same file name under two roots is still two people
-            df["person_id"] = [
-                f"{i}:{p}" for i, p in zip(df.groupby("source_root", sort=False).ngroup(), df["person_id"], strict=True)
-            ]
-        if drop_duplicates if drop_duplicates is not None else source != "competition":
-            df, dups = drop_duplicate_images(df)
-            if dups.dropped:
-                console.print(
-                    f"dropped {len(dups.copies_dropped)} duplicate copies and {len(dups.conflicts_dropped)} "
-                    "groups of identical images with different labels (--no-drop-duplicates keeps them)"
-                )
-        if corrections is not None:
-            from faceattr.data.corrections import apply_corrections
-
-            df, corrections_log = apply_corrections(df, corrections, old_threshold)
-        if source == "imdb-wiki":
-            console.print(f"{report.total} rows in the metadata")
-            for name, removed in report.removed.items():
-                console.print(f"  removed {removed:>7}  {name}")
-            console.print(f"  kept    {report.kept:>7}")
-        # every input is read and checked before the first output is written: a failure leaves nothing half-done
-        has_eval = source == "competition" and (Path(roots[0]) / "eval" / "info.csv").is_file()
-        eval_df = read_competition_eval(roots[0]) if has_eval else None
-        split = make_folds(df, folds, split_seed)
-        write_manifest(df, out)
-        if corrections is not None:
-            log_path = out.with_name(out.name + ".corrections.csv")
-            corrections_log.to_csv(log_path, index=False)
-            console.print(
-                f"applied {len(corrections_log)} correction(s) to {int(corrections_log['rows'].sum())} row(s); "
-                f"log: {log_path}"
-            )
-        split_file = folds_path(out, folds, split_seed)
-        split.to_csv(split_file, index=False)
-        print_counts(df, f"{source}: {', '.join(map(str, roots))}")
-        console.print(f"wrote manifest [bold]{out}[/] and split {split_file}")
-        fold_of = dict(zip(split["person_id"], split["fold"], strict=True))
-        report_checks(check_manifest(df, df["person_id"].map(fold_of)), out, problems)
-        if eval_df is not None:
-            eval_out = out.with_name(out.stem + ".eval" + out.suffix)
-            write_manifest(eval_df, eval_out)
-            console.print(f"wrote eval manifest {eval_out} ({len(eval_df)} images)")
+        options = preparing.PrepareOptions(
+            folds=folds,
+            split_seed=split_seed,
+            old_threshold=old_threshold,
+            skip_bad_names=skip_bad_names,
+            skip_bad_folders=skip_bad_folders,
+            corrections=corrections,
+            imdb_filters=ImdbWikiFilters(min_face_score, not keep_second_face, min_age, max_age),
+            classes=parse_class_map(classes) if classes else None,
+            drop_duplicates=drop_duplicates,
+        )
+        done = preparing.prepare(source, roots, out, options)
     except FaceAttrError as e:
         _fail(e)
+        return
+    if done.copies_dropped or done.conflicts_dropped:
+        console.print(
+            f"dropped {done.copies_dropped} duplicate copies and {done.conflicts_dropped} "
+            "groups of identical images with different labels (--no-drop-duplicates keeps them)"
+        )
+    if done.filter_report is not None:
+        console.print(f"{done.filter_report.total} rows in the metadata")
+        for name, removed in done.filter_report.removed.items():
+            console.print(f"  removed {removed:>7}  {name}")
+        console.print(f"  kept    {done.filter_report.kept:>7}")
+    if done.corrections_log is not None:
+        console.print(
+            f"applied {len(done.corrections_log)} correction(s) to {int(done.corrections_log['rows'].sum())} "
+            f"row(s); log: {done.corrections_file}"
+        )
+    print_counts(done.frame, f"{source}: {', '.join(map(str, roots))}")
+    console.print(f"wrote manifest [bold]{out}[/] and split {done.split_file}")
+    report_checks(done.checks, out, done.problems)
+    if done.eval_manifest is not None:
+        console.print(f"wrote eval manifest {done.eval_manifest} ({done.eval_images} images)")
 
 
 def report_checks(report, manifest: Path, problems: list[str] | None = None) -> Path:

@@ -13,9 +13,7 @@ from pathlib import Path
 from rich.console import Console
 
 from faceattr.config import load_config
-from faceattr.data.manifest import write_manifest
-from faceattr.data.sources import read_competition
-from faceattr.data.split import folds_path, make_folds
+from faceattr.data.prepare import prepare
 from faceattr.data.synthetic import make_competition_dataset
 from faceattr.inference.outputs import predictions_table, submission
 from faceattr.inference.predictor import Predictor, collect_images
@@ -58,9 +56,7 @@ def run_demo(
     console.print(f"1/5 dataset: {persons} synthetic people x 7 photos in {data_root} (competition layout)")
 
     manifest = workdir / "manifest.csv"
-    df = read_competition(data_root)
-    write_manifest(df, manifest)
-    make_folds(df, 5, 42).to_csv(folds_path(manifest, 5, 42), index=False)
+    df = prepare("competition", [data_root], manifest).frame  # what `faceattr prepare competition` does
     console.print(f"2/5 prepare: {len(df)} images of {df['person_id'].nunique()} people -> {manifest}")
 
     cfg = load_config(None, demo_overrides(workdir, manifest, epochs) + list(overrides or []))

@@ -1,0 +1,117 @@
+"""`faceattr prepare` (and the demo): dataset roots of one layout -> one manifest, its person-level split, the
+competition's eval manifest and the data checks. Every input is read and checked before the first output is
+written, so a failure leaves nothing half-done."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from faceattr.data.checks import CheckReport, check_manifest
+from faceattr.data.dedupe import drop_duplicate_images
+from faceattr.data.manifest import write_manifest
+from faceattr.data.sources import READERS, read_competition_eval
+from faceattr.data.sources.imdb_wiki import FilterReport, ImdbWikiFilters
+from faceattr.data.split import folds_path, make_folds
+from faceattr.errors import FaceAttrError
+from faceattr.labels import DEFAULT_OLD_THRESHOLD
+
+# the layouts `prepare` reads: the source registry's readers, less the competition's unlabelled eval half
+SOURCES = tuple(name for name in READERS if name != "competition-eval")
+
+
+@dataclass
+class PrepareOptions:
+    """What `faceattr prepare`'s options set; each reader takes the ones of its own layout."""
+
+    folds: int = 5
+    split_seed: int = 42
+    old_threshold: int = DEFAULT_OLD_THRESHOLD
+    skip_bad_names: bool = False  # utkface
+    skip_bad_folders: bool = False  # competition
+    corrections: Path | None = None
+    imdb_filters: ImdbWikiFilters = field(default_factory=ImdbWikiFilters)
+    classes: dict[str, int] | None = None  # folder: class folder -> mask label
+    drop_duplicates: bool | None = None  # None: on, except for competition data (its checks report them)
+
+
+@dataclass
+class Prepared:
+    """What was written and what was found on the way, for the caller to report."""
+
+    frame: pd.DataFrame
+    manifest: Path
+    split_file: Path
+    checks: CheckReport
+    problems: list[str]  # folders left out (competition --skip-bad-folders)
+    copies_dropped: int = 0
+    conflicts_dropped: int = 0
+    filter_report: FilterReport | None = None  # imdb-wiki
+    corrections_log: pd.DataFrame | None = None
+    corrections_file: Path | None = None
+    eval_manifest: Path | None = None
+    eval_images: int = 0
+
+
+def read_sources(
+    source: str, roots: list[Path], options: PrepareOptions
+) -> tuple[pd.DataFrame, list[str], FilterReport]:
+    """All roots through the source's reader, joined (each file its own person for per-file layouts)."""
+    if source not in SOURCES:
+        raise FaceAttrError(f"unknown source '{source}'; use one of {', '.join(SOURCES)}")
+    kwargs: dict = {"old_threshold": options.old_threshold}
+    report, problems = FilterReport(), []
+    if source == "utkface":
+        kwargs["skip_bad_names"] = options.skip_bad_names
+    if source == "imdb-wiki":
+        kwargs.update(filters=options.imdb_filters, report=report)
+    if source == "competition":
+        kwargs.update(skip_bad_folders=options.skip_bad_folders, problems=problems)
+    if source == "folder" and options.classes:
+        kwargs["classes"] = options.classes
+    frames = [READERS[source](root, **kwargs) for root in roots]
+    if len(roots) > 1:
+        frames = [f.assign(source_root=str(root)) for f, root in zip(frames, roots, strict=True)]
+    df = pd.concat(frames, ignore_index=True)
+    if df["person_id"].duplicated().any() and source in ("utkface", "folder") and len(roots) > 1:
+        # one file, one person: the same file name under two roots is still two people
+        df["person_id"] = [
+            f"{i}:{p}" for i, p in zip(df.groupby("source_root", sort=False).ngroup(), df["person_id"], strict=True)
+        ]
+    return df, problems, report
+
+
+def prepare(source: str, roots: list[Path], out: Path, options: PrepareOptions | None = None) -> Prepared:
+    """Read, deduplicate, correct and split; then write the manifest, split, corrections log, eval manifest."""
+    options = options or PrepareOptions()
+    df, problems, report = read_sources(source, roots, options)
+    copies = conflicts = 0
+    if options.drop_duplicates if options.drop_duplicates is not None else source != "competition":
+        df, dups = drop_duplicate_images(df)
+        copies, conflicts = len(dups.copies_dropped), len(dups.conflicts_dropped)
+    log = None
+    if options.corrections is not None:
+        from faceattr.data.corrections import apply_corrections
+
+        df, log = apply_corrections(df, options.corrections, options.old_threshold)
+    has_eval = source == "competition" and (Path(roots[0]) / "eval" / "info.csv").is_file()
+    eval_df = read_competition_eval(roots[0]) if has_eval else None
+    split = make_folds(df, options.folds, options.split_seed)
+    # inputs all read and checked: now the outputs
+    write_manifest(df, out)
+    prepared = Prepared(df, out, folds_path(out, options.folds, options.split_seed), CheckReport(), problems)
+    prepared.copies_dropped, prepared.conflicts_dropped = copies, conflicts
+    prepared.filter_report = report if source == "imdb-wiki" else None
+    if log is not None:
+        prepared.corrections_log, prepared.corrections_file = log, out.with_name(out.name + ".corrections.csv")
+        log.to_csv(prepared.corrections_file, index=False)
+    split.to_csv(prepared.split_file, index=False)
+    fold_of = dict(zip(split["person_id"], split["fold"], strict=True))
+    prepared.checks = check_manifest(df, df["person_id"].map(fold_of))
+    if eval_df is not None:
+        prepared.eval_manifest = out.with_name(out.stem + ".eval" + out.suffix)
+        write_manifest(eval_df, prepared.eval_manifest)
+        prepared.eval_images = len(eval_df)
+    return prepared
