@@ -1,0 +1,3 @@
+from faceattr.cli import app
+
+app()

@@ -1,0 +1,47 @@
+"""What every command module of the CLI shares: the Typer app, the console, option types, error exit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Train, evaluate and serve face-attribute classifiers: mask state, gender and age.",
+    pretty_exceptions_enable=False,
+)
+console = Console()
+
+Overrides = Annotated[list[str] | None, typer.Argument(help="config overrides, e.g. train.epochs=5 optim.lr=3e-4")]
+ConfigPath = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config (see configs/)")]
+Also = Annotated[list[Path] | None, typer.Option("--also", help="more models to ensemble with (repeat the option)")]
+Voting = Annotated[str, typer.Option(help="ensemble voting: soft (mean probabilities) or hard (majority)")]
+TTA = Annotated[str | None, typer.Option(help="test-time augmentation, e.g. hflip,shift,scale,brightness")]
+
+
+def _tta(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value is not None else None
+
+
+def _fail(error: Exception) -> None:
+    console.print(f"[bold red]error:[/] {error}")
+    raise typer.Exit(code=2)
+
+
+def print_metrics(metrics: dict, title: str) -> None:
+    table = Table(title=title)
+    for col in ("task", "macro F1", "accuracy", "images"):
+        table.add_column(col, justify="right" if col != "task" else "left")
+    for task, m in metrics.items():
+        if "f1" in m:
+            table.add_row(task, f"{m['f1']:.4f}", f"{m['accuracy']:.4f}", str(m["n"]))
+    console.print(table)
+    if "age" in metrics and metrics["age"]["n"]:
+        age = metrics["age"]
+        extra = f", MAE vs apparent age {age['mae_apparent']:.2f}" if "mae_apparent" in age else ""
+        console.print(f"exact age: MAE {age['mae']:.2f} years, CS@5 {age['cs5']:.3f}{extra} ({age['n']} images)")

@@ -1,0 +1,303 @@
+"""Commands that use a trained model: evaluate, predict (photos and videos), export, serve, cam, submit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from faceattr.cli.common import TTA, Also, Voting, _fail, _tta, app, console, print_metrics
+from faceattr.errors import ConfigError, FaceAttrError
+
+
+@app.command()
+def evaluate(
+    checkpoint: Annotated[Path, typer.Argument(help="a .ckpt written by faceattr train (or .onnx)")],
+    manifest: Annotated[str | None, typer.Option(help="labelled manifest (default: the run's validation fold)")] = None,
+    fold: Annotated[int | None, typer.Option(help="score this fold of the manifest")] = None,
+    out: Annotated[Path | None, typer.Option(help="output folder (default: <run>/eval)")] = None,
+    split: Annotated[
+        str | None, typer.Option(help="score the rows of this `split` value (e.g. APPA-REAL test)")
+    ] = None,
+    also: Also = None,
+    voting: Voting = "soft",
+    tta: TTA = None,
+    by: Annotated[
+        str | None,
+        typer.Option(help="per-group report by manifest columns, e.g. race,gender,age_decade or race+gender"),
+    ] = None,
+    min_group: Annotated[int, typer.Option(help="groups with fewer held-out faces are flagged")] = 30,
+) -> None:
+    """Macro F1 and accuracy per task and for 18 classes, age MAE, per-class report, confusion-matrix PNGs, per-group
+    tables and charts (--by), and model_card.md."""
+    from faceattr.reports.evaluate import evaluate as run_evaluation
+
+    try:
+        models = [checkpoint, *also] if also else checkpoint
+        groups = [g.strip() for g in by.split(",") if g.strip()] if by else None
+        result = run_evaluation(
+            models, manifest, fold, out, split=split, voting=voting, tta=_tta(tta), by=groups, min_group=min_group
+        )
+    except FaceAttrError as e:
+        _fail(e)
+        return
+    print_metrics(result.metrics, f"evaluation of {checkpoint}")
+    console.print(
+        f"report: [bold]{result.out_dir}[/] (metrics.json, per_class.csv, confusion_*.png, model_card.md"
+        + (", groups.md, groups_*.png)" if by else ")")
+    )
+
+
+def _faces_with(faces_cfg, **changes):
+    """A copy of the faces settings with `changes`, checked like the config's."""
+    from dataclasses import replace
+
+    from faceattr.config import Config, validate
+
+    updated = replace(faces_cfg, **changes)
+    validate(Config(faces=updated))
+    return updated
+
+
+def _with_margins(faces_cfg, text: str, unit: str):
+    """A copy of the faces settings with margins parsed from 'L,R,T,B'."""
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        example = "e.g. 0.06,0.1,-0.12,0.02"
+        raise ConfigError(f"--margins {text!r}: give 4 numbers, left,right,top,bottom ({example})") from None
+    return _faces_with(faces_cfg, margins=values, margin_unit=unit)
+
+
+def _print_stages(clock, photos: int) -> None:
+
+    table = Table("stage", "seconds", "ms / photo", "share", title=f"time per stage, {photos} photo(s)")
+    for row in clock.rows(photos):
+        table.add_row(row["stage"], f"{row['seconds']:.3f}", f"{row['ms_per_photo']:.1f}", f"{row['share']:.0%}")
+    console.print(table)
+
+
+@app.command()
+def predict(
+    args: Annotated[list[Path], typer.Argument(help="CHECKPOINT then images, folders or .txt lists (or --onnx)")],
+    onnx: Annotated[Path | None, typer.Option(help="run this exported .onnx model instead of a checkpoint")] = None,
+    out: Annotated[Path, typer.Option(help="predictions CSV")] = Path("predictions.csv"),
+    faces: Annotated[
+        bool | None,
+        typer.Option("--faces/--no-faces", help="classify every detected face (default: if trained on crops)"),
+    ] = None,
+    draw: Annotated[Path | None, typer.Option(help="with --faces: save copies with boxes and labels here")] = None,
+    margins: Annotated[
+        str | None,
+        typer.Option(help="with --faces: crop margins L,R,T,B instead of the checkpoint's (from faceattr framing)"),
+    ] = None,
+    margin_unit: Annotated[str, typer.Option(help="unit of --margins: fraction (of the face box) or px")] = "fraction",
+    batch_size: int = 64,
+    also: Also = None,
+    voting: Voting = "soft",
+    tta: TTA = None,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing --out (and its .skipped.csv)")] = False,
+    profile: Annotated[bool, typer.Option(help="with --faces: print the time spent per stage")] = False,
+    detect_max_side: Annotated[
+        int | None,
+        typer.Option(help="with --faces: detect on photos shrunk to this longer side (faster; misses small faces)"),
+    ] = None,
+    every: Annotated[int, typer.Option(help="videos: use every N-th frame")] = 1,
+    fps: Annotated[float | None, typer.Option(help="videos: use about this many frames per second")] = None,
+) -> None:
+    """Predict mask, gender and age; one CSV row per face (or per image with --no-faces), with probabilities.
+    Videos (.mp4, .mov, .avi, .mkv, ...) get every face tracked: OUT.frames.csv (a row per frame and face) and
+    OUT.tracks.csv (a row per track, probabilities averaged over its frames).
+
+    faceattr predict runs/x/checkpoints/best.ckpt photos/   |   faceattr predict --onnx model.onnx photos/
+    """
+    from faceattr.data.images import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+    from faceattr.inference.outputs import fresh_skip_report, predictions_table
+    from faceattr.inference.predictor import collect_images, load_predictor
+    from faceattr.inference.profile import StageClock
+
+    clock = StageClock()
+    try:
+        model, inputs = (onnx, args) if onnx else (args[0], args[1:])
+        if not inputs:
+            raise FaceAttrError("no images given: faceattr predict CHECKPOINT IMAGES_OR_FOLDERS...")
+        predictor = load_predictor([model, *also] if also else model, voting=voting, tta=_tta(tta))
+        if margins is not None:
+            predictor.cfg.faces = _with_margins(predictor.cfg.faces, margins, margin_unit)
+            faces = True if faces is None else faces
+        paths = collect_images(inputs, IMAGE_SUFFIXES + VIDEO_SUFFIXES)
+        videos = [p for p in paths if Path(p).suffix.lower() in VIDEO_SUFFIXES]
+        paths = [p for p in paths if p not in set(videos)]
+        skips = fresh_skip_report(out, overwrite)
+        faces = faces if faces is not None else predictor.cfg.faces.trained_on_crops
+        if videos:
+            _predict_videos(predictor, videos, out, every, fps, draw, skips, overwrite)
+        if not paths:
+            table = None
+        elif faces:
+            from faceattr.faces.detect import FaceDetector
+            from faceattr.inference.in_the_wild import predict_faces
+
+            if detect_max_side is not None:
+                predictor.cfg.faces = _faces_with(predictor.cfg.faces, detect_max_side=detect_max_side)
+            detector = FaceDetector(predictor.cfg.faces)
+            clock = StageClock()  # from here: model and detector loading are start-up, not per-photo time
+            table = predict_faces(predictor, paths, detector, skips, draw, batch_size, clock)
+        else:
+            table = predictions_table(predictor.predict_paths(paths, batch_size=batch_size, skips=skips))
+    except FaceAttrError as e:
+        _fail(e)
+        return
+    if table is None:
+        _report_skips(skips, "file(s) skipped or cut short")
+        return
+    if table.empty:
+        _fail(FaceAttrError(f"no image could be read ({len(skips)} skipped); the reasons are in {skips.csv_path}"))
+    from faceattr.atomic import atomic_path
+
+    with clock.stage("write"), atomic_path(out) as tmp:
+        table.to_csv(tmp, index=False)
+    console.print(f"wrote {len(table)} prediction row(s) for {len(paths) - len(skips)} image(s) to [bold]{out}[/]")
+    if profile:
+        _print_stages(clock, len(paths))
+    if draw and faces:
+        console.print(f"drawn copies in {draw}")
+    _report_skips(skips, "file(s) skipped or cut short" if videos else "image(s) skipped")
+
+
+def _report_skips(skips, what: str = "image(s) skipped") -> None:
+    if len(skips):
+        console.print(f"[yellow]{len(skips)} {what}; reasons in {skips.csv_path}[/]")
+
+
+def _predict_videos(
+    predictor, videos: list[str], out: Path, every: int, fps: float | None, draw, skips, overwrite: bool
+) -> None:
+    """Every face of the sampled frames, tracked; two CSVs beside `out` (see faceattr/inference/video.py)."""
+    from rich.progress import Progress, TextColumn
+
+    from faceattr.atomic import atomic_path
+    from faceattr.faces.detect import FaceDetector
+    from faceattr.inference.outputs import video_outputs
+    from faceattr.inference.video import predict_videos
+
+    columns = (*Progress.get_default_columns(), TextColumn("{task.completed} frames"))
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task(f"{len(videos)} video(s)", total=None)
+        frames, tracks = predict_videos(
+            predictor,
+            videos,
+            FaceDetector(predictor.cfg.faces),
+            every,
+            fps,
+            draw,
+            skips,
+            progress=lambda n: bar.advance(task, n),
+            overwrite=overwrite,
+        )
+        speed = bar.tasks[0].speed
+    for table, path in zip((frames, tracks), video_outputs(out), strict=True):
+        with atomic_path(path) as tmp:
+            table.to_csv(tmp, index=False)
+    rate = f" at {speed:.1f} frames/s" if speed else ""
+    console.print(
+        f"videos: {len(frames)} face row(s) in {video_outputs(out)[0]}, {len(tracks)} track(s) in "
+        f"{video_outputs(out)[1]}{rate}" + (f"; drawn videos in {draw}" if draw else "")
+    )
+
+
+@app.command()
+def export(
+    checkpoint: Annotated[Path, typer.Argument(help="a .ckpt written by faceattr train")],
+    out: Annotated[Path, typer.Option(help="the .onnx file; a .json sidecar is written beside it")] = Path(
+        "model.onnx"
+    ),
+    format: Annotated[str, typer.Option("--format", help="onnx")] = "onnx",
+    opset: int = 17,
+) -> None:
+    """Export a checkpoint to ONNX (dynamic batch, one probability output per head) with a JSON sidecar."""
+    from faceattr.inference.export import export_onnx
+
+    try:
+        if format != "onnx":
+            raise FaceAttrError(f"unknown export format '{format}'; onnx is supported")
+        model_path, sidecar = export_onnx(checkpoint, out, opset)
+    except FaceAttrError as e:
+        _fail(e)
+        return
+    console.print(f"wrote [bold]{model_path}[/] and {sidecar}")
+
+
+@app.command()
+def serve(
+    checkpoint: Annotated[Path, typer.Option(help="a .ckpt, or an exported .onnx (runs on onnxruntime)")],
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    max_upload_mb: Annotated[float, typer.Option(help="largest accepted upload")] = 10.0,
+    max_pixels: Annotated[int, typer.Option(help="largest accepted image, in pixels")] = 40_000_000,
+) -> None:
+    """Serve a page and an HTTP API (POST /predict, GET /health, GET /model) for trying a model."""
+    import uvicorn
+
+    from faceattr.inference.predictor import load_predictor
+    from faceattr.serve.app import create_app
+
+    try:
+        app_ = create_app(
+            load_predictor(checkpoint), max_upload_bytes=int(max_upload_mb * 1024 * 1024), max_pixels=max_pixels
+        )
+    except FaceAttrError as e:
+        _fail(e)
+        return
+    console.print(f"serving {checkpoint} on http://{host}:{port}/")
+    uvicorn.run(app_, host=host, port=port, log_level="warning")
+
+
+@app.command()
+def cam(
+    checkpoint: Annotated[Path, typer.Argument(help="a .ckpt written by faceattr train")],
+    images: Annotated[list[Path] | None, typer.Argument(help="images to explain")] = None,
+    worst: Annotated[int, typer.Option(help="also explain the N worst-classified validation images")] = 0,
+    heads: Annotated[str | None, typer.Option(help="heads to explain, e.g. mask,gender (default: all)")] = None,
+    out: Annotated[Path, typer.Option(help="folder for the side-by-side PNGs")] = Path("cam"),
+) -> None:
+    """Grad-CAM heatmaps per head (grad-cam package): the photo beside one overlay per head."""
+    from faceattr.reports.cam import cam_sheets
+
+    try:
+        chosen = [h.strip() for h in heads.split(",")] if heads else None
+        results = cam_sheets(checkpoint, [str(p) for p in images or []], worst, out, chosen)
+    except FaceAttrError as e:
+        _fail(e)
+        return
+    for r in results:
+        console.print(f"{r.sheet}: {'; '.join(r.labels.values())}")
+
+
+@app.command()
+def submit(
+    checkpoint: Annotated[Path, typer.Argument(help="a .ckpt written by faceattr train, or an exported .onnx")],
+    eval_dir: Annotated[Path, typer.Argument(help="the competition's eval/ folder (info.csv + images/)")],
+    out: Annotated[Path, typer.Option(help="submission CSV (info.csv with ans filled)")] = Path("submission.csv"),
+    faces: Annotated[
+        bool | None,
+        typer.Option("--faces/--no-faces", help="crop the largest face first (default: if trained on crops)"),
+    ] = None,
+    also: Also = None,
+    voting: Voting = "soft",
+    tta: TTA = None,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing --out (and its .skipped.csv)")] = False,
+) -> None:
+    """Fill the competition's info.csv `ans` column with 18-class predictions."""
+    from faceattr.inference.outputs import submission
+    from faceattr.inference.predictor import load_predictor
+
+    try:
+        predictor = load_predictor([checkpoint, *also] if also else checkpoint, voting=voting, tta=_tta(tta))
+        table = submission(predictor, eval_dir, out, crop_faces=faces, overwrite=overwrite)
+    except FaceAttrError as e:
+        _fail(e)
+        return
+    console.print(f"wrote submission [bold]{out}[/] ({len(table)} rows)")

@@ -1,0 +1,117 @@
+"""Commands of the training stage: train, cv, tune, and the demo that runs the whole pipeline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from faceattr.cli.common import ConfigPath, Overrides, _fail, app, console
+from faceattr.errors import FaceAttrError
+
+
+@app.command()
+def train(
+    config: ConfigPath = None,
+    overrides: Overrides = None,
+    resume: Annotated[bool, typer.Option("--resume", help="continue the run from its last.ckpt")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an existing run folder")] = False,
+) -> None:
+    """Train a multi-task model: faceattr train -c configs/mask.yaml train.epochs=5 model.backbone=resnet18"""
+    from faceattr.config import load_config
+    from faceattr.training import train as run_training
+
+    try:
+        cfg = load_config(config, overrides)
+        if cfg.per_task:
+            from faceattr.experiments import train_per_task
+
+            results = train_per_task(cfg, overwrite=overwrite, resume=resume)
+            for task, r in results.items():
+                console.print(f"{task}: {r.best_checkpoint} ({r.best_score})")
+            models = " --also ".join(str(r.best_checkpoint) for r in results.values())
+            console.print(f"combine them: faceattr evaluate {models}")
+            return
+        result = run_training(cfg, overwrite=overwrite, resume=resume)
+    except FaceAttrError as e:
+        _fail(e)
+        return
+    console.print(f"run folder: [bold]{result.run_dir}[/]")
+    console.print(f"best checkpoint: {result.best_checkpoint} ({cfg.train.monitor} = {result.best_score})")
+    if result.skipped:
+        console.print(f"[yellow]{result.skipped} unreadable image(s) skipped; see {result.run_dir / 'skipped.csv'}[/]")
+
+
+@app.command()
+def cv(
+    config: ConfigPath = None,
+    overrides: Overrides = None,
+    folds: Annotated[str | None, typer.Option(help="folds to run, e.g. 0,2 (default: all)")] = None,
+    full: Annotated[bool, typer.Option("--full", help="then train on all data for the median best epoch")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="replace existing fold run folders")] = False,
+) -> None:
+    """Cross-validation: train every fold, report each and mean +- std, best epochs, out-of-fold predictions."""
+    from faceattr.config import load_config
+    from faceattr.experiments import cross_validate
+
+    try:
+        cfg = load_config(config, overrides)
+        chosen = [int(f) for f in folds.split(",")] if folds else None
+        result = cross_validate(cfg, chosen, overwrite=overwrite, full_data=full)
+    except (FaceAttrError, ValueError) as e:
+        _fail(e)
+        return
+    table = Table(title=f"cross-validation ({len(result.folds)} folds)")
+    columns = ["fold", "best_epoch", *[c for c in result.folds.columns if c.startswith(("f1_", "age_mae"))]]
+    for col in columns:
+        table.add_column(col, justify="right")
+    for _, row in result.folds.iterrows():
+        table.add_row(*[f"{row[c]:.4f}" if isinstance(row[c], float) else str(row[c]) for c in columns])
+    table.add_row("mean", "", *[f"{result.summary['mean'][c]:.4f}" for c in columns[2:]])
+    table.add_row("std", "", *[f"{result.summary['std'][c]:.4f}" for c in columns[2:]])
+    console.print(table)
+    console.print(
+        f"median best epoch {result.summary['median_best_epoch']}; written to [bold]{result.out_dir}[/]"
+        " (folds.csv, cv_summary.json, oof_predictions.csv)"
+    )
+    if full:
+        console.print(f"full-data model: {result.summary['full_data_checkpoint']}")
+
+
+@app.command()
+def tune(
+    config: ConfigPath = None,
+    overrides: Overrides = None,
+    trials: Annotated[
+        int | None, typer.Option(help="finished trials wanted in the study (default: tune.trials)")
+    ] = None,
+) -> None:
+    """Optuna study over tune.space with pruning; resumable from its SQLite file; writes best.yaml."""
+    from faceattr.config import load_config
+    from faceattr.tune import tune as run_tune
+
+    try:
+        result = run_tune(load_config(config, overrides), trials)
+    except FaceAttrError as e:
+        _fail(e)
+        return
+    console.print(f"{result.finished} trials finished; best {result.best_value:.4f} with {result.best_params}")
+    console.print(f"best config: [bold]{result.best_config}[/]  (faceattr train -c {result.best_config})")
+
+
+@app.command()
+def demo(
+    workdir: Annotated[Path | None, typer.Option("--dir", help="where to build (default: a temp folder)")] = None,
+    persons: Annotated[int, typer.Option(help="synthetic people (7 photos each)")] = 60,
+    epochs: int = 4,
+    overrides: Overrides = None,
+) -> None:
+    """Smoke run on a shipped synthetic dataset: build it, prepare, train, evaluate, predict, submit (CPU, <3 min)."""
+    from faceattr.demo import run_demo
+
+    try:
+        run_demo(workdir, persons=persons, epochs=epochs, overrides=overrides or [], console=console)
+    except FaceAttrError as e:
+        _fail(e)
