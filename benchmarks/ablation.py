@@ -21,10 +21,10 @@ from faceattr.config import load_config
 from faceattr.data.manifest import read_manifest, write_manifest
 from faceattr.data.sources import read_competition, read_utkface
 from faceattr.data.split import make_folds
-from faceattr.experiments import train_per_task
 from faceattr.reports.evaluate import evaluate
 from faceattr.synth.dataset import synthesize_dataset
 from faceattr.training import train
+from faceattr.training.per_task import train_per_task
 
 TASKS = ("label18", "mask", "gender", "age_bin")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from faceattr.runinfo import git_commit, versions
+from faceattr.training.runinfo import git_commit, versions
 
 RESULTS = Path(__file__).parent / "results"
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -6,6 +6,7 @@ the same file never share a temp name.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -36,3 +37,8 @@ def write_text(path: str | Path, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
     return Path(path)
+
+
+def write_json(data: dict, path: str | Path) -> Path:
+    """Write `data` as indented JSON, atomically (the project's one JSON writer)."""
+    return write_text(path, json.dumps(data, indent=2, default=str))

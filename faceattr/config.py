@@ -54,7 +54,7 @@ class DataConfig:
     split_seed: int = 42  # seed of the person-level split (kept apart from `seed` so the split stays put)
     image_size: int = 128  # square input side in pixels
     old_threshold: int = DEFAULT_OLD_THRESHOLD  # age at or over which a person is "old"
-    batch_size: Any = 32  # or "auto": the largest that fits (see faceattr/batch_size.py)
+    batch_size: Any = 32  # or "auto": the largest that fits (see faceattr/training/batch_size.py)
     max_batch_size: int = 256  # the most data.batch_size=auto may pick
     auto_batch_memory_fraction: float = 0.5  # CPU: share of the machine's RAM a trial batch may peak at
     eval_batch_size: int = 64

@@ -9,7 +9,7 @@ from tests.conftest import tiny_overrides
 
 
 def test_largest_fitting_batch_is_found_by_doubling_then_bisecting():
-    from faceattr.batch_size import largest_fitting
+    from faceattr.training.batch_size import largest_fitting
 
     tried: list[int] = []
 
@@ -46,7 +46,7 @@ def test_auto_batch_size_trains_and_records_the_size_it_picked(competition_manif
         load_config(None, ["data.batch_size=big"])
     # a budget no batch can meet on CPU still trains, with one image per step
     tiny_budget = load_config(None, [*overrides, "data.auto_batch_memory_fraction=0.0001"])
-    from faceattr.batch_size import find_batch_size
     from faceattr.models.module import FaceAttrModule
+    from faceattr.training.batch_size import find_batch_size
 
     assert find_batch_size(tiny_budget, FaceAttrModule.from_config(tiny_budget, load_pretrained=False)) == 1

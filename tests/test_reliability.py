@@ -10,10 +10,10 @@ import time
 import pytest
 import torch
 
-from faceattr.checkpoint_io import atomic_torch_save
 from faceattr.config import load_config
 from faceattr.errors import TrainingDiverged
 from faceattr.training import train
+from faceattr.training.checkpoint_io import atomic_torch_save
 from tests.conftest import tiny_overrides
 
 

@@ -26,7 +26,7 @@ def train(
     try:
         cfg = load_config(config, overrides)
         if cfg.per_task:
-            from faceattr.experiments import train_per_task
+            from faceattr.training.per_task import train_per_task
 
             results = train_per_task(cfg, overwrite=overwrite, resume=resume)
             for task, r in results.items():
@@ -54,7 +54,7 @@ def cv(
 ) -> None:
     """Cross-validation: train every fold, report each and mean +- std, best epochs, out-of-fold predictions."""
     from faceattr.config import load_config
-    from faceattr.experiments import cross_validate
+    from faceattr.training.cross_validation import cross_validate
 
     try:
         cfg = load_config(config, overrides)
@@ -90,7 +90,7 @@ def tune(
 ) -> None:
     """Optuna study over tune.space with pruning; resumable from its SQLite file; writes best.yaml."""
     from faceattr.config import load_config
-    from faceattr.tune import tune as run_tune
+    from faceattr.training.tune import tune as run_tune
 
     try:
         result = run_tune(load_config(config, overrides), trials)

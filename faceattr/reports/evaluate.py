@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from faceattr.atomic import write_text
+from faceattr.atomic import write_json, write_text
 from faceattr.data.images import SkipReport
 from faceattr.data.manifest import read_manifest
 from faceattr.data.split import load_or_make_folds
@@ -26,7 +26,6 @@ from faceattr.reports.metrics import (
     task_metrics,
 )
 from faceattr.reports.model_card import write_model_card
-from faceattr.runinfo import write_json
 
 
 @dataclass

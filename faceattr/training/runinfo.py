@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import platform
 import subprocess
 import sys
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-
-from faceattr.atomic import write_text
 
 PACKAGES = ("faceattr", "torch", "torchvision", "lightning", "timm", "albumentations", "numpy", "pandas")
 
@@ -44,8 +41,3 @@ def run_info() -> dict:
         "platform": platform.platform(),
         "versions": versions(),
     }
-
-
-def write_json(data: dict, path: str | Path) -> Path:
-    """Write `data` as indented JSON, atomically."""
-    return write_text(path, json.dumps(data, indent=2, default=str))

@@ -14,9 +14,7 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from faceattr.batch_size import find_batch_size
-from faceattr.callbacks import BatchSeed, SaveAbove
-from faceattr.checkpoint_io import AtomicCheckpointIO
+from faceattr.atomic import write_json
 from faceattr.config import Config, save_config
 from faceattr.data.datamodule import FaceDataModule
 from faceattr.data.images import SkipReport
@@ -27,8 +25,11 @@ from faceattr.models.backbones import get_spec
 from faceattr.models.checkpoints import read_checkpoint
 from faceattr.models.losses import balanced_class_weights
 from faceattr.models.module import FaceAttrModule
-from faceattr.runinfo import run_info, write_json
 from faceattr.synth.augment import SyntheticMasker
+from faceattr.training.batch_size import find_batch_size
+from faceattr.training.callbacks import BatchSeed, SaveAbove
+from faceattr.training.checkpoint_io import AtomicCheckpointIO
+from faceattr.training.runinfo import run_info
 
 log = logging.getLogger(__name__)
 

@@ -74,7 +74,7 @@ def tune(cfg: Config, trials: int | None = None) -> TuneResult:
         import optuna
     except ImportError:
         raise ConfigError("faceattr tune needs optuna; pip install 'faceattr[insight]'") from None
-    from faceattr.training import train
+    from faceattr.training.fit import train
 
     if not cfg.tune.space:
         raise ConfigError(

@@ -1,4 +1,4 @@
-"""Experiments made of several trainings: per-task models and k-fold cross-validation."""
+"""k-fold cross-validation: train and score every fold, mean +- std, out-of-fold predictions."""
 
 from __future__ import annotations
 
@@ -8,40 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-from omegaconf import OmegaConf
 
-from faceattr.config import Config, from_dict, to_dict, validate
-from faceattr.errors import ConfigError
+from faceattr.atomic import write_json
+from faceattr.config import Config
 from faceattr.reports.evaluate import evaluate
-from faceattr.runinfo import write_json
-from faceattr.training import TrainResult, train
+from faceattr.training.fit import train
 
 SCORES = ("label18", "mask", "gender", "age_bin")
-
-
-def task_config(cfg: Config, task: str) -> Config:
-    """The config of one per-task model: only that head, the run named after the task, the task's overrides."""
-    data = to_dict(cfg)
-    data["per_task"] = {}
-    data["model"]["heads"] = [task]
-    data["run"]["name"] = f"{cfg.run.name}-{task}"
-    data["train"]["monitor"] = f"val/f1_{task}" if task != "age" else "val/age_mae"
-    data["train"]["monitor_mode"] = "max" if task != "age" else "min"
-    merged = OmegaConf.merge(
-        OmegaConf.create(data), OmegaConf.from_dotlist([f"{k}={v}" for k, v in (cfg.per_task.get(task) or {}).items()])
-    )
-    task_cfg = from_dict(OmegaConf.to_container(merged))
-    validate(task_cfg)
-    return task_cfg
-
-
-def train_per_task(cfg: Config, overwrite: bool = False, resume: bool = False) -> dict[str, TrainResult]:
-    """One model per task in `cfg.per_task` (each with its own settings); combine them with an ensemble."""
-    if not cfg.per_task:
-        raise ConfigError(
-            "per_task is empty; give per-task sections, e.g. per_task: {mask: {}, gender: {}, age_bin: {}}"
-        )
-    return {task: train(task_config(cfg, task), overwrite=overwrite, resume=resume) for task in cfg.per_task}
 
 
 @dataclass
