@@ -123,6 +123,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--name", default="robustness", help="results file name")
     parser.add_argument("--chart", type=Path, default=None, help="also draw the table as a PNG bar chart here")
+    parser.add_argument("--tta", default=None, help="test-time augmentation for every model, e.g. hflip")
     args = parser.parse_args()
     _, frame = utkface_union(args.work)
     test = frame[frame["fold"] == 0].reset_index(drop=True)
@@ -153,7 +154,7 @@ def main() -> None:
     rows = []
     for spec in args.model:
         name, checkpoint = spec.split("=", 1)
-        predictor = load_predictor(checkpoint)
+        predictor = load_predictor(checkpoint, tta=args.tta.split(",") if args.tta else None)
         base = None
         for row, (images, truth) in views.items():
             labels = predict(predictor, images)
@@ -177,6 +178,7 @@ def main() -> None:
             "held_out_rule": HELD_OUT_RULE,
             "limit": args.limit,
             "seed": args.seed,
+            "tta": args.tta,
             "held_out": len(test),
         },
     )
