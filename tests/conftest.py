@@ -58,3 +58,13 @@ def trained_run(competition_manifest, tmp_path_factory):
 
     cfg = load_config(None, tiny_overrides(competition_manifest, tmp_path_factory.mktemp("runs")))
     return train(cfg)
+
+
+def public_face(size: tuple[int, int] = (170, 200), mirrored: bool = False):
+    """A real face any machine has: the public-domain astronaut photo shipped with scikit-image (a dev
+    dependency), cut around the face; tests that need MTCNN to find a face use it instead of research data."""
+    skimage_data = pytest.importorskip("skimage.data", reason="scikit-image ships the public-domain test photo")
+    from PIL import Image
+
+    face = Image.fromarray(skimage_data.astronaut()[20:220, 150:320]).resize(size)
+    return face.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if mirrored else face

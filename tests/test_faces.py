@@ -13,7 +13,7 @@ from faceattr.config import FacesConfig
 from faceattr.data.images import SkipReport
 from faceattr.faces.crop import adopt_crop_settings, crop_manifest, parse_points
 from faceattr.faces.detect import Face, FaceDetector, fallback_box, margin_box
-from tests.conftest import SHARED_UTKFACE
+from tests.conftest import SHARED_UTKFACE, public_face
 
 
 class FakeDetector(FaceDetector):
@@ -196,15 +196,10 @@ def test_predict_in_the_wild_gives_one_row_per_face_and_draws_boxes(trained_run,
 
     photos = tmp_path / "photos"
     photos.mkdir()
-    if SHARED_UTKFACE.is_dir():  # two real faces side by side on one photo
-        faces = sorted(SHARED_UTKFACE.glob("*.jpg"))[100:102]
-        canvas = Image.new("RGB", (520, 300), (90, 120, 150))
-        for k, f in enumerate(faces):
-            canvas.paste(Image.open(f).convert("RGB"), (40 + 260 * k, 50))
-        expected_faces = 2
-    else:
-        canvas = Image.new("RGB", (300, 300), (90, 120, 150))  # no face: one fallback row
-        expected_faces = 1
+    canvas = Image.new("RGB", (520, 300), (90, 120, 150))  # two real faces side by side on one photo
+    for k in range(2):
+        canvas.paste(public_face(mirrored=k == 1), (40 + 260 * k, 50))
+    expected_faces = 2
     canvas.save(photos / "group.jpg")
     (photos / "broken.jpg").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     out = tmp_path / "faces.csv"

@@ -10,7 +10,7 @@ from faceattr.data.images import SkipReport
 from faceattr.errors import ConfigError, DatasetError
 from faceattr.faces.detect import Face, crop_face, detect_padded
 from faceattr.faces.framing import image_margins, measure_framing
-from tests.conftest import SHARED_UTKFACE
+from tests.conftest import SHARED_UTKFACE, public_face
 from tests.test_faces import FakeDetector, _manifest
 
 
@@ -154,8 +154,7 @@ def test_predict_can_crop_with_margins_from_the_command_line(trained_run, tmp_pa
     from faceattr.cli import app
 
     photo = Image.new("RGB", (384, 512), (120, 110, 100))
-    if SHARED_UTKFACE.is_dir():
-        photo.paste(Image.open(sorted(SHARED_UTKFACE.glob("*.jpg"))[100]).convert("RGB"), (90, 150))
+    photo.paste(public_face(), (90, 150))
     photo.save(tmp_path / "photo.jpg")
     boxes = {}
     for name, extra in {"checkpoint": ["--faces"], "tight": ["--margins", "0,0,-0.1,0"]}.items():
@@ -164,9 +163,8 @@ def test_predict_can_crop_with_margins_from_the_command_line(trained_run, tmp_pa
         result = CliRunner().invoke(app, args)
         assert result.exit_code == 0, result.output
         boxes[name] = pd.read_csv(out).iloc[0]
-    if SHARED_UTKFACE.is_dir():  # a face was found: the tight crop lies inside the checkpoint's margin crop
-        wide, tight = boxes["checkpoint"], boxes["tight"]
-        assert tight.face_found and tight.x1 > wide.x1 and tight.y1 > wide.y1 and tight.x2 < wide.x2
+    wide, tight = boxes["checkpoint"], boxes["tight"]  # the tight crop lies inside the checkpoint's margin crop
+    assert tight.face_found and tight.x1 > wide.x1 and tight.y1 > wide.y1 and tight.x2 < wide.x2
     bad = CliRunner().invoke(app, ["predict", str(trained_run.best_checkpoint), str(tmp_path), "--margins", "1,2"])
     assert bad.exit_code != 0 and "faces.margins" in bad.output
 

@@ -21,7 +21,7 @@ from faceattr.config import FacesConfig
 from faceattr.faces.detect import FaceDetector
 from faceattr.inference.predictor import Predictor
 from faceattr.serve.app import create_app
-from tests.conftest import SHARED_UTKFACE
+from tests.conftest import public_face
 
 
 class NoFaces(FaceDetector):
@@ -167,13 +167,9 @@ def test_browser_uploads_a_photo_and_sees_the_labels(trained_run, tmp_path):
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     photo = tmp_path / "photo.jpg"
-    if SHARED_UTKFACE.is_dir():
-        face = Image.open(sorted(SHARED_UTKFACE.glob("*.jpg"))[5]).convert("RGB")
-        canvas = Image.new("RGB", (384, 512), (90, 110, 140))
-        canvas.paste(face, (92, 120))
-        canvas.save(photo)
-    else:
-        Image.new("RGB", (384, 512), (150, 120, 100)).save(photo)
+    canvas = Image.new("RGB", (384, 512), (90, 110, 140))
+    canvas.paste(public_face(), (92, 120))
+    canvas.save(photo)
     options = webdriver.ChromeOptions()
     options.binary_location = found[0]
     for flag in (
