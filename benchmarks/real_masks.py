@@ -9,7 +9,7 @@ crops of ~100 px and wider photos). Never trained on except in the "drawn + real
      (incorrect counted as worn), and how often a real worn mask is called "incorrect".
   3. Drawn + real: the same plus masks-real's other folds (k-fold mean +- std).
 
-    python -m benchmarks.real_masks --persons 600 --epochs 3 --folds 3 [--old-synth DIR]
+    python -m benchmarks.real_masks --persons 1200 --epochs 3 --folds 3 [--old-repo CHECKOUT] [--seed S]
 """
 
 from __future__ import annotations
@@ -159,7 +159,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=SHARED_MASKS_REAL)
     parser.add_argument("--work", type=Path, default=Path("/tmp/faceattr-real-masks"))
-    parser.add_argument("--persons", type=int, default=600, help="UTKFace people per drawn set (x7 images)")
+    parser.add_argument("--persons", type=int, default=1200, help="UTKFace people per drawn set (x7 images)")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--image-size", type=int, default=112)
     parser.add_argument(
