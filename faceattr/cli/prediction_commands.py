@@ -176,14 +176,19 @@ def _predict_videos(
     predictor, videos: list[str], out: Path, every: int, fps: float | None, draw, skips, overwrite: bool
 ) -> None:
     """Every face of the sampled frames, tracked; two CSVs beside `out` (see faceattr/inference/video.py)."""
-    from rich.progress import Progress, TextColumn
+    from rich.progress import Progress, ProgressColumn, TextColumn
+    from rich.text import Text
 
     from faceattr.atomic import atomic_path
     from faceattr.faces.detect import FaceDetector
     from faceattr.inference.outputs import video_outputs
     from faceattr.inference.video import predict_videos
 
-    columns = (*Progress.get_default_columns(), TextColumn("{task.completed} frames"))
+    class FramesPerSecond(ProgressColumn):
+        def render(self, task) -> Text:
+            return Text(f"{task.speed or 0:.1f} frames/s")
+
+    columns = (*Progress.get_default_columns(), TextColumn("{task.completed} frames"), FramesPerSecond())
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task(f"{len(videos)} video(s)", total=None)
         frames, tracks = predict_videos(
