@@ -17,6 +17,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBase
 from faceattr.errors import ConfigError
 from faceattr.labels import DEFAULT_OLD_THRESHOLD
 
+MAX_PIXELS = 50_000_000  # the largest image faceattr decodes (a decompression-bomb guard), unless configured
 OPTIMIZERS = ("sgd", "adam", "adamw", "adamp")
 SCHEDULERS = ("none", "quarter", "step", "exponential", "cosine")
 LOSSES = ("ce", "focal", "soft_f1", "ce+soft_f1")
@@ -189,7 +190,7 @@ class FacesConfig:
     # (instead of the centred fallback_size crop, which would cut a small crop's face or hold a large photo's
     # background); 0 turns this off
     whole_image_max_side: int = 400
-    max_pixels: int = 50_000_000  # larger images are skipped and reported
+    max_pixels: int = MAX_PIXELS  # larger images are skipped and reported
     trained_on_crops: bool = False  # set by `train` when the manifest came from `faceattr crop`
 
 

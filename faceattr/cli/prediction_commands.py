@@ -241,7 +241,9 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
     max_upload_mb: Annotated[float, typer.Option(help="largest accepted upload")] = 10.0,
-    max_pixels: Annotated[int, typer.Option(help="largest accepted image, in pixels")] = 40_000_000,
+    max_pixels: Annotated[
+        int | None, typer.Option(help="largest accepted image, in pixels (default: 40 M, the server's own)")
+    ] = None,
 ) -> None:
     """Serve a page and an HTTP API (POST /predict, GET /health, GET /model) for trying a model."""
     import uvicorn

@@ -18,9 +18,9 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from faceattr.atomic import atomic_path
+from faceattr.config import MAX_PIXELS
 from faceattr.errors import ImageLoadError
 
-DEFAULT_MAX_PIXELS = 50_000_000
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")  # `predict` reads these too
 REASONS = ("missing", "empty_file", "not_an_image", "corrupt", "truncated", "too_many_pixels")
@@ -46,7 +46,7 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def load_rgb(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def load_rgb(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Read an image file as an HxWx3 uint8 RGB array, upright per its EXIF orientation.
 
     Raises ImageLoadError(reason=missing|empty_file|not_an_image|corrupt|truncated|too_many_pixels).
@@ -59,7 +59,7 @@ def load_rgb(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarr
     return decode_rgb(path, str(path), max_pixels)
 
 
-def decode_rgb(source: str | Path | bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def decode_rgb(source: str | Path | bytes, name: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Decode a file path or in-memory bytes (e.g. an upload, never written to disk) like `load_rgb`."""
     if isinstance(source, bytes):
         if not source:

@@ -16,13 +16,13 @@ import pandas as pd
 from sklearn.metrics import f1_score
 
 from faceattr.errors import ConfigError
-from faceattr.labels import GENDER_NAMES, age_bin_names
+from faceattr.labels import DEFAULT_OLD_THRESHOLD, GENDER_NAMES, age_bin_names
 
 METRICS = ("gender_acc", "age_mae", "age_cs5", "age_bin_f1", "mask_f1")
 LOWER_IS_BETTER = {"age_mae"}
 
 
-def group_keys(frame: pd.DataFrame, spec: str, old_threshold: int = 60) -> pd.Series:
+def group_keys(frame: pd.DataFrame, spec: str, old_threshold: int = DEFAULT_OLD_THRESHOLD) -> pd.Series:
     """Each row's group for `spec` ('race', 'race+gender', 'age_decade'), with readable names."""
     parts = []
     for column in (c.strip() for c in spec.split("+")):
@@ -71,7 +71,11 @@ def _natural(key: str) -> tuple:
 
 
 def group_report(
-    frame: pd.DataFrame, labels: dict[str, np.ndarray], spec: str, min_n: int = 30, old_threshold: int = 60
+    frame: pd.DataFrame,
+    labels: dict[str, np.ndarray],
+    spec: str,
+    min_n: int = 30,
+    old_threshold: int = DEFAULT_OLD_THRESHOLD,
 ) -> dict:
     """{'table': [{group, n, metrics..., small}], 'gaps': {metric: {best, worst, gap}}} for one `--by` spec."""
     keys = group_keys(frame, spec, old_threshold).to_numpy()

@@ -23,7 +23,7 @@ from rich.progress import Progress
 from faceattr.atomic import write_text
 from faceattr.data.images import SkipReport, load_rgb
 from faceattr.errors import ConfigError, ImageLoadError
-from faceattr.labels import GENDER_NAMES, MASK_NAMES, NUM_CLASSES, age_bin_names, class_name
+from faceattr.labels import DEFAULT_OLD_THRESHOLD, GENDER_NAMES, MASK_NAMES, NUM_CLASSES, age_bin_names, class_name
 
 
 @dataclass
@@ -90,7 +90,7 @@ def _bar_panel(ax, table: pd.DataFrame, title: str) -> None:
 def dataset_stats(
     frame: pd.DataFrame,
     out_dir: str | Path,
-    old_threshold: int = 60,
+    old_threshold: int = DEFAULT_OLD_THRESHOLD,
     max_images: int = 0,
     seed: int = 0,
     progress: bool = True,

@@ -22,6 +22,7 @@ from faceattr.inference.predictor import BasePredictor
 from faceattr.serve.batching import MicroBatcher
 
 PAGE = Path(__file__).with_name("page.html")
+MAX_UPLOAD_PIXELS = 40_000_000  # stricter than faces.max_pixels: uploads come from strangers
 BAD_IMAGE_STATUS = {"too_many_pixels": 413}
 
 
@@ -100,11 +101,13 @@ def create_app(
     predictor: BasePredictor,
     detector=None,
     max_upload_bytes: int = 10 * 1024 * 1024,
-    max_pixels: int = 40_000_000,
+    max_pixels: int | None = None,
     max_in_flight: int = 32,
     batch_window_ms: float = 5.0,
 ) -> FastAPI:
-    """The FastAPI app around one loaded model (and one face detector, made here unless given)."""
+    """The FastAPI app around one loaded model (and one face detector, made here unless given); `max_pixels`
+    defaults to MAX_UPLOAD_PIXELS."""
+    max_pixels = MAX_UPLOAD_PIXELS if max_pixels is None else max_pixels
     if detector is None:
         from faceattr.faces.detect import FaceDetector
 
