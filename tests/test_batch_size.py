@@ -50,3 +50,19 @@ def test_auto_batch_size_trains_and_records_the_size_it_picked(competition_manif
     from faceattr.training.batch_size import find_batch_size
 
     assert find_batch_size(tiny_budget, FaceAttrModule.from_config(tiny_budget, load_pretrained=False)) == 1
+
+
+def test_each_cpu_trial_measures_its_own_peak_memory_not_the_process_lifetime():
+    """After one large trial a smaller one must not inherit its peak (ru_maxrss would: a lifetime maximum)."""
+    import numpy as np
+
+    from faceattr.training.batch_size import peak_rss_bytes, reset_peak_rss
+
+    if not reset_peak_rss():
+        pytest.skip("this kernel offers no resettable peak-RSS (/proc/self/clear_refs)")
+    big = np.ones(400 * 2**20 // 8)
+    big[::512] = 2.0  # touch every page
+    with_big = peak_rss_bytes()
+    del big
+    assert reset_peak_rss()
+    assert peak_rss_bytes() < with_big - 300 * 2**20

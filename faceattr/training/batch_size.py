@@ -2,8 +2,10 @@
 
 Doubling, then a binary search between the last batch that fit and the first that did not. On a GPU a batch
 "fits" when a forward and backward pass raise no out-of-memory error; on a CPU, where running out of memory
-means the kernel kills the process rather than an exception, a batch fits when the process's peak RSS after
-the step stays under `data.auto_batch_memory_fraction` of the machine's RAM.
+means the kernel kills the process rather than an exception, a batch fits when the process's peak RSS during
+the step stays under `data.auto_batch_memory_fraction` of the machine's RAM. The peak is the trial's own: Linux's
+high-water mark is reset before each trial (`/proc/self/clear_refs`), since `ru_maxrss` is a lifetime peak and
+after one over-budget trial would make every later, smaller trial "fail".
 """
 
 from __future__ import annotations
@@ -43,7 +45,25 @@ def total_ram_bytes() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
+def reset_peak_rss() -> bool:
+    """Start a new peak-RSS window (Linux >= 4.0); False where the kernel offers none."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
 def peak_rss_bytes() -> int:
+    """The peak resident memory since the last reset_peak_rss (VmHWM), else over the process's life."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
 
 
@@ -56,6 +76,8 @@ def find_batch_size(cfg: Config, module: torch.nn.Module, device: torch.device |
     module.to(device).train()
 
     def fits(batch: int) -> bool:
+        if device.type == "cpu":
+            reset_peak_rss()
         try:
             images = torch.randn(batch, 3, size, size, device=device)
             outputs = module(images)
