@@ -26,10 +26,10 @@ import torch
 
 from benchmarks.common import save
 from faceattr.config import load_config
+from faceattr.data.drawn_faces import make_competition_dataset
 from faceattr.data.images import SkipReport
 from faceattr.data.manifest import write_manifest
 from faceattr.data.sources import read_competition
-from faceattr.data.synthetic import make_competition_dataset
 from faceattr.errors import ConfigError, DatasetError, FaceAttrError
 from faceattr.training import train
 

@@ -82,7 +82,7 @@ def run_predict(model: list[str], photos: list[Path] | Path, out: Path, *extra: 
 def stage_rows(code: str, name: str, model_path: str, photos: list[Path], out: Path) -> list[dict]:
     """One in-process run with the stage clock: where each photo's time goes."""
     from faceattr.faces.detect import FaceDetector
-    from faceattr.inference.in_the_wild import predict_faces
+    from faceattr.inference.faces_in_photos import predict_faces
     from faceattr.inference.predictor import load_predictor
     from faceattr.inference.profile import StageClock
 

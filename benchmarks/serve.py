@@ -29,9 +29,9 @@ from PIL import Image
 
 from benchmarks.common import RESULTS, SHARED_UTKFACE, save
 from faceattr.config import load_config
+from faceattr.data.drawn_faces import make_competition_dataset
 from faceattr.data.manifest import write_manifest
 from faceattr.data.sources import read_competition
-from faceattr.data.synthetic import make_competition_dataset
 from faceattr.inference.export import export_onnx
 from faceattr.training import train
 

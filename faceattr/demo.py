@@ -13,8 +13,8 @@ from pathlib import Path
 from rich.console import Console
 
 from faceattr.config import load_config
+from faceattr.data.drawn_faces import make_competition_dataset
 from faceattr.data.prepare import prepare
-from faceattr.data.synthetic import make_competition_dataset
 from faceattr.inference.outputs import predictions_table, submission
 from faceattr.inference.predictor import Predictor, collect_images
 from faceattr.reports.evaluate import evaluate

@@ -16,7 +16,7 @@ SHARED_UTKFACE = Path(__file__).resolve().parents[2] / "shared" / "data" / "utkf
 @pytest.fixture(scope="session")
 def competition_root(tmp_path_factory) -> Path:
     """A synthetic dataset in the competition layout: 15 people x 7 photos, plus an eval side."""
-    from faceattr.data.synthetic import make_competition_dataset
+    from faceattr.data.drawn_faces import make_competition_dataset
 
     return make_competition_dataset(tmp_path_factory.mktemp("competition"), persons=15, eval_persons=2, seed=1)
 

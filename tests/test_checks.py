@@ -7,8 +7,8 @@ from typer.testing import CliRunner
 
 from faceattr.cli import app
 from faceattr.data.checks import check_manifest
+from faceattr.data.drawn_faces import make_competition_dataset
 from faceattr.data.sources import read_competition
-from faceattr.data.synthetic import make_competition_dataset
 
 
 def _dataset(tmp_path):

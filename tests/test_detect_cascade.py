@@ -92,7 +92,7 @@ def test_images_smaller_than_the_minimum_face_do_not_crash_mtcnn(detector):
 
 def test_predict_and_serve_use_the_cascade_for_photos_without_a_face(detector, masked_tight_crop):
     """`predict --faces` and the server classify the face the second pass finds, not a centred fallback crop."""
-    from faceattr.inference.in_the_wild import every_face
+    from faceattr.inference.faces_in_photos import every_face
 
     found = every_face(detector, [masked_tight_crop, np.zeros((480, 640, 3), np.uint8)])
     assert len(found[0]) == 1 and found[0][0].score > 0  # the masked face, from the second pass

@@ -189,7 +189,7 @@ def test_mtcnn_finds_utkface_faces_padded_onto_competition_sized_canvases():
     assert hits / len(files) >= 0.95, f"found {hits} of {len(files)} faces near where they were pasted"
 
 
-def test_predict_in_the_wild_gives_one_row_per_face_and_draws_boxes(trained_run, tmp_path):
+def test_predict_on_photos_gives_one_row_per_face_and_draws_boxes(trained_run, tmp_path):
     from typer.testing import CliRunner
 
     from faceattr.cli import app

@@ -52,7 +52,7 @@ def test_a_real_face_detected_at_half_size_lands_where_full_size_detection_puts_
 
 
 def test_classifying_many_photos_in_one_batch_gives_each_photo_its_own_answer(trained_run, astronaut, tmp_path):
-    from faceattr.inference.in_the_wild import predict_faces
+    from faceattr.inference.faces_in_photos import predict_faces
     from faceattr.inference.predictor import load_predictor
 
     photos = []

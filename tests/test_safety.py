@@ -178,7 +178,7 @@ def test_a_failed_prepare_writes_nothing(tmp_path):
     from typer.testing import CliRunner
 
     from faceattr.cli import app
-    from faceattr.data.synthetic import make_competition_dataset
+    from faceattr.data.drawn_faces import make_competition_dataset
 
     root = make_competition_dataset(tmp_path / "data", persons=6, eval_persons=1, seed=0)
     (root / "eval" / "info.csv").write_bytes(b"ImageID;ans\n\x00\x01")  # no ImageID column

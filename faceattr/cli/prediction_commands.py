@@ -138,7 +138,7 @@ def predict(
             table = None
         elif faces:
             from faceattr.faces.detect import FaceDetector
-            from faceattr.inference.in_the_wild import predict_faces
+            from faceattr.inference.faces_in_photos import predict_faces
 
             if detect_max_side is not None:
                 predictor.cfg.faces = _faces_with(predictor.cfg.faces, detect_max_side=detect_max_side)

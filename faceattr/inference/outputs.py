@@ -79,7 +79,7 @@ def submission(
         raise DatasetError("the checkpoint lacks one of the mask, gender and age_bin heads; it cannot fill 18 classes")
     if crop_faces if crop_faces is not None else predictor.cfg.faces.trained_on_crops:
         from faceattr.faces.detect import FaceDetector
-        from faceattr.inference.in_the_wild import predict_faces
+        from faceattr.inference.faces_in_photos import predict_faces
 
         faces = predict_faces(predictor, paths, FaceDetector(predictor.cfg.faces), skips)
         largest = faces[faces["face"] == 0] if len(faces) else faces

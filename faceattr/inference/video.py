@@ -19,7 +19,7 @@ import pandas as pd
 from faceattr.data.images import VIDEO_SUFFIXES
 from faceattr.errors import FaceAttrError, ImageLoadError
 from faceattr.faces.detect import Face, FaceDetector
-from faceattr.inference.in_the_wild import classify_photos, flat_row
+from faceattr.inference.faces_in_photos import classify_photos, flat_row
 from faceattr.inference.predictor import BasePredictor
 from faceattr.inference.profile import StageClock
 from faceattr.labels import CLASS_NAMES, decide

@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse
 
 from faceattr.data.images import decode_rgb
 from faceattr.errors import ImageLoadError
-from faceattr.inference.in_the_wild import predict_faces_in_images
+from faceattr.inference.faces_in_photos import predict_faces_in_images
 from faceattr.inference.predictor import BasePredictor
 from faceattr.serve.batching import MicroBatcher
 
