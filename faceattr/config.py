@@ -392,6 +392,18 @@ def from_dict(data: dict) -> Config:
     return OmegaConf.to_object(cfg)  # type: ignore[return-value]
 
 
+def with_overrides(cfg: Config | dict, values: dict, origin: str) -> Config:
+    """`cfg` with dotted-key `values` applied and validated; an unknown key names `origin` (e.g. per_task.mask)
+    and the valid keys beside it. The one implementation of dotted overrides outside the command line."""
+    base = _merge(
+        OmegaConf.structured(Config), OmegaConf.create(cfg if isinstance(cfg, dict) else to_dict(cfg)), origin
+    )
+    merged = _merge(base, [f"{k}={v}" for k, v in values.items()], origin)
+    out: Config = OmegaConf.to_object(merged)  # type: ignore[assignment]
+    validate(out)
+    return out
+
+
 def save_config(cfg: Config, path: str | Path) -> None:
     """Write the resolved config as YAML."""
     Path(path).write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))

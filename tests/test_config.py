@@ -59,3 +59,16 @@ def test_shipped_presets_load():
     assert presets, "configs/ should ship presets"
     for preset in presets:
         load_config(preset)
+
+
+def test_a_typo_inside_per_task_or_tune_space_names_where_it_is_and_the_valid_keys():
+    from faceattr.training.per_task import task_config
+    from faceattr.training.tune import with_params
+
+    cfg = load_config(None, ["per_task={mask: {optim.lrr: 0.1}, gender: {optim.lr: 0.01}}"])
+    with pytest.raises(ConfigError, match=r"'optim.lrr' in per_task.mask\. Valid keys here: .*optim.lr"):
+        task_config(cfg, "mask")
+    assert task_config(cfg, "gender").optim.lr == 0.01 and task_config(cfg, "gender").model.heads == ["gender"]
+    with pytest.raises(ConfigError, match=r"'optim.lrr' in tune.space"):
+        with_params(cfg, {"optim.lrr": 0.01})
+    assert with_params(cfg, {"optim.lr": 0.02}, "trial-1").run.name == "trial-1"

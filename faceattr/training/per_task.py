@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from omegaconf import OmegaConf
-
-from faceattr.config import Config, from_dict, to_dict, validate
+from faceattr.config import Config, to_dict, with_overrides
 from faceattr.errors import ConfigError
 from faceattr.training.fit import TrainResult, train
 
@@ -17,12 +15,7 @@ def task_config(cfg: Config, task: str) -> Config:
     data["run"]["name"] = f"{cfg.run.name}-{task}"
     data["train"]["monitor"] = f"val/f1_{task}" if task != "age" else "val/age_mae"
     data["train"]["monitor_mode"] = "max" if task != "age" else "min"
-    merged = OmegaConf.merge(
-        OmegaConf.create(data), OmegaConf.from_dotlist([f"{k}={v}" for k, v in (cfg.per_task.get(task) or {}).items()])
-    )
-    task_cfg = from_dict(OmegaConf.to_container(merged))
-    validate(task_cfg)
-    return task_cfg
+    return with_overrides(data, cfg.per_task.get(task) or {}, f"per_task.{task}")
 
 
 def train_per_task(cfg: Config, overwrite: bool = False, resume: bool = False) -> dict[str, TrainResult]:

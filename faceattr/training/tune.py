@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
-from omegaconf import OmegaConf
 
-from faceattr.config import Config, from_dict, save_config, to_dict, validate
+from faceattr.config import Config, save_config, validate, with_overrides
 from faceattr.errors import ConfigError
 
 
@@ -45,13 +44,10 @@ class ReportToOptuna(L.Callback):
 
 def with_params(cfg: Config, params: dict, run_name: str | None = None) -> Config:
     """`cfg` with dotted-key values applied (and validated)."""
-    merged = OmegaConf.merge(
-        OmegaConf.create(to_dict(cfg)), OmegaConf.from_dotlist([f"{k}={v}" for k, v in params.items()])
-    )
-    out = from_dict(OmegaConf.to_container(merged))
+    out = with_overrides(cfg, params, "tune.space")
     if run_name:
         out.run.name = run_name
-    validate(out)
+        validate(out)
     return out
 
 
