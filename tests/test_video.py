@@ -135,3 +135,16 @@ def test_predict_command_writes_frame_and_track_tables_beside_the_photo_rows(tra
     assert skipped["path"].tolist() == [str(broken)] and skipped["reason"].tolist() == ["not_a_video"]
     again = CliRunner().invoke(app, [*args, "--out", str(out)])
     assert again.exit_code != 0 and "already exists" in again.output  # nothing is overwritten silently
+
+
+def test_draw_may_name_the_output_video_itself(trained_run, clip, tmp_path):
+    from typer.testing import CliRunner
+
+    from faceattr.cli import app
+
+    drawn = tmp_path / "out.mp4"
+    args = ["predict", str(trained_run.best_checkpoint), str(clip), "--out", str(tmp_path / "p.csv")]
+    run = CliRunner().invoke(app, [*args, "--every", "3", "--draw", str(drawn)])
+    assert run.exit_code == 0, run.output
+    with av.open(str(drawn)) as container:
+        assert len(list(container.decode(video=0))) == 4  # frames 0, 3, 6, 9

@@ -282,8 +282,15 @@ def predict_videos(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Frame rows and track rows of several videos (a track id is per video); unreadable or damaged videos are
     reported to `skips`, the frames read before any damage kept. Drawn copies go to `draw_dir` as
-    `<video name>_faces.mp4`; an existing one is refused unless `overwrite`."""
+    `<video name>_faces.mp4` (or, for one video, to `draw_dir` itself when it names a video file); an existing one
+    is refused unless `overwrite`."""
     drawn_paths = [None if draw_dir is None else Path(draw_dir) / f"{Path(p).name}_faces.mp4" for p in videos]
+    if draw_dir is not None and Path(draw_dir).suffix.lower() in VIDEO_SUFFIXES:  # --draw out.mp4: that file
+        if len(videos) != 1:
+            raise FaceAttrError(
+                f"--draw {draw_dir} names one video file, but {len(videos)} videos were given: pass a folder"
+            )
+        drawn_paths = [Path(draw_dir)]
     existing = [p for p in drawn_paths if p is not None and p.exists()]
     if existing and not overwrite:
         raise FaceAttrError(f"{existing[0]} already exists; pick another --draw folder or pass --overwrite")
