@@ -191,7 +191,9 @@ class FacesConfig:
     # background); 0 turns this off
     whole_image_max_side: int = 400
     max_pixels: int = MAX_PIXELS  # larger images are skipped and reported
-    trained_on_crops: bool = False  # set by `train` when the manifest came from `faceattr crop`
+    # whether predict crops faces by default: None = `train` decides from the manifest (crops made by `faceattr
+    # crop` or framed by `faceattr framing`); true / false in a config are kept as given
+    trained_on_crops: bool | None = None
 
 
 @dataclass

@@ -248,3 +248,8 @@ def test_crop_command_then_training_on_crops_makes_prediction_crop_too(
     )
     assert result.exit_code == 0, result.output
     assert pd.read_csv(out)["ans"].between(0, 17).all()
+    # a config that says how to predict is kept, not overwritten by what the manifest suggests
+    kept = {"train.epochs": 1, "run.name": "kept", "faces.trained_on_crops": False}
+    run = train(load_config(None, tiny_overrides(crops_manifest, tmp_path / "runs", **kept)))
+    config = torch.load(run.best_checkpoint, weights_only=False)["hyper_parameters"]["config"]
+    assert config["faces"]["trained_on_crops"] is False

@@ -207,7 +207,8 @@ def _train(cfg: Config, overwrite: bool, resume: bool, callbacks: list | None) -
     # predict crops photos the way the training images frame faces: made by `faceattr crop`, or measured by
     # `faceattr framing` for sets that come already cropped (both write the manifest's crop_settings column)
     columns = datamodule.train_frame.columns
-    cfg.faces.trained_on_crops = "crop_x1" in columns or "crop_settings" in columns
+    if cfg.faces.trained_on_crops is None:
+        cfg.faces.trained_on_crops = "crop_x1" in columns or "crop_settings" in columns
     adopt_manifest_crop_settings(cfg, datamodule.train_frame)
     module = FaceAttrModule.from_config(cfg)
     if cfg.data.batch_size == "auto":
