@@ -19,6 +19,16 @@ from faceattr.config import (
 )
 
 
+def test_the_config_accepts_exactly_the_names_the_registries_build():
+    from faceattr.models.losses import CLASSIFICATION_LOSSES
+    from faceattr.models.optim import OPTIMIZERS as BUILT_OPTIMIZERS
+    from faceattr.models.optim import SCHEDULES
+
+    assert set(OPTIMIZERS) == set(BUILT_OPTIMIZERS)
+    assert set(SCHEDULERS) == set(SCHEDULES)
+    assert set(LOSSES) == set(CLASSIFICATION_LOSSES)
+
+
 def test_every_optimizer_name_builds_an_optimizer():
     from faceattr.models.optim import create_optimizer
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
+
+from faceattr.config import LossConfig
 
 IGNORE = -1
 
@@ -79,3 +83,16 @@ def expected_age(logits: torch.Tensor) -> torch.Tensor:
     """Expectation of the age softmax: the DEX age estimate, differentiable."""
     ages = torch.arange(logits.shape[1], device=logits.device, dtype=torch.float32)
     return logits.float().softmax(1) @ ages
+
+
+# loss.name -> loss(logits, target, cfg, class weights or None) for a classification head; config.LOSSES lists
+# the same names (tests/test_choices.py keeps them equal)
+LossFn = Callable[[torch.Tensor, torch.Tensor, LossConfig, torch.Tensor | None], torch.Tensor]
+CLASSIFICATION_LOSSES: dict[str, LossFn] = {
+    "ce": lambda logits, target, cfg, weight: masked_cross_entropy(logits, target, cfg.label_smoothing, weight),
+    "focal": lambda logits, target, cfg, weight: focal_loss(logits, target, cfg.focal_gamma, weight),
+    "soft_f1": lambda logits, target, cfg, weight: soft_f1_loss(logits, target),
+    "ce+soft_f1": lambda logits, target, cfg, weight: (
+        masked_cross_entropy(logits, target, cfg.label_smoothing, weight) + soft_f1_loss(logits, target)
+    ),
+}

@@ -15,13 +15,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 from faceattr.config import Config, from_dict, to_dict
 from faceattr.errors import TrainingDiverged
 from faceattr.labels import NUM_CLASSES, TASK_CLASSES, code18
-from faceattr.models.losses import (
-    IGNORE,
-    age_distribution_loss,
-    focal_loss,
-    masked_cross_entropy,
-    soft_f1_loss,
-)
+from faceattr.models.losses import CLASSIFICATION_LOSSES, IGNORE, age_distribution_loss
 from faceattr.models.net import build_parts, predict_labels, run_parts
 from faceattr.models.optim import create_optimizer, create_scheduler, sync_scheduler
 
@@ -97,12 +91,7 @@ class FaceAttrModule(L.LightningModule):
         weight = getattr(self, "class_weights", {}).get(task) if lcfg.class_weights else None
         if weight is not None:
             weight = weight.to(logits.device, logits.dtype)
-        if lcfg.name == "focal":
-            return focal_loss(logits, target, lcfg.focal_gamma, weight)
-        if lcfg.name == "soft_f1":
-            return soft_f1_loss(logits, target)
-        ce = masked_cross_entropy(logits, target, lcfg.label_smoothing, weight)
-        return ce + soft_f1_loss(logits, target) if lcfg.name == "ce+soft_f1" else ce
+        return CLASSIFICATION_LOSSES[lcfg.name](logits, target, lcfg, weight)
 
     def _losses(self, logits: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         losses = {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 
 import torch
 from timm.optim import AdamP
@@ -22,16 +23,18 @@ def create_optimizer(cfg: OptimConfig, backbone: nn.Module, heads: nn.Module) ->
         },
         {"params": [p for p in heads.parameters()], "lr": cfg.lr, "name": "heads"},
     ]
-    wd = cfg.weight_decay
-    if cfg.name == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True, weight_decay=wd)
-    if cfg.name == "adam":
-        return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=wd)
-    if cfg.name == "adamw":
-        return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=wd)
-    if cfg.name == "adamp":
-        return AdamP(groups, lr=cfg.lr, weight_decay=wd)
-    raise ValueError(f"unknown optimizer {cfg.name}")
+    return OPTIMIZERS[cfg.name](groups, cfg)
+
+
+# name -> builder(param groups, cfg); config.OPTIMIZERS lists the same names (tests/test_choices.py keeps them equal)
+OPTIMIZERS: dict[str, Callable[[list[dict], OptimConfig], torch.optim.Optimizer]] = {
+    "sgd": lambda groups, cfg: torch.optim.SGD(
+        groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay
+    ),
+    "adam": lambda groups, cfg: torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay),
+    "adamw": lambda groups, cfg: torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay),
+    "adamp": lambda groups, cfg: AdamP(groups, lr=cfg.lr, weight_decay=cfg.weight_decay),
+}
 
 
 def quarter_factor(epoch: int, epochs: int) -> float:
@@ -43,18 +46,22 @@ def quarter_factor(epoch: int, epochs: int) -> float:
 def lr_factor(cfg: SchedulerConfig, epoch: int, epochs: int) -> float:
     """The lr multiplier at `epoch`: every schedule is a pure function of the epoch, so a resumed run
     (whose checkpoint may predate the end-of-epoch scheduler step) sets exactly the lr an uninterrupted run has."""
-    if cfg.name == "none":
-        return 1.0
-    if cfg.name == "quarter":
-        return quarter_factor(epoch, epochs)
-    if cfg.name == "step":
-        return cfg.gamma ** (epoch // max(1, cfg.step_size))
-    if cfg.name == "exponential":
-        return cfg.gamma**epoch
-    if cfg.name == "cosine":
-        floor = cfg.min_lr_ratio
-        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(epoch, epochs) / max(1, epochs)))
-    raise ValueError(f"unknown scheduler {cfg.name}")
+    return SCHEDULES[cfg.name](cfg, epoch, epochs)
+
+
+def _cosine(cfg: SchedulerConfig, epoch: int, epochs: int) -> float:
+    floor = cfg.min_lr_ratio
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(epoch, epochs) / max(1, epochs)))
+
+
+# name -> lr multiplier(cfg, epoch, epochs); config.SCHEDULERS lists the same names (tests/test_choices.py)
+SCHEDULES: dict[str, Callable[[SchedulerConfig, int, int], float]] = {
+    "none": lambda cfg, epoch, epochs: 1.0,
+    "quarter": lambda cfg, epoch, epochs: quarter_factor(epoch, epochs),
+    "step": lambda cfg, epoch, epochs: cfg.gamma ** (epoch // max(1, cfg.step_size)),
+    "exponential": lambda cfg, epoch, epochs: cfg.gamma**epoch,
+    "cosine": _cosine,
+}
 
 
 def create_scheduler(cfg: SchedulerConfig, optimizer: torch.optim.Optimizer, epochs: int):
