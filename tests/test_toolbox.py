@@ -3,6 +3,7 @@
 import json
 import math
 
+import lightning as L
 import numpy as np
 import pandas as pd
 import pytest
@@ -200,25 +201,71 @@ def test_cv_reports_folds_oof_and_trains_full_data(competition_manifest, tmp_pat
     assert list((tmp_path / "tiny-fold0" / "checkpoints").glob("epoch*-val_f1_18*.ckpt"))  # save_above
 
 
-def test_imbalance_switches_train(competition_manifest, tmp_path):
-    for i, extra in enumerate(
-        [
-            {"loss.name": "focal", "loss.class_weights": True, "sampler.name": "weighted", "sampler.by": "age_bin"},
-            {"loss.name": "ce+soft_f1", "loss.label_smoothing": 0.1, "data.keep_masked": 2},
-            {
-                "loss.name": "soft_f1",
-                "data.keep_masked": 1,
-                "data.keep_masked_random": False,
-                "data.drop_near_boundary": 2,
-                "data.old_threshold": 58,
-            },
-        ]
-    ):
-        cfg = load_config(
-            None, tiny_overrides(competition_manifest, tmp_path, **{"train.epochs": 1, "run.name": f"r{i}", **extra})
-        )
-        result = train(cfg)
-        assert math.isfinite(result.metrics["train/loss"])
+class _Probe(L.Callback):
+    """Looks inside a real training run at its start: the module, the data module and the train sampler."""
+
+    def on_train_start(self, trainer, module):
+        self.module, self.datamodule = module, trainer.datamodule
+        self.sampler = trainer.train_dataloader.sampler
+
+
+def _train_with(competition_manifest, tmp_path, name: str, extra: dict):
+    probe = _Probe()
+    cfg = load_config(
+        None, tiny_overrides(competition_manifest, tmp_path, **{"train.epochs": 1, "run.name": name, **extra})
+    )
+    result = train(cfg, callbacks=[probe])
+    assert math.isfinite(result.metrics["train/loss"])
+    return probe
+
+
+def test_class_weights_and_the_weighted_sampler_take_effect(competition_manifest, tmp_path):
+    probe = _train_with(
+        competition_manifest,
+        tmp_path,
+        "weighted",
+        {"loss.name": "focal", "loss.class_weights": True, "sampler.name": "weighted", "sampler.by": "age_bin"},
+    )
+    weights = probe.module.class_weights
+    assert set(weights) >= {"mask", "gender", "age_bin"}
+    assert not torch.allclose(weights["mask"], torch.ones_like(weights["mask"]))  # 5 worn : 1 : 1 per person
+    frame = probe.datamodule.train_frame.reset_index(drop=True)
+    assert probe.sampler.weights is not None
+    per_bin = pd.Series(probe.sampler.weights).groupby(frame["age_bin"]).sum()
+    assert np.allclose(per_bin, per_bin.iloc[0])  # every age bin drawn as often
+
+
+def test_keep_masked_draws_k_masked_photos_per_person_each_epoch(competition_manifest, tmp_path):
+    probe = _train_with(
+        competition_manifest,
+        tmp_path,
+        "keep2",
+        {"loss.name": "ce+soft_f1", "loss.label_smoothing": 0.1, "data.keep_masked": 2},
+    )
+    frame = probe.datamodule.train_frame.reset_index(drop=True)
+    probe.sampler.set_epoch(3)
+    drawn = frame.iloc[[i for i, _ in probe.sampler]]
+    masked = drawn[drawn["mask"] == 0].groupby("person_id").size()
+    assert masked.max() == 2 and len(drawn[drawn["mask"] != 0]) == len(frame[frame["mask"] != 0])
+
+
+def test_fixed_keep_masked_and_boundary_dropping_shape_the_training_set(competition_manifest, tmp_path):
+    probe = _train_with(
+        competition_manifest,
+        tmp_path,
+        "fixed",
+        {
+            "loss.name": "soft_f1",
+            "data.keep_masked": 1,
+            "data.keep_masked_random": False,
+            "data.drop_near_boundary": 2,
+            "data.old_threshold": 58,
+        },
+    )
+    frame = probe.datamodule.train_frame
+    assert frame[frame["mask"] == 0].groupby("person_id").size().max() == 1
+    near = frame["age"].between(28, 31.99) | frame["age"].between(56, 59.99)
+    assert not near.any() and len(frame) > 0
 
 
 def test_label_corrections_are_applied_and_logged(tmp_path, competition_root):
