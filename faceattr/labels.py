@@ -55,6 +55,16 @@ def code18(mask, gender, age_bin):
     return mask * 6 + gender * 3 + age_bin
 
 
+UNKNOWN = -1  # a label a dataset does not give (losses ignore it, metrics leave it out)
+
+
+def known_code18(mask, gender, age_bin):
+    """The 18-class code where all three parts are known, else UNKNOWN (-1); numbers or arrays."""
+    m, g, a = (np.asarray(x) for x in (mask, gender, age_bin))
+    code = np.where((m >= 0) & (g >= 0) & (a >= 0), code18(m, g, a), UNKNOWN).astype(np.int64)
+    return int(code) if code.ndim == 0 else code
+
+
 def age_to_bin(age, old_threshold: int = DEFAULT_OLD_THRESHOLD):
     """Age in years (scalar or array) -> age bin 0/1/2."""
     if old_threshold <= YOUNG_THRESHOLD:

@@ -246,6 +246,30 @@ def test_masker_draws_a_mask_and_relabels_only_unmasked_faces_with_landmarks():
         SyntheticMasker(frame.drop(columns=["landmarks"]), 0.5, 0.5)
 
 
+def test_masker_keeps_label18_unknown_for_a_face_whose_gender_or_age_is_unknown():
+    """An image-folder row (mask known, gender and age unknown) mixed into a synthetic-mask training run."""
+    lm_text, box_text = " ".join(f"{v:.1f}" for v in LANDMARKS.ravel()), " ".join(str(v) for v in BOX)
+    frame = pd.DataFrame(
+        {
+            "path": ["a.jpg"],
+            "mask": [2],
+            "gender": [-1],
+            "age_bin": [-1],
+            "landmarks": [lm_text],
+            "face_box": [box_text],
+        }
+    )
+    targets = {
+        "mask": torch.tensor(2),
+        "gender": torch.tensor(-1),
+        "age_bin": torch.tensor(-1),
+        "label18": torch.tensor(-1),
+    }
+    image, out = SyntheticMasker(frame, p=1.0, incorrect=0.0)(0, _photo(), targets, 0)
+    assert int(out["mask"]) == 0 and int(out["label18"]) == -1
+    assert not np.array_equal(image, _photo())
+
+
 def test_dataset_applies_the_masker(tmp_path):
     Image.fromarray(_photo()).save(tmp_path / "a.jpg")
     lm_text = " ".join(f"{v:.1f}" for v in LANDMARKS.ravel())

@@ -15,11 +15,10 @@ import pandas as pd
 
 from faceattr.atomic import atomic_path
 from faceattr.errors import ManifestError
-from faceattr.labels import DEFAULT_OLD_THRESHOLD, age_to_bin, code18
+from faceattr.labels import DEFAULT_OLD_THRESHOLD, UNKNOWN, age_to_bin, known_code18
 
 REQUIRED = ("path", "person_id", "mask", "gender", "age", "age_bin", "label18", "source")
 LABEL_RANGES = {"mask": 3, "gender": 2, "age_bin": 3, "label18": 18}
-UNKNOWN = -1
 
 
 def derive_labels(df: pd.DataFrame, old_threshold: int | None = DEFAULT_OLD_THRESHOLD) -> pd.DataFrame:
@@ -34,8 +33,7 @@ def derive_labels(df: pd.DataFrame, old_threshold: int | None = DEFAULT_OLD_THRE
         df.loc[known_age, "age_bin"] = age_to_bin(age[known_age].to_numpy(), old_threshold)
     for col in ("mask", "gender"):
         df[col] = df[col].astype("Int64").fillna(UNKNOWN).astype(np.int64)
-    parts_known = (df["mask"] >= 0) & (df["gender"] >= 0) & (df["age_bin"] >= 0)
-    df["label18"] = np.where(parts_known, code18(df["mask"], df["gender"], df["age_bin"]), UNKNOWN).astype(np.int64)
+    df["label18"] = known_code18(df["mask"].to_numpy(), df["gender"].to_numpy(), df["age_bin"].to_numpy())
     df["person_id"] = df["person_id"].astype(str)
     df["path"] = df["path"].astype(str)
     return df

@@ -8,8 +8,9 @@ import torch
 import torch.nn.functional as F
 
 from faceattr.config import LossConfig
+from faceattr.labels import UNKNOWN
 
-IGNORE = -1
+IGNORE = UNKNOWN  # a label of -1 contributes no loss
 
 
 def masked_cross_entropy(

@@ -9,7 +9,7 @@ import torch
 
 from faceattr.data.landmarks import parse_points
 from faceattr.errors import ManifestError
-from faceattr.labels import encode
+from faceattr.labels import known_code18
 from faceattr.synth.masks import INCORRECT_WEARS, render_mask
 
 
@@ -50,5 +50,6 @@ class SyntheticMasker:
         mask = 1 if wrong else 0
         targets = dict(targets, mask=torch.tensor(mask))
         if "label18" in targets:
-            targets["label18"] = torch.tensor(encode(mask, int(targets["gender"]), int(targets["age_bin"])))
+            # a photo whose gender or age is unknown (an image-folder row, say) keeps label18 unknown
+            targets["label18"] = torch.tensor(known_code18(mask, int(targets["gender"]), int(targets["age_bin"])))
         return image, targets
