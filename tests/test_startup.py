@@ -34,3 +34,12 @@ def test_predicting_with_a_checkpoint_loads_no_lightning(trained_run, tmp_path):
         f"assert len(p.predict_paths([{str(photo)!r}]).paths) == 1"
     )
     assert not loaded & set(TRAINING_STACK)
+
+
+def test_an_exported_onnx_model_is_served_without_timm():
+    """The ONNX path builds no network: timm (and the torchvision models it pulls in for itself) stays unloaded."""
+    loaded = _imported_after(
+        "import faceattr.inference.predictor, faceattr.inference.export, faceattr.serve.app, "
+        "faceattr.inference.faces_in_photos"
+    )
+    assert "timm" not in loaded

@@ -17,7 +17,6 @@ from faceattr.inference.profile import StageClock
 from faceattr.inference.tta import tta_views
 from faceattr.labels import CLASS_NAMES, DEFAULT_OLD_THRESHOLD, TASK_CLASSES, decide
 from faceattr.models.checkpoints import read_checkpoint
-from faceattr.models.net import FaceAttrNet
 
 
 class _PathDataset(Dataset):
@@ -141,6 +140,8 @@ class Predictor(BasePredictor):
             raise ConfigError(f"{path} is not a faceattr checkpoint (no hyper_parameters.config)") from None
         self.source = self.checkpoint = path
         self.device = resolve_device(device)
+        from faceattr.models.net import FaceAttrNet  # timm, imported only here: an ONNX model does without it
+
         self.module = FaceAttrNet(config)  # the plain network: prediction never imports Lightning
         self.module.load_checkpoint_weights(ckpt["state_dict"], str(path))
         self.module.eval().to(self.device)
