@@ -33,3 +33,14 @@ def test_help_lists_every_command_in_pipeline_order():
         line[2:].split(" ")[0] for line in result.output.splitlines() if line.startswith("│ ") and line[2] != " "
     ]
     assert [r for r in rows if r in COMMANDS] == COMMANDS
+
+
+def test_prepare_help_lists_exactly_the_registered_sources():
+    """The CLI spells the layouts out (importing the readers would slow every command by ~1 s); this keeps the
+    spelling equal to the reader registry."""
+    import inspect
+
+    from faceattr.cli import data_commands
+    from faceattr.data.prepare import SOURCES
+
+    assert f'help="{" | ".join(SOURCES)}"' in inspect.getsource(data_commands.prepare)
