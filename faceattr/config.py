@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from faceattr.errors import ConfigError
-from faceattr.labels import DEFAULT_OLD_THRESHOLD
+from faceattr.labels import DEFAULT_OLD_THRESHOLD, TASK_CLASSES
 
 MAX_PIXELS = 50_000_000  # the largest image faceattr decodes (a decompression-bomb guard), unless configured
 OPTIMIZERS = ("sgd", "adam", "adamw", "adamp")
@@ -367,9 +367,9 @@ def validate(cfg: Config) -> None:
     check(cfg.data.drop_near_boundary >= 0, "data.drop_near_boundary", "must be >= 0 years")
     for name in cfg.tta.transforms:
         check(name in TTA_TRANSFORMS, "tta.transforms", f"unknown '{name}'; valid: {TTA_TRANSFORMS}")
+    known_heads = tuple(TASK_CLASSES)
     for task in cfg.per_task:
-        check(task in ("mask", "gender", "age_bin", "age"), "per_task", f"unknown task '{task}'")
-    known_heads = ("mask", "gender", "age_bin", "age")
+        check(task in known_heads, "per_task", f"unknown task '{task}'; valid: {known_heads}")
     check(len(cfg.model.heads) > 0, "model.heads", "needs at least one head")
     for head in cfg.model.heads:
         check(head in known_heads, "model.heads", f"unknown head '{head}'; valid: {known_heads}")
