@@ -1,23 +1,17 @@
-"""Typed config schema, YAML loading and dotlist overrides (OmegaConf structured configs).
-
-An experiment is a YAML file plus `key=value` overrides; an unknown key or a value that makes no sense is
-refused here, before any data is read, with the valid keys listed.
-"""
+"""The typed config schema: one dataclass per section, each checking its own values (`check_values`), and
+`validate`, which runs them all. Loading YAML and overrides onto it is `faceattr/config/loading.py`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from typing import Any
-
-import yaml
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from faceattr.errors import ConfigError
 from faceattr.labels import DEFAULT_OLD_THRESHOLD, TASK_CLASSES
 
 MAX_PIXELS = 50_000_000  # the largest image faceattr decodes (a decompression-bomb guard), unless configured
+Check = Callable[[bool, str, str], None]  # check(ok, key, message): raises ConfigError when not ok
 OPTIMIZERS = ("sgd", "adam", "adamw", "adamp")
 SCHEDULERS = ("none", "quarter", "step", "exponential", "cosine")
 LOSSES = ("ce", "focal", "soft_f1", "ce+soft_f1")
@@ -45,6 +39,11 @@ class RunConfig:
     trackers: list[str] = field(default_factory=lambda: ["tensorboard"])
     mlflow_uri: str = ""  # default: sqlite:///<run.dir>/mlflow.db (MLflow 3 retired the ./mlruns file store)
 
+    def check_values(self, check: Check) -> None:
+        """The `run.*` values that make no sense, each named with a sensible range."""
+        for name in self.trackers:
+            check(name in TRACKERS, "run.trackers", f"unknown '{name}'; valid: {TRACKERS}")
+
 
 @dataclass
 class DataConfig:
@@ -67,6 +66,30 @@ class DataConfig:
     max_train_samples: int = 0  # 0 = all; a cap for quick experiments (taken at random, seeded)
     max_val_samples: int = 0
 
+    def check_values(self, check: Check) -> None:
+        """The `data.*` values that make no sense, each named with a sensible range."""
+        auto_batch = self.batch_size == "auto"
+        workers = self.num_workers
+        check(
+            auto_batch or (isinstance(self.batch_size, int) and self.batch_size >= 1),
+            "data.batch_size",
+            f"{self.batch_size!r} must be a positive integer or auto",
+        )
+        check(
+            workers == "auto" or (isinstance(workers, int) and workers >= 0),
+            "data.num_workers",
+            f"{workers!r} must be auto or an integer >= 0",
+        )
+        check(self.max_batch_size >= 1, "data.max_batch_size", "must be a positive integer")
+        check(0 < self.auto_batch_memory_fraction <= 0.9, "data.auto_batch_memory_fraction", "must be in (0, 0.9]")
+        check(self.eval_batch_size >= 1, "data.eval_batch_size", "must be a positive integer")
+        check(self.image_size >= 32, "data.image_size", "must be at least 32 pixels")
+        check(self.folds >= 2, "data.folds", "needs at least 2 folds (one validates)")
+        check(0 <= self.fold < self.folds, "data.fold", f"must be in 0..{self.folds - 1}")
+        check(30 < self.old_threshold <= 100, "data.old_threshold", "must be in 31..100 (competitors use 58-60)")
+        check(0 <= self.keep_masked <= 5, "data.keep_masked", "must be in 0..5")
+        check(self.drop_near_boundary >= 0, "data.drop_near_boundary", "must be >= 0 years")
+
 
 @dataclass
 class ModelConfig:
@@ -80,6 +103,18 @@ class ModelConfig:
     freeze_backbone_epochs: int = 0  # train only the heads for the first N epochs, then unfreeze
     freeze_bn: bool = False  # keep the backbone's batch-norm statistics as pretrained
 
+    def check_values(self, check: Check) -> None:
+        """The `model.*` values that make no sense, each named with a sensible range."""
+        check(self.age_sigma >= 0, "model.age_sigma", "must be >= 0 (years)")
+        check(self.freeze_backbone_epochs >= 0, "model.freeze_backbone_epochs", "must be >= 0")
+        known_heads = tuple(TASK_CLASSES)
+        check(len(self.heads) > 0, "model.heads", "needs at least one head")
+        for head in self.heads:
+            check(head in known_heads, "model.heads", f"unknown head '{head}'; valid: {known_heads}")
+        for head, weight in self.loss_weights.items():
+            check(head in known_heads, "model.loss_weights", f"unknown head '{head}'; valid: {known_heads}")
+            check(weight >= 0, f"model.loss_weights.{head}", "must be >= 0")
+
 
 @dataclass
 class OptimConfig:
@@ -89,6 +124,13 @@ class OptimConfig:
     momentum: float = 0.9  # sgd only
     backbone_lr_mult: float = 1.0  # discriminative lr: backbone lr = lr * this (e.g. 0.1), heads get lr
 
+    def check_values(self, check: Check) -> None:
+        """The `optim.*` values that make no sense, each named with a sensible range."""
+        check(0 < self.lr < 10, "optim.lr", f"{self.lr} makes no sense; use a value like 1e-3")
+        check(0 < self.backbone_lr_mult <= 10, "optim.backbone_lr_mult", "must be in (0, 10]")
+        check(self.weight_decay >= 0, "optim.weight_decay", "must be >= 0")
+        check(self.name in OPTIMIZERS, "optim.name", f"'{self.name}' is not one of {OPTIMIZERS}")
+
 
 @dataclass
 class LossConfig:
@@ -97,11 +139,26 @@ class LossConfig:
     label_smoothing: float = 0.0  # ce only
     class_weights: bool = False  # weight classes by n / (k * count) from the training fold
 
+    def check_values(self, check: Check) -> None:
+        """The `loss.*` values that make no sense, each named with a sensible range."""
+        check(self.name in LOSSES, "loss.name", f"'{self.name}' is not one of {LOSSES}")
+        check(self.focal_gamma >= 0, "loss.focal_gamma", "must be >= 0")
+        check(0 <= self.label_smoothing < 1, "loss.label_smoothing", "must be in [0, 1)")
+
 
 @dataclass
 class SamplerConfig:
     name: str = "none"  # none | weighted (oversample rare classes)
     by: str = "label18"  # manifest column(s) to balance: label18 | mask | gender | age_bin | race | race+gender ...
+
+    def check_values(self, check: Check) -> None:
+        """The `sampler.*` values that make no sense, each named with a sensible range."""
+        check(self.name in ("none", "weighted"), "sampler.name", "must be none or weighted")
+        check(
+            all(part.strip() for part in self.by.split("+")),
+            "sampler.by",
+            "one manifest column (label18, age_bin, race...) or several joined by '+', e.g. race+gender",
+        )
 
 
 @dataclass
@@ -111,6 +168,11 @@ class TTAConfig:
     scale: float = 1.1
     brightness: float = 0.1
 
+    def check_values(self, check: Check) -> None:
+        """The `tta.*` values that make no sense, each named with a sensible range."""
+        for name in self.transforms:
+            check(name in TTA_TRANSFORMS, "tta.transforms", f"unknown '{name}'; valid: {TTA_TRANSFORMS}")
+
 
 @dataclass
 class SchedulerConfig:
@@ -118,6 +180,14 @@ class SchedulerConfig:
     step_size: int = 10  # step: epochs between decays
     gamma: float = 0.5  # step and exponential: decay factor
     min_lr_ratio: float = 0.01  # cosine: final lr as a share of the start lr
+
+    def check_values(self, check: Check) -> None:
+        """The `scheduler.*` values that make no sense, each named with a sensible range."""
+        check(
+            self.name in SCHEDULERS,
+            "scheduler.name",
+            f"'{self.name}' is not one of {SCHEDULERS}",
+        )
 
 
 @dataclass
@@ -138,6 +208,14 @@ class AugmentConfig:
     mean: list[float] | None = None  # None = the backbone weights' own preprocessing
     std: list[float] | None = None
 
+    def check_values(self, check: Check) -> None:
+        """The `augment.*` values that make no sense, each named with a sensible range."""
+        for key in (*ROBUSTNESS_KEYS, "hflip", "shift_scale_rotate", "brightness_contrast", "synthetic_mask_incorrect"):
+            check(0 <= getattr(self, key) <= 1, f"augment.{key}", "is a probability: use a value in [0, 1]")
+        for key in ("mean", "std"):
+            value = getattr(self, key)
+            check(value is None or len(value) == 3, f"augment.{key}", "needs 3 values (R, G, B) or null")
+
 
 @dataclass
 class TrainConfig:
@@ -153,6 +231,13 @@ class TrainConfig:
     save_above: float = 0.0  # also keep every checkpoint whose monitored metric reaches this (0 = off)
     full_data: bool = False  # train on every row (no validation), e.g. for the median best epoch found by cv
 
+    def check_values(self, check: Check) -> None:
+        """The `train.*` values that make no sense, each named with a sensible range."""
+        check(self.epochs >= 1, "train.epochs", "must be at least 1")
+        check(self.on_nonfinite_loss in ("stop", "skip"), "train.on_nonfinite_loss", "must be stop or skip")
+        check(self.monitor_mode in ("min", "max"), "train.monitor_mode", "must be min or max")
+        check(0 <= self.ema_decay < 1, "train.ema_decay", "must be in [0, 1): 0 = off, 0.999 is usual")
+
 
 @dataclass
 class TrainerConfig:
@@ -163,6 +248,10 @@ class TrainerConfig:
     precision: str = "auto"  # auto = 16-mixed on GPU, 32 on CPU
     accumulate_grad_batches: int = 1
     gradient_clip_val: float = 0.0  # 0 = off
+
+    def check_values(self, check: Check) -> None:
+        """The `trainer.*` values that make no sense, each named with a sensible range."""
+        check(self.accumulate_grad_batches >= 1, "trainer.accumulate_grad_batches", "must be >= 1")
 
 
 @dataclass
@@ -195,6 +284,25 @@ class FacesConfig:
     # crop` or framed by `faceattr framing`); true / false in a config are kept as given
     trained_on_crops: bool | None = None
 
+    def check_values(self, check: Check) -> None:
+        """The `faces.*` values that make no sense, each named with a sensible range."""
+        check(len(self.margins) == 4, "faces.margins", "needs 4 values: left, right, top, bottom")
+        check(self.margin_unit in ("px", "fraction"), "faces.margin_unit", "must be px or fraction")
+        if self.margin_unit == "fraction" and len(self.margins) == 4:
+            left, right, top, bottom = self.margins
+            check(
+                left + right > -1 and top + bottom > -1,
+                "faces.margins",
+                "as fractions, negative margins (cutting into the face box) must leave part of it: keep left + right "
+                "and top + bottom above -1",
+            )
+        check(len(self.fallback_size) == 2, "faces.fallback_size", "needs 2 values: width, height")
+        for key in ("thresholds", "relaxed_thresholds"):
+            values = getattr(self, key)
+            check(len(values) == 3 and all(0 < v < 1 for v in values), f"faces.{key}", "needs 3 values in (0, 1)")
+        check(self.detect_max_side >= 0, "faces.detect_max_side", "must be 0 (full size) or a positive side")
+        check(0 < self.relaxed_min_score <= 1, "faces.relaxed_min_score", "must be in (0, 1]")
+
 
 @dataclass
 class TuneConfig:
@@ -212,6 +320,18 @@ class TuneConfig:
             "augment.shift_scale_rotate": {"type": "float", "low": 0.0, "high": 0.8},
         }
     )
+
+    def check_values(self, check: Check) -> None:
+        """The `tune.*` values that make no sense, each named with a sensible range."""
+        check(self.trials >= 1, "tune.trials", "must be at least 1")
+        check(self.pruner in ("median", "none"), "tune.pruner", "must be median or none")
+        for key, spec in self.space.items():
+            kind = spec.get("type") if isinstance(spec, dict) else None
+            check(kind in ("float", "int", "categorical"), f"tune.space.{key}", "needs type: float, int or categorical")
+            if kind == "categorical":
+                check(bool(spec.get("choices")), f"tune.space.{key}", "needs a non-empty choices list")
+            else:
+                check("low" in spec and "high" in spec, f"tune.space.{key}", "needs low and high")
 
 
 @dataclass
@@ -234,178 +354,18 @@ class Config:
     per_task: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def _valid_keys(schema: DictConfig, dotted: str) -> list[str]:
-    """Keys that exist at the level of `dotted` (the section the bad key was in)."""
-    node: Any = schema
-    for part in dotted.split(".")[:-1]:
-        if isinstance(node, DictConfig) and part in node:
-            node = node[part]
-        else:
-            break
-    prefix = dotted.rsplit(".", 1)[0] + "." if "." in dotted else ""
-    if not isinstance(node, DictConfig):
-        return []
-    return [prefix + k for k in node]
-
-
-def _merge(base: DictConfig, other: DictConfig | list[str], origin: str) -> DictConfig:
-    try:
-        if isinstance(other, list):
-            for item in other:
-                if "=" not in item:
-                    raise ConfigError(f"override '{item}' from {origin} is not key=value (e.g. train.epochs=5)")
-            other = OmegaConf.from_dotlist(other)
-        return OmegaConf.merge(base, other)
-    except (ConfigKeyError, ConfigAttributeError) as e:
-        key = e.full_key or str(e)
-        valid = ", ".join(_valid_keys(base, key))
-        raise ConfigError(f"unknown config key '{key}' in {origin}. Valid keys here: {valid}") from None
-    except ValidationError as e:
-        raise ConfigError(f"bad value for '{e.full_key}' in {origin}: {str(e.msg).splitlines()[0]}") from None
-    except (OmegaConfBaseException, ValueError, yaml.YAMLError) as e:
-        raise ConfigError(f"cannot read config from {origin}: {e}") from None
-
-
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """Defaults <- YAML file <- dotlist overrides, then validated; returns a typed Config."""
-    cfg = OmegaConf.structured(Config)
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} not found; presets live in configs/ (e.g. configs/mask.yaml)")
-        try:
-            loaded = OmegaConf.load(path)
-        except Exception as e:
-            raise ConfigError(f"{path} is not valid YAML: {e}") from None
-        cfg = _merge(cfg, loaded, str(path))
-    if overrides:
-        cfg = _merge(cfg, list(overrides), "the command line")
-    typed: Config = OmegaConf.to_object(cfg)  # type: ignore[assignment]
-    validate(typed)
-    return typed
-
-
 def validate(cfg: Config) -> None:
-    """Refuse values that make no sense, naming the key and a sensible range."""
+    """Refuse values that make no sense, naming the key and a sensible range: each section checks its own
+    fields (its `check_values`, beside them); what spans sections is checked here."""
 
     def check(ok: bool, key: str, msg: str) -> None:
         if not ok:
             raise ConfigError(f"{key}: {msg}")
 
-    check(0 < cfg.optim.lr < 10, "optim.lr", f"{cfg.optim.lr} makes no sense; use a value like 1e-3")
-    check(0 < cfg.optim.backbone_lr_mult <= 10, "optim.backbone_lr_mult", "must be in (0, 10]")
-    check(cfg.model.age_sigma >= 0, "model.age_sigma", "must be >= 0 (years)")
-    check(cfg.model.freeze_backbone_epochs >= 0, "model.freeze_backbone_epochs", "must be >= 0")
-    check(cfg.optim.weight_decay >= 0, "optim.weight_decay", "must be >= 0")
-    check(cfg.optim.name in OPTIMIZERS, "optim.name", f"'{cfg.optim.name}' is not one of {OPTIMIZERS}")
-    check(
-        cfg.scheduler.name in SCHEDULERS,
-        "scheduler.name",
-        f"'{cfg.scheduler.name}' is not one of {SCHEDULERS}",
-    )
-    auto_batch = cfg.data.batch_size == "auto"
-    check(
-        auto_batch or (isinstance(cfg.data.batch_size, int) and cfg.data.batch_size >= 1),
-        "data.batch_size",
-        f"{cfg.data.batch_size!r} must be a positive integer or auto",
-    )
-    check(cfg.tune.trials >= 1, "tune.trials", "must be at least 1")
-    check(cfg.tune.pruner in ("median", "none"), "tune.pruner", "must be median or none")
-    for key, spec in cfg.tune.space.items():
-        kind = spec.get("type") if isinstance(spec, dict) else None
-        check(kind in ("float", "int", "categorical"), f"tune.space.{key}", "needs type: float, int or categorical")
-        if kind == "categorical":
-            check(bool(spec.get("choices")), f"tune.space.{key}", "needs a non-empty choices list")
-        else:
-            check("low" in spec and "high" in spec, f"tune.space.{key}", "needs low and high")
-    for name in cfg.run.trackers:
-        check(name in TRACKERS, "run.trackers", f"unknown '{name}'; valid: {TRACKERS}")
-    workers = cfg.data.num_workers
-    check(
-        workers == "auto" or (isinstance(workers, int) and workers >= 0),
-        "data.num_workers",
-        f"{workers!r} must be auto or an integer >= 0",
-    )
-    check(cfg.data.max_batch_size >= 1, "data.max_batch_size", "must be a positive integer")
-    check(0 < cfg.data.auto_batch_memory_fraction <= 0.9, "data.auto_batch_memory_fraction", "must be in (0, 0.9]")
-    check(cfg.data.eval_batch_size >= 1, "data.eval_batch_size", "must be a positive integer")
-    check(cfg.data.image_size >= 32, "data.image_size", "must be at least 32 pixels")
-    check(cfg.data.folds >= 2, "data.folds", "needs at least 2 folds (one validates)")
-    check(0 <= cfg.data.fold < cfg.data.folds, "data.fold", f"must be in 0..{cfg.data.folds - 1}")
-    check(30 < cfg.data.old_threshold <= 100, "data.old_threshold", "must be in 31..100 (competitors use 58-60)")
-    check(cfg.train.epochs >= 1, "train.epochs", "must be at least 1")
-    check(cfg.train.on_nonfinite_loss in ("stop", "skip"), "train.on_nonfinite_loss", "must be stop or skip")
-    check(cfg.train.monitor_mode in ("min", "max"), "train.monitor_mode", "must be min or max")
-    check(0 <= cfg.train.ema_decay < 1, "train.ema_decay", "must be in [0, 1): 0 = off, 0.999 is usual")
-    check(cfg.trainer.accumulate_grad_batches >= 1, "trainer.accumulate_grad_batches", "must be >= 1")
-    check(len(cfg.faces.margins) == 4, "faces.margins", "needs 4 values: left, right, top, bottom")
-    check(cfg.faces.margin_unit in ("px", "fraction"), "faces.margin_unit", "must be px or fraction")
-    if cfg.faces.margin_unit == "fraction" and len(cfg.faces.margins) == 4:
-        left, right, top, bottom = cfg.faces.margins
-        check(
-            left + right > -1 and top + bottom > -1,
-            "faces.margins",
-            "as fractions, negative margins (cutting into the face box) must leave part of it: keep left + right "
-            "and top + bottom above -1",
-        )
-    check(len(cfg.faces.fallback_size) == 2, "faces.fallback_size", "needs 2 values: width, height")
-    for key in ("thresholds", "relaxed_thresholds"):
-        values = getattr(cfg.faces, key)
-        check(len(values) == 3 and all(0 < v < 1 for v in values), f"faces.{key}", "needs 3 values in (0, 1)")
-    check(cfg.faces.detect_max_side >= 0, "faces.detect_max_side", "must be 0 (full size) or a positive side")
-    check(0 < cfg.faces.relaxed_min_score <= 1, "faces.relaxed_min_score", "must be in (0, 1]")
-    check(cfg.loss.name in LOSSES, "loss.name", f"'{cfg.loss.name}' is not one of {LOSSES}")
-    check(cfg.loss.focal_gamma >= 0, "loss.focal_gamma", "must be >= 0")
-    check(0 <= cfg.loss.label_smoothing < 1, "loss.label_smoothing", "must be in [0, 1)")
-    check(cfg.sampler.name in ("none", "weighted"), "sampler.name", "must be none or weighted")
-    check(
-        all(part.strip() for part in cfg.sampler.by.split("+")),
-        "sampler.by",
-        "one manifest column (label18, age_bin, race...) or several joined by '+', e.g. race+gender",
-    )
-    check(0 <= cfg.data.keep_masked <= 5, "data.keep_masked", "must be in 0..5")
-    check(cfg.data.drop_near_boundary >= 0, "data.drop_near_boundary", "must be >= 0 years")
-    for name in cfg.tta.transforms:
-        check(name in TTA_TRANSFORMS, "tta.transforms", f"unknown '{name}'; valid: {TTA_TRANSFORMS}")
+    for section in fields(cfg):
+        value = getattr(cfg, section.name)
+        if hasattr(value, "check_values"):
+            value.check_values(check)
     known_heads = tuple(TASK_CLASSES)
     for task in cfg.per_task:
         check(task in known_heads, "per_task", f"unknown task '{task}'; valid: {known_heads}")
-    check(len(cfg.model.heads) > 0, "model.heads", "needs at least one head")
-    for head in cfg.model.heads:
-        check(head in known_heads, "model.heads", f"unknown head '{head}'; valid: {known_heads}")
-    for head, weight in cfg.model.loss_weights.items():
-        check(head in known_heads, "model.loss_weights", f"unknown head '{head}'; valid: {known_heads}")
-        check(weight >= 0, f"model.loss_weights.{head}", "must be >= 0")
-    for key in (*ROBUSTNESS_KEYS, "hflip", "shift_scale_rotate", "brightness_contrast", "synthetic_mask_incorrect"):
-        check(0 <= getattr(cfg.augment, key) <= 1, f"augment.{key}", "is a probability: use a value in [0, 1]")
-    for key in ("mean", "std"):
-        value = getattr(cfg.augment, key)
-        check(value is None or len(value) == 3, f"augment.{key}", "needs 3 values (R, G, B) or null")
-
-
-def to_dict(cfg: Config) -> dict:
-    """Plain nested dict (for checkpoints and run folders)."""
-    return OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)  # type: ignore[return-value]
-
-
-def from_dict(data: dict) -> Config:
-    """Inverse of `to_dict`, tolerant of keys added in later versions being absent."""
-    cfg = _merge(OmegaConf.structured(Config), OmegaConf.create(data), "a checkpoint")
-    return OmegaConf.to_object(cfg)  # type: ignore[return-value]
-
-
-def with_overrides(cfg: Config | dict, values: dict, origin: str) -> Config:
-    """`cfg` with dotted-key `values` applied and validated; an unknown key names `origin` (e.g. per_task.mask)
-    and the valid keys beside it. The one implementation of dotted overrides outside the command line."""
-    base = _merge(
-        OmegaConf.structured(Config), OmegaConf.create(cfg if isinstance(cfg, dict) else to_dict(cfg)), origin
-    )
-    merged = _merge(base, [f"{k}={v}" for k, v in values.items()], origin)
-    out: Config = OmegaConf.to_object(merged)  # type: ignore[assignment]
-    validate(out)
-    return out
-
-
-def save_config(cfg: Config, path: str | Path) -> None:
-    """Write the resolved config as YAML."""
-    Path(path).write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))

@@ -1,0 +1,96 @@
+"""YAML loading and dotlist overrides onto the schema (OmegaConf structured configs).
+
+An experiment is a YAML file plus `key=value` overrides; an unknown key or a value that makes no sense is
+refused here, before any data is read, with the valid keys listed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
+
+from faceattr.config.schema import Config, validate
+from faceattr.errors import ConfigError
+
+
+def _valid_keys(schema: DictConfig, dotted: str) -> list[str]:
+    """Keys that exist at the level of `dotted` (the section the bad key was in)."""
+    node: Any = schema
+    for part in dotted.split(".")[:-1]:
+        if isinstance(node, DictConfig) and part in node:
+            node = node[part]
+        else:
+            break
+    prefix = dotted.rsplit(".", 1)[0] + "." if "." in dotted else ""
+    if not isinstance(node, DictConfig):
+        return []
+    return [prefix + k for k in node]
+
+
+def _merge(base: DictConfig, other: DictConfig | list[str], origin: str) -> DictConfig:
+    try:
+        if isinstance(other, list):
+            for item in other:
+                if "=" not in item:
+                    raise ConfigError(f"override '{item}' from {origin} is not key=value (e.g. train.epochs=5)")
+            other = OmegaConf.from_dotlist(other)
+        return OmegaConf.merge(base, other)
+    except (ConfigKeyError, ConfigAttributeError) as e:
+        key = e.full_key or str(e)
+        valid = ", ".join(_valid_keys(base, key))
+        raise ConfigError(f"unknown config key '{key}' in {origin}. Valid keys here: {valid}") from None
+    except ValidationError as e:
+        raise ConfigError(f"bad value for '{e.full_key}' in {origin}: {str(e.msg).splitlines()[0]}") from None
+    except (OmegaConfBaseException, ValueError, yaml.YAMLError) as e:
+        raise ConfigError(f"cannot read config from {origin}: {e}") from None
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Defaults <- YAML file <- dotlist overrides, then validated; returns a typed Config."""
+    cfg = OmegaConf.structured(Config)
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} not found; presets live in configs/ (e.g. configs/mask.yaml)")
+        try:
+            loaded = OmegaConf.load(path)
+        except Exception as e:
+            raise ConfigError(f"{path} is not valid YAML: {e}") from None
+        cfg = _merge(cfg, loaded, str(path))
+    if overrides:
+        cfg = _merge(cfg, list(overrides), "the command line")
+    typed: Config = OmegaConf.to_object(cfg)  # type: ignore[assignment]
+    validate(typed)
+    return typed
+
+
+def to_dict(cfg: Config) -> dict:
+    """Plain nested dict (for checkpoints and run folders)."""
+    return OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)  # type: ignore[return-value]
+
+
+def from_dict(data: dict) -> Config:
+    """Inverse of `to_dict`, tolerant of keys added in later versions being absent."""
+    cfg = _merge(OmegaConf.structured(Config), OmegaConf.create(data), "a checkpoint")
+    return OmegaConf.to_object(cfg)  # type: ignore[return-value]
+
+
+def with_overrides(cfg: Config | dict, values: dict, origin: str) -> Config:
+    """`cfg` with dotted-key `values` applied and validated; an unknown key names `origin` (e.g. per_task.mask)
+    and the valid keys beside it. The one implementation of dotted overrides outside the command line."""
+    base = _merge(
+        OmegaConf.structured(Config), OmegaConf.create(cfg if isinstance(cfg, dict) else to_dict(cfg)), origin
+    )
+    merged = _merge(base, [f"{k}={v}" for k, v in values.items()], origin)
+    out: Config = OmegaConf.to_object(merged)  # type: ignore[assignment]
+    validate(out)
+    return out
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    """Write the resolved config as YAML."""
+    Path(path).write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
