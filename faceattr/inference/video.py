@@ -169,7 +169,8 @@ def predict_video(
             frame_results = per_frame.get(k, [])
             for result, track in zip(frame_results, ids, strict=True):
                 result["track"] = track
-                smoothed.setdefault(track, []).append(result)
+                if track >= 0:  # a face the tracker could not place is smoothed with nobody else's
+                    smoothed.setdefault(track, []).append(result)
                 rows.append(
                     {
                         "frame": frame.index,
@@ -228,7 +229,7 @@ def _drawn(image: np.ndarray, results: list[dict], smoothed: dict[int, list[dict
     canvas = Image.fromarray(image)
     draw = ImageDraw.Draw(canvas)
     for result in results:
-        history = smoothed.get(result["track"], [result])
+        history = smoothed.get(result["track"], [result]) if result["track"] >= 0 else [result]
         parts = [f"#{result['track']}"]
         for task in TASKS:
             if task in result:
