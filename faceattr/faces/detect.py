@@ -76,11 +76,16 @@ class FaceDetector:
         1. MTCNN as configured ("detected");
         2. where it found none, `rescue`: the second pass, then whole-image framing, else no face ("none": callers
            use the centred fallback crop)."""
-        out = [Detection(found[0], "detected") if found else None for found in self.detect(images)]
-        missing = [i for i, d in enumerate(out) if d is None]
+        return [Detection(faces[0] if faces else None, how) for faces, how in self.detect_every(images)]
+
+    def detect_every(self, images: list[np.ndarray]) -> list[tuple[list[Face], str]]:
+        """Every face MTCNN finds per image ("detected"); where it finds none, the one face `rescue` gives (or
+        none), with how it was found. The one cascade behind `detect_one_each` and prediction on photos."""
+        out = [(faces, "detected") for faces in self.detect(images)]
+        missing = [i for i, (faces, _) in enumerate(out) if not faces]
         for i, detection in zip(missing, self.rescue([images[i] for i in missing]), strict=True):
-            out[i] = detection
-        return out  # type: ignore[return-value]
+            out[i] = ([detection.face] if detection.face is not None else [], detection.how)
+        return out
 
     def rescue(self, images: list[np.ndarray]) -> list[Detection]:
         """The cascade's later steps, for images the first pass found no face in:

@@ -67,11 +67,7 @@ def face_result(k: int, face: Face | None, box, probs: dict, labels: dict, row: 
 def every_face(detector: FaceDetector, images: list[np.ndarray]) -> list[list[Face]]:
     """Every face MTCNN finds per photo; where it finds none (masked, small or tightly cropped faces), the
     cascade's second pass or whole-image framing gives the photo's one face."""
-    found = detector.detect(images)
-    missing = [i for i, faces in enumerate(found) if not faces]
-    for i, detection in zip(missing, detector.rescue([images[i] for i in missing]), strict=True):
-        found[i] = [detection.face] if detection.face is not None else []
-    return found
+    return [faces for faces, _ in detector.detect_every(images)]
 
 
 def predict_faces_in_images(
