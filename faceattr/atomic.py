@@ -15,11 +15,13 @@ from pathlib import Path
 
 
 @contextmanager
-def atomic_path(path: str | Path, fsync: bool = False) -> Iterator[Path]:
-    """Yield a temp path to write; on success it replaces `path` (fsynced first if asked), on failure it is removed."""
+def atomic_path(path: str | Path, fsync: bool = False, keep_suffix: bool = False) -> Iterator[Path]:
+    """Yield a temp path to write; on success it replaces `path` (fsynced first if asked), on failure it is removed.
+    `keep_suffix` ends the temp name with `path`'s own suffix, for writers that pick the format from it (video)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    suffix = ".tmp" + (path.suffix if keep_suffix else "")
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     os.close(fd)
     tmp = Path(name)
     try:

@@ -8,14 +8,15 @@ that breaks part-way keeps the frames read before the damage, and the damage is 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from faceattr.atomic import atomic_path
 from faceattr.data.images import VIDEO_SUFFIXES
 from faceattr.errors import FaceAttrError, ImageLoadError
 from faceattr.faces.detect import Face, FaceDetector
@@ -98,25 +99,23 @@ class FaceTracker:
         self.ids: dict[str, int] = {}
 
     def update(self, faces: list[Face]) -> list[int]:
+        import torch
         from motpy import Detection
+        from torchvision.ops import box_iou
 
         tracks = self.tracker.step([Detection(box=np.array(f.box), score=f.score) for f in faces])
-        out = []
-        for face in faces:  # the track whose filtered box overlaps this detection most
-            best = max(tracks, key=lambda t: _iou(t.box, face.box), default=None)
-            if best is None or _iou(best.box, face.box) < 0.3:
-                out.append(-1)
-                continue
-            out.append(self.ids.setdefault(best.id, len(self.ids)))
-        return out
-
-
-def _iou(a, b) -> float:
-    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
-    x2, y2 = min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
+        if not faces or not tracks:
+            return [-1] * len(faces)
+        # each detection goes to the track whose filtered box overlaps it most (-1 below an IoU of 0.3)
+        iou = box_iou(
+            torch.tensor([f.box for f in faces], dtype=torch.float64),
+            torch.tensor(np.array([t.box for t in tracks]), dtype=torch.float64),
+        )
+        best, best_iou = iou.argmax(1).tolist(), iou.max(1).values.tolist()
+        return [
+            self.ids.setdefault(tracks[j].id, len(self.ids)) if overlap >= 0.3 else -1
+            for j, overlap in zip(best, best_iou, strict=True)
+        ]
 
 
 @dataclass
@@ -144,49 +143,51 @@ def predict_video(
     clock = clock or StageClock()
     reader = FrameReader(str(path), every, fps)
     tracker: FaceTracker | None = None
-    writer = None
+    writer: _VideoWriter | None = None
     rows: list[dict] = []
     smoothed: dict[int, list[dict]] = {}
     used = 0
     frames = iter(reader)
-    while True:
-        with clock.stage("decode"):
-            batch = [frame for _, frame in zip(range(batch_frames), frames, strict=False)]
-        if not batch:
-            break
-        used += len(batch)
-        tracker = tracker or FaceTracker(fps or reader.frame_rate / every)
-        with clock.stage("detect"):
-            found = detector.detect([f.image for f in batch])  # first pass only: no whole-frame fallback
-        with_faces = [k for k, faces in enumerate(found) if faces]
-        results = classify_photos(
-            predictor, [batch[k].image for k in with_faces], [found[k] for k in with_faces], clock
-        )
-        per_frame = dict(zip(with_faces, results, strict=True))
-        for k, frame in enumerate(batch):
-            with clock.stage("track"):
-                ids = tracker.update(found[k])
-            frame_results = per_frame.get(k, [])
-            for result, track in zip(frame_results, ids, strict=True):
-                result["track"] = track
-                if track >= 0:  # a face the tracker could not place is smoothed with nobody else's
-                    smoothed.setdefault(track, []).append(result)
-                rows.append(
-                    {
-                        "frame": frame.index,
-                        "time_s": round(frame.time_s, 3),
-                        "track": track,
-                        **flat_row(str(path), result),
-                    }
-                )
-            if draw is not None:
-                with clock.stage("draw"):
-                    writer = writer or _VideoWriter(draw, frame.image.shape, fps or reader.frame_rate / every)
-                    writer.write(_drawn(frame.image, frame_results, smoothed))
-        if progress is not None:
-            progress(len(batch))
-    if writer is not None:
-        writer.close()
+    with ExitStack() as outputs:  # the drawn video: a temp file, renamed into place only when complete
+        while True:
+            with clock.stage("decode"):
+                batch = [frame for _, frame in zip(range(batch_frames), frames, strict=False)]
+            if not batch:
+                break
+            used += len(batch)
+            tracker = tracker or FaceTracker(fps or reader.frame_rate / every)
+            with clock.stage("detect"):
+                found = detector.detect([f.image for f in batch])  # first pass only: no whole-frame fallback
+            with_faces = [k for k, faces in enumerate(found) if faces]
+            results = classify_photos(
+                predictor, [batch[k].image for k in with_faces], [found[k] for k in with_faces], clock
+            )
+            per_frame = dict(zip(with_faces, results, strict=True))
+            for k, frame in enumerate(batch):
+                with clock.stage("track"):
+                    ids = tracker.update(found[k])
+                frame_results = per_frame.get(k, [])
+                for result, track in zip(frame_results, ids, strict=True):
+                    result["track"] = track
+                    if track >= 0:  # a face the tracker could not place is smoothed with nobody else's
+                        smoothed.setdefault(track, []).append(result)
+                    rows.append(
+                        {
+                            "frame": frame.index,
+                            "time_s": round(frame.time_s, 3),
+                            "track": track,
+                            **flat_row(str(path), result),
+                        }
+                    )
+                if draw is not None:
+                    with clock.stage("draw"):
+                        if writer is None:
+                            tmp = outputs.enter_context(atomic_path(draw, keep_suffix=True))
+                            rate = fps or reader.frame_rate / every
+                            writer = outputs.enter_context(_VideoWriter(tmp, frame.image.shape, rate))
+                        writer.write(_drawn(frame.image, frame_results, smoothed))
+            if progress is not None:
+                progress(len(batch))
     table = pd.DataFrame(rows)
     return VideoResult(table, track_table(table, predictor), used, reader.damage, draw if writer else None, clock)
 
@@ -244,14 +245,12 @@ def _drawn(image: np.ndarray, results: list[dict], smoothed: dict[int, list[dict
 
 
 class _VideoWriter:
-    """MPEG-4 video through PyAV, at the sampled frame rate; written under a temporary name, renamed when closed."""
+    """MPEG-4 video through PyAV at the sampled frame rate; a context manager that flushes and closes the file."""
 
     def __init__(self, path: Path, shape: tuple, fps: float) -> None:
         import av
 
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path, self.tmp = path, path.with_name(f".{path.stem}.{os.getpid()}.{id(self)}{path.suffix}")
-        self.container = av.open(str(self.tmp), "w")
+        self.container = av.open(str(path), "w")
         self.stream = self.container.add_stream("mpeg4", rate=max(1, round(fps)))
         self.stream.height, self.stream.width = shape[0] - shape[0] % 2, shape[1] - shape[1] % 2
         self.stream.pix_fmt = "yuv420p"
@@ -263,11 +262,13 @@ class _VideoWriter:
         for packet in self.stream.encode(frame):
             self.container.mux(packet)
 
-    def close(self) -> None:
+    def __enter__(self) -> _VideoWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
         for packet in self.stream.encode():
             self.container.mux(packet)
         self.container.close()
-        os.replace(self.tmp, self.path)
 
 
 def predict_videos(
