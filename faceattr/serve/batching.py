@@ -12,6 +12,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
@@ -25,7 +26,9 @@ class MicroBatcher:
     def __init__(self, run_batch: Callable[[list], list], window_s: float = 0.005, max_batch: int = 16) -> None:
         self.run_batch, self.window_s, self.max_batch = run_batch, window_s, max_batch
         self.queue: queue.Queue = queue.Queue()
-        self.batch_sizes: list[int] = []  # every batch run, for tests and the serve benchmark
+        # the sizes of the latest batches (bounded: a server runs for weeks); the last one tells whether requests
+        # are coming together
+        self.batch_sizes: deque[int] = deque(maxlen=1000)
         self.thread = threading.Thread(target=self._loop, name="faceattr-batcher", daemon=True)
         self.thread.start()
 
@@ -41,7 +44,7 @@ class MicroBatcher:
     def _collect(self, first) -> tuple[list, bool]:
         """`first` and whatever else is queued (waiting up to the window when requests come together)."""
         batch, stop = [first], False
-        together = not self.queue.empty() or (self.batch_sizes[-1:] or [1])[0] > 1
+        together = not self.queue.empty() or (self.batch_sizes[-1] if self.batch_sizes else 1) > 1
         deadline = time.monotonic() + (self.window_s if together else 0.0)
         while len(batch) < self.max_batch:
             try:
