@@ -129,9 +129,9 @@ def predict(
         if margins is not None:
             predictor.cfg.faces = _with_margins(predictor.cfg.faces, margins, margin_unit)
             faces = True if faces is None else faces
-        paths = collect_images(inputs, IMAGE_SUFFIXES + VIDEO_SUFFIXES)
-        videos = [p for p in paths if Path(p).suffix.lower() in VIDEO_SUFFIXES]
-        paths = [p for p in paths if p not in set(videos)]
+        media = collect_images(inputs, IMAGE_SUFFIXES + VIDEO_SUFFIXES)
+        videos = [p for p in media if Path(p).suffix.lower() in VIDEO_SUFFIXES]
+        paths = [p for p in media if Path(p).suffix.lower() not in VIDEO_SUFFIXES]
         skips = fresh_skip_report(out, overwrite)
         faces = faces if faces is not None else predictor.cfg.faces.trained_on_crops
         if videos:
