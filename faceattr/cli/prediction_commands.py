@@ -104,7 +104,10 @@ def predict(
     profile: Annotated[bool, typer.Option(help="with --faces: print the time spent per stage")] = False,
     detect_max_side: Annotated[
         int | None,
-        typer.Option(help="with --faces: detect on photos shrunk to this longer side (faster; misses small faces)"),
+        typer.Option(
+            help="detect faces (photos with --faces, video frames) on copies shrunk to this longer side (faster; "
+            "misses small faces)"
+        ),
     ] = None,
     every: Annotated[int, typer.Option(help="videos: use every N-th frame")] = 1,
     fps: Annotated[float | None, typer.Option(help="videos: use about this many frames per second")] = None,
@@ -134,6 +137,8 @@ def predict(
         paths = [p for p in media if Path(p).suffix.lower() not in VIDEO_SUFFIXES]
         skips = fresh_skip_report(out, overwrite)
         faces = faces if faces is not None else predictor.cfg.faces.trained_on_crops
+        if detect_max_side is not None:
+            predictor.cfg.faces = _faces_with(predictor.cfg.faces, detect_max_side=detect_max_side)
         if videos:
             _predict_videos(predictor, videos, out, every, fps, draw, skips, overwrite)
         if not paths:
@@ -142,8 +147,6 @@ def predict(
             from faceattr.faces.detect import FaceDetector
             from faceattr.inference.faces_in_photos import predict_faces
 
-            if detect_max_side is not None:
-                predictor.cfg.faces = _faces_with(predictor.cfg.faces, detect_max_side=detect_max_side)
             detector = FaceDetector(predictor.cfg.faces)
             clock = StageClock()  # from here: model and detector loading are start-up, not per-photo time
             table = predict_faces(predictor, paths, detector, skips, draw, batch_size, clock)
