@@ -101,17 +101,26 @@ def prepare(source: str, roots: list[Path], out: Path, options: PrepareOptions |
     split = make_folds(df, options.folds, options.split_seed)
     # inputs all read and checked: now the outputs
     write_manifest(df, out)
-    prepared = Prepared(df, out, folds_path(out, options.folds, options.split_seed), CheckReport(), problems)
-    prepared.copies_dropped, prepared.conflicts_dropped = copies, conflicts
-    prepared.filter_report = report if source == "imdb-wiki" else None
+    corrections_file = out.with_name(out.name + ".corrections.csv") if log is not None else None
     if log is not None:
-        prepared.corrections_log, prepared.corrections_file = log, out.with_name(out.name + ".corrections.csv")
-        log.to_csv(prepared.corrections_file, index=False)
-    split.to_csv(prepared.split_file, index=False)
-    fold_of = dict(zip(split["person_id"], split["fold"], strict=True))
-    prepared.checks = check_manifest(df, df["person_id"].map(fold_of))
+        log.to_csv(corrections_file, index=False)
+    split_file = folds_path(out, options.folds, options.split_seed)
+    split.to_csv(split_file, index=False)
+    eval_manifest = out.with_name(out.stem + ".eval" + out.suffix) if eval_df is not None else None
     if eval_df is not None:
-        prepared.eval_manifest = out.with_name(out.stem + ".eval" + out.suffix)
-        write_manifest(eval_df, prepared.eval_manifest)
-        prepared.eval_images = len(eval_df)
-    return prepared
+        write_manifest(eval_df, eval_manifest)
+    fold_of = dict(zip(split["person_id"], split["fold"], strict=True))
+    return Prepared(
+        frame=df,
+        manifest=out,
+        split_file=split_file,
+        checks=check_manifest(df, df["person_id"].map(fold_of)),
+        problems=problems,
+        copies_dropped=copies,
+        conflicts_dropped=conflicts,
+        filter_report=report if source == "imdb-wiki" else None,
+        corrections_log=log,
+        corrections_file=corrections_file,
+        eval_manifest=eval_manifest,
+        eval_images=len(eval_df) if eval_df is not None else 0,
+    )
