@@ -26,10 +26,9 @@ import pandas as pd
 from PIL import Image, ImageFilter
 
 from benchmarks.common import HELD_OUT_RULE, save, utkface_union
-from benchmarks.framing import nearest_face, reframe
+from benchmarks.framing import nearest_face, predict, reframe
 from faceattr.faces.detect import FaceDetector, crop_face, detect_padded
 from faceattr.inference.predictor import load_predictor
-from faceattr.labels import decide
 from faceattr.reports.groups import scores as group_scores
 from faceattr.synth.masks import render_mask
 
@@ -77,12 +76,6 @@ def landmarks(test: pd.DataFrame, images: list[np.ndarray], detector: FaceDetect
             out.append(None if face is None else (np.asarray(face.landmarks), np.asarray(face.box)))
     cache.write_text(json.dumps([None if f is None else [f[0].tolist(), f[1].tolist()] for f in out]))
     return out
-
-
-def predict(predictor, crops: list[np.ndarray], batch: int = 128) -> dict[str, np.ndarray]:
-    parts = [predictor.predict_crops(crops[i : i + batch]) for i in range(0, len(crops), batch)]
-    probs = {task: np.concatenate([p[task] for p in parts]) for task in parts[0]}
-    return decide(probs, predictor.cfg.data.old_threshold)
 
 
 def chart(rows: list[dict], path: Path) -> Path:
@@ -158,11 +151,11 @@ def main() -> None:
         predictor = load_predictor(checkpoint, tta=args.tta.split(",") if args.tta else None)
         base = None
         for row, (images, truth) in views.items():
-            labels = predict(predictor, images)
+            labels = predict(predictor, images, batch=128)
             base = labels if row == "as published" else base
             rows.append({"model": name, "row": row, **scores(truth, labels)})
         crops = [crop_face(p, f, predictor.cfg.faces)[0] for p, f in zip(photos, found, strict=True)]
-        rows.append({"model": name, "row": "re-framed + predict", **scores(test, predict(predictor, crops))})
+        rows.append({"model": name, "row": "re-framed + predict", **scores(test, predict(predictor, crops, batch=128))})
         for subset, pick in SUBSETS.items():
             keep = pick(test).to_numpy()
             rows.append({"model": name, "row": subset, **scores(test[keep], {k: v[keep] for k, v in base.items()})})
