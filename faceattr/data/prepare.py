@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from faceattr.atomic import atomic_path
 from faceattr.data.checks import CheckReport, check_manifest
 from faceattr.data.dedupe import drop_duplicate_images
 from faceattr.data.manifest import write_manifest
 from faceattr.data.sources import READERS, read_competition_eval
 from faceattr.data.sources.imdb_wiki import FilterReport, ImdbWikiFilters
-from faceattr.data.split import folds_path, make_folds
+from faceattr.data.split import make_folds, save_folds
 from faceattr.errors import FaceAttrError
 from faceattr.labels import DEFAULT_OLD_THRESHOLD
 
@@ -103,9 +104,9 @@ def prepare(source: str, roots: list[Path], out: Path, options: PrepareOptions |
     write_manifest(df, out)
     corrections_file = out.with_name(out.name + ".corrections.csv") if log is not None else None
     if log is not None:
-        log.to_csv(corrections_file, index=False)
-    split_file = folds_path(out, options.folds, options.split_seed)
-    split.to_csv(split_file, index=False)
+        with atomic_path(corrections_file) as tmp:
+            log.to_csv(tmp, index=False)
+    split_file = save_folds(split, out, options.folds, options.split_seed)
     eval_manifest = out.with_name(out.stem + ".eval" + out.suffix) if eval_df is not None else None
     if eval_df is not None:
         write_manifest(eval_df, eval_manifest)

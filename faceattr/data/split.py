@@ -35,6 +35,14 @@ def folds_path(manifest_path: str | Path, k: int, seed: int) -> Path:
     return p.with_name(f"{p.name}.folds-k{k}-seed{seed}.csv")
 
 
+def save_folds(table: pd.DataFrame, manifest_path: str | Path, k: int, seed: int) -> Path:
+    """Write a split beside its manifest, atomically (a unique temp name: DDP ranks may both make it)."""
+    path = folds_path(manifest_path, k, seed)
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False)
+    return path
+
+
 def load_or_make_folds(df: pd.DataFrame, manifest_path: str | Path, k: int, seed: int) -> pd.Series:
     """Fold number per manifest row, from the saved split (made and saved on first use)."""
     path = folds_path(manifest_path, k, seed)
@@ -42,8 +50,7 @@ def load_or_make_folds(df: pd.DataFrame, manifest_path: str | Path, k: int, seed
         table = pd.read_csv(path, dtype={"person_id": str})
     else:
         table = make_folds(df, k, seed)
-        with atomic_path(path) as tmp:  # a unique temp name: DDP ranks may both make the split
-            table.to_csv(tmp, index=False)
+        save_folds(table, manifest_path, k, seed)
     fold_of = dict(zip(table["person_id"].astype(str), table["fold"].astype(int), strict=True))
     folds = df["person_id"].astype(str).map(fold_of)
     if folds.isna().any():
