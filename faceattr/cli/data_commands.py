@@ -122,8 +122,12 @@ def prepare(
 def report_checks(report, manifest: Path, problems: list[str] | None = None) -> Path:
     """Print the data-check findings and write them beside the manifest."""
     lines = [f"- skipped: {p}" for p in problems or []] + report.lines()
-    path = manifest.with_name(manifest.name + ".checks.md")
-    path.write_text("# Data checks\n\n" + ("\n".join(lines) or "No problems found.") + "\n")
+    from faceattr.atomic import write_text
+
+    path = write_text(
+        manifest.with_name(manifest.name + ".checks.md"),
+        "# Data checks\n\n" + ("\n".join(lines) or "No problems found.") + "\n",
+    )
     if lines:
         console.print(f"[yellow]data checks: {len(lines)} finding(s)[/] (written to {path})")
         for line in lines[:20]:
