@@ -44,3 +44,24 @@ def write_text(path: str | Path, text: str) -> Path:
 def write_json(data: dict, path: str | Path) -> Path:
     """Write `data` as indented JSON, atomically (the project's one JSON writer)."""
     return write_text(path, json.dumps(data, indent=2, default=str))
+
+
+def write_csv(frame, path: str | Path) -> Path:
+    """Atomically write a pandas DataFrame as CSV, without its index."""
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
+    return Path(path)
+
+
+def save_figure(figure, path: str | Path, **savefig_kwargs) -> Path:
+    """Atomically save a matplotlib figure (the format follows `path`'s suffix, which the temp name keeps)."""
+    with atomic_path(path, keep_suffix=True) as tmp:
+        figure.savefig(tmp, **savefig_kwargs)
+    return Path(path)
+
+
+def save_image(image, path: str | Path, **save_kwargs) -> Path:
+    """Atomically save a PIL image (the format follows `path`'s suffix, which the temp name keeps)."""
+    with atomic_path(path, keep_suffix=True) as tmp:
+        image.save(tmp, **save_kwargs)
+    return Path(path)

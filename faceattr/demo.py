@@ -12,6 +12,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from faceattr.atomic import write_csv
 from faceattr.config import load_config
 from faceattr.data.drawn_faces import make_competition_dataset
 from faceattr.data.prepare import prepare
@@ -74,7 +75,7 @@ def run_demo(
     eval_dir = data_root / "eval"
     preds = predictor.predict_paths(collect_images([eval_dir / "images"]))
     predictions_csv = workdir / "predictions.csv"
-    predictions_table(preds).to_csv(predictions_csv, index=False)
+    write_csv(predictions_table(preds), predictions_csv)
     submission_csv = workdir / "submission.csv"
     submission(predictor, eval_dir, submission_csv, overwrite=True)  # the demo folder is its own
     console.print(f"5/5 predict + submit: {predictions_csv}, {submission_csv}")

@@ -13,6 +13,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
+from faceattr.atomic import write_text
 from faceattr.config.schema import Config, validate
 from faceattr.errors import ConfigError
 
@@ -93,4 +94,4 @@ def with_overrides(cfg: Config | dict, values: dict, origin: str) -> Config:
 
 def save_config(cfg: Config, path: str | Path) -> None:
     """Write the resolved config as YAML."""
-    Path(path).write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
+    write_text(path, OmegaConf.to_yaml(OmegaConf.structured(cfg)))

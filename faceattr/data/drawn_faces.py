@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from faceattr.atomic import atomic_path
 from faceattr.labels import MASK_FILE_STEMS
 
 SKIN_TONES = [(241, 194, 167), (224, 172, 105), (198, 134, 66), (141, 85, 36), (255, 219, 172)]
@@ -132,7 +133,7 @@ def make_competition_dataset(
             name = f"{person.person_id}_{stem}.jpg"
             draw_face(person, mask, rng, size).save(eval_images / name, quality=92)
             rows.append({"ImageID": name, "ans": ""})
-    with (root / "eval" / "info.csv").open("w", newline="") as f:
+    with atomic_path(root / "eval" / "info.csv") as tmp, tmp.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["ImageID", "ans"])
         writer.writeheader()
         writer.writerows(rows)

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from rich.progress import Progress
 
+from faceattr.atomic import write_json
 from faceattr.config import FacesConfig
 from faceattr.data.images import SkipReport, load_rgb, save_jpeg
 from faceattr.data.landmarks import format_points, parse_points  # noqa: F401  (parse_points re-exported)
@@ -141,7 +142,7 @@ def crop_manifest(
     key = settings_key(cfg)
     cache = Path(cache_dir).resolve() / key  # absolute: the crops manifest works from any folder
     (cache / "crops").mkdir(parents=True, exist_ok=True)
-    (cache / "settings.json").write_text(json.dumps(asdict(cfg), indent=2))
+    write_json(asdict(cfg), cache / "settings.json")
     index_path = cache / "index.csv"
     index = _read_index(index_path)
     skips = skips if skips is not None else SkipReport()

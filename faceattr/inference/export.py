@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from faceattr.atomic import atomic_path, write_json
 from faceattr.config import from_dict, to_dict
 from faceattr.data.transforms import eval_transform
 from faceattr.errors import ConfigError
@@ -40,13 +41,12 @@ def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = 17) -> tup
     wrapper = _Probabilities(module, predictor.tasks).eval()
     size = predictor.cfg.data.image_size
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     dynamic = {"images": {0: "batch"}} | {t: {0: "batch"} for t in predictor.tasks}
-    with torch.inference_mode():
+    with torch.inference_mode(), atomic_path(out, keep_suffix=True) as tmp:
         torch.onnx.export(
             wrapper,
             (torch.zeros(2, 3, size, size),),
-            str(out),
+            str(tmp),
             input_names=["images"],
             output_names=list(predictor.tasks),
             dynamic_axes=dynamic,
@@ -54,7 +54,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = 17) -> tup
             dynamo=False,
         )
     side = sidecar_path(out)
-    side.write_text(json.dumps({**predictor.describe(), "config": to_dict(predictor.cfg)}, indent=2))
+    write_json({**predictor.describe(), "config": to_dict(predictor.cfg)}, side)
     return out, side
 
 

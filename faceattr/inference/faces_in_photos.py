@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw
 
+from faceattr.atomic import save_image
 from faceattr.data.images import SkipReport, load_rgb
 from faceattr.errors import ImageLoadError
 from faceattr.faces.detect import Face, FaceDetector, crop_face
@@ -178,6 +179,4 @@ def draw_faces(image: np.ndarray, results: list[dict], out: Path) -> Path:
         tx, ty = box[0], max(0, box[1] - 12)
         draw.rectangle(draw.textbbox((tx, ty), text), fill=color)
         draw.text((tx, ty), text, fill=(0, 0, 0))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(out, quality=92)
-    return out
+    return save_image(canvas, out, quality=92)

@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from faceattr.atomic import save_figure
 from faceattr.data.images import load_rgb
 from faceattr.errors import ConfigError
 from faceattr.inference.predictor import Predictor
@@ -100,7 +101,7 @@ def save_sheet(image: np.ndarray, heatmaps: dict, labels: dict, title: str, path
     for ax in axes:
         ax.axis("off")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, dpi=100)
     plt.close(fig)
     return path
 

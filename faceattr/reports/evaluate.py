@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from faceattr.atomic import write_json, write_text
+from faceattr.atomic import write_csv, write_json, write_text
 from faceattr.data.images import SkipReport
 from faceattr.data.manifest import read_manifest
 from faceattr.data.split import load_or_make_folds
@@ -111,14 +111,14 @@ def evaluate(
                 gallery_title,
                 out / f"mistakes_{task}.png",
             )
-    pd.concat(reports).to_csv(out / "per_class.csv", index=False)
+    write_csv(pd.concat(reports), out / "per_class.csv")
     if "age_years" in labels:
         true_age = frame["age"].to_numpy(float)
         apparent = frame["apparent_age"].to_numpy(float) if "apparent_age" in frame else None
         metrics["age"] = age_metrics(true_age, labels["age_years"], apparent)
         if metrics["age"]["n"]:
             decades = error_by_decade(true_age, labels["age_years"])
-            decades.to_csv(out / "age_error_by_decade.csv", index=False)
+            write_csv(decades, out / "age_error_by_decade.csv")
             plot_error_by_decade(
                 decades,
                 out / "age_error_by_decade.png",
@@ -133,7 +133,7 @@ def evaluate(
         if task != "age":
             for c in range(p.shape[1]):
                 table[f"p_{task}_{c}"] = np.round(p[:, c], 5)
-    table.to_csv(out / "predictions.csv", index=False)
+    write_csv(table, out / "predictions.csv")
     groups = []
     for spec in by or []:
         report = group_report(frame, labels, spec, min_group, old)

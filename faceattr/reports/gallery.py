@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from PIL import Image
 
+from faceattr.atomic import save_figure
 from faceattr.data.images import load_rgb
 from faceattr.errors import ImageLoadError
 
@@ -58,6 +59,6 @@ def mistake_gallery(
             row_axes[col].set_title(f"{names[pred]} {p:.2f}", fontsize=6)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, dpi=100)
     plt.close(fig)
     return path

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import f1_score
 
+from faceattr.atomic import save_figure
 from faceattr.errors import ConfigError
 from faceattr.labels import DEFAULT_OLD_THRESHOLD, GENDER_NAMES, age_bin_names
 
@@ -141,7 +142,7 @@ def plot_groups(report: dict, out_dir: Path) -> list[Path]:
         ax.tick_params(axis="x", rotation=45)
         fig.tight_layout()
         path = out_dir / f"groups_{slug}_{metric}.png"
-        fig.savefig(path, dpi=100)
+        save_figure(fig, path, dpi=100)
         plt.close(fig)
         paths.append(path)
     return paths

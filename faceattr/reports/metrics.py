@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
+from faceattr.atomic import save_figure
+
 
 def task_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
     """Macro F1 and accuracy over samples whose label is known (>= 0)."""
@@ -76,7 +78,7 @@ def plot_confusion(y_true: np.ndarray, y_pred: np.ndarray, names: list[str], tit
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
     return path
 
@@ -121,6 +123,6 @@ def plot_error_by_decade(table: pd.DataFrame, path: str | Path, title: str = "ag
     ax.legend(fontsize=8)
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
     return path

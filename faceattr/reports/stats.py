@@ -7,7 +7,6 @@ their squares in float64, so no image is held longer than it is read).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import pandas as pd
 from omegaconf import OmegaConf
 from rich.progress import Progress
 
-from faceattr.atomic import write_text
+from faceattr.atomic import save_figure, write_json, write_text
 from faceattr.data.images import SkipReport, load_rgb
 from faceattr.errors import ConfigError, ImageLoadError
 from faceattr.labels import DEFAULT_OLD_THRESHOLD, GENDER_NAMES, MASK_NAMES, NUM_CLASSES, age_bin_names, class_name
@@ -113,7 +112,7 @@ def dataset_stats(
         _bar_panel(ax, table, f"{task} ({len(frame)} images)")
     fig.tight_layout()
     files.append(out / "counts.png")
-    fig.savefig(files[-1], dpi=110)
+    save_figure(fig, files[-1], dpi=110)
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -128,7 +127,7 @@ def dataset_stats(
     ax.set_title("age by gender")
     fig.tight_layout()
     files.append(out / "age_by_gender.png")
-    fig.savefig(files[-1], dpi=110)
+    save_figure(fig, files[-1], dpi=110)
     plt.close(fig)
 
     per_person = frame.groupby("person_id").size()
@@ -139,7 +138,7 @@ def dataset_stats(
     ax.set_title(f"{len(per_person)} people")
     fig.tight_layout()
     files.append(out / "images_per_person.png")
-    fig.savefig(files[-1], dpi=110)
+    save_figure(fig, files[-1], dpi=110)
     plt.close(fig)
 
     paths = frame["path"].astype(str)
@@ -155,7 +154,7 @@ def dataset_stats(
     ax.set_title(f"image sizes ({len(sizes)} read)")
     fig.tight_layout()
     files.append(out / "image_sizes.png")
-    fig.savefig(files[-1], dpi=110)
+    save_figure(fig, files[-1], dpi=110)
     plt.close(fig)
 
     summary = {
@@ -173,7 +172,7 @@ def dataset_stats(
         "sizes": sizes[["width", "height"]].value_counts().head(5).rename("images").reset_index().to_dict("records"),
         "counts": {task: table.to_dict("records") for task, table in tables.items()},
     }
-    (out / "stats.json").write_text(json.dumps(summary, indent=2))
+    write_json(summary, out / "stats.json")
     files.append(out / "stats.json")
     files.append(_write_report(out, summary, tables))
     return StatsResult(out, summary, files)
@@ -198,7 +197,7 @@ def _write_report(out: Path, summary: dict, tables: dict[str, pd.DataFrame]) -> 
     for task, table in tables.items():
         lines += [f"## {task}", "", _markdown(table), ""]
     path = out / "report.md"
-    path.write_text("\n".join(lines))
+    write_text(path, "\n".join(lines))
     return path
 
 

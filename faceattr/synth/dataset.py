@@ -18,6 +18,7 @@ import pandas as pd
 from PIL import Image, ImageDraw
 from rich.progress import Progress
 
+from faceattr.atomic import save_image
 from faceattr.data.images import SkipReport, load_rgb, save_jpeg
 from faceattr.errors import DatasetError, ImageLoadError
 from faceattr.faces.detect import FaceDetector, detect_padded
@@ -156,6 +157,4 @@ def contact_sheet(dataset: pd.DataFrame, out_path: str | Path, count: int = 24, 
         sheet.paste(image, (x, y))
         label = f"{MASK_NAMES[int(row['mask'])]} {Path(row['path']).stem}"
         draw.text((x + 4, y + tile + 3), label, fill="black")
-    out_path = Path(out_path)
-    sheet.save(out_path)
-    return out_path
+    return save_image(sheet, out_path)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from faceattr.atomic import write_json
+from faceattr.atomic import write_csv, write_json
 from faceattr.config import Config
 from faceattr.reports.evaluate import evaluate
 from faceattr.training.fit import train
@@ -49,8 +49,8 @@ def cross_validate(
         rows.append(row)
         oof.append(scored.predictions.assign(fold=fold))
     table = pd.DataFrame(rows)
-    table.to_csv(out_dir / "folds.csv", index=False)
-    pd.concat(oof, ignore_index=True).to_csv(out_dir / "oof_predictions.csv", index=False)
+    write_csv(table, out_dir / "folds.csv")
+    write_csv(pd.concat(oof, ignore_index=True), out_dir / "oof_predictions.csv")
     metrics = [c for c in table.columns if c.startswith(("f1_", "acc_", "age_mae"))]
     summary = {
         "folds": chosen,

@@ -14,7 +14,7 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from faceattr.atomic import write_json
+from faceattr.atomic import write_csv, write_json
 from faceattr.config import Config, save_config
 from faceattr.data.datamodule import FaceDataModule
 from faceattr.data.images import SkipReport
@@ -233,7 +233,7 @@ def _train(cfg: Config, overwrite: bool, resume: bool, callbacks: list | None) -
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resume else None, weights_only=True)
     if earlier_rows is not None and trainer.is_global_zero:  # CSVLogger starts a fresh file; keep the history
         later_rows = pd.read_csv(metrics_csv) if metrics_csv.is_file() else earlier_rows.iloc[:0]
-        pd.concat([earlier_rows, later_rows], ignore_index=True).to_csv(metrics_csv, index=False)
+        write_csv(pd.concat([earlier_rows, later_rows], ignore_index=True), metrics_csv)
 
     checkpoint_cb = trainer.checkpoint_callback
     best_path = Path(checkpoint_cb.best_model_path) if checkpoint_cb.best_model_path else None

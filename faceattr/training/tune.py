@@ -13,6 +13,7 @@ from pathlib import Path
 
 import lightning as L
 
+from faceattr.atomic import write_csv
 from faceattr.config import Config, save_config, with_overrides
 from faceattr.errors import ConfigError
 
@@ -114,6 +115,6 @@ def tune(cfg: Config, trials: int | None = None) -> TuneResult:
     best_path = study_dir / "best.yaml"
     save_config(best_cfg, best_path)
     trials_csv = study_dir / "trials.csv"
-    study.trials_dataframe().to_csv(trials_csv, index=False)
+    write_csv(study.trials_dataframe(), trials_csv)
     finished = sum(t.state in done for t in study.trials)
     return TuneResult(study_dir, best_path, float(best.value), dict(best.params), trials_csv, finished)
