@@ -20,7 +20,7 @@ from PIL import Image
 from benchmarks.common import SHARED_UTKFACE
 from faceattr.data.sources import read_utkface
 from faceattr.faces.detect import FaceDetector, crop_face
-from faceattr.inference.predictor import Predictor
+from faceattr.inference.checkpoint_predictor import Predictor
 from faceattr.reports.cam import cam_sheets
 from faceattr.reports.evaluate import evaluate
 from faceattr.reports.stats import dataset_stats

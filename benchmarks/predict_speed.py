@@ -81,13 +81,12 @@ def run_predict(model: list[str], photos: list[Path] | Path, out: Path, *extra: 
 
 def stage_rows(code: str, name: str, model_path: str, photos: list[Path], out: Path) -> list[dict]:
     """One in-process run with the stage clock: where each photo's time goes."""
-    from faceattr.faces.detect import FaceDetector
     from faceattr.inference.faces_in_photos import predict_faces
     from faceattr.inference.predictor import load_predictor
     from faceattr.inference.profile import StageClock
 
     predictor = load_predictor(model_path)
-    detector = FaceDetector(predictor.cfg.faces)
+    detector = predictor.face_detector()
     predict_faces(predictor, [str(p) for p in photos[:8]], detector)  # warm-up (allocators, first-call paths)
     clock = StageClock()
     table = predict_faces(predictor, [str(p) for p in photos], detector, clock=clock)

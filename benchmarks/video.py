@@ -47,7 +47,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, default=Path("/tmp/faceattr-video"))
     args = parser.parse_args()
-    from faceattr.faces.detect import FaceDetector
     from faceattr.inference.predictor import load_predictor
     from faceattr.inference.profile import StageClock
     from faceattr.inference.video import predict_video
@@ -64,7 +63,7 @@ def main() -> None:
 
         checkpoint, _ = build_model(args.work / "model", 128)
     predictor = load_predictor(checkpoint)
-    detector = FaceDetector(predictor.cfg.faces)
+    detector = predictor.face_detector()
     rows = []
     for n in (1, 4):
         clip = write_clip(args.work / f"faces{n}.avi", faces[:n])

@@ -16,8 +16,9 @@ from faceattr.atomic import write_csv
 from faceattr.config import load_config
 from faceattr.data.drawn_faces import make_competition_dataset
 from faceattr.data.prepare import prepare
+from faceattr.inference.checkpoint_predictor import Predictor
 from faceattr.inference.outputs import predictions_table, submission
-from faceattr.inference.predictor import Predictor, collect_images
+from faceattr.inference.predictor import collect_images
 from faceattr.reports.evaluate import evaluate
 from faceattr.training import train
 

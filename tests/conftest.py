@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("PYTHONHASHSEED", "0")
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+# MTCNN's ONNX networks are exported here once, not into the user's ~/.cache (subprocesses inherit it)
+os.environ.setdefault("FACEATTR_CACHE", str(Path(tempfile.gettempdir()) / "faceattr-test-cache"))
 
 SHARED_UTKFACE = Path(__file__).resolve().parents[2] / "shared" / "data" / "utkface"
 

@@ -24,7 +24,9 @@ ALLOWED = {
     ("data/drawn_faces.py", '.save(folder / f"{stem}.jpg", quality=92)'): "a generated demo dataset, rebuilt whole",
     ("data/drawn_faces.py", ".save(eval_images / name, quality=92)"): "a generated demo dataset, rebuilt whole",
 }
-PLAIN_WRITE = re.compile(r"\.to_csv\(|\.to_parquet\(|\.savefig\(|\.write_text\(|\.write_bytes\(|open\([^)]*\"w|\.save\(")
+PLAIN_WRITE = re.compile(
+    r"\.to_csv\(|\.to_parquet\(|\.savefig\(|\.write_text\(|\.write_bytes\(|open\([^)]*\"w|\.save\("
+)
 
 
 def test_no_module_writes_a_file_without_the_atomic_writer():
@@ -34,8 +36,10 @@ def test_no_module_writes_a_file_without_the_atomic_writer():
         if rel == "atomic.py":
             continue
         for line in path.read_text().splitlines():
-            if PLAIN_WRITE.search(line) and "tmp" not in line and not any(
-                rel == f and snippet in line for f, snippet in ALLOWED
+            if (
+                PLAIN_WRITE.search(line)
+                and "tmp" not in line
+                and not any(rel == f and snippet in line for f, snippet in ALLOWED)
             ):
                 found.append(f"{rel}: {line.strip()}")
     assert not found, "write these through faceattr.atomic:\n" + "\n".join(found)

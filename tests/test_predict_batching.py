@@ -61,7 +61,7 @@ def test_classifying_many_photos_in_one_batch_gives_each_photo_its_own_answer(tr
         photos.append(tmp_path / f"p{k}.jpg")
         image.save(photos[-1], quality=95)
     predictor = load_predictor(trained_run.best_checkpoint)
-    detector = FaceDetector(predictor.cfg.faces)
+    detector = predictor.face_detector()
     one_by_one = predict_faces(predictor, [str(p) for p in photos], detector, batch_size=1)
     together = predict_faces(predictor, [str(p) for p in photos], detector, batch_size=8)
     assert len(together) == len(one_by_one) == len(photos)

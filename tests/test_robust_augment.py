@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import albumentations as A
 import numpy as np
 import pytest
 import torch
@@ -54,6 +55,22 @@ def test_grayscale_jpeg_occlusion_and_framing_do_what_they_say():
     assert ((holes == 0).all(-1) & ~(plain == 0).all(-1)).sum() > 0.01 * SIZE * SIZE  # dropped-out patches
     moved = _apply(framing_jitter=1.0)
     assert moved.shape == plain.shape and not np.allclose(moved, plain, atol=2)
+
+
+def test_framing_scale_zooms_in_by_the_factor_given():
+    image = np.zeros((SIZE, SIZE, 3), np.uint8)
+    side = SIZE // 4
+    image[SIZE // 2 - side // 2 : SIZE // 2 + side // 2, SIZE // 2 - side // 2 : SIZE // 2 + side // 2] = 255
+    for zoom in (1.0, 1.5):
+        aug = AugmentConfig(framing_jitter=1.0, framing_scale=[zoom, zoom])
+        out = A.Compose(robustness_transforms(SIZE, aug))(image=image)["image"]
+        area = (out[..., 0] > 127).sum()
+        assert area == pytest.approx(side * side * zoom**2, rel=0.1), zoom
+
+
+def test_framing_scale_is_checked():
+    with pytest.raises(ConfigError, match=r"augment\.framing_scale"):
+        load_config(None, ["augment.framing_scale=[1.5,0.8]"])
 
 
 def test_labels_survive_every_augmentation(tmp_path, competition_manifest):

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from PIL import Image
 
 pytest.importorskip("fastapi", reason="serving needs pip install 'faceattr[serve]'")
@@ -19,7 +18,7 @@ from fastapi.testclient import TestClient
 
 from faceattr.config import FacesConfig
 from faceattr.faces.detect import FaceDetector
-from faceattr.inference.predictor import Predictor
+from faceattr.inference.checkpoint_predictor import Predictor
 from faceattr.serve.app import create_app
 from tests.conftest import public_face
 
@@ -114,14 +113,20 @@ def exported(trained_run, tmp_path_factory):
 
 
 def test_onnx_matches_torch_within_1e4_on_a_batch(trained_run, exported):
-    from faceattr.inference.export import OnnxPredictor
+    from faceattr.inference.onnx_predictor import OnnxPredictor
 
     model_path, sidecar = exported
     meta = json.loads(sidecar.read_text())
     assert meta["input_size"] == 64 and meta["heads"] == ["mask", "gender", "age_bin"] and meta["mean"]
+    assert sorted(p.name for p in (model_path.parent / meta["detector"]).iterdir()) == [
+        "onet.onnx",
+        "pnet.onnx",
+        "rnet.onnx",
+    ]  # MTCNN's networks travel with the model
+    assert OnnxPredictor(model_path).detector_dir == model_path.parent / "model.mtcnn"
     torch_model, onnx_model = Predictor(trained_run.best_checkpoint, "cpu"), OnnxPredictor(model_path)
-    batch = torch.randn(5, 3, 64, 64)  # a batch size the export never saw: the batch axis is dynamic
-    expected, got = torch_model.predict_tensor(batch), onnx_model.predict_tensor(batch)
+    batch = np.random.default_rng(0).normal(size=(5, 3, 64, 64)).astype(np.float32)  # dynamic batch axis
+    expected, got = torch_model.predict_array(batch), onnx_model.predict_array(batch)
     for task in expected:
         np.testing.assert_allclose(got[task], expected[task], atol=1e-4)
 
@@ -164,11 +169,9 @@ def test_browser_uploads_a_photo_and_sees_the_labels(trained_run, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from faceattr.faces.detect import FaceDetector
-
     port = _free_port()
     predictor = Predictor(trained_run.best_checkpoint)
-    app = create_app(predictor, detector=FaceDetector(predictor.cfg.faces))
+    app = create_app(predictor, detector=predictor.face_detector())
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

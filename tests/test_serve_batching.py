@@ -78,7 +78,7 @@ def client_factory(trained_run):
     pytest.importorskip("fastapi", reason="serving needs pip install 'faceattr[serve]'")
     from fastapi.testclient import TestClient
 
-    from faceattr.inference.predictor import Predictor
+    from faceattr.inference.checkpoint_predictor import Predictor
     from faceattr.serve.app import create_app
     from tests.test_serve import NoFaces
 

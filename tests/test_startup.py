@@ -43,3 +43,25 @@ def test_an_exported_onnx_model_is_served_without_timm():
         "faceattr.inference.faces_in_photos"
     )
     assert "timm" not in loaded
+
+
+def test_predicting_faces_with_an_onnx_model_imports_no_torch(trained_run, tmp_path):
+    """`faceattr predict model.onnx photo --faces`, whole: MTCNN and the model both run on onnxruntime (the
+    networks exported beside the model), so torch (about 2 s of start-up) is never imported."""
+    from faceattr.inference.export import export_onnx
+    from tests.conftest import public_face
+
+    model, _ = export_onnx(trained_run.best_checkpoint, tmp_path / "model.onnx")
+    photo = tmp_path / "face.jpg"
+    public_face().save(photo)
+    out = tmp_path / "p.csv"
+    loaded = _imported_after(
+        "from faceattr.cli import app\n"
+        "try:\n"
+        f"    app(['predict', {str(model)!r}, {str(photo)!r}, '--faces', '--out', {str(out)!r}])\n"
+        "except SystemExit as e:\n"
+        "    assert e.code in (0, None), e.code\n"
+    )
+    assert out.is_file() and "face_found" in out.read_text()
+    heavy = {"torch", "torchvision", "facenet_pytorch", "timm", *TRAINING_STACK}
+    assert not loaded & heavy, loaded & heavy

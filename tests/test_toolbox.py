@@ -144,21 +144,36 @@ def test_soft_and_hard_voting_on_hand_made_tables():
 
 def test_tta_views_shapes_and_flip_invariance():
     cfg = TTAConfig(transforms=["hflip", "shift", "scale", "brightness"])
-    x = torch.randn(2, 3, 32, 32)
+    x = np.random.default_rng(0).normal(size=(2, 3, 32, 32)).astype(np.float32)
     views = tta_views(x, cfg, (0.5,) * 3, (0.5,) * 3)
-    assert len(views) == 5 and all(v.shape == x.shape for v in views)
-    symmetric = x + x.flip(-1)
-    assert torch.equal(tta_views(symmetric, TTAConfig(transforms=["hflip"]), (0,) * 3, (1,) * 3)[1], symmetric)
+    assert len(views) == 5 and all(v.shape == x.shape and v.dtype == np.float32 for v in views)
+    symmetric = x + x[..., ::-1]
+    np.testing.assert_array_equal(
+        tta_views(symmetric, TTAConfig(transforms=["hflip"]), (0,) * 3, (1,) * 3)[1], symmetric
+    )
+
+
+def test_tta_shift_and_zoom_are_torchs_pad_and_bilinear_zoom():
+    """The NumPy views (no torch at predict) move pixels exactly as torch's replicate pad and bilinear resize."""
+    import torch.nn.functional as F
+
+    cfg = TTAConfig(transforms=["shift", "scale"], shift=0.1, scale=1.2)
+    x = np.random.default_rng(1).normal(size=(2, 3, 40, 40)).astype(np.float32)
+    shifted, zoomed = tta_views(x, cfg, (0,) * 3, (1,) * 3)[1:]
+    t = torch.from_numpy(x)
+    np.testing.assert_array_equal(shifted, F.pad(t, (4, 0, 4, 0), mode="replicate")[..., :40, :40].numpy())
+    big = F.interpolate(t, scale_factor=1.2, mode="bilinear", align_corners=False)
+    np.testing.assert_allclose(zoomed, big[..., 4:44, 4:44].numpy(), atol=1e-4)  # float32 rounding
 
 
 def test_tta_predictions_keep_shape_and_a_symmetric_image_is_unchanged_by_flip(trained_run):
-    from faceattr.inference.predictor import Predictor
+    from faceattr.inference.checkpoint_predictor import Predictor
 
     plain, flipped = Predictor(trained_run.best_checkpoint, "cpu"), Predictor(trained_run.best_checkpoint, "cpu")
     flipped.tta = TTAConfig(transforms=["hflip"])
-    x = torch.randn(3, 3, 64, 64)
-    x = x + x.flip(-1)
-    a, b = plain.predict_tensor(x), flipped.predict_tensor(x)
+    x = np.random.default_rng(2).normal(size=(3, 3, 64, 64)).astype(np.float32)
+    x = np.ascontiguousarray(x + x[..., ::-1])
+    a, b = plain.predict_array(x), flipped.predict_array(x)
     for task in a:
         assert b[task].shape == a[task].shape
         np.testing.assert_allclose(a[task], b[task], atol=1e-5)

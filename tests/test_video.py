@@ -15,7 +15,6 @@ av = pytest.importorskip("av", reason="video needs pip install 'faceattr[video]'
 pytest.importorskip("motpy", reason="video tracking needs pip install 'faceattr[video]'")
 skimage_data = pytest.importorskip("skimage.data", reason="scikit-image ships the public-domain test photo")
 
-from faceattr.faces.detect import FaceDetector  # noqa: E402
 from faceattr.inference.video import FrameReader, predict_video  # noqa: E402
 
 FRAMES, RATE, SIZE = 12, 10, (320, 240)
@@ -57,7 +56,7 @@ def predictor(trained_run):
 
 @pytest.fixture(scope="module")
 def result(predictor, clip):
-    return predict_video(predictor, clip, FaceDetector(predictor.cfg.faces), batch_frames=5)
+    return predict_video(predictor, clip, predictor.face_detector(), batch_frames=5)
 
 
 def test_every_and_fps_sample_the_right_frames(clip):
@@ -106,7 +105,7 @@ def test_a_truncated_video_keeps_the_frames_before_the_damage_and_reports_it(cli
 
 def test_draw_writes_a_playable_video_with_one_frame_per_sampled_frame(predictor, clip, tmp_path):
     out = tmp_path / "drawn.mp4"
-    drawn = predict_video(predictor, clip, FaceDetector(predictor.cfg.faces), every=2, draw=out).drawn
+    drawn = predict_video(predictor, clip, predictor.face_detector(), every=2, draw=out).drawn
     assert drawn == out
     with av.open(str(out)) as container:
         frames = list(container.decode(video=0))

@@ -144,10 +144,9 @@ def predict(
         if not paths:
             table = None
         elif faces:
-            from faceattr.faces.detect import FaceDetector
             from faceattr.inference.faces_in_photos import predict_faces
 
-            detector = FaceDetector(predictor.cfg.faces)
+            detector = predictor.face_detector()
             clock = StageClock()  # from here: model and detector loading are start-up, not per-photo time
             table = predict_faces(predictor, paths, detector, skips, draw, batch_size, clock)
         else:
@@ -185,7 +184,6 @@ def _predict_videos(
     from rich.text import Text
 
     from faceattr.atomic import atomic_path
-    from faceattr.faces.detect import FaceDetector
     from faceattr.inference.outputs import video_outputs
     from faceattr.inference.video import predict_videos
 
@@ -199,7 +197,7 @@ def _predict_videos(
         frames, tracks = predict_videos(
             predictor,
             videos,
-            FaceDetector(predictor.cfg.faces),
+            predictor.face_detector(),
             every,
             fps,
             draw,

@@ -196,7 +196,9 @@ class AugmentConfig:
     shift_scale_rotate: float = 0.5
     brightness_contrast: float = 0.5
     # robustness to the photos users bring (each a probability; 0 = off). See faceattr/data/transforms.py.
-    framing_jitter: float = 0.0  # scale 0.8-1.25 and shift up to 10 % around the face (other detectors, margins)
+    framing_jitter: float = 0.0  # rescale by framing_scale and shift up to 10 % around the face (other detectors,
+    # margins, photos that are already tight face crops)
+    framing_scale: list[float] = field(default_factory=lambda: [0.8, 1.25])  # zoom range (> 1 = closer)
     low_resolution: float = 0.0  # downscale the face to 24-64 px and back (crowd photos: faces of about 60 px)
     blur: float = 0.0  # Gaussian or motion blur
     jpeg: float = 0.0  # JPEG compression at quality 20-90
@@ -215,6 +217,12 @@ class AugmentConfig:
         for key in ("mean", "std"):
             value = getattr(self, key)
             check(value is None or len(value) == 3, f"augment.{key}", "needs 3 values (R, G, B) or null")
+        scale = self.framing_scale
+        check(
+            len(scale) == 2 and 0.3 <= scale[0] <= scale[1] <= 3,
+            "augment.framing_scale",
+            "needs 2 zoom factors [low, high] with 0.3 <= low <= high <= 3, e.g. [0.8, 1.25]",
+        )
 
 
 @dataclass
@@ -263,6 +271,9 @@ class FacesConfig:
     # negative cuts into the box, as `faceattr framing` measures for tight sets like UTKFace)
     fallback_size: list[int] = field(default_factory=lambda: [256, 340])  # width, height of the no-face crop
     min_face_size: int = 40  # pixels; MTCNN ignores smaller faces
+    # which runs MTCNN's networks (the same faces either way): onnx (onnxruntime, about 3x faster on CPU and no
+    # torch needed) | torch (facenet-pytorch, on the GPU when there is one) | auto (torch on a GPU, else onnx)
+    detector: str = "auto"
     # detect on a copy whose longer side is at most this (0 = full size), boxes mapped back: MTCNN's time grows
     # with pixels, but faces below min_face_size * longer side / detect_max_side (original pixels) are then missed
     # (a 4032x3024 phone photo at 1280: faces under 126 px)
@@ -288,6 +299,7 @@ class FacesConfig:
         """The `faces.*` values that make no sense, each named with a sensible range."""
         check(len(self.margins) == 4, "faces.margins", "needs 4 values: left, right, top, bottom")
         check(self.margin_unit in ("px", "fraction"), "faces.margin_unit", "must be px or fraction")
+        check(self.detector in ("auto", "onnx", "torch"), "faces.detector", "must be auto, onnx or torch")
         if self.margin_unit == "fraction" and len(self.margins) == 4:
             left, right, top, bottom = self.margins
             check(

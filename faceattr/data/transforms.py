@@ -2,7 +2,8 @@
 
 Training uses Albumentations; validation and prediction only resize and normalise, which `EvalTransform` does
 with OpenCV and NumPy alone (equal to Albumentations' Resize + Normalize + ToTensorV2, as tests/test_transforms.py
-checks), so `predict` and `serve` start without importing Albumentations (about half a second).
+checks), so `predict` and `serve` start without importing Albumentations (about half a second), and an ONNX
+model predicts without torch.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import torch
 
 from faceattr.config import AugmentConfig
 
@@ -30,7 +30,10 @@ def robustness_transforms(size: int, aug: AugmentConfig) -> list[A.BasicTransfor
 
     low = (min(1.0, LOW_RES_SIDES[0] / size), min(1.0, LOW_RES_SIDES[1] / size))
     candidates: list[tuple[float, A.BasicTransform]] = [
-        (aug.framing_jitter, A.Affine(scale=(0.8, 1.25), translate_percent=(-0.1, 0.1), border_mode=0, p=1.0)),
+        (
+            aug.framing_jitter,
+            A.Affine(scale=tuple(aug.framing_scale), translate_percent=(-0.1, 0.1), border_mode=0, p=1.0),
+        ),
         (
             aug.color,
             A.OneOf(
@@ -84,18 +87,18 @@ def train_transform(size: int, aug: AugmentConfig, mean, std) -> A.Compose:
 
 class EvalTransform:
     """Validation / prediction pipeline: resize (bilinear) and normalize only; called like an Albumentations
-    pipeline (`t(image=x)["image"]` is a CHW float tensor)."""
+    pipeline (`t(image=x)["image"]` is a CHW float32 array, which a DataLoader collates into a tensor)."""
 
     def __init__(self, size: int, mean, std) -> None:
         self.size = size
         self.mean = np.asarray(mean, np.float32) * 255.0
         self.inv_std = 1.0 / (np.asarray(std, np.float32) * 255.0)
 
-    def __call__(self, *, image: np.ndarray) -> dict[str, torch.Tensor]:
+    def __call__(self, *, image: np.ndarray) -> dict[str, np.ndarray]:
         if image.shape[:2] != (self.size, self.size):
             image = cv2.resize(image, (self.size, self.size), interpolation=cv2.INTER_LINEAR)
         normalised = (image.astype(np.float32) - self.mean) * self.inv_std
-        return {"image": torch.from_numpy(np.ascontiguousarray(normalised.transpose(2, 0, 1)))}
+        return {"image": np.ascontiguousarray(normalised.transpose(2, 0, 1))}
 
 
 def eval_transform(size: int, mean, std) -> EvalTransform:

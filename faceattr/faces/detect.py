@@ -1,13 +1,16 @@
 """MTCNN face detection (facenet-pytorch, whose wheel ships the weights) and the crop geometry around a face.
 
-We call MTCNN.detect() rather than its batched forward(), which crashes on an image without a face. Images of
-the same size are detected in one batch; others one by one.
+MTCNN runs either as facenet-pytorch's modules or as the same networks on onnxruntime (faces/mtcnn_onnx.py):
+`faces.detector`. We call MTCNN.detect() rather than its batched forward(), which crashes on an image without a
+face. Images of the same size are detected in one batch; others one by one.
 """
 
 from __future__ import annotations
 
+import sys
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -46,28 +49,31 @@ def looks_like_face_crop(image: np.ndarray, max_side: int) -> bool:
 class FaceDetector:
     """Batched MTCNN on CPU or GPU; `calls` counts images sent to the detector (the cache tests read it)."""
 
-    def __init__(self, cfg: FacesConfig | None = None, device: str = "auto", batch_size: int = 16) -> None:
-        import torch
-        from facenet_pytorch import MTCNN
-
+    def __init__(
+        self, cfg: FacesConfig | None = None, device: str = "auto", batch_size: int = 16, onnx_dir: Path | None = None
+    ) -> None:
+        """`onnx_dir`: MTCNN's networks as ONNX (`faceattr export` writes them beside a model); default, the
+        user cache, filled once from facenet-pytorch's weights."""
         self.cfg = cfg or FacesConfig()
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.mtcnn = MTCNN(
-            keep_all=True,
-            min_face_size=self.cfg.min_face_size,
-            thresholds=list(self.cfg.thresholds),
-            device=device,
-            post_process=False,
-        )
-        self.relaxed = MTCNN(
-            keep_all=True,
-            min_face_size=max(12, self.cfg.min_face_size // 2),
-            thresholds=list(self.cfg.relaxed_thresholds),
-            device=device,
-            post_process=False,
-        )
-        self.relaxed.load_state_dict(self.mtcnn.state_dict())  # the same weights, other thresholds
+        self.backend = self.cfg.detector if self.cfg.detector != "auto" else _auto_backend(device)
+        strict = (self.cfg.min_face_size, list(self.cfg.thresholds))
+        relaxed = (max(12, self.cfg.min_face_size // 2), list(self.cfg.relaxed_thresholds))
+        if self.backend == "onnx":
+            from faceattr.faces.mtcnn_onnx import OnnxMTCNN, mtcnn_folder
+
+            self.mtcnn = OnnxMTCNN(onnx_dir or mtcnn_folder(), *strict)
+            self.relaxed = self.mtcnn.with_settings(*relaxed)  # the same sessions, other thresholds
+        else:
+            import torch
+            from facenet_pytorch import MTCNN
+
+            if device == "auto":
+                device = "cuda" if torch.cuda.is_available() else "cpu"
+            self.mtcnn, self.relaxed = (
+                MTCNN(keep_all=True, min_face_size=size, thresholds=t, device=device, post_process=False)
+                for size, t in (strict, relaxed)
+            )
+            self.relaxed.load_state_dict(self.mtcnn.state_dict())  # the same weights, other thresholds
         self.batch_size = batch_size
         self.calls = 0
 
@@ -166,6 +172,16 @@ class FaceDetector:
             if p is not None and float(p) >= floor
         ]
         return sorted(faces, key=lambda f: f.area, reverse=True)
+
+
+def _auto_backend(device: str) -> str:
+    """torch when MTCNN would run on a GPU (already imported torch says so), else onnxruntime on the CPU."""
+    if device not in ("auto", "cpu") and not device.startswith("cpu"):
+        return "torch"
+    torch = sys.modules.get("torch")
+    if device == "auto" and torch is not None and torch.cuda.is_available():
+        return "torch"
+    return "onnx"
 
 
 def downscale(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:

@@ -9,7 +9,6 @@ product of the three heads' probabilities.
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from faceattr.data.images import SkipReport
 from faceattr.errors import ConfigError
@@ -63,11 +62,14 @@ class EnsemblePredictor(BasePredictor):
     def predict_crops(self, crops: list[np.ndarray], clock: StageClock | None = None) -> dict[str, np.ndarray]:
         return self._combine([m.predict_crops(crops, clock) for m in self.members])
 
-    def predict_tensor(self, images: torch.Tensor) -> dict[str, np.ndarray]:
+    def face_detector(self):
+        return self.members[0].face_detector()
+
+    def predict_array(self, images: np.ndarray) -> dict[str, np.ndarray]:
         sizes = {(m.cfg.data.image_size, tuple(m.cfg.augment.mean), tuple(m.cfg.augment.std)) for m in self.members}
         if len(sizes) > 1:
             raise ConfigError("members differ in input size or normalisation; use predict_paths or predict_crops")
-        return self._combine([m.predict_tensor(images) for m in self.members])
+        return self._combine([m.predict_array(images) for m in self.members])
 
     def predict_paths(
         self, paths: list[str], batch_size: int = 64, num_workers: int = 0, skips: SkipReport | None = None

@@ -1,19 +1,19 @@
-"""ONNX export (dynamic batch) with a JSON sidecar, and a predictor that runs the file on onnxruntime."""
+"""ONNX export: the model (dynamic batch, one probability output per head), its JSON sidecar, and MTCNN's
+networks beside it, so the three run on onnxruntime alone (inference/onnx_predictor.py)."""
 
 from __future__ import annotations
 
-import json
+import shutil
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
 from faceattr.atomic import atomic_path, write_json
-from faceattr.config import from_dict, to_dict
-from faceattr.data.transforms import eval_transform
-from faceattr.errors import ConfigError
-from faceattr.inference.predictor import BasePredictor, Predictor
+from faceattr.config import to_dict
+from faceattr.faces.mtcnn_onnx import NETS, mtcnn_folder
+from faceattr.inference.checkpoint_predictor import Predictor
+from faceattr.inference.onnx_predictor import detector_path, sidecar_path
 
 
 class _Probabilities(nn.Module):
@@ -28,13 +28,9 @@ class _Probabilities(nn.Module):
         return tuple(logits[t].softmax(1) for t in self.tasks)
 
 
-def sidecar_path(onnx_path: str | Path) -> Path:
-    p = Path(onnx_path)
-    return p.with_name(p.stem + ".json")
-
-
 def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = 17) -> tuple[Path, Path]:
-    """Write `out` (.onnx, inputs `images` N x 3 x S x S, one probability output per head) and its sidecar."""
+    """Write `out` (.onnx, inputs `images` N x 3 x S x S, one probability output per head), its sidecar, and
+    MTCNN's networks in `<out stem>.mtcnn/` (so `predict --onnx --faces` needs no torch)."""
     predictor = Predictor(checkpoint, device="cpu")
     module = predictor.module.to(memory_format=torch.contiguous_format).eval()
     module.cfg.model.channels_last = False  # plain layout traces to a simpler graph
@@ -53,30 +49,10 @@ def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = 17) -> tup
             opset_version=opset,
             dynamo=False,
         )
+    detector = detector_path(out)
+    for name in NETS:
+        with atomic_path(detector / f"{name}.onnx", keep_suffix=True) as tmp:
+            shutil.copyfile(mtcnn_folder() / f"{name}.onnx", tmp)
     side = sidecar_path(out)
-    write_json({**predictor.describe(), "config": to_dict(predictor.cfg)}, side)
+    write_json({**predictor.describe(), "config": to_dict(predictor.cfg), "detector": detector.name}, side)
     return out, side
-
-
-class OnnxPredictor(BasePredictor):
-    """Runs an exported model with onnxruntime; preprocessing and labels come from the sidecar."""
-
-    def __init__(self, onnx_path: str | Path) -> None:
-        path = Path(onnx_path)
-        side = sidecar_path(path)
-        if not path.is_file() or not side.is_file():
-            raise ConfigError(f"{path} and its sidecar {side} are both needed; write them with `faceattr export`")
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise ConfigError("running .onnx models needs onnxruntime: pip install 'faceattr[serve]'") from None
-        meta = json.loads(side.read_text())
-        self.source = path
-        self.cfg = from_dict(meta["config"])
-        self.tasks = list(meta["heads"])
-        self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        self.transform = eval_transform(self.cfg.data.image_size, self.cfg.augment.mean, self.cfg.augment.std)
-
-    def _predict_batch(self, images: torch.Tensor) -> dict[str, np.ndarray]:
-        outputs = self.session.run(self.tasks, {"images": images.detach().cpu().numpy().astype(np.float32)})
-        return dict(zip(self.tasks, outputs, strict=True))

@@ -78,10 +78,9 @@ def submission(
     if not all(t in predictor.tasks for t in ("mask", "gender", "age_bin")):
         raise DatasetError("the checkpoint lacks one of the mask, gender and age_bin heads; it cannot fill 18 classes")
     if crop_faces if crop_faces is not None else predictor.cfg.faces.trained_on_crops:
-        from faceattr.faces.detect import FaceDetector
         from faceattr.inference.faces_in_photos import predict_faces
 
-        faces = predict_faces(predictor, paths, FaceDetector(predictor.cfg.faces), skips)
+        faces = predict_faces(predictor, paths, predictor.face_detector(), skips)
         largest = faces[faces["face"] == 0] if len(faces) else faces
         by_path = dict(zip(largest["path"], largest["label18"], strict=True)) if len(largest) else {}
     else:

@@ -1,43 +1,30 @@
-"""Load a checkpoint and turn images into per-task probabilities; unreadable images are reported, not fatal."""
+"""What every model offers for prediction (`BasePredictor`), `load_predictor` for a checkpoint, an ONNX file or
+an ensemble, and `Predictions`; unreadable images are reported, not fatal.
+
+Nothing here imports torch: a checkpoint's `Predictor` (checkpoint_predictor.py) does, an ONNX model's
+`OnnxPredictor` (onnx_predictor.py) does not, so `predict --onnx` starts without it.
+"""
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from torch.utils.data import DataLoader, Dataset
 
 from faceattr.config import Config, TTAConfig
 from faceattr.data.images import IMAGE_SUFFIXES, SkipReport, load_rgb
-from faceattr.data.transforms import eval_transform
-from faceattr.errors import ConfigError, FaceAttrError, ImageLoadError
+from faceattr.errors import FaceAttrError, ImageLoadError
 from faceattr.inference.profile import StageClock
 from faceattr.inference.tta import tta_views
 from faceattr.labels import CLASS_NAMES, DEFAULT_OLD_THRESHOLD, TASK_CLASSES, decide
-from faceattr.models.checkpoints import read_checkpoint
 
-
-class _PathDataset(Dataset):
-    def __init__(self, paths: list[str], transform, max_pixels: int) -> None:
-        self.paths, self.transform, self.max_pixels = paths, transform, max_pixels
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, i: int):
-        try:
-            return self.transform(image=load_rgb(self.paths[i], self.max_pixels))["image"], i, None
-        except ImageLoadError as e:
-            return None, i, (e.path, e.reason, e.detail)
-
-
-def _collate(batch):
-    good = [(x, i) for x, i, _ in batch if x is not None]
-    errors = [err for _, _, err in batch if err is not None]
-    images = torch.stack([x for x, _ in good]) if good else None
-    return images, [i for _, i in good], errors
+if TYPE_CHECKING:
+    from faceattr.faces.detect import FaceDetector
 
 
 @dataclass
@@ -54,26 +41,28 @@ class Predictions:
         return decide(self.probs, self.old_threshold)
 
 
-def resolve_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 class BasePredictor:
-    """What every predictor offers: `cfg`, `tasks`, `transform`, `predict_tensor` and `predict_paths`."""
+    """What every predictor offers: `cfg`, `tasks`, `transform`, `predict_array`, `predict_crops`,
+    `predict_paths` and `face_detector`."""
 
     cfg: Config
     tasks: list[str]
     transform: object
     source: Path
     tta: TTAConfig | None = None  # test-time augmentation; None = the model's own cfg.tta
+    detector_dir: Path | None = None  # MTCNN's ONNX networks shipped with the model (None: the user cache)
 
-    def _predict_batch(self, images: torch.Tensor) -> dict[str, np.ndarray]:
+    def _predict_batch(self, images: np.ndarray) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
-    def predict_tensor(self, images: torch.Tensor) -> dict[str, np.ndarray]:
-        """Probabilities per head for a normalised batch, averaged over the TTA views."""
+    def face_detector(self) -> FaceDetector:
+        """MTCNN with this model's face settings (and its own copy of the networks when it ships one)."""
+        from faceattr.faces.detect import FaceDetector
+
+        return FaceDetector(self.cfg.faces, onnx_dir=self.detector_dir)
+
+    def predict_array(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        """Probabilities per head for a normalised batch (N x 3 x S x S float32), averaged over the TTA views."""
         tta = self.tta if self.tta is not None else self.cfg.tta
         if not tta.transforms:
             return self._predict_batch(images)
@@ -85,9 +74,9 @@ class BasePredictor:
         """Probabilities for raw RGB crops (this predictor's own resize and normalisation)."""
         clock = clock or StageClock()
         with clock.stage("resize"):
-            batch = torch.stack([self.transform(image=c)["image"] for c in crops])
+            batch = np.stack([self.transform(image=c)["image"] for c in crops])
         with clock.stage("model"):
-            return self.predict_tensor(batch)
+            return self.predict_array(batch)
 
     def describe(self) -> dict:
         """Backbone, heads and classes, for the server's /model endpoint and the ONNX sidecar."""
@@ -105,57 +94,52 @@ class BasePredictor:
     def predict_paths(
         self, paths: list[str], batch_size: int = 64, num_workers: int = 0, skips: SkipReport | None = None
     ) -> Predictions:
-        loader = DataLoader(
-            _PathDataset([str(p) for p in paths], self.transform, self.cfg.faces.max_pixels),
-            batch_size=batch_size,
-            num_workers=num_workers,
-            collate_fn=_collate,
-        )
+        """Probabilities for image files, in order; unreadable files are reported (and in `skips`), not fatal.
+        `num_workers` threads decode and resize the next images while the model runs (0: in this thread)."""
         kept: list[int] = []
         chunks: dict[str, list[np.ndarray]] = {task: [] for task in self.tasks}
         skipped: list[tuple[str, str, str]] = []
-        for images, indices, errors in loader:
-            for path, reason, detail in errors:
-                skipped.append((path, reason, detail))
+        for images, indices, errors in self._batches([str(p) for p in paths], batch_size, num_workers):
+            for error in errors:
+                skipped.append((error.path, error.reason, error.detail))
                 if skips is not None:
-                    skips.add(ImageLoadError(path, reason, detail))
+                    skips.add(error)
             if images is None:
                 continue
-            for task, p in self.predict_tensor(images).items():
+            for task, p in self.predict_array(images).items():
                 chunks[task].append(p)
             kept.extend(indices)
         probs = {task: np.concatenate(c) if c else np.zeros((0, TASK_CLASSES[task])) for task, c in chunks.items()}
         return Predictions([str(paths[i]) for i in kept], probs, skipped, self.cfg.data.old_threshold)
 
-
-class Predictor(BasePredictor):
-    """A trained model ready to predict; the checkpoint carries the config, so nothing else is needed."""
-
-    def __init__(self, checkpoint: str | Path, device: str = "auto") -> None:
-        path = Path(checkpoint)
-        ckpt = read_checkpoint(path)  # weights-only: a crafted file cannot run code here
+    def _load(self, path: str) -> np.ndarray | ImageLoadError:
         try:
-            config = ckpt["hyper_parameters"]["config"]
-        except (KeyError, TypeError):
-            raise ConfigError(f"{path} is not a faceattr checkpoint (no hyper_parameters.config)") from None
-        self.source = self.checkpoint = path
-        self.device = resolve_device(device)
-        from faceattr.models.net import FaceAttrNet  # timm, imported only here: an ONNX model does without it
+            return self.transform(image=load_rgb(path, self.cfg.faces.max_pixels))["image"]
+        except ImageLoadError as e:
+            return e
 
-        self.module = FaceAttrNet(config)  # the plain network: prediction never imports Lightning
-        self.module.load_checkpoint_weights(ckpt["state_dict"], str(path))
-        self.module.eval().to(self.device)
-        # channels-last convolutions run about 15 % faster on CPU (oneDNN); results equal to float rounding
-        self.memory_format = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
-        self.module.to(memory_format=self.memory_format)
-        self.cfg = self.module.cfg
-        self.tasks = self.module.tasks
-        self.transform = eval_transform(self.cfg.data.image_size, self.cfg.augment.mean, self.cfg.augment.std)
+    def _batches(
+        self, paths: list[str], batch_size: int, num_workers: int, ahead: int = 2
+    ) -> Iterator[tuple[np.ndarray | None, list[int], list[ImageLoadError]]]:
+        """(normalised images or None, their indices, the errors) per batch of `paths`; with `num_workers`,
+        threads decode the next `ahead` batches while the model runs on this one (never more in memory)."""
+        batches = [list(range(s, min(s + batch_size, len(paths)))) for s in range(0, len(paths), batch_size)]
+        with ThreadPoolExecutor(max_workers=max(1, num_workers)) as pool:
+            pending: deque = deque()
 
-    @torch.inference_mode()
-    def _predict_batch(self, images: torch.Tensor) -> dict[str, np.ndarray]:
-        probs = self.module.predict_probs(images.to(self.device, memory_format=self.memory_format))
-        return {task: p.cpu().numpy() for task, p in probs.items()}
+            def submit(k: int) -> None:
+                if k < len(batches):
+                    pending.append([pool.submit(self._load, paths[i]) for i in batches[k]] if num_workers else None)
+
+            for k in range(ahead):
+                submit(k)
+            for k, indices in enumerate(batches):
+                futures = pending.popleft()
+                submit(k + ahead)
+                results = [f.result() for f in futures] if futures else [self._load(paths[i]) for i in indices]
+                good = [(i, r) for i, r in zip(indices, results, strict=True) if not isinstance(r, ImageLoadError)]
+                errors = [r for r in results if isinstance(r, ImageLoadError)]
+                yield (np.stack([r for _, r in good]) if good else None), [i for i, _ in good], errors
 
 
 def load_predictor(
@@ -167,10 +151,12 @@ def load_predictor(
     members: list[BasePredictor] = []
     for p in paths:
         if Path(p).suffix == ".onnx":
-            from faceattr.inference.export import OnnxPredictor
+            from faceattr.inference.onnx_predictor import OnnxPredictor
 
             members.append(OnnxPredictor(p))
         else:
+            from faceattr.inference.checkpoint_predictor import Predictor
+
             members.append(Predictor(p, device))
     if tta is not None:
         for member in members:

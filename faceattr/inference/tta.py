@@ -1,43 +1,58 @@
-"""Test-time augmentation on normalised image batches: each view is predicted and the probabilities averaged."""
+"""Test-time augmentation on normalised image batches (N x C x H x W float32 NumPy arrays): each view is
+predicted and the probabilities averaged. NumPy, so an ONNX model predicts without torch."""
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
+import numpy as np
 
 from faceattr.config import TTAConfig
 
 
-def hflip(x: torch.Tensor, cfg: TTAConfig, mean, std) -> torch.Tensor:
-    return x.flip(-1)
+def hflip(x: np.ndarray, cfg: TTAConfig, mean, std) -> np.ndarray:
+    return np.ascontiguousarray(x[..., ::-1])
 
 
-def shift(x: torch.Tensor, cfg: TTAConfig, mean, std) -> torch.Tensor:
+def shift(x: np.ndarray, cfg: TTAConfig, mean, std) -> np.ndarray:
     """Move the image right and down by `cfg.shift` of its side, filling with edge pixels."""
     n = max(1, round(cfg.shift * x.shape[-1]))
-    padded = F.pad(x, (n, 0, n, 0), mode="replicate")
-    return padded[..., : x.shape[-2], : x.shape[-1]]
+    padded = np.pad(x, ((0, 0), (0, 0), (n, 0), (n, 0)), mode="edge")
+    return np.ascontiguousarray(padded[..., : x.shape[-2], : x.shape[-1]])
 
 
-def scale(x: torch.Tensor, cfg: TTAConfig, mean, std) -> torch.Tensor:
+def _bilinear_axis(x: np.ndarray, factor: float, axis: int) -> np.ndarray:
+    """Bilinear resampling along one axis by `factor`, as torch's interpolate(align_corners=False) maps pixels:
+    source = (target + 0.5) / factor - 0.5, clamped at 0."""
+    size = x.shape[axis]
+    out = int(np.floor(size * factor))
+    src = np.maximum((np.arange(out) + 0.5) / factor - 0.5, 0.0)
+    low = np.minimum(np.floor(src).astype(np.int64), size - 1)
+    high = np.minimum(low + 1, size - 1)
+    weight = (src - low).astype(x.dtype)
+    shape = [1] * x.ndim
+    shape[axis] = out
+    weight = weight.reshape(shape)
+    return np.take(x, low, axis=axis) * (1 - weight) + np.take(x, high, axis=axis) * weight
+
+
+def scale(x: np.ndarray, cfg: TTAConfig, mean, std) -> np.ndarray:
     """Zoom in by `cfg.scale` around the centre."""
     h, w = x.shape[-2:]
-    big = F.interpolate(x, scale_factor=cfg.scale, mode="bilinear", align_corners=False)
+    big = _bilinear_axis(_bilinear_axis(x, cfg.scale, x.ndim - 2), cfg.scale, x.ndim - 1)
     top, left = (big.shape[-2] - h) // 2, (big.shape[-1] - w) // 2
-    return big[..., top : top + h, left : left + w]
+    return np.ascontiguousarray(big[..., top : top + h, left : left + w])
 
 
-def brightness(x: torch.Tensor, cfg: TTAConfig, mean, std) -> torch.Tensor:
+def brightness(x: np.ndarray, cfg: TTAConfig, mean, std) -> np.ndarray:
     """Pixels x (1 + brightness), done in normalised space: x_n' = (1+b) x_n + b mean / std."""
-    m = torch.as_tensor(mean, dtype=x.dtype, device=x.device)[:, None, None]
-    s = torch.as_tensor(std, dtype=x.dtype, device=x.device)[:, None, None]
+    m = np.asarray(mean, x.dtype)[:, None, None]
+    s = np.asarray(std, x.dtype)[:, None, None]
     b = cfg.brightness
-    return (1 + b) * x + b * m / s
+    return ((1 + b) * x + b * m / s).astype(x.dtype)
 
 
 VIEWS = {"hflip": hflip, "shift": shift, "scale": scale, "brightness": brightness}
 
 
-def tta_views(x: torch.Tensor, cfg: TTAConfig, mean, std) -> list[torch.Tensor]:
+def tta_views(x: np.ndarray, cfg: TTAConfig, mean, std) -> list[np.ndarray]:
     """The original batch followed by one augmented copy per configured transform."""
     return [x] + [VIEWS[name](x, cfg, mean, std) for name in cfg.transforms]

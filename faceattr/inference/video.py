@@ -99,19 +99,15 @@ class FaceTracker:
         self.ids: dict[str, int] = {}
 
     def update(self, faces: list[Face]) -> list[int]:
-        import torch
         from motpy import Detection
-        from torchvision.ops import box_iou
+        from motpy.metrics import calculate_iou
 
         tracks = self.tracker.step([Detection(box=np.array(f.box), score=f.score) for f in faces])
         if not faces or not tracks:
             return [-1] * len(faces)
         # each detection goes to the track whose filtered box overlaps it most (-1 below an IoU of 0.3)
-        iou = box_iou(
-            torch.tensor([f.box for f in faces], dtype=torch.float64),
-            torch.tensor(np.array([t.box for t in tracks]), dtype=torch.float64),
-        )
-        best, best_iou = iou.argmax(1).tolist(), iou.max(1).values.tolist()
+        iou = calculate_iou(np.array([f.box for f in faces]), np.array([t.box for t in tracks]))
+        best, best_iou = iou.argmax(1).tolist(), iou.max(1).tolist()
         return [
             self.ids.setdefault(tracks[j].id, len(self.ids)) if overlap >= 0.3 else -1
             for j, overlap in zip(best, best_iou, strict=True)

@@ -23,7 +23,7 @@ from torch import nn
 from faceattr.atomic import save_figure
 from faceattr.data.images import load_rgb
 from faceattr.errors import ConfigError
-from faceattr.inference.predictor import Predictor
+from faceattr.inference.checkpoint_predictor import Predictor
 from faceattr.labels import CLASS_NAMES
 
 
@@ -67,7 +67,7 @@ def explain(predictor: Predictor, image: np.ndarray, heads: list[str]) -> tuple[
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     module = predictor.module
-    tensor = predictor.transform(image=image)["image"].unsqueeze(0).to(predictor.device)
+    tensor = torch.from_numpy(predictor.transform(image=image)["image"])[None].to(predictor.device)
     with torch.no_grad():
         probs = {k: v[0].cpu().numpy() for k, v in module.predict_probs(tensor).items()}
     heatmaps, labels = {}, {}

@@ -109,9 +109,7 @@ def create_app(
     defaults to MAX_UPLOAD_PIXELS."""
     max_pixels = MAX_UPLOAD_PIXELS if max_pixels is None else max_pixels
     if detector is None:
-        from faceattr.faces.detect import FaceDetector
-
-        detector = FaceDetector(predictor.cfg.faces)
+        detector = predictor.face_detector()
     app = FastAPI(title="faceattr", description="mask, gender and age from a photo")
     # one worker owns the model and MTCNN; concurrent requests' photos go through them together
     batcher = MicroBatcher(

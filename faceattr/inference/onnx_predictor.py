@@ -1,0 +1,50 @@
+"""An exported model on onnxruntime: preprocessing and labels from its JSON sidecar, faces found by MTCNN's
+networks shipped beside it. Imports no torch, so `predict --onnx` and `serve` with an ONNX model start fast."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from faceattr.config import from_dict
+from faceattr.data.transforms import eval_transform
+from faceattr.errors import ConfigError
+from faceattr.faces.mtcnn_onnx import has_mtcnn
+from faceattr.inference.predictor import BasePredictor
+
+
+def sidecar_path(onnx_path: str | Path) -> Path:
+    p = Path(onnx_path)
+    return p.with_name(p.stem + ".json")
+
+
+def detector_path(onnx_path: str | Path) -> Path:
+    """Where `faceattr export` puts MTCNN's networks for a model: `<stem>.mtcnn/` beside it."""
+    p = Path(onnx_path)
+    return p.with_name(p.stem + ".mtcnn")
+
+
+class OnnxPredictor(BasePredictor):
+    """Runs an exported model with onnxruntime; preprocessing and labels come from the sidecar."""
+
+    def __init__(self, onnx_path: str | Path) -> None:
+        path = Path(onnx_path)
+        side = sidecar_path(path)
+        if not path.is_file() or not side.is_file():
+            raise ConfigError(f"{path} and its sidecar {side} are both needed; write them with `faceattr export`")
+        import onnxruntime as ort
+
+        meta = json.loads(side.read_text())
+        self.source = path
+        self.cfg = from_dict(meta["config"])
+        self.tasks = list(meta["heads"])
+        self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        self.transform = eval_transform(self.cfg.data.image_size, self.cfg.augment.mean, self.cfg.augment.std)
+        shipped = path.parent / meta.get("detector", detector_path(path).name)
+        self.detector_dir = shipped if has_mtcnn(shipped) else None  # older exports: the user cache's copy
+
+    def _predict_batch(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        outputs = self.session.run(self.tasks, {"images": np.ascontiguousarray(images, dtype=np.float32)})
+        return dict(zip(self.tasks, outputs, strict=True))
