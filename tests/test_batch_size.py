@@ -66,3 +66,25 @@ def test_each_cpu_trial_measures_its_own_peak_memory_not_the_process_lifetime():
     del big
     assert reset_peak_rss()
     assert peak_rss_bytes() < with_big - 300 * 2**20
+
+
+def test_on_one_gpu_the_search_is_lightnings_tuner_through_the_data_module(competition_manifest, tmp_path):
+    """The GPU route, run here on the CPU (where nothing runs out of memory, so the tuner climbs to the cap):
+    Lightning's Tuner.scale_batch_size sets the data module's batch size, capped by data.max_batch_size."""
+    from faceattr.config import load_config
+    from faceattr.data.datamodule import FaceDataModule
+    from faceattr.models.module import FaceAttrModule
+    from faceattr.training.batch_size import tune_batch_size_on_gpu
+    from faceattr.training.fit import build_trainer, on_one_gpu
+
+    cfg = load_config(None, tiny_overrides(competition_manifest, tmp_path, **{"train.epochs": 1}))
+    datamodule = FaceDataModule(cfg, cfg.augment.mean or [0.5] * 3, cfg.augment.std or [0.5] * 3, tmp_path)
+    datamodule.setup("fit")
+    module = FaceAttrModule.from_config(cfg, load_pretrained=False)
+    trainer = build_trainer(cfg, tmp_path / "run")
+    assert not on_one_gpu(trainer)  # this CPU takes the RSS-budget search instead
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    picked = tune_batch_size_on_gpu(trainer, module, datamodule, cap=12, start=4)
+    assert picked == 11  # the cap less Lightning's 5 % safety margin
+    assert datamodule.batch_size == cfg.data.batch_size == picked
+    assert all((module.state_dict()[k] == v).all() for k, v in before.items())  # trials leave the weights as found

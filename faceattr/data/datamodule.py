@@ -111,6 +111,15 @@ class FaceDataModule(L.LightningDataModule):
         self.train_frame = _cap(train, d.max_train_samples, self.cfg.seed)
         self.val_frame = _cap(val, d.max_val_samples, self.cfg.seed)
 
+    @property
+    def batch_size(self) -> int:
+        """The training batch (Lightning's batch-size tuner reads and sets it here)."""
+        return self.cfg.data.batch_size
+
+    @batch_size.setter
+    def batch_size(self, value: int) -> None:
+        self.cfg.data.batch_size = int(value)
+
     def train_sampler(self) -> EpochSeededSampler:
         """Shuffling, optional weighted draws by a label, optional per-epoch masked-photo downsampling."""
         frame, d = self.train_frame, self.cfg.data

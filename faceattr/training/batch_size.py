@@ -1,11 +1,12 @@
 """`data.batch_size=auto`: the largest training batch that fits, found by trying real training steps.
 
-Doubling, then a binary search between the last batch that fit and the first that did not. On a GPU a batch
-"fits" when a forward and backward pass raise no out-of-memory error; on a CPU, where running out of memory
-means the kernel kills the process rather than an exception, a batch fits when the process's peak RSS during
-the step stays under `data.auto_batch_memory_fraction` of the machine's RAM. The peak is the trial's own: Linux's
-high-water mark is reset before each trial (`/proc/self/clear_refs`), since `ru_maxrss` is a lifetime peak and
-after one over-budget trial would make every later, smaller trial "fail".
+On a GPU, Lightning's own `Tuner.scale_batch_size` (binary search on real training steps through the data
+module, out-of-memory errors caught). On a CPU running out of memory means the kernel kills the process rather
+than an exception, which Lightning's tuner cannot catch, so `find_batch_size` doubles, then bisects, and a batch
+fits when the process's peak RSS during the step stays under `data.auto_batch_memory_fraction` of the machine's
+RAM. The peak is the trial's own: Linux's high-water mark is reset before each trial (`/proc/self/clear_refs`),
+since `ru_maxrss` is a lifetime peak and after one over-budget trial would make every later, smaller trial
+"fail".
 """
 
 from __future__ import annotations
@@ -65,6 +66,19 @@ def peak_rss_bytes() -> int:
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
+def tune_batch_size_on_gpu(trainer, module, datamodule, cap: int, start: int = 8) -> int:
+    """Lightning's `Tuner.scale_batch_size` (binsearch) through the data module's `batch_size`, at most `cap`
+    less Lightning's 5 % safety margin; the weights and the trainer's state are restored afterwards by Lightning."""
+    from lightning.pytorch.tuner import Tuner
+
+    start = max(1, min(start, cap))
+    datamodule.batch_size = start
+    found = Tuner(trainer).scale_batch_size(
+        module, datamodule=datamodule, mode="binsearch", init_val=start, max_val=cap, steps_per_trial=2
+    )
+    return max(1, min(int(found or start), cap))
 
 
 def find_batch_size(cfg: Config, module: torch.nn.Module, device: torch.device | None = None) -> int:

@@ -26,7 +26,7 @@ from faceattr.models.checkpoints import read_checkpoint
 from faceattr.models.losses import balanced_class_weights
 from faceattr.models.module import FaceAttrModule
 from faceattr.synth.augment import SyntheticMasker
-from faceattr.training.batch_size import find_batch_size
+from faceattr.training.batch_size import find_batch_size, tune_batch_size_on_gpu
 from faceattr.training.callbacks import BatchSeed, SaveAbove
 from faceattr.training.checkpoint_io import AtomicCheckpointIO
 from faceattr.training.runinfo import run_info
@@ -117,6 +117,13 @@ def trackers(cfg: Config, run_dir: Path) -> list:
             uri = cfg.run.mlflow_uri or f"sqlite:///{Path(cfg.run.dir).resolve() / 'mlflow.db'}"
             out.append(MLFlowLogger(experiment_name="faceattr", run_name=cfg.run.name, tracking_uri=uri))
     return out
+
+
+def on_one_gpu(trainer: L.Trainer) -> bool:
+    """A single CUDA device: where Lightning's batch-size tuner applies."""
+    from lightning.pytorch.accelerators import CUDAAccelerator
+
+    return isinstance(trainer.accelerator, CUDAAccelerator) and trainer.world_size == 1
 
 
 def build_trainer(cfg: Config, run_dir: Path, extra_callbacks: list | None = None) -> L.Trainer:
@@ -211,8 +218,14 @@ def _train(cfg: Config, overwrite: bool, resume: bool, callbacks: list | None) -
         cfg.faces.trained_on_crops = "crop_x1" in columns or "crop_settings" in columns
     adopt_manifest_crop_settings(cfg, datamodule.train_frame)
     module = FaceAttrModule.from_config(cfg)
+    trainer = build_trainer(cfg, run_dir, callbacks)
     if cfg.data.batch_size == "auto":
-        cfg.data.batch_size = min(find_batch_size(cfg, module), max(1, len(datamodule.train_frame)))
+        cap = min(cfg.data.max_batch_size, max(1, len(datamodule.train_frame)))
+        if on_one_gpu(trainer):  # Lightning's tuner (it supports no distributed strategy)
+            cfg.data.batch_size = tune_batch_size_on_gpu(trainer, module, datamodule, cap)
+            trainer = build_trainer(cfg, run_dir, callbacks)  # a fresh trainer: the trials ran on the first
+        else:
+            cfg.data.batch_size = min(find_batch_size(cfg, module), cap)
         log.info("data.batch_size=auto picked %d", cfg.data.batch_size)
     if launched_rank() == 0:
         save_config(cfg, run_dir / "config.yaml")
@@ -225,7 +238,6 @@ def _train(cfg: Config, overwrite: bool, resume: bool, callbacks: list | None) -
                 if t in cfg.model.heads
             }
         )
-    trainer = build_trainer(cfg, run_dir, callbacks)
     metrics_csv = run_dir / "csv" / "metrics.csv"
     earlier_rows = pd.read_csv(metrics_csv) if resume and metrics_csv.is_file() else None
     if resume:
