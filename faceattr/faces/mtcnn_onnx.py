@@ -65,25 +65,43 @@ def mtcnn_folder() -> Path:
     return folder if has_mtcnn(folder) else export_mtcnn(folder)
 
 
-def area_resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Resize (C, H, W) float32 as torch's `interpolate(mode="area")` does (adaptive average pooling: each output
-    pixel is the plain mean of the input cells from floor(i*in/out) to ceil((i+1)*in/out)), which MTCNN's scores
-    were trained with; OpenCV's INTER_AREA weighs partial cells and moves scores near the thresholds."""
-    return _pool_axis(_pool_axis(image, height, axis=1), width, axis=2)
+def integral_image(image: np.ndarray) -> np.ndarray:
+    """Summed-area table of an H x W x C image: (H+1) x (W+1) x C float64 (exact for 8-bit pixels; OpenCV's
+    `integral`), from which any box's mean is four lookups: every pyramid level and every candidate patch."""
+    import cv2
+
+    table = cv2.integral(np.ascontiguousarray(image), sdepth=cv2.CV_64F)
+    return table if table.ndim == 3 else table[..., None]
 
 
-def _pool_axis(x: np.ndarray, out: int, axis: int) -> np.ndarray:
-    n = x.shape[axis]
+def _windows(start: np.ndarray, length: np.ndarray, out: int) -> tuple[np.ndarray, np.ndarray]:
+    """Adaptive-pooling windows: output cell i of a span covers [start + floor(i*n/out), start + ceil((i+1)*n/out))."""
     i = np.arange(out)
-    start = (i * n) // out
-    end = -((-(i + 1) * n) // out)
-    padded = np.concatenate(
-        [np.zeros_like(np.take(x, [0], axis=axis)), np.cumsum(x, axis=axis, dtype=np.float64)], axis
-    )
-    sums = np.take(padded, end, axis=axis) - np.take(padded, start, axis=axis)
-    shape = [1] * x.ndim
-    shape[axis] = out
-    return (sums / (end - start).reshape(shape)).astype(np.float32)
+    n = length[:, None]
+    return start[:, None] + (i * n) // out, start[:, None] - ((-(i + 1) * n) // out)
+
+
+def pooled(table: np.ndarray, y, h, x, w, out_h: int, out_w: int) -> np.ndarray:
+    """The boxes (top y, height h, left x, width w; arrays of K) resized to out_h x out_w as torch's
+    `interpolate(mode="area")` does (adaptive average pooling: each output pixel is the plain mean of its window),
+    which MTCNN's scores were trained with (OpenCV's INTER_AREA weighs partial cells). K x C x out_h x out_w."""
+    r0, r1 = _windows(np.asarray(y), np.asarray(h), out_h)
+    c0, c1 = _windows(np.asarray(x), np.asarray(w), out_w)
+    if len(r0) == 1:  # one box (a pyramid level): rows, then columns; two small gathers instead of four large
+        rows = table[r1[0]] - table[r0[0]]
+        total = rows[:, c1[0]] - rows[:, c0[0]]
+        area = ((r1[0] - r0[0])[:, None] * (c1[0] - c0[0])[None, :])[..., None]
+        return (total / area).astype(np.float32).transpose(2, 0, 1)[None]
+    r0, r1, c0, c1 = r0[:, :, None], r1[:, :, None], c0[:, None, :], c1[:, None, :]
+    total = table[r1, c1] - table[r0, c1] - table[r1, c0] + table[r0, c0]
+    area = ((r1 - r0) * (c1 - c0))[..., None]
+    return (total / area).astype(np.float32).transpose(0, 3, 1, 2)
+
+
+def area_resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """A C x H x W image resized as torch's `interpolate(mode="area")` (see `pooled`)."""
+    _, h, w = image.shape
+    return pooled(integral_image(image.transpose(1, 2, 0)), [0], [h], [0], [w], height, width)[0]
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, min_overlap: bool = False) -> np.ndarray:
@@ -105,14 +123,6 @@ def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, min_overlap: bo
         overlap = inter / np.minimum(area[i], area[rest]) if min_overlap else inter / (area[i] + area[rest] - inter)
         order = rest[overlap <= threshold]
     return np.asarray(keep, np.int64)
-
-
-def _per_image_nms(boxes, scores, image_ids, threshold, min_overlap=False) -> np.ndarray:
-    keep = [
-        np.flatnonzero(image_ids == i)[nms(boxes[image_ids == i], scores[image_ids == i], threshold, min_overlap)]
-        for i in np.unique(image_ids)
-    ]
-    return np.concatenate(keep) if keep else np.zeros(0, np.int64)
 
 
 def _square(boxes: np.ndarray) -> np.ndarray:
@@ -151,8 +161,11 @@ class OnnxMTCNN:
                 f"MTCNN's networks are not in {folder} (pnet/rnet/onet.onnx); `faceattr export` writes them beside "
                 "a model, or set faces.detector=torch"
             )
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1  # small convolutions: one thread beats the pool's hand-offs (measured)
         self.sessions = {
-            n: ort.InferenceSession(str(folder / f"{n}.onnx"), providers=["CPUExecutionProvider"]) for n in NETS
+            n: ort.InferenceSession(str(folder / f"{n}.onnx"), options, providers=["CPUExecutionProvider"])
+            for n in NETS
         }
         self.min_face_size = min_face_size
         self.thresholds = list(thresholds)
@@ -167,33 +180,31 @@ class OnnxMTCNN:
         return self.sessions[name].run(None, {"images": np.ascontiguousarray(images, dtype=np.float32)})
 
     def detect(self, images: np.ndarray, landmarks: bool = True):
-        """`images`: N x H x W x 3 uint8 RGB, all one size. Per image: boxes (k x 4) or None, scores (k,) or
-        [None], points (k x 5 x 2) or None; largest box first."""
-        batch = np.asarray(images, np.float32).transpose(0, 3, 1, 2)
-        boxes, scores, image_ids = self._proposals(batch)
-        if len(boxes):
-            boxes, scores, image_ids = self._refine(batch, boxes, image_ids)
-        points = np.zeros((0, 5, 2), np.float32)
-        if len(boxes):
-            boxes, scores, image_ids, points = self._output(batch, boxes, image_ids)
+        """`images`: N x H x W x 3 uint8 RGB. Per image: boxes (k x 4) or None, scores (k,) or [None], points
+        (k x 5 x 2) or None; largest box first. Each image runs through the three stages on its own summed-area
+        table (the networks' batches are its pyramid level and its candidates)."""
         out_boxes, out_probs, out_points = [], [], []
-        for i in range(len(batch)):
-            mine = image_ids == i
-            if not mine.any():
+        for image in images:
+            table = integral_image(np.asarray(image))
+            boxes, scores, points = self._proposals(table), None, None
+            if len(boxes):
+                boxes, scores = self._refine(table, boxes)
+            if len(boxes):
+                boxes, scores, points = self._output(table, boxes)
+            if boxes is None or not len(boxes):
                 out_boxes.append(None)
                 out_probs.append([None])
                 out_points.append(None)
                 continue
-            b, s, p = boxes[mine], scores[mine], points[mine]
-            order = np.argsort(-((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])), kind="stable")
-            out_boxes.append(b[order])
-            out_probs.append(s[order])
-            out_points.append(p[order])
+            order = np.argsort(-((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])), kind="stable")
+            out_boxes.append(boxes[order])
+            out_probs.append(scores[order])
+            out_points.append(points[order])
         return out_boxes, out_probs, out_points
 
-    def _proposals(self, batch: np.ndarray):
-        """P-Net over the image pyramid: candidate boxes, NMS per scale and then per image, regressed, squared."""
-        _, _, h, w = batch.shape
+    def _proposals(self, table: np.ndarray) -> np.ndarray:
+        """P-Net over the image pyramid: candidate boxes, NMS per scale and then overall, regressed, squared."""
+        h, w = table.shape[0] - 1, table.shape[1] - 1
         m = 12.0 / self.min_face_size
         side = min(h, w) * m
         scale, scales = m, []
@@ -203,26 +214,20 @@ class OnnxMTCNN:
             side *= FACTOR
         found = []
         for scale in scales:
-            hs, ws = int(h * scale + 1), int(w * scale + 1)
-            data = np.stack([area_resize(img, hs, ws) for img in batch])
+            data = pooled(table, [0], [h], [0], [w], int(h * scale + 1), int(w * scale + 1))
             reg, prob = self._run("pnet", (data - 127.5) * 0.0078125)
-            ids, ys, xs = np.nonzero(prob[:, 1] >= self.thresholds[0])
-            if not len(ids):
+            ys, xs = np.nonzero(prob[0, 1] >= self.thresholds[0])
+            if not len(ys):
                 continue
             cells = np.stack([xs, ys], 1).astype(np.float32)
             q1 = np.floor((2 * cells + 1) / scale)
             q2 = np.floor((2 * cells + 12) / scale)
-            score = prob[ids, 1, ys, xs]
-            offsets = reg[ids, :, ys, xs]
-            candidates = np.concatenate([q1, q2, score[:, None], offsets], 1)
-            keep = _per_image_nms(candidates[:, :4], candidates[:, 4], ids, 0.5)
-            found.append((candidates[keep], ids[keep]))
+            candidates = np.concatenate([q1, q2, prob[0, 1, ys, xs][:, None], reg[0, :, ys, xs]], 1)
+            found.append(candidates[nms(candidates[:, :4], candidates[:, 4], 0.5)])
         if not found:
-            return np.zeros((0, 5), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64)
-        candidates = np.concatenate([c for c, _ in found])
-        ids = np.concatenate([i for _, i in found])
-        keep = _per_image_nms(candidates[:, :4], candidates[:, 4], ids, 0.7)
-        candidates, ids = candidates[keep], ids[keep]
+            return np.zeros((0, 4), np.float32)
+        candidates = np.concatenate(found)
+        candidates = candidates[nms(candidates[:, :4], candidates[:, 4], 0.7)]
         w_, h_ = candidates[:, 2] - candidates[:, 0], candidates[:, 3] - candidates[:, 1]
         boxes = np.stack(
             [
@@ -233,52 +238,61 @@ class OnnxMTCNN:
             ],
             1,
         )
-        return _square(boxes), candidates[:, 4], ids
+        return _square(boxes)
 
-    def _patches(self, batch: np.ndarray, boxes: np.ndarray, image_ids: np.ndarray, size: int):
-        """Each box's pixels (clipped to the image, as MTCNN's `pad`) resized to size x size; and which boxes had
-        any pixels."""
-        _, _, h, w = batch.shape
+    def _patches(self, table: np.ndarray, boxes: np.ndarray, size: int) -> tuple[np.ndarray | None, np.ndarray]:
+        """Each box's pixels (clipped to the image, as MTCNN's `pad`) resized to size x size, normalised; and
+        which boxes had any pixels."""
+        h, w = table.shape[0] - 1, table.shape[1] - 1
         ints = np.trunc(boxes[:, :4]).astype(np.int64)
-        x = np.maximum(ints[:, 0], 1)
-        y = np.maximum(ints[:, 1], 1)
+        x = np.maximum(ints[:, 0], 1) - 1
+        y = np.maximum(ints[:, 1], 1) - 1
         ex = np.minimum(ints[:, 2], w)
         ey = np.minimum(ints[:, 3], h)
-        ok = (ey > y - 1) & (ex > x - 1)
-        patches = [
-            area_resize(batch[image_ids[k], :, y[k] - 1 : ey[k], x[k] - 1 : ex[k]], size, size)
-            for k in np.flatnonzero(ok)
+        ok = (ey > y) & (ex > x)
+        if not ok.any():
+            return None, ok
+        x, y, ex, ey = x[ok], y[ok], ex[ok], ey[ok]
+        chunks = [
+            pooled(
+                table,
+                y[i : i + 256],
+                ey[i : i + 256] - y[i : i + 256],
+                x[i : i + 256],
+                ex[i : i + 256] - x[i : i + 256],
+                size,
+                size,
+            )
+            for i in range(0, len(x), 256)
         ]
-        return (np.stack(patches) - 127.5) * 0.0078125 if patches else None, ok
+        return (np.concatenate(chunks) - 127.5) * 0.0078125, ok
 
-    def _refine(self, batch: np.ndarray, boxes: np.ndarray, image_ids: np.ndarray):
-        """R-Net on each candidate: keep the confident ones, NMS per image, regress, square."""
-        data, ok = self._patches(batch, boxes, image_ids, 24)
-        boxes, image_ids = boxes[ok], image_ids[ok]
+    def _refine(self, table: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """R-Net on each candidate: keep the confident ones, NMS, regress, square."""
+        data, ok = self._patches(table, boxes, 24)
         if data is None:
-            return boxes[:0], np.zeros(0, np.float32), image_ids[:0]
+            return boxes[:0], np.zeros(0, np.float32)
+        boxes = boxes[ok]
         reg, prob = self._run("rnet", data)
         passed = prob[:, 1] > self.thresholds[1]
-        boxes, scores, image_ids, reg = boxes[passed], prob[passed, 1], image_ids[passed], reg[passed]
-        keep = _per_image_nms(boxes, scores, image_ids, 0.7)
-        boxes = _square(_regress(boxes[keep], reg[keep]))
-        return boxes, scores[keep], image_ids[keep]
+        boxes, scores, reg = boxes[passed], prob[passed, 1], reg[passed]
+        keep = nms(boxes, scores, 0.7)
+        return _square(_regress(boxes[keep], reg[keep])), scores[keep]
 
-    def _output(self, batch: np.ndarray, boxes: np.ndarray, image_ids: np.ndarray):
+    def _output(self, table: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """O-Net: final scores, box offsets and the five landmarks; NMS by overlap of the smaller box."""
-        data, ok = self._patches(batch, boxes, image_ids, 48)
-        boxes, image_ids = boxes[ok], image_ids[ok]
+        data, ok = self._patches(table, boxes, 48)
         if data is None:
-            return boxes[:0], np.zeros(0, np.float32), image_ids[:0], np.zeros((0, 5, 2), np.float32)
+            return boxes[:0], np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32)
+        boxes = boxes[ok]
         reg, marks, prob = self._run("onet", data)
         passed = prob[:, 1] > self.thresholds[2]
-        boxes, scores, image_ids = boxes[passed], prob[passed, 1], image_ids[passed]
-        reg, marks = reg[passed], marks[passed]
+        boxes, scores, reg, marks = boxes[passed], prob[passed, 1], reg[passed], marks[passed]
         w = boxes[:, 2] - boxes[:, 0] + 1
         h = boxes[:, 3] - boxes[:, 1] + 1
         points = np.stack(
             [w[:, None] * marks[:, :5] + boxes[:, :1] - 1, h[:, None] * marks[:, 5:] + boxes[:, 1:2] - 1], 2
         )
         boxes = _regress(boxes, reg)
-        keep = _per_image_nms(boxes, scores, image_ids, 0.7, min_overlap=True)
-        return boxes[keep], scores[keep], image_ids[keep], points[keep].astype(np.float32)
+        keep = nms(boxes, scores, 0.7, min_overlap=True)
+        return boxes[keep], scores[keep], points[keep].astype(np.float32)
