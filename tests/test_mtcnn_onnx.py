@@ -122,3 +122,12 @@ def test_a_missing_network_folder_names_the_fix(tmp_path):
 def test_an_unknown_backend_is_a_config_error():
     with pytest.raises(ConfigError, match=r"faces\.detector"):
         load_config(None, ["faces.detector=tensorflow"])
+
+
+def test_auto_falls_back_to_facenet_pytorch_when_the_networks_cannot_be_exported(tmp_path, monkeypatch):
+    blocked = tmp_path / "read-only"
+    blocked.write_text("a file where the cache folder should be")  # nothing can be created under it
+    monkeypatch.setenv("FACEATTR_CACHE", str(blocked))
+    assert FaceDetector(FacesConfig(detector="auto"), device="cpu").backend == "torch"
+    with pytest.raises(OSError):
+        FaceDetector(FacesConfig(detector="onnx"))

@@ -7,6 +7,7 @@ face. Images of the same size are detected in one batch; others one by one.
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections import defaultdict
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from faceattr.config import FacesConfig
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -61,9 +64,15 @@ class FaceDetector:
         if self.backend == "onnx":
             from faceattr.faces.mtcnn_onnx import OnnxMTCNN, mtcnn_folder
 
-            self.mtcnn = OnnxMTCNN(onnx_dir or mtcnn_folder(), *strict)
-            self.relaxed = self.mtcnn.with_settings(*relaxed)  # the same sessions, other thresholds
-        else:
+            try:
+                self.mtcnn = OnnxMTCNN(onnx_dir or mtcnn_folder(), *strict)
+                self.relaxed = self.mtcnn.with_settings(*relaxed)  # the same sessions, other thresholds
+            except (OSError, ImportError) as e:  # e.g. a read-only home for the exported networks
+                if self.cfg.detector == "onnx":
+                    raise
+                log.warning("MTCNN on onnxruntime unavailable (%s); using facenet-pytorch", e)
+                self.backend = "torch"
+        if self.backend == "torch":
             import torch
             from facenet_pytorch import MTCNN
 
