@@ -101,7 +101,9 @@ def predict(
     voting: Voting = "soft",
     tta: TTA = None,
     overwrite: Annotated[bool, typer.Option(help="replace an existing --out (and its .skipped.csv)")] = False,
-    profile: Annotated[bool, typer.Option(help="with --faces: print the time spent per stage")] = False,
+    profile: Annotated[
+        bool, typer.Option(help="with --faces: print the time spent per stage (stages run one after another)")
+    ] = False,
     detect_max_side: Annotated[
         int | None,
         typer.Option(
@@ -148,7 +150,7 @@ def predict(
 
             detector = predictor.face_detector()
             clock = StageClock()  # from here: model and detector loading are start-up, not per-photo time
-            table = predict_faces(predictor, paths, detector, skips, draw, batch_size, clock)
+            table = predict_faces(predictor, paths, detector, skips, draw, batch_size, clock, overlap=not profile)
         else:
             table = predictions_table(predictor.predict_paths(paths, batch_size=batch_size, skips=skips))
     except FaceAttrError as e:

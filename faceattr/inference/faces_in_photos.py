@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -113,28 +114,49 @@ def predict_faces(
     draw_dir: str | Path | None = None,
     batch_size: int = 16,
     clock: StageClock | None = None,
+    overlap: bool = True,
 ) -> pd.DataFrame:
-    """One row per face (box, labels, probabilities); a photo with no face gets one fallback-crop row."""
+    """One row per face (box, labels, probabilities); a photo with no face gets one fallback-crop row. With
+    `overlap`, a background thread decodes and detects the next `batch_size` photos while the model classifies
+    these (MTCNN on onnxruntime keeps to one core; the model has the other)."""
     skips = skips if skips is not None else SkipReport()
     clock = clock or StageClock()
     rows: list[dict] = []
     resolved = [str(Path(p).resolve()) for p in paths]
     root = Path(os.path.commonpath(resolved)) if resolved else Path.cwd()
     root = root.parent if root.is_file() or root.suffix else root
-    for start in range(0, len(paths), batch_size):
-        loaded, errors = decode_all(paths[start : start + batch_size], predictor.cfg.faces.max_pixels, clock)
+    chunks = [paths[start : start + batch_size] for start in range(0, len(paths), batch_size)]
+
+    def detected(chunk: list[str]) -> tuple[list[tuple[str, np.ndarray]], list[ImageLoadError], list[list[Face]]]:
+        loaded, errors = decode_all(chunk, predictor.cfg.faces.max_pixels, clock)
+        with clock.stage("detect"):
+            return loaded, errors, every_face(detector, [image for _, image in loaded]) if loaded else []
+
+    for loaded, errors, found in _ahead(detected, chunks, overlap):
         for error in errors:
             skips.add(error)
         if not loaded:
             continue
         images = [image for _, image in loaded]
-        with clock.stage("detect"):
-            found = every_face(detector, images)
         for (path, image), results in zip(loaded, classify_photos(predictor, images, found, clock), strict=True):
             rows += [flat_row(path, r) for r in results]
             if draw_dir is not None:
                 draw_faces(image, results, drawn_path(Path(draw_dir), path, root))
     return pd.DataFrame(rows)
+
+
+def _ahead(work, items: list, overlap: bool):
+    """`work(item)` for each item in order; with `overlap`, the next item's work runs in a background thread
+    while the caller uses this one's result (errors are raised in order, as without it)."""
+    if not overlap:
+        yield from map(work, items)
+        return
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(work, items[0]) if items else None
+        for k in range(len(items)):
+            result = pending.result()
+            pending = pool.submit(work, items[k + 1]) if k + 1 < len(items) else None
+            yield result
 
 
 def decode_all(
