@@ -19,15 +19,8 @@ from faceattr.faces.detect import Face
 from faceattr.labels import encode
 from faceattr.synth.augment import SyntheticMasker
 from faceattr.synth.dataset import contact_sheet, synthesize_dataset
-from faceattr.synth.masks import (
-    INCORRECT_WEARS,
-    OCCLUDERS,
-    SHAPES,
-    MaskStyle,
-    random_style,
-    render_mask,
-    render_occluder,
-)
+from faceattr.synth.masks import INCORRECT_WEARS, SHAPES, MaskStyle, random_style, render_mask
+from faceattr.synth.occluders import OCCLUDERS, render_occluder
 from tests.conftest import SHARED_UTKFACE
 
 # A frontal face on a 200 x 200 photo: eyes, nose tip, mouth corners, and its box down to the chin.

@@ -23,7 +23,8 @@ from faceattr.data.images import SkipReport, load_rgb, save_jpeg
 from faceattr.errors import DatasetError, ImageLoadError
 from faceattr.faces.detect import FaceDetector, detect_padded
 from faceattr.labels import GENDER_NAMES
-from faceattr.synth.masks import INCORRECT_WEARS, OCCLUDERS, random_style, render_mask, render_occluder
+from faceattr.synth.masks import INCORRECT_WEARS, random_style, render_mask
+from faceattr.synth.occluders import OCCLUDERS, render_occluder
 
 MASKED_FILES = tuple(f"mask{i}" for i in range(1, 6))
 DETECT_PAD = 0.25  # tight face crops (UTKFace) need context around the face for MTCNN to find it

@@ -8,13 +8,12 @@ A model must not be able to tell a drawn mask from a real one by its drawing, so
 (surgical, cloth, KF94, N95 cups with or without a valve, clear plastic), colours (the usual palette and any hue),
 prints, fabric grain and wrinkles, an edge that is not perfectly smooth, shading from the face's own light and a
 soft shadow on the skin around it, ear loops. Incorrect wear varies too (nose out, on the chin, under the chin,
-mouth only, hanging from one ear), and `render_occluder` draws what is *not* a mask over the same region (a hand
-over the mouth, a scarf at the chin), labelled not worn.
+mouth only, hanging from one ear); synth/occluders.py draws what is *not* a mask over the same region.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -23,7 +22,6 @@ WEARS = ("correct", "nose_exposed", "chin", "mouth_only", "under_chin", "one_ear
 INCORRECT_WEARS = WEARS[1:]
 SHAPES = ("surgical", "cloth", "kf94", "n95", "clear")
 SHAPE_WEIGHTS = (0.32, 0.3, 0.18, 0.12, 0.08)
-OCCLUDERS = ("hand", "scarf")  # not masks: the face stays "not worn"
 PATTERNS = ("plain", "stripes", "dots", "checks")
 
 # Palettes as {RGB: weight}, weighted as real masks come: on masks-real's dev half, the colour at the mouth of a worn
@@ -205,7 +203,7 @@ def mask_outline(geometry: dict[str, float], wear: str, shape: str, rng: np.rand
     raise ValueError(f"unknown wear {wear!r}; choose one of {', '.join(WEARS)}")
 
 
-def _fill(shape: tuple[int, int], polygon_xy: np.ndarray) -> np.ndarray:
+def fill_polygon(shape: tuple[int, int], polygon_xy: np.ndarray) -> np.ndarray:
     """Anti-aliased polygon coverage in [0, 1] (sub-pixel vertices through cv2's fixed-point shift)."""
     canvas = np.zeros(shape, np.uint8)
     pts = np.round(polygon_xy * 16).astype(np.int32).reshape(-1, 1, 2)
@@ -213,7 +211,7 @@ def _fill(shape: tuple[int, int], polygon_xy: np.ndarray) -> np.ndarray:
     return canvas.astype(np.float32) / 255.0
 
 
-def _texture(uv: np.ndarray, outline: Outline, style: MaskStyle, rng: np.random.Generator) -> np.ndarray:
+def mask_texture(uv: np.ndarray, outline: Outline, style: MaskStyle, rng: np.random.Generator) -> np.ndarray:
     """Mask colour per pixel (HxWx3 float in 0..255), with pleats, seams or a print in face coordinates."""
     u, v = uv[..., 0], uv[..., 1]
     color = np.empty((*u.shape, 3), np.float32)
@@ -278,11 +276,11 @@ def render_mask(
     frame, geometry = face_geometry(landmarks, box)
     outline = mask_outline(geometry, wear, style.shape, rng)
     height, width = image.shape[:2]
-    uv_polygon = _rough_edge(outline.polygon(), outline, style.edge_jitter, rng)
+    uv_polygon = rough_edge(outline.polygon(), outline, style.edge_jitter, rng)
     if wear == "one_ear":
         uv_polygon = _hang_from_one_ear(uv_polygon, outline, rng)
     polygon = frame.to_image(uv_polygon)
-    alpha = _fill((height, width), polygon)
+    alpha = fill_polygon((height, width), polygon)
     alpha = cv2.GaussianBlur(alpha, (0, 0), max(0.5, 0.012 * frame.unit))  # soft edge, like fabric against skin
     image = _shadow_around(image, alpha, frame.unit, float(rng.uniform(0.08, 0.25)))
 
@@ -293,7 +291,7 @@ def render_mask(
     if x1 > x0 and y1 > y0:
         ys, xs = np.mgrid[y0:y1, x0:x1]
         uv = frame.to_face(np.stack([xs, ys], -1).astype(np.float64))
-        texture = _texture(uv, outline, style, rng)
+        texture = mask_texture(uv, outline, style, rng)
         gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
         lit = cv2.GaussianBlur(gray, (0, 0), max(1.0, 0.25 * frame.unit))[y0:y1, x0:x1]
         a = alpha[y0:y1, x0:x1]
@@ -329,7 +327,7 @@ def _ear_loops(out, frame: FaceFrame, outline: Outline, geometry: dict, style: M
     return out * (1 - loops[..., None]) + string * loops[..., None]
 
 
-def _rough_edge(polygon: np.ndarray, outline: Outline, amount: float, rng: np.random.Generator) -> np.ndarray:
+def rough_edge(polygon: np.ndarray, outline: Outline, amount: float, rng: np.random.Generator) -> np.ndarray:
     """Let the edge wander from the ideal curve by a smooth random radial offset (fabric is never a perfect curve)."""
     if amount <= 0:
         return polygon
@@ -361,72 +359,3 @@ def _shadow_around(image: np.ndarray, alpha: np.ndarray, unit: float, strength: 
     spread = cv2.GaussianBlur(alpha, (0, 0), max(1.0, 0.08 * unit))
     band = np.clip(spread - alpha, 0, 1)
     return np.clip(image.astype(np.float32) * (1 - strength * band[..., None]), 0, 255).astype(np.uint8)
-
-
-def skin_colour(image: np.ndarray, frame: FaceFrame) -> np.ndarray:
-    """The median colour of both cheeks (below the eyes, beside the nose), for drawing a hand of that skin."""
-    pts = frame.to_image(np.array([[-0.45, 0.55], [0.45, 0.55]])).round().astype(int)
-    h, w = image.shape[:2]
-    r = max(1, round(0.12 * frame.unit))
-    patches = [
-        image[max(0, y - r) : min(h, y + r), max(0, x - r) : min(w, x + r)].reshape(-1, 3)
-        for x, y in pts
-        if 0 <= x < w and 0 <= y < h
-    ]
-    pixels = np.concatenate(patches) if patches else image.reshape(-1, 3)
-    return np.median(pixels, axis=0).astype(np.float32)
-
-
-def render_occluder(
-    image: np.ndarray, landmarks: np.ndarray, box, kind: str = "hand", rng: np.random.Generator | None = None
-) -> Rendered:
-    """Something over the lower face that is not a mask (`OCCLUDERS`): the face stays "not worn".
-
-    hand: a palm of the face's own skin colour, with fingers, over the mouth and chin (users report hands over the
-    mouth called "mask"); scarf: a cloth band around the neck reaching up to the chin, under the mouth."""
-    rng = rng if rng is not None else np.random.default_rng(0)
-    frame, g = face_geometry(landmarks, box)
-    height, width = image.shape[:2]
-    if kind == "hand":
-        cx, cy = g["centre"] + rng.uniform(-0.25, 0.25), g["mouth"] + rng.uniform(0.0, 0.35)
-        t = np.linspace(0, 2 * np.pi, 64)
-        palm = np.stack([cx + 0.75 * np.cos(t), cy + 0.6 * np.sin(t)], 1)
-        alpha = _fill((height, width), frame.to_image(palm))
-        tilt = rng.uniform(-0.5, 0.5)
-        for k in range(4):  # fingers reaching up and across from the palm
-            u0 = cx - 0.5 + 0.33 * k
-            tip = np.array([u0 + tilt, cy - 0.9 - 0.15 * (k in (1, 2))])
-            base = np.array([u0, cy - 0.2])
-            p0, p1 = (tuple(round(c * 16) for c in frame.to_image(p)) for p in (base, tip))
-            layer = np.zeros((height, width), np.uint8)
-            cv2.line(layer, p0, p1, 255, max(1, round(0.26 * frame.unit)), lineType=cv2.LINE_AA, shift=4)
-            alpha = np.maximum(alpha, layer.astype(np.float32) / 255.0)
-        colour = skin_colour(image, frame) * rng.uniform(0.85, 1.1)
-        texture = np.broadcast_to(np.clip(colour, 0, 255), (*alpha.shape, 3)).astype(np.float32)
-    elif kind == "scarf":
-        top = g["chin"] - rng.uniform(0.15, 0.4)  # up over the chin, still below the mouth
-        band = np.array(
-            [
-                [g["centre"] - 2.2, top],
-                [g["centre"] + 2.2, top + rng.uniform(-0.2, 0.2)],
-                [g["centre"] + 2.4, top + 2.5],
-                [g["centre"] - 2.4, top + 2.5],
-            ]
-        )
-        alpha = _fill(
-            (height, width),
-            frame.to_image(_rough_edge(band, Outline(top, top + 2.5, 2.2, g["centre"], 2, 0), 0.04, rng)),
-        )
-        style = random_style(rng)
-        ys, xs = np.mgrid[0:height, 0:width]
-        uv = frame.to_face(np.stack([xs, ys], -1).astype(np.float64))
-        texture = _texture(uv, Outline(top, top + 2.5, 2.2, g["centre"], 2.0, 0.0), replace(style, shape="cloth"), rng)
-    else:
-        raise ValueError(f"unknown occluder {kind!r}; choose one of {', '.join(OCCLUDERS)}")
-    alpha = cv2.GaussianBlur(alpha, (0, 0), max(0.5, 0.02 * frame.unit))
-    lit = cv2.GaussianBlur(
-        cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32), (0, 0), max(1.0, 0.3 * frame.unit)
-    )
-    shade = np.clip(lit / max(float(lit.mean()), 1.0), 0.6, 1.3)[..., None]
-    out = image.astype(np.float32) * (1 - alpha[..., None]) + np.clip(texture * shade, 0, 255) * alpha[..., None]
-    return Rendered(np.clip(out, 0, 255).astype(np.uint8), alpha)
