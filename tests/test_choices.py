@@ -11,6 +11,7 @@ from faceattr.config import (
     LOSSES,
     OPTIMIZERS,
     SCHEDULERS,
+    TRACKERS,
     TTA_TRANSFORMS,
     Config,
     OptimConfig,
@@ -27,6 +28,12 @@ def test_the_config_accepts_exactly_the_names_the_registries_build():
     assert set(OPTIMIZERS) == set(BUILT_OPTIMIZERS)
     assert set(SCHEDULERS) == set(SCHEDULES)
     assert set(LOSSES) == set(CLASSIFICATION_LOSSES)
+
+
+def test_every_tracker_name_makes_a_logger_and_every_logger_is_accepted():
+    from faceattr.training.fit import TRACKER_LOGGERS
+
+    assert set(TRACKER_LOGGERS) == set(TRACKERS)
 
 
 def test_every_optimizer_name_builds_an_optimizer():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import shutil
@@ -93,29 +94,36 @@ def precision_of(cfg: Config) -> str:
     return "16-mixed" if on_gpu else "32-true"
 
 
+def _tensorboard(cfg: Config, run_dir: Path):
+    return TensorBoardLogger(run_dir, name="tensorboard", version="")
+
+
+def _wandb(cfg: Config, run_dir: Path):
+    from lightning.pytorch.loggers import WandbLogger
+
+    return WandbLogger(name=cfg.run.name, save_dir=str(run_dir), project="faceattr")
+
+
+def _mlflow(cfg: Config, run_dir: Path):
+    from lightning.pytorch.loggers import MLFlowLogger
+
+    uri = cfg.run.mlflow_uri or f"sqlite:///{Path(cfg.run.dir).resolve() / 'mlflow.db'}"
+    return MLFlowLogger(experiment_name="faceattr", run_name=cfg.run.name, tracking_uri=uri)
+
+
+# run.trackers names -> (the package it needs, or None; the Lightning logger it makes). Adding a tracker is one
+# entry here and its name in config's TRACKERS (tests/test_choices.py holds the two equal).
+TRACKER_LOGGERS = {"tensorboard": (None, _tensorboard), "wandb": ("wandb", _wandb), "mlflow": ("mlflow", _mlflow)}
+
+
 def trackers(cfg: Config, run_dir: Path) -> list:
     """The experiment trackers named in run.trackers; a missing package is a clear error naming the extra."""
     out = []
     for name in cfg.run.trackers:
-        if name == "tensorboard":
-            out.append(TensorBoardLogger(run_dir, name="tensorboard", version=""))
-            continue
-        package = {"wandb": "wandb", "mlflow": "mlflow"}[name]
-        try:
-            __import__(package)
-        except ImportError:
-            raise ConfigError(
-                f"run.trackers has {name} but {package} is not installed; pip install 'faceattr[track]'"
-            ) from None
-        if name == "wandb":
-            from lightning.pytorch.loggers import WandbLogger
-
-            out.append(WandbLogger(name=cfg.run.name, save_dir=str(run_dir), project="faceattr"))
-        else:
-            from lightning.pytorch.loggers import MLFlowLogger
-
-            uri = cfg.run.mlflow_uri or f"sqlite:///{Path(cfg.run.dir).resolve() / 'mlflow.db'}"
-            out.append(MLFlowLogger(experiment_name="faceattr", run_name=cfg.run.name, tracking_uri=uri))
+        package, make = TRACKER_LOGGERS[name]
+        if package is not None and importlib.util.find_spec(package) is None:
+            raise ConfigError(f"run.trackers has {name} but {package} is not installed; pip install 'faceattr[track]'")
+        out.append(make(cfg, run_dir))
     return out
 
 
