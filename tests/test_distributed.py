@@ -34,3 +34,22 @@ def test_two_process_ddp_on_cpu(competition_manifest, tmp_path):
     single = evaluate(run / "checkpoints" / "last.ckpt", out_dir=tmp_path / "eval").metrics
     assert summary["last_metrics"]["val/f1_18"] == pytest.approx(single["label18"]["f1"], abs=0.05)
     assert summary["last_metrics"]["val/acc_mask"] == pytest.approx(single["mask"]["accuracy"], abs=0.05)
+
+
+def test_only_the_first_process_of_the_first_node_counts_as_rank_zero(monkeypatch):
+    """Why faceattr keeps its own launched_rank: before a Trainer exists, Lightning's helper reads LOCAL_RANK alone,
+    so the first process of node 1 would count as rank 0 as well and decide the run folder too."""
+    from lightning.fabric.utilities.rank_zero import _get_rank
+
+    from faceattr.training.fit import launched_rank
+
+    for var in ("RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("NODE_RANK", "1")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    assert _get_rank() == 0  # Lightning's answer on node 1
+    assert launched_rank() != 0
+    monkeypatch.setenv("NODE_RANK", "0")
+    assert launched_rank() == 0
+    monkeypatch.setenv("RANK", "3")  # torchrun / Lightning's launcher with the global rank set
+    assert launched_rank() == 3

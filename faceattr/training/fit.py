@@ -51,7 +51,11 @@ def run_dir_of(cfg: Config) -> Path:
 
 
 def launched_rank() -> int:
-    """This process's rank when Lightning's DDP launcher (or torchrun / SLURM) started it; 0 otherwise."""
+    """This process's rank when Lightning's DDP launcher (or torchrun / SLURM) started it; 0 otherwise.
+
+    Not Lightning's own `rank_zero` helper: it is asked before any Trainer exists, where Lightning's reads
+    LOCAL_RANK without NODE_RANK, so the first process of node 1 would also count as rank 0 and decide the run
+    folder (tests/test_distributed.py shows both)."""
     for var in ("RANK", "SLURM_PROCID"):
         if var in os.environ:
             return int(os.environ[var])
