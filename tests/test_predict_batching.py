@@ -74,3 +74,37 @@ def test_classifying_many_photos_in_one_batch_gives_each_photo_its_own_answer(tr
     assert labels and (together[labels] == one_by_one[labels]).all().all()
     probs = [c for c in together if c.startswith("p_")]
     assert np.allclose(together[probs], one_by_one[probs], atol=1e-4)
+
+
+def test_reading_ahead_in_threads_keeps_order_and_raises_where_the_item_is():
+    from faceattr.inference.predictor import read_ahead
+
+    for workers in (0, 1, 3):
+        assert list(read_ahead(lambda x: x * x, list(range(10)), workers)) == [x * x for x in range(10)]
+
+    def fails_on_three(x):
+        if x == 3:
+            raise ValueError("three")
+        return x
+
+    seen = []
+    with pytest.raises(ValueError, match="three"):
+        for value in read_ahead(fails_on_three, list(range(6)), 2):
+            seen.append(value)
+    assert seen == [0, 1, 2]  # everything before the failing item arrived, in order
+
+
+def test_decoding_in_worker_threads_gives_the_same_predictions_and_skips(trained_run, competition_root, tmp_path):
+    from faceattr.inference.predictor import load_predictor
+
+    photos = sorted(str(p) for p in (competition_root / "eval" / "images").glob("*.jpg"))[:9]
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    paths = [*photos[:4], str(broken), *photos[4:]]
+    predictor = load_predictor(trained_run.best_checkpoint)
+    inline = predictor.predict_paths(paths, batch_size=3)
+    threaded = predictor.predict_paths(paths, batch_size=3, num_workers=2)
+    assert threaded.paths == inline.paths == photos
+    assert [s[0] for s in threaded.skipped] == [s[0] for s in inline.skipped] == [str(broken)]
+    for task in inline.probs:
+        np.testing.assert_array_equal(threaded.probs[task], inline.probs[task])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,7 @@ from faceattr.atomic import save_image
 from faceattr.data.images import SkipReport, load_rgb
 from faceattr.errors import ImageLoadError
 from faceattr.faces.detect import Face, FaceDetector, crop_face
-from faceattr.inference.predictor import BasePredictor
+from faceattr.inference.predictor import BasePredictor, read_ahead
 from faceattr.inference.profile import StageClock
 from faceattr.labels import CLASS_NAMES, decide
 
@@ -132,7 +131,7 @@ def predict_faces(
         with clock.stage("detect"):
             return loaded, errors, every_face(detector, [image for _, image in loaded]) if loaded else []
 
-    for loaded, errors, found in _ahead(detected, chunks, overlap):
+    for loaded, errors, found in read_ahead(detected, chunks, 1 if overlap else 0):
         for error in errors:
             skips.add(error)
         if not loaded:
@@ -143,20 +142,6 @@ def predict_faces(
             if draw_dir is not None:
                 draw_faces(image, results, drawn_path(Path(draw_dir), path, root))
     return pd.DataFrame(rows)
-
-
-def _ahead(work, items: list, overlap: bool):
-    """`work(item)` for each item in order; with `overlap`, the next item's work runs in a background thread
-    while the caller uses this one's result (errors are raised in order, as without it)."""
-    if not overlap:
-        yield from map(work, items)
-        return
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(work, items[0]) if items else None
-        for k in range(len(items)):
-            result = pending.result()
-            pending = pool.submit(work, items[k + 1]) if k + 1 < len(items) else None
-            yield result
 
 
 def decode_all(

@@ -8,11 +8,11 @@ Nothing here imports torch: a checkpoint's `Predictor` (checkpoint_predictor.py)
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
@@ -25,6 +25,9 @@ from faceattr.labels import CLASS_NAMES, DEFAULT_OLD_THRESHOLD, TASK_CLASSES, de
 
 if TYPE_CHECKING:
     from faceattr.faces.detect import FaceDetector
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass
@@ -95,11 +98,13 @@ class BasePredictor:
         self, paths: list[str], batch_size: int = 64, num_workers: int = 0, skips: SkipReport | None = None
     ) -> Predictions:
         """Probabilities for image files, in order; unreadable files are reported (and in `skips`), not fatal.
-        `num_workers` threads decode and resize the next images while the model runs (0: in this thread)."""
+        `num_workers` threads decode and resize the next batches while the model runs (0: in this thread)."""
         kept: list[int] = []
         chunks: dict[str, list[np.ndarray]] = {task: [] for task in self.tasks}
         skipped: list[tuple[str, str, str]] = []
-        for images, indices, errors in self._batches([str(p) for p in paths], batch_size, num_workers):
+        names = [str(p) for p in paths]
+        batches = [list(range(s, min(s + batch_size, len(names)))) for s in range(0, len(names), batch_size)]
+        for images, indices, errors in read_ahead(lambda b: self._batch(names, b), batches, num_workers):
             for error in errors:
                 skipped.append((error.path, error.reason, error.detail))
                 if skips is not None:
@@ -118,28 +123,28 @@ class BasePredictor:
         except ImageLoadError as e:
             return e
 
-    def _batches(
-        self, paths: list[str], batch_size: int, num_workers: int, ahead: int = 2
-    ) -> Iterator[tuple[np.ndarray | None, list[int], list[ImageLoadError]]]:
-        """(normalised images or None, their indices, the errors) per batch of `paths`; with `num_workers`,
-        threads decode the next `ahead` batches while the model runs on this one (never more in memory)."""
-        batches = [list(range(s, min(s + batch_size, len(paths)))) for s in range(0, len(paths), batch_size)]
-        with ThreadPoolExecutor(max_workers=max(1, num_workers)) as pool:
-            pending: deque = deque()
+    def _batch(self, paths: list[str], indices: list[int]) -> tuple[np.ndarray | None, list[int], list[ImageLoadError]]:
+        """(normalised images or None, the indices read, the errors) for `paths[i]` of `indices`."""
+        results = [self._load(paths[i]) for i in indices]
+        good = [(i, r) for i, r in zip(indices, results, strict=True) if not isinstance(r, ImageLoadError)]
+        errors = [r for r in results if isinstance(r, ImageLoadError)]
+        return (np.stack([r for _, r in good]) if good else None), [i for i, _ in good], errors
 
-            def submit(k: int) -> None:
-                if k < len(batches):
-                    pending.append([pool.submit(self._load, paths[i]) for i in batches[k]] if num_workers else None)
 
-            for k in range(ahead):
-                submit(k)
-            for k, indices in enumerate(batches):
-                futures = pending.popleft()
-                submit(k + ahead)
-                results = [f.result() for f in futures] if futures else [self._load(paths[i]) for i in indices]
-                good = [(i, r) for i, r in zip(indices, results, strict=True) if not isinstance(r, ImageLoadError)]
-                errors = [r for r in results if isinstance(r, ImageLoadError)]
-                yield (np.stack([r for _, r in good]) if good else None), [i for i, _ in good], errors
+def read_ahead(work: Callable[[T], R], items: list[T], workers: int = 1) -> Iterator[R]:
+    """`work(item)` for each item, in order. With `workers`, that many background threads run the next items'
+    work while the caller uses this one's result (never more than `workers` results waiting); 0 runs each in
+    this thread. Errors are raised in order, as without threads."""
+    if workers <= 0:
+        yield from map(work, items)
+        return
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending = deque(pool.submit(work, item) for item in items[:workers])
+        for k in range(len(items)):
+            result = pending.popleft().result()
+            if k + workers < len(items):
+                pending.append(pool.submit(work, items[k + workers]))
+            yield result
 
 
 def load_predictor(
