@@ -161,10 +161,10 @@ def predict(
         return
     if table.empty:
         _fail(FaceAttrError(f"no image could be read ({len(skips)} skipped); the reasons are in {skips.csv_path}"))
-    from faceattr.atomic import atomic_path
+    from faceattr.atomic import write_csv
 
-    with clock.stage("write"), atomic_path(out) as tmp:
-        table.to_csv(tmp, index=False)
+    with clock.stage("write"):
+        write_csv(table, out)
     console.print(f"wrote {len(table)} prediction row(s) for {len(paths) - len(skips)} image(s) to [bold]{out}[/]")
     if profile:
         _print_stages(clock, len(paths))
@@ -185,7 +185,7 @@ def _predict_videos(
     from rich.progress import Progress, ProgressColumn, TextColumn
     from rich.text import Text
 
-    from faceattr.atomic import atomic_path
+    from faceattr.atomic import write_csv
     from faceattr.inference.outputs import video_outputs
     from faceattr.inference.video import predict_videos
 
@@ -209,8 +209,7 @@ def _predict_videos(
         )
         speed = bar.tasks[0].speed
     for table, path in zip((frames, tracks), video_outputs(out), strict=True):
-        with atomic_path(path) as tmp:
-            table.to_csv(tmp, index=False)
+        write_csv(table, path)
     rate = f" at {speed:.1f} frames/s" if speed else ""
     console.print(
         f"videos: {len(frames)} face row(s) in {video_outputs(out)[0]}, {len(tracks)} track(s) in "

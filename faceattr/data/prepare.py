@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from faceattr.atomic import atomic_path
+from faceattr.atomic import write_csv
 from faceattr.data.checks import CheckReport, check_manifest
 from faceattr.data.dedupe import drop_duplicate_images
 from faceattr.data.manifest import write_manifest
@@ -104,8 +104,7 @@ def prepare(source: str, roots: list[Path], out: Path, options: PrepareOptions |
     write_manifest(df, out)
     corrections_file = out.with_name(out.name + ".corrections.csv") if log is not None else None
     if log is not None:
-        with atomic_path(corrections_file) as tmp:
-            log.to_csv(tmp, index=False)
+        write_csv(log, corrections_file)
     split_file = save_folds(split, out, options.folds, options.split_seed)
     eval_manifest = out.with_name(out.stem + ".eval" + out.suffix) if eval_df is not None else None
     if eval_df is not None:

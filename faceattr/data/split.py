@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
-from faceattr.atomic import atomic_path
+from faceattr.atomic import write_csv
 from faceattr.errors import ManifestError
 
 
@@ -38,9 +38,7 @@ def folds_path(manifest_path: str | Path, k: int, seed: int) -> Path:
 def save_folds(table: pd.DataFrame, manifest_path: str | Path, k: int, seed: int) -> Path:
     """Write a split beside its manifest, atomically (a unique temp name: DDP ranks may both make it)."""
     path = folds_path(manifest_path, k, seed)
-    with atomic_path(path) as tmp:
-        table.to_csv(tmp, index=False)
-    return path
+    return write_csv(table, path)
 
 
 def load_or_make_folds(df: pd.DataFrame, manifest_path: str | Path, k: int, seed: int) -> pd.Series:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from faceattr.atomic import atomic_path
+from faceattr.atomic import write_csv
 from faceattr.data.images import SkipReport
 from faceattr.data.text_tables import read_text_table
 from faceattr.errors import DatasetError, FaceAttrError
@@ -89,6 +89,5 @@ def submission(
     codes = np.array(list(by_path.values()), dtype=np.int64)
     fallback = int(np.bincount(codes, minlength=18).argmax()) if len(codes) else 0
     info["ans"] = [int(by_path.get(p, fallback)) for p in paths]
-    with atomic_path(out) as tmp:
-        info.to_csv(tmp, index=False)
+    write_csv(info, out)
     return info
