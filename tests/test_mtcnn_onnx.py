@@ -15,7 +15,7 @@ from torchvision.ops import nms as torchvision_nms
 from faceattr.config import FacesConfig, load_config
 from faceattr.errors import ConfigError
 from faceattr.faces.detect import FaceDetector
-from faceattr.faces.mtcnn_onnx import OnnxMTCNN, area_resize, mtcnn_folder, nms
+from faceattr.faces.mtcnn_onnx import OnnxMTCNN, integral_image, mtcnn_folder, nms, pooled
 from tests.conftest import public_face
 
 
@@ -62,12 +62,19 @@ def test_a_batch_gives_each_image_its_own_faces():
     assert len(boxes[0]) == 2 and boxes[1] is None
 
 
-def test_area_resize_is_torchs_area_interpolation():
+def test_resizing_from_the_summed_area_table_is_torchs_area_interpolation():
     rng = np.random.default_rng(1)
-    image = rng.uniform(0, 255, (3, 37, 53)).astype(np.float32)
-    for size in ((12, 17), (24, 24), (48, 48), (60, 90), (37, 53)):
-        want = interpolate(torch.from_numpy(image)[None], size=size, mode="area")[0].numpy()
-        np.testing.assert_allclose(area_resize(image, *size), want, atol=1e-3)
+    image = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    table = integral_image(image)
+    chw = torch.from_numpy(image.transpose(2, 0, 1).astype(np.float32))
+    for size in ((12, 17), (24, 24), (48, 48), (60, 90), (37, 53)):  # one box: a whole pyramid level
+        want = interpolate(chw[None], size=size, mode="area")[0].numpy()
+        np.testing.assert_allclose(pooled(table, [0], [37], [0], [53], *size)[0], want, atol=1e-3)
+    top, height, left, width = [3, 0, 10], [20, 37, 9], [5, 0, 30], [14, 53, 9]  # several boxes: patches
+    got = pooled(table, top, height, left, width, 24, 24)
+    for k, patch in enumerate(got):
+        box = chw[None, :, top[k] : top[k] + height[k], left[k] : left[k] + width[k]]
+        np.testing.assert_allclose(patch, interpolate(box, size=(24, 24), mode="area")[0].numpy(), atol=1e-3)
 
 
 def test_nms_keeps_what_torchvision_keeps():

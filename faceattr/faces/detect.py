@@ -185,7 +185,7 @@ class FaceDetector:
 
 def _auto_backend(device: str) -> str:
     """torch when MTCNN would run on a GPU (already imported torch says so), else onnxruntime on the CPU."""
-    if device not in ("auto", "cpu") and not device.startswith("cpu"):
+    if device != "auto" and not device.startswith("cpu"):
         return "torch"
     torch = sys.modules.get("torch")
     if device == "auto" and torch is not None and torch.cuda.is_available():

@@ -33,11 +33,9 @@ def export_mtcnn(folder: str | Path) -> Path:
         "rnet": (RNet(), (2, 3, 24, 24), ["reg", "prob"], {0: "batch"}),
         "onet": (ONet(), (2, 3, 48, 48), ["reg", "points", "prob"], {0: "batch"}),
     }
-    for name, (net, shape, outputs, axes) in specs.items():
+    for name, (net, shape, outputs, axes) in specs.items():  # outputs vary along the same axes as the input
         net.eval()
-        dynamic = {"images": axes} | {o: {0: "batch"} for o in outputs}
-        if name == "pnet":
-            dynamic |= {o: {0: "batch", 2: "height", 3: "width"} for o in outputs}
+        dynamic = {"images": axes} | {o: axes for o in outputs}
         with torch.inference_mode(), atomic_path(folder / f"{name}.onnx", keep_suffix=True) as tmp:
             torch.onnx.export(
                 net,
@@ -99,12 +97,6 @@ def pooled(table: np.ndarray, y, h, x, w, out_h: int, out_w: int) -> np.ndarray:
     return (total / area).astype(np.float32).transpose(0, 3, 1, 2)
 
 
-def area_resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """A C x H x W image resized as torch's `interpolate(mode="area")` (see `pooled`)."""
-    _, h, w = image.shape
-    return pooled(integral_image(image.transpose(1, 2, 0)), [0], [h], [0], [w], height, width)[0]
-
-
 def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, min_overlap: bool = False) -> np.ndarray:
     """Indices kept by greedy non-maximum suppression, best first. IoU as torchvision (areas without +1) or, with
     `min_overlap`, intersection over the smaller box with +1 pixel areas (MTCNN's last step)."""
@@ -124,6 +116,11 @@ def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, min_overlap: bo
         overlap = inter / np.minimum(area[i], area[rest]) if min_overlap else inter / (area[i] + area[rest] - inter)
         order = rest[overlap <= threshold]
     return np.asarray(keep, np.int64)
+
+
+def _normalise(pixels: np.ndarray) -> np.ndarray:
+    """MTCNN's input scaling: 0..255 -> about -1..1."""
+    return (pixels - 127.5) * 0.0078125
 
 
 def _square(boxes: np.ndarray) -> np.ndarray:
@@ -191,12 +188,12 @@ class OnnxMTCNN:
         out_boxes, out_probs, out_points = [], [], []
         for image in images:
             table = integral_image(np.asarray(image))
-            boxes, scores, points = self._proposals(table), None, None
+            boxes = self._proposals(table)
             if len(boxes):
                 boxes, scores = self._refine(table, boxes)
             if len(boxes):
                 boxes, scores, points = self._output(table, boxes)
-            if boxes is None or not len(boxes):
+            if not len(boxes):
                 out_boxes.append(None)
                 out_probs.append([None])
                 out_points.append(None)
@@ -220,7 +217,7 @@ class OnnxMTCNN:
         found = []
         for scale in scales:
             data = pooled(table, [0], [h], [0], [w], int(h * scale + 1), int(w * scale + 1))
-            reg, prob = self._run("pnet", (data - 127.5) * 0.0078125)
+            reg, prob = self._run("pnet", _normalise(data))
             ys, xs = np.nonzero(prob[0, 1] >= self.thresholds[0])
             if not len(ys):
                 continue
@@ -257,20 +254,12 @@ class OnnxMTCNN:
         ok = (ey > y) & (ex > x)
         if not ok.any():
             return None, ok
-        x, y, ex, ey = x[ok], y[ok], ex[ok], ey[ok]
-        chunks = [
-            pooled(
-                table,
-                y[i : i + 256],
-                ey[i : i + 256] - y[i : i + 256],
-                x[i : i + 256],
-                ex[i : i + 256] - x[i : i + 256],
-                size,
-                size,
-            )
-            for i in range(0, len(x), 256)
+        x, y, width, height = x[ok], y[ok], ex[ok] - x[ok], ey[ok] - y[ok]
+        chunks = [  # 256 boxes at a time bounds the gathers' memory
+            pooled(table, y[part], height[part], x[part], width[part], size, size)
+            for part in (slice(i, i + 256) for i in range(0, len(x), 256))
         ]
-        return (np.concatenate(chunks) - 127.5) * 0.0078125, ok
+        return _normalise(np.concatenate(chunks)), ok
 
     def _refine(self, table: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """R-Net on each candidate: keep the confident ones, NMS, regress, square."""

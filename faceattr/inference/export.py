@@ -49,10 +49,10 @@ def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = 17) -> tup
             opset_version=opset,
             dynamo=False,
         )
-    detector = detector_path(out)
+    detector, networks = detector_path(out), mtcnn_folder()
     for name in NETS:
         with atomic_path(detector / f"{name}.onnx", keep_suffix=True) as tmp:
-            shutil.copyfile(mtcnn_folder() / f"{name}.onnx", tmp)
+            shutil.copyfile(networks / f"{name}.onnx", tmp)
     side = sidecar_path(out)
     write_json({**predictor.describe(), "config": to_dict(predictor.cfg), "detector": detector.name}, side)
     return out, side
