@@ -21,13 +21,14 @@ import hashlib
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import confusion_matrix, f1_score
 
-from benchmarks.common import HELD_OUT_RULE, RESULTS, SHARED_MASKS_REAL, save, utkface_union
+from benchmarks.common import HELD_OUT_RULE, SHARED_MASKS_REAL, save, utkface_union
 from faceattr.config import FacesConfig, load_config
 from faceattr.data.manifest import read_manifest, write_manifest
 from faceattr.data.sources import read_competition, read_image_folder
@@ -41,12 +42,13 @@ CLASS_NAMES = {0: "with_mask", 2: "without_mask"}
 RECIPE = "configs/mask_drawn.yaml"
 
 
-def detection_rows(real: pd.DataFrame, work: Path) -> tuple[list[dict], pd.DataFrame]:
-    """Crop masks-real twice (one pass vs the cascade); returns the rows and the cascade's crops manifest."""
+def detection_rows(real: pd.DataFrame, work: Path, faces: FacesConfig) -> tuple[list[dict], pd.DataFrame]:
+    """Crop masks-real twice, one pass vs the cascade (`faces`, the recipe's: margins change the crop, not what is
+    detected); returns the rows and the cascade's crops manifest."""
     rows, crops = [], None
     settings = {
-        "one pass (before)": FacesConfig(second_pass=False, whole_image_max_side=0),
-        "cascade (now)": FacesConfig(),
+        "one pass (before)": replace(faces, second_pass=False, whole_image_max_side=0),
+        "cascade (now)": faces,
     }
     for name, cfg in settings.items():
         start = time.time()
@@ -213,11 +215,9 @@ def main() -> None:
     if not real_manifest.is_file():
         if not args.data.is_dir():
             raise SystemExit(f"masks-real not found at {args.data}; pass --data")
-        real = read_image_folder(args.data)
-        if not (RESULTS / "real_masks_detection.json").is_file():
-            det_rows, _ = detection_rows(real, args.work)
-            save("real_masks_detection", det_rows, list(det_rows[0]), {"data": "shared/data/masks-real"})
-        write_manifest(crop_manifest(real, args.work / "crops", faces, progress=False).manifest, real_manifest)
+        det_rows, real_crops = detection_rows(read_image_folder(args.data), args.work, faces)
+        save("real_masks_detection", det_rows, list(det_rows[0]), {"data": "shared/data/masks-real"})
+        write_manifest(real_crops, real_manifest)
     real_crops = read_manifest(real_manifest)
     sets = {"new renderer": synth_crops(args.work, args.drawn_set, args.persons, None, None)}
     wanted = args.renderers.split(",")
