@@ -37,10 +37,15 @@ VARIANTS: dict[str, list[str]] = {
     "+ robustness aug + masks": ROBUST + MASKS,
     "face_resnet10 64px + robust + masks": ["model.backbone=face_resnet10", "data.image_size=64", *ROBUST, *MASKS],
     "lite0_face + robust + masks": ["model.backbone=lite0_face", *ROBUST, *MASKS],
-    "lite0_face (no robust aug)": ["model.backbone=lite0_face"],
+    # from here on: one change from the preset (configs/utkface_age_gender.yaml) at the screen's size
+    "preset": [],
+    "preset, seed 2 (noise)": ["seed=2"],
     "monitor last": ["train.monitor=last"],
     "+ EMA 0.998": ["train.ema_decay=0.998"],
     "age loss sigma 0 (one-hot)": ["model.age_sigma=0"],
+    "age loss mean-variance": ["model.age_loss=mean_variance"],
+    "age loss distribution + L1": ["model.age_loss=distribution+l1"],
+    "image 144 px": ["data.image_size=144"],
     "lite1": ["model.backbone=tf_efficientnet_lite1"],
 }
 

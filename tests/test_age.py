@@ -13,7 +13,7 @@ from faceattr.data.sources.appa_real import read_appa_real
 from faceattr.data.sources.imdb_wiki import FilterReport, ImdbWikiFilters, age_at_photo, read_imdb_wiki
 from faceattr.errors import DatasetError
 from faceattr.labels import decide, expected_age
-from faceattr.models.losses import age_distribution_loss, masked_cross_entropy
+from faceattr.models.losses import AGE_LOSSES, age_distribution_loss, masked_cross_entropy
 from faceattr.models.losses import expected_age as expected_age_torch
 from faceattr.reports.metrics import age_metrics, error_by_decade
 
@@ -177,6 +177,42 @@ def test_gaussian_age_smoothing_prefers_near_misses():
     assert age_distribution_loss(near, target, sigma=3) < age_distribution_loss(far, target, sigma=3)
     loss = age_distribution_loss(near.clone().requires_grad_(), target, sigma=2)
     assert torch.isfinite(loss)
+
+
+@pytest.mark.parametrize("name", sorted(AGE_LOSSES))
+def test_every_age_loss_ignores_unknown_ages_and_prefers_the_right_age(name):
+    loss = AGE_LOSSES[name]
+    right, wrong = torch.full((1, 101), -5.0), torch.full((1, 101), -5.0)
+    right[0, 30], wrong[0, 50] = 5.0, 5.0
+    assert loss(right, torch.tensor([30]), 2.0) < loss(wrong, torch.tensor([30]), 2.0)
+    logits = torch.randn(3, 101, requires_grad=True)
+    both = loss(logits, torch.tensor([30, -1, -1]), 2.0)
+    assert both.item() == pytest.approx(loss(logits[:1], torch.tensor([30]), 2.0).item(), rel=1e-5)
+    none = loss(logits, torch.full((3,), -1), 2.0)
+    none.backward()
+    assert none.item() == 0 and torch.all(logits.grad == 0)
+
+
+def test_mean_variance_loss_penalises_a_wide_distribution_centred_on_the_age():
+    """Two softmaxes whose expectation is the true age: the mean-variance loss adds 0.05 x their variance (sd 2
+    and about sd 10, cut at age 0) and nothing for the mean."""
+    ages = torch.arange(101.0)
+    narrow = -0.5 * ((ages - 30) / 2) ** 2
+    wide = -0.5 * ((ages - 30) / 10) ** 2
+    target = torch.tensor([30])
+    extra_narrow = AGE_LOSSES["mean_variance"](narrow[None], target, 0.0) - age_distribution_loss(narrow[None], target)
+    extra_wide = AGE_LOSSES["mean_variance"](wide[None], target, 0.0) - age_distribution_loss(wide[None], target)
+    assert extra_narrow.item() == pytest.approx(0.05 * 4, rel=1e-3)
+    assert extra_wide.item() == pytest.approx(0.05 * 100, rel=2e-2)
+
+
+def test_distribution_l1_loss_adds_a_tenth_of_the_expected_age_error():
+    logits = torch.full((1, 101), -20.0)
+    logits[0, 40] = 20.0
+    extra = AGE_LOSSES["distribution+l1"](logits, torch.tensor([30]), 2.0) - age_distribution_loss(
+        logits, torch.tensor([30]), 2.0
+    )
+    assert extra.item() == pytest.approx(1.0, rel=1e-3)
 
 
 def test_age_metrics_and_decades():

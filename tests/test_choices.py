@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from faceattr.config import (
+    AGE_LOSSES,
     LOSSES,
     OPTIMIZERS,
     SCHEDULERS,
@@ -21,6 +22,7 @@ from faceattr.config import (
 
 
 def test_the_config_accepts_exactly_the_names_the_registries_build():
+    from faceattr.models.losses import AGE_LOSSES as BUILT_AGE_LOSSES
     from faceattr.models.losses import CLASSIFICATION_LOSSES
     from faceattr.models.optim import OPTIMIZERS as BUILT_OPTIMIZERS
     from faceattr.models.optim import SCHEDULES
@@ -28,6 +30,7 @@ def test_the_config_accepts_exactly_the_names_the_registries_build():
     assert set(OPTIMIZERS) == set(BUILT_OPTIMIZERS)
     assert set(SCHEDULERS) == set(SCHEDULES)
     assert set(LOSSES) == set(CLASSIFICATION_LOSSES)
+    assert set(AGE_LOSSES) == set(BUILT_AGE_LOSSES)
 
 
 def test_every_tracker_name_makes_a_logger_and_every_logger_is_accepted():

@@ -65,13 +65,21 @@ def balanced_class_weights(labels, num_classes: int) -> torch.Tensor:
     return weights
 
 
+def _valid_ages(logits: torch.Tensor, age: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The rows whose age is known (unknown -1 contributes nothing), ages clamped to the head's range."""
+    valid = age != IGNORE
+    if not bool(valid.any()):
+        return None
+    return logits[valid], age[valid].clamp(0, logits.shape[1] - 1)
+
+
 def age_distribution_loss(logits: torch.Tensor, age: torch.Tensor, sigma: float = 0.0) -> torch.Tensor:
     """Cross-entropy of the 101-way age softmax against the true age (one-hot, or a Gaussian of width sigma
     around it when sigma > 0); samples with unknown age (-1) contribute nothing."""
-    valid = age != IGNORE
-    if not bool(valid.any()):
+    known = _valid_ages(logits, age)
+    if known is None:
         return logits.sum() * 0.0
-    logits, age = logits[valid], age[valid].clamp(0, logits.shape[1] - 1)
+    logits, age = known
     if sigma <= 0:
         return F.cross_entropy(logits, age)
     ages = torch.arange(logits.shape[1], device=logits.device, dtype=logits.dtype)
@@ -80,10 +88,43 @@ def age_distribution_loss(logits: torch.Tensor, age: torch.Tensor, sigma: float 
     return -(target * F.log_softmax(logits, 1)).sum(1).mean()
 
 
+def age_mean_variance_loss(logits: torch.Tensor, age: torch.Tensor, sigma: float = 0.0) -> torch.Tensor:
+    """Mean-variance loss (Pan et al., CVPR 2018): the distribution loss, plus 0.2 x half the squared error of
+    the expected age, plus 0.05 x the distribution's variance, so the softmax is both centred and narrow."""
+    known = _valid_ages(logits, age)
+    if known is None:
+        return logits.sum() * 0.0
+    p = known[0].float().softmax(1)
+    ages = torch.arange(p.shape[1], device=p.device, dtype=p.dtype)
+    mean = p @ ages
+    variance = (p * (ages[None, :] - mean[:, None]) ** 2).sum(1)
+    mean_loss = 0.5 * ((mean - known[1].to(p.dtype)) ** 2).mean()
+    return age_distribution_loss(logits, age, sigma) + 0.2 * mean_loss + 0.05 * variance.mean()
+
+
+def age_distribution_l1_loss(logits: torch.Tensor, age: torch.Tensor, sigma: float = 0.0) -> torch.Tensor:
+    """DLDL-v2 (Gao et al., IJCAI 2018): the distribution loss plus the L1 error of the expected age, which is
+    the MAE that users read (scaled by 0.1 so that 5 years weigh about as much as the cross-entropy)."""
+    known = _valid_ages(logits, age)
+    if known is None:
+        return logits.sum() * 0.0
+    error = (expected_age(known[0]) - known[1].float()).abs().mean()
+    return age_distribution_loss(logits, age, sigma) + 0.1 * error
+
+
 def expected_age(logits: torch.Tensor) -> torch.Tensor:
     """Expectation of the age softmax: the DEX age estimate, differentiable."""
     ages = torch.arange(logits.shape[1], device=logits.device, dtype=torch.float32)
     return logits.float().softmax(1) @ ages
+
+
+# model.age_loss -> loss(age logits, age in years, sigma) for the exact-age head; config.AGE_LOSSES lists the
+# same names (tests/test_choices.py keeps them equal)
+AGE_LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]] = {
+    "distribution": age_distribution_loss,
+    "mean_variance": age_mean_variance_loss,
+    "distribution+l1": age_distribution_l1_loss,
+}
 
 
 # loss.name -> loss(logits, target, cfg, class weights or None) for a classification head; config.LOSSES lists

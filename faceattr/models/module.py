@@ -15,7 +15,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 from faceattr.config import Config, from_dict, to_dict
 from faceattr.errors import TrainingDiverged
 from faceattr.labels import NUM_CLASSES, TASK_CLASSES, code18
-from faceattr.models.losses import CLASSIFICATION_LOSSES, IGNORE, age_distribution_loss
+from faceattr.models.losses import AGE_LOSSES, CLASSIFICATION_LOSSES, IGNORE
 from faceattr.models.net import build_parts, predict_labels, run_parts
 from faceattr.models.optim import create_optimizer, create_scheduler, sync_scheduler
 
@@ -97,7 +97,8 @@ class FaceAttrModule(L.LightningModule):
         losses = {}
         for task in self.tasks:
             if task == "age":
-                losses[task] = age_distribution_loss(logits[task], targets["age"], self.cfg.model.age_sigma)
+                age_loss = AGE_LOSSES[self.cfg.model.age_loss]
+                losses[task] = age_loss(logits[task], targets["age"], self.cfg.model.age_sigma)
             else:
                 losses[task] = self._task_loss(task, logits[task], targets[task])
         return losses
