@@ -39,7 +39,7 @@ VARIANTS: dict[str, list[str]] = {
     "lite0_face + robust + masks": ["model.backbone=lite0_face", *ROBUST, *MASKS],
     # from here on: one change from the preset (configs/utkface_age_gender.yaml) at the screen's size
     "preset": [],
-    "preset, seed 2 (noise)": ["seed=2"],
+    "preset seed 2 (noise)": ["seed=2"],
     "monitor last": ["train.monitor=last"],
     "+ EMA 0.998": ["train.ema_decay=0.998"],
     "age loss sigma 0 (one-hot)": ["model.age_sigma=0"],
