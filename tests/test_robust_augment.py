@@ -36,7 +36,7 @@ def _detail(image: np.ndarray) -> float:
 
 def test_off_by_default_and_each_key_adds_its_transform():
     assert robustness_transforms(SIZE, AugmentConfig()) == []
-    for key in ("framing_jitter", "low_resolution", "blur", "jpeg", "color", "grayscale", "occlusion"):
+    for key in ("framing_jitter", "cut_bottom", "low_resolution", "blur", "jpeg", "color", "grayscale", "occlusion"):
         assert len(robustness_transforms(SIZE, AugmentConfig(**{key: 0.5}))) == 1, key
 
 
@@ -68,6 +68,21 @@ def test_framing_scale_zooms_in_by_the_factor_given():
         assert area == pytest.approx(side * side * zoom**2, rel=0.1), zoom
 
 
+def test_cut_bottom_ends_the_face_higher_and_stretches_it_back_to_the_full_size():
+    """A photo that ends at the chin: up to a quarter of the height is cut off the bottom, the rest stretched."""
+    image = np.zeros((SIZE, SIZE, 3), np.uint8)
+    image[: SIZE // 2] = 255  # the upper half white
+    transform = A.Compose(robustness_transforms(SIZE, AugmentConfig(cut_bottom=1.0)))
+    whites = []
+    for seed in range(20):
+        transform.set_random_seed(seed)
+        out = transform(image=image)["image"]
+        assert out.shape == image.shape
+        whites.append((out[:, SIZE // 2, 0] > 127).mean())
+    # the white half grows from 1/2 to at most 1/2 / (1 - 1/4) = 2/3 of the height
+    assert min(whites) >= 0.5 - 0.02 and max(whites) <= 2 / 3 + 0.02 and max(whites) > 0.58
+
+
 def test_framing_scale_is_checked():
     with pytest.raises(ConfigError, match=r"augment\.framing_scale"):
         load_config(None, ["augment.framing_scale=[1.5,0.8]"])
@@ -79,7 +94,9 @@ def test_labels_survive_every_augmentation(tmp_path, competition_manifest):
     from faceattr.data.manifest import read_manifest
 
     frame = read_manifest(competition_manifest).iloc[:12].reset_index(drop=True)
-    aug = AugmentConfig(hflip=1, framing_jitter=1, low_resolution=1, blur=1, jpeg=1, color=1, grayscale=1, occlusion=1)
+    aug = AugmentConfig(
+        hflip=1, framing_jitter=1, cut_bottom=1, low_resolution=1, blur=1, jpeg=1, color=1, grayscale=1, occlusion=1
+    )
     dataset = FaceDataset(frame, train_transform(64, aug, (0.5,) * 3, (0.5,) * 3))
     for i in range(len(frame)):
         _, targets = dataset[(i, 7)]

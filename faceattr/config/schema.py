@@ -21,6 +21,7 @@ TTA_TRANSFORMS = ("hflip", "shift", "scale", "brightness")
 # augment.* probabilities that imitate how real photos differ from training faces
 ROBUSTNESS_KEYS = (
     "framing_jitter",
+    "cut_bottom",
     "low_resolution",
     "blur",
     "jpeg",
@@ -202,6 +203,8 @@ class AugmentConfig:
     framing_jitter: float = 0.0  # rescale by framing_scale and shift up to 10 % around the face (other detectors,
     # margins, photos that are already tight face crops)
     framing_scale: list[float] = field(default_factory=lambda: [0.8, 1.25])  # zoom range (> 1 = closer)
+    cut_bottom: float = 0.0  # cut up to a quarter off the face's bottom and stretch back: a photo that ends at the
+    # chin, clipped by the crop (most real masks called "incorrect" by the drawn-mask model were such crops)
     low_resolution: float = 0.0  # downscale the face to 24-64 px and back (crowd photos: faces of about 60 px)
     blur: float = 0.0  # Gaussian or motion blur
     jpeg: float = 0.0  # JPEG compression at quality 20-90

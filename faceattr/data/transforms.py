@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import albumentations as A
 
 LOW_RES_SIDES = (24, 64)  # face sides (px) that `augment.low_resolution` simulates
+CUT_BOTTOM_MAX = 0.25  # the largest share of the height that `augment.cut_bottom` takes off
 
 
 def robustness_transforms(size: int, aug: AugmentConfig) -> list[A.BasicTransform]:
@@ -33,6 +34,16 @@ def robustness_transforms(size: int, aug: AugmentConfig) -> list[A.BasicTransfor
         (
             aug.framing_jitter,
             A.Affine(scale=tuple(aug.framing_scale), translate_percent=(-0.1, 0.1), border_mode=0, p=1.0),
+        ),
+        (  # the crop box clipped by the photo's bottom edge, then resized to a square like every crop
+            aug.cut_bottom,
+            A.Sequential(
+                [
+                    A.RandomCropFromBorders(crop_left=0, crop_right=0, crop_top=0, crop_bottom=CUT_BOTTOM_MAX),
+                    A.Resize(size, size),
+                ],
+                p=1.0,
+            ),
         ),
         (
             aug.color,
