@@ -94,11 +94,12 @@ def age_mean_variance_loss(logits: torch.Tensor, age: torch.Tensor, sigma: float
     known = _valid_ages(logits, age)
     if known is None:
         return logits.sum() * 0.0
-    p = known[0].float().softmax(1)
+    logits, age = known
+    p = logits.float().softmax(1)
     ages = torch.arange(p.shape[1], device=p.device, dtype=p.dtype)
     mean = p @ ages
     variance = (p * (ages[None, :] - mean[:, None]) ** 2).sum(1)
-    mean_loss = 0.5 * ((mean - known[1].to(p.dtype)) ** 2).mean()
+    mean_loss = 0.5 * ((mean - age.to(p.dtype)) ** 2).mean()
     return age_distribution_loss(logits, age, sigma) + 0.2 * mean_loss + 0.05 * variance.mean()
 
 
@@ -108,7 +109,8 @@ def age_distribution_l1_loss(logits: torch.Tensor, age: torch.Tensor, sigma: flo
     known = _valid_ages(logits, age)
     if known is None:
         return logits.sum() * 0.0
-    error = (expected_age(known[0]) - known[1].float()).abs().mean()
+    logits, age = known
+    error = (expected_age(logits) - age.float()).abs().mean()
     return age_distribution_loss(logits, age, sigma) + 0.1 * error
 
 
