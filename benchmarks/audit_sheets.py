@@ -1,0 +1,109 @@
+"""Audit one cell of a confusion matrix by eye: numbered contact sheets of its images, then a tally of verdicts.
+
+Why: a real set's labels can be coarser than the model's classes. masks-real labels every masked face "with_mask",
+including masks worn under the nose, which the competition calls "worn incorrectly"; the rate "real worn called
+incorrect" then counts some right answers as mistakes. Looking at every such call, and writing down what is seen,
+splits the rate into real mistakes and label coarseness.
+
+    # 1. sheets of every real worn mask (mask 0) called "incorrect" (1) by one model (images stay outside the repo)
+    python -m benchmarks.audit_sheets sheets /tmp/rm/RUN.predictions.csv --truth 0 --predicted 1 --out /tmp/audit
+    # 2. look at /tmp/audit/sheet*.png, write /tmp/audit/verdicts.csv: number,verdict (one row per tile)
+    # 3. tally: counts per verdict, as a share of the calls and of every image of that true class
+    python -m benchmarks.audit_sheets tally /tmp/rm/RUN.predictions.csv --truth 0 --predicted 1 \
+        --verdicts /tmp/audit/verdicts.csv --name real_masks_audit
+Only counts are saved in benchmarks/results (the images and the per-file verdicts are the data's, not ours).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+from PIL import Image, ImageDraw
+
+from benchmarks.common import save
+
+
+def cell(predictions: Path, truth: int, predicted: int, sample: int = 0) -> tuple[pd.DataFrame, int]:
+    """Rows of a predictions CSV (path, mask, predicted) with that truth and prediction (a fixed random `sample` of
+    them when > 0, for cells too large to look at whole), and the truth's size."""
+    frame = pd.read_csv(predictions)
+    of_truth = frame[frame["mask"] == truth]
+    calls = of_truth[of_truth["predicted"] == predicted]
+    if 0 < sample < len(calls):
+        calls = calls.sample(n=sample, random_state=0)
+    return calls.reset_index(drop=True), len(of_truth)
+
+
+def contact_sheets(paths: list[str], out: Path, per_sheet: int = 24, columns: int = 6, tile: int = 180) -> list[Path]:
+    """Numbered tiles (the number is the row in `index.csv`), `per_sheet` to a PNG."""
+    out.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"number": range(len(paths)), "path": paths}).to_csv(out / "index.csv", index=False)
+    sheets = []
+    for start in range(0, len(paths), per_sheet):
+        chunk = paths[start : start + per_sheet]
+        rows = -(-len(chunk) // columns)
+        sheet = Image.new("RGB", (columns * tile, rows * tile))
+        draw = ImageDraw.Draw(sheet)
+        for k, path in enumerate(chunk):
+            x, y = (k % columns) * tile, (k // columns) * tile
+            sheet.paste(Image.open(path).convert("RGB").resize((tile, tile)), (x, y))
+            draw.rectangle([x, y, x + 30, y + 16], fill="yellow")
+            draw.text((x + 2, y + 2), str(start + k), fill="black")
+        sheets.append(out / f"sheet{start // per_sheet}.png")
+        sheet.save(sheets[-1])
+    return sheets
+
+
+def tally(verdicts: pd.DataFrame, calls: int, class_size: int) -> list[dict]:
+    """One row per verdict: how many calls, their share of the calls and of every image of the true class (a
+    sample's share of the class is not meaningful: read share_of_calls)."""
+    if len(verdicts) != calls or sorted(verdicts["number"]) != list(range(calls)):
+        raise SystemExit(f"the verdicts cover {len(verdicts)} tiles, the cell has {calls}: one row per tile, please")
+    counts = verdicts["verdict"].value_counts()
+    return [
+        {
+            "verdict": verdict,
+            "calls": int(n),
+            "share_of_calls": round(n / calls, 3),
+            "share_of_class": round(n / class_size, 4),
+        }
+        for verdict, n in counts.items()
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("step", choices=["sheets", "tally"])
+    parser.add_argument("predictions", type=Path, help="a *.predictions.csv from benchmarks.real_masks")
+    parser.add_argument("--truth", type=int, required=True)
+    parser.add_argument("--predicted", type=int, required=True)
+    parser.add_argument("--out", type=Path, help="sheets: where the PNGs and index.csv go (outside the repo)")
+    parser.add_argument("--verdicts", type=Path, help="tally: CSV of number,verdict")
+    parser.add_argument("--sample", type=int, default=0, help="look at this many of the cell (0 = all)")
+    parser.add_argument("--name", default="real_masks_audit")
+    args = parser.parse_args()
+    calls, class_size = cell(args.predictions, args.truth, args.predicted, args.sample)
+    if args.step == "sheets":
+        if args.out is None:
+            parser.error("sheets needs --out")
+        for sheet in contact_sheets(list(calls["path"]), args.out):
+            print(sheet)
+        return
+    if args.verdicts is None:
+        parser.error("tally needs --verdicts")
+    rows = tally(pd.read_csv(args.verdicts), len(calls), class_size)
+    settings = {
+        "predictions": args.predictions.name,
+        "truth": args.truth,
+        "predicted": args.predicted,
+        "calls": len(calls),
+        "sample": args.sample,
+        "class_size": class_size,
+    }
+    save(args.name, rows, ["verdict", "calls", "share_of_calls", "share_of_class"], settings)
+
+
+if __name__ == "__main__":
+    main()
