@@ -12,7 +12,7 @@ from PIL import Image
 from faceattr.config import FacesConfig
 from faceattr.data.images import SkipReport
 from faceattr.faces.crop import adopt_crop_settings, crop_manifest, parse_points
-from faceattr.faces.detect import Face, FaceDetector, fallback_box, margin_box
+from faceattr.faces.detect import Face, FaceDetector, fallback_box, grow_box, margin_box
 from tests.conftest import SHARED_UTKFACE, public_face
 
 
@@ -75,6 +75,13 @@ def test_default_margins_follow_the_winning_recipe():
     box = margin_box((100, 150, 250, 330), (384, 512), FacesConfig())
     assert box == (70, 90, 280, 360)  # 30 px left/right, 60 above, 30 below
     assert fallback_box((384, 512), FacesConfig()) == (64, 86, 320, 426)  # 256x340 around the centre
+
+
+def test_margins_in_fractions_grow_with_the_face_and_are_clipped_only_by_margin_box():
+    cfg = FacesConfig(margins=[0.1, 0.1, 0.2, 0.5], margin_unit="fraction")
+    face = (100, 300, 200, 500)  # 100 x 200 face near the bottom of a 384 x 512 photo
+    assert grow_box(face, cfg) == (90, 260, 210, 600)  # 10 % of the width each side, 20 % / 50 % of the height
+    assert margin_box(face, (384, 512), cfg) == (90, 260, 210, 512)  # the part past the bottom edge cut off
 
 
 def test_crop_uses_faces_and_falls_back_when_none_found(tmp_path):

@@ -236,14 +236,19 @@ def detect_padded(
     return faces
 
 
-def margin_box(face_box, image_size: tuple[int, int], cfg: FacesConfig) -> tuple[int, int, int, int]:
-    """The face box grown by the configured margins and clipped to the image (width, height)."""
+def grow_box(face_box, cfg: FacesConfig) -> tuple[float, float, float, float]:
+    """The face box grown by the configured margins, not clipped: it may run past the photo's edge."""
     x1, y1, x2, y2 = face_box
     left, right, top, bottom = cfg.margins
     if cfg.margin_unit == "fraction":
         w, h = x2 - x1, y2 - y1
         left, right, top, bottom = left * w, right * w, top * h, bottom * h
-    return clip_box((x1 - left, y1 - top, x2 + right, y2 + bottom), image_size)
+    return x1 - left, y1 - top, x2 + right, y2 + bottom
+
+
+def margin_box(face_box, image_size: tuple[int, int], cfg: FacesConfig) -> tuple[int, int, int, int]:
+    """The face box grown by the configured margins and clipped to the image (width, height)."""
+    return clip_box(grow_box(face_box, cfg), image_size)
 
 
 def fallback_box(image_size: tuple[int, int], cfg: FacesConfig) -> tuple[int, int, int, int]:
