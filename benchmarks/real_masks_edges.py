@@ -26,6 +26,7 @@ from PIL import Image
 from benchmarks.common import save
 from benchmarks.real_masks import recipe_faces, score
 from faceattr.config import FacesConfig
+from faceattr.data.landmarks import parse_points
 from faceattr.faces.detect import grow_box
 
 Box = tuple[int, int, int, int]
@@ -73,14 +74,14 @@ def recrop(crops: pd.DataFrame, way: str, out: Path, cfg: FacesConfig) -> pd.Dat
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for row in crops.itertuples():
-        if not isinstance(row.face_box, str) or not row.face_box.strip():
+        corners = parse_points(row.face_box, 2)
+        if corners is None:
             paths.append(row.path)  # no face found: the fallback crop, the same in every row
             continue
         target = out / Path(row.path).name
         if not target.exists():
             image = np.asarray(Image.open(row.source_path).convert("RGB"))
-            face = np.array([float(v) for v in row.face_box.split()])
-            face += [row.crop_x1, row.crop_y1, row.crop_x1, row.crop_y1]  # crop coordinates -> photo coordinates
+            face = (corners + np.array([row.crop_x1, row.crop_y1])).ravel()  # crop -> photo coordinates
             Image.fromarray(WAYS[way](image, whole_box(face, cfg))).save(target, quality=95)
         paths.append(str(target))
     return crops.assign(path=paths)
