@@ -99,8 +99,9 @@ def main() -> None:
     crops = pd.read_csv(args.crops)
     cfg = recipe_faces()
     manifests = {"clip (as shipped)": crops}
-    for k, way in enumerate(WAYS):
-        manifests[way] = recrop(crops, way, args.work / f"way{k}", cfg)
+    for way in WAYS:  # one cache folder per way, named after it (and after the crops it was made from)
+        folder = args.work / f"{args.crops.stem}-{way.replace(':', '').replace(' ', '-')}"
+        manifests[way] = recrop(crops, way, folder, cfg)
     rows = []
     for way, manifest in manifests.items():
         for checkpoint in args.checkpoint:

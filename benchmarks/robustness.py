@@ -12,6 +12,7 @@ person-level 5-fold, split_seed 42), never trained on. Each row is one way of sh
 Columns: gender accuracy, age MAE, CS@5 (share within 5 years), age-bin macro F1 (<30 / 30-59 / 60+).
 
     python -m benchmarks.robustness --model old=RUN_A/best.ckpt --model new=RUN_B/best.ckpt
+    python -m benchmarks.robustness --model "two seeds=RUN_A/best.ckpt,RUN_B/best.ckpt" --tta hflip  # an ensemble
 """
 
 from __future__ import annotations
@@ -111,7 +112,9 @@ def chart(rows: list[dict], path: Path) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", action="append", required=True, help="NAME=CHECKPOINT (repeat)")
+    parser.add_argument(
+        "--model", action="append", required=True, help="NAME=CHECKPOINT (repeat); NAME=A,B for an ensemble of A and B"
+    )
     parser.add_argument("--work", type=Path, default=Path("/tmp/faceattr-robustness"))
     parser.add_argument("--limit", type=int, default=0, help="held-out faces used (0 = all of fold 0)")
     parser.add_argument("--seed", type=int, default=0)
@@ -147,8 +150,8 @@ def main() -> None:
     }
     rows = []
     for spec in args.model:
-        name, checkpoint = spec.split("=", 1)
-        predictor = load_predictor(checkpoint, tta=args.tta.split(",") if args.tta else None)
+        name, checkpoints = spec.split("=", 1)
+        predictor = load_predictor(checkpoints.split(","), tta=args.tta.split(",") if args.tta else None)
         base = None
         for row, (images, truth) in views.items():
             labels = predict(predictor, images, batch=128)
