@@ -64,6 +64,14 @@ def markdown_table(rows: list[dict], columns: list[str]) -> str:
     return "\n".join(lines)
 
 
+def mean_std(values, digits: int = 3) -> str:
+    """'mean ± std' over training seeds (population std: half the range for two seeds); one value as it is."""
+    values = [float(v) for v in values]
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{sum(values) / len(values):.{digits}f} ± {pd.Series(values).std(ddof=0):.{digits}f}"
+
+
 def save(name: str, rows: list[dict], columns: list[str], settings: dict) -> str:
     """Print the table and write benchmarks/results/<name>.json and .md."""
     RESULTS.mkdir(parents=True, exist_ok=True)

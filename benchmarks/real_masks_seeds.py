@@ -13,7 +13,7 @@ import json
 
 import numpy as np
 
-from benchmarks.common import RESULTS, save
+from benchmarks.common import RESULTS, mean_std, save
 
 METRICS = ("macro_f1", "f1_dev", "f1_test", "worn_called_incorrect", "worn_called_not_worn", "bare_called_worn")
 
@@ -27,8 +27,7 @@ def summarize(prefix: str, label: str) -> dict:
     drawn = [next(x for x in r if x["scored_on"].startswith("drawn")) for r in rows]
     out = {"variant": label, "seeds": ", ".join(r.stem.rsplit("_s", 1)[1] for r in runs)}
     for key in METRICS:
-        values = np.array([r[key] for r in real], float)
-        out[key] = f"{values.mean():.3f} ± {values.std():.3f}" if len(values) > 1 else f"{values[0]:.3f}"
+        out[key] = mean_std([r[key] for r in real])
     out["drawn_f1"] = f"{np.mean([d['macro_f1'] for d in drawn]):.3f}"
     return out
 

@@ -1,8 +1,8 @@
 """Robustness rows averaged over training seeds: one variant = the same recipe trained with different seeds.
 
-Each run is a (results name, model label) pair from `benchmarks.robustness` (results/<name>.json). A row's cell is
-the mean over the variant's seeds, with the spread (max - min) beside it, so a difference between variants can be
-read against the noise of retraining.
+Each run is a (results name, model label) pair from `benchmarks.robustness` (results/<name>.json). A row's cell
+is the mean over the variant's seeds ± their standard deviation (half the range for two), so a difference between
+variants can be read against the noise of retraining.
 
     python -m benchmarks.robustness_seeds \
         "CPU preset=robustness_presets_tta:CPU preset + hflip" \
@@ -16,9 +16,7 @@ import argparse
 import json
 from collections import defaultdict
 
-import numpy as np
-
-from benchmarks.common import RESULTS, save
+from benchmarks.common import RESULTS, mean_std, save
 
 METRICS = ("gender_acc", "age_mae", "age_bin_f1")
 
@@ -47,9 +45,7 @@ def summarize(specs: list[str]) -> list[dict]:
     for (variant, row), seen in cells.items():
         entry = {"variant": variant, "row": row, "n": seen[0]["n"], "seeds": len(seen)}
         for metric in METRICS:
-            values = np.array([s[metric] for s in seen], float)
-            digits = 2 if metric == "age_mae" else 3
-            entry[metric] = f"{values.mean():.{digits}f} ± {(values.max() - values.min()) / 2:.{digits}f}"
+            entry[metric] = mean_std([s[metric] for s in seen], 2 if metric == "age_mae" else 3)
         out.append(entry)
     return out
 
@@ -60,7 +56,8 @@ def main() -> None:
     parser.add_argument("--name", default="robustness_seeds")
     args = parser.parse_args()
     rows = summarize(args.runs)
-    save(args.name, rows, ["variant", "row", "n", "seeds", *METRICS], {"runs": args.runs, "cell": "mean ± half range"})
+    columns = ["variant", "row", "n", "seeds", *METRICS]
+    save(args.name, rows, columns, {"runs": args.runs, "cell": "mean ± std over seeds"})
 
 
 if __name__ == "__main__":
