@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from faceattr.cli import app
 from faceattr.config import load_config
 from faceattr.errors import ConfigError
+from faceattr.reports.evaluate import evaluate
 from faceattr.training import train
 from tests.conftest import tiny_overrides
 
@@ -49,6 +50,22 @@ def test_evaluate_writes_metrics_report_and_confusion_pngs(trained_run, tmp_path
     report = pd.read_csv(tmp_path / "per_class.csv")
     assert len(report[report.task == "label18"]) == 18
     assert "label18" in result.output and "macro F1" in result.output
+
+
+def test_evaluate_lines_up_a_manifest_that_lists_an_image_twice_or_a_missing_one(
+    trained_run, competition_manifest, tmp_path
+):
+    # e.g. two manifests concatenated that share rows: every listed row is scored against its own labels
+    frame = pd.read_csv(competition_manifest).head(12)
+    missing = frame.iloc[[0]].assign(path=str(tmp_path / "gone.jpg"))
+    listed = pd.concat([frame, frame.head(5), missing], ignore_index=True)
+    manifest = tmp_path / "twice.csv"
+    listed.to_csv(manifest, index=False)
+    result = evaluate(trained_run.best_checkpoint, str(manifest), out_dir=tmp_path / "eval")
+    predictions = pd.read_csv(tmp_path / "eval" / "predictions.csv")
+    assert len(predictions) == 17 and result.metrics["mask"]["n"] == 17
+    assert predictions["path"].tolist() == listed["path"].tolist()[:17]
+    assert (predictions["mask"].to_numpy() == listed["mask"].to_numpy()[:17]).all()
 
 
 def test_predict_writes_one_row_per_image_and_reports_bad_files(trained_run, competition_root, tmp_path):

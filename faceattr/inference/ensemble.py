@@ -79,6 +79,5 @@ class EnsemblePredictor(BasePredictor):
             for i, m in enumerate(self.members)
         ]
         first = results[0]
-        return Predictions(
-            first.paths, self._combine([r.probs for r in results]), first.skipped, self.cfg.data.old_threshold
-        )
+        combined = self._combine([r.probs for r in results])
+        return Predictions(first.paths, combined, first.skipped, first.indices, self.cfg.data.old_threshold)

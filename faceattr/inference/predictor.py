@@ -37,6 +37,8 @@ class Predictions:
     paths: list[str]
     probs: dict[str, np.ndarray]
     skipped: list[tuple[str, str, str]]
+    indices: list[int]  # each kept row's position in the input list: line a manifest up by it, not by path, so a
+    # manifest that lists a file twice still lines up
     old_threshold: int = DEFAULT_OLD_THRESHOLD
 
     def labels(self) -> dict[str, np.ndarray]:
@@ -115,7 +117,7 @@ class BasePredictor:
                 chunks[task].append(p)
             kept.extend(indices)
         probs = {task: np.concatenate(c) if c else np.zeros((0, TASK_CLASSES[task])) for task, c in chunks.items()}
-        return Predictions([str(paths[i]) for i in kept], probs, skipped, self.cfg.data.old_threshold)
+        return Predictions([str(paths[i]) for i in kept], probs, skipped, kept, self.cfg.data.old_threshold)
 
     def _load(self, path: str) -> np.ndarray | ImageLoadError:
         try:

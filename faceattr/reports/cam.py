@@ -112,7 +112,7 @@ def worst_validation_images(predictor: Predictor, count: int) -> pd.DataFrame:
 
     frame = evaluation_rows(predictor, None, None)
     preds = predictor.predict_paths(frame["path"].tolist())
-    frame = frame.set_index("path").loc[preds.paths].reset_index()
+    frame = frame.iloc[preds.indices].reset_index(drop=True)
     true_probs = []
     for head in [h for h in ("mask", "gender", "age_bin") if h in preds.probs]:
         truth = frame[head].to_numpy()

@@ -82,7 +82,7 @@ def evaluate(
             f"none of the {len(frame)} images to evaluate could be read; the reasons are in {skips.csv_path} "
             "(moved or deleted images? re-run `faceattr prepare`/`crop` where the data now lives)"
         )
-    frame = frame.set_index("path").loc[preds.paths].reset_index()
+    frame = frame.iloc[preds.indices].reset_index(drop=True)
     labels = preds.labels()
     old = predictor.cfg.data.old_threshold
     names = {
