@@ -114,6 +114,24 @@ def synth_crops(work: Path, name: str, persons: int, source: Path | None, repo: 
     return manifest
 
 
+def with_incorrect_share(manifest: Path, share: float, seed: int = 0) -> Path:
+    """The drawn set with its "incorrect" images thinned (share < 1: that share of the people keep theirs) or
+    repeated (share an integer > 1), written beside it: how much the model sees of incorrect wear, nothing else."""
+    if share == 1:
+        return manifest
+    frame = read_manifest(manifest)
+    incorrect = frame["mask"] == 1
+    if share > 1:
+        frame = pd.concat([frame, *[frame[incorrect]] * (round(share) - 1)], ignore_index=True)
+    else:
+        people = frame.loc[incorrect, "person_id"].unique()
+        kept = np.random.default_rng(seed).choice(people, round(len(people) * share), replace=False)
+        frame = frame[~incorrect | frame["person_id"].isin(kept)]
+    out = manifest.with_name(manifest.name.replace(".crops.csv", f".incorrect-{share:g}.crops.csv"))
+    write_manifest(frame, out)
+    return out
+
+
 def train_mask(manifest: Path, work: Path, name: str, epochs: int, size: int, extra: list[str], seed: int = 42) -> Path:
     """The README's mask recipe (configs/mask_drawn.yaml) on `manifest`."""
     cfg = load_config(
@@ -143,7 +161,7 @@ def score(checkpoint: Path, real: pd.DataFrame, save_to: Path | None = None) -> 
     of each half (`half`). `save_to`: a CSV of every photo's truth and predicted label, for looking at mistakes."""
     predictor = load_predictor(checkpoint)
     preds = predictor.predict_paths(real["path"].tolist(), batch_size=128)
-    by_path = real.set_index("path").loc[preds.paths]
+    by_path = real.iloc[preds.indices]
     truth = by_path["mask"].to_numpy()
     labels = preds.labels()["mask"]
     worn_true, worn_pred = truth != 2, labels != 2
@@ -205,6 +223,12 @@ def main() -> None:
     parser.add_argument(
         "--drawn-set", default="new", help="folder name (under --work) of the current renderer's drawn set"
     )
+    parser.add_argument(
+        "--incorrect-share",
+        type=float,
+        default=1.0,
+        help="keep this share of the drawn people's incorrect images (< 1), or repeat them (an integer > 1)",
+    )
     parser.add_argument("overrides", nargs="*", help="config overrides for every model, e.g. augment.blur=0.5")
     parser.add_argument("--prepare-only", action="store_true", help="stop once the crops manifests are written")
     args = parser.parse_args()
@@ -231,9 +255,11 @@ def main() -> None:
         if name.split()[0] not in wanted:
             continue
         run = f"{args.name}-drawn-{slug}"
+        manifest = with_incorrect_share(manifest, args.incorrect_share)
         checkpoint = train_mask(manifest, args.work, run, args.epochs, args.image_size, args.overrides, args.seed)
         real_score = score(checkpoint, real_crops, args.work / f"{run}.predictions.csv")
         training = f"drawn only, {name}" + "".join(f", {o}" for o in args.overrides)
+        training += f", incorrect x{args.incorrect_share:g}" if args.incorrect_share != 1 else ""
         rows.append({"training": training, "scored_on": "masks-real", **real_score})
         drawn = evaluate(checkpoint, out_dir=args.work / f"eval-{run}").metrics["mask"]  # the run's held-out people
         rows.append(
