@@ -47,6 +47,7 @@ VARIANTS: dict[str, list[str]] = {
     "age loss distribution + L1": ["model.age_loss=distribution+l1"],
     "image 144 px": ["data.image_size=144"],
     "lite1": ["model.backbone=tf_efficientnet_lite1"],
+    "lite2_face": ["model.backbone=lite2_face"],  # the preset's two branches with Lite2 for Lite0
 }
 
 
