@@ -156,10 +156,13 @@ def half(person_id: str) -> str:
     return "dev" if hashlib.md5(str(person_id).encode()).digest()[0] % 2 == 0 else "test"
 
 
-def score(checkpoint: Path, real: pd.DataFrame, save_to: Path | None = None) -> dict:
+def score(
+    checkpoint: Path | list[Path], real: pd.DataFrame, save_to: Path | None = None, tta: list[str] | None = None
+) -> dict:
     """Worn (worn or incorrect) vs not worn on real crops, and real worn masks called incorrect; with the macro F1
-    of each half (`half`). `save_to`: a CSV of every photo's truth and predicted label, for looking at mistakes."""
-    predictor = load_predictor(checkpoint)
+    of each half (`half`). `save_to`: a CSV of every photo's truth and predicted label, for looking at mistakes.
+    A list of checkpoints is scored as one soft-vote ensemble; `tta`: test-time views (e.g. ["hflip"])."""
+    predictor = load_predictor(checkpoint, tta=tta)
     preds = predictor.predict_paths(real["path"].tolist(), batch_size=128)
     by_path = real.iloc[preds.indices]
     truth = by_path["mask"].to_numpy()
@@ -182,6 +185,35 @@ def score(checkpoint: Path, real: pd.DataFrame, save_to: Path | None = None) -> 
         "worn_called_not_worn": round(float(cm[0, 1] / max(cm[0].sum(), 1)), 4),
         "bare_called_worn": round(float(cm[1, 0] / max(cm[1].sum(), 1)), 4),
     }
+
+
+SCORE_COLUMNS = ["macro_f1", "f1_dev", "f1_test", "worn_called_incorrect", "worn_called_not_worn", "bare_called_worn"]
+
+
+def checkpoints_parser(description: str, work: str, name: str) -> argparse.ArgumentParser:
+    """The arguments of the benchmarks that score trained mask checkpoints on other versions of masks-real's crops
+    (benchmarks.real_masks_edges, benchmarks.real_masks_degraded)."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--crops", type=Path, required=True, help="masks-real's crops manifest from benchmarks.real_masks"
+    )
+    parser.add_argument("--checkpoint", type=Path, action="append", required=True, help="a mask model (repeat)")
+    parser.add_argument("--work", type=Path, default=Path(work))
+    parser.add_argument("--name", default=name)
+    return parser
+
+
+def score_versions(
+    versions: dict[str, pd.DataFrame], models: dict[str, Path | list[Path]], column: str, tta: list[str] | None = None
+) -> list[dict]:
+    """Each model on each version of the real crops, a row each (the version's name under `column`), printed as it
+    comes."""
+    rows = []
+    for version, manifest in versions.items():
+        for name, model in models.items():
+            rows.append({column: version, "checkpoint": name, **score(model, manifest, tta=tta)})
+            print(rows[-1], flush=True)
+    return rows
 
 
 COLUMNS = [

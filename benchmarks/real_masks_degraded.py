@@ -15,7 +15,6 @@ The same degradations as the age-gender robustness rows (benchmarks/robustness.p
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -25,7 +24,7 @@ import pandas as pd
 from PIL import Image
 
 from benchmarks.common import save
-from benchmarks.real_masks import score
+from benchmarks.real_masks import SCORE_COLUMNS, checkpoints_parser, score_versions
 from benchmarks.robustness import jpeg_blur, low_resolution
 
 VIEWS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
@@ -48,26 +47,21 @@ def degraded(crops: pd.DataFrame, view: str, out: Path) -> pd.DataFrame:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument(
-        "--crops", type=Path, required=True, help="masks-real's crops manifest from benchmarks.real_masks"
-    )
-    parser.add_argument("--checkpoint", type=Path, action="append", required=True, help="a mask model (repeat)")
-    parser.add_argument("--work", type=Path, default=Path("/tmp/faceattr-real-masks-degraded"))
-    parser.add_argument("--name", default="real_masks_degraded")
+    parser = checkpoints_parser(__doc__, "/tmp/faceattr-real-masks-degraded", "real_masks_degraded")
+    parser.add_argument("--ensemble", action="store_true", help="also score all the checkpoints as one soft vote")
+    parser.add_argument("--tta", default="", help="test-time views for every model, e.g. hflip")
     args = parser.parse_args()
     crops = pd.read_csv(args.crops)
     manifests = {"as cropped": crops}
     for view in VIEWS:  # one cache folder per view, named after it and the crops it was made from
         manifests[view] = degraded(crops, view, args.work / f"{args.crops.stem}-{view.replace(' ', '-')}")
-    rows = []
-    for view, manifest in manifests.items():
-        for checkpoint in args.checkpoint:
-            rows.append({"view": view, "checkpoint": checkpoint.parent.parent.name, **score(checkpoint, manifest)})
-            print(rows[-1], flush=True)
-    columns = ["view", "checkpoint", "macro_f1", "f1_dev", "f1_test", "worn_called_incorrect"]
-    columns += ["worn_called_not_worn", "bare_called_worn"]
-    save(args.name, rows, columns, {"crops": args.crops.name, "views": list(manifests)})
+    models: dict[str, Path | list[Path]] = {c.parent.parent.name: c for c in args.checkpoint}
+    if args.ensemble:
+        models[f"ensemble of {len(args.checkpoint)}"] = list(args.checkpoint)
+    rows = score_versions(manifests, models, "view", [t for t in args.tta.split(",") if t] or None)
+    rows = [{**row, "tta": args.tta or "none"} for row in rows]
+    settings = {"crops": args.crops.name, "views": list(manifests)}
+    save(args.name, rows, ["view", "checkpoint", "tta", *SCORE_COLUMNS], settings)
 
 
 if __name__ == "__main__":

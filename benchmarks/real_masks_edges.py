@@ -15,7 +15,6 @@ Photos where no face was found keep their fallback crop in every row.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import pandas as pd
 from PIL import Image
 
 from benchmarks.common import save
-from benchmarks.real_masks import recipe_faces, score
+from benchmarks.real_masks import SCORE_COLUMNS, checkpoints_parser, recipe_faces, score_versions
 from faceattr.config import FacesConfig
 from faceattr.data.landmarks import parse_points
 from faceattr.faces.detect import grow_box
@@ -88,29 +87,16 @@ def recrop(crops: pd.DataFrame, way: str, out: Path, cfg: FacesConfig) -> pd.Dat
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument(
-        "--crops", type=Path, required=True, help="masks-real's crops manifest from benchmarks.real_masks"
-    )
-    parser.add_argument("--checkpoint", type=Path, action="append", required=True, help="a mask model (repeat)")
-    parser.add_argument("--work", type=Path, default=Path("/tmp/faceattr-real-masks-edges"))
-    parser.add_argument("--name", default="real_masks_edges")
-    args = parser.parse_args()
+    args = checkpoints_parser(__doc__, "/tmp/faceattr-real-masks-edges", "real_masks_edges").parse_args()
     crops = pd.read_csv(args.crops)
     cfg = recipe_faces()
     manifests = {"clip (as shipped)": crops}
     for way in WAYS:  # one cache folder per way, named after it (and after the crops it was made from)
         folder = args.work / f"{args.crops.stem}-{way.replace(':', '').replace(' ', '-')}"
         manifests[way] = recrop(crops, way, folder, cfg)
-    rows = []
-    for way, manifest in manifests.items():
-        for checkpoint in args.checkpoint:
-            rows.append(
-                {"crop at the edge": way, "checkpoint": checkpoint.parent.parent.name, **score(checkpoint, manifest)}
-            )
-            print(rows[-1], flush=True)
-    columns = ["crop at the edge", "checkpoint", "macro_f1", "f1_dev", "f1_test", "worn_called_incorrect"]
-    columns += ["worn_called_not_worn", "bare_called_worn"]
+    models: dict[str, Path | list[Path]] = {c.parent.parent.name: c for c in args.checkpoint}
+    rows = score_versions(manifests, models, "crop at the edge")
+    columns = ["crop at the edge", "checkpoint", *SCORE_COLUMNS]
     save(args.name, rows, columns, {"crops": args.crops.name, "faces": "configs/mask_drawn.yaml"})
 
 
