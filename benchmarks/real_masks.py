@@ -36,6 +36,7 @@ from faceattr.data.split import make_folds
 from faceattr.faces.crop import crop_manifest, settings_key
 from faceattr.inference.predictor import load_predictor
 from faceattr.reports.evaluate import evaluate
+from faceattr.synth.masks import INCORRECT_WEARS
 from faceattr.training import train
 
 CLASS_NAMES = {0: "with_mask", 2: "without_mask"}
@@ -128,6 +129,19 @@ def with_incorrect_share(manifest: Path, share: float, seed: int = 0) -> Path:
         kept = np.random.default_rng(seed).choice(people, round(len(people) * share), replace=False)
         frame = frame[~incorrect | frame["person_id"].isin(kept)]
     out = manifest.with_name(manifest.name.replace(".crops.csv", f".incorrect-{share:g}.crops.csv"))
+    write_manifest(frame, out)
+    return out
+
+
+def without_wear(manifest: Path, wear: str, drawn_log: Path) -> Path:
+    """The drawn set without its incorrect images of one way of wearing (`synth_masks.csv`, `synth-masks`' log, says
+    which): which drawn incorrect wear the real, correctly worn masks called "incorrect" are taken for."""
+    frame = read_manifest(manifest)
+    log = pd.read_csv(drawn_log)
+    gone = set(zip(log.loc[log["wear"] == wear, "person"], log.loc[log["wear"] == wear, "file"], strict=True))
+    drawn_as = [(Path(p).parent.name, Path(p).stem) for p in frame["source_path"]]
+    frame = frame[[key not in gone for key in drawn_as]]
+    out = manifest.with_name(manifest.name.replace(".crops.csv", f".without-{wear}.crops.csv"))
     write_manifest(frame, out)
     return out
 
@@ -261,6 +275,9 @@ def main() -> None:
         default=1.0,
         help="keep this share of the drawn people's incorrect images (< 1), or repeat them (an integer > 1)",
     )
+    parser.add_argument(
+        "--without-wear", choices=INCORRECT_WEARS, help="train without the drawn incorrect images of this wear"
+    )
     parser.add_argument("overrides", nargs="*", help="config overrides for every model, e.g. augment.blur=0.5")
     parser.add_argument("--prepare-only", action="store_true", help="stop once the crops manifests are written")
     args = parser.parse_args()
@@ -288,10 +305,15 @@ def main() -> None:
             continue
         run = f"{args.name}-drawn-{slug}"
         manifest = with_incorrect_share(manifest, args.incorrect_share)
+        if args.without_wear:
+            manifest = without_wear(
+                manifest, args.without_wear, args.work / f"synth-{args.drawn_set}" / "synth_masks.csv"
+            )
         checkpoint = train_mask(manifest, args.work, run, args.epochs, args.image_size, args.overrides, args.seed)
         real_score = score(checkpoint, real_crops, args.work / f"{run}.predictions.csv")
         training = f"drawn only, {name}" + "".join(f", {o}" for o in args.overrides)
         training += f", incorrect x{args.incorrect_share:g}" if args.incorrect_share != 1 else ""
+        training += f", without drawn {args.without_wear}" if args.without_wear else ""
         rows.append({"training": training, "scored_on": "masks-real", **real_score})
         drawn = evaluate(checkpoint, out_dir=args.work / f"eval-{run}").metrics["mask"]  # the run's held-out people
         rows.append(
