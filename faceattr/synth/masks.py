@@ -20,6 +20,10 @@ import numpy as np
 
 WEARS = ("correct", "nose_exposed", "chin", "mouth_only", "under_chin", "one_ear")
 INCORRECT_WEARS = WEARS[1:]
+# a correct fit's top edge, as a share of the eye line -> nose tip height: from under the eyes down to just above the
+# tip, as real masks slip down the nose and still cover it (ending at 0.55, real masks worn lower were called
+# "incorrect": benchmarks/results/rm_lownose_*.md)
+CORRECT_TOP = (0.15, 0.8)
 SHAPES = ("surgical", "cloth", "kf94", "n95", "clear")
 SHAPE_WEIGHTS = (0.32, 0.3, 0.18, 0.12, 0.08)
 PATTERNS = ("plain", "stripes", "dots", "checks")
@@ -182,7 +186,7 @@ def mask_outline(geometry: dict[str, float], wear: str, shape: str, rng: np.rand
         top, below, wide = (
             (0.42, 0.12, 0.97)
             if rng is None
-            else (rng.uniform(0.15, 0.55), rng.uniform(0.0, 0.25), rng.uniform(0.9, 1.05))  # up to under the eyes
+            else (rng.uniform(*CORRECT_TOP), rng.uniform(0.0, 0.25), rng.uniform(0.9, 1.05))
         )
         return Outline(top * g["nose"], g["chin"] + below, g["half"] * wide, g["centre"], power, peak)
     if wear == "nose_exposed":  # pulled under the nose: nostrils and tip show, mouth covered
