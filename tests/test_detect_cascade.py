@@ -20,19 +20,19 @@ def detector() -> FaceDetector:
 
 @pytest.fixture(scope="module")
 def masked_tight_crop(detector) -> np.ndarray:
-    """The astronaut photo's face wearing a dark KF94 mask, cut tight and shrunk to 60 px, as many real sets ship
-    masked faces: MTCNN as configured finds nothing in it."""
+    """The astronaut photo's face wearing a dark surgical mask, cut tight and shrunk to 60 px, as many real sets ship
+    masked faces: MTCNN as configured finds nothing in it. The mask has the renderer's fixed fit (no rng), so the
+    fixture does not move when the range of drawn fits does."""
     photo = skimage_data.astronaut()
     face = detector.detect([photo])[0][0]
-    style = MaskStyle("kf94", (35, 35, 38), wrinkle=0, grain=0, edge_jitter=0)
+    style = MaskStyle("surgical", (35, 35, 38), wrinkle=0, grain=0, edge_jitter=0)
     x1, y1, x2, y2 = (int(v) for v in face.box)
-    for seed in range(12):  # the drawn fit varies with the seed: take the first mask MTCNN misses
-        masked = render_mask(photo, face.landmarks, face.box, "correct", style, np.random.default_rng(seed)).image
-        crop = masked[max(0, y1 - 10) : y2 + 10, max(0, x1 - 10) : x2 + 10]
-        small = np.asarray(Image.fromarray(crop).resize((60, 60)))
-        if detector.detect([small])[0] == []:
-            return small
-    pytest.fail("MTCNN found every drawn-mask face as configured: no fixture for the second pass")
+    masked = render_mask(photo, face.landmarks, face.box, "correct", style).image
+    crop = masked[max(0, y1 - 10) : y2 + 10, max(0, x1 - 10) : x2 + 10]
+    small = np.asarray(Image.fromarray(crop).resize((60, 60)))
+    if detector.detect([small])[0]:
+        pytest.fail("MTCNN found the drawn-mask face as configured: no fixture for the second pass")
+    return small
 
 
 def test_second_pass_finds_the_masked_face_the_first_missed(detector, masked_tight_crop):
