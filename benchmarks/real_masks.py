@@ -281,6 +281,8 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="config overrides for every model, e.g. augment.blur=0.5")
     parser.add_argument("--prepare-only", action="store_true", help="stop once the crops manifests are written")
     args = parser.parse_args()
+    if args.incorrect_share <= 0 or (args.incorrect_share > 1 and args.incorrect_share != round(args.incorrect_share)):
+        parser.error("--incorrect-share: a share in (0, 1], or a whole number of repeats (2, 3, ...)")
     args.work.mkdir(parents=True, exist_ok=True)
     faces = recipe_faces()
     # cached: a second run (e.g. on a GPU machine) reuses the crops
