@@ -138,7 +138,8 @@ def without_wear(manifest: Path, wear: str, drawn_log: Path) -> Path:
     which): which drawn incorrect wear the real, correctly worn masks called "incorrect" are taken for."""
     frame = read_manifest(manifest)
     log = pd.read_csv(drawn_log)
-    gone = set(zip(log.loc[log["wear"] == wear, "person"], log.loc[log["wear"] == wear, "file"], strict=True))
+    worn_so = log[log["wear"] == wear]
+    gone = set(zip(worn_so["person"], worn_so["file"], strict=True))
     drawn_as = [(Path(p).parent.name, Path(p).stem) for p in frame["source_path"]]
     frame = frame[[key not in gone for key in drawn_as]]
     out = manifest.with_name(manifest.name.replace(".crops.csv", f".without-{wear}.crops.csv"))
@@ -178,12 +179,12 @@ def score(
     A list of checkpoints is scored as one soft-vote ensemble; `tta`: test-time views (e.g. ["hflip"])."""
     predictor = load_predictor(checkpoint, tta=tta)
     preds = predictor.predict_paths(real["path"].tolist(), batch_size=128)
-    by_path = real.iloc[preds.indices]
-    truth = by_path["mask"].to_numpy()
+    scored = real.iloc[preds.indices]  # the rows that could be read, in order
+    truth = scored["mask"].to_numpy()
     labels = preds.labels()["mask"]
     worn_true, worn_pred = truth != 2, labels != 2
     cm = confusion_matrix(worn_true, worn_pred, labels=[True, False])
-    halves = by_path["person_id"].map(half).to_numpy()
+    halves = scored["person_id"].map(half).to_numpy()
     if save_to is not None:
         table = pd.DataFrame({"path": preds.paths, "mask": truth, "predicted": labels, "half": halves})
         write_manifest(table, save_to)
