@@ -142,6 +142,18 @@ def test_same_seed_same_mask_and_degenerate_landmarks_are_refused():
         render_mask(_photo(), collapsed, BOX)
 
 
+def test_without_an_rng_the_mask_has_the_fixed_fit(monkeypatch):
+    """No rng: the same image whatever the range of drawn correct fits, so fixtures built on it stay put."""
+    from faceattr.synth import masks
+
+    style = MaskStyle("cloth", (35, 35, 38))
+    before = render_mask(_photo(), LANDMARKS, BOX, "correct", style).image
+    monkeypatch.setattr(masks, "CORRECT_TOP", (0.5, 0.51))
+    assert np.array_equal(render_mask(_photo(), LANDMARKS, BOX, "correct", style).image, before)
+    drawn = render_mask(_photo(), LANDMARKS, BOX, "correct", style, np.random.default_rng(0)).image
+    assert not np.array_equal(drawn, before)  # with an rng, the fit is drawn from the (patched) range
+
+
 class KnownFaceDetector:
     """Stands in for MTCNN: the face sits where LANDMARKS say (shifted by the padding the builder adds);
     an all-black photo has none."""

@@ -274,11 +274,14 @@ def render_mask(
     style: MaskStyle | None = None,
     rng: np.random.Generator | None = None,
 ) -> Rendered:
-    """`image` (HxWx3 uint8 RGB) with a mask drawn on the face given by its landmarks (5x2) and box (x1,y1,x2,y2)."""
+    """`image` (HxWx3 uint8 RGB) with a mask drawn on the face given by its landmarks (5x2) and box (x1,y1,x2,y2).
+    Without `rng`, the same image every call: the fixed fit of `mask_outline` (not a draw from `CORRECT_TOP`, so
+    fixtures do not move when the range of drawn fits does) and seed-0 texture and shading."""
+    fit_rng = rng
     rng = rng if rng is not None else np.random.default_rng(0)
     style = style or random_style(rng)
     frame, geometry = face_geometry(landmarks, box)
-    outline = mask_outline(geometry, wear, style.shape, rng)
+    outline = mask_outline(geometry, wear, style.shape, fit_rng)
     height, width = image.shape[:2]
     uv_polygon = rough_edge(outline.polygon(), outline, style.edge_jitter, rng)
     if wear == "one_ear":
