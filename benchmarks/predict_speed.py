@@ -11,7 +11,9 @@ Then the per-stage table of one in-process run (`faceattr predict --profile` pri
 detect, crop, resize + normalise, model, write, as seconds and ms per photo.
 `--code NAME` labels the rows (e.g. before / after a change); rows of other labels already in the results file
 are kept, so one table shows both. The model is a checkpoint (default: EfficientNet-Lite0 at 128 px briefly
-trained on the synthetic demo data, as benchmarks/serve.py; speed does not depend on accuracy) and its ONNX export.
+trained on the synthetic demo data, as benchmarks/serve.py; speed does not depend on accuracy) three ways: on torch
+(`--no-onnx-cache`), from its ONNX copy in the user cache (`predict`'s default on CPU; a "first run" row times the
+run that exports it), and its ONNX export (`--onnx`). The runs use their own cache, --work/cache.
 
     python -m benchmarks.predict_speed --code after
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -79,13 +82,22 @@ def run_predict(model: list[str], photos: list[Path] | Path, out: Path, *extra: 
     return time.perf_counter() - start
 
 
-def stage_rows(code: str, name: str, model_path: str, photos: list[Path], out: Path) -> list[dict]:
+MODELS = {  # row name -> how `predict` is given the model (CHECKPOINT / ONNX filled in)
+    "checkpoint": ["{checkpoint}", "--no-onnx-cache"],  # on torch, as every row before the ONNX copy
+    "checkpoint, ONNX copy": ["{checkpoint}"],
+    "onnx": ["--onnx", "{onnx}"],
+}
+
+
+def stage_rows(code: str, name: str, model: list[str], photos: list[Path], out: Path) -> list[dict]:
     """One in-process run with the stage clock: where each photo's time goes."""
     from faceattr.inference.faces_in_photos import predict_faces
     from faceattr.inference.predictor import load_predictor
     from faceattr.inference.profile import StageClock
 
-    predictor = load_predictor(model_path)
+    predictor = load_predictor(
+        model[1] if model[0] == "--onnx" else model[0], onnx_cache="--no-onnx-cache" not in model
+    )
     detector = predictor.face_detector()
     predict_faces(predictor, [str(p) for p in photos[:8]], detector)  # warm-up (allocators, first-call paths)
     clock = StageClock()  # stages one after another (overlap off), so the table adds up
@@ -135,24 +147,37 @@ def main() -> None:
             from faceattr.inference.export import export_onnx
 
             export_onnx(checkpoint, onnx)
-    models = {"checkpoint": [str(checkpoint)]}
-    if not args.no_onnx:
-        models["onnx"] = ["--onnx", str(onnx)]
+    models = {
+        name: [arg.format(checkpoint=checkpoint, onnx=onnx) for arg in given]
+        for name, given in MODELS.items()
+        if not (args.no_onnx and name == "onnx")
+    }
+    os.environ["FACEATTR_CACHE"] = str(args.work / "cache")  # the runs' own user cache (subprocesses inherit it)
     rows, stages = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for name, model in models.items():
+            if name == "checkpoint, ONNX copy":  # the one run that exports the checkpoint's ONNX copy
+                from faceattr.inference.onnx_cache import cached_model_path
+
+                copy = cached_model_path(checkpoint)
+                copy.unlink(missing_ok=True)
+                first = run_predict(model, photos[0], Path(tmp) / "one.csv")
+                assert copy.is_file(), f"predict on CPU did not write the ONNX copy {copy}"
+                rows.append(
+                    {"code": args.code, "model": name, "row": "first run (exports)", "photos": 1, "wall_s": first}
+                )
             start = statistics.median(
                 run_predict(model, photos[k % len(photos)], Path(tmp) / "one.csv") for k in range(args.repeats)
             )
             rows.append({"code": args.code, "model": name, "row": "start-up (1 photo)", "photos": 1, "wall_s": start})
             variants = {f"{len(photos)} photos": []}
-            if name == "checkpoint":
+            if name.startswith("checkpoint"):
                 variants[f"{len(photos)} photos, --detect-max-side 320"] = ["--detect-max-side", "320"]
             for row, extra in variants.items():
                 out = Path(tmp) / "all.csv"
                 wall = run_predict(model, photos[0].parent, out, *extra)
                 table = pd.read_csv(out)
-                reference = args.work / f"labels-before-{name}.csv"  # full-size detection, code `before`
+                reference = args.work / f"labels-before-{name.split(',')[0]}.csv"  # full-size detection, code `before`
                 if args.code == "before" and not extra:
                     table.to_csv(reference, index=False)
                 rows.append(
@@ -169,8 +194,7 @@ def main() -> None:
                     }
                 )
                 print(rows[-1])
-            model_path = model[-1]
-            stages += stage_rows(args.code, name, model_path, photos, Path(tmp) / "stages.csv")
+            stages += stage_rows(args.code, name, model, photos, Path(tmp) / "stages.csv")
     rows = [{k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()} for r in rows]
     stages = [{k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()} for r in stages]
     settings = {"photos": f"{len(photos)} held-out UTKFace faces on 384x512 canvases", "repeats": args.repeats}

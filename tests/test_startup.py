@@ -65,3 +65,67 @@ def test_predicting_faces_with_an_onnx_model_imports_no_torch(trained_run, tmp_p
     assert out.is_file() and "face_found" in out.read_text()
     heavy = {"torch", "torchvision", "facenet_pytorch", "timm", *TRAINING_STACK}
     assert not loaded & heavy, loaded & heavy
+
+
+def test_a_checkpoint_runs_from_its_onnx_copy_without_torch(trained_run, tmp_path, monkeypatch):
+    """`faceattr predict CKPT photo` on a CPU: the first run exports the checkpoint into the user cache, later runs
+    import neither torch nor timm, and every run gives the torch path's labels and probabilities."""
+    import pytest
+
+    from faceattr.inference.onnx_cache import cached_model_path, gpu_present
+    from tests.conftest import public_face
+
+    if gpu_present():
+        pytest.skip("with a GPU driver loaded, device=auto may pick the GPU and the checkpoint runs on torch")
+    monkeypatch.setenv("FACEATTR_CACHE", str(tmp_path / "cache"))
+    photo = tmp_path / "face.jpg"
+    public_face().save(photo)
+    ckpt = str(trained_run.best_checkpoint)
+
+    def run(out: str, *flags: str) -> set[str]:
+        return _imported_after(
+            "from faceattr.cli import app\n"
+            "try:\n"
+            f"    app(['predict', {ckpt!r}, {str(photo)!r}, '--faces', '--out', {out!r}, *{list(flags)!r}])\n"
+            "except SystemExit as e:\n"
+            "    assert e.code in (0, None), e.code\n"
+        )
+
+    run(str(tmp_path / "torch.csv"), "--no-onnx-cache")
+    assert not cached_model_path(ckpt).exists()  # --no-onnx-cache writes nothing to the cache
+    run(str(tmp_path / "first.csv"))
+    assert cached_model_path(ckpt).is_file()
+    loaded = run(str(tmp_path / "second.csv"))
+    assert not loaded & {"torch", "timm", "torchvision"}, loaded & {"torch", "timm", "torchvision"}
+
+    import pandas as pd
+
+    torch_rows = pd.read_csv(tmp_path / "torch.csv")
+    for name in ("first.csv", "second.csv"):
+        onnx_rows = pd.read_csv(tmp_path / name)
+        probs = [c for c in torch_rows.columns if c.startswith("p_")]
+        assert probs and list(onnx_rows.columns) == list(torch_rows.columns)
+        labels = [c for c in torch_rows.columns if c in ("mask", "gender", "age_bin", "label18")]
+        assert (onnx_rows[labels] == torch_rows[labels]).all().all()
+        assert (onnx_rows[probs] - torch_rows[probs]).abs().max().max() < 1e-4
+
+
+def test_the_onnx_copy_follows_the_checkpoints_bytes(trained_run, tmp_path, monkeypatch):
+    """A copied checkpoint shares its ONNX copy; a changed one (retrained, edited) gets a new one; a copy missing
+    its sidecar (a run killed mid-export) is exported again, not used."""
+    import shutil
+
+    from faceattr.inference.onnx_cache import cached_model_path, onnx_copy
+    from faceattr.inference.onnx_predictor import sidecar_path
+
+    monkeypatch.setenv("FACEATTR_CACHE", str(tmp_path / "cache"))
+    original = trained_run.best_checkpoint
+    copy = shutil.copy(original, tmp_path / "copy.ckpt")
+    assert cached_model_path(copy) == cached_model_path(original)
+    changed = tmp_path / "changed.ckpt"
+    changed.write_bytes(original.read_bytes() + b"\0")
+    assert cached_model_path(changed) != cached_model_path(original)
+
+    model = onnx_copy(copy)
+    sidecar_path(model).unlink()
+    assert onnx_copy(copy) == model and sidecar_path(model).is_file()

@@ -22,6 +22,14 @@ ConfigPath = Annotated[Path | None, typer.Option("--config", "-c", help="YAML co
 Also = Annotated[list[Path] | None, typer.Option("--also", help="more models to ensemble with (repeat the option)")]
 Voting = Annotated[str, typer.Option(help="ensemble voting: soft (mean probabilities) or hard (majority)")]
 TTA = Annotated[str | None, typer.Option(help="test-time augmentation, e.g. hflip,shift,scale,brightness")]
+OnnxCache = Annotated[
+    bool,
+    typer.Option(
+        "--onnx-cache/--no-onnx-cache",
+        help="on CPU, run a checkpoint from its ONNX copy in the user cache ($FACEATTR_CACHE; exported on first use): "
+        "starts without torch",
+    ),
+]
 
 
 def _tta(value: str | None) -> list[str] | None:

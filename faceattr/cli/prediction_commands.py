@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from faceattr.cli.common import TTA, Also, Voting, _fail, _tta, app, console, print_metrics
+from faceattr.cli.common import TTA, Also, OnnxCache, Voting, _fail, _tta, app, console, print_metrics
 from faceattr.errors import ConfigError, FaceAttrError
 
 
@@ -100,6 +100,7 @@ def predict(
     also: Also = None,
     voting: Voting = "soft",
     tta: TTA = None,
+    onnx_cache: OnnxCache = True,
     overwrite: Annotated[bool, typer.Option(help="replace an existing --out (and its .skipped.csv)")] = False,
     profile: Annotated[
         bool, typer.Option(help="with --faces: print the time spent per stage (stages run one after another)")
@@ -130,7 +131,9 @@ def predict(
         model, inputs = (onnx, args) if onnx else (args[0], args[1:])
         if not inputs:
             raise FaceAttrError("no images given: faceattr predict CHECKPOINT IMAGES_OR_FOLDERS...")
-        predictor = load_predictor([model, *also] if also else model, voting=voting, tta=_tta(tta))
+        predictor = load_predictor(
+            [model, *also] if also else model, voting=voting, tta=_tta(tta), onnx_cache=onnx_cache
+        )
         if margins is not None:
             predictor.cfg.faces = _with_margins(predictor.cfg.faces, margins, margin_unit)
             faces = True if faces is None else faces
@@ -248,6 +251,7 @@ def serve(
     max_pixels: Annotated[
         int | None, typer.Option(help="largest accepted image, in pixels (default: 40 M, the server's own)")
     ] = None,
+    onnx_cache: OnnxCache = True,
 ) -> None:
     """Serve a page and an HTTP API (POST /predict, GET /health, GET /model) for trying a model."""
     import uvicorn
@@ -256,9 +260,8 @@ def serve(
     from faceattr.serve.app import create_app
 
     try:
-        app_ = create_app(
-            load_predictor(checkpoint), max_upload_bytes=int(max_upload_mb * 1024 * 1024), max_pixels=max_pixels
-        )
+        predictor = load_predictor(checkpoint, onnx_cache=onnx_cache)
+        app_ = create_app(predictor, max_upload_bytes=int(max_upload_mb * 1024 * 1024), max_pixels=max_pixels)
     except FaceAttrError as e:
         _fail(e)
         return

@@ -10,12 +10,12 @@ boxes to a pixel on real photos: tests/test_mtcnn_onnx.py).
 from __future__ import annotations
 
 import copy
-import os
 from pathlib import Path
 
 import numpy as np
 
 from faceattr.atomic import atomic_path
+from faceattr.user_cache import user_cache
 
 NETS = ("pnet", "rnet", "onet")
 FACTOR = 0.709  # the image pyramid's step, as facenet-pytorch
@@ -59,8 +59,7 @@ def mtcnn_folder() -> Path:
     from the installed facenet-pytorch (one per version, so an upgrade re-exports)."""
     from importlib.metadata import version
 
-    root = Path(os.environ.get("FACEATTR_CACHE") or Path.home() / ".cache" / "faceattr")
-    folder = root / f"mtcnn-onnx-facenet-{version('facenet-pytorch')}"
+    folder = user_cache() / f"mtcnn-onnx-facenet-{version('facenet-pytorch')}"
     return folder if has_mtcnn(folder) else export_mtcnn(folder)
 
 

@@ -7,6 +7,7 @@ Nothing here imports torch: a checkpoint's `Predictor` (checkpoint_predictor.py)
 
 from __future__ import annotations
 
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -150,10 +151,16 @@ def read_ahead(work: Callable[[T], R], items: list[T], workers: int = 1) -> Iter
 
 
 def load_predictor(
-    path: str | Path | list, device: str = "auto", voting: str = "soft", tta: list[str] | None = None
+    path: str | Path | list,
+    device: str = "auto",
+    voting: str = "soft",
+    tta: list[str] | None = None,
+    onnx_cache: bool = False,
 ) -> BasePredictor:
     """A .onnx file runs on onnxruntime (with its JSON sidecar); anything else is a Lightning checkpoint.
-    Several paths make an ensemble (per-task models combine, same-task models vote)."""
+    Several paths make an ensemble (per-task models combine, same-task models vote). With `onnx_cache`, a checkpoint
+    that would run on the CPU runs from its ONNX copy in the user cache (inference/onnx_cache.py: no torch, so a
+    one-photo `predict` starts in under a second once the copy exists)."""
     paths = list(path) if isinstance(path, list | tuple) else [path]
     members: list[BasePredictor] = []
     for p in paths:
@@ -161,6 +168,8 @@ def load_predictor(
             from faceattr.inference.onnx_predictor import OnnxPredictor
 
             members.append(OnnxPredictor(p))
+        elif onnx_cache and Path(p).is_file() and _on_cpu(device):
+            members.append(_from_onnx_copy(Path(p), device))
         else:
             from faceattr.inference.checkpoint_predictor import Predictor
 
@@ -173,6 +182,31 @@ def load_predictor(
     from faceattr.inference.ensemble import EnsemblePredictor
 
     return EnsemblePredictor(members, voting)
+
+
+def _on_cpu(device: str) -> bool:
+    from faceattr.inference.onnx_cache import gpu_present
+
+    return device == "cpu" or (device == "auto" and not gpu_present())
+
+
+def _from_onnx_copy(checkpoint: Path, device: str) -> BasePredictor:
+    """The checkpoint's cached ONNX copy on onnxruntime, named after the checkpoint (model card, /model); where the
+    export fails (a layer ONNX cannot express), the checkpoint on torch, with a warning."""
+    from faceattr.inference.onnx_cache import onnx_copy
+    from faceattr.inference.onnx_predictor import OnnxPredictor
+
+    try:
+        predictor = OnnxPredictor(onnx_copy(checkpoint))
+    except FaceAttrError:
+        raise  # a file that is not a faceattr checkpoint: the checkpoint loader's own message
+    except Exception as e:  # any exporter failure: the torch path still works
+        warnings.warn(f"{checkpoint}: no ONNX copy ({e}); running it on torch", stacklevel=3)
+        from faceattr.inference.checkpoint_predictor import Predictor
+
+        return Predictor(checkpoint, device)
+    predictor.source = checkpoint
+    return predictor
 
 
 def collect_images(inputs: list[str | Path], suffixes: tuple[str, ...] = IMAGE_SUFFIXES) -> list[str]:
