@@ -11,6 +11,9 @@ splits the rate into real mistakes and label coarseness.
     # 3. tally: counts per verdict, as a share of the calls and of every image of that true class
     python -m benchmarks.audit_sheets tally /tmp/rm/RUN.predictions.csv --truth 0 --predicted 1 \
         --verdicts /tmp/audit/verdicts.csv --name real_masks_audit
+    # 4. later models on the same audited photos: what each now calls each verdict's photos
+    python -m benchmarks.audit_sheets recheck /tmp/rm/NEW.predictions.csv ... --out /tmp/audit \
+        --verdicts /tmp/audit/verdicts.csv --name real_masks_audit_recheck
 Only counts are saved in benchmarks/results (the images and the per-file verdicts are the data's, not ours).
 """
 
@@ -73,18 +76,51 @@ def tally(verdicts: pd.DataFrame, calls: int, class_size: int) -> list[dict]:
     ]
 
 
+MASK_NAMES = {0: "worn", 1: "incorrect", 2: "not worn"}
+
+
+def recheck(index: pd.DataFrame, verdicts: pd.DataFrame, predictions: dict[str, pd.DataFrame]) -> list[dict]:
+    """For each model and verdict, how many of the audited photos it calls each mask class: whether a change keeps
+    flagging the masks seen under the nose while it stops flagging the ones seen worn correctly."""
+    audited = index.merge(verdicts, on="number", validate="one_to_one")
+    rows = []
+    for model, frame in predictions.items():
+        called = audited.merge(frame[["path", "predicted"]], on="path", how="left", validate="one_to_one")
+        if called["predicted"].isna().any():
+            missing = called.loc[called["predicted"].isna(), "path"].iloc[0]
+            raise SystemExit(f"{model} has no prediction for audited photo {missing}: recheck needs the same crops")
+        for verdict, group in called.groupby("verdict", sort=True):
+            counts = group["predicted"].astype(int).value_counts()
+            rows.append(
+                {"model": model, "verdict": verdict, "photos": len(group)}
+                | {f"called {name}": int(counts.get(k, 0)) for k, name in MASK_NAMES.items()}
+            )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("step", choices=["sheets", "tally"])
-    parser.add_argument("predictions", type=Path, help="a *.predictions.csv from benchmarks.real_masks")
-    parser.add_argument("--truth", type=int, required=True)
-    parser.add_argument("--predicted", type=int, required=True)
+    parser.add_argument("step", choices=["sheets", "tally", "recheck"])
+    parser.add_argument("predictions", type=Path, nargs="+", help="*.predictions.csv from benchmarks.real_masks")
+    parser.add_argument("--truth", type=int, help="sheets, tally: the cell's true class")
+    parser.add_argument("--predicted", type=int, help="sheets, tally: the cell's predicted class")
     parser.add_argument("--out", type=Path, help="sheets: where the PNGs and index.csv go (outside the repo)")
     parser.add_argument("--verdicts", type=Path, help="tally: CSV of number,verdict")
     parser.add_argument("--sample", type=int, default=0, help="look at this many of the cell (0 = all)")
     parser.add_argument("--name", default="real_masks_audit")
     args = parser.parse_args()
-    calls, class_size = cell(args.predictions, args.truth, args.predicted, args.sample)
+    if args.step == "recheck":
+        if args.out is None or args.verdicts is None:
+            parser.error("recheck needs --out (the audit's folder, with index.csv) and --verdicts")
+        frames = {path.name.removesuffix(".predictions.csv"): pd.read_csv(path) for path in args.predictions}
+        rows = recheck(pd.read_csv(args.out / "index.csv"), pd.read_csv(args.verdicts), frames)
+        columns = ["model", "verdict", "photos", *(f"called {name}" for name in MASK_NAMES.values())]
+        save(args.name, rows, columns, {"audit": str(args.verdicts.name)})
+        return
+    if args.truth is None or args.predicted is None or len(args.predictions) != 1:
+        parser.error(f"{args.step} needs one predictions CSV, --truth and --predicted")
+    [predictions] = args.predictions
+    calls, class_size = cell(predictions, args.truth, args.predicted, args.sample)
     if args.step == "sheets":
         if args.out is None:
             parser.error("sheets needs --out")
@@ -95,7 +131,7 @@ def main() -> None:
         parser.error("tally needs --verdicts")
     rows = tally(pd.read_csv(args.verdicts), len(calls), class_size)
     settings = {
-        "predictions": args.predictions.name,
+        "predictions": predictions.name,
         "truth": args.truth,
         "predicted": args.predicted,
         "calls": len(calls),
