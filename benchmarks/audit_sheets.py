@@ -26,6 +26,7 @@ import pandas as pd
 from PIL import Image, ImageDraw
 
 from benchmarks.common import save
+from faceattr.labels import MASK_NAMES
 
 
 def cell(predictions: Path, truth: int, predicted: int, sample: int = 0) -> tuple[pd.DataFrame, int]:
@@ -76,9 +77,6 @@ def tally(verdicts: pd.DataFrame, calls: int, class_size: int) -> list[dict]:
     ]
 
 
-MASK_NAMES = {0: "worn", 1: "incorrect", 2: "not worn"}
-
-
 def recheck(index: pd.DataFrame, verdicts: pd.DataFrame, predictions: dict[str, pd.DataFrame]) -> list[dict]:
     """For each model and verdict, how many of the audited photos it calls each mask class: whether a change keeps
     flagging the masks seen under the nose while it stops flagging the ones seen worn correctly."""
@@ -93,7 +91,7 @@ def recheck(index: pd.DataFrame, verdicts: pd.DataFrame, predictions: dict[str, 
             counts = group["predicted"].astype(int).value_counts()
             rows.append(
                 {"model": model, "verdict": verdict, "photos": len(group)}
-                | {f"called {name}": int(counts.get(k, 0)) for k, name in MASK_NAMES.items()}
+                | {f"called {name}": int(counts.get(k, 0)) for k, name in enumerate(MASK_NAMES)}
             )
     return rows
 
@@ -104,7 +102,9 @@ def main() -> None:
     parser.add_argument("predictions", type=Path, nargs="+", help="*.predictions.csv from benchmarks.real_masks")
     parser.add_argument("--truth", type=int, help="sheets, tally: the cell's true class")
     parser.add_argument("--predicted", type=int, help="sheets, tally: the cell's predicted class")
-    parser.add_argument("--out", type=Path, help="sheets: where the PNGs and index.csv go (outside the repo)")
+    parser.add_argument(
+        "--out", type=Path, help="sheets: where the PNGs and index.csv go (outside the repo); recheck: that folder"
+    )
     parser.add_argument("--verdicts", type=Path, help="tally: CSV of number,verdict")
     parser.add_argument("--sample", type=int, default=0, help="look at this many of the cell (0 = all)")
     parser.add_argument("--name", default="real_masks_audit")
@@ -114,7 +114,7 @@ def main() -> None:
             parser.error("recheck needs --out (the audit's folder, with index.csv) and --verdicts")
         frames = {path.name.removesuffix(".predictions.csv"): pd.read_csv(path) for path in args.predictions}
         rows = recheck(pd.read_csv(args.out / "index.csv"), pd.read_csv(args.verdicts), frames)
-        columns = ["model", "verdict", "photos", *(f"called {name}" for name in MASK_NAMES.values())]
+        columns = ["model", "verdict", "photos", *(f"called {name}" for name in MASK_NAMES)]
         save(args.name, rows, columns, {"audit": str(args.verdicts.name)})
         return
     if args.truth is None or args.predicted is None or len(args.predictions) != 1:

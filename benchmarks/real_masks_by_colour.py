@@ -18,8 +18,9 @@ import pandas as pd
 from PIL import Image
 
 from benchmarks.common import save
+from faceattr.labels import MASK_NAMES
 
-WORN, INCORRECT = 0, 1
+WORN, INCORRECT = MASK_NAMES.index("wear"), MASK_NAMES.index("incorrect")
 
 
 def mouth_brightness(path: str) -> float:
