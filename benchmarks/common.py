@@ -84,6 +84,27 @@ def save(name: str, rows: list[dict], columns: list[str], settings: dict) -> str
     return table
 
 
+def saved_rows(name: str) -> list[dict]:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text())["rows"] if path.is_file() else []
+
+
+def refuse_saved_code(names: list[str], code: str, replace: bool) -> None:
+    """Stop before measuring when `code` already labels saved rows of these results (a re-run under the same
+    --code would silently replace published numbers), unless `replace`."""
+    taken = [n for n in names if any(r.get("code", "before") == code for r in saved_rows(n))]
+    if taken and not replace:
+        raise SystemExit(
+            f"--code {code!r} already labels rows in benchmarks/results/{taken[0]}.json: "
+            "pick a new --code, or pass --replace to overwrite those rows"
+        )
+
+
+def with_code_rows(name: str, code: str, rows: list[dict]) -> list[dict]:
+    """The saved rows of other --code labels, then this run's (older rows without a code count as 'before')."""
+    return [r for r in saved_rows(name) if r.get("code", "before") != code] + rows
+
+
 def manifest_with_landmarks(work: Path) -> Path:
     """The union manifest with UTKFace's framing and every face's landmarks (synthetic masks need them)."""
     out = work / "utkface-union.framed.csv"

@@ -21,7 +21,6 @@ run that exports it), and its ONNX export (`--onnx`). The runs use their own cac
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -34,7 +33,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from benchmarks.common import RESULTS, SHARED_UTKFACE, save, utkface_union
+from benchmarks.common import SHARED_UTKFACE, refuse_saved_code, save, utkface_union, with_code_rows
 from benchmarks.framing import reframe
 
 COLUMNS = [
@@ -117,12 +116,6 @@ def same_labels(table: pd.DataFrame, reference: Path) -> float | None:
     return float(np.all([both[t].to_numpy() == both[f"{t}_before"].to_numpy() for t in tasks], axis=0).mean())
 
 
-def merged(path: Path, code: str, rows: list[dict]) -> list[dict]:
-    """Rows of other --code labels already saved, then this run's."""
-    old = json.loads(path.read_text())["rows"] if path.is_file() else []
-    return [r for r in old if r.get("code") != code] + rows
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--code", default="current", help="label of this code state (before / after ...)")
@@ -131,7 +124,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--work", type=Path, default=Path("/tmp/faceattr-predict-speed"))
     parser.add_argument("--no-onnx", action="store_true", help="skip the exported ONNX model")
+    parser.add_argument("--replace", action="store_true", help="overwrite the saved rows of this --code")
     args = parser.parse_args()
+    refuse_saved_code(["predict_speed", "predict_speed_stages"], args.code, args.replace)
     args.work.mkdir(parents=True, exist_ok=True)
     photos = make_photos(args.work, args.photos)
     built = (args.work / "model/serve/checkpoints/best.ckpt", args.work / "model/model.onnx")
@@ -198,10 +193,10 @@ def main() -> None:
     rows = [{k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()} for r in rows]
     stages = [{k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()} for r in stages]
     settings = {"photos": f"{len(photos)} held-out UTKFace faces on 384x512 canvases", "repeats": args.repeats}
-    save("predict_speed", merged(RESULTS / "predict_speed.json", args.code, rows), COLUMNS, settings)
+    save("predict_speed", with_code_rows("predict_speed", args.code, rows), COLUMNS, settings)
     save(
         "predict_speed_stages",
-        merged(RESULTS / "predict_speed_stages.json", args.code, stages),
+        with_code_rows("predict_speed_stages", args.code, stages),
         STAGE_COLUMNS,
         settings,
     )

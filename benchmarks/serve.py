@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import statistics
 import subprocess
 import sys
@@ -27,7 +26,7 @@ from pathlib import Path
 import httpx
 from PIL import Image
 
-from benchmarks.common import RESULTS, SHARED_UTKFACE, save
+from benchmarks.common import SHARED_UTKFACE, refuse_saved_code, save, with_code_rows
 from faceattr.config import load_config
 from faceattr.data.drawn_faces import make_competition_dataset
 from faceattr.data.manifest import write_manifest
@@ -105,7 +104,9 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--code", default="current", help="label of this code state (before / after ...)")
+    parser.add_argument("--replace", action="store_true", help="overwrite the saved rows of this --code")
     args = parser.parse_args()
+    refuse_saved_code(["serve"], args.code, args.replace)
     work = Path(tempfile.mkdtemp(prefix="faceattr-serve-bench-"))
     checkpoint, onnx_path = build_model(work, args.image_size)
     payload = photo_bytes()
@@ -133,10 +134,9 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(timeout=30)
-    old = json.loads((RESULTS / "serve.json").read_text())["rows"] if (RESULTS / "serve.json").is_file() else []
     save(
         "serve",
-        [r for r in old if r.get("code", "before") != args.code] + rows,
+        with_code_rows("serve", args.code, rows),
         ["code", "backend", "clients", "requests", "requests_per_s", "p50_ms", "p95_ms", "p99_ms"],
         {"image_size": args.image_size, "photo": "384x512 JPEG, one face", "detector": "MTCNN (CPU)"},
     )
