@@ -9,11 +9,10 @@ Decisions between variants are made on the masks-real "dev" half (f1_dev); the "
 from __future__ import annotations
 
 import argparse
-import json
 
 import numpy as np
 
-from benchmarks.common import RESULTS, mean_std, save
+from benchmarks.common import RESULTS, mean_std, save, saved_rows
 
 METRICS = ("macro_f1", "f1_dev", "f1_test", "worn_called_incorrect", "worn_called_not_worn", "bare_called_worn")
 
@@ -22,7 +21,7 @@ def summarize(prefix: str, label: str) -> dict:
     runs = sorted(RESULTS.glob(f"{prefix}_s*.json"))
     if not runs:
         raise SystemExit(f"no results named {prefix}_s*.json in {RESULTS}; run benchmarks.real_masks --name ...")
-    rows = [json.loads(r.read_text())["rows"] for r in runs]
+    rows = [saved_rows(r.stem) for r in runs]
     real = [next(x for x in r if x["scored_on"] == "masks-real") for r in rows]
     drawn = [next(x for x in r if x["scored_on"].startswith("drawn")) for r in rows]
     out = {"variant": label, "seeds": ", ".join(r.stem.rsplit("_s", 1)[1] for r in runs)}

@@ -13,10 +13,9 @@ variants can be read against the noise of retraining.
 from __future__ import annotations
 
 import argparse
-import json
 from collections import defaultdict
 
-from benchmarks.common import RESULTS, mean_std, save
+from benchmarks.common import RESULTS, mean_std, save, saved_rows
 
 METRICS = ("gender_acc", "age_mae", "age_bin_f1")
 
@@ -28,7 +27,7 @@ def runs(spec: str) -> tuple[str, list[dict]]:
     path = RESULTS / f"{name}.json"
     if not variant or not model or not path.is_file():
         raise SystemExit(f"{spec!r}: expected VARIANT=RESULTS_NAME:MODEL_LABEL with {path} present")
-    rows = [r for r in json.loads(path.read_text())["rows"] if r["model"] == model]
+    rows = [r for r in saved_rows(name) if r["model"] == model]
     if not rows:
         raise SystemExit(f"{path} has no rows for model {model!r}")
     return variant, rows
