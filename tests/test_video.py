@@ -20,13 +20,13 @@ from faceattr.inference.video import FrameReader, predict_video  # noqa: E402
 FRAMES, RATE, SIZE = 12, 10, (320, 240)
 
 
-def write_clip(path: Path, frames: int = FRAMES, rate: int = RATE) -> Path:
+def write_clip(path: Path, frames: int = FRAMES, rate: int = RATE, options: dict | None = None) -> Path:
     """Face A moves right along the top, face B (mirrored) left along the bottom, on a grainy background (so every
     frame has bytes of its own and a cut file loses whole frames); mpeg4, a key frame every 2 frames."""
     face = Image.fromarray(skimage_data.astronaut()[20:220, 150:320]).resize((90, 106))
     mirrored = face.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     rng = np.random.default_rng(0)
-    container = av.open(str(path), "w")
+    container = av.open(str(path), "w", options=options or {})
     stream = container.add_stream("mpeg4", rate=rate)
     stream.width, stream.height, stream.pix_fmt, stream.gop_size = SIZE[0], SIZE[1], "yuv420p", 2
     for k in range(frames):
@@ -147,3 +147,19 @@ def test_draw_may_name_the_output_video_itself(trained_run, clip, tmp_path):
     assert run.exit_code == 0, run.output
     with av.open(str(drawn)) as container:
         assert len(list(container.decode(video=0))) == 4  # frames 0, 3, 6, 9
+
+
+def test_a_fragmented_mp4_cut_inside_a_fragment_is_reported_not_read_as_complete(tmp_path):
+    """Fragmented MP4 (as phones and streaming recorders write) declares no frame count, and FFmpeg ends a cut-off
+    fragment without an error: the corrupt packet it flags is what tells a cut file from a short one."""
+    whole = write_clip(tmp_path / "frag.mp4", options={"movflags": "frag_keyframe+empty_moov"})
+    assert len(list(FrameReader(str(whole)))) == FRAMES
+    data = whole.read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(data[: int(len(data) * 0.55)])
+    reader = FrameReader(str(tmp_path / "cut.mp4"))
+    kept = list(reader)
+    assert 1 <= len(kept) < FRAMES and [f.index for f in kept] == list(range(len(kept)))
+    assert reader.damage is not None and reader.damage.reason == "truncated"
+    (tmp_path / "head.mp4").write_bytes(data[:1200])  # the header and no whole frame
+    empty = FrameReader(str(tmp_path / "head.mp4"))
+    assert list(empty) == [] and empty.damage is not None

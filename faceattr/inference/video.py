@@ -50,6 +50,7 @@ class FrameReader:
     damage: ImageLoadError | None = None
     frame_rate: float = 0.0
     frames_read: int = 0
+    corrupt_at: int | None = None  # byte offset of the packet the demuxer flagged corrupt
 
     def __iter__(self) -> Iterator[Frame]:
         import av
@@ -67,7 +68,7 @@ class FrameReader:
             self.frame_rate = float(stream.average_rate or stream.guessed_rate or 25)
             next_time = 0.0
             try:
-                for i, frame in enumerate(container.decode(stream)):
+                for i, frame in enumerate(self._decode(container, stream)):
                     self.frames_read = i + 1
                     t = float(frame.time) if frame.time is not None else i / self.frame_rate
                     if self.fps is not None:
@@ -82,11 +83,31 @@ class FrameReader:
                     self.path, "truncated", f"damaged after frame {self.frames_read}: {str(e)[:160]}"
                 )
                 return
+            if self.corrupt_at is not None:
+                self.damage = ImageLoadError(
+                    self.path,
+                    "truncated",
+                    f"cut off after frame {self.frames_read} (a corrupt packet at byte {self.corrupt_at})",
+                )
+                return
+            if self.frames_read == 0:
+                self.damage = ImageLoadError(self.path, "truncated", "no frame could be decoded: cut off or empty")
+                return
             expected = stream.frames or (round(container.duration / 1e6 * self.frame_rate) if container.duration else 0)
             if expected and self.frames_read < expected - 1:  # the stream ended early: a cut-off file
                 self.damage = ImageLoadError(
                     self.path, "truncated", f"read {self.frames_read} of the {expected} frames the file declares"
                 )
+
+    def _decode(self, container, stream) -> Iterator:
+        """The stream's frames, packet by packet; a packet the demuxer flags corrupt (a fragmented MP4 cut inside its
+        last fragment ends so, without an error) stops the read, after the frames decoded before it (`corrupt_at`)."""
+        for packet in container.demux(stream):
+            if packet.is_corrupt:
+                self.corrupt_at = packet.pos
+                yield from stream.codec_context.decode(None)  # the frames the decoder still holds
+                return
+            yield from packet.decode()
 
 
 class FaceTracker:
