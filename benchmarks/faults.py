@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from benchmarks.common import save
+from benchmarks.common import save, saved_rows
 from faceattr.config import load_config
 from faceattr.data.drawn_faces import make_competition_dataset
 from faceattr.data.images import SkipReport
@@ -338,7 +338,7 @@ def main() -> None:
             rows.append({"fault": getattr(step, "__name__", "step"), "note": f"FAILED: {e}"})
         print(rows[-1], flush=True)
     if args.only:  # keep the saved rows of the faults not run now
-        saved = json.loads((Path(__file__).parent / "results" / "faults.json").read_text())["rows"]
+        saved = saved_rows("faults")
         new_names = {r["fault"] for r in rows}
         rows = [r for r in saved if r["fault"] not in new_names] + rows
     table = pd.DataFrame(rows)

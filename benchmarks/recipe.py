@@ -105,11 +105,9 @@ def main() -> None:
             text=True,
         ).stdout
         print(out)
-        import json
+        from benchmarks.common import RESULTS, saved_rows
 
-        from benchmarks.common import RESULTS
-
-        for row in json.loads((RESULTS / f"{args.name}-{slug}.json").read_text())["rows"]:
+        for row in saved_rows(f"{args.name}-{slug}"):
             rows.append({**row, "train_min": minutes, "best_epoch": result.best_epoch})
         (RESULTS / f"{args.name}-{slug}.json").unlink()
         (RESULTS / f"{args.name}-{slug}.md").unlink()
