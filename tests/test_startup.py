@@ -129,3 +129,40 @@ def test_the_onnx_copy_follows_the_checkpoints_bytes(trained_run, tmp_path, monk
     model = onnx_copy(copy)
     sidecar_path(model).unlink()
     assert onnx_copy(copy) == model and sidecar_path(model).is_file()
+
+
+def test_train_leaves_the_onnx_copy_so_the_first_predict_starts_without_torch(
+    competition_manifest, tmp_path, monkeypatch
+):
+    """Train then predict, the usual order: on a CPU-only machine `train` exports the best checkpoint's copy, so even
+    the first `predict` imports no torch; `--no-onnx-cache` leaves the cache alone."""
+    import pytest
+    from typer.testing import CliRunner
+
+    from faceattr.cli import app
+    from faceattr.inference.onnx_cache import cached_model_path, gpu_present, is_complete
+    from tests.conftest import public_face, tiny_overrides
+
+    if gpu_present():
+        pytest.skip("with a GPU driver loaded, predict runs checkpoints on torch and train exports nothing")
+    monkeypatch.setenv("FACEATTR_CACHE", str(tmp_path / "cache"))
+    skipped = CliRunner().invoke(
+        app, ["train", *tiny_overrides(competition_manifest, tmp_path / "a"), "--no-onnx-cache"]
+    )
+    assert skipped.exit_code == 0, skipped.output
+    assert not (tmp_path / "cache" / "onnx-models").exists()
+    result = CliRunner().invoke(app, ["train", *tiny_overrides(competition_manifest, tmp_path / "b")])
+    assert result.exit_code == 0, result.output
+    ckpt = tmp_path / "b" / "tiny" / "checkpoints" / "best.ckpt"
+    assert is_complete(cached_model_path(ckpt)) and "ONNX copy" in result.output
+    photo = tmp_path / "face.jpg"
+    public_face().save(photo)
+    out = tmp_path / "first.csv"
+    loaded = _imported_after(
+        "from faceattr.cli import app\n"
+        "try:\n"
+        f"    app(['predict', {str(ckpt)!r}, {str(photo)!r}, '--faces', '--out', {str(out)!r}])\n"
+        "except SystemExit as e:\n"
+        "    assert e.code in (0, None), e.code\n"
+    )
+    assert out.is_file() and not loaded & {"torch", "timm", "torchvision"}, loaded & {"torch", "timm", "torchvision"}

@@ -11,6 +11,34 @@ from rich.table import Table
 from faceattr.cli.common import ConfigPath, Overrides, _fail, app, console
 from faceattr.errors import FaceAttrError
 
+PrepareOnnx = Annotated[
+    bool,
+    typer.Option(
+        "--onnx-cache/--no-onnx-cache",
+        help="on a CPU-only machine, export the best checkpoint's ONNX copy into the user cache ($FACEATTR_CACHE) "
+        "once trained, so the first `predict` with it starts without torch",
+    ),
+]
+
+
+def prepare_fast_predict(checkpoints: list[Path | None]) -> None:
+    """Export each checkpoint's ONNX copy now (a few seconds after a run of minutes) rather than on the user's first
+    `predict`, which would otherwise wait for torch and the export; a failed export only costs that later speed."""
+    from faceattr.inference.onnx_cache import gpu_present, onnx_copy
+    from faceattr.training.fit import launched_rank
+
+    if gpu_present() or launched_rank() != 0:  # with a GPU, predict runs checkpoints on torch; one rank exports
+        return
+    for checkpoint in checkpoints:
+        if checkpoint is None or not checkpoint.is_file():
+            continue
+        try:
+            copy = onnx_copy(checkpoint)
+        except Exception as e:  # the exporter's own failures: the torch path still predicts
+            console.print(f"[yellow]{checkpoint}: no ONNX copy ({e}); predict will run it on torch[/]")
+        else:
+            console.print(f"ONNX copy for a fast predict on this machine: {copy}")
+
 
 @app.command()
 def train(
@@ -18,6 +46,7 @@ def train(
     overrides: Overrides = None,
     resume: Annotated[bool, typer.Option("--resume", help="continue the run from its last.ckpt")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an existing run folder")] = False,
+    onnx_cache: PrepareOnnx = True,
 ) -> None:
     """Train a multi-task model: faceattr train -c configs/mask.yaml train.epochs=5 model.backbone=resnet18"""
     from faceattr.config import load_config
@@ -33,6 +62,8 @@ def train(
                 console.print(f"{task}: {r.best_checkpoint} ({r.best_score})")
             models = " --also ".join(str(r.best_checkpoint) for r in results.values())
             console.print(f"combine them: faceattr evaluate {models}")
+            if onnx_cache:
+                prepare_fast_predict([r.best_checkpoint for r in results.values()])
             return
         result = run_training(cfg, overwrite=overwrite, resume=resume)
     except FaceAttrError as e:
@@ -42,6 +73,8 @@ def train(
     console.print(f"best checkpoint: {result.best_checkpoint} ({cfg.train.monitor} = {result.best_score})")
     if result.skipped:
         console.print(f"[yellow]{result.skipped} unreadable image(s) skipped; see {result.run_dir / 'skipped.csv'}[/]")
+    if onnx_cache:
+        prepare_fast_predict([result.best_checkpoint])
 
 
 @app.command()
