@@ -87,6 +87,7 @@ class FaceDataModule(L.LightningDataModule):
         self.skips = SkipReport(Path(run_dir) / "skipped.csv" if run_dir else None)
         self.train_frame: pd.DataFrame | None = None
         self.val_frame: pd.DataFrame | None = None
+        self.device_augment = None  # built on the first uint8 batch (augment.on_device)
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_frame is not None:
@@ -157,8 +158,25 @@ class FaceDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         d = self.cfg.data
-        transform = train_transform(d.image_size, self.cfg.augment, self.mean, self.std)
+        if self.cfg.augment.on_device:  # uint8 batches; on_after_batch_transfer augments them
+            from faceattr.data.device_augment import ResizeToUint8
+
+            transform = ResizeToUint8(d.image_size)
+        else:
+            transform = train_transform(d.image_size, self.cfg.augment, self.mean, self.std)
         return self._loader(self.train_frame, transform, d.batch_size, shuffle=True)
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        """With `augment.on_device`, the training batches arrive as uint8 (validation ones are normalised floats)
+        and are augmented here, on the device that trains."""
+        images, targets = batch
+        if images.dtype != torch.uint8:
+            return batch
+        if self.device_augment is None:
+            from faceattr.data.device_augment import DeviceAugment
+
+            self.device_augment = DeviceAugment(self.cfg.data.image_size, self.cfg.augment, self.mean, self.std)
+        return self.device_augment.to(images.device)(images), targets
 
     def val_dataloader(self) -> DataLoader:
         d = self.cfg.data

@@ -1,0 +1,143 @@
+"""Augmentation on the training device (`augment.on_device`): the workers hand over resized uint8 faces, and each
+`augment.*` setting changes the batch on the device the way its CPU counterpart changes one image; with all of
+them off the batch equals what validation and prediction feed the model."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("kornia", reason="augment.on_device needs pip install 'faceattr[gpu]'")
+
+from faceattr.config import AugmentConfig, load_config
+from faceattr.data.device_augment import DeviceAugment, ResizeToUint8
+from faceattr.data.transforms import eval_transform
+from faceattr.errors import ConfigError
+from tests.conftest import tiny_overrides
+
+SIZE = 64
+OFF = {"hflip": 0.0, "shift_scale_rotate": 0.0, "brightness_contrast": 0.0}
+MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+
+
+@pytest.fixture(autouse=True)
+def _seeded():
+    torch.manual_seed(0)  # the augmentations draw from torch's generator, as Lightning seeds it in training
+
+
+def augment(**on: float) -> DeviceAugment:
+    """Everything off but `on`; identity normalisation so outputs read as 0..1 pixel values."""
+    return DeviceAugment(SIZE, AugmentConfig(**{**OFF, **on}), [0.0] * 3, [1.0] * 3)
+
+
+def faces(n: int = 8, seed: int = 0) -> torch.Tensor:
+    """Textured uint8 batches: noise over a left-to-right and top-to-bottom gradient (no symmetry to hide a flip)."""
+    rng = np.random.default_rng(seed)
+    ramp = np.linspace(20, 200, SIZE)
+    base = ramp[None, :, None] * 0.6 + ramp[:, None, None] * 0.4 + np.array([0, 15, 30])
+    images = np.clip(base[None] + rng.normal(0, 25, (n, SIZE, SIZE, 3)), 0, 255).astype(np.uint8)
+    return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
+
+
+def detail(x: torch.Tensor) -> torch.Tensor:
+    """Per-image high-frequency energy: mean absolute difference between neighbouring pixels."""
+    return (x[..., :, 1:] - x[..., :, :-1]).abs().mean(dim=(1, 2, 3))
+
+
+def test_with_every_augmentation_off_the_batch_is_what_prediction_sees():
+    rng = np.random.default_rng(1)
+    photo = rng.integers(0, 256, (90, 77, 3), dtype=np.uint8)
+    worker = ResizeToUint8(SIZE)(image=photo)["image"]
+    assert worker.dtype == torch.uint8 and worker.shape == (3, SIZE, SIZE)
+    device = DeviceAugment(SIZE, AugmentConfig(**OFF), MEAN, STD)(worker[None])[0]
+    expected = eval_transform(SIZE, MEAN, STD)(image=photo)["image"]
+    np.testing.assert_allclose(device.numpy(), expected, atol=1e-5)
+
+
+def test_flip_mirrors_and_each_sample_draws_its_own_chance():
+    x = faces(200)
+    always = augment(hflip=1.0)(x)
+    torch.testing.assert_close(always, x.flip(-1).float() / 255)
+    half = augment(hflip=0.5)(x)
+    flipped = (half - x.flip(-1).float() / 255).abs().amax(dim=(1, 2, 3)) < 1e-6
+    assert 0.3 < flipped.float().mean() < 0.7
+
+
+@pytest.mark.parametrize(
+    "setting",
+    ["shift_scale_rotate", "brightness_contrast", "framing_jitter", "color", "jpeg", "occlusion"],
+)
+def test_each_augmentation_changes_the_images(setting):
+    """Each draws its strength per image from a range that includes none (a brightness factor near 1, say), so
+    most images change, and an unchanged one is a draw, not a switch ignored."""
+    x = faces(16)
+    out = augment(**{setting: 1.0})(x)
+    assert out.shape == x.shape and out.dtype == torch.float32
+    changed = (out - x.float() / 255).abs().amax(dim=(1, 2, 3)) > 0.02
+    assert changed.float().mean() >= 0.75, setting
+
+
+def test_grayscale_makes_the_channels_equal():
+    out = augment(grayscale=1.0)(faces())
+    torch.testing.assert_close(out[:, 0], out[:, 1])
+    torch.testing.assert_close(out[:, 1], out[:, 2])
+
+
+def test_low_resolution_and_blur_take_away_detail():
+    x = faces()
+    before = detail(x.float() / 255)
+    for setting in ("low_resolution", "blur"):
+        after = detail(augment(**{setting: 1.0})(x))
+        assert (after < 0.8 * before).all(), setting
+
+
+def test_cut_bottom_keeps_the_top_and_stretches_the_rest_down():
+    """Up to a quarter cut off (a cut may round to no row at all, as on the CPU path, so the test reads the batch)."""
+    x = faces(32)
+    out = augment(cut_bottom=1.0)(x)
+    original = x.float() / 255
+    top = (out[..., :2, :] - original[..., :2, :]).abs().mean()
+    assert top < 0.1  # the top rows stay (the stretch moves them by under a pixel)
+    # the image brightens downwards, so lower rows now hold what was higher up: darker
+    darker = out[..., -8:, :].mean(dim=(1, 2, 3)) < original[..., -8:, :].mean(dim=(1, 2, 3)) - 0.01
+    assert darker.float().mean() > 0.75
+
+
+def test_occlusion_hides_one_to_four_patches_of_the_documented_size():
+    white = torch.full((50, 3, SIZE, SIZE), 255, dtype=torch.uint8)
+    hidden = (augment(occlusion=1.0)(white) == 0).all(1).float().mean(dim=(1, 2))
+    assert (hidden >= 0.1**2 * 0.8).all()  # at least one hole of 10 % x 10 % of the side
+    assert (hidden <= 4 * 0.25**2 + 0.01).all()  # at most four of 25 % x 25 %
+
+
+def test_training_with_on_device_augmentation_feeds_the_model_normalised_batches(competition_manifest, tmp_path):
+    from faceattr.data.datamodule import FaceDataModule
+    from faceattr.training import train
+
+    overrides = {
+        "augment.on_device": True,
+        "augment.blur": 0.5,
+        "augment.jpeg": 0.5,
+        "augment.low_resolution": 0.5,
+        "train.epochs": 1,
+    }
+    cfg = load_config(None, tiny_overrides(competition_manifest, tmp_path, **overrides))
+    data = FaceDataModule(cfg, MEAN, STD)
+    data.setup("fit")
+    images, targets = next(iter(data.train_dataloader()))
+    assert images.dtype == torch.uint8
+    augmented, same_targets = data.on_after_batch_transfer((images, targets), 0)
+    assert augmented.dtype == torch.float32 and augmented.shape == images.shape and same_targets is targets
+    val_images, _ = next(iter(data.val_dataloader()))
+    assert data.on_after_batch_transfer((val_images, {}), 0)[0] is val_images  # validation stays as it is
+    result = train(cfg)
+    assert result.best_checkpoint.is_file() and np.isfinite(result.metrics["train/loss"])
+
+
+def test_without_kornia_the_setting_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "kornia.augmentation", None)
+    with pytest.raises(ConfigError, match=r"faceattr\[gpu\]"):
+        DeviceAugment(SIZE, AugmentConfig(), MEAN, STD)
