@@ -12,6 +12,7 @@ from pathlib import Path
 import lightning as L
 import pandas as pd
 import torch
+from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
@@ -231,6 +232,11 @@ def _train(cfg: Config, overwrite: bool, resume: bool, callbacks: list | None) -
     adopt_manifest_crop_settings(cfg, datamodule.train_frame)
     module = FaceAttrModule.from_config(cfg)
     trainer = build_trainer(cfg, run_dir, callbacks)
+    if cfg.augment.on_device and isinstance(trainer.accelerator, CPUAccelerator):
+        log.warning(
+            "augment.on_device=true on a CPU: batched kornia augmentation is about 7x slower here than "
+            "Albumentations per image (benchmarks/results/augment_speed.md); it is meant for GPUs"
+        )
     if cfg.data.batch_size == "auto":
         cap = min(cfg.data.max_batch_size, max(1, len(datamodule.train_frame)))
         if on_one_gpu(trainer):  # Lightning's tuner (it supports no distributed strategy)
