@@ -15,6 +15,17 @@ def _imported_after(code: str) -> set[str]:
     return set(out.split())
 
 
+def _imported_by_predict(model, photo, out, *flags: str) -> set[str]:
+    """The modules a whole `faceattr predict MODEL PHOTO --faces` process imports."""
+    return _imported_after(
+        "from faceattr.cli import app\n"
+        "try:\n"
+        f"    app(['predict', {str(model)!r}, {str(photo)!r}, '--faces', '--out', {str(out)!r}, *{list(flags)!r}])\n"
+        "except SystemExit as e:\n"
+        "    assert e.code in (0, None), e.code\n"
+    )
+
+
 def test_predict_evaluate_and_serve_do_not_import_lightning():
     loaded = _imported_after(
         "import faceattr.inference.predictor, faceattr.reports.evaluate, faceattr.serve.app, faceattr.inference.export"
@@ -55,13 +66,7 @@ def test_predicting_faces_with_an_onnx_model_imports_no_torch(trained_run, tmp_p
     photo = tmp_path / "face.jpg"
     public_face().save(photo)
     out = tmp_path / "p.csv"
-    loaded = _imported_after(
-        "from faceattr.cli import app\n"
-        "try:\n"
-        f"    app(['predict', {str(model)!r}, {str(photo)!r}, '--faces', '--out', {str(out)!r}])\n"
-        "except SystemExit as e:\n"
-        "    assert e.code in (0, None), e.code\n"
-    )
+    loaded = _imported_by_predict(model, photo, out)
     assert out.is_file() and "face_found" in out.read_text()
     heavy = {"torch", "torchvision", "facenet_pytorch", "timm", *TRAINING_STACK}
     assert not loaded & heavy, loaded & heavy
@@ -81,21 +86,11 @@ def test_a_checkpoint_runs_from_its_onnx_copy_without_torch(trained_run, tmp_pat
     photo = tmp_path / "face.jpg"
     public_face().save(photo)
     ckpt = str(trained_run.best_checkpoint)
-
-    def run(out: str, *flags: str) -> set[str]:
-        return _imported_after(
-            "from faceattr.cli import app\n"
-            "try:\n"
-            f"    app(['predict', {ckpt!r}, {str(photo)!r}, '--faces', '--out', {out!r}, *{list(flags)!r}])\n"
-            "except SystemExit as e:\n"
-            "    assert e.code in (0, None), e.code\n"
-        )
-
-    run(str(tmp_path / "torch.csv"), "--no-onnx-cache")
+    _imported_by_predict(ckpt, photo, tmp_path / "torch.csv", "--no-onnx-cache")
     assert not cached_model_path(ckpt).exists()  # --no-onnx-cache writes nothing to the cache
-    run(str(tmp_path / "first.csv"))
+    _imported_by_predict(ckpt, photo, tmp_path / "first.csv")
     assert cached_model_path(ckpt).is_file()
-    loaded = run(str(tmp_path / "second.csv"))
+    loaded = _imported_by_predict(ckpt, photo, tmp_path / "second.csv")
     assert not loaded & {"torch", "timm", "torchvision"}, loaded & {"torch", "timm", "torchvision"}
 
     import pandas as pd
@@ -158,11 +153,5 @@ def test_train_leaves_the_onnx_copy_so_the_first_predict_starts_without_torch(
     photo = tmp_path / "face.jpg"
     public_face().save(photo)
     out = tmp_path / "first.csv"
-    loaded = _imported_after(
-        "from faceattr.cli import app\n"
-        "try:\n"
-        f"    app(['predict', {str(ckpt)!r}, {str(photo)!r}, '--faces', '--out', {str(out)!r}])\n"
-        "except SystemExit as e:\n"
-        "    assert e.code in (0, None), e.code\n"
-    )
+    loaded = _imported_by_predict(ckpt, photo, out)
     assert out.is_file() and not loaded & {"torch", "timm", "torchvision"}, loaded & {"torch", "timm", "torchvision"}

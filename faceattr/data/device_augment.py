@@ -65,6 +65,15 @@ class OneOf(nn.Module):
         return out
 
 
+def _each_chosen(x: torch.Tensor, p: float, change) -> torch.Tensor:
+    """`change` (one image as a 1-batch -> the same shape) applied to each sample chosen with probability `p`: for
+    changes whose size differs per sample, which a whole batch cannot take at once."""
+    out = x.clone()
+    for i in _chosen(len(x), p, x.device).tolist():
+        out[i] = change(x[i : i + 1])[0]
+    return out
+
+
 class LowResolution(nn.Module):
     """The face shrunk to a side of 24-64 px (area average, as a sensor would) and enlarged back (bilinear)."""
 
@@ -72,14 +81,13 @@ class LowResolution(nn.Module):
         super().__init__()
         self.p, self.sides = p, (min(size, LOW_RES_SIDES[0]), min(size, LOW_RES_SIDES[1]))
 
+    def _shrink(self, image: torch.Tensor) -> torch.Tensor:
+        side = int(torch.randint(self.sides[0], self.sides[1] + 1, ()).item())
+        small = F.interpolate(image, size=(side, side), mode="area")
+        return F.interpolate(small, size=image.shape[-2:], mode="bilinear", align_corners=False)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = x.clone()
-        height, width = x.shape[-2:]
-        for i in _chosen(len(x), self.p, x.device).tolist():
-            side = int(torch.randint(self.sides[0], self.sides[1] + 1, ()).item())
-            small = F.interpolate(x[i : i + 1], size=(side, side), mode="area")
-            out[i] = F.interpolate(small, size=(height, width), mode="bilinear", align_corners=False)[0]
-        return out
+        return _each_chosen(x, self.p, self._shrink)
 
 
 class CutBottom(nn.Module):
@@ -89,14 +97,14 @@ class CutBottom(nn.Module):
         super().__init__()
         self.p = p
 
+    @staticmethod
+    def _cut(image: torch.Tensor) -> torch.Tensor:
+        height = image.shape[-2]
+        keep = max(1, round(height * (1 - float(torch.rand(())) * CUT_BOTTOM_MAX)))
+        return F.interpolate(image[:, :, :keep], size=image.shape[-2:], mode="bilinear", align_corners=False)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = x.clone()
-        height, width = x.shape[-2:]
-        for i in _chosen(len(x), self.p, x.device).tolist():
-            keep = max(1, round(height * (1 - float(torch.rand(())) * CUT_BOTTOM_MAX)))
-            kept = x[i : i + 1, :, :keep]
-            out[i] = F.interpolate(kept, size=(height, width), mode="bilinear", align_corners=False)[0]
-        return out
+        return _each_chosen(x, self.p, self._cut)
 
 
 class Occlusion(nn.Module):
