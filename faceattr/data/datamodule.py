@@ -87,7 +87,7 @@ class FaceDataModule(L.LightningDataModule):
         self.skips = SkipReport(Path(run_dir) / "skipped.csv" if run_dir else None)
         self.train_frame: pd.DataFrame | None = None
         self.val_frame: pd.DataFrame | None = None
-        self.device_augment = None  # built on the first uint8 batch (augment.on_device)
+        self.device_augment = None  # augment.on_device: built in setup
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_frame is not None:
@@ -111,6 +111,10 @@ class FaceDataModule(L.LightningDataModule):
             train = train[~fixed_masked_drop(train, d.keep_masked, self.cfg.seed)]
         self.train_frame = _cap(train, d.max_train_samples, self.cfg.seed)
         self.val_frame = _cap(val, d.max_val_samples, self.cfg.seed)
+        if self.cfg.augment.on_device:  # built now, so a missing kornia stops the run before it starts
+            from faceattr.data.device_augment import DeviceAugment
+
+            self.device_augment = DeviceAugment(d.image_size, self.cfg.augment, self.mean, self.std)
 
     @property
     def batch_size(self) -> int:
@@ -170,12 +174,8 @@ class FaceDataModule(L.LightningDataModule):
         """With `augment.on_device`, the training batches arrive as uint8 (validation ones are normalised floats)
         and are augmented here, on the device that trains."""
         images, targets = batch
-        if images.dtype != torch.uint8:
+        if images.dtype != torch.uint8 or self.device_augment is None:
             return batch
-        if self.device_augment is None:
-            from faceattr.data.device_augment import DeviceAugment
-
-            self.device_augment = DeviceAugment(self.cfg.data.image_size, self.cfg.augment, self.mean, self.std)
         return self.device_augment.to(images.device)(images), targets
 
     def val_dataloader(self) -> DataLoader:

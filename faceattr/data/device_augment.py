@@ -1,13 +1,16 @@
 """Training augmentation on whole batches where they are trained (`augment.on_device`), with kornia.
 
-On a GPU the per-image Albumentations work of the DataLoader workers is the limit, not the model: on an H100 with
-16 cores the pipeline fed lite0 at 128 px a quarter to a third of the rate the model takes (README "Training on
-the lent GPU"). With `augment.on_device=true` the workers only decode, draw masks and resize (`ResizeToUint8`:
-uint8 batches, a quarter of the bytes to move), and `DeviceAugment` applies the same `augment.*` settings, in the
-same order as `transforms.train_transform`, to the batch after it reached the device. The operations are kornia's
-(or a few lines of torch where kornia has none): the same kinds of change with the same ranges, not bit-equal to
-Albumentations; each sample still draws its own parameters. The drawn masks (`augment.synthetic_mask_p`) stay in the
-workers: they need the landmarks and change labels.
+On an H100 with 16 cores, DataLoader workers fed lite0 at 128 px a quarter to a third of the rate the model takes
+(README "Training on the lent GPU"). One worker core reads, decodes and augments about 1,070 faces a second
+(`benchmarks/augment_speed.py`), so the likelier limit is the float32 batches the main process takes from the
+workers, pins and copies. With `augment.on_device=true` the workers only decode, draw masks and resize
+(`ResizeToUint8`: uint8 batches, a quarter of the bytes), and `DeviceAugment` applies the same `augment.*` settings,
+in the same order as `transforms.train_transform`, to the batch after it reached the device. The operations are
+kornia's (or a few lines of torch where kornia has none): the same kinds of change with the same ranges, not
+bit-equal to Albumentations; each sample still draws its own parameters. The drawn masks
+(`augment.synthetic_mask_p`) stay in the workers: they need the landmarks and change labels. On a CPU this is the
+slow choice (kornia on 2 threads: 374 faces/s against 2,850 for Albumentations on one), and it is not yet measured
+on a GPU.
 """
 
 from __future__ import annotations
