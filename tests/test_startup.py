@@ -126,6 +126,31 @@ def test_the_onnx_copy_follows_the_checkpoints_bytes(trained_run, tmp_path, monk
     assert onnx_copy(copy) == model and sidecar_path(model).is_file()
 
 
+def test_the_cache_keeps_only_the_most_recently_used_copies(trained_run, tmp_path, monkeypatch):
+    """`train` adds a copy per run: beyond KEEP_COPIES the least recently used go (model, sidecar, MTCNN folder),
+    and using a copy again keeps it."""
+    import os
+
+    from faceattr.inference import onnx_cache
+    from faceattr.inference.onnx_predictor import detector_path, sidecar_path
+
+    monkeypatch.setenv("FACEATTR_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(onnx_cache, "KEEP_COPIES", 2)
+    checkpoints = []
+    for k in range(3):
+        checkpoint = tmp_path / f"run{k}.ckpt"
+        checkpoint.write_bytes(trained_run.best_checkpoint.read_bytes() + bytes(k))  # three different checkpoints
+        checkpoints.append(checkpoint)
+    first = onnx_cache.onnx_copy(checkpoints[0])
+    second = onnx_cache.onnx_copy(checkpoints[1])
+    os.utime(first, (1, 1))
+    os.utime(second, (2, 2))
+    assert onnx_cache.onnx_copy(checkpoints[0]) == first  # used again: now the newest
+    third = onnx_cache.onnx_copy(checkpoints[2])
+    assert first.is_file() and third.is_file()
+    assert not second.exists() and not sidecar_path(second).exists() and not detector_path(second).exists()
+
+
 def test_train_leaves_the_onnx_copy_so_the_first_predict_starts_without_torch(
     competition_manifest, tmp_path, monkeypatch
 ):

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import shutil
 from pathlib import Path
 
 from faceattr.faces.mtcnn_onnx import has_mtcnn
@@ -16,6 +18,7 @@ from faceattr.user_cache import user_cache
 log = logging.getLogger(__name__)
 
 EXPORT_FORMAT = 1  # raise when export_onnx's output changes, so older copies are not reused
+KEEP_COPIES = 20  # the most recently used copies kept (15-40 MB each: `train` adds one per run)
 
 
 def checkpoint_key(checkpoint: str | Path) -> str:
@@ -45,7 +48,20 @@ def onnx_copy(checkpoint: str | Path) -> Path:
 
         log.info("exporting %s to %s (once; later runs start from the ONNX copy)", checkpoint, model)
         export_onnx(checkpoint, model)
+    os.utime(model)  # used now: the last to go
+    prune_copies(model.parent, KEEP_COPIES)
     return model
+
+
+def prune_copies(folder: Path, keep: int) -> list[Path]:
+    """Remove all but the `keep` most recently used copies (model, sidecar, MTCNN folder) from the cache folder,
+    which only ever holds what `onnx_copy` can rebuild; returns the models removed."""
+    models = sorted(folder.glob("*.onnx"), key=lambda m: m.stat().st_mtime, reverse=True)
+    for model in models[keep:]:
+        model.unlink(missing_ok=True)
+        sidecar_path(model).unlink(missing_ok=True)
+        shutil.rmtree(detector_path(model), ignore_errors=True)
+    return models[keep:]
 
 
 def gpu_present() -> bool:
