@@ -172,22 +172,32 @@ def half(person_id: str) -> str:
 
 
 def score(
-    checkpoint: Path | list[Path], real: pd.DataFrame, save_to: Path | None = None, tta: list[str] | None = None
+    checkpoint: Path | list[Path],
+    real: pd.DataFrame,
+    save_to: Path | None = None,
+    tta: list[str] | None = None,
+    priors: dict[str, list[float]] | None = None,
 ) -> dict:
     """Worn (worn or incorrect) vs not worn on real crops, and real worn masks called incorrect; with the macro F1
     of each half (`half`). `save_to`: a CSV of every photo's truth and predicted label, for looking at mistakes.
-    A list of checkpoints is scored as one soft-vote ensemble; `tta`: test-time views (e.g. ["hflip"])."""
-    predictor = load_predictor(checkpoint, tta=tta)
+    A list of checkpoints is scored as one soft-vote ensemble; `tta`: test-time views (e.g. ["hflip"]); `priors`:
+    class shares instead of the model's own `priors.target` ({}: the probabilities as trained)."""
+    predictor = load_predictor(checkpoint, tta=tta, priors=priors)
     preds = predictor.predict_paths(real["path"].tolist(), batch_size=128)
     scored = real.iloc[preds.indices]  # the rows that could be read, in order
     truth = scored["mask"].to_numpy()
     labels = preds.labels()["mask"]
-    worn_true, worn_pred = truth != 2, labels != 2
-    cm = confusion_matrix(worn_true, worn_pred, labels=[True, False])
     halves = scored["person_id"].map(half).to_numpy()
     if save_to is not None:
         table = pd.DataFrame({"path": preds.paths, "mask": truth, "predicted": labels, "half": halves})
         write_manifest(table, save_to)
+    return real_metrics(truth, labels, halves)
+
+
+def real_metrics(truth: np.ndarray, labels: np.ndarray, halves: np.ndarray) -> dict:
+    """The scores of `score` from masks-real's labels (0 worn, 2 not worn), predicted labels and each photo's half."""
+    worn_true, worn_pred = truth != 2, labels != 2
+    cm = confusion_matrix(worn_true, worn_pred, labels=[True, False])
     return {
         "n": len(truth),
         "macro_f1": round(float(f1_score(worn_true, worn_pred, average="macro")), 4),

@@ -22,6 +22,13 @@ ConfigPath = Annotated[Path | None, typer.Option("--config", "-c", help="YAML co
 Also = Annotated[list[Path] | None, typer.Option("--also", help="more models to ensemble with (repeat the option)")]
 Voting = Annotated[str, typer.Option(help="ensemble voting: soft (mean probabilities) or hard (majority)")]
 TTA = Annotated[str | None, typer.Option(help="test-time augmentation, e.g. hflip,shift,scale,brightness")]
+Priors = Annotated[
+    str | None,
+    typer.Option(
+        help="class shares where the model is used, instead of the model's own priors.target: "
+        "mask=0.83,0.05,0.12 (';' between heads), or none for the probabilities as trained",
+    ),
+]
 OnnxCache = Annotated[
     bool,
     typer.Option(
@@ -34,6 +41,12 @@ OnnxCache = Annotated[
 
 def _tta(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()] if value is not None else None
+
+
+def _priors(value: str | None) -> dict[str, list[float]] | None:
+    from faceattr.inference.priors import parse_priors
+
+    return parse_priors(value) if value is not None else None
 
 
 def _fail(error: Exception) -> None:

@@ -8,7 +8,19 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from faceattr.cli.common import TTA, Also, OnnxCache, Voting, _fail, _tta, app, console, print_metrics
+from faceattr.cli.common import (
+    TTA,
+    Also,
+    OnnxCache,
+    Priors,
+    Voting,
+    _fail,
+    _priors,
+    _tta,
+    app,
+    console,
+    print_metrics,
+)
 from faceattr.errors import ConfigError, FaceAttrError
 
 
@@ -29,6 +41,7 @@ def evaluate(
         typer.Option(help="per-group report by manifest columns, e.g. race,gender,age_decade or race+gender"),
     ] = None,
     min_group: Annotated[int, typer.Option(help="groups with fewer held-out faces are flagged")] = 30,
+    priors: Priors = None,
 ) -> None:
     """Macro F1 and accuracy per task and for 18 classes, age MAE, per-class report, confusion-matrix PNGs, per-group
     tables and charts (--by), and model_card.md."""
@@ -38,7 +51,16 @@ def evaluate(
         models = [checkpoint, *also] if also else checkpoint
         groups = [g.strip() for g in by.split(",") if g.strip()] if by else None
         result = run_evaluation(
-            models, manifest, fold, out, split=split, voting=voting, tta=_tta(tta), by=groups, min_group=min_group
+            models,
+            manifest,
+            fold,
+            out,
+            split=split,
+            voting=voting,
+            tta=_tta(tta),
+            by=groups,
+            min_group=min_group,
+            priors=_priors(priors),
         )
     except FaceAttrError as e:
         _fail(e)
@@ -100,6 +122,7 @@ def predict(
     also: Also = None,
     voting: Voting = "soft",
     tta: TTA = None,
+    priors: Priors = None,
     onnx_cache: OnnxCache = True,
     overwrite: Annotated[bool, typer.Option(help="replace an existing --out (and its .skipped.csv)")] = False,
     profile: Annotated[
@@ -132,7 +155,11 @@ def predict(
         if not inputs:
             raise FaceAttrError("no images given: faceattr predict CHECKPOINT IMAGES_OR_FOLDERS...")
         predictor = load_predictor(
-            [model, *also] if also else model, voting=voting, tta=_tta(tta), onnx_cache=onnx_cache
+            [model, *also] if also else model,
+            voting=voting,
+            tta=_tta(tta),
+            onnx_cache=onnx_cache,
+            priors=_priors(priors),
         )
         if margins is not None:
             predictor.cfg.faces = _with_margins(predictor.cfg.faces, margins, margin_unit)
@@ -302,6 +329,7 @@ def submit(
     also: Also = None,
     voting: Voting = "soft",
     tta: TTA = None,
+    priors: Priors = None,
     overwrite: Annotated[bool, typer.Option(help="replace an existing --out (and its .skipped.csv)")] = False,
 ) -> None:
     """Fill the competition's info.csv `ans` column with 18-class predictions."""
@@ -309,7 +337,9 @@ def submit(
     from faceattr.inference.predictor import load_predictor
 
     try:
-        predictor = load_predictor([checkpoint, *also] if also else checkpoint, voting=voting, tta=_tta(tta))
+        predictor = load_predictor(
+            [checkpoint, *also] if also else checkpoint, voting=voting, tta=_tta(tta), priors=_priors(priors)
+        )
         table = submission(predictor, eval_dir, out, crop_faces=faces, overwrite=overwrite)
     except FaceAttrError as e:
         _fail(e)

@@ -179,6 +179,29 @@ class TTAConfig:
 
 
 @dataclass
+class PriorsConfig:
+    """Class shares where the model is used, when they differ from its training set's (faceattr/inference/priors.py:
+    a drawn-mask set is 1/7 "incorrect" because of how it is drawn, not because real photos are)."""
+
+    target: dict[str, list[float]] = field(default_factory=dict)  # per head (mask, gender, age_bin): the class
+    # shares predictions are moved to by Bayes' rule; empty = the model's probabilities as trained
+    trained: dict[str, list[float]] = field(default_factory=dict)  # written by `train`: the shares each head saw
+
+    def check_values(self, check: Check) -> None:
+        """The `priors.*` values that make no sense, each named with a sensible range."""
+        heads = ("mask", "gender", "age_bin")
+        for key in ("target", "trained"):
+            for head, shares in getattr(self, key).items():
+                check(head in heads, f"priors.{key}", f"unknown head '{head}'; valid: {heads}")
+                n = TASK_CLASSES.get(head, 0)
+                check(
+                    len(shares) == n and all(v > 0 for v in shares) and abs(sum(shares) - 1) < 1e-3,
+                    f"priors.{key}.{head}",
+                    f"needs {n} class shares, each above 0, that add up to 1",
+                )
+
+
+@dataclass
 class SchedulerConfig:
     name: str = "cosine"  # none | quarter | step | exponential | cosine
     step_size: int = 10  # step: epochs between decays
@@ -369,6 +392,7 @@ class Config:
     loss: LossConfig = field(default_factory=LossConfig)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     tta: TTAConfig = field(default_factory=TTAConfig)
+    priors: PriorsConfig = field(default_factory=PriorsConfig)
     tune: TuneConfig = field(default_factory=TuneConfig)
     # per-task models: task -> overrides for that task's own run, e.g. {mask: {model.backbone: resnet18}}
     per_task: dict[str, dict[str, Any]] = field(default_factory=dict)

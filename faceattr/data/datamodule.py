@@ -15,12 +15,13 @@ from torch.utils.data import DataLoader, Dataset
 from faceattr.config import Config
 from faceattr.data.decoded_cache import DecodedCache
 from faceattr.data.images import SkipReport, load_rgb
+from faceattr.data.landmarks import parse_points
 from faceattr.data.manifest import read_manifest
 from faceattr.data.samplers import EpochSeededSampler, balance_labels, inverse_frequency_weights
 from faceattr.data.split import load_or_make_folds
 from faceattr.data.transforms import eval_transform, train_transform
 from faceattr.errors import ImageLoadError, ManifestError
-from faceattr.labels import YOUNG_THRESHOLD
+from faceattr.labels import TASK_CLASSES, YOUNG_THRESHOLD
 
 TARGETS = ("mask", "gender", "age_bin", "label18")
 # (row index, image, targets, seed, cache scale) -> (image, targets): an augmentation that may change labels
@@ -135,6 +136,38 @@ class FaceDataModule(L.LightningDataModule):
         if d.keep_masked < 5 and d.keep_masked_random:
             groups = masked_groups(frame)
         return EpochSeededSampler(len(frame), self.cfg.seed, weights=weights, groups=groups, keep=d.keep_masked)
+
+    def label_shares(self, heads: list[str]) -> dict[str, list[float]]:
+        """The class shares each of `heads` sees in training, as `priors.trained` records them: rows weighted as the
+        sampler draws them (weighted sampling, k of a person's masked photos), and bare faces that
+        `augment.synthetic_mask_p` masks counted as worn or incorrect, in expectation."""
+        frame, d, aug = self.train_frame, self.cfg.data, self.cfg.augment
+        weight = np.ones(len(frame))
+        if self.cfg.sampler.name == "weighted":
+            weight = inverse_frequency_weights(balance_labels(frame, self.cfg.sampler.by))
+            weight = weight * len(frame) / weight.sum()
+        if d.keep_masked < 5:
+            groups = masked_groups(frame)
+            sizes = pd.Series(groups[groups >= 0]).value_counts()
+            in_group = groups >= 0
+            weight[in_group] *= (
+                np.minimum(d.keep_masked, sizes[groups[in_group]].to_numpy()) / sizes[groups[in_group]].to_numpy()
+            )
+        shares: dict[str, list[float]] = {}
+        for head in heads:
+            labels = frame[head].to_numpy()
+            known = labels >= 0
+            counts = np.bincount(labels[known].astype(np.int64), weights=weight[known], minlength=TASK_CLASSES[head])
+            if head == "mask" and aug.synthetic_mask_p > 0 and "landmarks" in frame:
+                drawable = known & (labels == 2) & frame["landmarks"].map(lambda t: parse_points(t, 5) is not None)
+                moved = float(weight[drawable.to_numpy()].sum()) * aug.synthetic_mask_p
+                counts = counts + moved * np.array(
+                    [1 - aug.synthetic_mask_incorrect, aug.synthetic_mask_incorrect, -1.0]
+                )
+            if counts.sum() > 0:
+                counts = np.maximum(counts, 1e-3 * counts.sum())  # a class never seen still gets a small share
+                shares[head] = [round(float(v), 6) for v in counts / counts.sum()]
+        return shares
 
     def _loader(self, frame: pd.DataFrame, transform, batch_size: int, shuffle: bool) -> DataLoader:
         workers = resolve_workers(self.cfg)

@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
-from faceattr.config import Config, TTAConfig
+from faceattr.config import Config, TTAConfig, validate
 from faceattr.data.images import IMAGE_SUFFIXES, SkipReport, load_rgb
 from faceattr.errors import FaceAttrError, ImageLoadError
+from faceattr.inference.priors import apply_priors, check_priors
 from faceattr.inference.profile import StageClock
 from faceattr.inference.tta import tta_views
 from faceattr.labels import CLASS_NAMES, DEFAULT_OLD_THRESHOLD, TASK_CLASSES, decide
@@ -68,13 +69,15 @@ class BasePredictor:
         return FaceDetector(self.cfg.faces, onnx_dir=self.detector_dir)
 
     def predict_array(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        """Probabilities per head for a normalised batch (N x 3 x S x S float32), averaged over the TTA views."""
+        """Probabilities per head for a normalised batch (N x 3 x S x S float32), averaged over the TTA views and
+        moved to the class shares of `priors.target` (inference/priors.py)."""
         tta = self.tta if self.tta is not None else self.cfg.tta
         if not tta.transforms:
-            return self._predict_batch(images)
+            return apply_priors(self._predict_batch(images), self.cfg.priors)
         views = tta_views(images, tta, self.cfg.augment.mean, self.cfg.augment.std)
         outputs = [self._predict_batch(v) for v in views]
-        return {task: np.mean([o[task] for o in outputs], axis=0) for task in outputs[0]}
+        averaged = {task: np.mean([o[task] for o in outputs], axis=0) for task in outputs[0]}
+        return apply_priors(averaged, self.cfg.priors)
 
     def predict_crops(self, crops: list[np.ndarray], clock: StageClock | None = None) -> dict[str, np.ndarray]:
         """Probabilities for raw RGB crops (this predictor's own resize and normalisation)."""
@@ -156,11 +159,13 @@ def load_predictor(
     voting: str = "soft",
     tta: list[str] | None = None,
     onnx_cache: bool = False,
+    priors: dict[str, list[float]] | None = None,
 ) -> BasePredictor:
     """A .onnx file runs on onnxruntime (with its JSON sidecar); anything else is a Lightning checkpoint.
     Several paths make an ensemble (per-task models combine, same-task models vote). With `onnx_cache`, a checkpoint
     that would run on the CPU runs from its ONNX copy in the user cache (inference/onnx_cache.py: no torch, so a
-    one-photo `predict` starts in under a second once the copy exists)."""
+    one-photo `predict` starts in under a second once the copy exists). `priors`: class shares to move each
+    member's probabilities to instead of its own `priors.target` ({} = the probabilities as trained)."""
     paths = list(path) if isinstance(path, list | tuple) else [path]
     members: list[BasePredictor] = []
     for p in paths:
@@ -174,9 +179,13 @@ def load_predictor(
             from faceattr.inference.checkpoint_predictor import Predictor
 
             members.append(Predictor(p, device))
-    if tta is not None:
-        for member in members:
+    for member in members:
+        if tta is not None:
             member.tta = replace(member.cfg.tta, transforms=list(tta))
+        if priors is not None:
+            member.cfg.priors = replace(member.cfg.priors, target=dict(priors))
+            validate(member.cfg)
+        check_priors(member.cfg.priors, member.tasks, member.source)
     if len(members) == 1:
         return members[0]
     from faceattr.inference.ensemble import EnsemblePredictor

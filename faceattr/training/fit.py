@@ -22,7 +22,7 @@ from faceattr.data.datamodule import FaceDataModule
 from faceattr.data.images import SkipReport
 from faceattr.errors import ConfigError
 from faceattr.faces.crop import adopt_crop_settings
-from faceattr.labels import TASK_CLASSES
+from faceattr.labels import CLASSIFICATION_TASKS, TASK_CLASSES
 from faceattr.models.backbones import get_spec
 from faceattr.models.checkpoints import read_checkpoint
 from faceattr.models.losses import balanced_class_weights
@@ -230,6 +230,8 @@ def _train(cfg: Config, overwrite: bool, resume: bool, callbacks: list | None) -
     if cfg.faces.trained_on_crops is None:
         cfg.faces.trained_on_crops = "crop_x1" in columns or "crop_settings" in columns
     adopt_manifest_crop_settings(cfg, datamodule.train_frame)
+    # the class shares the heads see, kept in the checkpoint so predict can move them to a set's own (priors.adapt)
+    cfg.priors.trained = datamodule.label_shares([t for t in CLASSIFICATION_TASKS if t in cfg.model.heads])
     module = FaceAttrModule.from_config(cfg)
     trainer = build_trainer(cfg, run_dir, callbacks)
     if cfg.augment.on_device and isinstance(trainer.accelerator, CPUAccelerator):
