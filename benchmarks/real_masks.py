@@ -35,6 +35,7 @@ from faceattr.data.sources import read_competition, read_image_folder
 from faceattr.data.split import make_folds
 from faceattr.faces.crop import crop_manifest, settings_key
 from faceattr.inference.predictor import load_predictor
+from faceattr.inference.priors import parse_priors
 from faceattr.reports.evaluate import evaluate
 from faceattr.synth.masks import INCORRECT_WEARS
 from faceattr.training import train
@@ -225,18 +226,26 @@ def checkpoints_parser(description: str, work: str, name: str) -> argparse.Argum
     parser.add_argument("--checkpoint", type=Path, action="append", required=True, help="a mask model (repeat)")
     parser.add_argument("--work", type=Path, default=Path(work))
     parser.add_argument("--name", default=name)
+    parser.add_argument(
+        "--priors", default=None, help="class shares instead of each model's own, as predict --priors takes them"
+    )
     return parser
 
 
 def score_versions(
-    versions: dict[str, pd.DataFrame], models: dict[str, Path | list[Path]], column: str, tta: list[str] | None = None
+    versions: dict[str, pd.DataFrame],
+    models: dict[str, Path | list[Path]],
+    column: str,
+    tta: list[str] | None = None,
+    priors: str | None = None,
 ) -> list[dict]:
     """Each model on each version of the real crops, a row each (the version's name under `column`), printed as it
-    comes."""
+    comes. `priors`: class shares instead of each model's own (`predict --priors` text)."""
+    shares = parse_priors(priors) if priors is not None else None
     rows = []
     for version, manifest in versions.items():
         for name, model in models.items():
-            rows.append({column: version, "checkpoint": name, **score(model, manifest, tta=tta)})
+            rows.append({column: version, "checkpoint": name, **score(model, manifest, tta=tta, priors=shares)})
             print(rows[-1], flush=True)
     return rows
 

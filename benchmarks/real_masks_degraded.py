@@ -58,10 +58,10 @@ def main() -> None:
     models: dict[str, Path | list[Path]] = {c.parent.parent.name: c for c in args.checkpoint}
     if args.ensemble:
         models[f"ensemble of {len(args.checkpoint)}"] = list(args.checkpoint)
-    rows = score_versions(manifests, models, "view", [t for t in args.tta.split(",") if t] or None)
-    rows = [{**row, "tta": args.tta or "none"} for row in rows]
+    rows = score_versions(manifests, models, "view", [t for t in args.tta.split(",") if t] or None, args.priors)
+    rows = [{**row, "tta": args.tta or "none", "priors": args.priors or "the model's"} for row in rows]
     settings = {"crops": args.crops.name, "views": list(manifests)}
-    save(args.name, rows, ["view", "checkpoint", "tta", *SCORE_COLUMNS], settings)
+    save(args.name, rows, ["view", "checkpoint", "tta", "priors", *SCORE_COLUMNS], settings)
 
 
 if __name__ == "__main__":

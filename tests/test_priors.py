@@ -39,6 +39,14 @@ def test_priors_config_refuses_shares_that_are_not_shares():
             load_config(None, [f"priors.target.mask={bad}"])
     with pytest.raises(ConfigError, match="unknown head"):
         load_config(None, ["priors.target.age=[1.0]"])
+    with pytest.raises(ConfigError, match=r"not in model\.heads"):
+        load_config(None, ["model.heads=[gender]", "priors.target.mask=[0.8,0.1,0.1]"])
+
+
+def test_the_drawn_mask_recipe_predicts_with_real_photos_class_shares():
+    target = load_config("configs/mask_drawn.yaml").priors.target["mask"]
+    assert target[1] < 1 / 7  # fewer "incorrect" than the drawn set's 1 in 7
+    assert load_config("configs/mask.yaml").priors.target == {}  # the competition's own photos keep 5 : 1 : 1
 
 
 def test_priors_text_from_the_command_line():
@@ -105,6 +113,11 @@ def test_training_records_the_shares_and_predict_applies_target_shares(trained_r
     rare = {"mask": [0.9, 0.001, 0.099]}
     shifted = load_predictor(checkpoint, priors=rare).predict_paths(photos).probs["mask"]
     assert np.allclose(shifted, reweight(plain, trained["mask"], rare["mask"]), atol=1e-5)
+
+    own = load_predictor(checkpoint)  # a model whose config carries target shares applies them by itself
+    own.cfg.priors.target = rare
+    assert np.allclose(own.predict_paths(photos).probs["mask"], shifted, atol=1e-5)
+    own.cfg.priors.target = {}
 
     out = tmp_path / "p.csv"
     args = ["predict", str(checkpoint), *photos, "--no-faces", "--out", str(out), "--priors", "mask=0.9,0.001,0.099"]

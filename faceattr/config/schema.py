@@ -411,5 +411,9 @@ def validate(cfg: Config) -> None:
         if hasattr(value, "check_values"):
             value.check_values(check)
     known_heads = tuple(TASK_CLASSES)
+    for head in cfg.priors.target:
+        check(
+            head in cfg.model.heads, "priors.target", f"names '{head}', which is not in model.heads {cfg.model.heads}"
+        )
     for task in cfg.per_task:
         check(task in known_heads, "per_task", f"unknown task '{task}'; valid: {known_heads}")
