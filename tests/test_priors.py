@@ -130,3 +130,19 @@ def test_training_records_the_shares_and_predict_applies_target_shares(trained_r
         app, ["predict", str(checkpoint), *photos, "--out", str(tmp_path / "q.csv"), "--priors", "mask=1,2"]
     )
     assert bad.exit_code == 2 and "priors.target.mask" in bad.output
+
+
+def test_each_per_task_model_keeps_only_its_own_target_shares():
+    from faceattr.training.per_task import task_config
+
+    cfg = load_config(
+        None,
+        [
+            "per_task={mask: {}, gender: {}}",
+            "priors.target.mask=[0.83,0.05,0.12]",
+            "priors.target.gender=[0.4,0.6]",
+        ],
+    )
+    assert task_config(cfg, "mask").priors.target == {"mask": [0.83, 0.05, 0.12]}
+    assert task_config(cfg, "gender").priors.target == {"gender": [0.4, 0.6]}
+    assert task_config(cfg, "age_bin").priors.target == {}

@@ -12,6 +12,7 @@ def task_config(cfg: Config, task: str) -> Config:
     data = to_dict(cfg)
     data["per_task"] = {}
     data["model"]["heads"] = [task]
+    data["priors"]["target"] = {h: v for h, v in data["priors"]["target"].items() if h == task}
     data["run"]["name"] = f"{cfg.run.name}-{task}"
     data["train"]["monitor"] = f"val/f1_{task}" if task != "age" else "val/age_mae"
     data["train"]["monitor_mode"] = "max" if task != "age" else "min"
