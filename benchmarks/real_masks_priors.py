@@ -9,10 +9,12 @@ bare photo per person; the model's probabilities carry those shares. Settings, e
                         not offered by faceattr (it over-corrects on masks-real: see the table)
 Shares are not chosen on masks-real: the recipe's come from the issue's real crowd-photo faces (996 worn, 55 worn
 incorrectly, 150 bare of 1,201: 0.83 / 0.05 / 0.12); the others show how the result moves with the choice.
-Decisions read the dev half only; the test half is reported beside it.
+Decisions read the dev half only; the test half is reported beside it. `--views`: also masks-real shrunk to 64 or
+40 px, or blurred and JPEG-compressed, as benchmarks.real_masks_degraded makes them (crowd photos' faces); those
+rows carry no drawn columns.
 
     python -m benchmarks.real_masks_priors --crops /tmp/faceattr-real-masks/real.8ff33c8b.crops.csv \
-        --checkpoint /tmp/faceattr-real-masks/runs/rm_now_s42-drawn-new-renderer/checkpoints/best.ckpt [...]
+        --checkpoint /tmp/faceattr-real-masks/runs/rm_now_s42-drawn-new-renderer/checkpoints/best.ckpt [...] [--views]
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from sklearn.metrics import f1_score
 
 from benchmarks.common import mean_std, save
 from benchmarks.real_masks import checkpoints_parser, half, real_metrics
+from benchmarks.real_masks_degraded import VIEWS, degraded
 from faceattr.inference.predictor import load_predictor
 from faceattr.inference.priors import reweight
 from faceattr.reports.evaluate import evaluation_rows
@@ -63,33 +66,42 @@ def drawn_metrics(truth: np.ndarray, probs: np.ndarray) -> dict:
     }
 
 
+def real_rows(model, real: pd.DataFrame, trained: np.ndarray, view: str, name: str) -> list[dict]:
+    """A row per setting for one model on one view of masks-real's crops (one prediction pass)."""
+    preds = model.predict_paths(real["path"].tolist(), batch_size=128)
+    scored = real.iloc[preds.indices]
+    truth, halves = scored["mask"].to_numpy(), scored["person_id"].map(half).to_numpy()
+    return [
+        {"view": view, "setting": setting, "checkpoint": name, **real_metrics(truth, probs.argmax(1), halves)}
+        for setting, probs in settings(preds.probs["mask"], trained).items()
+    ]
+
+
 def main() -> None:
-    parser = checkpoints_parser(__doc__, "/tmp/faceattr-real-masks-priors", "real_masks_priors")
+    parser = checkpoints_parser(__doc__, "/tmp/faceattr-real-masks-degraded", "real_masks_priors")
+    parser.add_argument("--views", action="store_true", help="also score the small and blurred views")
     args = parser.parse_args()
     real = pd.read_csv(args.crops)
+    views = {"as cropped": real}
+    if args.views:  # the same cache folders as benchmarks.real_masks_degraded
+        for view in VIEWS:
+            views[view] = degraded(real, view, args.work / f"{args.crops.stem}-{view.replace(' ', '-')}")
     rows = []
     for checkpoint in args.checkpoint:
+        name = checkpoint.parent.parent.name
         model = load_predictor(checkpoint, priors={})  # the probabilities as trained; shares applied below
         trained = np.asarray(model.cfg.priors.trained.get("mask", [5 / 7, 1 / 7, 1 / 7]))
-        preds = model.predict_paths(real["path"].tolist(), batch_size=128)
-        scored = real.iloc[preds.indices]
-        truth, halves = scored["mask"].to_numpy(), scored["person_id"].map(half).to_numpy()
         drawn = evaluation_rows(model, None, None, None)  # the run's own held-out drawn people
         drawn_preds = model.predict_paths(drawn["path"].tolist(), batch_size=128)
         drawn_truth = drawn["mask"].to_numpy()[drawn_preds.indices]
-        drawn_settings = settings(drawn_preds.probs["mask"], trained)
-        for (name, probs), drawn_probs in zip(
-            settings(preds.probs["mask"], trained).items(), drawn_settings.values(), strict=True
-        ):
-            rows.append(
-                {
-                    "setting": name,
-                    "checkpoint": checkpoint.parent.parent.name,
-                    **real_metrics(truth, probs.argmax(1), halves),
-                    **drawn_metrics(drawn_truth, drawn_probs),
-                }
-            )
-            print(rows[-1], flush=True)
+        drawn_scores = [drawn_metrics(drawn_truth, p) for p in settings(drawn_preds.probs["mask"], trained).values()]
+        for view, manifest in views.items():
+            found = real_rows(model, manifest, trained, view, name)
+            if view == "as cropped":
+                found = [{**row, **scores} for row, scores in zip(found, drawn_scores, strict=True)]
+            rows += found
+            for row in found:
+                print(row, flush=True)
     columns = [
         "macro_f1",
         "f1_dev",
@@ -103,13 +115,18 @@ def main() -> None:
     table = pd.DataFrame(rows)
     table["kind"] = table["setting"].str.split(" [(]").str[0]  # EM rows name their shares: group them
     summary = [
-        {"setting": kind, "seeds": len(group), **{c: mean_std(group[c]) for c in columns}}
-        for kind, group in table.groupby("kind", sort=False)
+        {
+            "view": view,
+            "setting": kind,
+            "seeds": len(group),
+            **{c: mean_std(group[c].dropna()) if group[c].notna().any() else "" for c in columns if c in group},
+        }
+        for (view, kind), group in table.groupby(["view", "kind"], sort=False)
     ]
     save(
         args.name,
         [*summary, *rows],
-        ["setting", "seeds", "checkpoint", *columns],
+        ["view", "setting", "seeds", "checkpoint", *columns],
         {"crops": args.crops.name, "targets": TARGETS, "rows": "mean ± std over the checkpoints first, then each"},
     )
 

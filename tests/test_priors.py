@@ -126,6 +126,11 @@ def test_training_records_the_shares_and_predict_applies_target_shares(trained_r
     assert (table["mask"] == 1).sum() <= (plain.argmax(1) == 1).sum()
     assert np.allclose(table[["p_mask_0", "p_mask_1", "p_mask_2"]].to_numpy(), shifted, atol=1e-4)
 
+    from faceattr.reports.evaluate import evaluate
+
+    evaluate(checkpoint, out_dir=tmp_path / "eval", priors=rare)
+    assert "priors.target" in (tmp_path / "eval" / "model_card.md").read_text()  # the card says what it scored
+
     bad = CliRunner().invoke(
         app, ["predict", str(checkpoint), *photos, "--out", str(tmp_path / "q.csv"), "--priors", "mask=1,2"]
     )

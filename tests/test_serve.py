@@ -55,6 +55,7 @@ def test_health_and_model(client):
     assert model["backbone"] == "test_efficientnet" and model["heads"] == ["mask", "gender", "age_bin"]
     assert model["classes"]["mask"] == ["wear", "incorrect", "not_wear"]
     assert "val/f1_18" in model["training_metrics"]
+    assert set(model["class_shares"]["trained"]) == {"mask", "gender", "age_bin"}  # what predictions could move from
 
 
 def test_page_has_the_upload_form(client):

@@ -98,6 +98,7 @@ class BasePredictor:
             "mean": list(self.cfg.augment.mean or []),
             "std": list(self.cfg.augment.std or []),
             "old_threshold": self.cfg.data.old_threshold,
+            "class_shares": {"trained": self.cfg.priors.trained, "target": self.cfg.priors.target},
         }
 
     def predict_paths(

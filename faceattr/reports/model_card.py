@@ -96,6 +96,13 @@ def write_model_card(predictor, eval_frame: pd.DataFrame, summary: dict, path: P
         f"{cfg.optim.name} lr {cfg.optim.lr}, {cfg.scheduler.name} schedule, loss {cfg.loss.name}",
         f"- heads {', '.join(cfg.model.heads)}; exact-age target smoothing σ {cfg.model.age_sigma} years",
         "- augmentation: " + ", ".join(f"{k} {v:g}" for k, v in augment.items()),
+        *(
+            [
+                f"- predictions moved from the training set's class shares to {head} {target} (priors.target; "
+                "the results below include it)"
+                for head, target in cfg.priors.target.items()
+            ]
+        ),
         "",
         "## Held-out results",
         "",
