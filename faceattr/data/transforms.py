@@ -100,14 +100,14 @@ class EvalTransform:
     """Validation / prediction pipeline: resize (bilinear) and normalize only; called like an Albumentations
     pipeline (`t(image=x)["image"]` is a CHW float32 array, which a DataLoader collates into a tensor)."""
 
-    def __init__(self, size: int, mean, std) -> None:
-        self.size = size
+    def __init__(self, size: int, mean, std, interpolation: int = cv2.INTER_LINEAR) -> None:
+        self.size, self.interpolation = size, interpolation
         self.mean = np.asarray(mean, np.float32) * 255.0
         self.inv_std = 1.0 / (np.asarray(std, np.float32) * 255.0)
 
     def __call__(self, *, image: np.ndarray) -> dict[str, np.ndarray]:
         if image.shape[:2] != (self.size, self.size):
-            image = cv2.resize(image, (self.size, self.size), interpolation=cv2.INTER_LINEAR)
+            image = cv2.resize(image, (self.size, self.size), interpolation=self.interpolation)
         normalised = (image.astype(np.float32) - self.mean) * self.inv_std
         return {"image": np.ascontiguousarray(normalised.transpose(2, 0, 1))}
 

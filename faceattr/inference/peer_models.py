@@ -14,25 +14,10 @@ import cv2
 import numpy as np
 
 from faceattr.config import Config
+from faceattr.data.transforms import EvalTransform
 from faceattr.errors import ConfigError
 from faceattr.inference.predictor import BasePredictor
 from faceattr.models.dlib_wheel import FACE_MEAN, FACE_STD, wheel_model
-
-
-class AreaResize:
-    """Resize by pixel area (a 200 px face to 32 px keeps its detail; bilinear aliases) and normalise, called like
-    an Albumentations pipeline."""
-
-    def __init__(self, size: int, mean, std) -> None:
-        self.size = size
-        self.mean = np.asarray(mean, np.float32) * 255.0
-        self.inv_std = 1.0 / (np.asarray(std, np.float32) * 255.0)
-
-    def __call__(self, *, image: np.ndarray) -> dict[str, np.ndarray]:
-        if image.shape[:2] != (self.size, self.size):
-            image = cv2.resize(image, (self.size, self.size), interpolation=cv2.INTER_AREA)
-        normalised = (image.astype(np.float32) - self.mean) * self.inv_std
-        return {"image": np.ascontiguousarray(normalised.transpose(2, 0, 1))}
 
 
 class DlibGenderPredictor(BasePredictor):
@@ -51,7 +36,8 @@ class DlibGenderPredictor(BasePredictor):
         self.cfg.model.heads = ["gender"]
         self.cfg.augment.mean, self.cfg.augment.std = list(FACE_MEAN), list(FACE_STD)
         self.tasks = ["gender"]
-        self.transform = AreaResize(self.SIZE, FACE_MEAN, FACE_STD)
+        # by pixel area: a 200 px face shrunk to 32 px keeps its detail, where bilinear aliases
+        self.transform = EvalTransform(self.SIZE, FACE_MEAN, FACE_STD, interpolation=cv2.INTER_AREA)
 
     def _predict_batch(self, images: np.ndarray) -> dict[str, np.ndarray]:
         female_male = self.session.run(None, {"images": np.ascontiguousarray(images, dtype=np.float32)})[0]
