@@ -148,11 +148,9 @@ class FaceDataModule(L.LightningDataModule):
             weight = weight * len(frame) / weight.sum()
         if d.keep_masked < 5:
             groups = masked_groups(frame)
-            sizes = pd.Series(groups[groups >= 0]).value_counts()
             in_group = groups >= 0
-            weight[in_group] *= (
-                np.minimum(d.keep_masked, sizes[groups[in_group]].to_numpy()) / sizes[groups[in_group]].to_numpy()
-            )
+            size = pd.Series(groups[in_group]).value_counts()[groups[in_group]].to_numpy()  # each row's group size
+            weight[in_group] *= np.minimum(d.keep_masked, size) / size
         shares: dict[str, list[float]] = {}
         for head in heads:
             labels = frame[head].to_numpy()

