@@ -16,6 +16,7 @@ from faceattr.models.face_resnet import (
     age_onnx_file,
     load_age_v1,
     onnx_initializers,
+    resize_weights,
 )
 
 pytestmark = pytest.mark.skipif(
@@ -83,3 +84,25 @@ def test_face_branch_trains_and_exports_to_onnx(tmp_path):
     path = tmp_path / "face.onnx"
     torch.onnx.export(model.eval(), torch.zeros(1, 3, 64, 64), str(path), dynamo=False)
     assert path.stat().st_size > 1_000_000
+
+
+@pytest.mark.parametrize("size", [128, 112, 200, 48])
+def test_the_face_branchs_resize_is_torchs_antialiased_bilinear(size):
+    x = torch.rand(2, 3, size, size)
+    expected = torch.nn.functional.interpolate(x, size=(64, 64), mode="bilinear", antialias=True, align_corners=False)
+    assert torch.allclose(resize_weights(size, 64).T @ x @ resize_weights(size, 64), expected, atol=1e-6)
+
+
+def test_the_two_branch_backbone_exports_to_onnx_at_the_presets_size(tmp_path):
+    """The face branch shrinks a 128 px image to its 64 px inside forward; the export keeps that step, so the
+    age-gender preset gets an ONNX copy (`predict` without torch) and `faceattr export` works for it."""
+    import onnxruntime as ort
+
+    model, _ = create_backbone("lite0_face", "package")
+    x = torch.rand(2, 3, 128, 128)
+    path = tmp_path / "two.onnx"
+    with torch.inference_mode():
+        expected = model.eval()(x).numpy()
+        torch.onnx.export(model, (x,), str(path), input_names=["images"], opset_version=17, dynamo=False)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert np.abs(session.run(None, {"images": x.numpy()})[0] - expected).max() < 1e-4

@@ -4,6 +4,7 @@ networks beside it, so the three run on onnxruntime alone (inference/onnx_predic
 from __future__ import annotations
 
 import shutil
+import warnings
 from pathlib import Path
 
 import torch
@@ -38,7 +39,10 @@ def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = 17) -> tup
     size = predictor.cfg.data.image_size
     out = Path(out)
     dynamic = {"images": {0: "batch"}} | {t: {0: "batch"} for t in predictor.tasks}
-    with torch.inference_mode(), atomic_path(out, keep_suffix=True) as tmp:
+    with torch.inference_mode(), atomic_path(out, keep_suffix=True) as tmp, warnings.catch_warnings():
+        # the image size is fixed per export (only the batch is dynamic), so the tracer's "shape read as a Python
+        # number" notes (the face branch's resize, dlib's padded shortcuts) are expected, not a user's concern
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
         torch.onnx.export(
             wrapper,
             (torch.zeros(2, 3, size, size),),

@@ -13,6 +13,7 @@ row/column), not a 1x1 convolution.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +62,26 @@ class Block(nn.Module):
         return F.relu(short + out)
 
 
+@lru_cache(maxsize=16)
+def resize_weights(size_in: int, size_out: int) -> torch.Tensor:
+    """(size_in, size_out) weights of torch's antialiased bilinear resize along one axis (`F.interpolate(...,
+    mode="bilinear", antialias=True)`, the same numbers), so the resize is two matrix products: torch.onnx exports
+    no antialiased resize, and a product exports everywhere. Computed as ATen does (a triangle filter widened by
+    the scale when shrinking, each output's weights normalised to sum to one)."""
+    scale = size_in / size_out
+    support = scale if scale >= 1.0 else 1.0
+    stretch = 1.0 / scale if scale >= 1.0 else 1.0
+    weights = np.zeros((size_in, size_out))
+    for i in range(size_out):
+        centre = scale * (i + 0.5)
+        first = max(int(centre - support + 0.5), 0)
+        last = min(int(centre + support + 0.5), size_in)
+        taps = np.arange(first, last)
+        w = np.clip(1.0 - np.abs((taps - centre + 0.5) * stretch), 0.0, None)
+        weights[first:last, i] = w / w.sum()
+    return torch.from_numpy(weights).float()
+
+
 class FaceResNet10(nn.Module):
     """dlib's age network without its 81-way age layer: image -> 256 pooled features.
 
@@ -83,10 +104,10 @@ class FaceResNet10(nn.Module):
         )
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        if self.input_size and x.shape[-1] != self.input_size:
-            x = F.interpolate(
-                x, size=(self.input_size, self.input_size), mode="bilinear", antialias=True, align_corners=False
-            )
+        if self.input_size and tuple(x.shape[-2:]) != (self.input_size, self.input_size):
+            rows = resize_weights(int(x.shape[-2]), self.input_size).to(x)
+            cols = resize_weights(int(x.shape[-1]), self.input_size).to(x)
+            x = rows.T @ x @ cols  # = F.interpolate(x, bilinear, antialias=True), and exportable to ONNX
         x = F.max_pool2d(F.relu(self.stem_aff(self.stem(x))), 3, 2)
         return self.layers(x)
 
