@@ -18,6 +18,7 @@ Columns: gender accuracy, age MAE, CS@5 (share within 5 years), age-bin macro F1
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import json
 from pathlib import Path
@@ -29,7 +30,8 @@ from PIL import Image, ImageFilter
 from benchmarks.common import HELD_OUT_RULE, save, utkface_union
 from benchmarks.framing import nearest_face, predict, reframe
 from faceattr.faces.detect import FaceDetector, crop_face, detect_padded
-from faceattr.inference.predictor import load_predictor
+from faceattr.inference.ensemble import EnsemblePredictor
+from faceattr.inference.predictor import BasePredictor, load_predictor, peers_named_by
 from faceattr.reports.groups import scores as group_scores
 from faceattr.synth.masks import render_mask
 
@@ -79,6 +81,39 @@ def landmarks(test: pd.DataFrame, images: list[np.ndarray], detector: FaceDetect
     return out
 
 
+class Remembered(BasePredictor):
+    """A model whose answers are kept by the crops' bytes, so a checkpoint named in several `--model` specs (alone
+    and in ensembles) runs once per row."""
+
+    def __init__(self, member: BasePredictor) -> None:
+        self.member, self.answers = member, {}
+        self.cfg, self.tasks, self.transform, self.source = member.cfg, member.tasks, member.transform, member.source
+
+    def predict_crops(self, crops: list[np.ndarray], clock=None) -> dict[str, np.ndarray]:
+        digest = hashlib.sha1()
+        for crop in crops:
+            digest.update(str(crop.shape).encode())
+            digest.update(np.ascontiguousarray(crop).tobytes())
+        key = digest.hexdigest()
+        if key not in self.answers:
+            self.answers[key] = self.member.predict_crops(crops, clock)
+        return self.answers[key]
+
+
+def model_of(paths: list[str], loaded: dict[str, Remembered], tta: list[str] | None, peers: bool) -> BasePredictor:
+    """One predictor for a spec's comma-separated paths (an ensemble when several, with the peer models their
+    configs name unless `peers` is off, as `predict` does), each member loaded once."""
+    for p in paths:
+        if p not in loaded:
+            loaded[p] = Remembered(load_predictor(p, tta=tta, peers=False))
+    members = [loaded[p] for p in paths]
+    for name, member in peers_named_by(members) if peers else []:
+        if name not in loaded:
+            loaded[name] = Remembered(load_predictor(name, tta=tta or member.cfg.tta.transforms))
+        members.append(loaded[name])
+    return members[0] if len(members) == 1 else EnsemblePredictor(members)
+
+
 def chart(rows: list[dict], path: Path) -> Path:
     """Gender accuracy and age MAE per row, one bar per model: where each model holds up and where it breaks."""
     import matplotlib
@@ -121,6 +156,9 @@ def main() -> None:
     parser.add_argument("--name", default="robustness", help="results file name")
     parser.add_argument("--chart", type=Path, default=None, help="also draw the table as a PNG bar chart here")
     parser.add_argument("--tta", default=None, help="test-time augmentation for every model, e.g. hflip")
+    parser.add_argument(
+        "--no-peers", action="store_true", help="leave out the peer models a checkpoint's ensemble.peers names"
+    )
     args = parser.parse_args()
     _, frame = utkface_union(args.work)
     test = frame[frame["fold"] == 0].reset_index(drop=True)
@@ -149,9 +187,12 @@ def main() -> None:
         "synthetic mask": (masked, test.iloc[masked_rows]),
     }
     rows = []
+    loaded: dict[str, Remembered] = {}
     for spec in args.model:
         name, checkpoints = spec.split("=", 1)
-        predictor = load_predictor(checkpoints.split(","), tta=args.tta.split(",") if args.tta else None)
+        predictor = model_of(
+            checkpoints.split(","), loaded, args.tta.split(",") if args.tta else None, not args.no_peers
+        )
         base = None
         for row, (images, truth) in views.items():
             labels = predict(predictor, images, batch=128)
@@ -176,6 +217,7 @@ def main() -> None:
             "limit": args.limit,
             "seed": args.seed,
             "tta": args.tta,
+            "peers": not args.no_peers,
             "held_out": len(test),
         },
     )

@@ -29,6 +29,13 @@ Priors = Annotated[
         "mask=0.83,0.05,0.12 (';' between heads), or none for the probabilities as trained",
     ),
 ]
+Peers = Annotated[
+    bool,
+    typer.Option(
+        "--peers/--no-peers",
+        help="include the other projects' models the checkpoint's ensemble.peers names (e.g. a second gender vote)",
+    ),
+]
 OnnxCache = Annotated[
     bool,
     typer.Option(

@@ -12,6 +12,7 @@ from faceattr.cli.common import (
     TTA,
     Also,
     OnnxCache,
+    Peers,
     Priors,
     Voting,
     _fail,
@@ -42,6 +43,7 @@ def evaluate(
     ] = None,
     min_group: Annotated[int, typer.Option(help="groups with fewer held-out faces are flagged")] = 30,
     priors: Priors = None,
+    peers: Peers = True,
 ) -> None:
     """Macro F1 and accuracy per task and for 18 classes, age MAE, per-class report, confusion-matrix PNGs, per-group
     tables and charts (--by), and model_card.md."""
@@ -61,6 +63,7 @@ def evaluate(
             by=groups,
             min_group=min_group,
             priors=_priors(priors),
+            peers=peers,
         )
     except FaceAttrError as e:
         _fail(e)
@@ -123,6 +126,7 @@ def predict(
     voting: Voting = "soft",
     tta: TTA = None,
     priors: Priors = None,
+    peers: Peers = True,
     onnx_cache: OnnxCache = True,
     overwrite: Annotated[bool, typer.Option(help="replace an existing --out (and its .skipped.csv)")] = False,
     profile: Annotated[
@@ -160,6 +164,7 @@ def predict(
             tta=_tta(tta),
             onnx_cache=onnx_cache,
             priors=_priors(priors),
+            peers=peers,
         )
         if margins is not None:
             predictor.cfg.faces = _with_margins(predictor.cfg.faces, margins, margin_unit)
@@ -279,6 +284,7 @@ def serve(
         int | None, typer.Option(help="largest accepted image, in pixels (default: 40 M, the server's own)")
     ] = None,
     onnx_cache: OnnxCache = True,
+    peers: Peers = True,
 ) -> None:
     """Serve a page and an HTTP API (POST /predict, GET /health, GET /model) for trying a model."""
     import uvicorn
@@ -287,7 +293,7 @@ def serve(
     from faceattr.serve.app import create_app
 
     try:
-        predictor = load_predictor(checkpoint, onnx_cache=onnx_cache)
+        predictor = load_predictor(checkpoint, onnx_cache=onnx_cache, peers=peers)
         app_ = create_app(predictor, max_upload_bytes=int(max_upload_mb * 1024 * 1024), max_pixels=max_pixels)
     except FaceAttrError as e:
         _fail(e)
@@ -330,6 +336,7 @@ def submit(
     voting: Voting = "soft",
     tta: TTA = None,
     priors: Priors = None,
+    peers: Peers = True,
     overwrite: Annotated[bool, typer.Option(help="replace an existing --out (and its .skipped.csv)")] = False,
 ) -> None:
     """Fill the competition's info.csv `ans` column with 18-class predictions."""
@@ -338,7 +345,11 @@ def submit(
 
     try:
         predictor = load_predictor(
-            [checkpoint, *also] if also else checkpoint, voting=voting, tta=_tta(tta), priors=_priors(priors)
+            [checkpoint, *also] if also else checkpoint,
+            voting=voting,
+            tta=_tta(tta),
+            priors=_priors(priors),
+            peers=peers,
         )
         table = submission(predictor, eval_dir, out, crop_faces=faces, overwrite=overwrite)
     except FaceAttrError as e:

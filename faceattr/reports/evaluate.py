@@ -69,9 +69,10 @@ def evaluate(
     by: list[str] | None = None,
     min_group: int = 30,
     priors: dict[str, list[float]] | None = None,
+    peers: bool = True,
 ) -> EvalResult:
     """Score one model, or an ensemble when `checkpoint` is a list (the first one's fold is scored)."""
-    predictor = load_predictor(checkpoint, voting=voting, tta=tta, priors=priors)
+    predictor = load_predictor(checkpoint, voting=voting, tta=tta, priors=priors, peers=peers)
     frame = evaluation_rows(predictor, manifest, fold, split)
     first = Path(checkpoint[0] if isinstance(checkpoint, list | tuple) else checkpoint)
     out = Path(out_dir) if out_dir else first.parent.parent / "eval"
