@@ -107,9 +107,9 @@ def model_of(paths: list[str], loaded: dict[str, Remembered], tta: list[str] | N
         if p not in loaded:
             loaded[p] = Remembered(load_predictor(p, tta=tta, peers=False))
     members = [loaded[p] for p in paths]
-    for name, member in peers_named_by(members) if peers else []:
+    for name in peers_named_by(members) if peers else []:
         if name not in loaded:
-            loaded[name] = Remembered(load_predictor(name, tta=tta or member.cfg.tta.transforms))
+            loaded[name] = Remembered(load_predictor(name, tta=tta or members[0].cfg.tta.transforms))
         members.append(loaded[name])
     return members[0] if len(members) == 1 else EnsemblePredictor(members)
 

@@ -91,13 +91,16 @@ def test_in_an_ensemble_the_peer_age_model_votes_on_exact_age_only(trained_run, 
 
 @pytest.fixture(scope="module")
 def run_naming_a_peer(competition_manifest, tmp_path_factory):
-    """A tiny run whose config names the gender peer (`ensemble.peers`), as the age-gender presets do."""
+    """A tiny run whose config names the gender peer (`ensemble.peers`) and the mirror view, as the age-gender
+    presets do."""
     from faceattr.config import load_config
     from faceattr.training import train
     from tests.conftest import tiny_overrides
 
     runs = tmp_path_factory.mktemp("peer-runs")
-    overrides = tiny_overrides(competition_manifest, runs, **{"train.epochs": 1, "ensemble.peers": f"[{PEER}]"})
+    overrides = tiny_overrides(
+        competition_manifest, runs, **{"train.epochs": 1, "ensemble.peers": f"[{PEER}]", "tta.transforms": "[hflip]"}
+    )
     return train(load_config(None, overrides))
 
 
@@ -105,14 +108,17 @@ def test_a_checkpoint_naming_a_peer_predicts_with_it_unless_told_not_to(run_nami
     photos = collect_images([competition_root / "train" / "images"])[:8]
     checkpoint = run_naming_a_peer.best_checkpoint
     alone = load_predictor(checkpoint, peers=False).predict_paths(photos).probs
-    peer = load_predictor(PEER).predict_paths(photos).probs
+    peer = load_predictor(PEER, tta=["hflip"]).predict_paths(photos).probs
     default = load_predictor(checkpoint)
     assert [str(m.source) for m in default.members] == [str(checkpoint), PEER]
+    assert default.members[1].tta.transforms == ["hflip"]  # the peer sees the model's views
     probs = default.predict_paths(photos).probs
     assert np.allclose(probs["gender"], (alone["gender"] + peer["gender"]) / 2, atol=1e-5)
     assert np.allclose(probs["mask"], alone["mask"], atol=1e-6)
     named_twice = load_predictor([checkpoint, PEER])  # the peer joins once, however often it is named
     assert [str(m.source) for m in named_twice.members] == [str(checkpoint), PEER]
+    also = load_predictor([checkpoint, PEER], peers=False)  # added with --also, it sees the model's views too
+    assert also.members[1].tta.transforms == ["hflip"]
 
 
 def test_predict_on_the_command_line_takes_the_named_peer_and_no_peers_leaves_it_out(run_naming_a_peer, tmp_path):
@@ -132,6 +138,15 @@ def test_predict_on_the_command_line_takes_the_named_peer_and_no_peers_leaves_it
     with_peer, alone = tables["--peers"], tables["--no-peers"]
     assert not np.allclose(with_peer["p_gender_0"], alone["p_gender_0"])  # the gender vote moved
     assert np.allclose(with_peer["p_mask_0"], alone["p_mask_0"], atol=1e-5)  # the mask head is the model's alone
+
+
+def test_evaluate_scores_the_checkpoint_with_its_peer_and_the_model_card_names_both(run_naming_a_peer, tmp_path):
+    from faceattr.reports.evaluate import evaluate
+
+    result = evaluate(run_naming_a_peer.best_checkpoint, out_dir=tmp_path / "eval")
+    card = (result.out_dir / "model_card.md").read_text()
+    assert f"An ensemble of 2 models (soft voting): {run_naming_a_peer.best_checkpoint} (mask, gender, age_bin)" in card
+    assert f"; {PEER} (gender)." in card
 
 
 def test_the_onnx_copy_of_a_checkpoint_naming_a_peer_brings_the_peer(run_naming_a_peer, tmp_path):

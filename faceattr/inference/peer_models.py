@@ -28,6 +28,7 @@ class DlibPredictor(BasePredictor):
     FILE: str
     SIZE: int
     TASK: str
+    is_peer = True
 
     def __init__(self, name: str) -> None:
         import onnxruntime as ort

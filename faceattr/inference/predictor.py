@@ -59,6 +59,7 @@ class BasePredictor:
     source: Path
     tta: TTAConfig | None = None  # test-time augmentation; None = the model's own cfg.tta
     detector_dir: Path | None = None  # MTCNN's ONNX networks shipped with the model (None: the user cache)
+    is_peer: bool = False  # another project's model (inference/peer_models.py)
 
     def _predict_batch(self, images: np.ndarray) -> dict[str, np.ndarray]:
         raise NotImplementedError
@@ -189,7 +190,10 @@ def load_predictor(
 
             members.append(Predictor(p, device))
     if peers:
-        members += [_peer_for(name, member) for name, member in peers_named_by(members)]
+        from faceattr.inference.peer_models import peer_model
+
+        members += [peer_model(name) for name in peers_named_by(members)]
+    _show_peers_the_same_views(members)
     for member in members:
         if tta is not None:
             member.tta = replace(member.cfg.tta, transforms=list(tta))
@@ -204,25 +208,22 @@ def load_predictor(
     return EnsemblePredictor(members, voting)
 
 
-def peers_named_by(members: list[BasePredictor]) -> list[tuple[str, BasePredictor]]:
-    """(peer model name, the member whose `ensemble.peers` names it) for each named peer not a member already."""
+def peers_named_by(members: list[BasePredictor]) -> list[str]:
+    """The peer model names the members' configs list (`ensemble.peers`) that are not members already."""
     present = {str(m.source) for m in members}
-    named: list[tuple[str, BasePredictor]] = []
+    named = [name for m in members for name in m.cfg.ensemble.peers if name not in present]
+    return list(dict.fromkeys(named))
+
+
+def _show_peers_the_same_views(members: list[BasePredictor]) -> None:
+    """A peer model has no TTA of its own: it sees the views (e.g. the mirror image) of the first faceattr model."""
+    ours = [m for m in members if not m.is_peer]
+    if not ours:
+        return
+    views = ours[0].tta if ours[0].tta is not None else ours[0].cfg.tta
     for member in members:
-        for name in member.cfg.ensemble.peers:
-            if name not in present:
-                present.add(name)
-                named.append((name, member))
-    return named
-
-
-def _peer_for(name: str, member: BasePredictor) -> BasePredictor:
-    """The peer model `name`, shown the same views (e.g. the mirror image) as the member that names it."""
-    from faceattr.inference.peer_models import peer_model
-
-    peer = peer_model(name)
-    peer.tta = member.tta if member.tta is not None else member.cfg.tta
-    return peer
+        if member.is_peer and member.tta is None:
+            member.tta = views
 
 
 def _on_cpu(device: str) -> bool:

@@ -86,7 +86,11 @@ def write_model_card(predictor, eval_frame: pd.DataFrame, summary: dict, path: P
         "## Recipe",
         "",
         *(
-            [f"An ensemble of {len(members)} models ({info.get('voting')} voting); the recipe below is the first's."]
+            [
+                f"An ensemble of {len(members)} models ({info.get('voting')} voting): "
+                + "; ".join(f"{m['source']} ({', '.join(m['heads'])})" for m in members)
+                + ". Each head is voted on by the members that have it; the recipe below is the first's."
+            ]
             if members
             else []
         ),
