@@ -171,7 +171,8 @@ def load_predictor(
     that would run on the CPU runs from its ONNX copy in the user cache (inference/onnx_cache.py: no torch, so a
     one-photo `predict` starts in under a second once the copy exists). `priors`: class shares to move each
     member's probabilities to instead of its own `priors.target` ({} = the probabilities as trained). `peers`:
-    add the other projects' models a member's `ensemble.peers` names (each once, with that member's TTA)."""
+    add the other projects' models a member's `ensemble.peers` names (each once); a peer sees the views (TTA) of
+    the first faceattr model."""
     paths = list(path) if isinstance(path, list | tuple) else [path]
     members: list[BasePredictor] = []
     for p in paths:
