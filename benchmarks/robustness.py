@@ -31,7 +31,7 @@ from benchmarks.common import HELD_OUT_RULE, save, utkface_union
 from benchmarks.framing import nearest_face, predict, reframe
 from faceattr.faces.detect import FaceDetector, crop_face, detect_padded
 from faceattr.inference.ensemble import EnsemblePredictor
-from faceattr.inference.predictor import BasePredictor, load_predictor, peers_named_by
+from faceattr.inference.predictor import BasePredictor, join_peers, load_predictor
 from faceattr.reports.groups import scores as group_scores
 from faceattr.synth.masks import render_mask
 
@@ -83,11 +83,20 @@ def landmarks(test: pd.DataFrame, images: list[np.ndarray], detector: FaceDetect
 
 class Remembered(BasePredictor):
     """A model whose answers are kept by the crops' bytes, so a checkpoint named in several `--model` specs (alone
-    and in ensembles) runs once per row."""
+    and in ensembles) runs once per row. Its TTA is the wrapped model's."""
 
     def __init__(self, member: BasePredictor) -> None:
         self.member, self.answers = member, {}
         self.cfg, self.tasks, self.transform, self.source = member.cfg, member.tasks, member.transform, member.source
+        self.is_peer = member.is_peer
+
+    @property
+    def tta(self):
+        return self.member.tta
+
+    @tta.setter
+    def tta(self, views) -> None:
+        self.member.tta = views
 
     def predict_crops(self, crops: list[np.ndarray], clock=None) -> dict[str, np.ndarray]:
         digest = hashlib.sha1()
@@ -102,15 +111,11 @@ class Remembered(BasePredictor):
 
 def model_of(paths: list[str], loaded: dict[str, Remembered], tta: list[str] | None, peers: bool) -> BasePredictor:
     """One predictor for a spec's comma-separated paths (an ensemble when several, with the peer models their
-    configs name unless `peers` is off, as `predict` does), each member loaded once."""
+    configs name unless `peers` is off), each path loaded once; peers join as `predict` joins them (join_peers)."""
     for p in paths:
         if p not in loaded:
             loaded[p] = Remembered(load_predictor(p, tta=tta, peers=False))
-    members = [loaded[p] for p in paths]
-    for name in peers_named_by(members) if peers else []:
-        if name not in loaded:
-            loaded[name] = Remembered(load_predictor(name, tta=tta or members[0].cfg.tta.transforms))
-        members.append(loaded[name])
+    members = join_peers([loaded[p] for p in paths], named=peers)
     return members[0] if len(members) == 1 else EnsemblePredictor(members)
 
 

@@ -190,11 +190,7 @@ def load_predictor(
             from faceattr.inference.checkpoint_predictor import Predictor
 
             members.append(Predictor(p, device))
-    if peers:
-        from faceattr.inference.peer_models import peer_model
-
-        members += [peer_model(name) for name in peers_named_by(members)]
-    _show_peers_the_same_views(members)
+    members = join_peers(members, named=peers)
     for member in members:
         if tta is not None:
             member.tta = replace(member.cfg.tta, transforms=list(tta))
@@ -209,22 +205,22 @@ def load_predictor(
     return EnsemblePredictor(members, voting)
 
 
-def peers_named_by(members: list[BasePredictor]) -> list[str]:
-    """The peer model names the members' configs list (`ensemble.peers`) that are not members already."""
-    present = {str(m.source) for m in members}
-    named = [name for m in members for name in m.cfg.ensemble.peers if name not in present]
-    return list(dict.fromkeys(named))
+def join_peers(members: list[BasePredictor], named: bool = True) -> list[BasePredictor]:
+    """`members` and, when `named`, the peer models their configs list (`ensemble.peers`) that are not members
+    already. A peer has no TTA of its own: each sees the views (e.g. the mirror image) of the first faceattr model."""
+    if named:
+        from faceattr.inference.peer_models import peer_model
 
-
-def _show_peers_the_same_views(members: list[BasePredictor]) -> None:
-    """A peer model has no TTA of its own: it sees the views (e.g. the mirror image) of the first faceattr model."""
+        present = {str(m.source) for m in members}
+        names = [name for m in members for name in m.cfg.ensemble.peers if name not in present]
+        members = members + [peer_model(name) for name in dict.fromkeys(names)]
     ours = [m for m in members if not m.is_peer]
-    if not ours:
-        return
-    views = ours[0].tta if ours[0].tta is not None else ours[0].cfg.tta
-    for member in members:
-        if member.is_peer and member.tta is None:
-            member.tta = views
+    if ours:
+        views = ours[0].tta if ours[0].tta is not None else ours[0].cfg.tta
+        for member in members:
+            if member.is_peer and member.tta is None:
+                member.tta = views
+    return members
 
 
 def _on_cpu(device: str) -> bool:
