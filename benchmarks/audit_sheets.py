@@ -14,6 +14,10 @@ splits the rate into real mistakes and label coarseness.
     # 4. later models on the same audited photos: what each now calls each verdict's photos
     python -m benchmarks.audit_sheets recheck /tmp/rm/NEW.predictions.csv ... --out /tmp/audit \
         --verdicts /tmp/audit/verdicts.csv --name real_masks_audit_recheck
+Several predictions CSVs in steps 1 and 3 audit the union of their cells once (each photo one tile), and the tally
+gives a row per model and verdict. `--mislabelled "nose uncovered"` names the verdicts that say the set's label is
+wrong: those photos leave the class, and `rate` is each verdict's calls over what is left of it (the rate the
+class's true members see), so models are compared on the photos the audit vouches for.
 Only counts are saved in benchmarks/results (the images and the per-file verdicts are the data's, not ours).
 """
 
@@ -27,6 +31,60 @@ from PIL import Image, ImageDraw
 
 from benchmarks.common import save
 from faceattr.labels import MASK_NAMES
+
+
+def union_cell(predictions: dict[str, pd.DataFrame], truth: int, predicted: int) -> list[str]:
+    """The photos of a cell in any of several models' predictions, each once (sorted: the tile numbers stay put
+    whatever order the files are named in)."""
+    return sorted(
+        set().union(
+            *(
+                frame.loc[(frame["mask"] == truth) & (frame["predicted"] == predicted), "path"]
+                for frame in predictions.values()
+            )
+        )
+    )
+
+
+def tally_models(
+    index: pd.DataFrame,
+    verdicts: pd.DataFrame,
+    predictions: dict[str, pd.DataFrame],
+    truth: int,
+    predicted: int,
+    mislabelled: tuple[str, ...] = (),
+) -> list[dict]:
+    """Per model and verdict: its calls in the cell, and `rate` = those calls over the class less the photos judged
+    `mislabelled` (which any model may have called; an audit of the union sees each of them once)."""
+    if sorted(verdicts["number"]) != list(index["number"]):
+        raise SystemExit(f"the verdicts cover {len(verdicts)} tiles, the audit has {len(index)}: one row per tile")
+    audited = index.merge(verdicts, on="number", validate="one_to_one")
+    unknown = set(mislabelled) - set(audited["verdict"])
+    if unknown:
+        raise SystemExit(
+            f"--mislabelled {sorted(unknown)} is no verdict; the verdicts are {sorted(set(audited['verdict']))}"
+        )
+    outside = int(audited["verdict"].isin(mislabelled).sum())
+    rows = []
+    for model, frame in predictions.items():
+        calls = frame.loc[(frame["mask"] == truth) & (frame["predicted"] == predicted), ["path"]]
+        seen = calls.merge(audited, on="path", how="left")
+        if seen["verdict"].isna().any():
+            raise SystemExit(f"{model} calls {seen.loc[seen['verdict'].isna(), 'path'].iloc[0]}, not in the audit")
+        class_size = int((frame["mask"] == truth).sum())
+        for verdict, n in seen["verdict"].value_counts().sort_index().items():
+            rows.append(
+                {
+                    "model": model,
+                    "verdict": verdict,
+                    "calls": int(n),
+                    "share_of_class": round(n / class_size, 4),
+                    "rate": "" if verdict in mislabelled else round(n / (class_size - outside), 4),
+                    "class_size": class_size,
+                    "left_out": outside,
+                }
+            )
+    return rows
 
 
 def cell(predictions: Path, truth: int, predicted: int, sample: int = 0) -> tuple[pd.DataFrame, int]:
@@ -108,17 +166,35 @@ def main() -> None:
     parser.add_argument("--verdicts", type=Path, help="tally: CSV of number,verdict")
     parser.add_argument("--sample", type=int, default=0, help="look at this many of the cell (0 = all)")
     parser.add_argument("--name", default="real_masks_audit")
+    parser.add_argument(
+        "--mislabelled", action="append", default=[], help="tally, several models: a verdict that leaves the class"
+    )
     args = parser.parse_args()
+    frames = {path.name.removesuffix(".predictions.csv"): pd.read_csv(path) for path in args.predictions}
     if args.step == "recheck":
         if args.out is None or args.verdicts is None:
             parser.error("recheck needs --out (the audit's folder, with index.csv) and --verdicts")
-        frames = {path.name.removesuffix(".predictions.csv"): pd.read_csv(path) for path in args.predictions}
         rows = recheck(pd.read_csv(args.out / "index.csv"), pd.read_csv(args.verdicts), frames)
         columns = ["model", "verdict", "photos", *(f"called {name}" for name in MASK_NAMES)]
         save(args.name, rows, columns, {"audit": str(args.verdicts.name)})
         return
-    if args.truth is None or args.predicted is None or len(args.predictions) != 1:
-        parser.error(f"{args.step} needs one predictions CSV, --truth and --predicted")
+    if args.truth is None or args.predicted is None:
+        parser.error(f"{args.step} needs --truth and --predicted")
+    if len(frames) > 1:  # one audit of the union of several models' cells
+        if args.sample or args.out is None:
+            parser.error("several predictions CSVs: --out names the audit's folder, and --sample is not offered")
+        if args.step == "sheets":
+            for sheet in contact_sheets(union_cell(frames, args.truth, args.predicted), args.out):
+                print(sheet)
+            return
+        if args.verdicts is None:
+            parser.error("tally needs --verdicts")
+        index, verdicts = pd.read_csv(args.out / "index.csv"), pd.read_csv(args.verdicts)
+        rows = tally_models(index, verdicts, frames, args.truth, args.predicted, tuple(args.mislabelled))
+        settings = {"models": list(frames), "truth": args.truth, "predicted": args.predicted, "audited": len(index)}
+        columns = ["model", "verdict", "calls", "share_of_class", "rate", "class_size", "left_out"]
+        save(args.name, rows, columns, settings | {"mislabelled": args.mislabelled})
+        return
     [predictions] = args.predictions
     calls, class_size = cell(predictions, args.truth, args.predicted, args.sample)
     if args.step == "sheets":
