@@ -8,7 +8,7 @@ person-level 5-fold, split_seed 42), never trained on. Each row is one way of sh
   48 px               the face downscaled to 48x48 and back (crowd photos)
   jpeg20 + blur       Gaussian blur (radius 1.5) then JPEG quality 20
   synthetic mask      a drawn surgical/cloth/KF94 mask, correctly worn (age and gender under a mask)
-  Asian / Black / Indian / White / Others, children (<13), over 70: subsets of "as published"
+  Asian / Black / Indian / White / Others, children (<13), over 70, and by folder: subsets of "as published"
 Columns: gender accuracy, age MAE, CS@5 (share within 5 years), age-bin macro F1 (<30 / 30-59 / 60+).
 
     python -m benchmarks.robustness --model old=RUN_A/best.ckpt --model new=RUN_B/best.ckpt
@@ -44,6 +44,8 @@ SUBSETS = {
     "Others": lambda t: t["race"] == "Others",
     "children (<13)": lambda t: t["age"] < 13,
     "over 70": lambda t: t["age"] > 70,
+    "from utkface/": lambda t: t["source_root"] == "utkface",  # the folder the old held-out fold came from
+    "from utkface-extra/": lambda t: t["source_root"] == "utkface-extra",
 }
 
 
