@@ -13,6 +13,7 @@ from faceattr.config import load_config
 from faceattr.errors import ConfigError
 from faceattr.reports.evaluate import evaluate
 from faceattr.training import train
+from faceattr.training.fit import logged_rows
 from tests.conftest import tiny_overrides
 
 
@@ -124,6 +125,27 @@ def test_resume_continues_from_last_checkpoint(competition_manifest, tmp_path):
     assert "optimizer_states" in ckpt and ckpt["lr_schedulers"]
     rows = pd.read_csv(second.run_dir / "csv" / "metrics.csv")
     assert sorted(rows["epoch"].dropna().unique().tolist()) == [0, 1]
+
+
+def test_resume_goes_on_when_the_killed_run_left_its_metrics_log_empty(competition_manifest, tmp_path):
+    # kill -9 can land while the CSV logger has opened metrics.csv and not yet written it (seen in CI)
+    first = train(load_config(None, tiny_overrides(competition_manifest, tmp_path, **{"train.epochs": 1})))
+    steps_before = torch.load(first.last_checkpoint, weights_only=False)["global_step"]
+    (first.run_dir / "csv" / "metrics.csv").write_text("")
+    second = train(
+        load_config(None, tiny_overrides(competition_manifest, tmp_path, **{"train.epochs": 2})), resume=True
+    )
+    assert torch.load(second.last_checkpoint, weights_only=False)["global_step"] == 2 * steps_before  # went on
+    assert 1 in pd.read_csv(second.run_dir / "csv" / "metrics.csv")["epoch"].tolist()
+
+
+def test_a_cut_off_or_empty_metrics_log_is_read_not_refused(tmp_path):
+    log = tmp_path / "metrics.csv"
+    log.write_text("epoch,step,val/loss\n0,10,0.5\n1,2")  # the last line cut mid-write
+    rows = logged_rows(log)
+    assert rows["val/loss"].tolist()[0] == 0.5 and rows["epoch"].tolist() == [0, 1]
+    log.write_text("")
+    assert logged_rows(log) is None and logged_rows(tmp_path / "missing.csv") is None
 
 
 def test_resume_without_checkpoint_is_refused(competition_manifest, tmp_path):

@@ -194,6 +194,19 @@ def adopt_manifest_crop_settings(cfg: Config, frame: pd.DataFrame) -> None:
         log.warning("the training crops were made with other face settings; using them: %s", change)
 
 
+def logged_rows(metrics_csv: Path) -> pd.DataFrame | None:
+    """The rows a run's CSVLogger wrote, or None when there are none. A run killed while the logger was writing can
+    leave the file empty or its last line cut off: resume must go on from the checkpoint, not fail on the log."""
+    if not metrics_csv.is_file():
+        return None
+    try:
+        rows = pd.read_csv(metrics_csv, on_bad_lines="skip")
+    except pd.errors.EmptyDataError:
+        log.warning("%s is empty (the run was stopped while writing it): its history starts again", metrics_csv)
+        return None
+    return rows if len(rows.columns) else None
+
+
 def train(cfg: Config, overwrite: bool = False, resume: bool = False, callbacks: list | None = None) -> TrainResult:
     """Train one model on `cfg.data.fold`; returns where the checkpoints and metrics are.
 
@@ -259,12 +272,13 @@ def _train(cfg: Config, overwrite: bool, resume: bool, callbacks: list | None) -
             }
         )
     metrics_csv = run_dir / "csv" / "metrics.csv"
-    earlier_rows = pd.read_csv(metrics_csv) if resume and metrics_csv.is_file() else None
+    earlier_rows = logged_rows(metrics_csv) if resume else None
     if resume:
         read_checkpoint(last)  # refuse a crafted last.ckpt before Lightning unpickles it
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resume else None, weights_only=True)
     if earlier_rows is not None and trainer.is_global_zero:  # CSVLogger starts a fresh file; keep the history
-        later_rows = pd.read_csv(metrics_csv) if metrics_csv.is_file() else earlier_rows.iloc[:0]
+        later_rows = logged_rows(metrics_csv)
+        later_rows = earlier_rows.iloc[:0] if later_rows is None else later_rows
         write_csv(pd.concat([earlier_rows, later_rows], ignore_index=True), metrics_csv)
 
     checkpoint_cb = trainer.checkpoint_callback
