@@ -33,17 +33,15 @@ from benchmarks.common import save
 from faceattr.labels import MASK_NAMES
 
 
+def in_cell(frame: pd.DataFrame, truth: int, predicted: int) -> pd.DataFrame:
+    """The rows of one predictions table (path, mask, predicted) with that truth and that prediction."""
+    return frame[(frame["mask"] == truth) & (frame["predicted"] == predicted)]
+
+
 def union_cell(predictions: dict[str, pd.DataFrame], truth: int, predicted: int) -> list[str]:
     """The photos of a cell in any of several models' predictions, each once (sorted: the tile numbers stay put
     whatever order the files are named in)."""
-    return sorted(
-        set().union(
-            *(
-                frame.loc[(frame["mask"] == truth) & (frame["predicted"] == predicted), "path"]
-                for frame in predictions.values()
-            )
-        )
-    )
+    return sorted(set().union(*(in_cell(frame, truth, predicted)["path"] for frame in predictions.values())))
 
 
 def tally_models(
@@ -67,7 +65,7 @@ def tally_models(
     outside = int(audited["verdict"].isin(mislabelled).sum())
     rows = []
     for model, frame in predictions.items():
-        calls = frame.loc[(frame["mask"] == truth) & (frame["predicted"] == predicted), ["path"]]
+        calls = in_cell(frame, truth, predicted)[["path"]]
         seen = calls.merge(audited, on="path", how="left")
         if seen["verdict"].isna().any():
             raise SystemExit(f"{model} calls {seen.loc[seen['verdict'].isna(), 'path'].iloc[0]}, not in the audit")
@@ -91,11 +89,10 @@ def cell(predictions: Path, truth: int, predicted: int, sample: int = 0) -> tupl
     """Rows of a predictions CSV (path, mask, predicted) with that truth and prediction (a fixed random `sample` of
     them when > 0, for cells too large to look at whole), and the truth's size."""
     frame = pd.read_csv(predictions)
-    of_truth = frame[frame["mask"] == truth]
-    calls = of_truth[of_truth["predicted"] == predicted]
+    calls = in_cell(frame, truth, predicted)
     if 0 < sample < len(calls):
         calls = calls.sample(n=sample, random_state=0)
-    return calls.reset_index(drop=True), len(of_truth)
+    return calls.reset_index(drop=True), int((frame["mask"] == truth).sum())
 
 
 def contact_sheets(paths: list[str], out: Path, per_sheet: int = 24, columns: int = 6, tile: int = 180) -> list[Path]:

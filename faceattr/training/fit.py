@@ -200,11 +200,10 @@ def logged_rows(metrics_csv: Path) -> pd.DataFrame | None:
     if not metrics_csv.is_file():
         return None
     try:
-        rows = pd.read_csv(metrics_csv, on_bad_lines="skip")
+        return pd.read_csv(metrics_csv, on_bad_lines="skip")
     except pd.errors.EmptyDataError:
         log.warning("%s is empty (the run was stopped while writing it): its history starts again", metrics_csv)
         return None
-    return rows if len(rows.columns) else None
 
 
 def train(cfg: Config, overwrite: bool = False, resume: bool = False, callbacks: list | None = None) -> TrainResult:
