@@ -14,6 +14,19 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux shows it (os.umask can only read by setting)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_path(path: str | Path, fsync: bool = False, keep_suffix: bool = False) -> Iterator[Path]:
     """Yield a temp path to write; on success it replaces `path` (fsynced first if asked), on failure it is removed.
@@ -26,6 +39,9 @@ def atomic_path(path: str | Path, fsync: bool = False, keep_suffix: bool = False
     tmp = Path(name)
     try:
         yield tmp
+        # mkstemp makes the file 0600; give it the mode any other new file gets (or the old file's), so a shared run
+        # stays readable by the team and its tools
+        os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_umask())
         if fsync:
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())

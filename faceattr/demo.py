@@ -15,7 +15,7 @@ from rich.console import Console
 from faceattr.atomic import write_csv
 from faceattr.config import load_config
 from faceattr.data.drawn_faces import make_competition_dataset
-from faceattr.data.prepare import prepare
+from faceattr.data.prepare import PrepareOptions, prepare
 from faceattr.inference.checkpoint_predictor import Predictor
 from faceattr.inference.outputs import predictions_table, submission
 from faceattr.inference.predictor import collect_images
@@ -58,7 +58,8 @@ def run_demo(
     console.print(f"1/5 dataset: {persons} synthetic people x 7 photos in {data_root} (competition layout)")
 
     manifest = workdir / "manifest.csv"
-    df = prepare("competition", [data_root], manifest).frame  # what `faceattr prepare competition` does
+    options = PrepareOptions(overwrite=True)  # the demo folder is its own: a second demo there starts over
+    df = prepare("competition", [data_root], manifest, options).frame  # what `faceattr prepare competition` does
     console.print(f"2/5 prepare: {len(df)} images of {df['person_id'].nunique()} people -> {manifest}")
 
     cfg = load_config(None, demo_overrides(workdir, manifest, epochs) + list(overrides or []))

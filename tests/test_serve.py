@@ -294,6 +294,7 @@ def test_requests_beyond_the_in_flight_bound_get_503():
     from faceattr.serve.app import UploadLimits
 
     async def slow_app(scope, receive, send):
+        await receive()  # the body first, as FastAPI reads it before the endpoint runs
         await asyncio.sleep(0.2)
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"ok"})

@@ -300,5 +300,5 @@ def test_label_corrections_are_applied_and_logged(tmp_path, competition_root):
     log = pd.read_csv(tmp_path / "m.csv.corrections.csv")
     assert log["field"].tolist() == ["mask", "age"] and log["rows"].tolist() == [1, 7]
     fixes.write_text("path,field,value\nnobody.jpg,mask,0\n")
-    bad = CliRunner().invoke(app, [*args, "--folds", "3"])
+    bad = CliRunner().invoke(app, [*args, "--folds", "3", "--overwrite"])
     assert bad.exit_code == 2 and "matches no image path" in bad.output

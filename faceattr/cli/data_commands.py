@@ -75,6 +75,7 @@ def prepare(
             "competition data, whose 7-photo persons the data check reports instead"
         ),
     ] = None,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing manifest at --out")] = False,
 ) -> None:
     """Read a dataset into one manifest table, save its person-level split, and print counts per class."""
     from faceattr.data import prepare as preparing
@@ -92,6 +93,7 @@ def prepare(
             imdb_filters=ImdbWikiFilters(min_face_score, not keep_second_face, min_age, max_age),
             classes=parse_class_map(classes) if classes else None,
             drop_duplicates=drop_duplicates,
+            overwrite=overwrite,
         )
         done = preparing.prepare(source, roots, out, options)
     except FaceAttrError as e:

@@ -44,6 +44,7 @@ def evaluate(
     min_group: Annotated[int, typer.Option(help="groups with fewer held-out faces are flagged")] = 30,
     priors: Priors = None,
     peers: Peers = True,
+    overwrite: Annotated[bool, typer.Option(help="replace a report already in --out")] = False,
 ) -> None:
     """Macro F1 and accuracy per task and for 18 classes, age MAE, per-class report, confusion-matrix PNGs, per-group
     tables and charts (--by), and model_card.md."""
@@ -64,6 +65,7 @@ def evaluate(
             min_group=min_group,
             priors=_priors(priors),
             peers=peers,
+            overwrite=overwrite,
         )
     except FaceAttrError as e:
         _fail(e)
@@ -148,16 +150,34 @@ def predict(
 
     faceattr predict runs/x/checkpoints/best.ckpt photos/   |   faceattr predict --onnx model.onnx photos/
     """
-    from faceattr.data.images import IMAGE_SUFFIXES, VIDEO_SUFFIXES
-    from faceattr.inference.outputs import fresh_skip_report, predictions_table
+    from faceattr.data.images import IMAGE_SUFFIXES, VIDEO_SUFFIXES, is_utf8_name
+    from faceattr.inference.outputs import fresh_skip_report
     from faceattr.inference.predictor import collect_images, load_predictor
-    from faceattr.inference.profile import StageClock
 
-    clock = StageClock()
     try:
         model, inputs = (onnx, args) if onnx else (args[0], args[1:])
         if not inputs:
             raise FaceAttrError("no images given: faceattr predict CHECKPOINT IMAGES_OR_FOLDERS...")
+        check_writable(out)
+        ignored: list[str] = []
+        media = collect_images(inputs, IMAGE_SUFFIXES + VIDEO_SUFFIXES, ignored)
+        if ignored:
+            console.print(
+                f"[yellow]{len(ignored)} file(s) in the folders are neither images nor videos and were left out "
+                f"(e.g. {ignored[0]}); readable: {', '.join(IMAGE_SUFFIXES + VIDEO_SUFFIXES)}[/]"
+            )
+        if not media:
+            raise FaceAttrError(
+                f"no images or videos in {', '.join(map(str, inputs))} "
+                f"(looked for {', '.join(IMAGE_SUFFIXES + VIDEO_SUFFIXES)})"
+            )
+        odd_names = [p for p in media if not is_utf8_name(p)]
+        if odd_names:
+            console.print(
+                f"[yellow]{len(odd_names)} file name(s) are not UTF-8 (e.g. made on a CP949 or Latin-1 machine): "
+                "read as they are, written in the CSV decoded by their likeliest encoding[/]"
+            )
+        skips = fresh_skip_report(out, overwrite)
         predictor = load_predictor(
             [model, *also] if also else model,
             voting=voting,
@@ -169,43 +189,64 @@ def predict(
         if margins is not None:
             predictor.cfg.faces = _with_margins(predictor.cfg.faces, margins, margin_unit)
             faces = True if faces is None else faces
-        media = collect_images(inputs, IMAGE_SUFFIXES + VIDEO_SUFFIXES)
-        videos = [p for p in media if Path(p).suffix.lower() in VIDEO_SUFFIXES]
-        paths = [p for p in media if Path(p).suffix.lower() not in VIDEO_SUFFIXES]
-        skips = fresh_skip_report(out, overwrite)
-        faces = faces if faces is not None else predictor.cfg.faces.trained_on_crops
         if detect_max_side is not None:
             predictor.cfg.faces = _faces_with(predictor.cfg.faces, detect_max_side=detect_max_side)
+        faces = faces if faces is not None else predictor.cfg.faces.trained_on_crops
+        videos = [p for p in media if Path(p).suffix.lower() in VIDEO_SUFFIXES]
+        photos = [p for p in media if Path(p).suffix.lower() not in VIDEO_SUFFIXES]
         if videos:
             _predict_videos(predictor, videos, out, every, fps, draw, skips, overwrite)
-        if not paths:
-            table = None
-        elif faces:
-            from faceattr.inference.faces_in_photos import predict_faces
-
-            detector = predictor.face_detector()
-            clock = StageClock()  # from here: model and detector loading are start-up, not per-photo time
-            table = predict_faces(predictor, paths, detector, skips, draw, batch_size, clock, overlap=not profile)
-        else:
-            table = predictions_table(predictor.predict_paths(paths, batch_size=batch_size, skips=skips))
+        if photos:
+            _predict_photos(predictor, photos, out, faces, draw, batch_size, skips, profile, overwrite)
     except FaceAttrError as e:
         _fail(e)
         return
-    if table is None:
-        _report_skips(skips, "file(s) skipped or cut short")
-        return
-    if table.empty:
-        _fail(FaceAttrError(f"no image could be read ({len(skips)} skipped); the reasons are in {skips.csv_path}"))
-    from faceattr.atomic import write_csv
+    _report_skips(skips, "file(s) skipped or cut short" if videos else "image(s) skipped")
 
+
+def check_writable(out: Path) -> None:
+    """Refuse an output path that cannot take a file before any work is done (not after minutes of predictions)."""
+    import os
+
+    if out.is_dir():
+        raise FaceAttrError(f"--out {out} is a folder; give a file name, e.g. --out {out / 'predictions.csv'}")
+    parent = out.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise FaceAttrError(f"--out {out}: {parent} is a file, not a folder; pick another --out")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise FaceAttrError(f"--out {out}: {parent} is not writable; pick another --out")
+
+
+def _predict_photos(
+    predictor, photos: list[str], out: Path, faces: bool, draw, batch_size: int, skips, profile: bool, overwrite: bool
+) -> None:
+    """One row per face (--faces, optional drawn copies) or per photo, to `out`."""
+    from faceattr.atomic import write_csv
+    from faceattr.inference.outputs import predictions_table
+    from faceattr.inference.profile import StageClock
+
+    clock = StageClock()
+    if faces:
+        from faceattr.inference.faces_in_photos import predict_faces
+
+        detector = predictor.face_detector()
+        clock = StageClock()  # from here: model and detector loading are start-up, not per-photo time
+        table = predict_faces(
+            predictor, photos, detector, skips, draw, batch_size, clock, overlap=not profile, overwrite=overwrite
+        )
+    else:
+        table = predictions_table(predictor.predict_paths(photos, batch_size=batch_size, skips=skips))
+    if table.empty:
+        raise FaceAttrError(f"no image could be read ({len(skips)} skipped); the reasons are in {skips.csv_path}")
     with clock.stage("write"):
         write_csv(table, out)
-    console.print(f"wrote {len(table)} prediction row(s) for {len(paths) - len(skips)} image(s) to [bold]{out}[/]")
+    console.print(f"wrote {len(table)} prediction row(s) for {len(photos) - len(skips)} image(s) to [bold]{out}[/]")
     if profile:
-        _print_stages(clock, len(paths))
+        _print_stages(clock, len(photos))
     if draw and faces:
         console.print(f"drawn copies in {draw}")
-    _report_skips(skips, "file(s) skipped or cut short" if videos else "image(s) skipped")
 
 
 def _report_skips(skips, what: str = "image(s) skipped") -> None:
@@ -217,12 +258,13 @@ def _predict_videos(
     predictor, videos: list[str], out: Path, every: int, fps: float | None, draw, skips, overwrite: bool
 ) -> None:
     """Every face of the sampled frames, tracked; two CSVs beside `out` (see faceattr/inference/video.py)."""
+    import pandas as pd
     from rich.progress import Progress, ProgressColumn, TextColumn
     from rich.text import Text
 
     from faceattr.atomic import write_csv
     from faceattr.inference.outputs import video_outputs
-    from faceattr.inference.video import predict_videos
+    from faceattr.inference.video import VIDEO_TABLE_COLUMNS, predict_videos
 
     class FramesPerSecond(ProgressColumn):
         def render(self, task) -> Text:
@@ -243,8 +285,10 @@ def _predict_videos(
             overwrite=overwrite,
         )
         speed = bar.tasks[0].speed
-    for table, path in zip((frames, tracks), video_outputs(out), strict=True):
-        write_csv(table, path)
+    if frames.empty:
+        console.print("[yellow]no face found in any frame read[/]")
+    for table, path, columns in zip((frames, tracks), video_outputs(out), VIDEO_TABLE_COLUMNS, strict=True):
+        write_csv(table if not table.empty else pd.DataFrame(columns=columns), path)
     rate = f" at {speed:.1f} frames/s" if speed else ""
     console.print(
         f"videos: {len(frames)} face row(s) in {video_outputs(out)[0]}, {len(tracks)} track(s) in "
@@ -283,6 +327,9 @@ def serve(
     max_pixels: Annotated[
         int | None, typer.Option(help="largest accepted image, in pixels (default: 40 M, the server's own)")
     ] = None,
+    body_timeout: Annotated[
+        float, typer.Option(help="drop an upload that sends nothing for this many seconds (408)")
+    ] = 10.0,
     onnx_cache: OnnxCache = True,
     peers: Peers = True,
 ) -> None:
@@ -294,7 +341,12 @@ def serve(
 
     try:
         predictor = load_predictor(checkpoint, onnx_cache=onnx_cache, peers=peers)
-        app_ = create_app(predictor, max_upload_bytes=int(max_upload_mb * 1024 * 1024), max_pixels=max_pixels)
+        app_ = create_app(
+            predictor,
+            max_upload_bytes=int(max_upload_mb * 1024 * 1024),
+            max_pixels=max_pixels,
+            body_timeout_s=body_timeout,
+        )
     except FaceAttrError as e:
         _fail(e)
         return
@@ -338,6 +390,13 @@ def submit(
     priors: Priors = None,
     peers: Peers = True,
     overwrite: Annotated[bool, typer.Option(help="replace an existing --out (and its .skipped.csv)")] = False,
+    fill_missing: Annotated[
+        bool,
+        typer.Option(
+            help="give test images that cannot be read the most frequent predicted class (listed in the "
+            ".skipped.csv) instead of refusing the submission"
+        ),
+    ] = False,
 ) -> None:
     """Fill the competition's info.csv `ans` column with 18-class predictions."""
     from faceattr.inference.outputs import submission
@@ -351,8 +410,16 @@ def submit(
             priors=_priors(priors),
             peers=peers,
         )
-        table = submission(predictor, eval_dir, out, crop_faces=faces, overwrite=overwrite)
+        table, filled = submission(
+            predictor, eval_dir, out, crop_faces=faces, overwrite=overwrite, fill_missing=fill_missing
+        )
     except FaceAttrError as e:
         _fail(e)
         return
     console.print(f"wrote submission [bold]{out}[/] ({len(table)} rows)")
+    if filled:
+        stem = Path(out).stem
+        console.print(
+            f"[yellow]{filled} row(s) had no readable image and got the most frequent class; listed in "
+            f"{Path(out).with_name(stem + '.skipped.csv')}[/]"
+        )

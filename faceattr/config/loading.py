@@ -61,6 +61,11 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             loaded = OmegaConf.load(path)
         except Exception as e:
             raise ConfigError(f"{path} is not valid YAML: {e}") from None
+        if not isinstance(loaded, DictConfig):
+            raise ConfigError(
+                f"{path} holds a {type(loaded).__name__.removesuffix('Config').lower()}, not a mapping of sections; "
+                "a config looks like configs/mask.yaml (data:, model:, train: ...)"
+            )
         cfg = _merge(cfg, loaded, str(path))
     if overrides:
         cfg = _merge(cfg, list(overrides), "the command line")
@@ -76,8 +81,12 @@ def to_dict(cfg: Config) -> dict:
 
 def from_dict(data: dict) -> Config:
     """Inverse of `to_dict`, tolerant of keys added in later versions being absent."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"a model's config must be a mapping of sections, not {type(data).__name__}")
     cfg = _merge(OmegaConf.structured(Config), OmegaConf.create(data), "a checkpoint")
-    return OmegaConf.to_object(cfg)  # type: ignore[return-value]
+    typed: Config = OmegaConf.to_object(cfg)  # type: ignore[assignment]
+    validate(typed)  # a checkpoint or sidecar edited by hand (std 0, say) is refused like a config file
+    return typed
 
 
 def with_overrides(cfg: Config | dict, values: dict, origin: str) -> Config:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -44,6 +45,13 @@ class RunConfig:
 
     def check_values(self, check: Check) -> None:
         """The `run.*` values that make no sense, each named with a sensible range."""
+        plain = self.name not in ("", ".", "..") and not any(c in self.name for c in "/\\") and "\0" not in self.name
+        check(
+            plain,
+            "run.name",
+            f"'{self.name}' is not a plain folder name; run folders live under run.dir, so "
+            "give a name without '/', '\\', '.' or '..' (e.g. run.name=mask_v2), and move run.dir instead",
+        )
         for name in self.trackers:
             check(name in TRACKERS, "run.trackers", f"unknown '{name}'; valid: {TRACKERS}")
 
@@ -263,6 +271,8 @@ class AugmentConfig:
         for key in ("mean", "std"):
             value = getattr(self, key)
             check(value is None or len(value) == 3, f"augment.{key}", "needs 3 values (R, G, B) or null")
+        finite = self.std is None or all(math.isfinite(v) and v > 0 for v in self.std)
+        check(finite, "augment.std", "divides every pixel: use 3 positive values, e.g. [0.229, 0.224, 0.225]")
         scale = self.framing_scale
         check(
             len(scale) == 2 and 0.3 <= scale[0] <= scale[1] <= 3,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import threading
 import warnings
 from pathlib import Path
@@ -21,9 +22,55 @@ from faceattr.atomic import atomic_path
 from faceattr.config import MAX_PIXELS
 from faceattr.errors import ImageLoadError
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")  # a GIF: its first frame
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")  # `predict` reads these too
 REASONS = ("missing", "empty_file", "not_an_image", "corrupt", "truncated", "too_many_pixels")
+
+
+def is_utf8_name(path: str | Path) -> bool:
+    """Whether a path is valid text: names made on Korean or Windows machines can hold CP949 or Latin-1 bytes,
+    which Python keeps as surrogates that no UTF-8 CSV or manifest can store."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def text_named(files: list[Path], where: str | Path) -> list[Path]:
+    """The files whose names a manifest can store; the others are left out with a warning naming them and the fix
+    (a manifest is UTF-8 text, so such a file could not be found again from it)."""
+    odd = [f for f in files if not is_utf8_name(f)]
+    if odd:
+        log.warning(
+            "%s: %d file name(s) are not UTF-8 (e.g. %s) and are left out: rename them to UTF-8 (for example "
+            "`convmv -f cp949 -t utf-8 -r --notest %s`) and prepare again",
+            where,
+            len(odd),
+            readable_path(odd[0]),
+            where,
+        )
+    return [f for f in files if is_utf8_name(f)]
+
+
+def readable_path(path: str | Path) -> str:
+    """`path` as text a UTF-8 table can hold: a name in another encoding decoded as CP949 when that gives Korean
+    text (the competition's home), else as Windows-1252 (Latin-1's superset); the file itself is still read by its
+    real name. Too short for a statistical guess: a four-byte Korean name fools charset detectors."""
+    if is_utf8_name(path):
+        return str(path)
+    import os
+
+    raw = os.fsencode(str(path))
+    try:
+        korean = raw.decode("cp949")
+        if all(ord(c) < 128 or "\uac00" <= c <= "\ud7a3" for c in korean):  # ASCII and Hangul syllables only
+            return korean
+    except UnicodeDecodeError:
+        pass
+    return raw.decode("cp1252", errors="replace")
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
@@ -116,7 +163,7 @@ class SkipReport:
         self._lock = threading.Lock()
 
     def add(self, error: ImageLoadError) -> None:
-        row = {"path": error.path, "reason": error.reason, "detail": error.detail}
+        row = {"path": readable_path(error.path), "reason": error.reason, "detail": error.detail}
         with self._lock:
             self.rows.append(row)
             if self.csv_path is not None:

@@ -16,7 +16,7 @@ from faceattr.data.manifest import write_manifest
 from faceattr.data.sources import READERS, read_competition_eval
 from faceattr.data.sources.imdb_wiki import FilterReport, ImdbWikiFilters
 from faceattr.data.split import make_folds, save_folds
-from faceattr.errors import FaceAttrError
+from faceattr.errors import FaceAttrError, ManifestError
 from faceattr.labels import DEFAULT_OLD_THRESHOLD
 
 # the layouts `prepare` reads: the source registry's readers, less the competition's unlabelled eval half
@@ -36,6 +36,7 @@ class PrepareOptions:
     imdb_filters: ImdbWikiFilters = field(default_factory=ImdbWikiFilters)
     classes: dict[str, int] | None = None  # folder: class folder -> mask label
     drop_duplicates: bool | None = None  # None: on, except for competition data (its checks report them)
+    overwrite: bool = False  # replace an existing manifest at --out
 
 
 @dataclass
@@ -84,9 +85,25 @@ def read_sources(
     return df, problems, report
 
 
+def check_output(out: Path, roots: list[Path], overwrite: bool) -> None:
+    """Before reading anything: the manifest never replaces one of its own inputs, nor an existing file unless
+    `overwrite`."""
+    target = Path(out).resolve()
+    if any(Path(root).resolve() == target for root in roots):
+        raise FaceAttrError(
+            f"--out {out} is one of the inputs; writing it would replace the data it is read from: "
+            "pick another --out, e.g. data/manifest.csv"
+        )
+    if Path(out).is_dir():
+        raise FaceAttrError(f"--out {out} is a folder; give a file name, e.g. --out {Path(out) / 'manifest.csv'}")
+    if Path(out).exists() and not overwrite:
+        raise FaceAttrError(f"{out} already exists; pick another --out or pass --overwrite to replace it")
+
+
 def prepare(source: str, roots: list[Path], out: Path, options: PrepareOptions | None = None) -> Prepared:
     """Read, deduplicate, correct and split; then write the manifest, split, corrections log, eval manifest."""
     options = options or PrepareOptions()
+    check_output(out, roots, options.overwrite)
     df, problems, report = read_sources(source, roots, options)
     copies = conflicts = 0
     if options.drop_duplicates if options.drop_duplicates is not None else source != "competition":
@@ -99,6 +116,14 @@ def prepare(source: str, roots: list[Path], out: Path, options: PrepareOptions |
         df, log = apply_corrections(df, options.corrections, options.old_threshold)
     has_eval = source == "competition" and (Path(roots[0]) / "eval" / "info.csv").is_file()
     eval_df = read_competition_eval(roots[0]) if has_eval else None
+    if conflicts and df["person_id"].nunique() < options.folds:
+        left = df["person_id"].nunique()
+        first = ", ".join(dups.conflicts_dropped[0][:2])
+        raise ManifestError(
+            f"{conflicts} group(s) of identical images with different labels were all dropped (e.g. {first}), "
+            f"leaving {left} person(s) for {options.folds} folds: fix those labels, or keep every copy with "
+            "--no-drop-duplicates"
+        )
     split = make_folds(df, options.folds, options.split_seed)
     # inputs all read and checked: now the outputs
     write_manifest(df, out)

@@ -6,13 +6,17 @@ Folds are stratified on the 18-class label (StratifiedGroupKFold) and saved next
 
 from __future__ import annotations
 
+import logging
+import warnings
 from pathlib import Path
 
 import pandas as pd
-from sklearn.model_selection import StratifiedGroupKFold
+from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
 
 from faceattr.atomic import write_csv
 from faceattr.errors import ManifestError
+
+log = logging.getLogger(__name__)
 
 
 def make_folds(df: pd.DataFrame, k: int = 5, seed: int = 42) -> pd.DataFrame:
@@ -20,11 +24,28 @@ def make_folds(df: pd.DataFrame, k: int = 5, seed: int = 42) -> pd.DataFrame:
     persons = df["person_id"].astype(str).nunique()
     if persons < k:
         raise ManifestError(f"only {persons} person(s) in the manifest; cannot make {k} folds (lower data.folds)")
-    splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
     fold_of: dict[str, int] = {}
     groups = df["person_id"].astype(str).to_numpy()
     strata = df["label18"].to_numpy()
-    for fold, (_, val_idx) in enumerate(splitter.split(df, strata, groups)):
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "least populated class has only N members": said below
+            parts = list(StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed).split(df, strata, groups))
+    except ValueError as e:  # a table too small or sparse to stratify: split by person alone
+        log.warning(
+            "the classes are too sparse to stratify %d folds (%s): folds keep persons together, unstratified", k, e
+        )
+        parts = list(GroupKFold(n_splits=k, shuffle=True, random_state=seed).split(df, strata, groups))
+    rare = pd.Series(strata).value_counts()
+    if (rare < k).any():
+        log.warning(
+            "%d class(es) have fewer than %d images (e.g. label18=%s: %d): some folds will lack them",
+            int((rare < k).sum()),
+            k,
+            rare.idxmin(),
+            int(rare.min()),
+        )
+    for fold, (_, val_idx) in enumerate(parts):
         for person in set(groups[val_idx]):
             fold_of[person] = fold
     return pd.DataFrame({"person_id": list(fold_of), "fold": list(fold_of.values())}).sort_values("person_id")

@@ -7,6 +7,7 @@ traceback."""
 from __future__ import annotations
 
 import io
+import unicodedata
 from pathlib import Path
 
 import pandas as pd
@@ -17,12 +18,34 @@ from faceattr.errors import DatasetError
 PREFERRED = ("cp949", "euc_kr", "cp1252", "latin_1")
 
 
+def _only(text: str, script: str) -> bool:
+    """Whether every non-ASCII letter of `text` belongs to `script` (a Unicode name prefix: HANGUL, LATIN)."""
+    return all(ord(c) < 128 or not c.isalpha() or unicodedata.name(c, "").startswith(script) for c in text) and any(
+        ord(c) >= 128 for c in text
+    )
+
+
 def decode_text(path: Path, data: bytes) -> tuple[str, str]:
-    """(text, encoding): UTF-8 (BOM stripped) when it decodes, else the detected encoding."""
+    """(text, encoding): UTF-8 (BOM stripped) when it decodes; UTF-16 with its BOM; then the legacy encodings users
+    send, each taken only when it yields one script's letters (CP949 -> Hangul, Windows-1252 -> Latin); else the
+    encoding charset-normalizer detects. Statistical detection alone misreads short Latin-1 text (a few accented
+    names in an extra column came back as Shift-JIS)."""
     try:
         return data.decode("utf-8-sig"), "utf-8"
     except UnicodeDecodeError:
         pass
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        try:
+            return data.decode("utf-16"), "utf-16"
+        except UnicodeDecodeError:
+            pass
+    for encoding, script in (("cp949", "HANGUL"), ("cp1252", "LATIN")):
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        if _only(text, script):
+            return text, encoding
     from charset_normalizer import from_bytes
 
     matches = list(from_bytes(data))

@@ -43,10 +43,16 @@ class Detection:
 FACE_CROP_ASPECT = (0.6, 1.7)  # width / height of images taken for face crops by the whole-image fallback
 
 
+MIN_FACE_CROP_SIDE = 16  # below this an image holds no face anyone could label (a 1x1 pixel, a tracking dot)
+
+
 def looks_like_face_crop(image: np.ndarray, max_side: int) -> bool:
-    """Small and roughly square (or portrait): many real sets are tight face crops of about 100 px."""
+    """Small and roughly square (or portrait): many real sets are tight face crops of about 100 px. Not a speck:
+    an image under MIN_FACE_CROP_SIDE pixels a side is no face crop."""
     h, w = image.shape[:2]
-    return max_side > 0 and max(h, w) <= max_side and FACE_CROP_ASPECT[0] <= w / h <= FACE_CROP_ASPECT[1]
+    if max_side <= 0 or min(h, w) < MIN_FACE_CROP_SIDE or max(h, w) > max_side:
+        return False
+    return FACE_CROP_ASPECT[0] <= w / h <= FACE_CROP_ASPECT[1]
 
 
 class FaceDetector:
@@ -123,17 +129,24 @@ class FaceDetector:
         return out
 
     def detect_enlarged(self, images: list[np.ndarray], pad: float = 0.2) -> list[Face | None]:
-        """Second pass: small images enlarged to `upscale_to`, padded with their mean colour (MTCNN wants context
-        around a face that fills the frame), relaxed thresholds; boxes mapped back to the original pixels."""
+        """Second pass: small images enlarged to `upscale_to` (large ones shrunk to `detect_max_side`, so its cost is
+        bounded whatever the photo's size), padded with their mean colour (MTCNN wants context around a face that
+        fills the frame), relaxed thresholds; boxes mapped back to the original pixels."""
         import cv2
 
         results: list[Face | None] = []
         for image in images:
             h, w = image.shape[:2]
             scale = max(1.0, self.cfg.upscale_to / max(h, w))
+            if self.cfg.detect_max_side > 0 and max(h, w) > self.cfg.detect_max_side:
+                scale = self.cfg.detect_max_side / max(h, w)  # a large photo: the same bounded copy as the first pass
             big = (
-                cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_CUBIC)
-                if scale > 1
+                cv2.resize(
+                    image,
+                    (max(1, round(w * scale)), max(1, round(h * scale))),
+                    interpolation=cv2.INTER_CUBIC if scale > 1 else cv2.INTER_AREA,
+                )
+                if scale != 1
                 else image
             )
             canvas, side = pad_image(big, pad, fill=None)

@@ -33,7 +33,12 @@ class Predictor(BasePredictor):
         self.device = resolve_device(device)
         from faceattr.models.net import FaceAttrNet  # timm, imported only here: an ONNX model does without it
 
-        self.module = FaceAttrNet(config)  # the plain network: prediction never imports Lightning
+        try:
+            self.module = FaceAttrNet(config)  # the plain network: prediction never imports Lightning
+        except ConfigError as e:
+            raise ConfigError(
+                f"{path}: the config it carries is not valid ({e}); use the checkpoint as `faceattr train` wrote it"
+            ) from None
         self.module.load_checkpoint_weights(ckpt["state_dict"], str(path))
         self.module.eval().to(self.device)
         # channels-last convolutions run about 15 % faster on CPU (oneDNN); results equal to float rounding

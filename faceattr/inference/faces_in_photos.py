@@ -10,8 +10,8 @@ import pandas as pd
 from PIL import Image, ImageDraw
 
 from faceattr.atomic import save_image
-from faceattr.data.images import SkipReport, load_rgb
-from faceattr.errors import ImageLoadError
+from faceattr.data.images import SkipReport, load_rgb, readable_path
+from faceattr.errors import FaceAttrError, ImageLoadError
 from faceattr.faces.detect import Face, FaceDetector, crop_face
 from faceattr.inference.predictor import BasePredictor, read_ahead
 from faceattr.inference.profile import StageClock
@@ -25,6 +25,8 @@ def classify_photos(
     probabilities. Every face of every photo goes through the model in one batch (one call per photo was a
     third of predict's time)."""
     clock = clock or StageClock()
+    if not images:  # a batch of video frames without a face: nothing to classify
+        return []
     candidates: list[list[Face | None]] = [list(faces) or [None] for faces in found]
     with clock.stage("crop"):
         crops = [
@@ -82,7 +84,7 @@ def flat_row(path: str, result: dict) -> dict:
     """A nested face result -> one CSV row."""
     x1, y1, x2, y2 = result["box"]
     row = {
-        "path": path,
+        "path": readable_path(path),
         "face": result["face"],
         "face_found": result["face_found"],
         "face_score": result["face_score"] if result["face_score"] is not None else np.nan,
@@ -114,6 +116,7 @@ def predict_faces(
     batch_size: int = 16,
     clock: StageClock | None = None,
     overlap: bool = True,
+    overwrite: bool = False,
 ) -> pd.DataFrame:
     """One row per face (box, labels, probabilities); a photo with no face gets one fallback-crop row. With
     `overlap`, a background thread decodes and detects the next `batch_size` photos while the model classifies
@@ -125,6 +128,13 @@ def predict_faces(
     root = Path(os.path.commonpath(resolved)) if resolved else Path.cwd()
     root = root.parent if root.is_file() or root.suffix else root
     chunks = [paths[start : start + batch_size] for start in range(0, len(paths), batch_size)]
+    if draw_dir is not None and not overwrite:
+        existing = [d for d in (drawn_path(Path(draw_dir), p, root) for p in paths) if d.exists()]
+        if existing:
+            raise FaceAttrError(
+                f"{existing[0]} already exists ({len(existing)} drawn copies would be replaced); pick another --draw "
+                "folder or pass --overwrite"
+            )
 
     def detected(chunk: list[str]) -> tuple[list[tuple[str, np.ndarray]], list[ImageLoadError], list[list[Face]]]:
         loaded, errors = decode_all(chunk, predictor.cfg.faces.max_pixels, clock)

@@ -36,13 +36,35 @@ class OnnxPredictor(BasePredictor):
             raise ConfigError(f"{path} and its sidecar {side} are both needed; write them with `faceattr export`")
         import onnxruntime as ort
 
-        meta = json.loads(side.read_text())
+        fix = f"export it again: faceattr export CHECKPOINT --out {path}"
+        try:
+            meta = json.loads(side.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{side} is not JSON ({e}); {fix}") from None
+        if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict) or not meta.get("heads"):
+            raise ConfigError(f"{side} lacks the model's 'config' or 'heads'; {fix}")
         self.source = path
-        self.cfg = from_dict(meta["config"])
-        self.tasks = list(meta["heads"])
-        self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        try:
+            self.cfg = from_dict(meta["config"])
+        except ConfigError as e:
+            raise ConfigError(f"{side}: its config is not valid ({e}); {fix}") from None
+        self.tasks = [str(h) for h in meta["heads"]]
+        try:
+            self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime's own errors (InvalidProtobuf, Fail...) share no public base class
+            raise ConfigError(f"{path} is not a readable ONNX model ({str(e).splitlines()[0][:160]}); {fix}") from None
+        outputs = [o.name for o in self.session.get_outputs()]
+        inputs = self.session.get_inputs()
+        size = self.cfg.data.image_size
+        if sorted(outputs) != sorted(self.tasks) or [i.name for i in inputs] != ["images"]:
+            raise ConfigError(
+                f"{side} names heads {self.tasks} but {path} has outputs {outputs} (and inputs "
+                f"{[i.name for i in inputs]}): the two files come from different exports; {fix}"
+            )
+        if [d for d in inputs[0].shape[1:]] != [3, size, size]:
+            raise ConfigError(f"{path} takes images of shape {inputs[0].shape[1:]} but {side} says {size} px; {fix}")
         self.transform = eval_transform(self.cfg.data.image_size, self.cfg.augment.mean, self.cfg.augment.std)
-        shipped = path.parent / meta.get("detector", detector_path(path).name)
+        shipped = path.parent / str(meta.get("detector", detector_path(path).name))
         self.detector_dir = shipped if has_mtcnn(shipped) else None  # older exports: the user cache's copy
 
     def _predict_batch(self, images: np.ndarray) -> dict[str, np.ndarray]:

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from faceattr.atomic import write_csv
-from faceattr.data.images import SkipReport
+from faceattr.data.images import SkipReport, readable_path
 from faceattr.data.text_tables import read_text_table
 from faceattr.errors import DatasetError, FaceAttrError
 from faceattr.inference.predictor import BasePredictor, Predictions
@@ -17,7 +17,7 @@ from faceattr.labels import CLASS_NAMES as NAMES
 
 def predictions_table(preds: Predictions) -> pd.DataFrame:
     """One row per image: path, labels (index and name), label18, and every class probability."""
-    table = pd.DataFrame({"path": preds.paths})
+    table = pd.DataFrame({"path": [readable_path(p) for p in preds.paths]})
     labels = preds.labels()
     for task, values in labels.items():
         table[task] = np.round(values, 1) if task == "age_years" else values
@@ -48,6 +48,24 @@ def fresh_skip_report(out: Path, overwrite: bool) -> SkipReport:
     return SkipReport(report)
 
 
+def eval_image_paths(eval_dir: Path, image_ids: pd.Series) -> list[str]:
+    """Each ImageID as a path under eval/images/; an ID that leads outside it (`../x.jpg`, an absolute path) is
+    refused, so a crafted info.csv cannot make submit read other files."""
+    images = (eval_dir / "images").resolve()
+    paths, outside = [], []
+    for name in image_ids.astype(str):
+        path = eval_dir / "images" / name
+        if not path.resolve().is_relative_to(images):
+            outside.append(name)
+        paths.append(str(path))
+    if outside:
+        raise DatasetError(
+            f"{eval_dir / 'info.csv'}: {len(outside)} ImageID(s) lead outside {eval_dir / 'images'} "
+            f"(first: {outside[0]!r}); an ImageID is a file name inside images/"
+        )
+    return paths
+
+
 def submission(
     predictor: BasePredictor,
     eval_dir: str | Path,
@@ -55,15 +73,17 @@ def submission(
     batch_size: int = 64,
     crop_faces: bool | None = None,
     overwrite: bool = False,
-) -> pd.DataFrame:
+    fill_missing: bool = False,
+) -> tuple[pd.DataFrame, int]:
     """Fill the `ans` column of eval/info.csv with 18-class codes, written to `out` (info.csv is not touched; an
-    existing `out` is replaced only with `overwrite`).
+    existing `out` is replaced only with `overwrite`). Returns the table and how many rows had no prediction.
 
     With crop_faces (default: whether the model trained on `faceattr crop` crops) each photo is cropped around
     its largest face, as the training images were.
 
-    An unreadable test image still gets a row (the most frequent predicted class) and is listed in
-    `<out>.skipped.csv`, so the submission keeps the competition's row count.
+    A test image that is missing or unreadable is listed in `<out>.skipped.csv`, and the submission is refused
+    (nothing written) unless `fill_missing`: then its row gets the most frequent predicted class, so the file keeps
+    the competition's row count, and the count is returned for the caller to say.
     """
     eval_dir = Path(eval_dir)
     info_path = eval_dir / "info.csv"
@@ -73,7 +93,7 @@ def submission(
     if "ImageID" not in info.columns:
         raise DatasetError(f"{info_path}: no 'ImageID' column (found {', '.join(info.columns)})")
     out = Path(out)
-    paths = [str(eval_dir / "images" / str(name)) for name in info["ImageID"]]
+    paths = eval_image_paths(eval_dir, info["ImageID"])
     skips = fresh_skip_report(out, overwrite)
     if not all(t in predictor.tasks for t in ("mask", "gender", "age_bin")):
         raise DatasetError("the checkpoint lacks one of the mask, gender and age_bin heads; it cannot fill 18 classes")
@@ -86,8 +106,15 @@ def submission(
     else:
         preds = predictor.predict_paths(paths, batch_size=batch_size, skips=skips)
         by_path = dict(zip(preds.paths, preds.labels()["label18"], strict=True))
+    missing = [p for p in paths if p not in by_path]
+    if missing and not fill_missing:
+        raise FaceAttrError(
+            f"{len(missing)} of {len(paths)} test image(s) could not be predicted (first: {missing[0]}; reasons in "
+            f"{skips.csv_path}); no submission written. Fix those files, or pass --fill-missing to give them the "
+            "most frequent predicted class"
+        )
     codes = np.array(list(by_path.values()), dtype=np.int64)
     fallback = int(np.bincount(codes, minlength=18).argmax()) if len(codes) else 0
     info["ans"] = [int(by_path.get(p, fallback)) for p in paths]
     write_csv(info, out)
-    return info
+    return info, len(missing)

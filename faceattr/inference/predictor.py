@@ -248,13 +248,22 @@ def _from_onnx_copy(checkpoint: Path, device: str) -> BasePredictor:
     return predictor
 
 
-def collect_images(inputs: list[str | Path], suffixes: tuple[str, ...] = IMAGE_SUFFIXES) -> list[str]:
-    """Files, folders (searched recursively for `suffixes`) and .txt lists of paths -> paths, sorted per folder."""
+def collect_images(
+    inputs: list[str | Path], suffixes: tuple[str, ...] = IMAGE_SUFFIXES, ignored: list[str] | None = None
+) -> list[str]:
+    """Files, folders (searched recursively for `suffixes`) and .txt lists of paths -> paths, sorted per folder.
+    Files in those folders with other suffixes are appended to `ignored`, so the caller can say so."""
     found: list[str] = []
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            found += sorted(str(f) for f in p.rglob("*") if f.suffix.lower() in suffixes and not f.name.startswith("."))
+            for f in sorted(p.rglob("*")):
+                if f.name.startswith(".") or not f.is_file():
+                    continue
+                if f.suffix.lower() in suffixes:
+                    found.append(str(f))
+                elif ignored is not None:
+                    ignored.append(str(f))
         elif p.suffix.lower() == ".txt" and p.is_file():
             found += [line.strip() for line in p.read_text().splitlines() if line.strip()]
         elif p.exists() or p.suffix.lower() in suffixes:

@@ -145,6 +145,13 @@ class VideoResult:
     clock: StageClock = field(default_factory=StageClock)
 
 
+# the leading columns of the two tables, written as the header when no face was found in any frame
+VIDEO_TABLE_COLUMNS = (
+    ("frame", "time_s", "track", "path", "face", "face_found", "face_score", "x1", "y1", "x2", "y2"),
+    ("path", "track", "first_s", "last_s", "frames_seen"),
+)
+
+
 def predict_video(
     predictor: BasePredictor,
     path: str | Path,
@@ -313,7 +320,7 @@ def predict_videos(
     existing = [p for p in drawn_paths if p is not None and p.exists()]
     if existing and not overwrite:
         raise FaceAttrError(f"{existing[0]} already exists; pick another --draw folder or pass --overwrite")
-    frames, tracks = [], []
+    frames, tracks, usable = [], [], 0
     for path, drawn in zip(videos, drawn_paths, strict=True):
         try:
             result = predict_video(predictor, path, detector, every, fps, drawn, progress=progress)
@@ -323,7 +330,11 @@ def predict_videos(
             continue
         if result.damage is not None and skips is not None:
             skips.add(result.damage)
+        usable += result.frames_used > 0
         frames.append(result.frames)
         tracks.append(result.tracks)
+    if videos and not usable:
+        where = f"; the reasons are in {skips.csv_path}" if skips is not None and skips.csv_path else ""
+        raise FaceAttrError(f"no frame could be read from the {len(videos)} video(s) given{where}")
     nonempty = [f for f in frames if not f.empty], [t for t in tracks if not t.empty]
     return tuple(pd.concat(part, ignore_index=True) if part else pd.DataFrame() for part in nonempty)  # type: ignore[return-value]

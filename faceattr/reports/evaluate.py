@@ -57,6 +57,20 @@ def evaluation_rows(
     return frame
 
 
+REPORT_FILES = ("metrics.json", "predictions.csv", "model_card.md", "per_class.csv", "skipped.csv", "groups.md")
+
+
+def check_report_folder(out: Path, overwrite: bool) -> None:
+    """Refuse, before any work, an --out that is a file or already holds an evaluation report (unless `overwrite`)."""
+    if out.exists() and not out.is_dir():
+        raise FaceAttrError(f"--out {out} is a file; give a folder for the report")
+    existing = [out / name for name in REPORT_FILES if (out / name).exists()]
+    if existing and not overwrite:
+        raise FaceAttrError(
+            f"{existing[0]} already exists: {out} holds a report; pick another --out or pass --overwrite to replace it"
+        )
+
+
 def evaluate(
     checkpoint: str | Path | list,
     manifest: str | None = None,
@@ -70,13 +84,19 @@ def evaluate(
     min_group: int = 30,
     priors: dict[str, list[float]] | None = None,
     peers: bool = True,
+    overwrite: bool = False,
 ) -> EvalResult:
-    """Score one model, or an ensemble when `checkpoint` is a list (the first one's fold is scored)."""
-    predictor = load_predictor(checkpoint, voting=voting, tta=tta, priors=priors, peers=peers)
-    frame = evaluation_rows(predictor, manifest, fold, split)
+    """Score one model, or an ensemble when `checkpoint` is a list (the first one's fold is scored).
+
+    The report goes to `out_dir`, or the run's own eval/ folder (replaced on every evaluation); a folder the user
+    names that already holds a report is refused unless `overwrite`."""
     first = Path(checkpoint[0] if isinstance(checkpoint, list | tuple) else checkpoint)
     out = Path(out_dir) if out_dir else first.parent.parent / "eval"
+    check_report_folder(out, overwrite or not out_dir)
+    predictor = load_predictor(checkpoint, voting=voting, tta=tta, priors=priors, peers=peers)
+    frame = evaluation_rows(predictor, manifest, fold, split)
     out.mkdir(parents=True, exist_ok=True)
+    (out / "skipped.csv").unlink(missing_ok=True)  # this evaluation's own report, not appended to an old one
     skips = SkipReport(out / "skipped.csv")
     preds = predictor.predict_paths(frame["path"].tolist(), batch_size=batch_size, skips=skips)
     if not preds.paths:

@@ -9,6 +9,7 @@ get a 4xx with a reason; a full server a 503.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -35,19 +36,37 @@ def training_metrics(predictor: BasePredictor) -> dict:
     return {}
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _Refused(Exception):
+    """Raised inside the app's reads of the body: the middleware answers `status` with `detail` instead."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.detail = status, detail
 
 
 class UploadLimits:
-    """ASGI middleware in front of every POST: a body declared over the limit is refused from its Content-Length
-    before a byte is read; a chunked body is counted as it streams in and cut off at the limit (plus at most the
-    chunk that crossed it), so nothing over the limit is ever spooled to disk; and at most `max_in_flight` requests
-    are inside the app at once (others get a 503 at once instead of queueing without bound)."""
+    """ASGI middleware in front of every POST, so a stranger's upload costs bounded memory, time and slots:
+    - a body declared over the limit is refused from its Content-Length before a byte is read; a chunked body is
+      counted as it streams in and cut off at the limit (plus at most the chunk that crossed it), so nothing over
+      the limit is ever spooled to disk;
+    - a body that stalls (no bytes for `body_timeout_s`) or takes longer than `upload_time_s` in all is dropped
+      with a 408, so slow clients cannot hold the server;
+    - at most `max_receiving` uploads stream in at once, and at most `max_in_flight` complete requests are inside
+      the app; others get a 503 at once instead of queueing without bound. Uploads still arriving do not count
+      against the second limit, so held connections never lock real requests out."""
 
-    def __init__(self, app, max_body: int, max_in_flight: int) -> None:
-        self.app, self.max_body, self.max_in_flight = app, max_body, max_in_flight
-        self.in_flight = 0
+    def __init__(
+        self,
+        app,
+        max_body: int,
+        max_in_flight: int,
+        max_receiving: int = 128,
+        body_timeout_s: float = 10.0,
+        upload_time_s: float = 60.0,
+    ) -> None:
+        self.app, self.max_body, self.max_in_flight, self.max_receiving = app, max_body, max_in_flight, max_receiving
+        self.body_timeout_s, self.upload_time_s = body_timeout_s, upload_time_s
+        self.in_flight = self.receiving = 0
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
@@ -57,37 +76,65 @@ class UploadLimits:
         if length.isdigit() and int(length) > self.max_body:
             await _refuse(send, 413, f"upload over the limit of {self.max_body} bytes")
             return
-        if self.in_flight >= self.max_in_flight:
-            await _refuse(send, 503, f"busy: {self.in_flight} requests in flight; try again in a moment")
+        if self.receiving >= self.max_receiving or self.in_flight >= self.max_in_flight:
+            busy = max(self.receiving, self.in_flight)
+            await _refuse(send, 503, f"busy: {busy} requests in flight; try again in a moment")
             return
-        received, over, answered = 0, False, False
-        detail = f"upload over the limit of {self.max_body} bytes"
+        received, refused, answered, state = 0, None, False, {"receiving": True, "counted": False}
+        deadline = asyncio.get_running_loop().time() + self.upload_time_s
+
+        def body_done() -> None:
+            if state["receiving"]:
+                state["receiving"] = False
+                self.receiving -= 1
 
         async def counted():
-            nonlocal received, over
-            message = await receive()
+            nonlocal received, refused
+            if not state["receiving"]:
+                return await receive()  # after the body: a disconnect notice, say
+            wait = min(self.body_timeout_s, deadline - asyncio.get_running_loop().time())
+            try:
+                message = await asyncio.wait_for(receive(), max(wait, 0.001))
+            except TimeoutError:
+                refused = _Refused(
+                    408,
+                    f"upload stalled: no data for {self.body_timeout_s:g} s or not complete in "
+                    f"{self.upload_time_s:g} s",
+                )
+                raise refused from None
             received += len(message.get("body", b""))
             if received > self.max_body:
-                over = True
-                raise _BodyTooLarge
+                refused = _Refused(413, f"upload over the limit of {self.max_body} bytes")
+                raise refused
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_done()
+                if message["type"] == "http.request":
+                    if self.in_flight >= self.max_in_flight:
+                        refused = _Refused(503, f"busy: {self.in_flight} requests in flight; try again in a moment")
+                        raise refused
+                    self.in_flight += 1
+                    state["counted"] = True
             return message
 
         async def guarded_send(message) -> None:
             nonlocal answered
-            if not over:
+            if refused is None:
                 await send(message)
-            elif message["type"] == "http.response.start" and not answered:  # the app's "cannot parse" -> 413
+            elif message["type"] == "http.response.start" and not answered:  # the app's "cannot parse" -> ours
                 answered = True
-                await _refuse(send, 413, detail)
+                await _refuse(send, refused.status, refused.detail)
 
-        self.in_flight += 1
+        self.receiving += 1
         try:
             await self.app(scope, counted, guarded_send)
-        except _BodyTooLarge:
+        except _Refused as e:
             if not answered:
-                await _refuse(send, 413, detail)
+                answered = True
+                await _refuse(send, e.status, e.detail)
         finally:
-            self.in_flight -= 1
+            body_done()
+            if state["counted"]:
+                self.in_flight -= 1
 
 
 async def _refuse(send, status: int, detail: str) -> None:
@@ -104,9 +151,10 @@ def create_app(
     max_pixels: int | None = None,
     max_in_flight: int = 32,
     batch_window_ms: float = 5.0,
+    body_timeout_s: float = 10.0,
 ) -> FastAPI:
     """The FastAPI app around one loaded model (and one face detector, made here unless given); `max_pixels`
-    defaults to MAX_UPLOAD_PIXELS."""
+    defaults to MAX_UPLOAD_PIXELS; an upload that sends nothing for `body_timeout_s` is dropped (408)."""
     max_pixels = MAX_UPLOAD_PIXELS if max_pixels is None else max_pixels
     if detector is None:
         detector = predictor.face_detector()
@@ -121,7 +169,13 @@ def create_app(
         "training_metrics": training_metrics(predictor),
     }
     # multipart framing around the file adds a little; the limit applies to the whole body
-    app.add_middleware(UploadLimits, max_body=max_upload_bytes + 64 * 1024, max_in_flight=max_in_flight)
+    app.add_middleware(
+        UploadLimits,
+        max_body=max_upload_bytes + 64 * 1024,
+        max_in_flight=max_in_flight,
+        max_receiving=4 * max_in_flight,
+        body_timeout_s=body_timeout_s,
+    )
 
     @app.get("/", response_class=HTMLResponse)
     def page() -> str:

@@ -63,22 +63,51 @@ def launched_rank() -> int:
     return int(os.environ.get("NODE_RANK", 0)) * 1000 + int(os.environ.get("LOCAL_RANK", 0))
 
 
-def prepare_run_dir(cfg: Config, overwrite: bool, resume: bool) -> Path:
-    """The run folder; an existing one is kept for --resume, replaced with --overwrite, else refused.
-    Only rank 0 decides: the other DDP ranks, launched later with the same command, just use it."""
+RUN_MARKER = "run_info.json"  # what makes a folder a faceattr run, the only kind --overwrite replaces
+
+
+def prepare_run_dir(cfg: Config, overwrite: bool, resume: bool) -> tuple[Path, Path | None]:
+    """The run folder, and where an old run replaced by --overwrite was set aside (None if none).
+
+    An existing run is kept for --resume, refused without --overwrite, and with it moved aside rather than deleted:
+    `train` deletes it once the new run has saved a checkpoint and puts it back if the new run fails before that, so
+    a bad manifest or a typo never costs the old run. Only a folder holding a faceattr run (its run_info.json) is
+    ever replaced. Only rank 0 decides: the other DDP ranks, launched later with the same command, just use it."""
     run_dir = run_dir_of(cfg)
     if launched_rank() != 0:
         run_dir.mkdir(parents=True, exist_ok=True)
-        return run_dir
+        return run_dir, None
+    aside = None
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"{run_dir} is a file, not a run folder; pick another run.name or run.dir")
     if run_dir.exists() and any(run_dir.iterdir()) and not resume:
         if not overwrite:
             raise ConfigError(
                 f"run folder {run_dir} already exists; pick another run.name, pass --resume to continue it, "
                 "or --overwrite to replace it"
             )
-        shutil.rmtree(run_dir)
+        if not (run_dir / RUN_MARKER).is_file():
+            raise ConfigError(
+                f"--overwrite: {run_dir} holds no faceattr run (no {RUN_MARKER}), so it is not replaced; "
+                "pick another run.name, or move that folder yourself"
+            )
+        aside = run_dir.with_name(f".{run_dir.name}.replaced-{os.getpid()}")
+        run_dir.rename(aside)
     run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir
+    return run_dir, aside
+
+
+def settle_replaced_run(run_dir: Path, aside: Path | None, succeeded: bool) -> None:
+    """After --overwrite: drop the old run once the new one has a checkpoint; else put the old one back."""
+    if aside is None or not aside.is_dir():
+        return
+    has_checkpoint = any((run_dir / "checkpoints").glob("*.ckpt")) if run_dir.is_dir() else False
+    if succeeded or has_checkpoint:
+        shutil.rmtree(aside, ignore_errors=True)
+        return
+    shutil.rmtree(run_dir, ignore_errors=True)
+    aside.rename(run_dir)
+    log.warning("the new run failed before saving a checkpoint: the old run in %s is kept as it was", run_dir)
 
 
 def resolve_normalization(cfg: Config) -> None:
@@ -206,25 +235,44 @@ def logged_rows(metrics_csv: Path) -> pd.DataFrame | None:
         return None
 
 
+def check_resumable(cfg: Config, checkpoint: dict, path: Path) -> None:
+    """--resume continues the same model: a config naming another backbone or other heads is refused up front."""
+    saved = (checkpoint.get("hyper_parameters") or {}).get("config") or {}
+    saved_model = saved.get("model") or {}
+    for key in ("backbone", "heads"):
+        theirs, ours = saved_model.get(key), getattr(cfg.model, key)
+        if theirs is not None and (list(theirs) != list(ours) if key == "heads" else theirs != ours):
+            raise ConfigError(
+                f"--resume: {path} was trained with model.{key}={theirs}, the config now says {ours}; resume with "
+                f"the run's own config ({path.parent.parent / 'config.yaml'}) or start a new run.name"
+            )
+
+
 def train(cfg: Config, overwrite: bool = False, resume: bool = False, callbacks: list | None = None) -> TrainResult:
     """Train one model on `cfg.data.fold`; returns where the checkpoints and metrics are.
 
-    A run that fails before it has written anything (a bad manifest, say) leaves no empty run folder behind."""
+    Everything is checked before anything is written: a run that fails before it has written anything (a bad
+    manifest, say) leaves no empty run folder behind, and a run it was to replace (--overwrite) is put back."""
+    last = run_dir_of(cfg) / "checkpoints" / "last.ckpt"
+    if resume and not last.is_file():
+        raise ConfigError(f"--resume: no {last} to resume from; start the run without --resume")
+    if resume:  # refuse a crafted or mismatched last.ckpt before Lightning unpickles it, and before any write
+        check_resumable(cfg, read_checkpoint(last), last)
     fresh = not run_dir_of(cfg).exists()
+    run_dir, aside = prepare_run_dir(cfg, overwrite, resume)
     try:
-        return _train(cfg, overwrite, resume, callbacks)
+        result = _train(cfg, run_dir, resume, callbacks)
     except BaseException:
-        run_dir = run_dir_of(cfg)
+        settle_replaced_run(run_dir, aside, succeeded=False)
         if fresh and run_dir.is_dir() and not any(p.is_file() for p in run_dir.rglob("*")):
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
+    settle_replaced_run(run_dir, aside, succeeded=True)
+    return result
 
 
-def _train(cfg: Config, overwrite: bool, resume: bool, callbacks: list | None) -> TrainResult:
-    run_dir = prepare_run_dir(cfg, overwrite, resume)
+def _train(cfg: Config, run_dir: Path, resume: bool, callbacks: list | None) -> TrainResult:
     last = run_dir / "checkpoints" / "last.ckpt"
-    if resume and not last.is_file():
-        raise ConfigError(f"--resume: no {last} to resume from; start the run without --resume")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     resolve_normalization(cfg)
     aug = cfg.augment
@@ -272,8 +320,6 @@ def _train(cfg: Config, overwrite: bool, resume: bool, callbacks: list | None) -
         )
     metrics_csv = run_dir / "csv" / "metrics.csv"
     earlier_rows = logged_rows(metrics_csv) if resume else None
-    if resume:
-        read_checkpoint(last)  # refuse a crafted last.ckpt before Lightning unpickles it
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resume else None, weights_only=True)
     if earlier_rows is not None and trainer.is_global_zero:  # CSVLogger starts a fresh file; keep the history
         later_rows = logged_rows(metrics_csv)

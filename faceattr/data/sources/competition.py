@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from faceattr.data.images import text_named
 from faceattr.data.manifest import UNKNOWN, derive_labels
 from faceattr.data.text_tables import read_text_table
 from faceattr.errors import DatasetError
@@ -63,7 +64,7 @@ def _folder_rows(folder: Path) -> tuple[list[dict], list[str]]:
         return [], [str(e)]
     problems: list[str] = []
     found: dict[str, Path] = {}
-    for file in sorted(f for f in folder.iterdir() if f.is_file() and _visible(f)):
+    for file in text_named(sorted(f for f in folder.iterdir() if f.is_file() and _visible(f)), folder):
         stem, ext = file.stem, file.suffix.lower()
         if ext not in IMAGE_EXTENSIONS:
             problems.append(f"{file}: unexpected file type '{file.suffix}'; images must be .jpg, .jpeg or .png")

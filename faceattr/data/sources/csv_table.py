@@ -77,6 +77,19 @@ def read_csv_table(root: str | Path, old_threshold: int = DEFAULT_OLD_THRESHOLD)
         raise DatasetError(f"{csv_path}: empty 'path' on line(s) {', '.join(map(str, rows[:10]))}; fill or remove them")
     base = csv_path.parent
     paths = [Path(p) if Path(p).is_absolute() else (base / p) for p in table["path"].astype(str)]
+    outside = [
+        p
+        for p, given in zip(paths, table["path"].astype(str), strict=True)
+        if not Path(given).is_absolute() and not p.resolve().is_relative_to(base.resolve())
+    ]
+    if outside:  # `../../x.jpg`: allowed (a user's own layout), but never without a word
+        log.warning(
+            "%s: %d relative path(s) lead outside the CSV's folder (e.g. %s -> %s); they are used as given",
+            csv_path,
+            len(outside),
+            table["path"].astype(str).iloc[paths.index(outside[0])],
+            outside[0].resolve(),
+        )
     absent = [p for p in paths if not p.is_file()]
     if absent:
         raise DatasetError(
@@ -102,6 +115,15 @@ def read_csv_table(root: str | Path, old_threshold: int = DEFAULT_OLD_THRESHOLD)
     else:
         df["age"] = np.nan
     df["source"] = table["source"].astype(str) if "source" in table else "csv"
+    labels = [c for c in ("mask", "gender", "age_bin", "age") if c in df]
+    keyed = df[["path", "person_id", *labels]].astype(str)
+    clash = keyed.duplicated(["path", "person_id"], keep=False) & ~keyed.duplicated(keep=False)
+    if clash.any():  # the same image twice with different labels: which is right is the user's call, not ours
+        lines = [int(i) + 2 for i in np.flatnonzero(clash.to_numpy())]
+        raise DatasetError(
+            f"{csv_path}: {len(lines)} row(s) list the same path and person_id with different labels (lines "
+            f"{', '.join(map(str, lines[:20]))}{', ...' if len(lines) > 20 else ''}); keep one row per image"
+        )
     repeated = df.duplicated(["path", "person_id"])
     if repeated.any():  # the same image listed twice for the same person: it would count twice in training
         log.warning("%s: %d repeated row(s) (same path and person_id) kept once", csv_path, int(repeated.sum()))

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from faceattr.data.images import IMAGE_SUFFIXES
+from faceattr.data.images import IMAGE_SUFFIXES, text_named
 from faceattr.data.manifest import UNKNOWN, derive_labels
 from faceattr.errors import DatasetError
 from faceattr.labels import DEFAULT_OLD_THRESHOLD, MASK_NAMES
@@ -77,7 +77,7 @@ def read_image_folder(
     rows = []
     for folder in folders:
         label = mapping[folder.name.lower()]
-        for file in sorted(folder.rglob("*")):
+        for file in text_named(sorted(folder.rglob("*")), folder):
             if file.suffix.lower() not in IMAGE_SUFFIXES or file.name.startswith(".") or not file.is_file():
                 continue
             rows.append(

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from faceattr.data.images import text_named
 from faceattr.data.manifest import UNKNOWN, derive_labels
 from faceattr.errors import DatasetError
 from faceattr.labels import DEFAULT_OLD_THRESHOLD
@@ -38,7 +39,7 @@ def read_utkface(
     if not root.is_dir():
         raise DatasetError(f"{root}: folder not found; pass the folder holding the UTKFace .jpg files")
     rows = []
-    for file in sorted(root.rglob("*.jpg")):
+    for file in text_named(sorted(root.rglob("*.jpg")), root):
         if file.name.startswith("."):
             continue
         try:

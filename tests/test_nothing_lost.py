@@ -1,0 +1,484 @@
+"""Nothing lost, nothing hung: a user's mistakes and a hostile client's requests get a clear error or a warning,
+never a traceback, a silent wrong answer or a deleted file. One block per way it used to go wrong (issue 33)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from faceattr.cli import app
+from faceattr.config import load_config
+from faceattr.errors import ConfigError, DatasetError, ManifestError
+from tests.conftest import tiny_overrides
+
+
+def run(*args: str):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def said(result) -> str:
+    """The command's output on one line (the console wraps long messages)."""
+    return " ".join(result.output.split())
+
+
+# 1. --overwrite deletes nothing but a faceattr run, and only once the new run stands
+
+
+def test_run_names_that_leave_the_runs_folder_are_refused(tmp_path):
+    for name in ("../userdata", ".", "..", "a/b", ""):
+        with pytest.raises(ConfigError, match="run.name"):
+            load_config(None, [f"run.dir={tmp_path}", f"run.name={name}"])
+
+
+def test_overwrite_never_deletes_a_folder_that_is_not_a_run(competition_manifest, tmp_path):
+    from faceattr.training import train
+
+    users = tmp_path / "runs" / "userdata"
+    users.mkdir(parents=True)
+    (users / "thesis.tex").write_text("years of work")
+    cfg = load_config(None, tiny_overrides(competition_manifest, tmp_path / "runs", **{"run.name": "userdata"}))
+    with pytest.raises(ConfigError, match="holds no faceattr run"):
+        train(cfg, overwrite=True)
+    assert (users / "thesis.tex").read_text() == "years of work"
+
+
+def test_overwrite_keeps_the_old_run_when_the_new_one_fails_before_training(tmp_path):
+    from faceattr.training import train
+
+    old = tmp_path / "runs" / "mask"
+    (old / "checkpoints").mkdir(parents=True)
+    (old / "run_info.json").write_text("{}")
+    (old / "checkpoints" / "best.ckpt").write_bytes(b"weights")
+    cfg = load_config(None, tiny_overrides(tmp_path / "missing.csv", tmp_path / "runs", **{"run.name": "mask"}))
+    with pytest.raises(ManifestError):
+        train(cfg, overwrite=True)
+    assert (old / "checkpoints" / "best.ckpt").read_bytes() == b"weights"
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["mask"]  # nothing set aside left behind
+
+
+def test_overwrite_replaces_a_run_once_the_new_one_trained(competition_manifest, tmp_path):
+    from faceattr.training import train
+
+    cfg = load_config(None, tiny_overrides(competition_manifest, tmp_path / "runs", **{"train.epochs": 1}))
+    first = train(cfg)
+    (first.run_dir / "stale.txt").write_text("from the old run")
+    second = train(
+        load_config(None, tiny_overrides(competition_manifest, tmp_path / "runs", **{"train.epochs": 1})),
+        overwrite=True,
+    )
+    assert second.run_dir == first.run_dir and second.best_checkpoint.is_file()
+    assert not (second.run_dir / "stale.txt").exists()
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["tiny"]
+
+
+# 2. submit: no silent filler, no reading outside eval/images
+
+
+def _eval_copy(competition_root: Path, tmp_path: Path) -> Path:
+    eval_dir = tmp_path / "eval"
+    shutil.copytree(competition_root / "eval", eval_dir)
+    return eval_dir
+
+
+def test_submit_refuses_rows_without_a_readable_image_unless_asked_to_fill_them(
+    trained_run, competition_root, tmp_path
+):
+    eval_dir = _eval_copy(competition_root, tmp_path)
+    images = sorted((eval_dir / "images").iterdir())
+    images[0].unlink()
+    images[1].write_bytes(b"not a jpeg")
+    out = tmp_path / "sub.csv"
+    result = run("submit", trained_run.best_checkpoint, eval_dir, "--out", out)
+    assert result.exit_code == 2 and "2 of" in said(result) and "--fill-missing" in said(result)
+    assert not out.exists()
+    result = run("submit", trained_run.best_checkpoint, eval_dir, "--out", out, "--fill-missing", "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert "2 row(s) had no readable image" in said(result)
+    table = pd.read_csv(out)
+    assert len(table) == len(images) and table["ans"].between(0, 17).all()
+    assert len(pd.read_csv(tmp_path / "sub.skipped.csv")) == 2
+
+
+def test_submit_never_reads_outside_eval_images(trained_run, competition_root, tmp_path):
+    eval_dir = _eval_copy(competition_root, tmp_path)
+    info = pd.read_csv(eval_dir / "info.csv")
+    info.loc[0, "ImageID"] = "../../secret.jpg"
+    info.to_csv(eval_dir / "info.csv", index=False)
+    result = run("submit", trained_run.best_checkpoint, eval_dir, "--out", tmp_path / "sub.csv")
+    assert result.exit_code == 2 and "lead outside" in said(result) and "../../secret.jpg" in said(result)
+
+
+# 3 and 7. videos without a face, unreadable videos, folders without images
+
+
+def _video(path: Path, frames: int = 12) -> Path:
+    av = pytest.importorskip("av", reason="videos need pip install 'faceattr[video]'")
+    container = av.open(str(path), "w")
+    stream = container.add_stream("mpeg4", rate=10)
+    stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
+    for i in range(frames):
+        frame = av.VideoFrame.from_ndarray(np.full((120, 160, 3), 40 + 5 * i, np.uint8), format="rgb24")
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
+    container.close()
+    return path
+
+
+def test_a_video_without_a_face_gives_empty_tables_with_headers(trained_run, tmp_path):
+    clip = _video(tmp_path / "empty_room.mp4")
+    result = run("predict", trained_run.best_checkpoint, clip, "--out", tmp_path / "v.csv")
+    assert result.exit_code == 0, result.output
+    assert "no face found" in said(result)
+    frames = pd.read_csv(tmp_path / "v.frames.csv")
+    assert frames.empty and {"frame", "track", "x1"} <= set(frames.columns)
+
+
+def test_an_unreadable_video_is_an_error_not_empty_tables(trained_run, tmp_path):
+    (tmp_path / "broken.mp4").write_bytes(b"not a video at all")
+    result = run("predict", trained_run.best_checkpoint, tmp_path / "broken.mp4", "--out", tmp_path / "v.csv")
+    assert result.exit_code == 2 and "no frame could be read" in said(result)
+    assert not (tmp_path / "v.frames.csv").exists() and not (tmp_path / "v.tracks.csv").exists()
+
+
+def test_predict_says_when_a_folder_holds_nothing_it_can_read(trained_run, tmp_path):
+    for name in ("empty", "text"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "text" / "notes.md").write_text("hi")
+    for folder in ("empty", "text"):
+        result = run("predict", trained_run.best_checkpoint, tmp_path / folder, "--out", tmp_path / f"{folder}.csv")
+        assert result.exit_code == 2 and "no images or videos" in said(result)
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    Image.new("RGB", (90, 110), (120, 90, 70)).save(mixed / "a.gif")
+    (mixed / "b.txt.bak").write_text("x")
+    result = run("predict", trained_run.best_checkpoint, mixed, "--out", tmp_path / "mixed.csv")
+    assert result.exit_code == 0, result.output
+    assert pd.read_csv(tmp_path / "mixed.csv")["path"].str.endswith("a.gif").all()  # a GIF is read, not dropped
+    assert "1 file(s) in the folders are neither images nor videos" in said(result)
+
+
+# 4. a huge photo costs a bounded copy's detection
+
+
+def test_the_second_pass_detects_on_a_bounded_copy_of_a_large_photo():
+    from faceattr.config import FacesConfig
+    from faceattr.faces.detect import FaceDetector
+
+    detector = FaceDetector(FacesConfig(detect_max_side=640), device="cpu")
+    seen: list[tuple] = []
+    detect = detector.relaxed.detect
+    detector.relaxed.detect = lambda batch, landmarks: seen.append(batch.shape) or detect(batch, landmarks=landmarks)
+    photo = np.random.default_rng(0).integers(0, 255, (3000, 2400, 3), dtype=np.uint8)
+    detector.rescue([photo])
+    assert seen and max(seen[0][1:3]) <= 640 * 1.4 + 2  # the shrunk copy plus its 20 % padding on each side
+
+
+# 5. stalled uploads are dropped, real requests keep their answers
+
+
+@pytest.fixture
+def stall_server(trained_run):
+    uvicorn = pytest.importorskip("uvicorn", reason="serving needs pip install 'faceattr[serve]'")
+    from faceattr.inference.checkpoint_predictor import Predictor
+    from faceattr.serve.app import create_app
+    from tests.test_serve import NoFaces
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app_ = create_app(Predictor(trained_run.best_checkpoint), detector=NoFaces(), max_in_flight=4, body_timeout_s=1.5)
+    server = uvicorn.Server(uvicorn.Config(app_, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(100):
+        if server.started:
+            break
+        time.sleep(0.05)
+    yield port
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def _stalled_upload(port: int) -> socket.socket:
+    """A POST that declares 100 kB and sends 10 bytes of it, then nothing."""
+    conn = socket.create_connection(("127.0.0.1", port))
+    conn.sendall(
+        b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=B\r\n"
+        b"Content-Length: 100000\r\n\r\n--B\r\nConte"
+    )
+    return conn
+
+
+def test_stalled_uploads_never_lock_out_real_requests_and_are_dropped(stall_server):
+    import io
+
+    import httpx
+
+    port = stall_server
+    stalled = [_stalled_upload(port) for _ in range(8)]  # twice the in-flight bound
+    buf = io.BytesIO()
+    Image.new("RGB", (120, 160), (150, 120, 100)).save(buf, "JPEG")
+    for _ in range(3):
+        reply = httpx.post(f"http://127.0.0.1:{port}/predict", files={"file": ("a.jpg", buf.getvalue())}, timeout=10)
+        assert reply.status_code == 200, reply.text
+    stalled[0].settimeout(5)
+    answer = stalled[0].recv(200)  # the body timeout drops it with a 408 (1.5 s here)
+    assert b" 408 " in answer
+    for conn in stalled:
+        conn.close()
+
+
+# 6. file names in other encodings
+
+
+def _odd_name(folder: Path, good_image: Path) -> Path:
+    target = os.fsencode(folder) + b"/\xc7\xd1\xb1\xdb.jpg"  # "한글" in CP949
+    shutil.copy(good_image, target)
+    return Path(os.fsdecode(target))
+
+
+def test_a_non_utf8_file_name_is_predicted_and_written_readably(trained_run, competition_root, tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    source = sorted((competition_root / "eval" / "images").iterdir())[0]
+    _odd_name(photos, source)
+    shutil.copy(source, photos / "plain.jpg")
+    result = run("predict", trained_run.best_checkpoint, photos, "--out", tmp_path / "p.csv")
+    assert result.exit_code == 0, result.output
+    paths = pd.read_csv(tmp_path / "p.csv")["path"].tolist()
+    assert len(paths) == 2 and any(p.endswith("한글.jpg") for p in paths)
+
+
+def test_prepare_folder_leaves_out_non_utf8_names_with_the_fix(competition_root, tmp_path, caplog):
+    from faceattr.data.sources import read_image_folder
+
+    images = sorted((competition_root / "eval" / "images").iterdir())
+    for cls in ("with_mask", "without_mask"):
+        (tmp_path / cls).mkdir()
+    _odd_name(tmp_path / "with_mask", images[0])
+    shutil.copy(images[1], tmp_path / "with_mask" / "ok.jpg")
+    shutil.copy(images[2], tmp_path / "without_mask" / "ok.jpg")
+    frame = read_image_folder(tmp_path)
+    assert len(frame) == 2 and "not UTF-8" in caplog.text and "convmv" in caplog.text
+
+
+# 8. a user's files are replaced only with --overwrite
+
+
+def test_evaluate_refuses_a_folder_that_holds_a_report(trained_run, tmp_path):
+    mine = tmp_path / "report"
+    mine.mkdir()
+    (mine / "metrics.json").write_text('{"mine": true}')
+    result = run("evaluate", trained_run.best_checkpoint, "--out", mine)
+    assert result.exit_code == 2 and "already exists" in said(result)
+    assert json.loads((mine / "metrics.json").read_text()) == {"mine": True}
+
+
+def test_drawn_copies_never_replace_same_named_files(trained_run, competition_root, tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(sorted((competition_root / "eval" / "images").iterdir())[0], photos / "a.jpg")
+    drawn = tmp_path / "drawn"
+    drawn.mkdir()
+    (drawn / "a.jpg_faces.jpg").write_bytes(b"my own picture")
+    result = run(
+        "predict", trained_run.best_checkpoint, photos, "--faces", "--draw", drawn, "--out", tmp_path / "p.csv"
+    )
+    assert result.exit_code == 2 and "already exists" in said(result)
+    assert (drawn / "a.jpg_faces.jpg").read_bytes() == b"my own picture"
+
+
+def test_prepare_never_replaces_its_own_input_or_an_existing_manifest(competition_manifest, tmp_path):
+    table = tmp_path / "table.csv"
+    shutil.copy(competition_manifest, table)
+    before = table.read_bytes()
+    result = run("prepare", "csv", table, "--out", table, "--folds", "3")
+    assert result.exit_code == 2 and "one of the inputs" in said(result)
+    assert table.read_bytes() == before
+    out = tmp_path / "m.csv"
+    out.write_text("mine")
+    result = run("prepare", "csv", table, "--out", out, "--folds", "3")
+    assert result.exit_code == 2 and "already exists" in said(result) and out.read_text() == "mine"
+
+
+def test_a_refused_resume_writes_nothing(trained_run, competition_manifest, tmp_path):
+    from faceattr.training import train
+
+    run_dir = tmp_path / "runs" / "tiny"
+    shutil.copytree(trained_run.run_dir, run_dir)
+    before = {name: (run_dir / name).read_bytes() for name in ("config.yaml", "run_info.json")}
+    other = tiny_overrides(competition_manifest, tmp_path / "runs", **{"model.backbone": "resnet18"})
+    with pytest.raises(ConfigError, match="model.backbone"):
+        train(load_config(None, other), resume=True)
+    assert {name: (run_dir / name).read_bytes() for name in before} == before
+
+
+# 9. clear errors instead of tracebacks
+
+
+def test_predict_refuses_an_out_it_cannot_write_before_any_work(trained_run, competition_root, tmp_path):
+    image = sorted((competition_root / "eval" / "images").iterdir())[0]
+    (tmp_path / "afile").write_text("x")
+    for out, words in ((tmp_path, "is a folder"), (tmp_path / "afile" / "p.csv", "is a file")):
+        result = run("predict", trained_run.best_checkpoint, image, "--out", out)
+        assert result.exit_code == 2 and words in said(result), result.output
+
+
+def _edited_checkpoint(trained_run, tmp_path: Path, edit) -> Path:
+    ckpt = torch.load(trained_run.best_checkpoint, map_location="cpu", weights_only=True)
+    edit(ckpt)
+    path = tmp_path / "edited.ckpt"
+    torch.save(ckpt, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("edit", "words"),
+    [
+        (lambda c: c["hyper_parameters"]["config"]["model"].update(heads=["mask", "gender"]), "do not fit"),
+        (lambda c: c["hyper_parameters"]["config"]["model"].update(backbone="resnet18"), "do not fit"),
+        (lambda c: c["state_dict"].update({"heads.heads.mask.1.weight": torch.zeros(7, 3)}), "has shape"),
+        (lambda c: c["state_dict"]["heads.heads.mask.1.weight"].fill_(float("nan")), "NaN"),
+        (lambda c: c["hyper_parameters"]["config"]["augment"].update(std=[0.0, 0.0, 0.0]), "augment.std"),
+    ],
+    ids=["heads", "backbone", "head shape", "nan weights", "std zero"],
+)
+def test_a_checkpoint_that_does_not_fit_its_config_is_a_clear_error(trained_run, tmp_path, edit, words):
+    from faceattr.inference.checkpoint_predictor import Predictor
+
+    path = _edited_checkpoint(trained_run, tmp_path, edit)
+    with pytest.raises(ConfigError, match=words):
+        Predictor(path)
+
+
+@pytest.fixture(scope="module")
+def exported(trained_run, tmp_path_factory):
+    from faceattr.inference.export import export_onnx
+
+    return export_onnx(trained_run.best_checkpoint, tmp_path_factory.mktemp("onnx") / "m.onnx", 17)
+
+
+@pytest.mark.parametrize(
+    ("model_bytes", "sidecar", "words"),
+    [
+        ("truncated", None, "not a readable ONNX model"),
+        ("garbage", None, "not a readable ONNX model"),
+        (None, "{not json", "is not JSON"),
+        (None, '{"heads": ["mask"]}', "lacks the model's 'config'"),
+        (None, "fewer heads", "different exports"),
+        (None, "std zero", "augment.std"),
+    ],
+)
+def test_a_broken_onnx_model_or_sidecar_is_a_clear_error(exported, tmp_path, model_bytes, sidecar, words):
+    from faceattr.inference.onnx_predictor import OnnxPredictor
+
+    model, side = exported
+    data = model.read_bytes()
+    data = {"truncated": data[:1000], "garbage": b"\x00garbage" * 50, None: data}[model_bytes]
+    meta = json.loads(side.read_text())
+    if sidecar == "fewer heads":
+        meta["heads"] = ["mask"]
+    elif sidecar == "std zero":
+        meta["config"]["augment"]["std"] = [0, 0, 0]
+    text = sidecar if sidecar and sidecar.startswith("{") else json.dumps(meta)
+    (tmp_path / "m.onnx").write_bytes(data)
+    (tmp_path / "m.json").write_text(text)
+    with pytest.raises(ConfigError, match=words):
+        OnnxPredictor(tmp_path / "m.onnx")
+
+
+def test_a_yaml_config_that_is_a_list_is_a_clear_error(tmp_path):
+    path = tmp_path / "list.yaml"
+    path.write_text("- data\n- model\n")
+    with pytest.raises(ConfigError, match="not a mapping"):
+        load_config(path)
+
+
+def test_a_sparse_table_still_splits_by_person(tmp_path, caplog):
+    from faceattr.data.split import make_folds
+
+    frame = pd.DataFrame({"person_id": [f"p{i}" for i in range(6)], "label18": [0, 0, 0, 5, 9, 17]})
+    folds = make_folds(frame, 5, 0)
+    assert sorted(folds["person_id"]) == sorted(frame["person_id"]) and folds["fold"].nunique() == 5
+    assert "fewer than 5 images" in caplog.text
+
+
+def test_prepare_says_when_conflicting_duplicates_emptied_the_set(tmp_path):
+    image = tmp_path / "img.png"
+    Image.new("RGB", (60, 60), (10, 200, 10)).save(image)
+    for cls in ("with_mask", "without_mask"):
+        (tmp_path / "set" / cls).mkdir(parents=True)
+        shutil.copy(image, tmp_path / "set" / cls / "a.png")
+    result = run("prepare", "folder", tmp_path / "set", "--out", tmp_path / "m.csv", "--folds", "2")
+    assert result.exit_code == 2 and "identical images with different labels" in said(result)
+    assert "--no-drop-duplicates" in said(result)
+
+
+# 10. no confident nonsense
+
+
+def test_conflicting_duplicate_rows_in_a_csv_are_refused(tmp_path):
+    from faceattr.data.sources.csv_table import read_csv_table
+
+    Image.new("RGB", (40, 40)).save(tmp_path / "a.jpg")
+    table = tmp_path / "t.csv"
+    table.write_text("path,person_id,mask\na.jpg,p1,0\na.jpg,p1,2\n")
+    with pytest.raises(DatasetError, match="different labels"):
+        read_csv_table(table)
+
+
+def test_a_one_pixel_image_is_no_face():
+    from faceattr.faces.detect import looks_like_face_crop
+
+    assert not looks_like_face_crop(np.zeros((1, 1, 3), np.uint8), 400)
+    assert looks_like_face_crop(np.zeros((100, 90, 3), np.uint8), 400)
+
+
+@pytest.mark.parametrize("names", [["Müller", "José", "Zoë"], ["Ångström; Übermaß"], ["é"]])
+def test_latin1_columns_of_info_csv_come_back_as_written(tmp_path, names):
+    from faceattr.data.text_tables import read_text_table
+
+    path = tmp_path / "info.csv"
+    path.write_bytes(
+        ("ImageID,ans,note\n" + "".join(f"{i}.jpg,0,{n}\n" for i, n in enumerate(names))).encode("latin-1")
+    )
+    assert read_text_table(path)["note"].tolist() == names
+
+
+# 11. outputs readable by the team; paths leaving a CSV's folder said
+
+
+def test_outputs_follow_the_umask_not_0600(tmp_path):
+    from faceattr.atomic import write_text
+
+    old = os.umask(0o022)
+    try:
+        path = write_text(tmp_path / "shared.txt", "x")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_paths_outside_a_csv_folder_are_said(tmp_path, caplog):
+    from faceattr.data.sources.csv_table import read_csv_table
+
+    Image.new("RGB", (40, 40)).save(tmp_path / "a.jpg")
+    (tmp_path / "sub").mkdir()
+    table = tmp_path / "sub" / "t.csv"
+    table.write_text("path,person_id\n../a.jpg,p1\n")
+    read_csv_table(table)
+    assert "lead outside the CSV's folder" in caplog.text
