@@ -38,7 +38,7 @@ def said(result) -> str:
 
 def test_run_names_that_leave_the_runs_folder_are_refused(tmp_path):
     for name in ("../userdata", ".", "..", "a/b", ""):
-        with pytest.raises(ConfigError, match="run.name"):
+        with pytest.raises(ConfigError, match=r"run\.name"):
             load_config(None, [f"run.dir={tmp_path}", f"run.name={name}"])
 
 
@@ -322,7 +322,7 @@ def test_a_refused_resume_writes_nothing(trained_run, competition_manifest, tmp_
     shutil.copytree(trained_run.run_dir, run_dir)
     before = {name: (run_dir / name).read_bytes() for name in ("config.yaml", "run_info.json")}
     other = tiny_overrides(competition_manifest, tmp_path / "runs", **{"model.backbone": "resnet18"})
-    with pytest.raises(ConfigError, match="model.backbone"):
+    with pytest.raises(ConfigError, match=r"model\.backbone"):
         train(load_config(None, other), resume=True)
     assert {name: (run_dir / name).read_bytes() for name in before} == before
 
