@@ -3,14 +3,19 @@
 Faults: SIGKILL of a training process at random moments then --resume (final metrics compared with an
 uninterrupted run), corrupt/empty/truncated/non-image files inside a training manifest, non-finite losses with
 the skip policy, configs that make no sense, malformed datasets, and bounded atheris fuzzing of the image and
-manifest readers. "Samples lost" counts bad inputs that were neither used nor reported (must be 0).
+manifest readers; then a user's mistakes and a hostile client (issue 33): --overwrite on names outside the runs
+folder, submit with unreadable test images, videos without faces, folders without images, non-UTF-8 file names,
+40 stalled uploads against a running `faceattr serve` (real requests' p95 while they are held) and a 6000x6500
+photo's time and memory. "Samples lost" counts bad inputs that were neither used nor reported (must be 0).
 
-    python benchmarks/faults.py --kills 2 --fuzz-runs 2000
+    python -m benchmarks.faults --kills 2 --fuzz-runs 2000
+    python -m benchmarks.faults --only overwrite,submit,videos_folders,odd_names,stalled_uploads,large_photo
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -306,6 +311,240 @@ def users_files(manifest: Path, work: Path) -> dict:
     }
 
 
+def _cli(*args, timeout: float = 300) -> tuple[int, str, float, float]:
+    """`faceattr ARGS` in a fresh process: (exit code, output, wall seconds, peak resident MiB of that process alone,
+    read by a go-between process whose only child it is)."""
+    measure = (
+        "import resource, subprocess, sys; done = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+        "sys.stdout.write(done.stdout + done.stderr); "
+        "print('PEAK_KIB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(done.returncode)"
+    )
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", measure, sys.executable, "-m", "faceattr", *map(str, args)],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    wall = time.perf_counter() - start
+    output, _, peak = done.stdout.rpartition("PEAK_KIB")
+    return done.returncode, " ".join((output + done.stderr).split()), wall, float(peak or 0) / 1024
+
+
+def _checkpoint(manifest: Path, work: Path) -> Path:
+    cfg = load_config(None, overrides(manifest, work / "runs", "probe", **{"train.epochs": 1}))
+    return train(cfg).best_checkpoint
+
+
+def overwrite_names(manifest: Path, work: Path) -> dict:
+    """Item 1: --overwrite on names that leave the runs folder, on a folder of a user's, and on a failing run."""
+    runs = work / "ow_runs"
+    (work / "userdata").mkdir()
+    (work / "userdata" / "thesis.tex").write_text("years of work")
+    (runs / "mine").mkdir(parents=True)
+    (runs / "mine" / "notes.txt").write_text("mine")
+    old = runs / "old"
+    (old / "checkpoints").mkdir(parents=True)
+    (old / "run_info.json").write_text("{}")
+    (old / "checkpoints" / "best.ckpt").write_bytes(b"weights")
+    refused = 0
+    for name, data in (("../userdata", manifest), (".", manifest), ("mine", manifest), ("old", work / "none.csv")):
+        code, _, _, _ = _cli("train", *overrides(data, runs, name, **{"train.epochs": 1}), "--overwrite")
+        refused += code == 2
+    kept = [
+        (work / "userdata" / "thesis.tex").is_file(),
+        (runs / "mine" / "notes.txt").is_file(),
+        (old / "checkpoints" / "best.ckpt").read_bytes() == b"weights",
+    ]
+    return {
+        "fault": "train --overwrite on ../userdata, ., a user's folder, a failing run",
+        "injected": 4,
+        "runs_survived": refused,
+        "samples_lost": 3 - sum(kept),
+        "clear_errors": refused,
+        "note": "names outside run.dir refused; a folder without run_info.json kept; the old run put back",
+    }
+
+
+def submit_gaps(root: Path, ckpt: Path, work: Path) -> dict:
+    """Item 2: missing and unreadable test images, and an ImageID leading outside eval/images."""
+    import shutil
+
+    eval_dir = work / "sub_eval"
+    shutil.copytree(root / "eval", eval_dir)
+    images = sorted((eval_dir / "images").iterdir())
+    images[0].unlink()
+    images[1].write_bytes(b"not a jpeg")
+    refused, _, _, _ = _cli("submit", ckpt, eval_dir, "--out", work / "sub.csv")
+    filled, said, _, _ = _cli("submit", ckpt, eval_dir, "--out", work / "sub.csv", "--fill-missing")  # a re-run
+    rows = len(pd.read_csv(work / "sub.csv")) if filled == 0 else 0
+    info = pd.read_csv(eval_dir / "info.csv")
+    info.loc[2, "ImageID"] = "../../../etc/passwd"
+    info.to_csv(eval_dir / "info.csv", index=False)
+    outside, _, _, _ = _cli("submit", ckpt, eval_dir, "--out", work / "sub2.csv", "--fill-missing")
+    return {
+        "fault": "submit with 2 unreadable test images, then an ImageID of ../../../etc/passwd",
+        "injected": 3,
+        "runs_survived": int(refused == 2) + int(filled == 0) + int(outside == 2),
+        "samples_lost": 0 if refused == 2 and "2 row(s) had no readable image" in said else 2,
+        "clear_errors": int(refused == 2) + int(outside == 2),
+        "note": f"refused without --fill-missing; with it {rows} rows, 2 counted and listed; outside path refused",
+    }
+
+
+def videos_and_folders(ckpt: Path, work: Path) -> dict:
+    """Items 3 and 7: a video with no face, an unreadable video, folders of GIFs, text files, nothing."""
+    import av
+    import numpy as np
+    from PIL import Image
+
+    clip = work / "empty_room.mp4"
+    container = av.open(str(clip), "w")
+    stream = container.add_stream("mpeg4", rate=10)
+    stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
+    for i in range(12):
+        frame = av.VideoFrame.from_ndarray(np.full((120, 160, 3), 40 + 5 * i, np.uint8), format="rgb24")
+        container.mux(stream.encode(frame))
+    container.mux(stream.encode())
+    container.close()
+    (work / "broken.mp4").write_bytes(b"not a video")
+    for name in ("gifs", "texts", "nothing"):
+        (work / name).mkdir()
+    Image.new("RGB", (90, 110), (120, 90, 70)).save(work / "gifs" / "a.gif")
+    (work / "texts" / "a.md").write_text("x")
+    codes = {
+        "no face": _cli("predict", ckpt, clip, "--out", work / "v.csv")[0],
+        "broken video": _cli("predict", ckpt, work / "broken.mp4", "--out", work / "w.csv")[0],
+        "gifs": _cli("predict", ckpt, work / "gifs", "--out", work / "g.csv")[0],
+        "texts": _cli("predict", ckpt, work / "texts", "--out", work / "t.csv")[0],
+        "nothing": _cli("predict", ckpt, work / "nothing", "--out", work / "n.csv")[0],
+    }
+    expected = {"no face": 0, "broken video": 2, "gifs": 0, "texts": 2, "nothing": 2}
+    headers = pd.read_csv(work / "v.frames.csv").columns.size if codes["no face"] == 0 else 0
+    return {
+        "fault": "video without a face, unreadable video, folders of GIFs / text / nothing",
+        "injected": 5,
+        "runs_survived": sum(codes[k] == v for k, v in expected.items()),
+        "samples_lost": int(codes["gifs"] != 0),
+        "clear_errors": sum(codes[k] == 2 for k in ("broken video", "texts", "nothing")),
+        "note": f"exit codes {codes}; the faceless video's tables have {headers} header columns",
+    }
+
+
+def odd_file_names(ckpt: Path, root: Path, work: Path) -> dict:
+    """Item 6: a CP949 file name beside a plain one."""
+    import shutil
+
+    photos = work / "odd"
+    photos.mkdir()
+    source = sorted((root / "eval" / "images").iterdir())[0]
+    shutil.copy(source, os.fsencode(photos) + b"/\xc7\xd1\xb1\xdb.jpg")
+    shutil.copy(source, photos / "plain.jpg")
+    code, _, _, _ = _cli("predict", ckpt, photos, "--out", work / "odd.csv")
+    rows = len(pd.read_csv(work / "odd.csv")) if code == 0 else 0
+    return {
+        "fault": "a CP949 file name in a folder of photos",
+        "injected": 1,
+        "runs_survived": int(code == 0),
+        "samples_lost": 2 - rows,
+        "clear_errors": "-",
+        "note": "predicted; the CSV shows it decoded (한글.jpg)",
+    }
+
+
+def large_photo(ckpt: Path, work: Path) -> dict:
+    """Item 4: a 6000x6500 JPEG with no face, through predict --faces (a fresh process: its peak memory)."""
+    import numpy as np
+    from PIL import Image
+
+    folder = work / "large"
+    folder.mkdir()
+    small = (np.random.default_rng(0).random((65, 60, 3)) * 255).astype(np.uint8)
+    Image.fromarray(small).resize((6000, 6500), Image.BILINEAR).save(folder / "big.jpg", quality=60)
+    code, _, wall, peak = _cli("predict", ckpt, folder, "--faces", "--out", work / "big.csv")
+    from faceattr.data.images import load_rgb
+    from faceattr.faces.detect import FaceDetector
+
+    detector = FaceDetector()
+    detector.detect_every([np.zeros((64, 64, 3), np.uint8)])  # networks loaded before timing
+    start = time.perf_counter()
+    detector.detect_every([load_rgb(folder / "big.jpg")])
+    inside = time.perf_counter() - start
+    return {
+        "fault": "a 6000x6500 faceless JPEG (1.5 MB) through predict --faces",
+        "injected": 1,
+        "runs_survived": int(code == 0),
+        "samples_lost": 0 if code == 0 else 1,
+        "clear_errors": "-",
+        "note": f"decode + detect {inside:.1f} s; whole process (start-up, model, CSV) {wall:.1f} s, "
+        f"peak {peak:.0f} MiB (before the fix, commit 845dd51: whole process 32.3 s, 8,044 MiB)",
+    }
+
+
+def stalled_uploads(ckpt: Path, work: Path, stalled: int = 40, hold_s: float = 25.0) -> dict:
+    """Item 5: `faceattr serve` on 127.0.0.1 while 40 uploads that never finish are held; real requests' p95."""
+    import io
+    import socket
+
+    import httpx
+    from PIL import Image
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "faceattr", "serve", "--checkpoint", str(ckpt), "--port", str(port)],
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                httpx.get(url + "/health", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        held = []
+        for _ in range(stalled):
+            conn = socket.create_connection(("127.0.0.1", port))
+            conn.sendall(
+                b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=B\r\n"
+                b"Content-Length: 100000\r\n\r\n--B\r\nConte"
+            )
+            held.append(conn)
+        buf = io.BytesIO()
+        Image.new("RGB", (320, 240), (150, 120, 100)).save(buf, "JPEG")
+        latencies, statuses, start = [], [], time.perf_counter()
+        while time.perf_counter() - start < hold_s and len(latencies) < 200:
+            t = time.perf_counter()
+            reply = httpx.post(url + "/predict", files={"file": ("a.jpg", buf.getvalue())}, timeout=30)
+            latencies.append(time.perf_counter() - t)
+            statuses.append(reply.status_code)
+        dropped = 0
+        for conn in held:
+            conn.settimeout(15)
+            with contextlib.suppress(OSError):
+                dropped += b" 408 " in conn.recv(200)
+            conn.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+    ok = sum(s == 200 for s in statuses)
+    p95 = sorted(latencies)[int(0.95 * (len(latencies) - 1))] * 1000 if latencies else float("nan")
+    return {
+        "fault": f"{stalled} uploads that never finish, held {hold_s:.0f} s, against faceattr serve",
+        "injected": stalled,
+        "runs_survived": int(ok == len(statuses) and ok > 0),
+        "samples_lost": len(statuses) - ok,
+        "clear_errors": dropped,
+        "note": f"{ok}/{len(statuses)} real requests answered 200 while held, p95 {p95:.0f} ms; "
+        f"{dropped} stalled uploads dropped with 408 after --body-timeout (10 s)",
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kills", type=int, default=2)
@@ -318,6 +557,14 @@ def main() -> None:
     root = make_competition_dataset(work / "data", persons=15, eval_persons=1, seed=1)
     manifest = write_manifest(read_competition(root), work / "manifest.csv")
     rows = []
+    made: list[Path] = []
+
+    def probe() -> Path:
+        """One small trained checkpoint shared by the prediction and serving faults."""
+        if not made:
+            made.append(_checkpoint(manifest, work))
+        return made[0]
+
     steps = {
         "kills": lambda: kill_and_resume(manifest, work, args.kills),
         "corrupt": lambda: corrupt_images(root, work),
@@ -329,6 +576,12 @@ def main() -> None:
         "checkpoint": lambda: crafted_checkpoint(work),
         "encodings": lambda: foreign_encodings(work),
         "user_files": lambda: users_files(manifest, work),
+        "overwrite": lambda: overwrite_names(manifest, work),
+        "submit": lambda: submit_gaps(root, probe(), work),
+        "videos_folders": lambda: videos_and_folders(probe(), work),
+        "odd_names": lambda: odd_file_names(probe(), root, work),
+        "stalled_uploads": lambda: stalled_uploads(probe(), work),
+        "large_photo": lambda: large_photo(probe(), work),  # last: the children's peak memory is its own
     }
     chosen = [s.strip() for s in args.only.split(",") if s.strip()] or list(steps)
     for step in (steps[name] for name in chosen):

@@ -4,6 +4,7 @@ overrides onto it). Everything is imported from here: `from faceattr.config impo
 from faceattr.config.loading import from_dict, load_config, save_config, to_dict, with_overrides
 from faceattr.config.schema import (
     AGE_LOSSES,
+    DETECTOR_NAMES,
     LOSSES,
     MAX_PIXELS,
     OPTIMIZERS,
@@ -34,6 +35,7 @@ from faceattr.config.schema import (
 
 __all__ = [
     "AGE_LOSSES",
+    "DETECTOR_NAMES",
     "LOSSES",
     "MAX_PIXELS",
     "OPTIMIZERS",

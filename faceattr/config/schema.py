@@ -11,6 +11,9 @@ from typing import Any
 from faceattr.errors import ConfigError
 from faceattr.labels import DEFAULT_OLD_THRESHOLD, TASK_CLASSES
 
+# faces.detector's values: MTCNN (auto/onnx/torch name its backend) and the registry of faces/detectors.py, which
+# config cannot import (it sits below faces); tests/test_detectors.py holds the two equal
+DETECTOR_NAMES = ("auto", "mtcnn", "onnx", "torch", "centerface", "yunet")
 MAX_PIXELS = 50_000_000  # the largest image faceattr decodes (a decompression-bomb guard), unless configured
 Check = Callable[[bool, str, str], None]  # check(ok, key, message): raises ConfigError when not ok
 OPTIMIZERS = ("sgd", "adam", "adamw", "adamp")
@@ -327,8 +330,9 @@ class FacesConfig:
     # negative cuts into the box, as `faceattr framing` measures for tight sets like UTKFace)
     fallback_size: list[int] = field(default_factory=lambda: [256, 340])  # width, height of the no-face crop
     min_face_size: int = 40  # pixels; MTCNN ignores smaller faces
-    # which runs MTCNN's networks (the same faces either way): onnx (onnxruntime, about 3x faster on CPU and no
-    # torch needed) | torch (facenet-pytorch, on the GPU when there is one) | auto (torch on a GPU, else onnx)
+    # the face detector (faces/detectors.py): mtcnn | centerface | yunet; for MTCNN also which runs its networks (the
+    # same faces either way): onnx (onnxruntime, about 3x faster on CPU and no torch needed) | torch (facenet-pytorch,
+    # on the GPU when there is one) | auto = mtcnn (torch on a GPU, else onnx)
     detector: str = "auto"
     # detect on a copy whose longer side is at most this (0 = full size), boxes mapped back: MTCNN's time grows
     # with pixels, but faces below min_face_size * longer side / detect_max_side (original pixels) are then missed
@@ -355,7 +359,7 @@ class FacesConfig:
         """The `faces.*` values that make no sense, each named with a sensible range."""
         check(len(self.margins) == 4, "faces.margins", "needs 4 values: left, right, top, bottom")
         check(self.margin_unit in ("px", "fraction"), "faces.margin_unit", "must be px or fraction")
-        check(self.detector in ("auto", "onnx", "torch"), "faces.detector", "must be auto, onnx or torch")
+        check(self.detector in DETECTOR_NAMES, "faces.detector", f"unknown '{self.detector}'; valid: {DETECTOR_NAMES}")
         if self.margin_unit == "fraction" and len(self.margins) == 4:
             left, right, top, bottom = self.margins
             check(

@@ -16,20 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from faceattr.config import FacesConfig
+from faceattr.faces.detectors import Face, FaceFinder, create_finder
+
+__all__ = ["Detection", "Face", "FaceDetector"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Face:
-    box: tuple[float, float, float, float]  # x1, y1, x2, y2 in pixels
-    score: float
-    landmarks: np.ndarray  # (5, 2): left eye, right eye, nose, left mouth corner, right mouth corner
-
-    @property
-    def area(self) -> float:
-        x1, y1, x2, y2 = self.box
-        return max(0.0, x2 - x1) * max(0.0, y2 - y1)
 
 
 @dataclass(frozen=True)
@@ -64,7 +55,15 @@ class FaceDetector:
         """`onnx_dir`: MTCNN's networks as ONNX (`faceattr export` writes them beside a model); default, the
         user cache, filled once from facenet-pytorch's weights."""
         self.cfg = cfg or FacesConfig()
-        self.backend = self.cfg.detector if self.cfg.detector != "auto" else _auto_backend(device)
+        self.batch_size = batch_size
+        self.calls = 0
+        self.finder: FaceFinder | None = None
+        if self.cfg.detector not in MTCNN_NAMES:  # a registered detector (faces/detectors.py) for both passes
+            self.finder = create_finder(self.cfg.detector)
+            self.backend = self.cfg.detector
+            return
+        mtcnn_backend = {"mtcnn": "auto"}.get(self.cfg.detector, self.cfg.detector)
+        self.backend = mtcnn_backend if mtcnn_backend != "auto" else _auto_backend(device)
         strict = (self.cfg.min_face_size, list(self.cfg.thresholds))
         relaxed = (max(12, self.cfg.min_face_size // 2), list(self.cfg.relaxed_thresholds))
         if self.backend == "onnx":
@@ -74,7 +73,7 @@ class FaceDetector:
                 self.mtcnn = OnnxMTCNN(onnx_dir or mtcnn_folder(), *strict)
                 self.relaxed = self.mtcnn.with_settings(*relaxed)  # the same sessions, other thresholds
             except (OSError, ImportError) as e:  # e.g. a read-only home for the exported networks
-                if self.cfg.detector == "onnx":
+                if mtcnn_backend == "onnx":
                     raise
                 log.warning("MTCNN on onnxruntime unavailable (%s); using facenet-pytorch", e)
                 self.backend = "torch"
@@ -89,8 +88,6 @@ class FaceDetector:
                 for size, t in (strict, relaxed)
             )
             self.relaxed.load_state_dict(self.mtcnn.state_dict())  # the same weights, other thresholds
-        self.batch_size = batch_size
-        self.calls = 0
 
     def detect_one_each(self, images: list[np.ndarray]) -> list[Detection]:
         """The main face of each image, through the cascade masked and tight faces need:
@@ -150,9 +147,12 @@ class FaceDetector:
                 else image
             )
             canvas, side = pad_image(big, pad, fill=None)
-            boxes, probs, landmarks = self.relaxed.detect(canvas[None], landmarks=True)
             self.calls += 1
-            faces = self._faces(boxes[0], probs[0], landmarks[0], self.cfg.relaxed_min_score)
+            if self.finder is not None:
+                faces = self.finder.find(canvas, self.cfg.relaxed_min_score)
+            else:
+                boxes, probs, landmarks = self.relaxed.detect(canvas[None], landmarks=True)
+                faces = self._faces(boxes[0], probs[0], landmarks[0], self.cfg.relaxed_min_score)
             if faces:
                 f = faces[0]  # the largest
                 results.append(Face(tuple((v - side) / scale for v in f.box), f.score, (f.landmarks - side) / scale))
@@ -165,6 +165,11 @@ class FaceDetector:
         `faces.detect_max_side`, larger images are detected on a downscaled copy and the faces mapped back."""
         shrunk = [downscale(image, self.cfg.detect_max_side) for image in images]
         results: list[list[Face]] = [[] for _ in images]
+        if self.finder is not None:
+            self.calls += len(images)
+            return [
+                [scaled(f, 1 / scale) for f in self.finder.find(image, self.cfg.min_score)] for image, scale in shrunk
+            ]
         by_shape: dict[tuple, list[int]] = defaultdict(list)
         for i, (image, _) in enumerate(shrunk):
             if min(image.shape[:2]) >= self.cfg.min_face_size:  # smaller: MTCNN has no scale to search (and crashes)
@@ -194,6 +199,16 @@ class FaceDetector:
             if p is not None and float(p) >= floor
         ]
         return sorted(faces, key=lambda f: f.area, reverse=True)
+
+
+MTCNN_NAMES = ("mtcnn", "auto", "onnx", "torch")  # faces.detector values run by MTCNN (auto/onnx/torch: its backend)
+
+
+def scaled(face: Face, factor: float) -> Face:
+    """`face` with its box and landmarks multiplied by `factor` (back to the original photo's pixels)."""
+    if factor == 1:
+        return face
+    return Face(tuple(v * factor for v in face.box), face.score, face.landmarks * factor)
 
 
 def _auto_backend(device: str) -> str:

