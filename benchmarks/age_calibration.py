@@ -22,7 +22,7 @@ from sklearn.metrics import f1_score
 
 from benchmarks.common import HELD_OUT_RULE, save, utkface_union
 from benchmarks.framing import predict
-from faceattr.inference.predictor import load_predictor
+from faceattr.inference.load import load_predictor
 from faceattr.labels import age_to_bin
 
 GROUPS: dict[str, Callable[[np.ndarray], np.ndarray]] = {

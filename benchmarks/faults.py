@@ -238,7 +238,7 @@ class _Payload:
 
 
 def crafted_checkpoint(work: Path) -> dict:
-    from faceattr.inference.predictor import load_predictor
+    from faceattr.inference.load import load_predictor
 
     marker, path = work / "MARKER", work / "evil.ckpt"
     torch.save({"state_dict": {}, "hyper_parameters": {"config": {}}, "x": _Payload(str(marker))}, path)
@@ -462,6 +462,8 @@ def large_photo(ckpt: Path, work: Path) -> dict:
     folder.mkdir()
     small = (np.random.default_rng(0).random((65, 60, 3)) * 255).astype(np.uint8)
     Image.fromarray(small).resize((6000, 6500), Image.BILINEAR).save(folder / "big.jpg", quality=60)
+    Image.fromarray(small).save(work / "warm.jpg")
+    _cli("predict", ckpt, work / "warm.jpg", "--faces", "--out", work / "warm.csv")  # the first use exports ONNX
     code, _, wall, peak = _cli("predict", ckpt, folder, "--faces", "--out", work / "big.csv")
     from faceattr.data.images import load_rgb
     from faceattr.faces.detect import FaceDetector

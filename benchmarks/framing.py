@@ -34,7 +34,7 @@ from faceattr.data.sources import read_utkface
 from faceattr.data.split import load_or_make_folds
 from faceattr.faces.detect import Face, FaceDetector, crop_face
 from faceattr.faces.framing import measure_framing
-from faceattr.inference.predictor import load_predictor
+from faceattr.inference.load import load_predictor
 from faceattr.labels import decide
 
 CANVAS = (384, 512)  # width, height: the competition's photo size

@@ -91,7 +91,7 @@ MODELS = {  # row name -> how `predict` is given the model (CHECKPOINT / ONNX fi
 def stage_rows(code: str, name: str, model: list[str], photos: list[Path], out: Path) -> list[dict]:
     """One in-process run with the stage clock: where each photo's time goes."""
     from faceattr.inference.faces_in_photos import predict_faces
-    from faceattr.inference.predictor import load_predictor
+    from faceattr.inference.load import load_predictor
     from faceattr.inference.profile import StageClock
 
     predictor = load_predictor(

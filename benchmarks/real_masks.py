@@ -34,7 +34,7 @@ from faceattr.data.manifest import read_manifest, write_manifest
 from faceattr.data.sources import read_competition, read_image_folder
 from faceattr.data.split import make_folds
 from faceattr.faces.crop import crop_manifest, settings_key
-from faceattr.inference.predictor import load_predictor
+from faceattr.inference.load import load_predictor
 from faceattr.inference.priors import parse_priors
 from faceattr.reports.evaluate import evaluate
 from faceattr.synth.masks import INCORRECT_WEARS

@@ -26,7 +26,7 @@ from sklearn.metrics import f1_score
 from benchmarks.common import mean_std, save
 from benchmarks.real_masks import checkpoints_parser, half, real_metrics
 from benchmarks.real_masks_degraded import VIEWS, degraded
-from faceattr.inference.predictor import load_predictor
+from faceattr.inference.load import load_predictor
 from faceattr.inference.priors import reweight
 from faceattr.reports.evaluate import evaluation_rows
 

@@ -31,7 +31,8 @@ from benchmarks.common import HELD_OUT_RULE, save, utkface_union
 from benchmarks.framing import nearest_face, predict, reframe
 from faceattr.faces.detect import FaceDetector, crop_face, detect_padded
 from faceattr.inference.ensemble import EnsemblePredictor
-from faceattr.inference.predictor import BasePredictor, join_peers, load_predictor
+from faceattr.inference.load import join_peers, load_predictor
+from faceattr.inference.predictor import BasePredictor
 from faceattr.reports.groups import scores as group_scores
 from faceattr.synth.masks import render_mask
 

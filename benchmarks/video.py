@@ -47,7 +47,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, default=Path("/tmp/faceattr-video"))
     args = parser.parse_args()
-    from faceattr.inference.predictor import load_predictor
+    from faceattr.inference.load import load_predictor
     from faceattr.inference.profile import StageClock
     from faceattr.inference.video import predict_video
 

@@ -17,8 +17,8 @@ from faceattr.config import load_config
 from faceattr.data.drawn_faces import make_competition_dataset
 from faceattr.data.prepare import PrepareOptions, prepare
 from faceattr.inference.checkpoint_predictor import Predictor
+from faceattr.inference.inputs import collect_images
 from faceattr.inference.outputs import predictions_table, submission
-from faceattr.inference.predictor import collect_images
 from faceattr.reports.evaluate import evaluate
 from faceattr.training import train
 

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from faceattr.errors import ConfigError
-from faceattr.inference.predictor import collect_images, load_predictor
+from faceattr.inference.inputs import collect_images
+from faceattr.inference.load import load_predictor
 from tests.conftest import public_face
 
 pytest.importorskip("onnxruntime")

@@ -53,7 +53,7 @@ def test_a_real_face_detected_at_half_size_lands_where_full_size_detection_puts_
 
 def test_classifying_many_photos_in_one_batch_gives_each_photo_its_own_answer(trained_run, astronaut, tmp_path):
     from faceattr.inference.faces_in_photos import predict_faces
-    from faceattr.inference.predictor import load_predictor
+    from faceattr.inference.load import load_predictor
 
     photos = []
     for k, (side, flip) in enumerate([(512, False), (400, True), (300, False), (450, True), (512, True)]):
@@ -95,7 +95,7 @@ def test_reading_ahead_in_threads_keeps_order_and_raises_where_the_item_is():
 
 
 def test_decoding_in_worker_threads_gives_the_same_predictions_and_skips(trained_run, competition_root, tmp_path):
-    from faceattr.inference.predictor import load_predictor
+    from faceattr.inference.load import load_predictor
 
     photos = sorted(str(p) for p in (competition_root / "eval" / "images").glob("*.jpg"))[:9]
     broken = tmp_path / "broken.jpg"

@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 from faceattr.cli import app
 from faceattr.config import PriorsConfig, load_config
 from faceattr.errors import ConfigError
-from faceattr.inference.predictor import collect_images, load_predictor
+from faceattr.inference.inputs import collect_images
+from faceattr.inference.load import load_predictor
 from faceattr.inference.priors import apply_priors, check_priors, parse_priors, reweight
 
 

@@ -38,7 +38,7 @@ def test_a_crafted_checkpoint_is_refused_before_any_code_runs(evil_checkpoint):
 
 def test_predict_evaluate_and_resume_refuse_it_too(evil_checkpoint, tmp_path, competition_manifest):
     from faceattr.config import load_config
-    from faceattr.inference.predictor import load_predictor
+    from faceattr.inference.load import load_predictor
     from faceattr.reports.evaluate import evaluate
     from faceattr.training import train
     from tests.conftest import tiny_overrides
@@ -237,7 +237,7 @@ def test_faces_max_pixels_reaches_prediction(trained_run, tmp_path):
     import numpy as np
     from PIL import Image
 
-    from faceattr.inference.predictor import load_predictor
+    from faceattr.inference.load import load_predictor
 
     big = tmp_path / "big.png"
     Image.fromarray(np.zeros((300, 400, 3), np.uint8)).save(big)

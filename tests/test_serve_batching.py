@@ -92,7 +92,7 @@ def client_factory(trained_run):
 def test_the_json_of_a_face_carries_the_fields_of_its_predict_csv_row(client_factory, trained_run, tmp_path):
     """`flat_row(face)` of the server's answer is the row `faceattr predict` writes for the same photo."""
     from faceattr.inference.faces_in_photos import flat_row, predict_faces
-    from faceattr.inference.predictor import load_predictor
+    from faceattr.inference.load import load_predictor
     from tests.test_serve import NoFaces
 
     photo = tmp_path / "p.jpg"

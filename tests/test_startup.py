@@ -40,7 +40,7 @@ def test_predicting_with_a_checkpoint_loads_no_lightning(trained_run, tmp_path):
     photo = tmp_path / "p.jpg"
     Image.new("RGB", (80, 100), (120, 100, 90)).save(photo)
     loaded = _imported_after(
-        "from faceattr.inference.predictor import load_predictor\n"
+        "from faceattr.inference.load import load_predictor\n"
         f"p = load_predictor({str(trained_run.best_checkpoint)!r})\n"
         f"assert len(p.predict_paths([{str(photo)!r}]).paths) == 1"
     )

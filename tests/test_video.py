@@ -49,7 +49,7 @@ def clip(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def predictor(trained_run):
-    from faceattr.inference.predictor import load_predictor
+    from faceattr.inference.load import load_predictor
 
     return load_predictor(trained_run.best_checkpoint)
 

@@ -151,8 +151,9 @@ def predict(
     faceattr predict runs/x/checkpoints/best.ckpt photos/   |   faceattr predict --onnx model.onnx photos/
     """
     from faceattr.data.images import IMAGE_SUFFIXES, VIDEO_SUFFIXES, is_utf8_name
+    from faceattr.inference.inputs import collect_images
+    from faceattr.inference.load import load_predictor
     from faceattr.inference.outputs import fresh_skip_report
-    from faceattr.inference.predictor import collect_images, load_predictor
 
     try:
         model, inputs = (onnx, args) if onnx else (args[0], args[1:])
@@ -336,7 +337,7 @@ def serve(
     """Serve a page and an HTTP API (POST /predict, GET /health, GET /model) for trying a model."""
     import uvicorn
 
-    from faceattr.inference.predictor import load_predictor
+    from faceattr.inference.load import load_predictor
     from faceattr.serve.app import create_app
 
     try:
@@ -399,8 +400,8 @@ def submit(
     ] = False,
 ) -> None:
     """Fill the competition's info.csv `ans` column with 18-class predictions."""
+    from faceattr.inference.load import load_predictor
     from faceattr.inference.outputs import submission
-    from faceattr.inference.predictor import load_predictor
 
     try:
         predictor = load_predictor(

@@ -13,7 +13,8 @@ from faceattr.data.images import SkipReport
 from faceattr.data.manifest import read_manifest
 from faceattr.data.split import load_or_make_folds
 from faceattr.errors import FaceAttrError, ManifestError
-from faceattr.inference.predictor import BasePredictor, load_predictor
+from faceattr.inference.load import load_predictor
+from faceattr.inference.predictor import BasePredictor
 from faceattr.labels import GENDER_NAMES, MASK_NAMES, NUM_CLASSES, age_bin_names, class_name
 from faceattr.reports.gallery import mistake_gallery
 from faceattr.reports.groups import group_report, markdown, plot_groups

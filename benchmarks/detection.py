@@ -1,0 +1,204 @@
+"""Face detection on real crowd photos: how many boxed faces each detector finds, by face width and mask class.
+
+Data: ../shared/data/masks-crowd (1,054 photos, 2,670 boxed faces: worn, incorrect, not worn). Photos are split by a
+hash of the file name into dev (settings are picked there) and test (reported). Per detector and setting: recall at
+IoU >= 0.5 by face width (< 24, 24-48, 48-96, > 96 px) and mask class, recall of masked faces (worn + incorrect,
+>= 24 px), detections per photo that match no boxed face (some faces in these photos are not boxed: an upper
+bound on false positives), average precision, photos/s and ms per megapixel on this machine (one process).
+Also the share of masks-real photos (one face each, real masks) where a face is found.
+
+    python -m benchmarks.detection --settings all
+    python -m benchmarks.detection --settings yunet,centerface --half dev
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from benchmarks.common import SHARED_DATA, save
+from faceattr.config import FacesConfig
+from faceattr.data.images import load_rgb
+from faceattr.faces.detect import FaceDetector
+
+CROWD = SHARED_DATA / "masks-crowd"
+REAL = SHARED_DATA / "masks-real"
+WIDTHS = ((0, 24), (24, 48), (48, 96), (96, 10_000))
+CLASSES = ("worn", "incorrect", "not_worn")
+
+
+def half_of(photo: str) -> str:
+    """dev or test, fixed by the file name's hash: a photo's faces never straddle the halves."""
+    return "dev" if int(hashlib.sha1(Path(photo).name.encode()).hexdigest(), 16) % 2 == 0 else "test"
+
+
+def upscaled(detector: FaceDetector, factor: float):
+    """Detection on the photo enlarged `factor` times (small faces), boxes mapped back."""
+    import cv2
+
+    def detect(image: np.ndarray):
+        h, w = image.shape[:2]
+        big = cv2.resize(image, (round(w * factor), round(h * factor)), interpolation=cv2.INTER_LINEAR)
+        faces = detector.detect([big])[0]
+        return [(tuple(v / factor for v in f.box), f.score) for f in faces]
+
+    return detect
+
+
+def pyramid(detector: FaceDetector, factor: float):
+    """Detection on the photo as it is and enlarged `factor` times, merged by non-maximum suppression."""
+    from faceattr.faces.detectors import nms
+
+    large = upscaled(detector, factor)
+
+    def detect(image: np.ndarray):
+        found = plain(detector)(image) + large(image)
+        if not found:
+            return []
+        keep = nms(np.array([b for b, _ in found], np.float32), np.array([s for _, s in found], np.float32), 0.4)
+        return [found[i] for i in keep]
+
+    return detect
+
+
+def plain(detector: FaceDetector):
+    return lambda image: [(f.box, f.score) for f in detector.detect([image])[0]]
+
+
+# name -> (what it is, a function image -> [(box, score)])
+def settings() -> dict:
+    def make(detector: str, **faces):
+        return FaceDetector(FacesConfig(detector=detector, detect_max_side=0, **faces), device="cpu")
+
+    return {
+        "mtcnn": ("MTCNN, presets' settings (min face 40 px)", lambda: plain(make("mtcnn"))),
+        "mtcnn_min20": ("MTCNN, min face 20 px", lambda: plain(make("mtcnn", min_face_size=20))),
+        "yunet": ("YuNet, photo as it is", lambda: plain(make("yunet", min_score=0.5))),
+        "yunet_x2": ("YuNet, photo enlarged x2", lambda: upscaled(make("yunet", min_score=0.5), 2.0)),
+        "centerface": ("CenterFace, photo as it is", lambda: plain(make("centerface", min_score=0.5))),
+        "centerface_x2": ("CenterFace, photo enlarged x2", lambda: upscaled(make("centerface", min_score=0.5), 2.0)),
+        "centerface_t35": ("CenterFace, score >= 0.35", lambda: plain(make("centerface", min_score=0.35))),
+        "centerface_1x2x": (
+            "CenterFace, as it is and enlarged x2, merged",
+            lambda: pyramid(make("centerface", min_score=0.5), 2.0),
+        ),
+        "centerface_640": (
+            "CenterFace on a copy at most 640 px a side",
+            lambda: plain(FaceDetector(FacesConfig(detector="centerface", detect_max_side=640, min_score=0.5))),
+        ),
+    }
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box in a (N x 4) with every box in b (M x 4)."""
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area = lambda r: (r[:, 2] - r[:, 0]) * (r[:, 3] - r[:, 1])  # noqa: E731
+    return inter / (area(a)[:, None] + area(b)[None, :] - inter + 1e-9)
+
+
+def match(truth: np.ndarray, found: list, threshold: float = 0.5) -> tuple[np.ndarray, list[tuple[float, bool]]]:
+    """Greedy matching by score: which boxed faces were found, and (score, true positive) per detection."""
+    hit = np.zeros(len(truth), bool)
+    scored = []
+    if not found:
+        return hit, scored
+    boxes = np.array([b for b, _ in found], np.float32)
+    scores = np.array([s for _, s in found], np.float32)
+    overlaps = iou(boxes, truth) if len(truth) else np.zeros((len(boxes), 0))
+    for i in np.argsort(-scores):
+        j = int(np.argmax(overlaps[i])) if overlaps.shape[1] else -1
+        ok = j >= 0 and overlaps[i, j] >= threshold and not hit[j]
+        if ok:
+            hit[j] = True
+        scored.append((float(scores[i]), bool(ok)))
+    return hit, scored
+
+
+def average_precision(scored: list[tuple[float, bool]], positives: int) -> float:
+    if not scored or positives == 0:
+        return 0.0
+    order = sorted(scored, key=lambda t: -t[0])
+    tp = np.cumsum([ok for _, ok in order])
+    precision = tp / np.arange(1, len(order) + 1)
+    recall = tp / positives
+    # area under the interpolated precision-recall curve
+    envelope = np.maximum.accumulate(precision[::-1])[::-1]
+    return float(np.sum(np.diff(np.concatenate([[0.0], recall])) * envelope))
+
+
+def evaluate(name: str, detect, faces: pd.DataFrame, photos: list[str]) -> dict:
+    found_rows, scored, unmatched, seconds, pixels = [], [], 0, 0.0, 0
+    for photo in photos:
+        image = load_rgb(CROWD / photo)
+        truth = faces[faces["photo"] == photo]
+        start = time.perf_counter()
+        found = detect(image)
+        seconds += time.perf_counter() - start
+        pixels += image.shape[0] * image.shape[1]
+        hit, per_detection = match(truth[["x1", "y1", "x2", "y2"]].to_numpy(np.float32), found)
+        found_rows.append(truth.assign(found=hit))
+        scored += per_detection
+        unmatched += sum(not ok for _, ok in per_detection)
+    table = pd.concat(found_rows)
+    width = table["x2"] - table["x1"]
+    row = {"setting": name, "photos": len(photos), "faces": len(table), "recall": round(table["found"].mean(), 3)}
+    for lo, hi in WIDTHS:
+        part = table[(width >= lo) & (width < hi)]
+        row[f"recall_{lo}_{hi if hi < 10_000 else 'up'}"] = round(part["found"].mean(), 3) if len(part) else None
+    for cls in CLASSES:
+        row[f"recall_{cls}"] = round(table.loc[table["mask"] == cls, "found"].mean(), 3)
+    masked = table[table["mask"].isin(["worn", "incorrect"]) & (width >= 24)]
+    row["recall_masked"] = round(masked["found"].mean(), 3)
+    row["unmatched_per_photo"] = round(unmatched / len(photos), 3)
+    row["ap"] = round(average_precision(scored, len(table)), 3)
+    row["photos_per_s"] = round(len(photos) / seconds, 2)
+    row["ms_per_megapixel"] = round(1000 * seconds / (pixels / 1e6), 1)
+    return row
+
+
+def real_mask_rate(detect, limit: int) -> float:
+    """Share of masks-real's with_mask photos in which at least one face is found (a face each)."""
+    files = sorted((REAL / "with_mask").iterdir())[:limit]
+    return round(float(np.mean([bool(detect(load_rgb(f))) for f in files])), 3)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--settings", default="all", help=f"comma-separated, or all: {', '.join(settings())}")
+    parser.add_argument("--half", default="dev,test", help="dev, test or both")
+    parser.add_argument("--limit", type=int, default=0, help="photos per half (0: all)")
+    parser.add_argument("--real", type=int, default=300, help="masks-real with_mask photos for the single-face rate")
+    parser.add_argument("--name", default="detection")
+    args = parser.parse_args()
+    if not CROWD.is_dir():
+        raise SystemExit(f"{CROWD} not found: this benchmark needs the shared masks-crowd photos")
+    faces = pd.read_csv(CROWD / "faces.csv")
+    faces["half"] = faces["photo"].map(half_of)
+    chosen = list(settings()) if args.settings == "all" else args.settings.split(",")
+    rows = []
+    for name in chosen:
+        what, build = settings()[name]
+        detect = build()
+        for half in args.half.split(","):
+            photos = sorted(faces.loc[faces["half"] == half, "photo"].unique())
+            photos = photos[: args.limit] if args.limit else photos
+            row = {"half": half, "what": what, **evaluate(name, detect, faces, photos)}
+            if half == "test" and args.real:
+                row["masks_real_found"] = real_mask_rate(detect, args.real)
+            rows.append(row)
+            print(row, flush=True)
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    save(args.name, rows, columns, {**vars(args), "data": "shared/data/masks-crowd, split by photo name hash"})
+
+
+if __name__ == "__main__":
+    main()
