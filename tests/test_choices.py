@@ -54,6 +54,31 @@ def test_every_scheduler_name_has_a_schedule_that_starts_at_the_full_rate():
         assert lr_factor(SchedulerConfig(name=name), 0, 10) == pytest.approx(1.0), name
 
 
+# (name, settings) -> the lr multiplier at epochs 0, 5 and 10 of a 10-epoch run, worked out by hand
+EXPECTED_SCHEDULES = {
+    ("none", ()): (1.0, 1.0, 1.0),
+    ("step", (("step_size", 4), ("gamma", 0.5))): (1.0, 0.5, 0.25),
+    ("exponential", (("gamma", 0.9),)): (1.0, 0.9**5, 0.9**10),
+    ("cosine", (("min_lr_ratio", 0.01),)): (1.0, 0.01 + 0.99 * 0.5, 0.01),
+}
+
+
+@pytest.mark.parametrize(("name", "settings"), list(EXPECTED_SCHEDULES))
+def test_each_schedule_is_where_it_should_be_mid_run_and_at_the_end(name, settings):
+    from faceattr.models.optim import lr_factor
+
+    cfg = SchedulerConfig(name=name, **dict(settings))
+    got = tuple(lr_factor(cfg, epoch, 10) for epoch in (0, 5, 10))
+    assert got == pytest.approx(EXPECTED_SCHEDULES[(name, settings)])
+
+
+def test_the_quarter_schedule_steps_down_by_quarters():
+    from faceattr.models.optim import lr_factor
+
+    factors = [lr_factor(SchedulerConfig(name="quarter"), epoch, 8) for epoch in range(8)]
+    assert factors == pytest.approx([1.0, 1.0, 0.2, 0.2, 0.04, 0.04, 0.008, 0.008])
+
+
 def test_every_tta_name_is_a_view_and_every_view_is_accepted():
     from faceattr.inference.tta import VIEWS
 

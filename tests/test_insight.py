@@ -75,6 +75,51 @@ def test_cam_gives_a_heatmap_of_the_image_size_for_each_head(trained_run, compet
     assert result.exit_code != 0 and "this model has heads" in result.output
 
 
+def test_the_cam_lights_up_where_the_evidence_is():
+    """A model that calls "incorrect" from red pixels alone: its Grad-CAM must be bright on the red patch, dark
+    elsewhere (an all-zero or uniform heatmap fails)."""
+    from types import SimpleNamespace
+
+    import torch
+    from torch import nn
+
+    from faceattr.reports.cam import explain
+
+    class RedDetector(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.backbone = nn.Sequential(nn.Conv2d(3, 2, 3, padding=1), nn.ReLU())
+            self.fc = nn.Linear(2, 3)
+            with torch.no_grad():
+                weight = torch.zeros(2, 3, 3, 3)
+                weight[0, :, 1, 1] = torch.tensor([1.0, -1.0, -1.0])  # red minus green and blue
+                weight[1, :, 1, 1] = 0.01
+                self.backbone[0].weight.copy_(weight)
+                self.backbone[0].bias.zero_()
+                self.fc.weight.copy_(torch.tensor([[0.0, 1.0], [8.0, 0.0], [0.0, 0.0]]))
+                self.fc.bias.zero_()
+
+        def forward(self, x):
+            return {"mask": self.fc(self.backbone(x).mean(dim=(2, 3)))}
+
+        def predict_probs(self, x):
+            return {k: v.softmax(1) for k, v in self(x).items()}
+
+    image = np.full((64, 96, 3), 128, np.uint8)
+    image[8:28, 10:40] = (230, 20, 20)
+    predictor = SimpleNamespace(
+        module=RedDetector().eval(),
+        transform=lambda image: {"image": (image.transpose(2, 0, 1) / 255).astype(np.float32)},
+        device=torch.device("cpu"),
+    )
+    heatmaps, labels = explain(predictor, image, ["mask"])
+    heat = heatmaps["mask"]
+    inside = np.zeros(heat.shape, bool)
+    inside[8:28, 10:40] = True
+    assert "incorrect" in labels["mask"]
+    assert heat[inside].mean() > 0.5 and heat[inside].mean() > 4 * heat[~inside].mean()
+
+
 def test_confident_mistakes_rank_wrong_predictions_by_confidence():
     y_true = np.array([0, 0, 0, 1, 1])
     probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6], [0.3, 0.7], [0.95, 0.05]])

@@ -1,6 +1,7 @@
 """train -> evaluate -> predict -> submit on a synthetic competition dataset, and resuming a run."""
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -44,8 +45,14 @@ def test_evaluate_writes_metrics_report_and_confusion_pngs(trained_run, tmp_path
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "metrics.json").read_text())["metrics"]
     assert set(metrics) == {"mask", "gender", "age_bin", "label18"}
-    for task in metrics:
-        assert 0 <= metrics[task]["f1"] <= 1
+    rows = pd.read_csv(tmp_path / "predictions.csv")
+    for task in metrics:  # the reported scores are the ones the written predictions give
+        from sklearn.metrics import accuracy_score, f1_score
+
+        truth, guess = rows[task], rows[f"pred_{task}"]
+        assert metrics[task]["accuracy"] == pytest.approx(accuracy_score(truth, guess))
+        assert metrics[task]["f1"] == pytest.approx(f1_score(truth, guess, average="macro"), abs=1e-6)
+        assert metrics[task]["n"] == len(rows)
         png = tmp_path / f"confusion_{task}.png"
         assert png.is_file() and Image.open(png).size[0] > 200
     report = pd.read_csv(tmp_path / "per_class.csv")
@@ -100,6 +107,14 @@ def test_submit_fills_ans_for_every_row(trained_run, competition_root, tmp_path)
     assert sub["ImageID"].tolist() == info["ImageID"].tolist()
     assert sub["ans"].between(0, 17).all()
     assert info["ans"].isna().all()  # the original is left alone
+    # each row is the class `predict` gives the same image (not one class for every row)
+    images = competition_root / "eval" / "images"
+    predicted = CliRunner().invoke(
+        app, ["predict", str(trained_run.best_checkpoint), str(images), "--out", str(tmp_path / "p.csv")]
+    )
+    assert predicted.exit_code == 0, predicted.output
+    by_name = {Path(p).name: c for p, c in pd.read_csv(tmp_path / "p.csv")[["path", "label18"]].to_numpy()}
+    assert sub["ans"].tolist() == [by_name[name] for name in sub["ImageID"]]
     (tmp_path / "skipped.csv").write_text("a user's own report\n")
     again = CliRunner().invoke(
         app, ["submit", str(trained_run.best_checkpoint), str(competition_root / "eval"), "--out", str(out)]

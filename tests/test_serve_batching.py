@@ -54,13 +54,27 @@ def test_one_failing_photo_fails_only_its_own_request():
 
 
 def test_the_server_answers_concurrent_uploads_each_with_its_own_photo(client_factory):
-    client, app = client_factory()
+    """The first batch is held for a second, so the other uploads queue up and go through the model together."""
+    import time
+
+    from tests.test_serve import NoFaces
+
+    class HeldFirst(NoFaces):
+        held = False
+
+        def detect(self, images):
+            if not HeldFirst.held:
+                HeldFirst.held = True
+                time.sleep(1.0)
+            return super().detect(images)
+
+    client, app = client_factory(HeldFirst())
     sizes = [(100 + 20 * k, 140 + 10 * k) for k in range(8)]
     with ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(lambda s: client.post("/predict", files={"file": ("p.jpg", _jpeg(s))}).json(), sizes))
     assert [(a["width"], a["height"]) for a in answers] == sizes
     assert all(len(a["faces"]) == 1 for a in answers)
-    assert sum(app.state.batcher.batch_sizes) >= 8
+    assert sum(app.state.batcher.batch_sizes) == 8 and max(app.state.batcher.batch_sizes) > 1
 
 
 def _jpeg(size) -> bytes:
@@ -82,8 +96,8 @@ def client_factory(trained_run):
     from faceattr.serve.app import create_app
     from tests.test_serve import NoFaces
 
-    def make():
-        app = create_app(Predictor(trained_run.best_checkpoint), detector=NoFaces())
+    def make(detector=None):
+        app = create_app(Predictor(trained_run.best_checkpoint), detector=detector or NoFaces())
         return TestClient(app), app
 
     return make

@@ -147,10 +147,10 @@ def test_tta_views_shapes_and_flip_invariance():
     x = np.random.default_rng(0).normal(size=(2, 3, 32, 32)).astype(np.float32)
     views = tta_views(x, cfg, (0.5,) * 3, (0.5,) * 3)
     assert len(views) == 5 and all(v.shape == x.shape and v.dtype == np.float32 for v in views)
-    symmetric = x + x[..., ::-1]
-    np.testing.assert_array_equal(
-        tta_views(symmetric, TTAConfig(transforms=["hflip"]), (0,) * 3, (1,) * 3)[1], symmetric
-    )
+    original, mirrored = tta_views(x, TTAConfig(transforms=["hflip"]), (0,) * 3, (1,) * 3)
+    np.testing.assert_array_equal(original, x)
+    np.testing.assert_array_equal(mirrored, x[..., ::-1])  # a non-symmetric image: a flip that does nothing fails
+    assert not np.array_equal(mirrored, x)
 
 
 def test_tta_shift_and_zoom_are_torchs_pad_and_bilinear_zoom():
@@ -166,17 +166,18 @@ def test_tta_shift_and_zoom_are_torchs_pad_and_bilinear_zoom():
     np.testing.assert_allclose(zoomed, big[..., 4:44, 4:44].numpy(), atol=1e-4)  # float32 rounding
 
 
-def test_tta_predictions_keep_shape_and_a_symmetric_image_is_unchanged_by_flip(trained_run):
+def test_tta_predictions_are_the_mean_of_the_image_and_its_mirror(trained_run):
     from faceattr.inference.checkpoint_predictor import Predictor
 
     plain, flipped = Predictor(trained_run.best_checkpoint, "cpu"), Predictor(trained_run.best_checkpoint, "cpu")
     flipped.tta = TTAConfig(transforms=["hflip"])
-    x = np.random.default_rng(2).normal(size=(3, 3, 64, 64)).astype(np.float32)
-    x = np.ascontiguousarray(x + x[..., ::-1])
-    a, b = plain.predict_array(x), flipped.predict_array(x)
+    x = np.random.default_rng(2).normal(size=(3, 3, 64, 64)).astype(np.float32)  # not left-right symmetric
+    mirror = np.ascontiguousarray(x[..., ::-1])
+    a, m, b = plain.predict_array(x), plain.predict_array(mirror), flipped.predict_array(x)
     for task in a:
         assert b[task].shape == a[task].shape
-        np.testing.assert_allclose(a[task], b[task], atol=1e-5)
+        np.testing.assert_allclose(b[task], (a[task] + m[task]) / 2, atol=1e-5)
+        assert not np.allclose(a[task], m[task], atol=1e-6)  # the mirror is another image to this model
 
 
 def test_per_task_models_train_and_combine_into_18_classes(competition_manifest, tmp_path):
