@@ -1,4 +1,5 @@
-"""Helpers shared by the benchmark scripts: machine facts and writing a result table as JSON and Markdown."""
+"""Helpers shared by the benchmark scripts and the studies in docs/experiments/: machine facts, writing a result table
+as JSON and Markdown, and faces re-framed on photo-sized canvases (how `predict` meets a face crop in a photo)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,13 @@ import platform
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
+from PIL import Image, ImageFilter
 
+from faceattr.faces.detect import Face
+from faceattr.labels import decide
 from faceattr.training.runinfo import git_commit, versions
 
 RESULTS = Path(__file__).parent / "results"
@@ -121,3 +126,41 @@ def manifest_with_landmarks(work: Path) -> Path:
     (work / f"{out.name}.folds-k5-seed42.csv").write_bytes((work / f"{manifest.name}.folds-k5-seed42.csv").read_bytes())
     print(f"framing {framing.margins}; landmarks for {len(found)} of {len(frame)} faces")
     return out
+
+
+CANVAS = (384, 512)  # width, height: the competition's photo size
+
+
+def textured_background(rng: np.random.Generator) -> Image.Image:
+    """A smooth random colour field with noise: no second face, no flat colour the detector could key on."""
+    coarse = rng.integers(30, 220, size=(6, 5, 3), dtype=np.uint8)
+    field = Image.fromarray(coarse).resize(CANVAS, Image.Resampling.BICUBIC)
+    noisy = np.asarray(field, dtype=np.int16) + rng.integers(-18, 18, size=(CANVAS[1], CANVAS[0], 3))
+    return Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(1.5))
+
+
+def reframe(face: Image.Image, rng: np.random.Generator) -> tuple[np.ndarray, tuple[float, float]]:
+    """The face scaled and pasted at a random place on a photo-sized canvas; returns it and the face centre."""
+    side = int(rng.integers(120, 281))
+    x, y = int(rng.integers(0, CANVAS[0] - side + 1)), int(rng.integers(0, CANVAS[1] - side + 1))
+    canvas = textured_background(rng)
+    canvas.paste(face.resize((side, side), Image.Resampling.BICUBIC), (x, y))
+    return np.asarray(canvas), (x + side / 2, y + side / 2)
+
+
+def nearest_face(faces: list[Face], centre: tuple[float, float], tolerance: float) -> Face | None:
+    """The detected face whose box centre is nearest the true one, if within `tolerance` pixels."""
+    best, best_d = None, tolerance
+    for face in faces:
+        x1, y1, x2, y2 = face.box
+        d = float(np.hypot((x1 + x2) / 2 - centre[0], (y1 + y2) / 2 - centre[1]))
+        if d < best_d:
+            best, best_d = face, d
+    return best
+
+
+def predict(predictor, crops: list[np.ndarray], batch: int = 64) -> dict[str, np.ndarray]:
+    """Labels for face crops, `batch` at a time (argmax per head, the age bin from the expected age)."""
+    parts = [predictor.predict_crops(crops[i : i + batch]) for i in range(0, len(crops), batch)]
+    probs = {task: np.concatenate([p[task] for p in parts]) for task in parts[0]}
+    return decide(probs, predictor.cfg.data.old_threshold)

@@ -209,7 +209,7 @@ def bad_datasets(work: Path) -> dict:
 
 def fuzz(kind: str, runs: int, work: Path) -> dict:
     counts = work / f"fuzz_{kind}.json"
-    target = Path(__file__).with_name("fuzz_targets.py")
+    target = Path(__file__).resolve().parents[1] / "tests" / "fuzz_targets.py"
     subprocess.run(
         [sys.executable, str(target), kind, f"-runs={runs}"],
         env={**ENV, "FUZZ_COUNTS": str(counts)},

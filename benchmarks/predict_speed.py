@@ -33,8 +33,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from benchmarks.common import SHARED_UTKFACE, refuse_saved_code, save, utkface_union, with_code_rows
-from benchmarks.framing import reframe
+from benchmarks.common import SHARED_UTKFACE, reframe, refuse_saved_code, save, utkface_union, with_code_rows
 
 COLUMNS = [
     "code",

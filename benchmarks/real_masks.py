@@ -218,7 +218,7 @@ SCORE_COLUMNS = ["macro_f1", "f1_dev", "f1_test", "worn_called_incorrect", "worn
 
 def checkpoints_parser(description: str, work: str, name: str) -> argparse.ArgumentParser:
     """The arguments of the benchmarks that score trained mask checkpoints on other versions of masks-real's crops
-    (benchmarks.real_masks_edges, benchmarks.real_masks_degraded)."""
+    (docs.experiments.real_masks_edges, docs.experiments.real_masks_degraded)."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--crops", type=Path, required=True, help="masks-real's crops manifest from benchmarks.real_masks"

@@ -27,8 +27,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageFilter
 
-from benchmarks.common import HELD_OUT_RULE, save, utkface_union
-from benchmarks.framing import nearest_face, predict, reframe
+from benchmarks.common import HELD_OUT_RULE, nearest_face, predict, reframe, save, utkface_union
 from faceattr.faces.detect import FaceDetector, crop_face, detect_padded
 from faceattr.inference.ensemble import EnsemblePredictor
 from faceattr.inference.load import join_peers, load_predictor

@@ -45,3 +45,15 @@ def test_the_site_builds_strictly(tmp_path):
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert (tmp_path / "site" / "reference" / "config" / "index.html").is_file()
+
+
+def test_benchmarks_are_a_suite_whose_scripts_share_only_public_names():
+    import ast
+
+    scripts = sorted((ROOT / "benchmarks").glob("*.py"))
+    assert len(scripts) <= 14, [s.name for s in scripts]  # one-off studies live in docs/experiments/
+    for script in [*scripts, *(ROOT / "docs" / "experiments").glob("*.py")]:
+        for node in ast.walk(ast.parse(script.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(("benchmarks", "docs")):
+                private = [a.name for a in node.names if a.name.startswith("_")]
+                assert not private, f"{script.name} imports {private} from {node.module}"

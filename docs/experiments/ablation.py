@@ -6,7 +6,7 @@ split_seed 42) is the test set every row is scored on; the rest trains, choosing
 person-level fold. Every model gets the same epochs, image size, seed and learning rate; the per-task row trains
 three models and the 3-fold ensemble three, so their compute is about 3x the baseline's (listed as train_min).
 
-    python -m benchmarks.ablation --persons 350 --epochs 3
+    python -m docs.experiments.ablation --persons 350 --epochs 3
 """
 
 from __future__ import annotations

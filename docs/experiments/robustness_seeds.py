@@ -4,7 +4,7 @@ Each run is a (results name, model label) pair from `benchmarks.robustness` (res
 is the mean over the variant's seeds ± their standard deviation (half the range for two), so a difference between
 variants can be read against the noise of retraining.
 
-    python -m benchmarks.robustness_seeds \
+    python -m docs.experiments.robustness_seeds \
         "CPU preset=robustness_presets_tta:CPU preset + hflip" \
         "CPU preset=robustness_cpu_s7_tta:CPU preset, seed 7 + hflip" \
         "+ distribution+l1=robustness_cpu_l1_tta:CPU preset, distribution+l1 + hflip" ... --name robustness_seeds

@@ -9,7 +9,7 @@ are such crops. Other ways to make the same crop, no retraining:
   move inside         the box kept its size and moved back inside the photo (nothing stretched, nothing invented)
 Photos where no face was found keep their fallback crop in every row.
 
-    python -m benchmarks.real_masks_edges --crops /tmp/rm/real.8ff33c8b.crops.csv \
+    python -m docs.experiments.real_masks_edges --crops /tmp/rm/real.8ff33c8b.crops.csv \
         --checkpoint /tmp/rm/runs/rm_zoom_s42-drawn-new-renderer/checkpoints/best.ckpt [--checkpoint ...]
 """
 

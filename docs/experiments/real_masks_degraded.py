@@ -9,7 +9,7 @@ masks-real's crops are mostly web portraits (median crop side 137 px); users' cr
   JPEG 20 + blur      Gaussian blur (radius 1.5) and JPEG quality 20, as benchmarks.robustness does to UTKFace
 The same degradations as the age-gender robustness rows (benchmarks/robustness.py), on real masks.
 
-    python -m benchmarks.real_masks_degraded --crops /tmp/rm/real.8ff33c8b.crops.csv \
+    python -m docs.experiments.real_masks_degraded --crops /tmp/rm/real.8ff33c8b.crops.csv \
         --checkpoint /tmp/rm/runs/rm_zoom_s42-drawn-new-renderer/checkpoints/best.ckpt [--checkpoint ...]
 """
 

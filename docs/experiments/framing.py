@@ -15,7 +15,7 @@ so that framing recovers it; on a real photo it recovers the same region of the 
 `default` marks the pipeline `faceattr predict` picks for that checkpoint. Scores: gender accuracy, age MAE,
 age-bin macro F1, for everyone and for the Asian subset (the competition's people are Korean).
 
-    python -m benchmarks.framing --model raw=RUN_A/best.ckpt --model mtcnn=RUN_B/best.ckpt
+    python -m docs.experiments.framing --model raw=RUN_A/best.ckpt --model mtcnn=RUN_B/best.ckpt
 """
 
 from __future__ import annotations
@@ -26,18 +26,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image, ImageFilter
+from PIL import Image
 from sklearn.metrics import f1_score
 
-from benchmarks.common import SHARED_UTKFACE, save
+from benchmarks.common import SHARED_UTKFACE, nearest_face, predict, reframe, save
 from faceattr.data.sources import read_utkface
 from faceattr.data.split import load_or_make_folds
-from faceattr.faces.detect import Face, FaceDetector, crop_face
+from faceattr.faces.detect import FaceDetector, crop_face
 from faceattr.faces.framing import measure_framing
 from faceattr.inference.load import load_predictor
-from faceattr.labels import decide
-
-CANVAS = (384, 512)  # width, height: the competition's photo size
 
 
 def split(data: Path, work: Path, limit: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -50,34 +47,6 @@ def split(data: Path, work: Path, limit: int) -> tuple[pd.DataFrame, pd.DataFram
     return frame[frame["fold"] != 0], (test.iloc[:limit] if limit else test)
 
 
-def textured_background(rng: np.random.Generator) -> Image.Image:
-    """A smooth random colour field with noise: no second face, no flat colour the detector could key on."""
-    coarse = rng.integers(30, 220, size=(6, 5, 3), dtype=np.uint8)
-    field = Image.fromarray(coarse).resize(CANVAS, Image.Resampling.BICUBIC)
-    noisy = np.asarray(field, dtype=np.int16) + rng.integers(-18, 18, size=(CANVAS[1], CANVAS[0], 3))
-    return Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(1.5))
-
-
-def reframe(face: Image.Image, rng: np.random.Generator) -> tuple[np.ndarray, tuple[float, float]]:
-    """The face scaled and pasted at a random place on a photo-sized canvas; returns it and the face centre."""
-    side = int(rng.integers(120, 281))
-    x, y = int(rng.integers(0, CANVAS[0] - side + 1)), int(rng.integers(0, CANVAS[1] - side + 1))
-    canvas = textured_background(rng)
-    canvas.paste(face.resize((side, side), Image.Resampling.BICUBIC), (x, y))
-    return np.asarray(canvas), (x + side / 2, y + side / 2)
-
-
-def nearest_face(faces: list[Face], centre: tuple[float, float], tolerance: float) -> Face | None:
-    """The detected face whose box centre is nearest the true one, if within `tolerance` pixels."""
-    best, best_d = None, tolerance
-    for face in faces:
-        x1, y1, x2, y2 = face.box
-        d = float(np.hypot((x1 + x2) / 2 - centre[0], (y1 + y2) / 2 - centre[1]))
-        if d < best_d:
-            best, best_d = face, d
-    return best
-
-
 def scores(truth: pd.DataFrame, labels: dict[str, np.ndarray], prefix: str = "") -> dict:
     out: dict = {}
     if "gender" in labels:
@@ -87,12 +56,6 @@ def scores(truth: pd.DataFrame, labels: dict[str, np.ndarray], prefix: str = "")
     if "age_bin" in labels and not prefix:
         out["age_bin_f1"] = round(float(f1_score(truth["age_bin"], labels["age_bin"], average="macro")), 4)
     return out
-
-
-def predict(predictor, crops: list[np.ndarray], batch: int = 64) -> dict[str, np.ndarray]:
-    parts = [predictor.predict_crops(crops[i : i + batch]) for i in range(0, len(crops), batch)]
-    probs = {task: np.concatenate([p[task] for p in parts]) for task in parts[0]}
-    return decide(probs, predictor.cfg.data.old_threshold)
 
 
 def main() -> None:

@@ -5,7 +5,7 @@ benchmarks/robustness.py on the same capped sample of held-out fold 0 (as publis
 JPEG 20 + blur, synthetic masks, subsets). Short runs on this CPU: a screen for what helps, not final numbers;
 the winner is then trained in full by benchmarks/utkface.py.
 
-    python -m benchmarks.recipe --max-train 4000 --epochs 4 --limit 1000 [--only base,face]
+    python -m docs.experiments.recipe --max-train 4000 --epochs 4 --limit 1000 [--only base,face]
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ second pass on an enlarged copy did ("second pass"), the photo is small and squa
 already ("whole image"), or the centred fallback ("none"). A row per class and route: how many photos, and the
 share each model calls each mask class.
 
-    python -m benchmarks.real_masks_by_detection /tmp/rm/RUN_{A,B}.predictions.csv \
+    python -m docs.experiments.real_masks_by_detection /tmp/rm/RUN_{A,B}.predictions.csv \
         --crops /tmp/faceattr-real-masks/real.8ff33c8b.crops.csv --name real_masks_by_detection
 """
 

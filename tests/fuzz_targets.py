@@ -1,4 +1,4 @@
-"""atheris fuzz targets for the readers; run bounded, e.g. `python benchmarks/fuzz_targets.py image -runs=3000`.
+"""atheris fuzz targets for the readers; run bounded, e.g. `python tests/fuzz_targets.py image -runs=3000`.
 
 Each target counts inputs, clear errors (the project's own FaceAttrError) and anything else (a crash), and
 writes the counts as JSON to $FUZZ_COUNTS after every input (atheris leaves through os._exit, so no atexit).

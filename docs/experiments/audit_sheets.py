@@ -6,13 +6,13 @@ incorrect" then counts some right answers as mistakes. Looking at every such cal
 splits the rate into real mistakes and label coarseness.
 
     # 1. sheets of every real worn mask (mask 0) called "incorrect" (1) by one model (images stay outside the repo)
-    python -m benchmarks.audit_sheets sheets /tmp/rm/RUN.predictions.csv --truth 0 --predicted 1 --out /tmp/audit
+    python -m docs.experiments.audit_sheets sheets /tmp/rm/RUN.predictions.csv --truth 0 --predicted 1 --out /tmp/audit
     # 2. look at /tmp/audit/sheet*.png, write /tmp/audit/verdicts.csv: number,verdict (one row per tile)
     # 3. tally: counts per verdict, as a share of the calls and of every image of that true class
-    python -m benchmarks.audit_sheets tally /tmp/rm/RUN.predictions.csv --truth 0 --predicted 1 \
+    python -m docs.experiments.audit_sheets tally /tmp/rm/RUN.predictions.csv --truth 0 --predicted 1 \
         --verdicts /tmp/audit/verdicts.csv --name real_masks_audit
     # 4. later models on the same audited photos: what each now calls each verdict's photos
-    python -m benchmarks.audit_sheets recheck /tmp/rm/NEW.predictions.csv ... --out /tmp/audit \
+    python -m docs.experiments.audit_sheets recheck /tmp/rm/NEW.predictions.csv ... --out /tmp/audit \
         --verdicts /tmp/audit/verdicts.csv --name real_masks_audit_recheck
 Several predictions CSVs in steps 1 and 3 audit the union of their cells once (each photo one tile), and the tally
 gives a row per model and verdict. `--mislabelled "nose uncovered"` names the verdicts that say the set's label is

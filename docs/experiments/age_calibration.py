@@ -6,7 +6,7 @@ retraining. Measured honestly by cross-fitting: the held-out fold's people split
 fitted on one half is scored on the other and the other way round, five random splits; no face scores a map it
 helped fit. Maps: isotonic regression (sklearn) and a straight line (least squares).
 
-    python -m benchmarks.age_calibration --checkpoint runs/utkface_age_gender/checkpoints/best.ckpt --tta hflip
+    python -m docs.experiments.age_calibration --checkpoint runs/utkface_age_gender/checkpoints/best.ckpt --tta hflip
 """
 
 from __future__ import annotations
@@ -20,8 +20,7 @@ from PIL import Image
 from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import f1_score
 
-from benchmarks.common import HELD_OUT_RULE, save, utkface_union
-from benchmarks.framing import predict
+from benchmarks.common import HELD_OUT_RULE, predict, save, utkface_union
 from faceattr.inference.load import load_predictor
 from faceattr.labels import age_to_bin
 

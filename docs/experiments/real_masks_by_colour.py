@@ -4,7 +4,7 @@ For every masks-real photo labelled with_mask, the brightness of its crop's lowe
 worn mask is: rows 69-91 %, columns 31-69 % of a 64 px grey copy) is binned into quintiles; each row gives the share
 of those photos each model calls "worn incorrectly", and the mean over the models (seeds of one recipe, say).
 
-    python -m benchmarks.real_masks_by_colour /tmp/rm/rm_lownose_s{42,1,2}-drawn-new-renderer.predictions.csv \
+    python -m docs.experiments.real_masks_by_colour /tmp/rm/rm_lownose_s{42,1,2}-drawn-new-renderer.predictions.csv \
         --name real_masks_by_colour
 """
 

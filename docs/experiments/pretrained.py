@@ -4,7 +4,7 @@ Data: ../shared/data/utkface (research-only; read in place, never copied into th
 Held-out rule: person-level stratified 5-fold split with split_seed 42 (every UTKFace file is its own person);
 fold 0 (20 %) is held out and scored in full, training draws `--max-train` images from the other folds (seed 42).
 
-    python benchmarks/pretrained.py --epochs 4 --image-size 128 --max-train 3000
+    python docs/experiments/pretrained.py --epochs 4 --image-size 128 --max-train 3000
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 UTKFace is research-only, so nothing showing its photos is committed: the stats plot and the confusion matrix
 are counts, and the Grad-CAM sheet explains scikit-image's public-domain `astronaut` photo (NASA) instead.
 
-    python -m benchmarks.docs_pictures --checkpoint /tmp/faceattr-utkface-*/runs/utkface/checkpoints/best.ckpt
+    python -m docs.pictures --checkpoint /tmp/faceattr-utkface-*/runs/utkface/checkpoints/best.ckpt
 """
 
 from __future__ import annotations

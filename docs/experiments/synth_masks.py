@@ -4,7 +4,7 @@ Data: ../shared/data/utkface (research-only: read in place; the dataset and its 
 outside the repository, never committed). Held-out rule: person-level stratified 5-fold split, split_seed 42,
 fold 0 scored (each person's 7 images stay on one side).
 
-    python -m benchmarks.synth_masks --persons 500 --epochs 3
+    python -m docs.experiments.synth_masks --persons 500 --epochs 3
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Each variant is a results-name prefix whose runs differ only in --seed (e.g. rm_frac_s42, rm_frac_s1, rm_frac_s2).
 Decisions between variants are made on the masks-real "dev" half (f1_dev); the "test" half is reported beside it.
 
-    python -m benchmarks.real_masks_seeds rm_base:"px margins" rm_frac:"fraction margins" --name real_masks_seeds
+    python -m docs.experiments.real_masks_seeds rm_base:"px margins" rm_frac:"fraction margins" --name real_masks_seeds
 """
 
 from __future__ import annotations

@@ -10,10 +10,10 @@ bare photo per person; the model's probabilities carry those shares. Settings, e
 Shares are not chosen on masks-real: the recipe's come from the issue's real crowd-photo faces (996 worn, 55 worn
 incorrectly, 150 bare of 1,201: 0.83 / 0.05 / 0.12); the others show how the result moves with the choice.
 Decisions read the dev half only; the test half is reported beside it. `--views`: also masks-real shrunk to 64 or
-40 px, or blurred and JPEG-compressed, as benchmarks.real_masks_degraded makes them (crowd photos' faces); those
+40 px, or blurred and JPEG-compressed, as docs.experiments.real_masks_degraded makes them (crowd photos' faces); those
 rows carry no drawn columns.
 
-    python -m benchmarks.real_masks_priors --crops /tmp/faceattr-real-masks/real.8ff33c8b.crops.csv \
+    python -m docs.experiments.real_masks_priors --crops /tmp/faceattr-real-masks/real.8ff33c8b.crops.csv \
         --checkpoint /tmp/faceattr-real-masks/runs/rm_now_s42-drawn-new-renderer/checkpoints/best.ckpt [...] [--views]
 """
 
@@ -25,7 +25,7 @@ from sklearn.metrics import f1_score
 
 from benchmarks.common import mean_std, save
 from benchmarks.real_masks import checkpoints_parser, half, real_metrics
-from benchmarks.real_masks_degraded import VIEWS, degraded
+from docs.experiments.real_masks_degraded import VIEWS, degraded
 from faceattr.inference.load import load_predictor
 from faceattr.inference.priors import reweight
 from faceattr.reports.evaluate import evaluation_rows
@@ -83,7 +83,7 @@ def main() -> None:
     args = parser.parse_args()
     real = pd.read_csv(args.crops)
     views = {"as cropped": real}
-    if args.views:  # the same cache folders as benchmarks.real_masks_degraded
+    if args.views:  # the same cache folders as docs.experiments.real_masks_degraded
         for view in VIEWS:
             views[view] = degraded(real, view, args.work / f"{args.crops.stem}-{view.replace(' ', '-')}")
     rows = []
