@@ -50,7 +50,9 @@ def print_counts(df, title: str) -> None:
 
 @app.command()
 def prepare(
-    source: Annotated[str, typer.Argument(help="competition | utkface | csv | imdb-wiki | appa-real | folder")],
+    source: Annotated[
+        str, typer.Argument(help="competition | utkface | csv | imdb-wiki | appa-real | folder | boxes | voc | yolo")
+    ],
     roots: Annotated[
         list[Path], typer.Argument(help="dataset root(s) of that layout, or the CSV / .mat file(s); several are joined")
     ],
@@ -66,7 +68,8 @@ def prepare(
     min_age: Annotated[int, typer.Option(help="imdb-wiki: youngest age kept")] = 0,
     max_age: Annotated[int, typer.Option(help="imdb-wiki: oldest age kept")] = 100,
     classes: Annotated[
-        str | None, typer.Option(help="folder: class folder -> mask label, e.g. with_mask=wear,bare=not_wear")
+        str | None,
+        typer.Option(help="folder, boxes, voc, yolo: class name -> mask label, e.g. with_mask=wear,bare=not_wear"),
     ] = None,
     drop_duplicates: Annotated[
         bool | None,
@@ -209,6 +212,12 @@ def crop(
         how = result.detections_by_mask.get(mask, {})
         parts = ", ".join(f"{k} {v:.1%}" for k, v in sorted(how.items(), key=lambda kv: -kv[1]))
         console.print(f"  mask={name}: face found {rate:.1%} ({parts})")
+    if result.box_to_detector_width is not None:
+        console.print(
+            "boxed faces: framed on the detector's box where it found the face inside the annotated one, else on "
+            f"the annotated box, which is {result.box_to_detector_width:.2f}x the detector's box wide (median where "
+            "both exist): the recipe's margins then frame those faces that much wider"
+        )
     if result.skipped:
         console.print(f"[yellow]{result.skipped} unreadable image(s) skipped; see {skips_file}[/]")
     console.print(f"wrote [bold]{out}[/]")

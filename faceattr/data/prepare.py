@@ -71,7 +71,7 @@ def read_sources(
         kwargs.update(filters=options.imdb_filters, report=report)
     if source == "competition":
         kwargs.update(skip_bad_folders=options.skip_bad_folders, problems=problems)
-    if source == "folder" and options.classes:
+    if source in ("folder", "boxes", "voc", "yolo") and options.classes:
         kwargs["classes"] = options.classes
     frames = [READERS[source](root, **kwargs) for root in roots]
     if len(roots) > 1:
@@ -106,7 +106,9 @@ def prepare(source: str, roots: list[Path], out: Path, options: PrepareOptions |
     check_output(out, roots, options.overwrite)
     df, problems, report = read_sources(source, roots, options)
     copies = conflicts = 0
-    if options.drop_duplicates if options.drop_duplicates is not None else source != "competition":
+    # several faces per photo (boxes, voc, yolo) share one photo file: not duplicates
+    per_face = source in ("boxes", "voc", "yolo")
+    if options.drop_duplicates if options.drop_duplicates is not None else source != "competition" and not per_face:
         df, dups = drop_duplicate_images(df)
         copies, conflicts = len(dups.copies_dropped), len(dups.conflicts_dropped)
     log = None

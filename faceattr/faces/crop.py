@@ -22,7 +22,7 @@ from faceattr.config import FacesConfig
 from faceattr.data.images import SkipReport, load_rgb, save_jpeg
 from faceattr.data.landmarks import format_points, parse_points  # noqa: F401  (parse_points re-exported)
 from faceattr.errors import ImageLoadError
-from faceattr.faces.detect import FaceDetector, crop_face
+from faceattr.faces.detect import Face, FaceDetector, crop_face
 
 INDEX_FIELDS = (
     "source_path",
@@ -50,6 +50,7 @@ class CropResult:
     skipped: int  # unreadable images (listed in skipped.csv)
     face_rate_by_mask: dict[int, float]
     detections_by_mask: dict[int, dict[str, float]] = field(default_factory=dict)  # mask -> how found -> share
+    box_to_detector_width: float | None = None  # boxed faces: median annotated box width / detector box width
 
 
 SHAPING_KEYS = (
@@ -128,6 +129,83 @@ def _in_crop(points: np.ndarray, box: tuple[int, int, int, int]) -> str:
     return format_points(np.asarray(points, dtype=np.float64).reshape(-1, 2) - np.array(box[:2], dtype=np.float64))
 
 
+BOX_COLUMNS = ("box_x1", "box_y1", "box_x2", "box_y2")  # a boxed face's annotated box (data/sources/boxes.py)
+
+
+def face_in_box(detector: FaceDetector, image: np.ndarray, box: tuple[float, ...]) -> Face | None:
+    """The detected face that best matches an annotated box (IoU >= 0.3), found on the region around the box, in
+    the photo's pixels; None where the detector finds none there (a small or turned face)."""
+    x1, y1, x2, y2 = box
+    w, h = x2 - x1, y2 - y1
+    rx, ry = int(max(0, x1 - w)), int(max(0, y1 - h))
+    region = image[ry : int(min(image.shape[0], y2 + h)), rx : int(min(image.shape[1], x2 + w))]
+    best, best_iou = None, 0.3
+    for face in detector.detect([region])[0]:
+        fx1, fy1, fx2, fy2 = face.box[0] + rx, face.box[1] + ry, face.box[2] + rx, face.box[3] + ry
+        iw, ih = max(0.0, min(x2, fx2) - max(x1, fx1)), max(0.0, min(y2, fy2) - max(y1, fy1))
+        overlap = iw * ih / (w * h + (fx2 - fx1) * (fy2 - fy1) - iw * ih)
+        if overlap >= best_iou:
+            best_iou = overlap
+            best = Face((fx1, fy1, fx2, fy2), face.score, face.landmarks + np.array([rx, ry], np.float32))
+    return best
+
+
+def crop_boxes(
+    df: pd.DataFrame,
+    cache_dir: str | Path,
+    cfg: FacesConfig,
+    detector_factory: Callable[[], FaceDetector] | None = None,
+    skips: SkipReport | None = None,
+) -> CropResult:
+    """Every boxed face of a manifest from `prepare boxes|voc|yolo` -> a crop framed as prediction frames faces:
+    the detector's box where it finds the face inside the annotated one ("detected"), else the annotated box itself
+    ("box"); the recipe's margins around either. Crops are made afresh on every run (no detection is cached)."""
+    cache = Path(cache_dir).resolve() / settings_key(cfg) / "boxes"
+    cache.mkdir(parents=True, exist_ok=True)
+    skips = skips if skips is not None else SkipReport()
+    detector = (detector_factory or (lambda: FaceDetector(cfg)))()
+    rows, ratios = [], []
+    for source, faces in df.groupby("path", sort=False):
+        try:
+            image = load_rgb(source, cfg.max_pixels)
+        except ImageLoadError as e:
+            skips.add(e)
+            continue
+        for index, row in faces.iterrows():
+            box = tuple(float(row[c]) for c in BOX_COLUMNS)
+            face = face_in_box(detector, image, box)
+            if face is not None:
+                ratios.append((box[2] - box[0]) / max(1e-6, face.box[2] - face.box[0]))
+            framed = face or Face(box, 0.0, np.zeros((5, 2), np.float32))
+            crop, crop_box = crop_face(image, framed, cfg)
+            path = cache / f"{hashlib.sha1(f'{source}#{box}'.encode()).hexdigest()[:20]}.jpg"
+            save_jpeg(crop, path)
+            rows.append(
+                {
+                    "index": index,
+                    "crop": str(path),
+                    "detection": "detected" if face is not None else "box",
+                    "face_score": round(face.score, 4) if face is not None else np.nan,
+                    **dict(zip(("crop_x1", "crop_y1", "crop_x2", "crop_y2"), crop_box, strict=True)),
+                    "face_box": _in_crop(np.asarray(framed.box).reshape(2, 2), crop_box),
+                    "landmarks": _in_crop(face.landmarks, crop_box) if face is not None else "",
+                }
+            )
+    made = pd.DataFrame(rows).set_index("index") if rows else pd.DataFrame()
+    out = df.loc[made.index].copy() if rows else df.iloc[:0].copy()
+    out["source_path"] = out["path"]
+    out["path"] = made["crop"] if rows else []
+    for col in ("detection", "face_score", "crop_x1", "crop_y1", "crop_x2", "crop_y2", "face_box", "landmarks"):
+        out[col] = made[col] if rows else []
+    out["face_found"] = True  # every boxed face is a face: found by the detector or given by its box
+    out["crop_settings"] = shaping_settings(cfg)
+    out = out.reset_index(drop=True)
+    how = {m: g.value_counts(normalize=True).to_dict() for m, g in out.groupby("mask")["detection"]} if len(out) else {}
+    result = CropResult(out, len(out), 0, len(skips), {m: 1.0 for m in how}, how)
+    result.box_to_detector_width = float(np.median(ratios)) if ratios else None
+    return result
+
+
 def crop_manifest(
     df: pd.DataFrame,
     cache_dir: str | Path,
@@ -137,8 +215,11 @@ def crop_manifest(
     skips: SkipReport | None = None,
     progress: bool = True,
 ) -> CropResult:
-    """Crop every row's image; rows whose image cannot be read are reported in `skips` and left out."""
+    """Crop every row's image; rows whose image cannot be read are reported in `skips` and left out. A manifest of
+    boxed faces (`prepare boxes|voc|yolo`) is cropped face by face from its boxes (`crop_boxes`)."""
     cfg = cfg or FacesConfig()
+    if all(c in df.columns for c in BOX_COLUMNS):
+        return crop_boxes(df, cache_dir, cfg, detector_factory, skips)
     key = settings_key(cfg)
     cache = Path(cache_dir).resolve() / key  # absolute: the crops manifest works from any folder
     (cache / "crops").mkdir(parents=True, exist_ok=True)

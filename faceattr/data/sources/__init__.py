@@ -7,6 +7,7 @@ from collections.abc import Callable
 import pandas as pd
 
 from faceattr.data.sources.appa_real import read_appa_real
+from faceattr.data.sources.boxes import read_boxes_csv, read_voc, read_yolo
 from faceattr.data.sources.competition import read_competition, read_competition_eval
 from faceattr.data.sources.csv_table import read_csv_table
 from faceattr.data.sources.image_folder import read_image_folder
@@ -21,15 +22,21 @@ READERS: dict[str, Callable[..., pd.DataFrame]] = {
     "imdb-wiki": read_imdb_wiki,
     "appa-real": read_appa_real,
     "folder": read_image_folder,
+    "boxes": read_boxes_csv,
+    "voc": read_voc,
+    "yolo": read_yolo,
 }
 
 __all__ = [
     "READERS",
     "read_appa_real",
+    "read_boxes_csv",
     "read_competition",
     "read_competition_eval",
     "read_csv_table",
     "read_image_folder",
     "read_imdb_wiki",
     "read_utkface",
+    "read_voc",
+    "read_yolo",
 ]

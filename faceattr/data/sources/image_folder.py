@@ -26,6 +26,7 @@ MASK_FOLDER_NAMES: dict[str, int] = {
     "correct": 0,
     "mask_correct": 0,
     "wear": 0,
+    "worn": 0,
     "incorrect_mask": 1,
     "mask_weared_incorrect": 1,
     "mask_worn_incorrectly": 1,
@@ -36,6 +37,7 @@ MASK_FOLDER_NAMES: dict[str, int] = {
     "none": 2,
     "unmasked": 2,
     "not_wear": 2,
+    "not_worn": 2,
     "normal": 2,
 }
 
