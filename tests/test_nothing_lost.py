@@ -482,3 +482,20 @@ def test_paths_outside_a_csv_folder_are_said(tmp_path, caplog):
     table.write_text("path,person_id\n../a.jpg,p1\n")
     read_csv_table(table)
     assert "lead outside the CSV's folder" in caplog.text
+
+
+def test_export_crop_and_stats_replace_their_outputs_only_with_overwrite(trained_run, competition_manifest, tmp_path):
+    model = tmp_path / "model.onnx"
+    model.write_bytes(b"a user's model")
+    result = run("export", trained_run.best_checkpoint, "--out", model)
+    assert result.exit_code == 2 and "--overwrite" in said(result) and model.read_bytes() == b"a user's model"
+    crops = tmp_path / "crops.csv"
+    crops.write_text("mine")
+    result = run("crop", competition_manifest, "--cache", tmp_path / "cache", "--out", crops)
+    assert result.exit_code == 2 and crops.read_text() == "mine"
+    result = run("crop", competition_manifest, "--cache", tmp_path / "cache", "--out", competition_manifest)
+    assert result.exit_code == 2 and "is an input" in said(result)
+    (tmp_path / "stats").mkdir()
+    (tmp_path / "stats" / "report.md").write_text("my notes")
+    result = run("stats", competition_manifest, "--out", tmp_path / "stats")
+    assert result.exit_code == 2 and (tmp_path / "stats" / "report.md").read_text() == "my notes"

@@ -56,6 +56,20 @@ def _priors(value: str | None) -> dict[str, list[float]] | None:
     return parse_priors(value) if value is not None else None
 
 
+OverwriteFlag = Annotated[bool, typer.Option("--overwrite", help="replace outputs already there")]
+
+
+def refuse_existing(paths: list[Path], overwrite: bool, inputs: tuple[Path, ...] = ()) -> None:
+    """Before any work: never write over an input, and over an existing output only with --overwrite."""
+    from faceattr.errors import FaceAttrError
+
+    for path in paths:
+        if any(path.resolve() == Path(i).resolve() for i in inputs):
+            raise FaceAttrError(f"{path} is an input of this command; pick another output name")
+        if path.exists() and not overwrite:
+            raise FaceAttrError(f"{path} already exists; pick another output or pass --overwrite to replace it")
+
+
 def _fail(error: Exception) -> None:
     console.print(f"[bold red]error:[/] {error}")
     raise typer.Exit(code=2)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from faceattr.cli.common import ConfigPath, Overrides, _fail, app, console
+from faceattr.cli.common import ConfigPath, Overrides, OverwriteFlag, _fail, app, console, refuse_existing
 from faceattr.errors import FaceAttrError
 from faceattr.labels import DEFAULT_OLD_THRESHOLD as OLD_AGE
 
@@ -170,9 +170,11 @@ def check(
         raise typer.Exit(code=1)
 
 
-def _derived_outputs(manifest: Path, out: Path | None, tag: str) -> tuple[Path, Path]:
-    """The manifest a command writes (default <manifest><tag>.<ext>) and its skipped-images report, cleared."""
+def _derived_outputs(manifest: Path, out: Path | None, tag: str, overwrite: bool) -> tuple[Path, Path]:
+    """The manifest a command writes (default <manifest><tag>.<ext>; never the input, an existing one only with
+    --overwrite) and its skipped-images report, cleared."""
     out = out or manifest.with_name(manifest.stem + tag + manifest.suffix)
+    refuse_existing([out], overwrite, inputs=(manifest,))
     skips_file = out.with_name(out.stem + ".skipped.csv")
     skips_file.unlink(missing_ok=True)
     return out, skips_file
@@ -185,6 +187,7 @@ def crop(
     out: Annotated[Path | None, typer.Option(help="manifest of the crops (default: <manifest>.crops.<ext>)")] = None,
     config: ConfigPath = None,
     overrides: Overrides = None,
+    overwrite: OverwriteFlag = False,
 ) -> None:
     """Detect and crop every face of a manifest (MTCNN, margins, fallback crop), cached and resumable."""
     from faceattr.config import load_config
@@ -196,7 +199,7 @@ def crop(
     try:
         cfg = load_config(config, overrides)
         df = read_manifest(manifest)
-        out, skips_file = _derived_outputs(manifest, out, ".crops")
+        out, skips_file = _derived_outputs(manifest, out, ".crops", overwrite)
         result = crop_manifest(df, cache, cfg.faces, skips=SkipReport(skips_file))
         write_manifest(result.manifest, out)
     except FaceAttrError as e:
@@ -238,6 +241,7 @@ def framing(
     ] = False,
     config: ConfigPath = None,
     overrides: Overrides = None,
+    overwrite: OverwriteFlag = False,
 ) -> None:
     """Measure how a pre-cropped dataset frames its faces, so models trained on it crop photos the same way."""
     from faceattr.config import load_config
@@ -248,7 +252,7 @@ def framing(
     try:
         cfg = load_config(config, overrides)
         df = read_manifest(manifest)
-        out, skips_file = _derived_outputs(manifest, out, ".framed")
+        out, skips_file = _derived_outputs(manifest, out, ".framed", overwrite)
         found: dict | None = {} if landmarks else None
         measured = measure_framing(df, cfg.faces, 0 if landmarks else limit, seed, SkipReport(skips_file), found=found)
         if found is not None:
@@ -307,12 +311,14 @@ def stats(
     write_config: Annotated[
         Path | None, typer.Option(help="put the measured mean/std into this config's augment section")
     ] = None,
+    overwrite: OverwriteFlag = False,
 ) -> None:
     """Counts per class, age by gender, images per person, image sizes, per-channel mean/std; plots + report."""
     from faceattr.data.manifest import read_manifest
     from faceattr.reports.stats import dataset_stats, write_normalization
 
     try:
+        refuse_existing([out / "report.md", out / "stats.json"], overwrite)
         result = dataset_stats(read_manifest(manifest, old_threshold), out, old_threshold, max_images)
         summary = result.summary
         console.print(

@@ -12,6 +12,7 @@ from faceattr.cli.common import (
     TTA,
     Also,
     OnnxCache,
+    OverwriteFlag,
     Peers,
     Priors,
     Voting,
@@ -21,6 +22,7 @@ from faceattr.cli.common import (
     app,
     console,
     print_metrics,
+    refuse_existing,
 )
 from faceattr.errors import ConfigError, FaceAttrError
 
@@ -305,13 +307,16 @@ def export(
     ),
     format: Annotated[str, typer.Option("--format", help="onnx")] = "onnx",
     opset: int = 17,
+    overwrite: OverwriteFlag = False,
 ) -> None:
     """Export a checkpoint to ONNX (dynamic batch, one probability output per head) with a JSON sidecar."""
     from faceattr.inference.export import export_onnx
+    from faceattr.inference.onnx_predictor import sidecar_path
 
     try:
         if format != "onnx":
             raise FaceAttrError(f"unknown export format '{format}'; onnx is supported")
+        refuse_existing([out, sidecar_path(out)], overwrite, inputs=(checkpoint,))
         model_path, sidecar = export_onnx(checkpoint, out, opset)
     except FaceAttrError as e:
         _fail(e)
@@ -362,11 +367,13 @@ def cam(
     worst: Annotated[int, typer.Option(help="also explain the N worst-classified validation images")] = 0,
     heads: Annotated[str | None, typer.Option(help="heads to explain, e.g. mask,gender (default: all)")] = None,
     out: Annotated[Path, typer.Option(help="folder for the side-by-side PNGs")] = Path("cam"),
+    overwrite: OverwriteFlag = False,
 ) -> None:
     """Grad-CAM heatmaps per head (grad-cam package): the photo beside one overlay per head."""
     from faceattr.reports.cam import cam_sheets
 
     try:
+        refuse_existing(sorted(out.glob("cam_*.png"))[:1], overwrite)
         chosen = [h.strip() for h in heads.split(",")] if heads else None
         results = cam_sheets(checkpoint, [str(p) for p in images or []], worst, out, chosen)
     except FaceAttrError as e:
