@@ -12,6 +12,9 @@ Renderer changes are judged on masks-real's "dev" half only (a fixed hash of the
 reported beside it and never used for a decision, so its number is the one to believe.
 
     python -m benchmarks.real_masks --persons 1200 --epochs 3 --folds 3 [--old-repo CHECKOUT] [--seed S]
+    python -m benchmarks.real_masks --crowd data/crowd.crops.csv --checkpoint runs/mask_drawn/checkpoints/best.ckpt
+
+`--crowd`: three classes on masks-crowd's real faces (real incorrect wear, small faces in crowds), by half and width.
 """
 
 from __future__ import annotations
@@ -214,6 +217,51 @@ def real_metrics(truth: np.ndarray, labels: np.ndarray, halves: np.ndarray) -> d
 
 
 SCORE_COLUMNS = ["macro_f1", "f1_dev", "f1_test", "worn_called_incorrect", "worn_called_not_worn", "bare_called_worn"]
+CROWD_WIDTHS = ((0, 32), (32, 64), (64, 100_000))
+
+
+def crowd_scores(checkpoints: list[Path], crops: pd.DataFrame, priors: dict | None = None) -> list[dict]:
+    """Three classes on masks-crowd's real faces (a `prepare boxes` + `crop` manifest): per checkpoint and half,
+    macro F1, recall and precision per class, and macro F1 by face width (the annotated box, photo pixels); the
+    confusion matrix (rows true worn / incorrect / not worn) in the row. Faces >= 32 px wide are the targets'."""
+    from sklearn.metrics import precision_recall_fscore_support
+
+    rows = []
+    width = (crops["box_x2"] - crops["box_x1"]).to_numpy()
+    for checkpoint in checkpoints:
+        predictor = load_predictor(checkpoint, priors=priors)
+        preds = predictor.predict_paths(crops["path"].tolist(), batch_size=128)
+        truth = crops["mask"].to_numpy()[preds.indices]
+        labels = preds.labels()["mask"]
+        halves, widths = crops["split"].to_numpy()[preds.indices], width[preds.indices]
+        for half_name in ("test", "dev"):
+            for name, keep in (("all", widths >= 0), (">= 32 px", widths >= 32)):
+                pick = (halves == half_name) & keep
+                t, y = truth[pick], labels[pick]
+                precision, recall, f1, _ = precision_recall_fscore_support(t, y, labels=[0, 1, 2], zero_division=0)
+                row = {
+                    "model": Path(checkpoint).parent.parent.name,
+                    "half": half_name,
+                    "faces": name,
+                    "n": int(pick.sum()),
+                    "macro_f1_3class": round(float(f1.mean()), 4),
+                    **{
+                        f"recall_{c}": round(float(r), 3)
+                        for c, r in zip(("worn", "incorrect", "not_worn"), recall, strict=False)
+                    },
+                    **{
+                        f"precision_{c}": round(float(q), 3)
+                        for c, q in zip(("worn", "incorrect", "not_worn"), precision, strict=False)
+                    },
+                    "confusion": confusion_matrix(t, y, labels=[0, 1, 2]).tolist(),
+                }
+                for lo, hi in CROWD_WIDTHS:
+                    part = pick & (widths >= lo) & (widths < hi)
+                    f = f1_score(truth[part], labels[part], labels=[0, 1, 2], average="macro", zero_division=0)
+                    row[f"f1_{lo}_{hi if hi < 100_000 else 'up'}px"] = round(float(f), 4) if part.any() else None
+                rows.append(row)
+                print(row, flush=True)
+    return rows
 
 
 def checkpoints_parser(description: str, work: str, name: str) -> argparse.ArgumentParser:
@@ -299,8 +347,20 @@ def main() -> None:
         "--without-wear", choices=INCORRECT_WEARS, help="train without the drawn incorrect images of this wear"
     )
     parser.add_argument("overrides", nargs="*", help="config overrides for every model, e.g. augment.blur=0.5")
+    parser.add_argument(
+        "--crowd",
+        type=Path,
+        help="score --checkpoint models on masks-crowd's faces instead (this crops manifest: `faceattr prepare "
+        "boxes ../shared/data/masks-crowd/faces.csv` then `faceattr crop -c configs/mask_drawn.yaml`)",
+    )
+    parser.add_argument("--checkpoint", type=Path, action="append", help="with --crowd: a mask model (repeat)")
     parser.add_argument("--prepare-only", action="store_true", help="stop once the crops manifests are written")
     args = parser.parse_args()
+    if args.crowd is not None:  # three classes on real crowd faces, for models trained elsewhere
+        rows = crowd_scores(args.checkpoint or [], read_manifest(args.crowd))
+        columns = [*list(dict.fromkeys(k for r in rows for k in r if k != "confusion")), "confusion"]
+        save("real_masks_crowd", rows, columns, {"crowd": str(args.crowd), "checkpoints": args.checkpoint})
+        return
     if args.incorrect_share <= 0 or (args.incorrect_share > 1 and args.incorrect_share != round(args.incorrect_share)):
         parser.error("--incorrect-share: a share in (0, 1], or a whole number of repeats (2, 3, ...)")
     args.work.mkdir(parents=True, exist_ok=True)

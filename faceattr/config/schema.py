@@ -311,7 +311,7 @@ class TrainerConfig:
     accelerator: str = "auto"  # cpu | gpu | auto
     devices: Any = 1  # a count, a list of ids, or "auto"
     num_nodes: int = 1
-    strategy: str = "auto"  # auto | ddp | ddp_spawn | fsdp | ... (Lightning's own; see README for multi-node)
+    strategy: str = "auto"  # auto | ddp | ddp_spawn | fsdp | ... (Lightning's own; see docs/scale.md for multi-node)
     precision: str = "auto"  # auto = 16-mixed on GPU, 32 on CPU
     accumulate_grad_batches: int = 1
     gradient_clip_val: float = 0.0  # 0 = off

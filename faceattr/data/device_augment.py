@@ -1,7 +1,7 @@
 """Training augmentation on whole batches where they are trained (`augment.on_device`), with kornia.
 
 On an H100 with 16 cores, DataLoader workers fed lite0 at 128 px a quarter to a third of the rate the model takes
-(README "Training on the lent GPU"). One worker core reads, decodes and augments about 1,070 faces a second
+(docs/results.md, "Training on the lent GPU"). One worker core reads, decodes and augments about 1,070 faces a second
 (`benchmarks/augment_speed.py`), so the likelier limit is the float32 batches the main process takes from the
 workers, pins and copies. With `augment.on_device=true` the workers only decode, draw masks and resize
 (`ResizeToUint8`: uint8 batches, a quarter of the bytes), and `DeviceAugment` applies the same `augment.*` settings,

@@ -6,7 +6,7 @@ p(c|x) * target(c) / trained(c) (Saerens, Latinne & Decaestecker, Neural Computa
 
 `train` records the shares each head saw (`priors.trained`); `priors.target` (a config key, kept in the
 checkpoint, or `predict --priors`) gives the shares to move to. Estimating them from the unlabelled photos instead
-(the same paper's EM) was measured and is not offered: README "Masks on real photos".
+(the same paper's EM) was measured and is not offered: docs/masks.md.
 """
 
 from __future__ import annotations
