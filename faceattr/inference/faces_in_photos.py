@@ -15,7 +15,7 @@ from faceattr.errors import FaceAttrError, ImageLoadError
 from faceattr.faces.detect import Face, FaceDetector, crop_face
 from faceattr.inference.predictor import BasePredictor, read_ahead
 from faceattr.inference.profile import StageClock
-from faceattr.labels import CLASS_NAMES, decide
+from faceattr.labels import CLASS_NAMES, CLASSIFICATION_TASKS, decide
 
 
 def classify_photos(
@@ -53,7 +53,7 @@ def face_result(k: int, face: Face | None, box, probs: dict, labels: dict, row: 
         "face_found": face is not None,
         "face_score": round(face.score, 4) if face else None,
     }
-    for task in ("mask", "gender", "age_bin"):
+    for task in CLASSIFICATION_TASKS:
         if task in labels:
             label = int(labels[task][row])
             entry: dict = {"label": label, "name": CLASS_NAMES[task][label]}
@@ -93,7 +93,7 @@ def flat_row(path: str, result: dict) -> dict:
         "x2": x2,
         "y2": y2,
     }
-    for task in ("mask", "gender", "age_bin"):
+    for task in CLASSIFICATION_TASKS:
         if task in result:
             row[task] = result[task]["label"]
             row[f"{task}_name"] = result[task]["name"]
@@ -101,7 +101,7 @@ def flat_row(path: str, result: dict) -> dict:
         row["age_years"] = result["age_years"]
     if "label18" in result:
         row["label18"] = result["label18"]
-    for task in ("mask", "gender", "age_bin"):
+    for task in CLASSIFICATION_TASKS:
         for c, p in enumerate(result.get(task, {}).get("probs", [])):
             row[f"p_{task}_{c}"] = p
     return row
@@ -177,7 +177,7 @@ def drawn_path(draw_dir: Path, path: str, root: Path) -> Path:
 
 
 def face_caption(result: dict) -> str:
-    parts = [result[t]["name"] for t in ("mask", "gender", "age_bin") if t in result]
+    parts = [result[t]["name"] for t in CLASSIFICATION_TASKS if t in result]
     if "age_years" in result:
         parts.append(f"{result['age_years']:.0f}y")
     return "/".join(parts) + ("" if result["face_found"] else " (no face found)")

@@ -13,6 +13,7 @@ from faceattr.data.text_tables import read_text_table
 from faceattr.errors import DatasetError, FaceAttrError
 from faceattr.inference.predictor import BasePredictor, Predictions
 from faceattr.labels import CLASS_NAMES as NAMES
+from faceattr.labels import CLASSIFICATION_TASKS
 
 
 def predictions_table(preds: Predictions) -> pd.DataFrame:
@@ -106,7 +107,7 @@ def submission(
     out = Path(out)
     paths = eval_image_paths(eval_dir, info["ImageID"])
     skips = fresh_skip_report(out, overwrite)
-    if not all(t in predictor.tasks for t in ("mask", "gender", "age_bin")):
+    if not all(t in predictor.tasks for t in CLASSIFICATION_TASKS):
         raise DatasetError("the checkpoint lacks one of the mask, gender and age_bin heads; it cannot fill 18 classes")
     if crop_faces if crop_faces is not None else predictor.cfg.faces.trained_on_crops:
         from faceattr.inference.faces_in_photos import predict_faces

@@ -23,9 +23,9 @@ from faceattr.faces.detect import Face, FaceDetector
 from faceattr.inference.faces_in_photos import classify_photos, flat_row
 from faceattr.inference.predictor import BasePredictor
 from faceattr.inference.profile import StageClock
-from faceattr.labels import CLASS_NAMES, decide
+from faceattr.labels import CLASS_NAMES, CLASSIFICATION_TASKS, decide
 
-TASKS = ("mask", "gender", "age_bin")
+TASKS = CLASSIFICATION_TASKS
 
 
 def is_video(path: str | Path) -> bool:

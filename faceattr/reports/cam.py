@@ -24,7 +24,7 @@ from faceattr.atomic import save_figure
 from faceattr.data.images import load_rgb
 from faceattr.errors import ConfigError
 from faceattr.inference.checkpoint_predictor import Predictor
-from faceattr.labels import CLASS_NAMES
+from faceattr.labels import CLASS_NAMES, CLASSIFICATION_TASKS
 
 
 @dataclass
@@ -114,7 +114,7 @@ def worst_validation_images(predictor: Predictor, count: int) -> pd.DataFrame:
     preds = predictor.predict_paths(frame["path"].tolist())
     frame = frame.iloc[preds.indices].reset_index(drop=True)
     true_probs = []
-    for head in [h for h in ("mask", "gender", "age_bin") if h in preds.probs]:
+    for head in [h for h in CLASSIFICATION_TASKS if h in preds.probs]:
         truth = frame[head].to_numpy()
         known = truth >= 0
         p = np.ones(len(frame))

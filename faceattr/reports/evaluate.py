@@ -15,7 +15,7 @@ from faceattr.data.split import load_or_make_folds
 from faceattr.errors import FaceAttrError, ManifestError
 from faceattr.inference.load import load_predictor
 from faceattr.inference.predictor import BasePredictor
-from faceattr.labels import GENDER_NAMES, MASK_NAMES, NUM_CLASSES, age_bin_names, class_name
+from faceattr.labels import CLASSIFICATION_TASKS, GENDER_NAMES, MASK_NAMES, NUM_CLASSES, age_bin_names, class_name
 from faceattr.reports.gallery import mistake_gallery
 from faceattr.reports.groups import group_report, markdown, plot_groups
 from faceattr.reports.metrics import (
@@ -116,7 +116,7 @@ def evaluate(
     }
     metrics: dict[str, dict[str, float]] = {}
     reports = []
-    for task in [t for t in ("mask", "gender", "age_bin", "label18") if t in labels]:
+    for task in [t for t in (*CLASSIFICATION_TASKS, "label18") if t in labels]:
         y_true, y_pred = frame[task].to_numpy(), labels[task]
         metrics[task] = task_metrics(y_true, y_pred)
         report = per_class_report(y_true, y_pred, names[task])
@@ -147,7 +147,7 @@ def evaluate(
                 out / "age_error_by_decade.png",
                 f"age MAE {metrics['age']['mae']:.2f} years, CS@5 {metrics['age']['cs5']:.2f}",
             )
-    table = frame[["path", "person_id", *[t for t in ("mask", "gender", "age_bin", "label18") if t in frame]]].copy()
+    table = frame[["path", "person_id", *[t for t in (*CLASSIFICATION_TASKS, "label18") if t in frame]]].copy()
     if "age" in frame:
         table["age"] = frame["age"]
     for task, values in labels.items():

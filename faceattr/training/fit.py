@@ -314,7 +314,7 @@ def _train(cfg: Config, run_dir: Path, resume: bool, callbacks: list | None) -> 
         module.set_class_weights(
             {
                 t: balanced_class_weights(datamodule.train_frame[t].to_numpy(), TASK_CLASSES[t])
-                for t in ("mask", "gender", "age_bin")
+                for t in CLASSIFICATION_TASKS
                 if t in cfg.model.heads
             }
         )
