@@ -1,0 +1,96 @@
+"""Fine-tuning switches do what their config keys say: a frozen backbone or frozen batch-norm statistics stay as
+they were, the backbone's lr share, early stopping, `train.monitor=last`, EMA weights, and the kept checkpoint
+chosen by `val/error`."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+from lightning.pytorch.callbacks import Callback
+
+from faceattr.config import OptimConfig, load_config
+from faceattr.training import train
+from tests.conftest import tiny_overrides
+
+
+class InitialWeights(Callback):
+    """Keeps the backbone's weights and batch-norm statistics as they were when fitting started."""
+
+    def on_fit_start(self, trainer, module) -> None:
+        self.state = {k: v.detach().clone() for k, v in module.backbone.state_dict().items()}
+
+
+def run(manifest, tmp_path, name: str, **extra):
+    watch = InitialWeights()
+    cfg = load_config(None, tiny_overrides(manifest, tmp_path, **{"run.name": name, **extra}))
+    result = train(cfg, callbacks=[watch])
+    saved = torch.load(result.last_checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+    backbone = {k.removeprefix("backbone."): v for k, v in saved.items() if k.startswith("backbone.")}
+    return result, watch.state, backbone
+
+
+def changed(before: dict, after: dict, running_stats: bool) -> bool:
+    keys = [k for k in before if ("running_" in k) == running_stats and before[k].is_floating_point()]
+    return any(not torch.equal(before[k], after[k]) for k in keys)
+
+
+def test_a_frozen_backbone_keeps_its_weights_and_the_heads_still_learn(competition_manifest, tmp_path):
+    _result, before, after = run(competition_manifest, tmp_path, "frozen", **{"model.freeze_backbone_epochs": 5})
+    assert not changed(before, after, running_stats=False) and not changed(before, after, running_stats=True)
+    _, before, after = run(competition_manifest, tmp_path, "free")
+    assert changed(before, after, running_stats=False)  # the control: without freezing the backbone moves
+
+
+def test_freeze_bn_keeps_the_batch_norm_statistics_while_the_weights_train(competition_manifest, tmp_path):
+    _, before, after = run(competition_manifest, tmp_path, "bn", **{"model.freeze_bn": True})
+    assert changed(before, after, running_stats=False) and not changed(before, after, running_stats=True)
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam", "adamw", "adamp"])
+def test_the_backbone_gets_its_share_of_the_learning_rate(name):
+    from torch import nn
+
+    from faceattr.models.optim import create_optimizer
+
+    optimizer = create_optimizer(
+        OptimConfig(name=name, lr=0.01, backbone_lr_mult=0.1), nn.Linear(2, 2), nn.Linear(2, 1)
+    )
+    groups = {g["name"]: g["lr"] for g in optimizer.param_groups}
+    assert groups == pytest.approx({"backbone": 0.001, "heads": 0.01})
+
+
+def test_early_stopping_ends_a_run_that_stops_improving(competition_manifest, tmp_path):
+    extra = {
+        "train.epochs": 8,
+        "train.early_stopping_patience": 1,
+        "optim.lr": 1e-12,
+        "train.monitor": "val/loss",
+        "train.monitor_mode": "min",
+    }
+    result, _, _ = run(competition_manifest, tmp_path, "early", **extra)
+    epochs = pd.read_csv(result.run_dir / "csv" / "metrics.csv")["epoch"].max() + 1
+    assert epochs < 8
+
+
+def test_monitor_last_keeps_the_last_epoch(competition_manifest, tmp_path):
+    result, _, _ = run(competition_manifest, tmp_path, "last", **{"train.epochs": 3, "train.monitor": "last"})
+    assert result.best_epoch == 2
+
+
+def test_the_kept_checkpoint_is_the_epoch_with_the_lowest_val_error(competition_manifest, tmp_path):
+    extra = {"train.epochs": 3, "train.monitor": "val/error", "train.monitor_mode": "min"}
+    result, _, _ = run(competition_manifest, tmp_path, "error", **extra)
+    log = pd.read_csv(result.run_dir / "csv" / "metrics.csv").dropna(subset=["val/error"])
+    assert result.best_epoch == int(log.loc[log["val/error"].idxmin(), "epoch"])
+    summary = json.loads((result.run_dir / "train_summary.json").read_text())
+    assert summary["best_score"] == pytest.approx(log["val/error"].min(), abs=1e-5)
+
+
+def test_ema_saves_averaged_weights(competition_manifest, tmp_path):
+    _plain, _, plain_weights = run(competition_manifest, tmp_path, "plain")
+    ema, _, ema_weights = run(competition_manifest, tmp_path, "ema", **{"train.ema_decay": 0.9})
+    assert ema.best_checkpoint.is_file()
+    assert any(not torch.allclose(plain_weights[k], ema_weights[k]) for k in plain_weights if "running" not in k)
