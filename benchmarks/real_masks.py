@@ -257,8 +257,11 @@ def crowd_scores(checkpoints: list[Path], crops: pd.DataFrame, priors: dict | No
                 }
                 for lo, hi in CROWD_WIDTHS:
                     part = pick & (widths >= lo) & (widths < hi)
-                    f = f1_score(truth[part], labels[part], labels=[0, 1, 2], average="macro", zero_division=0)
-                    row[f"f1_{lo}_{hi if hi < 100_000 else 'up'}px"] = round(float(f), 4) if part.any() else None
+                    key = f"f1_{lo}_{hi if hi < 100_000 else 'up'}px"
+                    row[key] = None
+                    if part.any():
+                        f = f1_score(truth[part], labels[part], labels=[0, 1, 2], average="macro", zero_division=0)
+                        row[key] = round(float(f), 4)
                 rows.append(row)
                 print(row, flush=True)
     return rows
