@@ -153,6 +153,16 @@ def test_tta_views_shapes_and_flip_invariance():
     assert not np.array_equal(mirrored, x)
 
 
+def test_the_brightness_view_brightens_the_pixels_not_the_normalised_values():
+    """The view works in normalised space, so it must equal normalising pixels made (1 + b) times brighter."""
+    rng = np.random.default_rng(3)
+    pixels = rng.uniform(0, 1, size=(2, 3, 8, 8)).astype(np.float32)
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    m, s = np.array(mean, np.float32)[:, None, None], np.array(std, np.float32)[:, None, None]
+    view = tta_views((pixels - m) / s, TTAConfig(transforms=["brightness"], brightness=0.2), mean, std)[1]
+    np.testing.assert_allclose(view, (pixels * 1.2 - m) / s, atol=1e-5)
+
+
 def test_tta_shift_and_zoom_are_torchs_pad_and_bilinear_zoom():
     """The NumPy views (no torch at predict) move pixels exactly as torch's replicate pad and bilinear resize."""
     import torch.nn.functional as F
