@@ -118,3 +118,21 @@ def test_crop_frames_a_boxed_face_on_the_detectors_box_where_it_finds_it(tmp_pat
     first = np.asarray(Image.open(crops["path"][0]))
     assert first.shape[0] > first.shape[1] > 80  # the face and its margins, taller than wide
     assert pd.notna(crops["landmarks"][0]) and crops["landmarks"][0] != ""
+
+
+def test_prepare_manifest_joins_manifests_and_keeps_their_people_apart(competition_manifest, tmp_path):
+    from typer.testing import CliRunner
+
+    from faceattr.cli import app
+
+    other = tmp_path / "other.csv"
+    pd.read_csv(competition_manifest).to_csv(other, index=False)  # the same people under another file name
+    out = tmp_path / "joined.csv"
+    done = CliRunner().invoke(
+        app, ["prepare", "manifest", str(competition_manifest), str(other), "--out", str(out), "--folds", "3"]
+    )
+    assert done.exit_code == 0, done.output
+    joined = pd.read_csv(out)
+    assert len(joined) == 2 * len(pd.read_csv(competition_manifest))
+    assert joined["person_id"].str.startswith(("manifest:", "other:")).all()
+    assert joined["person_id"].nunique() == 2 * pd.read_csv(competition_manifest)["person_id"].nunique()

@@ -51,7 +51,10 @@ def print_counts(df, title: str) -> None:
 @app.command()
 def prepare(
     source: Annotated[
-        str, typer.Argument(help="competition | utkface | csv | imdb-wiki | appa-real | folder | boxes | voc | yolo")
+        str,
+        typer.Argument(
+            help="competition | utkface | csv | imdb-wiki | appa-real | folder | boxes | voc | yolo | manifest"
+        ),
     ],
     roots: Annotated[
         list[Path], typer.Argument(help="dataset root(s) of that layout, or the CSV / .mat file(s); several are joined")

@@ -107,7 +107,7 @@ def prepare(source: str, roots: list[Path], out: Path, options: PrepareOptions |
     df, problems, report = read_sources(source, roots, options)
     copies = conflicts = 0
     # several faces per photo (boxes, voc, yolo) share one photo file: not duplicates
-    per_face = source in ("boxes", "voc", "yolo")
+    per_face = source in ("boxes", "voc", "yolo", "manifest")  # a manifest may hold boxed faces
     if options.drop_duplicates if options.drop_duplicates is not None else source != "competition" and not per_face:
         df, dups = drop_duplicate_images(df)
         copies, conflicts = len(dups.copies_dropped), len(dups.conflicts_dropped)

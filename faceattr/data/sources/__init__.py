@@ -12,6 +12,7 @@ from faceattr.data.sources.competition import read_competition, read_competition
 from faceattr.data.sources.csv_table import read_csv_table
 from faceattr.data.sources.image_folder import read_image_folder
 from faceattr.data.sources.imdb_wiki import read_imdb_wiki
+from faceattr.data.sources.manifests import read_manifests
 from faceattr.data.sources.utkface import read_utkface
 
 READERS: dict[str, Callable[..., pd.DataFrame]] = {
@@ -25,6 +26,7 @@ READERS: dict[str, Callable[..., pd.DataFrame]] = {
     "boxes": read_boxes_csv,
     "voc": read_voc,
     "yolo": read_yolo,
+    "manifest": read_manifests,
 }
 
 __all__ = [
@@ -36,6 +38,7 @@ __all__ = [
     "read_csv_table",
     "read_image_folder",
     "read_imdb_wiki",
+    "read_manifests",
     "read_utkface",
     "read_voc",
     "read_yolo",
