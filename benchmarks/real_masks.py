@@ -357,12 +357,17 @@ def main() -> None:
         "boxes ../shared/data/masks-crowd/faces.csv` then `faceattr crop -c configs/mask_drawn.yaml`)",
     )
     parser.add_argument("--checkpoint", type=Path, action="append", help="with --crowd: a mask model (repeat)")
+    parser.add_argument(
+        "--crowd-priors", default=None, help="with --crowd: class shares instead of each model's own (none: as trained)"
+    )
     parser.add_argument("--prepare-only", action="store_true", help="stop once the crops manifests are written")
     args = parser.parse_args()
     if args.crowd is not None:  # three classes on real crowd faces, for models trained elsewhere
-        rows = crowd_scores(args.checkpoint or [], read_manifest(args.crowd))
+        priors = parse_priors(args.crowd_priors) if args.crowd_priors is not None else None
+        rows = crowd_scores(args.checkpoint or [], read_manifest(args.crowd), priors)
         columns = [*list(dict.fromkeys(k for r in rows for k in r if k != "confusion")), "confusion"]
-        save("real_masks_crowd", rows, columns, {"crowd": str(args.crowd), "checkpoints": args.checkpoint})
+        settings = {"crowd": str(args.crowd), "checkpoints": args.checkpoint, "priors": args.crowd_priors}
+        save("real_masks_crowd" + ("_as_trained" if priors == {} else ""), rows, columns, settings)
         return
     if args.incorrect_share <= 0 or (args.incorrect_share > 1 and args.incorrect_share != round(args.incorrect_share)):
         parser.error("--incorrect-share: a share in (0, 1], or a whole number of repeats (2, 3, ...)")
