@@ -164,3 +164,13 @@ def predict(predictor, crops: list[np.ndarray], batch: int = 64) -> dict[str, np
     parts = [predictor.predict_crops(crops[i : i + batch]) for i in range(0, len(crops), batch)]
     probs = {task: np.concatenate([p[task] for p in parts]) for task in parts[0]}
     return decide(probs, predictor.cfg.data.old_threshold)
+
+
+def take(loader, n: int):
+    """`n` batches from a loader, epoch after epoch (with persistent workers, no restart cost between epochs)."""
+    while True:
+        for batch in loader:
+            yield batch
+            n -= 1
+            if n == 0:
+                return

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.common import RESULTS, save
+from benchmarks.common import RESULTS, save, take
 from faceattr.config import load_config
 from faceattr.data.datamodule import FaceDataModule
 from faceattr.models.module import FaceAttrModule
@@ -42,16 +42,6 @@ def rate(batches, step, warmup: int = 5) -> float:
         step(batch)
     torch.cuda.synchronize()
     return seen / (time.perf_counter() - start)
-
-
-def take(loader, n: int):
-    """`n` batches from a loader, epoch after epoch (persistent workers: no restart cost between epochs)."""
-    while True:
-        for batch in loader:
-            yield batch
-            n -= 1
-            if n == 0:
-                return
 
 
 def configured(args, size: int, backbone: str, on_device: bool, workers: int):

@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
-from benchmarks.common import SHARED_UTKFACE, save
+from benchmarks.common import SHARED_UTKFACE, save, take
 from faceattr.config import load_config
 from faceattr.data.datamodule import FaceDataset
 from faceattr.data.decoded_cache import DecodedCache, build_cache
@@ -109,24 +109,15 @@ def measure(args, frame: pd.DataFrame, setup: dict) -> dict:
     out["train_a"] = _rate([fixed] * (steps + 2), lambda b: runner.train_step(*b))
     cache = DecodedCache(setup["cache"]) if setup.get("cache") else None
     loader = _loader(frame, train_transform(size, cfg.augment, mean, std), bs, setup["workers"], cache)
-    out["train_c"] = _rate(_take(loader, steps + 2), lambda b: None)
-    out["train_b"] = _rate(_take(loader, steps + 2), lambda b: runner.train_step(*b))
+    out["train_c"] = _rate(take(loader, steps + 2), lambda b: None)
+    out["train_b"] = _rate(take(loader, steps + 2), lambda b: runner.train_step(*b))
     out["infer_a"] = _rate([fixed] * (steps * 2 + 2), lambda b: runner.infer(b[0]))
     eval_loader = _loader(frame, eval_transform(size, mean, std), bs, setup["workers"], cache)
-    out["infer_c"] = _rate(_take(eval_loader, steps * 2 + 2), lambda b: None)
-    out["infer_b"] = _rate(_take(eval_loader, steps * 2 + 2), lambda b: runner.infer(b[0]))
+    out["infer_c"] = _rate(take(eval_loader, steps * 2 + 2), lambda b: None)
+    out["infer_b"] = _rate(take(eval_loader, steps * 2 + 2), lambda b: runner.infer(b[0]))
     for kind in ("train", "infer"):
         out[f"{kind}_b_over_a"] = out[f"{kind}_b"] / out[f"{kind}_a"]
     return {k: round(v, 3) if isinstance(v, float) else v for k, v in out.items()}
-
-
-def _take(loader, n: int):
-    while True:
-        for batch in loader:
-            yield batch
-            n -= 1
-            if n == 0:
-                return
 
 
 def _peak_rss_child(backbone: str, size: int, batch: int, channels_last: bool, queue) -> None:

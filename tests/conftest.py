@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,30 @@ def public_face(size: tuple[int, int] = (170, 200), mirrored: bool = False):
 
     face = Image.fromarray(skimage_data.astronaut()[20:220, 150:320]).resize(size)
     return face.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if mirrored else face
+
+
+@contextmanager
+def served_on_loopback(app):
+    """A real uvicorn serving `app` on a free 127.0.0.1 port in a thread (TestClient would buffer whole bodies
+    before the app sees them); yields the port, stops the server on exit."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(100):
+        if server.started:
+            break
+        time.sleep(0.05)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -7,8 +7,6 @@ import json
 import os
 import shutil
 import socket
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -192,25 +190,15 @@ def test_the_second_pass_detects_on_a_bounded_copy_of_a_large_photo():
 
 @pytest.fixture
 def stall_server(trained_run):
-    uvicorn = pytest.importorskip("uvicorn", reason="serving needs pip install 'faceattr[serve]'")
+    pytest.importorskip("uvicorn", reason="serving needs pip install 'faceattr[serve]'")
     from faceattr.inference.checkpoint_predictor import Predictor
     from faceattr.serve.app import create_app
+    from tests.conftest import served_on_loopback
     from tests.test_serve import NoFaces
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     app_ = create_app(Predictor(trained_run.best_checkpoint), detector=NoFaces(), max_in_flight=4, body_timeout_s=1.5)
-    server = uvicorn.Server(uvicorn.Config(app_, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(100):
-        if server.started:
-            break
-        time.sleep(0.05)
-    yield port
-    server.should_exit = True
-    thread.join(timeout=10)
+    with served_on_loopback(app_) as port:
+        yield port
 
 
 def _stalled_upload(port: int) -> socket.socket:

@@ -20,7 +20,7 @@ from faceattr.config import FacesConfig
 from faceattr.faces.detect import FaceDetector
 from faceattr.inference.checkpoint_predictor import Predictor
 from faceattr.serve.app import create_app
-from tests.conftest import public_face
+from tests.conftest import public_face, served_on_loopback
 
 
 class NoFaces(FaceDetector):
@@ -223,20 +223,10 @@ def test_browser_uploads_a_photo_and_sees_the_labels(trained_run, tmp_path):
 @pytest.fixture
 def live_server(trained_run):
     """A real uvicorn on loopback (TestClient would buffer the whole body before the app sees it)."""
-    import uvicorn
-
-    port = _free_port()
+    pytest.importorskip("uvicorn", reason="serving needs pip install 'faceattr[serve]'")
     app = create_app(Predictor(trained_run.best_checkpoint), detector=NoFaces(), max_upload_bytes=1_000_000)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(100):
-        if server.started:
-            break
-        time.sleep(0.05)
-    yield port, app
-    server.should_exit = True
-    thread.join(timeout=10)
+    with served_on_loopback(app) as port:
+        yield port, app
 
 
 def _chunked_upload(port: int, chunks: int, chunk: bytes) -> tuple[int, int]:
