@@ -72,3 +72,11 @@ def test_a_typo_inside_per_task_or_tune_space_names_where_it_is_and_the_valid_ke
     with pytest.raises(ConfigError, match=r"'optim.lrr' in tune.space"):
         with_params(cfg, {"optim.lrr": 0.01})
     assert with_params(cfg, {"optim.lr": 0.02}, "trial-1").run.name == "trial-1"
+
+
+def test_an_empty_mapping_on_the_command_line_empties_what_the_config_file_set():
+    from pathlib import Path
+
+    preset = Path(__file__).resolve().parents[1] / "configs" / "mask_drawn.yaml"
+    assert load_config(preset).priors.target == {"mask": [0.83, 0.05, 0.12]}
+    assert load_config(preset, ["priors.target={}"]).priors.target == {}

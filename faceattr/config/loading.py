@@ -38,7 +38,12 @@ def _merge(base: DictConfig, other: DictConfig | list[str], origin: str) -> Dict
             for item in other:
                 if "=" not in item:
                     raise ConfigError(f"override '{item}' from {origin} is not key=value (e.g. train.epochs=5)")
+            empties = [item.split("=", 1)[0] for item in other if item.split("=", 1)[1].strip() in ("{}", "[]")]
             other = OmegaConf.from_dotlist(other)
+            merged = OmegaConf.merge(base, other)
+            for key in empties:  # `key={}` empties a mapping a config file filled (a merge would keep its entries)
+                OmegaConf.update(merged, key, OmegaConf.select(other, key), merge=False)
+            return merged
         return OmegaConf.merge(base, other)
     except (ConfigKeyError, ConfigAttributeError) as e:
         key = e.full_key or str(e)
