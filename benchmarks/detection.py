@@ -26,6 +26,7 @@ from faceattr.config import FacesConfig
 from faceattr.data.images import load_rgb
 from faceattr.data.sources.boxes import photo_half
 from faceattr.faces.detect import FaceDetector
+from faceattr.faces.detectors import box_iou, nms
 
 CROWD = SHARED_DATA / "masks-crowd"
 REAL = SHARED_DATA / "masks-real"
@@ -48,8 +49,6 @@ def upscaled(detector: FaceDetector, factor: float):
 
 def pyramid(detector: FaceDetector, factor: float):
     """Detection on the photo as it is and enlarged `factor` times, merged by non-maximum suppression."""
-    from faceattr.faces.detectors import nms
-
     large = upscaled(detector, factor)
 
     def detect(image: np.ndarray):
@@ -90,48 +89,19 @@ def settings() -> dict:
     }
 
 
-def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box in a (N x 4) with every box in b (M x 4)."""
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area = lambda r: (r[:, 2] - r[:, 0]) * (r[:, 3] - r[:, 1])  # noqa: E731
-    return inter / (area(a)[:, None] + area(b)[None, :] - inter + 1e-9)
-
-
-def match(truth: np.ndarray, found: list, threshold: float = 0.5) -> tuple[np.ndarray, list[tuple[float, bool]]]:
-    """Greedy matching by score: which boxed faces were found, and (score, true positive) per detection."""
-    hit = np.zeros(len(truth), bool)
-    scored = []
+def match(truth: np.ndarray, found: list, threshold: float = 0.5) -> tuple[np.ndarray, list[bool]]:
+    """Greedy matching, highest score first: which boxed faces were found, and per detection (in the order given)
+    whether it matched a boxed face."""
+    hit, ok = np.zeros(len(truth), bool), [False] * len(found)
     if not found:
-        return hit, scored
-    boxes = np.array([b for b, _ in found], np.float32)
+        return hit, ok
     scores = np.array([s for _, s in found], np.float32)
-    overlaps = iou(boxes, truth) if len(truth) else np.zeros((len(boxes), 0))
-    for i in np.argsort(-scores):
-        j = int(np.argmax(overlaps[i])) if overlaps.shape[1] else -1
-        ok = j >= 0 and overlaps[i, j] >= threshold and not hit[j]
-        if ok:
-            hit[j] = True
-        scored.append((float(scores[i]), bool(ok)))
-    return hit, scored
-
-
-def match_detections(truth: np.ndarray, found: list, threshold: float = 0.5) -> list[bool]:
-    """Per detection, in the order given: whether it matched a boxed face (the same greedy matching as `match`)."""
-    if not found:
-        return []
-    hit = np.zeros(len(truth), bool)
-    scores = np.array([sc for _, sc in found], np.float32)
-    overlaps = iou(np.array([b for b, _ in found], np.float32), truth) if len(truth) else np.zeros((len(found), 0))
-    ok = [False] * len(found)
+    overlaps = box_iou(np.array([b for b, _ in found], np.float32), truth) if len(truth) else np.zeros((len(found), 0))
     for i in np.argsort(-scores):
         j = int(np.argmax(overlaps[i])) if overlaps.shape[1] else -1
         if j >= 0 and overlaps[i, j] >= threshold and not hit[j]:
             hit[j] = ok[i] = True
-    return ok
+    return hit, ok
 
 
 def average_precision(scored: list[tuple[float, bool]], positives: int) -> float:
@@ -157,14 +127,13 @@ def evaluate(name: str, detect, faces: pd.DataFrame, photos: list[str], unmatche
         seconds += time.perf_counter() - start
         pixels += image.shape[0] * image.shape[1]
         boxes = truth[["x1", "y1", "x2", "y2"]].to_numpy(np.float32)
-        hit, per_detection = match(boxes, found)
+        hit, matched = match(boxes, found)
         loose, _ = match(boxes, found, threshold=0.4)  # the issue's first measurement used IoU >= 0.4
         found_rows.append(truth.assign(found=hit, found_iou40=loose))
         if unmatched_out is not None:
-            matched = match_detections(boxes, found)
             unmatched_out += [(photo, box, score) for (box, score), ok in zip(found, matched, strict=True) if not ok]
-        scored += per_detection
-        unmatched += sum(not ok for _, ok in per_detection)
+        scored += [(float(np.float32(score)), ok) for (_, score), ok in zip(found, matched, strict=True)]
+        unmatched += matched.count(False)
     table = pd.concat(found_rows)
     width = table["x2"] - table["x1"]
     row = {"setting": name, "photos": len(photos), "faces": len(table), "recall": round(table["found"].mean(), 3)}

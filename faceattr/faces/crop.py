@@ -23,6 +23,7 @@ from faceattr.data.images import SkipReport, load_rgb, save_jpeg
 from faceattr.data.landmarks import format_points, parse_points  # noqa: F401  (parse_points re-exported)
 from faceattr.errors import ImageLoadError
 from faceattr.faces.detect import Face, FaceDetector, crop_face
+from faceattr.faces.detectors import box_iou
 
 INDEX_FIELDS = (
     "source_path",
@@ -142,8 +143,7 @@ def face_in_box(detector: FaceDetector, image: np.ndarray, box: tuple[float, ...
     best, best_iou = None, 0.3
     for face in detector.detect([region])[0]:
         fx1, fy1, fx2, fy2 = face.box[0] + rx, face.box[1] + ry, face.box[2] + rx, face.box[3] + ry
-        iw, ih = max(0.0, min(x2, fx2) - max(x1, fx1)), max(0.0, min(y2, fy2) - max(y1, fy1))
-        overlap = iw * ih / (w * h + (fx2 - fx1) * (fy2 - fy1) - iw * ih)
+        overlap = float(box_iou(np.array(box), np.array([fx1, fy1, fx2, fy2]))[0, 0])
         if overlap >= best_iou:
             best_iou = overlap
             best = Face((fx1, fy1, fx2, fy2), face.score, face.landmarks + np.array([rx, ry], np.float32))

@@ -86,18 +86,23 @@ def as_faces(boxes: np.ndarray, scores: np.ndarray, landmarks: np.ndarray) -> li
     return sorted(faces, key=lambda f: f.area, reverse=True)
 
 
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection over union of every box in `a` (N x 4, x1 y1 x2 y2) with every box in `b` (M x 4): N x M."""
+    a, b = np.asarray(a).reshape(-1, 4), np.asarray(b).reshape(-1, 4)
+    w = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
+    h = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
+    area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
+    area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
+    return w * h / (area_a[:, None] + area_b[None, :] - w * h + 1e-9)
+
+
 def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
     """Indices kept by greedy non-maximum suppression (highest score first)."""
-    x1, y1, x2, y2 = boxes.T
-    areas = np.maximum(0, x2 - x1) * np.maximum(0, y2 - y1)
     order, keep = np.argsort(-scores), []
     while order.size:
         i, rest = order[0], order[1:]
         keep.append(i)
-        w = np.maximum(0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]))
-        h = np.maximum(0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]))
-        overlap = w * h / (areas[i] + areas[rest] - w * h + 1e-9)
-        order = rest[overlap < iou]
+        order = rest[box_iou(boxes[i], boxes[rest])[0] < iou]
     return np.asarray(keep, dtype=np.int64)
 
 
