@@ -21,6 +21,7 @@ from faceattr.atomic import write_json
 from faceattr.config import FacesConfig
 from faceattr.data.images import SkipReport, load_rgb, save_jpeg
 from faceattr.data.landmarks import format_points, parse_points  # noqa: F401  (parse_points re-exported)
+from faceattr.data.sources.boxes import BOX_COLUMNS
 from faceattr.errors import ImageLoadError
 from faceattr.faces.detect import Face, FaceDetector, crop_face
 from faceattr.faces.detectors import box_iou
@@ -130,9 +131,6 @@ def _in_crop(points: np.ndarray, box: tuple[int, int, int, int]) -> str:
     return format_points(np.asarray(points, dtype=np.float64).reshape(-1, 2) - np.array(box[:2], dtype=np.float64))
 
 
-BOX_COLUMNS = ("box_x1", "box_y1", "box_x2", "box_y2")  # a boxed face's annotated box (data/sources/boxes.py)
-
-
 def face_in_box(detector: FaceDetector, image: np.ndarray, box: tuple[float, ...]) -> Face | None:
     """The detected face that best matches an annotated box (IoU >= 0.3), found on the region around the box, in
     the photo's pixels; None where the detector finds none there (a small or turned face)."""
@@ -191,19 +189,16 @@ def crop_boxes(
                     "landmarks": _in_crop(face.landmarks, crop_box) if face is not None else "",
                 }
             )
-    made = pd.DataFrame(rows).set_index("index") if rows else pd.DataFrame()
-    out = df.loc[made.index].copy() if rows else df.iloc[:0].copy()
-    out["source_path"] = out["path"]
-    out["path"] = made["crop"] if rows else []
-    for col in ("detection", "face_score", "crop_x1", "crop_y1", "crop_x2", "crop_y2", "face_box", "landmarks"):
-        out[col] = made[col] if rows else []
+    columns = ["crop", "detection", "face_score", "crop_x1", "crop_y1", "crop_x2", "crop_y2", "face_box", "landmarks"]
+    made = pd.DataFrame(rows, columns=["index", *columns]).set_index("index")
+    out = df.loc[made.index].assign(source_path=lambda f: f["path"], **{c: made[c] for c in columns})
+    out["path"] = out.pop("crop")
     out["face_found"] = True  # every boxed face is a face: found by the detector or given by its box
     out["crop_settings"] = shaping_settings(cfg)
     out = out.reset_index(drop=True)
-    how = {m: g.value_counts(normalize=True).to_dict() for m, g in out.groupby("mask")["detection"]} if len(out) else {}
-    result = CropResult(out, len(out), 0, len(skips), {m: 1.0 for m in how}, how)
-    result.box_to_detector_width = float(np.median(ratios)) if ratios else None
-    return result
+    how = {m: g.value_counts(normalize=True).to_dict() for m, g in out.groupby("mask")["detection"]}
+    width = float(np.median(ratios)) if ratios else None
+    return CropResult(out, len(out), 0, len(skips), {m: 1.0 for m in how}, how, box_to_detector_width=width)
 
 
 def crop_manifest(

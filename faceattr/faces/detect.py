@@ -164,12 +164,12 @@ class FaceDetector:
         """Faces per image (HxWx3 uint8 RGB), best first by area; detections under min_score dropped. With
         `faces.detect_max_side`, larger images are detected on a downscaled copy and the faces mapped back."""
         shrunk = [downscale(image, self.cfg.detect_max_side) for image in images]
-        results: list[list[Face]] = [[] for _ in images]
         if self.finder is not None:
             self.calls += len(images)
             return [
                 [scaled(f, 1 / scale) for f in self.finder.find(image, self.cfg.min_score)] for image, scale in shrunk
             ]
+        results: list[list[Face]] = [[] for _ in images]
         by_shape: dict[tuple, list[int]] = defaultdict(list)
         for i, (image, _) in enumerate(shrunk):
             if min(image.shape[:2]) >= self.cfg.min_face_size:  # smaller: MTCNN has no scale to search (and crashes)
