@@ -20,6 +20,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from faceattr.atomic import atomic_path
 from faceattr.config import MAX_PIXELS
+from faceattr.data.text_tables import decode_legacy
 from faceattr.errors import ImageLoadError
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,9 @@ def is_utf8_name(path: str | Path) -> bool:
 def text_named(files: list[Path], where: str | Path) -> list[Path]:
     """The files whose names a manifest can store; the others are left out with a warning naming them and the fix
     (a manifest is UTF-8 text, so such a file could not be found again from it)."""
-    odd = [f for f in files if not is_utf8_name(f)]
+    readable, odd = [], []
+    for f in files:
+        (readable if is_utf8_name(f) else odd).append(f)
     if odd:
         log.warning(
             "%s: %d file name(s) are not UTF-8 (e.g. %s) and are left out: rename them to UTF-8 (for example "
@@ -52,25 +55,20 @@ def text_named(files: list[Path], where: str | Path) -> list[Path]:
             readable_path(odd[0]),
             where,
         )
-    return [f for f in files if is_utf8_name(f)]
+    return readable
 
 
 def readable_path(path: str | Path) -> str:
-    """`path` as text a UTF-8 table can hold: a name in another encoding decoded as CP949 when that gives Korean
-    text (the competition's home), else as Windows-1252 (Latin-1's superset); the file itself is still read by its
-    real name. Too short for a statistical guess: a four-byte Korean name fools charset detectors."""
+    """`path` as text a UTF-8 table can hold: a name in another encoding decoded by the rule user CSVs are read
+    with (`decode_legacy`: CP949 when that gives Korean, else Windows-1252); the file itself is still read by its
+    real name."""
     if is_utf8_name(path):
         return str(path)
     import os
 
     raw = os.fsencode(str(path))
-    try:
-        korean = raw.decode("cp949")
-        if all(ord(c) < 128 or "\uac00" <= c <= "\ud7a3" for c in korean):  # ASCII and Hangul syllables only
-            return korean
-    except UnicodeDecodeError:
-        pass
-    return raw.decode("cp1252", errors="replace")
+    legacy = decode_legacy(raw)
+    return legacy[0] if legacy is not None else raw.decode("cp1252", errors="replace")
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:

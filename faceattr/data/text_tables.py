@@ -25,6 +25,20 @@ def _only(text: str, script: str) -> bool:
     )
 
 
+def decode_legacy(data: bytes) -> tuple[str, str] | None:
+    """(text, encoding) in the legacy encodings users send, each taken only when it yields one script's letters:
+    CP949 -> Hangul (the competition's home), Windows-1252 -> Latin; None when neither fits. Text too short for a
+    statistical guess (a file name, a few accented names) is read right this way."""
+    for encoding, script in (("cp949", "HANGUL"), ("cp1252", "LATIN")):
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        if _only(text, script):
+            return text, encoding
+    return None
+
+
 def decode_text(path: Path, data: bytes) -> tuple[str, str]:
     """(text, encoding): UTF-8 (BOM stripped) when it decodes; UTF-16 with its BOM; then the legacy encodings users
     send, each taken only when it yields one script's letters (CP949 -> Hangul, Windows-1252 -> Latin); else the
@@ -39,13 +53,9 @@ def decode_text(path: Path, data: bytes) -> tuple[str, str]:
             return data.decode("utf-16"), "utf-16"
         except UnicodeDecodeError:
             pass
-    for encoding, script in (("cp949", "HANGUL"), ("cp1252", "LATIN")):
-        try:
-            text = data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-        if _only(text, script):
-            return text, encoding
+    legacy = decode_legacy(data)
+    if legacy is not None:
+        return legacy
     from charset_normalizer import from_bytes
 
     matches = list(from_bytes(data))
