@@ -230,12 +230,11 @@ def _predict_photos(
     from faceattr.inference.outputs import predictions_table
     from faceattr.inference.profile import StageClock
 
-    clock = StageClock()
+    detector = predictor.face_detector() if faces else None
+    clock = StageClock()  # from here: model and detector loading are start-up, not per-photo time
     if faces:
         from faceattr.inference.faces_in_photos import predict_faces
 
-        detector = predictor.face_detector()
-        clock = StageClock()  # from here: model and detector loading are start-up, not per-photo time
         table = predict_faces(
             predictor, photos, detector, skips, draw, batch_size, clock, overlap=not profile, overwrite=overwrite
         )
@@ -407,6 +406,7 @@ def submit(
     ] = False,
 ) -> None:
     """Fill the competition's info.csv `ans` column with 18-class predictions."""
+    from faceattr.data.images import skip_report_path
     from faceattr.inference.load import load_predictor
     from faceattr.inference.outputs import submission
 
@@ -426,8 +426,7 @@ def submit(
         return
     console.print(f"wrote submission [bold]{out}[/] ({len(table)} rows)")
     if filled:
-        stem = Path(out).stem
         console.print(
             f"[yellow]{filled} row(s) had no readable image and got the most frequent class; listed in "
-            f"{Path(out).with_name(stem + '.skipped.csv')}[/]"
+            f"{skip_report_path(out)}[/]"
         )

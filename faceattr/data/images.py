@@ -147,6 +147,11 @@ def save_jpeg(image: np.ndarray, path: Path, quality: int = 95) -> None:
         Image.fromarray(image).save(tmp, format="JPEG", quality=quality)
 
 
+def skip_report_path(out: Path) -> Path:
+    """Where the inputs an output could not use are listed: `<out stem>.skipped.csv` beside it."""
+    return out.with_name(out.stem + ".skipped.csv")
+
+
 class SkipReport:
     """Collects images that could not be used, and appends them to a `skipped.csv` so nothing drops silently.
 

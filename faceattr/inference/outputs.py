@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from faceattr.atomic import write_csv
-from faceattr.data.images import SkipReport, readable_path
+from faceattr.data.images import SkipReport, readable_path, skip_report_path
 from faceattr.data.text_tables import read_text_table
 from faceattr.errors import DatasetError, FaceAttrError
 from faceattr.inference.predictor import BasePredictor, Predictions
@@ -51,7 +51,7 @@ def fresh_skip_report(out: Path, overwrite: bool) -> SkipReport:
     (a training run's own skipped.csv, say) is touched. An existing `out` is refused unless `overwrite`, and so is a
     report that is not one of ours; our own report left by a run that wrote no output (a refused submission, say) is
     replaced, so the re-run the error message suggests goes through."""
-    report = out.with_name(out.stem + ".skipped.csv")
+    report = skip_report_path(out)
     outputs = [out, *video_outputs(out)]
     existing = [p for p in outputs if p.exists()] or ([report] if report.exists() and _not_ours(report) else [])
     if existing and not overwrite:

@@ -241,7 +241,7 @@ def check_resumable(cfg: Config, checkpoint: dict, path: Path) -> None:
     saved_model = saved.get("model") or {}
     for key in ("backbone", "heads"):
         theirs, ours = saved_model.get(key), getattr(cfg.model, key)
-        if theirs is not None and (list(theirs) != list(ours) if key == "heads" else theirs != ours):
+        if theirs is not None and theirs != ours:  # a name, or a list of heads: plain values on both sides
             raise ConfigError(
                 f"--resume: {path} was trained with model.{key}={theirs}, the config now says {ours}; resume with "
                 f"the run's own config ({path.parent.parent / 'config.yaml'}) or start a new run.name"
