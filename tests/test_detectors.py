@@ -119,3 +119,68 @@ def test_an_unknown_detector_names_the_valid_ones():
 
     with pytest.raises(ConfigError, match="centerface"):
         load_config(None, ["faces.detector=retina"])
+
+
+# the default detector, its scores, and the framing it is stored with
+
+
+def test_centerface_is_the_default_and_each_detector_scores_on_its_own_scale():
+    assert FacesConfig().detector == "centerface"
+    assert (detector("centerface").min_score, detector("centerface").relaxed_min_score) == (0.35, 0.2)
+    assert (detector("mtcnn").min_score, detector("mtcnn").relaxed_min_score) == (0.9, 0.6)
+    assert detector("centerface", min_score=0.7).min_score == 0.7  # a configured score wins
+
+
+def test_crops_record_their_detector_and_training_adopts_it():
+    import json
+
+    import pandas as pd
+
+    from faceattr.faces.crop import adopt_crop_settings, shaping_settings
+
+    made_with = FacesConfig(detector="yunet", margins=[0.1, 0.1, 0.0, 0.0], margin_unit="fraction")
+    assert json.loads(shaping_settings(made_with))["detector"] == "yunet"
+    faces = FacesConfig()
+    changed = adopt_crop_settings(faces, pd.DataFrame({"crop_settings": [shaping_settings(made_with)]}))
+    assert faces.detector == "yunet" and "faces.detector: centerface -> yunet" in changed
+    old = json.loads(shaping_settings(FacesConfig(detector="auto")))
+    del old["detector"]  # crops made before the detector was recorded were framed on MTCNN's box
+    faces = FacesConfig()
+    adopt_crop_settings(faces, pd.DataFrame({"crop_settings": [json.dumps(old)]}))
+    assert faces.detector == "auto"
+
+
+def test_a_model_saved_before_the_detector_was_recorded_keeps_mtcnn():
+    from faceattr.config import from_dict, to_dict
+    from faceattr.config.schema import Config
+
+    saved = to_dict(Config())
+    del saved["faces"]["detector"]
+    assert from_dict(saved).faces.detector == "auto"
+    assert from_dict(to_dict(Config())).faces.detector == "centerface"
+
+
+def test_switching_a_models_detector_needs_margins_measured_with_the_new_one():
+    from faceattr.errors import ConfigError
+    from faceattr.faces.detect import switch_detector
+
+    model = FacesConfig(detector="auto", margins=[0.08, 0.1, -0.12, 0.02], margin_unit="fraction", min_score=0.9)
+    with pytest.raises(ConfigError, match=r"frames faces on mtcnn's box.*faceattr framing"):
+        switch_detector(model, "centerface", margins_given=False)
+    switched = switch_detector(model, "centerface", margins_given=True)
+    assert switched.detector == "centerface" and switched.min_score is None  # CenterFace's own score, not MTCNN's
+    assert switch_detector(model, "onnx", margins_given=False).detector == "onnx"  # MTCNN's backends: same boxes
+
+
+def test_predict_refuses_another_detectors_framing_unless_given_margins(trained_run, competition_root, tmp_path):
+    from typer.testing import CliRunner
+
+    from faceattr.cli import app
+
+    images = competition_root / "eval" / "images"
+    base = ["predict", str(trained_run.best_checkpoint), str(images), "--faces", "--detector", "mtcnn"]
+    refused = CliRunner().invoke(app, [*base, "--out", str(tmp_path / "a.csv")])
+    assert refused.exit_code == 2 and not (tmp_path / "a.csv").exists()
+    assert "frames faces on centerface's box" in " ".join(refused.output.split())
+    margins = ["--margins", "0.08,0.1,-0.12,0.02", "--out", str(tmp_path / "b.csv")]
+    assert CliRunner().invoke(app, [*base, *margins]).exit_code == 0

@@ -117,7 +117,7 @@ def test_utkface_framing_is_tighter_than_mtcnn_and_recovers_the_face_from_a_phot
     from faceattr.faces.detect import FaceDetector
 
     files = sorted(SHARED_UTKFACE.glob("*.jpg"))[::97][:60]
-    detector = FaceDetector()
+    detector = FaceDetector(FacesConfig(detector="mtcnn"))
     framing = measure_framing(pd.DataFrame({"path": [str(f) for f in files]}), limit=0, detector=detector)
     assert framing.face_rate >= 0.9
     assert framing.margins[2] < -0.1, "UTKFace's crops cut the forehead off MTCNN's box"

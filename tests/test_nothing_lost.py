@@ -172,14 +172,21 @@ def test_predict_says_when_a_folder_holds_nothing_it_can_read(trained_run, tmp_p
 # 4. a huge photo costs a bounded copy's detection
 
 
-def test_the_second_pass_detects_on_a_bounded_copy_of_a_large_photo():
+@pytest.mark.parametrize("name", ["mtcnn", "centerface"])
+def test_the_second_pass_detects_on_a_bounded_copy_of_a_large_photo(name):
     from faceattr.config import FacesConfig
     from faceattr.faces.detect import FaceDetector
 
-    detector = FaceDetector(FacesConfig(detect_max_side=640), device="cpu")
+    detector = FaceDetector(FacesConfig(detector=name, detect_max_side=640), device="cpu")
     seen: list[tuple] = []
-    detect = detector.relaxed.detect
-    detector.relaxed.detect = lambda batch, landmarks: seen.append(batch.shape) or detect(batch, landmarks=landmarks)
+    if detector.finder is not None:
+        find = detector.finder.find
+        detector.finder.find = lambda image, score: seen.append(image[None].shape) or find(image, score)
+    else:
+        detect = detector.relaxed.detect
+        detector.relaxed.detect = lambda batch, landmarks: (
+            seen.append(batch.shape) or detect(batch, landmarks=landmarks)
+        )
     photo = np.random.default_rng(0).integers(0, 255, (3000, 2400, 3), dtype=np.uint8)
     detector.rescue([photo])
     assert seen and max(seen[0][1:3]) <= 640 * 1.4 + 2  # the shrunk copy plus its 20 % padding on each side

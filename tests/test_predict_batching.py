@@ -27,7 +27,7 @@ def test_downscale_keeps_small_images_and_shrinks_large_ones_to_the_longest_side
 
 def test_faces_found_on_a_downscaled_copy_are_mapped_back_to_the_photo(monkeypatch):
     """MTCNN answers in the small copy's pixels; detect() returns the photo's."""
-    detector = FaceDetector(FacesConfig(detect_max_side=250, min_score=0.5))
+    detector = FaceDetector(FacesConfig(detector="mtcnn", detect_max_side=250, min_score=0.5))
     seen = []
 
     def fake_detect(batch, landmarks=True):

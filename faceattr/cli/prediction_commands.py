@@ -123,6 +123,13 @@ def predict(
         typer.Option(help="with --faces: crop margins L,R,T,B instead of the checkpoint's (from faceattr framing)"),
     ] = None,
     margin_unit: Annotated[str, typer.Option(help="unit of --margins: fraction (of the face box) or px")] = "fraction",
+    detector: Annotated[
+        str | None,
+        typer.Option(
+            help="with --faces: another face detector than the model's (centerface, yunet, mtcnn); needs --margins "
+            "measured with it when the model was framed on another detector's box"
+        ),
+    ] = None,
     batch_size: Annotated[
         int, typer.Option(help="photos per model call (16 measured fastest on CPU: larger batches run slower)")
     ] = 16,
@@ -189,6 +196,11 @@ def predict(
             priors=_priors(priors),
             peers=peers,
         )
+        if detector is not None:
+            from faceattr.faces.detect import switch_detector
+
+            predictor.cfg.faces = switch_detector(predictor.cfg.faces, detector, margins_given=margins is not None)
+            predictor.cfg.faces = _faces_with(predictor.cfg.faces)  # an unknown name is refused with the valid ones
         if margins is not None:
             predictor.cfg.faces = _with_margins(predictor.cfg.faces, margins, margin_unit)
             faces = True if faces is None else faces

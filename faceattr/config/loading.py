@@ -88,6 +88,9 @@ def from_dict(data: dict) -> Config:
     """Inverse of `to_dict`, tolerant of keys added in later versions being absent."""
     if not isinstance(data, dict):
         raise ConfigError(f"a model's config must be a mapping of sections, not {type(data).__name__}")
+    faces = data.get("faces")
+    if isinstance(faces, dict) and "detector" not in faces:  # saved before the key existed: MTCNN framed it
+        data = {**data, "faces": {**faces, "detector": "auto"}}
     cfg = _merge(OmegaConf.structured(Config), OmegaConf.create(data), "a checkpoint")
     typed: Config = OmegaConf.to_object(cfg)  # type: ignore[assignment]
     validate(typed)  # a checkpoint or sidecar edited by hand (std 0, say) is refused like a config file

@@ -329,22 +329,25 @@ class FacesConfig:
     margin_unit: str = "px"  # px | fraction (of the face box width for left/right, height for top/bottom;
     # negative cuts into the box, as `faceattr framing` measures for tight sets like UTKFace)
     fallback_size: list[int] = field(default_factory=lambda: [256, 340])  # width, height of the no-face crop
-    min_face_size: int = 40  # pixels; MTCNN ignores smaller faces
-    # the face detector (faces/detectors.py): mtcnn | centerface | yunet; for MTCNN also which runs its networks (the
-    # same faces either way): onnx (onnxruntime, about 3x faster on CPU and no torch needed) | torch (facenet-pytorch,
-    # on the GPU when there is one) | auto = mtcnn (torch on a GPU, else onnx)
-    detector: str = "auto"
+    min_face_size: int = 40  # pixels; MTCNN ignores smaller faces (other detectors find faces of any size)
+    # the face detector (faces/detectors.py): centerface (finds masked and small faces MTCNN misses: recall 0.86 vs
+    # 0.66 on real crowd photos) | yunet | mtcnn; for MTCNN also which runs its networks (the same faces either
+    # way): onnx (onnxruntime, about 3x faster on CPU and no torch needed) | torch (facenet-pytorch, on the GPU when
+    # there is one) | auto = mtcnn (torch on a GPU, else onnx). The framing is relative to the detector's box, so
+    # it is stored with the crops and the model, and predict keeps the model's detector
+    detector: str = "centerface"
     # detect on a copy whose longer side is at most this (0 = full size), boxes mapped back: MTCNN's time grows
     # with pixels, but faces below min_face_size * longer side / detect_max_side (original pixels) are then missed
     # (a 4032x3024 phone photo at 1280: faces under 126 px)
     detect_max_side: int = 1280
-    min_score: float = 0.9  # detections below this probability are ignored
+    # detections scoring below this are ignored; empty = the detector's own (MTCNN 0.9, CenterFace 0.35, YuNet 0.5)
+    min_score: float | None = None
     thresholds: list[float] = field(default_factory=lambda: [0.6, 0.7, 0.7])  # MTCNN's per-stage (P, R, O-net)
     # second pass on images where the first found no face (masked faces score low; tight crops lack context):
     # the image upscaled when small and padded with its mean colour, then relaxed thresholds
     second_pass: bool = True
     relaxed_thresholds: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
-    relaxed_min_score: float = 0.6
+    relaxed_min_score: float | None = None  # empty = the detector's own (MTCNN 0.6, CenterFace 0.2, YuNet 0.3)
     upscale_to: int = 320  # second pass: images whose longer side is below this are enlarged to it
     # still no face and the image is small and roughly square: it is already a face crop, so frame all of it
     # (instead of the centred fallback_size crop, which would cut a small crop's face or hold a large photo's
@@ -373,7 +376,9 @@ class FacesConfig:
             values = getattr(self, key)
             check(len(values) == 3 and all(0 < v < 1 for v in values), f"faces.{key}", "needs 3 values in (0, 1)")
         check(self.detect_max_side >= 0, "faces.detect_max_side", "must be 0 (full size) or a positive side")
-        check(0 < self.relaxed_min_score <= 1, "faces.relaxed_min_score", "must be in (0, 1]")
+        for key in ("min_score", "relaxed_min_score"):
+            value = getattr(self, key)
+            check(value is None or 0 < value <= 1, f"faces.{key}", "must be in (0, 1], or empty for the detector's own")
 
 
 @dataclass

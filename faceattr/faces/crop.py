@@ -56,6 +56,7 @@ class CropResult:
 
 
 SHAPING_KEYS = (
+    "detector",  # the margins are relative to its box
     "margins",
     "margin_unit",
     "fallback_size",
@@ -96,6 +97,9 @@ def adopt_crop_settings(faces: FacesConfig, frame: pd.DataFrame) -> list[str]:
         settings = json.loads(values[0])
     except json.JSONDecodeError as e:
         raise ValueError(f"unreadable crop_settings value {values[0]!r}: {e}") from e
+    if not isinstance(settings, dict):
+        raise ValueError(f"crop_settings value {values[0]!r} is not a mapping of face settings")
+    settings.setdefault("detector", "auto")  # crops made before the key was stored were framed on MTCNN's box
     changed = []
     for key in SHAPING_KEYS:
         if key in settings and settings[key] != getattr(faces, key):

@@ -1,8 +1,10 @@
-"""MTCNN face detection (facenet-pytorch, whose wheel ships the weights) and the crop geometry around a face.
+"""Face detection through the cascade every command uses (first pass, second pass, whole image) with the configured
+detector (faces/detectors.py, or MTCNN here), and the crop geometry around a face.
 
-MTCNN runs either as facenet-pytorch's modules or as the same networks on onnxruntime (faces/mtcnn_onnx.py):
-`faces.detector`. We call MTCNN.detect() rather than its batched forward(), which crashes on an image without a
-face. Images of the same size are detected in one batch; others one by one.
+MTCNN (facenet-pytorch, whose wheel ships the weights) runs either as facenet-pytorch's modules or as the same
+networks on onnxruntime (faces/mtcnn_onnx.py): `faces.detector`. We call MTCNN.detect() rather than its batched
+forward(), which crashes on an image without a face. Images of the same size are detected in one batch; others
+one by one.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from faceattr.config import FacesConfig
+from faceattr.errors import ConfigError
 from faceattr.faces.detectors import Face, FaceFinder, create_finder
 
 __all__ = ["Detection", "Face", "FaceDetector"]
@@ -47,7 +50,8 @@ def looks_like_face_crop(image: np.ndarray, max_side: int) -> bool:
 
 
 class FaceDetector:
-    """Batched MTCNN on CPU or GPU; `calls` counts images sent to the detector (the cache tests read it)."""
+    """The configured detector (faces.detector: a registered one, or MTCNN batched on CPU or GPU) and the cascade
+    around it; `calls` counts images sent to the detector (the cache tests read it)."""
 
     def __init__(
         self, cfg: FacesConfig | None = None, device: str = "auto", batch_size: int = 16, onnx_dir: Path | None = None
@@ -61,7 +65,9 @@ class FaceDetector:
         if self.cfg.detector not in MTCNN_NAMES:  # a registered detector (faces/detectors.py) for both passes
             self.finder = create_finder(self.cfg.detector)
             self.backend = self.cfg.detector
+            self.min_score, self.relaxed_min_score = scores(self.cfg, self.finder)
             return
+        self.min_score, self.relaxed_min_score = scores(self.cfg, MTCNN_SCORES)
         mtcnn_backend = {"mtcnn": "auto"}.get(self.cfg.detector, self.cfg.detector)
         self.backend = mtcnn_backend if mtcnn_backend != "auto" else _auto_backend(device)
         strict = (self.cfg.min_face_size, list(self.cfg.thresholds))
@@ -149,10 +155,10 @@ class FaceDetector:
             canvas, side = pad_image(big, pad, fill=None)
             self.calls += 1
             if self.finder is not None:
-                faces = self.finder.find(canvas, self.cfg.relaxed_min_score)
+                faces = self.finder.find(canvas, self.relaxed_min_score)
             else:
                 boxes, probs, landmarks = self.relaxed.detect(canvas[None], landmarks=True)
-                faces = self._faces(boxes[0], probs[0], landmarks[0], self.cfg.relaxed_min_score)
+                faces = self._faces(boxes[0], probs[0], landmarks[0], self.relaxed_min_score)
             if faces:
                 f = faces[0]  # the largest
                 results.append(Face(tuple((v - side) / scale for v in f.box), f.score, (f.landmarks - side) / scale))
@@ -166,9 +172,7 @@ class FaceDetector:
         shrunk = [downscale(image, self.cfg.detect_max_side) for image in images]
         if self.finder is not None:
             self.calls += len(images)
-            return [
-                [scaled(f, 1 / scale) for f in self.finder.find(image, self.cfg.min_score)] for image, scale in shrunk
-            ]
+            return [[scaled(f, 1 / scale) for f in self.finder.find(image, self.min_score)] for image, scale in shrunk]
         results: list[list[Face]] = [[] for _ in images]
         by_shape: dict[tuple, list[int]] = defaultdict(list)
         for i, (image, _) in enumerate(shrunk):
@@ -189,10 +193,10 @@ class FaceDetector:
         return results
 
     def _faces(self, boxes, probs, landmarks, min_score: float | None = None) -> list[Face]:
-        """One image's MTCNN output as Faces scoring at least `min_score` (default faces.min_score), largest first."""
+        """One image's MTCNN output as Faces scoring at least `min_score` (default: the first pass's), largest first."""
         if boxes is None:
             return []
-        floor = self.cfg.min_score if min_score is None else min_score
+        floor = self.min_score if min_score is None else min_score
         faces = [
             Face(tuple(float(v) for v in box), float(p), np.asarray(lm, dtype=np.float32))
             for box, p, lm in zip(boxes, probs, landmarks, strict=True)
@@ -202,6 +206,46 @@ class FaceDetector:
 
 
 MTCNN_NAMES = ("mtcnn", "auto", "onnx", "torch")  # faces.detector values run by MTCNN (auto/onnx/torch: its backend)
+
+
+@dataclass(frozen=True)
+class DetectorScores:
+    min_score: float
+    relaxed_min_score: float
+
+
+MTCNN_SCORES = DetectorScores(0.9, 0.6)  # MTCNN's O-net probability: first pass, second pass
+
+
+def scores(cfg: FacesConfig, defaults: FaceFinder | DetectorScores) -> tuple[float, float]:
+    """The first and second pass's score floors: the config's, else the detector's own (each scores on its scale)."""
+    return (
+        cfg.min_score if cfg.min_score is not None else defaults.min_score,
+        cfg.relaxed_min_score if cfg.relaxed_min_score is not None else defaults.relaxed_min_score,
+    )
+
+
+def detector_family(name: str) -> str:
+    """`mtcnn` for every name MTCNN runs under (its backends give the same boxes), else the detector's own name:
+    what a framing depends on."""
+    return "mtcnn" if name in MTCNN_NAMES else name
+
+
+def switch_detector(cfg: FacesConfig, name: str, margins_given: bool) -> FacesConfig:
+    """`cfg` with another detector, refused when the model's framing came from a different one: its margins are
+    relative to that detector's box (UTKFace's framing measured on CenterFace's box and on MTCNN's differs by
+    8 % of the face's height at the top), so the crops would not be the ones it was trained on. Margins measured
+    with the new detector (`faceattr framing`, given as --margins) make the switch sound."""
+    from dataclasses import replace
+
+    if detector_family(name) != detector_family(cfg.detector) and not margins_given:
+        raise ConfigError(
+            f"--detector {name}: this model frames faces on {detector_family(cfg.detector)}'s box (its training "
+            f"crops or framing were made with it), and {detector_family(name)}'s box sits elsewhere on the face, so "
+            f"its crops would differ from training. Leave --detector out (the model's own detector), or measure the "
+            f"framing with the new one (`faceattr framing M.csv faces.detector={name}`) and pass it as --margins"
+        )
+    return replace(cfg, detector=name, min_score=None, relaxed_min_score=None)
 
 
 def scaled(face: Face, factor: float) -> Face:

