@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -81,3 +81,18 @@ def save_image(image, path: str | Path, **save_kwargs) -> Path:
     with atomic_path(path, keep_suffix=True) as tmp:
         image.save(tmp, **save_kwargs)
     return Path(path)
+
+
+def refuse_to_replace(path: str | Path, overwrite: bool, inputs: Iterable[str | Path] = ()) -> None:
+    """Before any work: an output never replaces one of the command's inputs, nor an existing file without
+    `--overwrite`. The one wording of both refusals, for every command that writes."""
+    from faceattr.errors import FaceAttrError
+
+    target = Path(path).resolve()
+    if any(Path(i).resolve() == target for i in inputs):
+        raise FaceAttrError(
+            f"{path} is one of the inputs of this command; writing it would replace the data it reads: pick another "
+            "output name"
+        )
+    if Path(path).exists() and not overwrite:
+        raise FaceAttrError(f"{path} already exists; pick another output or pass --overwrite to replace it")

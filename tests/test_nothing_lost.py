@@ -489,7 +489,7 @@ def test_export_crop_and_stats_replace_their_outputs_only_with_overwrite(trained
     result = run("crop", competition_manifest, "--cache", tmp_path / "cache", "--out", crops)
     assert result.exit_code == 2 and crops.read_text() == "mine"
     result = run("crop", competition_manifest, "--cache", tmp_path / "cache", "--out", competition_manifest)
-    assert result.exit_code == 2 and "is an input" in said(result)
+    assert result.exit_code == 2 and "is one of the inputs" in said(result)
     (tmp_path / "stats").mkdir()
     (tmp_path / "stats" / "report.md").write_text("my notes")
     result = run("stats", competition_manifest, "--out", tmp_path / "stats")

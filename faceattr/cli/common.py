@@ -61,13 +61,10 @@ OverwriteFlag = Annotated[bool, typer.Option("--overwrite", help="replace output
 
 def refuse_existing(paths: list[Path], overwrite: bool, inputs: tuple[Path, ...] = ()) -> None:
     """Before any work: never write over an input, and over an existing output only with --overwrite."""
-    from faceattr.errors import FaceAttrError
+    from faceattr.atomic import refuse_to_replace
 
     for path in paths:
-        if any(path.resolve() == Path(i).resolve() for i in inputs):
-            raise FaceAttrError(f"{path} is an input of this command; pick another output name")
-        if path.exists() and not overwrite:
-            raise FaceAttrError(f"{path} already exists; pick another output or pass --overwrite to replace it")
+        refuse_to_replace(path, overwrite, inputs)
 
 
 def _fail(error: Exception) -> None:

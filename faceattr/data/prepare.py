@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from faceattr.atomic import write_csv
+from faceattr.atomic import refuse_to_replace, write_csv
 from faceattr.data.checks import CheckReport, check_manifest
 from faceattr.data.dedupe import drop_duplicate_images
 from faceattr.data.manifest import write_manifest
@@ -88,16 +88,9 @@ def read_sources(
 def check_output(out: Path, roots: list[Path], overwrite: bool) -> None:
     """Before reading anything: the manifest never replaces one of its own inputs, nor an existing file unless
     `overwrite`."""
-    target = Path(out).resolve()
-    if any(Path(root).resolve() == target for root in roots):
-        raise FaceAttrError(
-            f"--out {out} is one of the inputs; writing it would replace the data it is read from: "
-            "pick another --out, e.g. data/manifest.csv"
-        )
     if Path(out).is_dir():
         raise FaceAttrError(f"--out {out} is a folder; give a file name, e.g. --out {Path(out) / 'manifest.csv'}")
-    if Path(out).exists() and not overwrite:
-        raise FaceAttrError(f"{out} already exists; pick another --out or pass --overwrite to replace it")
+    refuse_to_replace(out, overwrite, roots)
 
 
 def prepare(source: str, roots: list[Path], out: Path, options: PrepareOptions | None = None) -> Prepared:

@@ -1,4 +1,4 @@
-"""Draw a face mask onto a photo from MTCNN's five landmarks and the face box.
+"""Draw a face mask onto a photo from the detector's five landmarks (MTCNN's order) and the face box.
 
 Geometry lives in a face frame: origin between the eyes, x along the eye line, y down the face, one unit = the
 distance between the eyes, so a mask follows head roll and scale. The outline runs from the nose bridge (or lower,
