@@ -141,3 +141,21 @@ def test_without_kornia_the_setting_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "kornia.augmentation", None)
     with pytest.raises(ConfigError, match=r"faceattr\[gpu\]"):
         DeviceAugment(SIZE, AugmentConfig(), MEAN, STD)
+
+
+def test_both_stacks_take_each_step_from_one_ordered_list():
+    """Albumentations in the workers and kornia on the device build the same AUGMENT_STEPS, in that one order:
+    each step turned on alone is one op in both, and a stack missing a step is refused."""
+    from faceattr.data.transforms import AUGMENT_STEPS, in_order, train_steps, train_transform
+
+    none = {name: 0.0 for name in AUGMENT_STEPS}
+    for name in AUGMENT_STEPS:
+        aug = AugmentConfig(**{**none, name: 0.5})
+        assert len(DeviceAugment(SIZE, aug, MEAN, STD).steps) == 1, name
+        assert len(train_transform(SIZE, aug, MEAN, STD).transforms) == 4, name  # resize, the step, normalize, tensor
+    everything = AugmentConfig(**{name: 0.5 for name in AUGMENT_STEPS})
+    assert len(DeviceAugment(SIZE, everything, MEAN, STD).steps) == len(AUGMENT_STEPS)
+    partial = dict(train_steps(SIZE, everything))
+    del partial["blur"]
+    with pytest.raises(ValueError, match="must build exactly"):
+        in_order(partial, everything)

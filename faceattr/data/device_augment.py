@@ -22,11 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from faceattr.config import AugmentConfig
-from faceattr.data.transforms import CUT_BOTTOM_MAX, LOW_RES_SIDES
+from faceattr.data.transforms import CUT_BOTTOM_MAX, LOW_RES_SIDES, OCCLUSION_HOLES, OCCLUSION_SIDE, in_order
 from faceattr.errors import ConfigError
-
-OCCLUSION_HOLES = (1, 4)  # as transforms.robustness_transforms' CoarseDropout
-OCCLUSION_SIDE = (0.1, 0.25)
 
 
 class ResizeToUint8:
@@ -155,46 +152,7 @@ class DeviceAugment(nn.Module):
             raise ConfigError(
                 "augment.on_device=true needs kornia: pip install 'faceattr[gpu]' (or set augment.on_device=false)"
             ) from e
-        low, high = aug.framing_scale
-        steps: list[tuple[float, nn.Module]] = [
-            (aug.hflip, K.RandomHorizontalFlip(p=aug.hflip)),
-            (
-                aug.shift_scale_rotate,
-                K.RandomAffine(degrees=10, translate=(0.06, 0.06), scale=(0.9, 1.1), p=aug.shift_scale_rotate),
-            ),
-            (aug.brightness_contrast, K.ColorJitter(brightness=0.2, contrast=0.2, p=aug.brightness_contrast)),
-            (
-                aug.framing_jitter,
-                K.RandomAffine(degrees=0, translate=(0.1, 0.1), scale=(low, high), p=aug.framing_jitter),
-            ),
-            (aug.cut_bottom, CutBottom(aug.cut_bottom)),
-            (
-                aug.color,
-                OneOf(
-                    [  # HueSaturationValue(10, 25, 15), RandomGamma(70-150), PlanckianJitter, as on the CPU path
-                        K.ColorJitter(brightness=15 / 255, saturation=25 / 255, hue=10 / 180, p=1.0),
-                        K.RandomGamma(gamma=(0.7, 1.5), p=1.0),
-                        K.RandomPlanckianJitter(p=1.0),
-                    ],
-                    aug.color,
-                ),
-            ),
-            (aug.grayscale, K.RandomGrayscale(p=aug.grayscale)),
-            (aug.low_resolution, LowResolution(size, aug.low_resolution)),
-            (
-                aug.blur,
-                OneOf(
-                    [  # GaussianBlur 3-7 px (OpenCV's sigma for those kernels: 0.8-1.4), MotionBlur 3-9 px
-                        K.RandomGaussianBlur(kernel_size=7, sigma=(0.8, 1.4), p=1.0),
-                        K.RandomMotionBlur(kernel_size=(3, 9), angle=(-180.0, 180.0), direction=(-1.0, 1.0), p=1.0),
-                    ],
-                    aug.blur,
-                ),
-            ),
-            (aug.jpeg, K.RandomJPEG(jpeg_quality=(20.0, 90.0), p=aug.jpeg)),
-            (aug.occlusion, Occlusion(aug.occlusion)),
-        ]
-        self.steps = nn.ModuleList([op for p, op in steps if p > 0])
+        self.steps = nn.ModuleList([op for _, op in in_order(device_steps(size, aug, K), aug)])
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
 
@@ -204,3 +162,37 @@ class DeviceAugment(nn.Module):
         for step in self.steps:
             x = step(x).clamp_(0.0, 1.0)
         return ((x - self.mean) / self.std).contiguous()
+
+
+def device_steps(size: int, aug: AugmentConfig, K) -> dict[str, nn.Module]:
+    """kornia's (or our torch) op for each of transforms.AUGMENT_STEPS, with the probability it applies at: the same
+    kinds of change with the same ranges as the Albumentations ops of `transforms.train_steps`."""
+    low, high = aug.framing_scale
+    return {
+        "hflip": K.RandomHorizontalFlip(p=aug.hflip),
+        "shift_scale_rotate": K.RandomAffine(
+            degrees=10, translate=(0.06, 0.06), scale=(0.9, 1.1), p=aug.shift_scale_rotate
+        ),
+        "brightness_contrast": K.ColorJitter(brightness=0.2, contrast=0.2, p=aug.brightness_contrast),
+        "framing_jitter": K.RandomAffine(degrees=0, translate=(0.1, 0.1), scale=(low, high), p=aug.framing_jitter),
+        "cut_bottom": CutBottom(aug.cut_bottom),
+        "color": OneOf(
+            [  # HueSaturationValue(10, 25, 15), RandomGamma(70-150), PlanckianJitter, as on the CPU path
+                K.ColorJitter(brightness=15 / 255, saturation=25 / 255, hue=10 / 180, p=1.0),
+                K.RandomGamma(gamma=(0.7, 1.5), p=1.0),
+                K.RandomPlanckianJitter(p=1.0),
+            ],
+            aug.color,
+        ),
+        "grayscale": K.RandomGrayscale(p=aug.grayscale),
+        "low_resolution": LowResolution(size, aug.low_resolution),
+        "blur": OneOf(
+            [  # GaussianBlur 3-7 px (OpenCV's sigma for those kernels: 0.8-1.4), MotionBlur 3-9 px
+                K.RandomGaussianBlur(kernel_size=7, sigma=(0.8, 1.4), p=1.0),
+                K.RandomMotionBlur(kernel_size=(3, 9), angle=(-180.0, 180.0), direction=(-1.0, 1.0), p=1.0),
+            ],
+            aug.blur,
+        ),
+        "jpeg": K.RandomJPEG(jpeg_quality=(20.0, 90.0), p=aug.jpeg),
+        "occlusion": Occlusion(aug.occlusion),
+    }

@@ -8,7 +8,7 @@ model predicts without torch.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import cv2
 import numpy as np
@@ -18,78 +18,97 @@ from faceattr.config import AugmentConfig
 if TYPE_CHECKING:
     import albumentations as A
 
+T = TypeVar("T")
+
 LOW_RES_SIDES = (24, 64)  # face sides (px) that `augment.low_resolution` simulates
 CUT_BOTTOM_MAX = 0.25  # the largest share of the height that `augment.cut_bottom` takes off
+OCCLUSION_HOLES = (1, 4)  # how many rectangles `augment.occlusion` blacks out
+OCCLUSION_SIDE = (0.1, 0.25)  # each one's height and width, as shares of the side
+
+# The training augmentations after the resize, each an `augment.*` probability (0 leaves it out), in the one order
+# both stacks apply them: Albumentations in the workers (`train_steps`) and kornia on the device
+# (device_augment.device_steps), each a mapping from these names to its own op. Geometry first, then colour, then
+# the losses of a real capture in the order they happen (a small face, blur, JPEG); occlusion last.
+AUGMENT_STEPS = (
+    "hflip",
+    "shift_scale_rotate",
+    "brightness_contrast",
+    "framing_jitter",
+    "cut_bottom",
+    "color",
+    "grayscale",
+    "low_resolution",
+    "blur",
+    "jpeg",
+    "occlusion",
+)
+ROBUSTNESS_STEPS = AUGMENT_STEPS[AUGMENT_STEPS.index("framing_jitter") :]  # how real photos differ from a training set
 
 
-def robustness_transforms(size: int, aug: AugmentConfig) -> list[A.BasicTransform]:
-    """The ways real photos differ from a training set's faces, each behind its `augment.*` probability.
+def in_order(ops: dict[str, T], aug: AugmentConfig, names: tuple[str, ...] = AUGMENT_STEPS) -> list[tuple[float, T]]:
+    """(probability, op) for the steps of `names` that `aug` turns on, in their order."""
+    if set(ops) != set(AUGMENT_STEPS):
+        raise ValueError(f"an augmentation stack must build exactly {AUGMENT_STEPS}, not {sorted(ops)}")
+    return [(getattr(aug, name), ops[name]) for name in names if getattr(aug, name) > 0]
 
-    Framing first (geometry), then colour, then the losses of a real capture in the order they happen: a small
-    face (low resolution), blur, JPEG; occlusion last. A probability of 0 leaves the transform out."""
+
+def train_steps(size: int, aug: AugmentConfig) -> dict[str, A.BasicTransform]:
+    """Albumentations' op for each of AUGMENT_STEPS (its probability is set by the caller)."""
     import albumentations as A
 
     low = (min(1.0, LOW_RES_SIDES[0] / size), min(1.0, LOW_RES_SIDES[1] / size))
-    candidates: list[tuple[float, A.BasicTransform]] = [
-        (
-            aug.framing_jitter,
-            A.Affine(scale=tuple(aug.framing_scale), translate_percent=(-0.1, 0.1), border_mode=0, p=1.0),
+    side = OCCLUSION_SIDE
+    return {
+        "hflip": A.HorizontalFlip(p=1.0),
+        "shift_scale_rotate": A.Affine(scale=(0.9, 1.1), translate_percent=(-0.06, 0.06), rotate=(-10, 10), p=1.0),
+        "brightness_contrast": A.RandomBrightnessContrast(0.2, 0.2, p=1.0),
+        "framing_jitter": A.Affine(scale=tuple(aug.framing_scale), translate_percent=(-0.1, 0.1), border_mode=0, p=1.0),
+        # the crop box clipped by the photo's bottom edge, then resized to a square like every crop
+        "cut_bottom": A.Sequential(
+            [
+                A.RandomCropFromBorders(crop_left=0, crop_right=0, crop_top=0, crop_bottom=CUT_BOTTOM_MAX),
+                A.Resize(size, size),
+            ],
+            p=1.0,
         ),
-        (  # the crop box clipped by the photo's bottom edge, then resized to a square like every crop
-            aug.cut_bottom,
-            A.Sequential(
-                [
-                    A.RandomCropFromBorders(crop_left=0, crop_right=0, crop_top=0, crop_bottom=CUT_BOTTOM_MAX),
-                    A.Resize(size, size),
-                ],
-                p=1.0,
-            ),
+        "color": A.OneOf(
+            [A.HueSaturationValue(10, 25, 15, p=1.0), A.RandomGamma((70, 150), p=1.0), A.PlanckianJitter(p=1.0)],
+            p=1.0,
         ),
-        (
-            aug.color,
-            A.OneOf(
-                [
-                    A.HueSaturationValue(10, 25, 15, p=1.0),
-                    A.RandomGamma((70, 150), p=1.0),
-                    A.PlanckianJitter(p=1.0),
-                ],
-                p=1.0,
-            ),
+        "grayscale": A.ToGray(p=1.0),
+        # area-average down, bilinear up: a small face from a real sensor, not nearest-neighbour blocks
+        "low_resolution": A.Downscale(
+            scale_range=low, interpolation_pair={"downscale": cv2.INTER_AREA, "upscale": cv2.INTER_LINEAR}, p=1.0
         ),
-        (aug.grayscale, A.ToGray(p=1.0)),
-        (  # area-average down, bilinear up: a small face from a real sensor, not nearest-neighbour blocks
-            aug.low_resolution,
-            A.Downscale(
-                scale_range=low, interpolation_pair={"downscale": cv2.INTER_AREA, "upscale": cv2.INTER_LINEAR}, p=1.0
-            ),
+        "blur": A.OneOf([A.GaussianBlur(blur_limit=(3, 7), p=1.0), A.MotionBlur(blur_limit=(3, 9), p=1.0)], p=1.0),
+        "jpeg": A.ImageCompression(quality_range=(20, 90), p=1.0),
+        "occlusion": A.CoarseDropout(
+            num_holes_range=OCCLUSION_HOLES, hole_height_range=side, hole_width_range=side, p=1.0
         ),
-        (aug.blur, A.OneOf([A.GaussianBlur(blur_limit=(3, 7), p=1.0), A.MotionBlur(blur_limit=(3, 9), p=1.0)], p=1.0)),
-        (aug.jpeg, A.ImageCompression(quality_range=(20, 90), p=1.0)),
-        (
-            aug.occlusion,
-            A.CoarseDropout(num_holes_range=(1, 4), hole_height_range=(0.1, 0.25), hole_width_range=(0.1, 0.25), p=1.0),
-        ),
-    ]
-    out = []
-    for p, transform in candidates:
-        if p > 0:
-            transform.p = p
-            out.append(transform)
-    return out
+    }
+
+
+def _with_p(steps: list[tuple[float, A.BasicTransform]]) -> list[A.BasicTransform]:
+    for p, transform in steps:
+        transform.p = p
+    return [transform for _, transform in steps]
+
+
+def robustness_transforms(size: int, aug: AugmentConfig) -> list[A.BasicTransform]:
+    """The ways real photos differ from a training set's faces (ROBUSTNESS_STEPS), each behind its `augment.*`
+    probability; a probability of 0 leaves the transform out."""
+    return _with_p(in_order(train_steps(size, aug), aug, ROBUSTNESS_STEPS))
 
 
 def train_transform(size: int, aug: AugmentConfig, mean, std) -> A.Compose:
-    """Training pipeline: resize, flip, small affine, brightness/contrast, the robustness set, normalize."""
+    """Training pipeline: resize, AUGMENT_STEPS in order, normalize."""
     import albumentations as A
     from albumentations.pytorch import ToTensorV2
 
     return A.Compose(
         [
             A.Resize(size, size),
-            A.HorizontalFlip(p=aug.hflip),
-            A.Affine(scale=(0.9, 1.1), translate_percent=(-0.06, 0.06), rotate=(-10, 10), p=aug.shift_scale_rotate),
-            A.RandomBrightnessContrast(0.2, 0.2, p=aug.brightness_contrast),
-            *robustness_transforms(size, aug),
+            *_with_p(in_order(train_steps(size, aug), aug)),
             A.Normalize(mean=tuple(mean), std=tuple(std), max_pixel_value=255.0),
             ToTensorV2(),
         ]
