@@ -69,6 +69,7 @@ def test_evaluate_by_writes_tables_charts_and_a_model_card(trained_run, tmp_path
         "## Intended use",
         "### by gender",
         "test_efficientnet",
+        "expects faces found by centerface",
     ):
         assert section in card, section
     assert f"{metrics['metrics']['mask']['f1']:.3f}" in card  # the card quotes the evaluation's own numbers

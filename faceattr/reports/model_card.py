@@ -46,18 +46,45 @@ def _counts(frame: pd.DataFrame, old_threshold: int) -> list[str]:
 
 def write_model_card(predictor, eval_frame: pd.DataFrame, summary: dict, path: Path) -> Path:
     """Write the card for `predictor`'s model evaluated on `eval_frame` (`summary` = metrics.json's content)."""
-    cfg = predictor.cfg
-    info = predictor.describe()
-    run_dir = Path(predictor.source).parent.parent
-    lines = [f"# Model card: {Path(predictor.source).name}", ""]
-    lines += ["## What it predicts", ""]
+    cfg, info = predictor.cfg, predictor.describe()
+    lines = [
+        f"# Model card: {Path(predictor.source).name}",
+        "",
+        *_what_it_predicts(cfg, info["heads"]),
+        *_training_data(cfg, Path(predictor.source).parent.parent),
+        *_recipe(cfg, info),
+        *_held_out(summary),
+        *_known_limits(cfg.faces, summary),
+        *INTENDED_USE,
+    ]
+    return write_text(path, "\n".join(lines))
+
+
+INTENDED_USE = [
+    "",
+    "## Intended use",
+    "",
+    "Research, prototypes and competitions: estimating mask wear, gender presentation and age from face photos "
+    "in aggregate. Not for decisions about individual people (access, eligibility, policing), and not for "
+    "inferring identity; a person's gender identity is not something a photo shows.",
+    "",
+]
+
+
+def _what_it_predicts(cfg, heads: list[str]) -> list[str]:
     names = {"mask": MASK_NAMES, "gender": GENDER_NAMES, "age_bin": age_bin_names(cfg.data.old_threshold)}
-    for task in info["heads"]:  # an ensemble of per-task models lists every member's heads
+    lines = ["## What it predicts", ""]
+    for task in heads:  # an ensemble of per-task models lists every member's heads
         what = (
             ", ".join(names[task]) if task in names else f"age in years (0-{MAX_AGE}, the distribution's expectation)"
         )
         lines.append(f"- {task}: {what}")
-    lines += ["", "## Data it was trained on", ""]
+    return lines
+
+
+def _training_data(cfg, run_dir: Path) -> list[str]:
+    """The manifest's size, counts and licences, and the run's training summary when the run folder has one."""
+    lines = ["", "## Data it was trained on", ""]
     try:
         train = read_manifest(cfg.data.manifest, cfg.data.old_threshold)
         lines.append(
@@ -76,37 +103,42 @@ def write_model_card(predictor, eval_frame: pd.DataFrame, summary: dict, path: P
             f"Training rows {trained.get('train_size')}, validation rows {trained.get('val_size')}, "
             f"best epoch {trained.get('best_epoch')} by {trained.get('monitor')}."
         )
+    return lines
+
+
+def _recipe(cfg, info: dict) -> list[str]:
+    """Backbone, weights, size, schedule, heads, augmentation and class shares; an ensemble names its members."""
     from faceattr.models.backbones import get_spec
 
     spec = get_spec(cfg.model.backbone)
     augment = {k: v for k, v in asdict(cfg.augment).items() if isinstance(v, float) and v > 0}
     members = info.get("members", [])
+    lines = ["", "## Recipe", ""]
+    if members:
+        lines.append(
+            f"An ensemble of {len(members)} models ({info.get('voting')} voting): "
+            + "; ".join(f"{m['source']} ({', '.join(m['heads'])})" for m in members)
+            + ". Each head is voted on by the members that have it; the recipe below is the first's."
+        )
     lines += [
-        "",
-        "## Recipe",
-        "",
-        *(
-            [
-                f"An ensemble of {len(members)} models ({info.get('voting')} voting): "
-                + "; ".join(f"{m['source']} ({', '.join(m['heads'])})" for m in members)
-                + ". Each head is voted on by the members that have it; the recipe below is the first's."
-            ]
-            if members
-            else []
-        ),
         f"- backbone: {cfg.model.backbone}; pretrained weights: {cfg.model.pretrained}"
         + (f" ({spec.weights_source})" if spec.weights_source else ""),
         f"- image size {cfg.data.image_size} px, {cfg.train.epochs} epochs, batch {cfg.data.batch_size}, "
         f"{cfg.optim.name} lr {cfg.optim.lr}, {cfg.scheduler.name} schedule, loss {cfg.loss.name}",
         f"- heads {', '.join(cfg.model.heads)}; exact-age target smoothing σ {cfg.model.age_sigma} years",
         "- augmentation: " + ", ".join(f"{k} {v:g}" for k, v in augment.items()),
-        *(
-            [
-                f"- predictions moved from the training set's class shares to {head} {target} (priors.target; "
-                "the results below include it)"
-                for head, target in cfg.priors.target.items()
-            ]
-        ),
+    ]
+    lines += [
+        f"- predictions moved from the training set's class shares to {head} {target} (priors.target; "
+        "the results below include it)"
+        for head, target in cfg.priors.target.items()
+    ]
+    return lines
+
+
+def _held_out(summary: dict) -> list[str]:
+    """The metrics table and each per-group report."""
+    lines = [
         "",
         "## Held-out results",
         "",
@@ -121,37 +153,32 @@ def write_model_card(predictor, eval_frame: pd.DataFrame, summary: dict, path: P
     lines.append("")
     for report in summary.get("groups", []):
         lines.append(markdown(report))
-    lines += ["## Known limits", ""]
-    limits = []
+    return lines
+
+
+def _known_limits(faces, summary: dict) -> list[str]:
+    """Groups too small to judge, gaps worth noting, and the framing (detector and margins) the model expects."""
+    from faceattr.faces.detect import detector_family
+
+    lines = ["## Known limits", ""]
     for report in summary.get("groups", []):
         small = [r["group"] for r in report["table"] if r["small"]]
         if small:
-            limits.append(
+            lines.append(
                 f"- by {report['by']}: too few held-out faces to judge {', '.join(small)} "
                 f"(fewer than {report['min_n']})"
             )
         for metric, gap in report["gaps"].items():
             if gap["gap"] >= GAP_WORTH_NOTING.get(metric, 0.1):
-                limits.append(
+                lines.append(
                     f"- by {report['by']}: {metric} is worst for {gap['worst']} and best for "
                     f"{gap['best']} (gap {gap['gap']:.3f})"
                 )
-    faces = cfg.faces
-    limits.append(
-        f"- expects faces cropped like its training images: margins {faces.margins} ({faces.margin_unit}); "
-        "`faceattr predict` crops photos that way"
+    lines.append(
+        f"- expects faces found by {detector_family(faces.detector)} and cropped like its training images: margins "
+        f"{faces.margins} ({faces.margin_unit}); `faceattr predict` crops photos that way"
         + ("" if faces.trained_on_crops else " only with --faces (it was trained on whole images)")
     )
     if not summary.get("groups"):
-        limits.append("- no per-group evaluation was run (`faceattr evaluate CKPT --by race,gender,age_decade`)")
-    lines += limits
-    lines += [
-        "",
-        "## Intended use",
-        "",
-        "Research, prototypes and competitions: estimating mask wear, gender presentation and age from face photos "
-        "in aggregate. Not for decisions about individual people (access, eligibility, policing), and not for "
-        "inferring identity; a person's gender identity is not something a photo shows.",
-        "",
-    ]
-    return write_text(path, "\n".join(lines))
+        lines.append("- no per-group evaluation was run (`faceattr evaluate CKPT --by race,gender,age_decade`)")
+    return lines
