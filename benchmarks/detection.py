@@ -7,8 +7,13 @@ IoU >= 0.5 by face width (< 24, 24-48, 48-96, > 96 px) and mask class, recall of
 bound on false positives), average precision, photos/s and ms per megapixel on this machine (one process).
 Also the share of masks-real photos (one face each, real masks) where a face is found.
 
+`--landmarks N`: where each detector puts the 5 points against MTCNN on UTKFace faces (padded, as `faceattr
+framing` detects them): the median offsets in the face's eye frame, fitted on N faces, and the mean distance to
+MTCNN's points on N other faces before and after adding them (what `landmark_offsets` in faces/detectors.py holds).
+
     python -m benchmarks.detection --settings all
     python -m benchmarks.detection --settings yunet,centerface --half dev
+    python -m benchmarks.detection --landmarks 400
 """
 
 from __future__ import annotations
@@ -21,12 +26,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.common import RESULTS, SHARED_DATA, save
+from benchmarks.common import RESULTS, SHARED_DATA, SHARED_UTKFACE, save
 from faceattr.config import FacesConfig
 from faceattr.data.images import load_rgb
 from faceattr.data.sources.boxes import photo_half
-from faceattr.faces.detect import FaceDetector
-from faceattr.faces.detectors import box_iou, nms
+from faceattr.faces.detect import FaceDetector, detect_padded
+from faceattr.faces.detectors import DETECTORS, box_iou, in_mtcnn_meaning, nms
 
 CROWD = SHARED_DATA / "masks-crowd"
 REAL = SHARED_DATA / "masks-real"
@@ -179,6 +184,66 @@ def real_mask_rate(detect, limit: int) -> float:
     return round(float(np.mean([bool(detect(load_rgb(f))) for f in files])), 3)
 
 
+def eye_frame_offsets(theirs: np.ndarray, mtcnn: np.ndarray) -> np.ndarray:
+    """(N, 5, 2) offsets of MTCNN's points from `theirs`, in the eye frame of `theirs` (unit: its eye distance)."""
+    eyes = theirs[:, 1] - theirs[:, 0]
+    distance = np.linalg.norm(eyes, axis=1, keepdims=True)
+    ex = eyes / distance
+    ey = np.stack([-ex[:, 1], ex[:, 0]], axis=1)
+    diff = mtcnn - theirs
+    return np.stack([(diff * ex[:, None]).sum(-1), (diff * ey[:, None]).sum(-1)], axis=-1) / distance[:, None]
+
+
+def point_error(points: np.ndarray, mtcnn: np.ndarray) -> float:
+    """Mean distance of (N, 5, 2) points to MTCNN's, in MTCNN's eye distances."""
+    eye = np.linalg.norm(mtcnn[:, 1] - mtcnn[:, 0], axis=1)[:, None]
+    return round(float((np.linalg.norm(points - mtcnn, axis=-1) / eye).mean()), 4)
+
+
+def landmark_rows(n: int) -> list[dict]:
+    """Per registered detector: median offsets to MTCNN's points fitted on `n` UTKFace faces, and the mean point
+    distance to MTCNN's (in eye distances) on `n` other faces without and with them."""
+    if not SHARED_UTKFACE.is_dir():
+        raise SystemExit(f"{SHARED_UTKFACE} not found: the landmark comparison needs UTKFace faces")
+    files = sorted(SHARED_UTKFACE.glob("*.jpg"))
+    rng = np.random.default_rng(0)
+    picked = rng.choice(len(files), size=2 * n, replace=False)
+    fit, held = [files[i] for i in picked[:n]], [files[i] for i in picked[n:]]
+
+    def points(name: str, paths: list[Path]) -> list[np.ndarray | None]:
+        detector = FaceDetector(FacesConfig(detector=name))
+        if detector.finder is not None:
+            detector.finder.landmark_offsets = None  # the detector's own points
+        found = detect_padded(detector, [load_rgb(p) for p in paths], 0.5, fill=None)
+        return [f.landmarks if f is not None else None for f in found]
+
+    rows = []
+    reference = {"fit": points("mtcnn", fit), "held": points("mtcnn", held)}
+    for name in DETECTORS:
+        theirs = {"fit": points(name, fit), "held": points(name, held)}
+        pairs = {
+            part: [(t, m) for t, m in zip(theirs[part], ref, strict=True) if t is not None and m is not None]
+            for part, ref in reference.items()
+        }
+        fit_t, fit_m = (np.stack(x) for x in zip(*pairs["fit"], strict=True))
+        offsets = np.median(eye_frame_offsets(fit_t, fit_m), axis=0)
+        held_t, held_m = (np.stack(x) for x in zip(*pairs["held"], strict=True))
+        mapped = in_mtcnn_meaning(held_t, offsets)
+
+        rows.append(
+            {
+                "detector": name,
+                "faces_fit": len(pairs["fit"]),
+                "faces_held_out": len(pairs["held"]),
+                "offsets": json.dumps(np.round(offsets.astype(float), 3).tolist()),
+                "error_as_found": point_error(held_t, held_m),
+                "error_mapped": point_error(mapped, held_m),
+            }
+        )
+        print(rows[-1], flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--settings", default="all", help=f"comma-separated, or all: {', '.join(settings())}")
@@ -189,7 +254,12 @@ def main() -> None:
     parser.add_argument(
         "--sheet", type=Path, help="a contact sheet of unmatched test-half detections (outside the repo)"
     )
+    parser.add_argument("--landmarks", type=int, default=0, help="compare the 5 points with MTCNN's on N faces")
     args = parser.parse_args()
+    if args.landmarks:
+        rows = landmark_rows(args.landmarks)
+        save("detection_landmarks", rows, list(rows[0]), {"faces": args.landmarks, "data": "shared/data/utkface"})
+        return
     if not CROWD.is_dir():
         raise SystemExit(f"{CROWD} not found: this benchmark needs the shared masks-crowd photos")
     faces = pd.read_csv(CROWD / "faces.csv")

@@ -184,3 +184,39 @@ def test_predict_refuses_another_detectors_framing_unless_given_margins(trained_
     assert "frames faces on centerface's box" in " ".join(refused.output.split())
     margins = ["--margins", "0.08,0.1,-0.12,0.02", "--out", str(tmp_path / "b.csv")]
     assert CliRunner().invoke(app, [*base, *margins]).exit_code == 0
+
+
+def test_offsets_move_points_along_each_faces_own_eye_frame():
+    from faceattr.faces.detectors import in_mtcnn_meaning
+
+    upright = np.array([[[0, 0], [10, 0], [5, 6], [1, 10], [9, 10]]], np.float32)
+    offsets = ((0.0, -0.1), (0.0, -0.1), (0.0, 0.2), (0.1, 0.0), (0.0, 0.0))
+    moved = in_mtcnn_meaning(upright, offsets)[0]
+    assert moved[:3].tolist() == [[0, -1], [10, -1], [5, 8]] and moved[3].tolist() == [2, 10]
+    turned = upright[:, :, ::-1].copy()  # the same face on its side: eyes (0, 0) and (0, 10), eye line down the image
+    again = in_mtcnn_meaning(turned, offsets)[0]
+    assert again[2].tolist() == pytest.approx([6 - 2, 5])  # "down the face" is now towards -x
+
+
+@pytest.mark.parametrize("name", [p for p in params if p.values[0] != "mtcnn"])
+def test_mapped_landmarks_sit_nearer_mtcnns_on_real_faces(name, astronaut):
+    from PIL import Image
+
+    from faceattr.faces.detect import detect_padded
+    from faceattr.faces.detectors import in_mtcnn_meaning
+    from tests.conftest import SHARED_UTKFACE
+
+    faces = [astronaut[30:230, 130:330], astronaut[30:230, 130:330][:, ::-1].copy()]  # more with ../shared
+    faces += [np.asarray(Image.open(f).convert("RGB")) for f in sorted(SHARED_UTKFACE.glob("*.jpg"))[::200][:60]]
+    unmapped = detector(name)
+    unmapped.finder.landmark_offsets = None  # the network's own points
+    found = zip(
+        *(detect_padded(d, faces, 0.5, fill=None) for d in (detector(name), unmapped, detector("mtcnn"))), strict=True
+    )
+    triples = [(a.landmarks, b.landmarks, m.landmarks) for a, b, m in found if a and b and m]
+    mapped, own, ref = (np.stack(points) for points in zip(*triples, strict=True))
+    np.testing.assert_allclose(mapped, in_mtcnn_meaning(own, DETECTORS[name].landmark_offsets), atol=1e-3)
+    eye = np.linalg.norm(ref[:, 1] - ref[:, 0], axis=1)[:, None]
+    before = (np.linalg.norm(own - ref, axis=-1) / eye).mean()
+    after = (np.linalg.norm(mapped - ref, axis=-1) / eye).mean()
+    assert len(triples) >= 2 and after < before
