@@ -2,7 +2,8 @@
 
 The clip: 640x480 at 25 fps, 100 frames (4 s), real held-out UTKFace faces (fold 0 of the union; 110 px) drifting
 across a grainy background, mpeg4 in AVI, written here with PyAV. The model is the lite0 128 px demo model of
-benchmarks/predict_speed.py (speed does not depend on accuracy). Every frame is used (--every 1). Stage shares are
+benchmarks/predict_speed.py (speed does not depend on accuracy), with the detector it was trained with: rows of
+other detectors already saved are kept. Every frame is used (--every 1). Stage shares are
 of the run's wall time (`faceattr predict --profile` measures the same stages for photos).
 
     python -m benchmarks.video
@@ -17,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from benchmarks.common import SHARED_UTKFACE, save, utkface_union
+from benchmarks.common import SHARED_UTKFACE, save, saved_rows, utkface_union
 
 SIZE, RATE, FRAMES, FACE = (640, 480), 25, 100, 110
 
@@ -47,6 +48,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, default=Path("/tmp/faceattr-video"))
     args = parser.parse_args()
+    from faceattr.faces.detect import detector_family
     from faceattr.inference.load import load_predictor
     from faceattr.inference.profile import StageClock
     from faceattr.inference.video import predict_video
@@ -74,6 +76,7 @@ def main() -> None:
         wall = time.perf_counter() - start
         stages = {r["stage"]: r["seconds"] for r in clock.rows(result.frames_used)}
         row = {
+            "detector": detector_family(predictor.cfg.faces.detector),
             "faces": n,
             "frames": result.frames_used,
             "frames_per_s": round(result.frames_used / wall, 2),
@@ -84,7 +87,9 @@ def main() -> None:
             row[f"{stage}_share"] = round(stages.get(stage, 0.0) / wall, 3)
         rows.append(row)
         print(row)
-    save("video", rows, list(rows[0]), {"clip": f"{SIZE[0]}x{SIZE[1]}, {RATE} fps, {FRAMES} frames, faces {FACE} px"})
+    detector = rows[0]["detector"]  # rows of other detectors stay (older rows without the column: MTCNN)
+    rows = [r for r in saved_rows("video") if r.get("detector", "mtcnn") != detector] + rows
+    save("video", rows, list(rows[-1]), {"clip": f"{SIZE[0]}x{SIZE[1]}, {RATE} fps, {FRAMES} frames, faces {FACE} px"})
 
 
 if __name__ == "__main__":
