@@ -194,7 +194,7 @@ def crop(
     overrides: Overrides = None,
     overwrite: OverwriteFlag = False,
 ) -> None:
-    """Detect and crop every face of a manifest (MTCNN, margins, fallback crop), cached and resumable."""
+    """Detect and crop every face of a manifest (the face detector, margins, fallback crop), cached and resumable."""
     from faceattr.config import load_config
     from faceattr.data.images import SkipReport
     from faceattr.data.manifest import read_manifest, write_manifest

@@ -340,14 +340,15 @@ class FacesConfig:
     # with pixels, but faces below min_face_size * longer side / detect_max_side (original pixels) are then missed
     # (a 4032x3024 phone photo at 1280: faces under 126 px)
     detect_max_side: int = 1280
-    # detections scoring below this are ignored; empty = the detector's own (MTCNN 0.9, CenterFace 0.35, YuNet 0.5)
+    # detections scoring below this are ignored; empty = the detector's own (each scores on its own scale: its
+    # class in faces/detectors.py, MTCNN's in faces/detect.py)
     min_score: float | None = None
     thresholds: list[float] = field(default_factory=lambda: [0.6, 0.7, 0.7])  # MTCNN's per-stage (P, R, O-net)
     # second pass on images where the first found no face (masked faces score low; tight crops lack context):
     # the image upscaled when small and padded with its mean colour, then relaxed thresholds
     second_pass: bool = True
     relaxed_thresholds: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
-    relaxed_min_score: float | None = None  # empty = the detector's own (MTCNN 0.6, CenterFace 0.2, YuNet 0.3)
+    relaxed_min_score: float | None = None  # empty = the detector's own, as min_score
     upscale_to: int = 320  # second pass: images whose longer side is below this are enlarged to it
     # still no face and the image is small and roughly square: it is already a face crop, so frame all of it
     # (instead of the centred fallback_size crop, which would cut a small crop's face or hold a large photo's

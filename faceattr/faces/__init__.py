@@ -1,1 +1,1 @@
-"""Faces: MTCNN detection, margin crops with a fallback, and a resumable crop cache."""
+"""Faces: detection (a registry of detectors, and MTCNN), margin crops with a fallback, a resumable crop cache."""

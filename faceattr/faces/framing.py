@@ -3,7 +3,7 @@
 UTKFace, APPA-REAL's `*_face.jpg` and many other sets ship face crops made by their own aligner. Running `faceattr
 crop` on them cannot reproduce a wider crop (UTKFace's 200x200 images are tighter than MTCNN's own box: the
 forehead is cut), so a model trained on them sees one framing while `predict` on a photo would hand it another.
-Instead we measure where each image's edges lie relative to the face MTCNN finds in it: as fractions of that box
+Instead we measure where each image's edges lie relative to the face the detector finds in it: as fractions of that box
 (negative = the image cuts into the box), the median over the dataset is the crop `predict` should make.
 
 Faces are detected on a copy of each image padded with its mean colour (`detect_padded`): on a face that fills

@@ -68,7 +68,7 @@ def face_result(k: int, face: Face | None, box, probs: dict, labels: dict, row: 
 
 
 def every_face(detector: FaceDetector, images: list[np.ndarray]) -> list[list[Face]]:
-    """Every face MTCNN finds per photo; where it finds none (masked, small or tightly cropped faces), the
+    """Every face the detector finds per photo; where it finds none (masked, small or tightly cropped faces), the
     cascade's second pass or whole-image framing gives the photo's one face."""
     return [faces for faces, _ in detector.detect_every(images)]
 

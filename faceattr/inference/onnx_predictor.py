@@ -1,5 +1,6 @@
-"""An exported model on onnxruntime: preprocessing and labels from its JSON sidecar, faces found by MTCNN's
-networks shipped beside it. Imports no torch, so `predict --onnx` and `serve` with an ONNX model start fast."""
+"""An exported model on onnxruntime: preprocessing and labels from its JSON sidecar, faces found by the model's
+detector (CenterFace from its wheel, or MTCNN's networks shipped beside it). Imports no torch, so `predict --onnx`
+and `serve` with an ONNX model start fast."""
 
 from __future__ import annotations
 

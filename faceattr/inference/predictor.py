@@ -63,7 +63,7 @@ class BasePredictor:
         raise NotImplementedError
 
     def face_detector(self) -> FaceDetector:
-        """MTCNN with this model's face settings (and its own copy of the networks when it ships one)."""
+        """The face detector with this model's face settings (and MTCNN's networks when the model ships them)."""
         from faceattr.faces.detect import FaceDetector
 
         return FaceDetector(self.cfg.faces, onnx_dir=self.detector_dir)

@@ -1,7 +1,7 @@
 """Prediction on videos: sampled frames, every face in them, faces tracked across frames, labels per track.
 
-Frames are read with PyAV (FFmpeg: any container it reads), detected in batches by MTCNN, and tracked by motpy's
-Kalman-filter tracker (`faceattr[video]`). Each face gets a row per sampled frame; each track one row whose
+Frames are read with PyAV (FFmpeg: any container it reads), detected by the model's face detector, and tracked by
+motpy's Kalman-filter tracker (`faceattr[video]`). Each face gets a row per sampled frame; each track one row whose
 probabilities are the mean of its frames', so a face's age and gender do not flicker from frame to frame. A video
 that breaks part-way keeps the frames read before the damage, and the damage is reported in the skipped report.
 """

@@ -159,7 +159,7 @@ def create_app(
     if detector is None:
         detector = predictor.face_detector()
     app = FastAPI(title="faceattr", description="mask, gender and age from a photo")
-    # one worker owns the model and MTCNN; concurrent requests' photos go through them together
+    # one worker owns the model and the face detector; concurrent requests' photos go through them together
     batcher = MicroBatcher(
         lambda images: predict_faces_in_images(predictor, images, detector), window_s=batch_window_ms / 1000
     )

@@ -27,7 +27,7 @@ from faceattr.synth.masks import INCORRECT_WEARS, random_style, render_mask
 from faceattr.synth.occluders import OCCLUDERS, render_occluder
 
 MASKED_FILES = tuple(f"mask{i}" for i in range(1, 6))
-DETECT_PAD = 0.25  # tight face crops (UTKFace) need context around the face for MTCNN to find it
+DETECT_PAD = 0.25  # tight face crops (UTKFace) need context around the face for the detector to find it
 OCCLUDED_NORMAL_P = 0.25  # share of `normal` photos with a hand or scarf over the lower face (still not worn)
 DEGRADE_P = 0.5  # share of images (every file, `normal` too) given a real capture's losses
 
@@ -113,7 +113,7 @@ def synthesize_dataset(
                 if written >= persons:
                     break
                 if face is None:
-                    skips.add(ImageLoadError(row["path"], "no_face", "MTCNN found no face to place a mask on"))
+                    skips.add(ImageLoadError(row["path"], "no_face", "the detector found no face to place a mask on"))
                     continue
                 folder = images_dir / _person_folder(written + 1, row)
                 folder.mkdir(exist_ok=True)
