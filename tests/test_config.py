@@ -80,3 +80,9 @@ def test_an_empty_mapping_on_the_command_line_empties_what_the_config_file_set()
     preset = Path(__file__).resolve().parents[1] / "configs" / "mask_drawn.yaml"
     assert load_config(preset).priors.target == {"mask": [0.83, 0.05, 0.12]}
     assert load_config(preset, ["priors.target={}"]).priors.target == {}
+
+
+def test_a_mapping_written_without_spaces_after_its_colons_says_how_to_write_it():
+    with pytest.raises(ConfigError, match=r"space after each colon, e\.g\. key=\{a: 1, b: 2\}"):
+        load_config(None, ["model.loss_weights={mask:1.0,gender:1.0}"])
+    assert load_config(None, ["model.loss_weights={mask: 1.0, gender: 2.0}"]).model.loss_weights["gender"] == 2.0

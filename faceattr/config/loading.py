@@ -50,7 +50,9 @@ def _merge(base: DictConfig, other: DictConfig | list[str], origin: str) -> Dict
         valid = ", ".join(_valid_keys(base, key))
         raise ConfigError(f"unknown config key '{key}' in {origin}. Valid keys here: {valid}") from None
     except ValidationError as e:
-        raise ConfigError(f"bad value for '{e.full_key}' in {origin}: {str(e.msg).splitlines()[0]}") from None
+        # YAML reads {a:1} as one key "a:1" without a value: the usual slip in a mapping on the command line
+        hint = "; in a mapping put a space after each colon, e.g. key={a: 1, b: 2}" if ":" in str(e.full_key) else ""
+        raise ConfigError(f"bad value for '{e.full_key}' in {origin}: {str(e.msg).splitlines()[0]}{hint}") from None
     except (OmegaConfBaseException, ValueError, yaml.YAMLError) as e:
         raise ConfigError(f"cannot read config from {origin}: {e}") from None
 
