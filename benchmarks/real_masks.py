@@ -267,6 +267,32 @@ def crowd_scores(checkpoints: list[Path], crops: pd.DataFrame, priors: dict | No
     return rows
 
 
+def validation_fold_scores(checkpoints: list[Path], min_width: int = 32) -> list[dict]:
+    """Three classes on the real boxed faces (>= `min_width` px) of each run's own validation fold, which it never
+    trained on: where a drawn + real recipe's choices are made when its real photos' dev half is training data."""
+    from sklearn.metrics import f1_score, recall_score
+
+    from faceattr.reports.evaluate import evaluation_rows
+
+    rows = []
+    for checkpoint in checkpoints:
+        predictor = load_predictor(checkpoint, priors={})
+        frame = evaluation_rows(predictor, None, None)
+        boxed = frame[(frame["box_x2"] - frame["box_x1"]) >= min_width] if "box_x1" in frame else frame.iloc[:0]
+        preds = predictor.predict_paths(boxed["path"].tolist(), batch_size=128)
+        truth, labels = boxed["mask"].to_numpy()[preds.indices], preds.labels()["mask"]
+        rows.append(
+            {
+                "model": Path(checkpoint).parent.parent.name,
+                "faces": len(truth),
+                "macro_f1_3class": round(float(f1_score(truth, labels, labels=[0, 1, 2], average="macro")), 4),
+                "recall_incorrect": round(float(recall_score(truth, labels, labels=[1], average="macro")), 3),
+            }
+        )
+        print(rows[-1], flush=True)
+    return rows
+
+
 def checkpoints_parser(description: str, work: str, name: str) -> argparse.ArgumentParser:
     """The arguments of the benchmarks that score trained mask checkpoints on other versions of masks-real's crops
     (docs.experiments.real_masks_edges, docs.experiments.real_masks_degraded)."""
@@ -361,7 +387,16 @@ def main() -> None:
         "--crowd-priors", default=None, help="with --crowd: class shares instead of each model's own (none: as trained)"
     )
     parser.add_argument("--prepare-only", action="store_true", help="stop once the crops manifests are written")
+    parser.add_argument(
+        "--crowd-val",
+        action="store_true",
+        help="with --checkpoint: score each run's own validation-fold boxed faces (>= 32 px), as trained",
+    )
     args = parser.parse_args()
+    if args.crowd_val:  # where a drawn + real recipe is decided: real faces none of its runs trained on
+        rows = validation_fold_scores(args.checkpoint or [])
+        save("real_masks_crowd_validation", rows, list(rows[0]), {"checkpoints": args.checkpoint})
+        return
     if args.crowd is not None:  # three classes on real crowd faces, for models trained elsewhere
         priors = parse_priors(args.crowd_priors) if args.crowd_priors is not None else None
         rows = crowd_scores(args.checkpoint or [], read_manifest(args.crowd), priors)
