@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from faceattr.atomic import write_csv
+from faceattr.atomic import refuse_to_replace, write_csv
 from faceattr.data.images import SkipReport, readable_path, skip_report_path
 from faceattr.data.text_tables import read_text_table
 from faceattr.errors import DatasetError, FaceAttrError
@@ -54,8 +54,8 @@ def fresh_skip_report(out: Path, overwrite: bool) -> SkipReport:
     report = skip_report_path(out)
     outputs = [out, *video_outputs(out)]
     existing = [p for p in outputs if p.exists()] or ([report] if report.exists() and _not_ours(report) else [])
-    if existing and not overwrite:
-        raise FaceAttrError(f"{existing[0]} already exists; pick another --out or pass --overwrite to replace it")
+    if existing:
+        refuse_to_replace(existing[0], overwrite)
     report.unlink(missing_ok=True)
     return SkipReport(report)
 
