@@ -31,7 +31,7 @@ from faceattr.config import FacesConfig
 from faceattr.data.images import load_rgb
 from faceattr.data.sources.boxes import photo_half
 from faceattr.faces.detect import FaceDetector, detect_padded
-from faceattr.faces.detectors import DETECTORS, box_iou, in_mtcnn_meaning, nms
+from faceattr.faces.detectors import DETECTORS, box_iou, eye_frame, in_mtcnn_meaning, nms
 
 CROWD = SHARED_DATA / "masks-crowd"
 REAL = SHARED_DATA / "masks-real"
@@ -186,10 +186,7 @@ def real_mask_rate(detect, limit: int) -> float:
 
 def eye_frame_offsets(theirs: np.ndarray, mtcnn: np.ndarray) -> np.ndarray:
     """(N, 5, 2) offsets of MTCNN's points from `theirs`, in the eye frame of `theirs` (unit: its eye distance)."""
-    eyes = theirs[:, 1] - theirs[:, 0]
-    distance = np.linalg.norm(eyes, axis=1, keepdims=True)
-    ex = eyes / distance
-    ey = np.stack([-ex[:, 1], ex[:, 0]], axis=1)
+    ex, ey, distance = eye_frame(theirs)
     diff = mtcnn - theirs
     return np.stack([(diff * ex[:, None]).sum(-1), (diff * ey[:, None]).sum(-1)], axis=-1) / distance[:, None]
 

@@ -89,15 +89,20 @@ def mtcnn_order(landmarks: np.ndarray) -> np.ndarray:
     return out
 
 
-def in_mtcnn_meaning(landmarks: np.ndarray, offsets: Offsets | None) -> np.ndarray:
-    """(N, 5, 2) points moved by `offsets` (5 x 2, in each face's eye frame: x along its eye line, y down the face,
-    unit = its eye distance) to where MTCNN would put them."""
-    if offsets is None or len(landmarks) == 0:
-        return landmarks
+def eye_frame(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each face's own frame from its (N, 5, 2) points: unit vectors along the eye line (x) and down the face (y),
+    (N, 2) each, and the eye distance (N, 1), the frame's unit."""
     eyes = landmarks[:, 1] - landmarks[:, 0]
     distance = np.linalg.norm(eyes, axis=1, keepdims=True)
     ex = eyes / np.maximum(distance, 1e-6)
-    ey = np.stack([-ex[:, 1], ex[:, 0]], axis=1)  # image y grows downwards: down the face
+    return ex, np.stack([-ex[:, 1], ex[:, 0]], axis=1), distance  # image y grows downwards: down the face
+
+
+def in_mtcnn_meaning(landmarks: np.ndarray, offsets: Offsets | None) -> np.ndarray:
+    """(N, 5, 2) points moved by `offsets` (5 x 2, in each face's `eye_frame`) to where MTCNN would put them."""
+    if offsets is None or len(landmarks) == 0:
+        return landmarks
+    ex, ey, distance = eye_frame(landmarks)
     shift = np.asarray(offsets, np.float32)  # (5, 2)
     moved = shift[None, :, :1] * ex[:, None] + shift[None, :, 1:] * ey[:, None]
     return (landmarks + moved * distance[:, None]).astype(np.float32)
@@ -212,8 +217,7 @@ def centerface_model() -> str | bytes:
     outputs["540"] = ["B", 10, "h", "w"]
     blob = update_inputs_outputs_dims(model, inputs, outputs).SerializeToString()
     try:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(cached, keep_suffix=True) as tmp:
+        with atomic_path(cached, keep_suffix=True) as tmp:  # makes the cache folder too
             Path(tmp).write_bytes(blob)
     except OSError:  # a read-only home: run from memory
         return blob
