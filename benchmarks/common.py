@@ -159,11 +159,15 @@ def nearest_face(faces: list[Face], centre: tuple[float, float], tolerance: floa
     return best
 
 
+def probabilities(predictor, crops: list[np.ndarray], batch: int = 64) -> dict[str, np.ndarray]:
+    """Each head's probabilities for face crops, `batch` at a time."""
+    parts = [predictor.predict_crops(crops[i : i + batch]) for i in range(0, len(crops), batch)]
+    return {task: np.concatenate([p[task] for p in parts]) for task in parts[0]}
+
+
 def predict(predictor, crops: list[np.ndarray], batch: int = 64) -> dict[str, np.ndarray]:
     """Labels for face crops, `batch` at a time (argmax per head, the age bin from the expected age)."""
-    parts = [predictor.predict_crops(crops[i : i + batch]) for i in range(0, len(crops), batch)]
-    probs = {task: np.concatenate([p[task] for p in parts]) for task in parts[0]}
-    return decide(probs, predictor.cfg.data.old_threshold)
+    return decide(probabilities(predictor, crops, batch), predictor.cfg.data.old_threshold)
 
 
 def take(loader, n: int):

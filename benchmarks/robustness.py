@@ -8,11 +8,19 @@ person-level 5-fold, split_seed 42), never trained on. Each row is one way of sh
   48 px               the face downscaled to 48x48 and back (crowd photos)
   jpeg20 + blur       Gaussian blur (radius 1.5) then JPEG quality 20
   synthetic mask      a drawn surgical/cloth/KF94 mask, correctly worn (age and gender under a mask)
+  photo style         each face re-rendered with another photo's statistics: white balance and saturation,
+                      exposure (gamma) and a side light, softer or crisper detail, looser or tighter framing
   Asian / Black / Indian / White / Others, children (<13), over 70, and by folder: subsets of "as published"
-Columns: gender accuracy, age MAE, CS@5 (share within 5 years), age-bin macro F1 (<30 / 30-59 / 60+).
+  asian_left_out      the Asian faces, as published, scored by a model trained without any Asian face (--left-out:
+                      what a user from a population the training set lacks gets)
+Columns: gender accuracy with its 95 % Wilson interval, gender calibration error (ECE, 10 bins), age MAE with its
+95 % interval, CS@5 (share within 5 years), age-bin macro F1 (<30 / 30-59 / 60+). A model whose config names peer
+models (ensemble.peers) is scored twice: alone, and "+ vote" with its peers.
 
     python -m benchmarks.robustness --model old=RUN_A/best.ckpt --model new=RUN_B/best.ckpt
     python -m benchmarks.robustness --model "two seeds=RUN_A/best.ckpt,RUN_B/best.ckpt" --tta hflip  # an ensemble
+    python -m benchmarks.robustness --model new=RUN_B/best.ckpt --left-out "new=RUN_C/best.ckpt"  # + asian_left_out
+    python -m benchmarks.robustness --fold 1 ...   # the dev fold, where recipe changes are decided (fold 0: test)
 """
 
 from __future__ import annotations
@@ -27,15 +35,17 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageFilter
 
-from benchmarks.common import HELD_OUT_RULE, nearest_face, predict, reframe, save, utkface_union
+from benchmarks.common import HELD_OUT_RULE, nearest_face, probabilities, reframe, save, utkface_union
 from faceattr.faces.detect import FaceDetector, crop_face, detect_padded
 from faceattr.inference.ensemble import EnsemblePredictor
 from faceattr.inference.load import join_peers, load_predictor
 from faceattr.inference.predictor import BasePredictor
+from faceattr.labels import decide
 from faceattr.reports.groups import scores as group_scores
 from faceattr.synth.masks import render_mask
 
-COLUMNS = ["model", "row", "n", "gender_acc", "age_mae", "age_cs5", "age_bin_f1"]
+COLUMNS = ["model", "row", "n", "gender_acc", "gender_ci", "gender_ece"]
+COLUMNS += ["age_mae", "age_mae_ci", "age_cs5", "age_bin_f1"]
 SUBSETS = {
     "Asian": lambda t: t["race"] == "Asian",
     "Black": lambda t: t["race"] == "Black",
@@ -49,12 +59,76 @@ SUBSETS = {
 }
 
 
+def wilson(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The 95 % Wilson score interval of a proportion (sound for small rows and rates near 1)."""
+    if n == 0:
+        return float("nan"), float("nan")
+    p = hits / n
+    centre, half = p + z * z / (2 * n), z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return (centre - half) / (1 + z * z / n), (centre + half) / (1 + z * z / n)
+
+
+def calibration_error(correct: np.ndarray, confidence: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error: the gap between confidence and accuracy, averaged over confidence bins."""
+    edges = np.linspace(0.5, 1.0, bins + 1)  # two classes: the top probability is at least 0.5
+    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
+    gaps = [abs(correct[which == b].mean() - confidence[which == b].mean()) * (which == b).mean() for b in range(bins)]
+    return float(np.nansum(gaps))
+
+
 def scores(truth: pd.DataFrame, labels: dict[str, np.ndarray]) -> dict:
-    """The table's numbers for one row: `faceattr evaluate --by`'s per-group scores, rounded."""
-    return {
+    """The table's numbers for one row: `faceattr evaluate --by`'s per-group scores, rounded, with the intervals
+    and the gender calibration error."""
+    out = {
         k: round(v, 2 if k == "age_mae" else 4) if isinstance(v, float) else v
         for k, v in group_scores(truth, labels).items()
     }
+    known = (truth["gender"] >= 0).to_numpy()
+    if "gender" in labels and known.any():
+        correct = labels["gender"][known] == truth["gender"].to_numpy()[known]
+        low, high = wilson(int(correct.sum()), int(known.sum()))
+        out["gender_ci"] = f"{low:.3f}-{high:.3f}"
+        out["gender_ece"] = round(calibration_error(correct, labels["gender_confidence"][known]), 4)
+    aged = truth["age"].notna().to_numpy()
+    if "age_years" in labels and aged.sum() > 1:
+        error = np.abs(labels["age_years"][aged] - truth["age"].to_numpy()[aged])
+        out["age_mae_ci"] = f"±{1.96 * error.std(ddof=1) / np.sqrt(len(error)):.2f}"
+    return out
+
+
+def predicted(predictor: BasePredictor, crops: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """Labels for face crops, and how sure the gender answer is (its top probability)."""
+    probs = probabilities(predictor, crops, batch=128)
+    labels = decide(probs, predictor.cfg.data.old_threshold)
+    if "gender" in probs:
+        labels["gender_confidence"] = probs["gender"].max(1)
+    return labels
+
+
+def photo_style(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The face as another camera, light and crop would give it: per-channel gains (white balance) and saturation,
+    gamma and a light falling off across the face, a blur or an unsharp mask, and a zoom of 0.8-1.25 with a shift
+    of up to 8 % (edges replicated). UTKFace's crops are aligned, evenly lit and sharp; users' photos are not."""
+    h, w = image.shape[:2]
+    x = image.astype(np.float32) / 255.0
+    x = x * rng.uniform(0.8, 1.2, size=3)  # white balance
+    grey = x.mean(axis=2, keepdims=True)
+    x = grey + (x - grey) * rng.uniform(0.5, 1.4)  # saturation
+    x = np.clip(x, 0, 1) ** rng.uniform(0.6, 1.6)  # exposure
+    ramp = np.linspace(*rng.permutation([rng.uniform(0.55, 0.85), rng.uniform(1.0, 1.15)]), w, dtype=np.float32)
+    x = np.clip(x * ramp[None, :, None], 0, 1)  # a side light
+    styled = Image.fromarray((x * 255).astype(np.uint8))
+    if rng.random() < 0.5:
+        styled = styled.filter(ImageFilter.GaussianBlur(rng.uniform(0.6, 1.4)))
+    else:
+        styled = styled.filter(ImageFilter.UnsharpMask(radius=2, percent=int(rng.integers(80, 180))))
+    zoom, dx, dy = rng.uniform(0.8, 1.25), *rng.uniform(-0.08, 0.08, size=2)
+    side = w / zoom
+    box = (w / 2 + dx * w - side / 2, h / 2 + dy * h - side * h / w / 2)
+    padded = np.pad(np.asarray(styled), ((h, h), (w, w), (0, 0)), mode="edge")
+    left, top = round(box[0] + w), round(box[1] + h)
+    crop = padded[top : top + round(side * h / w), left : left + round(side)]
+    return np.asarray(Image.fromarray(crop).resize((w, h), Image.Resampling.BILINEAR))
 
 
 def low_resolution(image: np.ndarray, side: int = 48) -> np.ndarray:
@@ -121,6 +195,15 @@ def model_of(paths: list[str], loaded: dict[str, Remembered], tta: list[str] | N
     return members[0] if len(members) == 1 else EnsemblePredictor(members)
 
 
+def versions(name: str, paths: list[str], loaded: dict, tta: list[str] | None, peers: bool):
+    """(label, predictor): the model alone, then "+ vote" with the peers its config names (when it names any and
+    `peers` is on), so our own model's numbers always stand apart from another project's."""
+    alone = model_of(paths, loaded, tta, peers=False)
+    yield name, alone
+    if peers and any(loaded[p].cfg.ensemble.peers for p in paths):
+        yield f"{name} + vote", model_of(paths, loaded, tta, peers=True)
+
+
 def chart(rows: list[dict], path: Path) -> Path:
     """Gender accuracy and age MAE per row, one bar per model: where each model holds up and where it breaks."""
     import matplotlib
@@ -157,8 +240,12 @@ def main() -> None:
     parser.add_argument(
         "--model", action="append", required=True, help="NAME=CHECKPOINT (repeat); NAME=A,B for an ensemble of A and B"
     )
+    parser.add_argument(
+        "--left-out", action="append", default=[], help="NAME=CHECKPOINT of a model trained without Asian faces"
+    )
     parser.add_argument("--work", type=Path, default=Path("/tmp/faceattr-robustness"))
-    parser.add_argument("--limit", type=int, default=0, help="held-out faces used (0 = all of fold 0)")
+    parser.add_argument("--fold", type=int, default=0, help="held-out fold scored: 0 = test, 1 = dev")
+    parser.add_argument("--limit", type=int, default=0, help="held-out faces used (0 = all of the fold)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--name", default="robustness", help="results file name")
     parser.add_argument("--chart", type=Path, default=None, help="also draw the table as a PNG bar chart here")
@@ -166,16 +253,17 @@ def main() -> None:
     parser.add_argument(
         "--no-peers", action="store_true", help="leave out the peer models a checkpoint's ensemble.peers names"
     )
+    parser.add_argument("--predictions", action="store_true", help="also write each row's answers per face (CSV)")
     args = parser.parse_args()
     _, frame = utkface_union(args.work)
-    test = frame[frame["fold"] == 0].reset_index(drop=True)
+    test = frame[frame["fold"] == args.fold].reset_index(drop=True)
     if args.limit:
         test = test.sample(n=min(args.limit, len(test)), random_state=args.seed).reset_index(drop=True)
     rng = np.random.default_rng(args.seed)
     faces = [Image.open(p).convert("RGB") for p in test["path"]]
     published = [np.asarray(f) for f in faces]
     detector = FaceDetector()
-    marks = landmarks(test, published, detector, args.work / f"landmarks-{len(test)}-{args.seed}.json")
+    marks = landmarks(test, published, detector, args.work / f"landmarks-{args.fold}-{len(test)}-{args.seed}.json")
     masked_rows = [i for i, m in enumerate(marks) if m is not None]
     masked = [
         render_mask(published[i], *marks[i], "correct", rng=np.random.default_rng([args.seed, i])).image
@@ -184,43 +272,60 @@ def main() -> None:
     photos, centres = zip(*(reframe(f, rng) for f in faces), strict=True)
     found = [nearest_face(f, c, 60) for f, c in zip(detector.detect(list(photos)), centres, strict=True)]
     print(
-        f"{len(test)} held-out faces; landmarks for {len(masked_rows)}; "
+        f"{len(test)} held-out faces of fold {args.fold}; landmarks for {len(masked_rows)}; "
         f"face found in {np.mean([f is not None for f in found]):.1%} of the re-framed photos"
     )
+    restyled = [photo_style(im, np.random.default_rng([args.seed, i])) for i, im in enumerate(published)]
     views = {
         "as published": (published, test),
         "48 px": ([low_resolution(im) for im in published], test),
         "jpeg20 + blur": ([jpeg_blur(im) for im in published], test),
         "synthetic mask": (masked, test.iloc[masked_rows]),
+        "photo style": (restyled, test),
     }
-    rows = []
+    asian = (test["race"] == "Asian").to_numpy()
+    rows: list[dict] = []
+    answers: dict[str, pd.DataFrame] = {}
     loaded: dict[str, Remembered] = {}
+    tta = args.tta.split(",") if args.tta else None
     for spec in args.model:
         name, checkpoints = spec.split("=", 1)
-        predictor = model_of(
-            checkpoints.split(","), loaded, args.tta.split(",") if args.tta else None, not args.no_peers
-        )
-        base = None
-        for row, (images, truth) in views.items():
-            labels = predict(predictor, images, batch=128)
-            base = labels if row == "as published" else base
-            rows.append({"model": name, "row": row, **scores(truth, labels)})
-        crops = [crop_face(p, f, predictor.cfg.faces)[0] for p, f in zip(photos, found, strict=True)]
-        rows.append({"model": name, "row": "re-framed + predict", **scores(test, predict(predictor, crops, batch=128))})
-        for subset, pick in SUBSETS.items():
-            keep = pick(test).to_numpy()
-            rows.append({"model": name, "row": subset, **scores(test[keep], {k: v[keep] for k, v in base.items()})})
-        for r in rows[-len(views) - 1 - len(SUBSETS) :]:
-            print(r)
+        for label, predictor in versions(name, checkpoints.split(","), loaded, tta, not args.no_peers):
+            before = len(rows)
+            base = None
+            for row, (images, truth) in views.items():
+                labels = predicted(predictor, images)
+                base = labels if row == "as published" else base
+                rows.append({"model": label, "row": row, **scores(truth, labels)})
+                answers[f"{label}: {row}"] = truth[["path"]].assign(**{k: v for k, v in labels.items()})
+            crops = [crop_face(p, f, predictor.cfg.faces)[0] for p, f in zip(photos, found, strict=True)]
+            rows.append({"model": label, "row": "re-framed + predict", **scores(test, predicted(predictor, crops))})
+            for subset, pick in SUBSETS.items():
+                keep = pick(test).to_numpy()
+                subset_labels = {k: v[keep] for k, v in base.items()}
+                rows.append({"model": label, "row": subset, **scores(test[keep], subset_labels)})
+            for r in rows[before:]:
+                print(r)
+    for spec in args.left_out:  # a model that never saw an Asian face, on the same Asian faces
+        name, checkpoints = spec.split("=", 1)
+        for label, predictor in versions(name, checkpoints.split(","), loaded, tta, not args.no_peers):
+            labels = predicted(predictor, [im for im, a in zip(published, asian, strict=True) if a])
+            rows.append({"model": label, "row": "asian_left_out", **scores(test[asian], labels)})
+            print(rows[-1])
     if args.chart:
         chart(rows, args.chart)
+    if args.predictions:
+        for key, table in answers.items():
+            slug = "".join(c if c.isalnum() else "-" for c in key)
+            table.to_csv(args.work / f"{args.name}-{slug}.csv", index=False)
     save(
         args.name,
         rows,
         COLUMNS,
         {
             "models": args.model,
-            "held_out_rule": HELD_OUT_RULE,
+            "left_out": args.left_out,
+            "held_out_rule": HELD_OUT_RULE.replace("fold 0", f"fold {args.fold}"),
             "limit": args.limit,
             "seed": args.seed,
             "tta": args.tta,

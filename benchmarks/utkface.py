@@ -8,6 +8,7 @@ Then benchmarks/robustness.py scores the checkpoint on the robustness rows.
 
     python -m benchmarks.utkface                                  # configs/utkface_age_gender.yaml, ~1 h on 2 cores
     python -m benchmarks.utkface --name old_default -- model.backbone=tf_efficientnet_lite0 ...   # any overrides
+    python -m benchmarks.utkface --leave-out-race Asian --name asian_left_out   # robustness.py --left-out scores it
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from benchmarks.common import HELD_OUT_RULE, manifest_with_landmarks, save
 from faceattr.config import load_config
+from faceattr.data.manifest import read_manifest, write_manifest
 from faceattr.reports.evaluate import evaluate
 from faceattr.training import train
 
@@ -46,9 +48,14 @@ def main() -> None:
     parser.add_argument("--resume", action="store_true", help="continue the run in --work from its last.ckpt")
     parser.add_argument("--old-default", action="store_true", help="train the recipe shipped before the union")
     parser.add_argument("--name", default="utkface", help="results file name and run name")
+    parser.add_argument("--leave-out-race", default="", help="train without this race's faces (e.g. Asian)")
     parser.add_argument("overrides", nargs="*", help="extra config overrides, e.g. train.epochs=3")
     args = parser.parse_args()
     manifest = manifest_with_landmarks(args.work)
+    if args.leave_out_race:  # a population the training set lacks; its faces are scored by robustness.py --left-out
+        frame = read_manifest(manifest)
+        manifest = args.work / f"{manifest.stem}.without-{args.leave_out_race}.csv"
+        write_manifest(frame[frame["race"] != args.leave_out_race], manifest)
     cfg = load_config(
         args.config,
         [

@@ -66,11 +66,11 @@ def test_the_peer_age_model_keeps_dlibs_expected_age_on_faceattrs_101_ages(tmp_p
 
 
 def test_dlibs_first_age_class_counts_a_quarter_year_as_in_the_wheel():
-    from faceattr.inference.peer_models import DlibAgePredictor
     from faceattr.labels import expected_age
+    from faceattr.models.dlib_wheel import WHEEL_NETWORKS
 
     newborn, eighty = np.eye(81, dtype=np.float32)[[0, 80]]
-    spread = DlibAgePredictor.to_faceattr(np.stack([newborn, eighty, (newborn + eighty) / 2]))
+    spread = WHEEL_NETWORKS[AGE_PEER].to_faceattr(np.stack([newborn, eighty, (newborn + eighty) / 2]))
     assert np.allclose(expected_age(spread), [0.25, 80, 40.125])
 
 
@@ -160,9 +160,9 @@ def test_the_onnx_copy_of_a_checkpoint_naming_a_peer_brings_the_peer(run_naming_
 
 def test_the_peer_names_a_config_accepts_are_the_peer_models():
     from faceattr.config import PEER_MODEL_NAMES
-    from faceattr.inference.peer_models import PEER_MODELS
+    from faceattr.models.dlib_wheel import WHEEL_NETWORKS
 
-    assert set(PEER_MODEL_NAMES) == set(PEER_MODELS)
+    assert set(PEER_MODEL_NAMES) == set(WHEEL_NETWORKS)
 
 
 def test_a_config_naming_an_unknown_peer_is_refused_with_the_valid_names(competition_manifest, tmp_path):

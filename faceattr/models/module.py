@@ -15,7 +15,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 from faceattr.config import Config, from_dict, to_dict
 from faceattr.errors import TrainingDiverged
 from faceattr.labels import NUM_CLASSES, TASK_CLASSES, code18
-from faceattr.models.losses import AGE_LOSSES, CLASSIFICATION_LOSSES, IGNORE
+from faceattr.models.losses import AGE_LOSSES, CLASSIFICATION_LOSSES, IGNORE, soft_cross_entropy
 from faceattr.models.net import build_parts, predict_labels, run_parts
 from faceattr.models.optim import create_optimizer, create_scheduler, sync_scheduler
 
@@ -101,6 +101,10 @@ class FaceAttrModule(L.LightningModule):
                 losses[task] = age_loss(logits[task], targets["age"], self.cfg.model.age_sigma)
             else:
                 losses[task] = self._task_loss(task, logits[task], targets[task])
+            if f"soft_{task}" in targets:  # distill.peer: the label blended with the teacher's probabilities
+                share = self.cfg.distill.weight
+                soft = soft_cross_entropy(logits[task], targets[f"soft_{task}"])
+                losses[task] = (1 - share) * losses[task] + share * soft
         return losses
 
     def _total(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -31,6 +31,7 @@ from faceattr.synth.augment import SyntheticMasker
 from faceattr.training.batch_size import find_batch_size, tune_batch_size_on_gpu
 from faceattr.training.callbacks import BatchSeed, SaveAbove
 from faceattr.training.checkpoint_io import AtomicCheckpointIO
+from faceattr.training.distill import peer_targets, save_peer_targets
 from faceattr.training.runinfo import run_info
 
 log = logging.getLogger(__name__)
@@ -284,6 +285,10 @@ def _train(cfg: Config, run_dir: Path, resume: bool, callbacks: list | None) -> 
         masker_factory=lambda frame: SyntheticMasker(frame, aug.synthetic_mask_p, aug.synthetic_mask_incorrect),
     )
     datamodule.setup("fit")
+    if cfg.distill.peer:  # the teacher's probabilities on the training faces only (training/distill.py)
+        datamodule.soft_targets = peer_targets(cfg.distill.peer, datamodule.train_frame, datamodule.skips)
+        if launched_rank() == 0:
+            save_peer_targets(datamodule.soft_targets, datamodule.train_frame, run_dir / "peer_targets.csv")
     # predict crops photos the way the training images frame faces: made by `faceattr crop`, or measured by
     # `faceattr framing` for sets that come already cropped (both write the manifest's crop_settings column)
     columns = datamodule.train_frame.columns
