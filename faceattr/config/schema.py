@@ -346,6 +346,9 @@ class FacesConfig:
     """How faces are found and cropped; use the same settings for training crops and for prediction."""
 
     margins: list[float] = field(default_factory=lambda: [30, 30, 60, 30])  # left, right, top, bottom
+    align: bool = False  # warp each face so its 5 landmarks sit on a template (data/align.py) instead of margin
+    # framing; training reads the manifest's landmarks (`faceattr framing --landmarks` or `faceattr crop`)
+    align_padding: float = 0.25  # aligned chips: share of the chip added on each side of ArcFace's tight frame
     margin_unit: str = "px"  # px | fraction (of the face box width for left/right, height for top/bottom;
     # negative cuts into the box, as `faceattr framing` measures for tight sets like UTKFace)
     fallback_size: list[int] = field(default_factory=lambda: [256, 340])  # width, height of the no-face crop
@@ -383,6 +386,7 @@ class FacesConfig:
         """The `faces.*` values that make no sense, each named with a sensible range."""
         check(len(self.margins) == 4, "faces.margins", "needs 4 values: left, right, top, bottom")
         check(self.margin_unit in ("px", "fraction"), "faces.margin_unit", "must be px or fraction")
+        check(0 <= self.align_padding <= 1, "faces.align_padding", "is a share of the chip per side: use 0-1")
         check(self.detector in DETECTOR_NAMES, "faces.detector", f"unknown '{self.detector}'; valid: {DETECTOR_NAMES}")
         if self.margin_unit == "fraction" and len(self.margins) == 4:
             left, right, top, bottom = self.margins

@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from faceattr.config import Config
+from faceattr.data.align import align
 from faceattr.data.decoded_cache import DecodedCache
 from faceattr.data.images import SkipReport, load_rgb
 from faceattr.data.landmarks import parse_points
@@ -43,8 +44,12 @@ class FaceDataset(Dataset):
         masker: Masker | None = None,
         cache: DecodedCache | None = None,
         soft_targets: dict[str, np.ndarray] | None = None,
+        align_padding: float | None = None,
     ) -> None:
         self.paths = frame["path"].astype(str).tolist()
+        # faces.align: each face warped onto the landmark template, as predict warps detected faces
+        self.align_padding = align_padding
+        self.points = [parse_points(p, 5) for p in frame["landmarks"]] if align_padding is not None else []
         self.targets = {t: torch.tensor(frame[t].to_numpy(np.int64)) for t in TARGETS if t in frame}
         self.targets["age"] = torch.tensor(age_targets(frame["age"].to_numpy(float)))
         for task, probabilities in (soft_targets or {}).items():  # a teacher's probabilities (distill.peer)
@@ -74,6 +79,8 @@ class FaceDataset(Dataset):
             targets = {t: v[i] for t, v in self.targets.items()}
             if self.masker is not None:
                 image, targets = self.masker(i, image, targets, seed, scale)
+            if self.align_padding is not None and self.points[i] is not None:  # landmarks: original pixels
+                image = align(image, self.points[i] * np.asarray(scale), self.align_padding)
             return self.transform(image=image)["image"], targets
         raise ImageLoadError(self.paths[index], "corrupt", f"{MAX_SUBSTITUTES} images in a row could not be read")
 
@@ -114,6 +121,11 @@ class FaceDataModule(L.LightningDataModule):
         train = drop_near_boundary(train, d.drop_near_boundary, d.old_threshold)
         if d.keep_masked < 5 and not d.keep_masked_random:
             train = train[~fixed_masked_drop(train, d.keep_masked, self.cfg.seed)]
+        if self.cfg.faces.align and "landmarks" not in frame:
+            raise ManifestError(
+                f"{d.manifest}: faces.align=true warps faces by their landmarks, and the manifest has none; make it "
+                "with `faceattr framing MANIFEST --landmarks` (face crops) or `faceattr crop` (photos)"
+            )
         self.train_frame = _cap(train, d.max_train_samples, self.cfg.seed)
         self.val_frame = _cap(val, d.max_val_samples, self.cfg.seed)
         if self.cfg.augment.on_device:  # built now, so a missing kornia stops the run before it starts
@@ -186,7 +198,15 @@ class FaceDataModule(L.LightningDataModule):
             DecodedCache(self.cfg.data.decoded_cache, self.cfg.data.image_size) if self.cfg.data.decoded_cache else None
         )
         return DataLoader(
-            FaceDataset(frame, transform, self.skips, masker, cache, self.soft_targets if shuffle else None),
+            FaceDataset(
+                frame,
+                transform,
+                self.skips,
+                masker,
+                cache,
+                self.soft_targets if shuffle else None,
+                self.cfg.faces.align_padding if self.cfg.faces.align else None,
+            ),
             batch_size=batch_size,
             sampler=sampler,
             drop_last=shuffle and len(frame) > batch_size,

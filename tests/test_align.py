@@ -1,0 +1,101 @@
+"""Face alignment (faces.align): the five landmarks onto a template by a similarity transform, in training and in
+prediction alike."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from faceattr.config import FacesConfig, load_config
+from faceattr.data.align import CHIP_SIDE, align, moved, similarity, template
+from faceattr.errors import ManifestError
+from tests.conftest import public_face, tiny_overrides
+
+
+def turned(points: np.ndarray, degrees: float, scale: float, shift: tuple[float, float]) -> np.ndarray:
+    a = np.deg2rad(degrees)
+    rotation = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    return (points - points.mean(0)) @ rotation.T * scale + points.mean(0) + shift
+
+
+def test_a_face_turned_scaled_and_moved_lands_exactly_on_the_template():
+    target = template(CHIP_SIDE, 0.25)
+    for degrees, scale in ((25, 1.7), (-40, 0.4), (170, 3.0)):
+        face = turned(target, degrees, scale, (310.0, 95.0))
+        assert np.abs(moved(face, similarity(face, target)) - target).max() < 1e-6
+
+
+def test_the_fit_is_the_least_squares_similarity():
+    rng = np.random.default_rng(0)
+    target = template(CHIP_SIDE, 0.25)
+    face = turned(target, 12, 1.3, (40.0, 60.0)) + rng.normal(0, 3, size=(5, 2))  # a real face is not the template
+    best = similarity(face, target)
+    error = ((moved(face, best) - target) ** 2).sum()
+    for _ in range(50):  # no nearby similarity fits better
+        a, s = rng.normal(0, 0.02), 1 + rng.normal(0, 0.02)
+        nudge = np.array([[s * np.cos(a), -s * np.sin(a)], [s * np.sin(a), s * np.cos(a)]])
+        other = np.hstack([nudge @ best[:, :2], (best[:, 2] + rng.normal(0, 1, 2))[:, None]])
+        assert ((moved(face, other) - target) ** 2).sum() > error
+
+
+@pytest.mark.parametrize("enlarge", [1, 6])  # 6: a face much larger than the chip takes the shrink-first path
+def test_each_landmark_of_a_real_face_lands_where_the_fit_puts_it_within_a_pixel(enlarge):
+    from faceattr.faces.detect import FaceDetector
+
+    photo = np.asarray(public_face().resize((170 * enlarge, 200 * enlarge)))
+    face = max(FaceDetector(FacesConfig()).detect([photo])[0], key=lambda f: f.score)
+    marked = np.zeros(photo.shape[:2], np.float32)
+    for x, y in face.landmarks:  # a bright blob on each landmark, found again in the chip
+        yy, xx = np.mgrid[: photo.shape[0], : photo.shape[1]]
+        marked += np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * (1.5 * enlarge) ** 2))
+    chip = align(np.repeat(marked[..., None], 3, axis=2), face.landmarks, 0.25)[..., 0]
+    expected = moved(face.landmarks, similarity(face.landmarks, template(CHIP_SIDE, 0.25)))
+    blobs, count = ndimage.label(chip > 0.3 * chip.max())
+    found = np.array(ndimage.center_of_mass(chip, blobs, range(1, count + 1)))[:, ::-1]
+    assert count == 5
+    for point in expected:
+        assert np.linalg.norm(found - point, axis=1).min() < 1.0
+    # and the fit puts them near the template: the eyes level, about 2 px off at this chip size
+    assert abs(expected[1, 1] - expected[0, 1]) < 2.0
+    assert np.linalg.norm(expected - template(CHIP_SIDE, 0.25), axis=1).mean() < 6.0
+
+
+def test_predict_aligns_a_detected_face_and_keeps_margin_crops_without_the_setting():
+    from faceattr.faces.detect import FaceDetector, crop_face
+
+    photo = np.asarray(public_face())
+    face = max(FaceDetector(FacesConfig()).detect([photo])[0], key=lambda f: f.score)
+    chip, box = crop_face(photo, face, FacesConfig(align=True))
+    assert chip.shape == (CHIP_SIDE, CHIP_SIDE, 3)
+    assert np.array_equal(chip, align(photo, face.landmarks, 0.25))
+    margin, same_box = crop_face(photo, face, FacesConfig())
+    assert same_box == box and margin.shape[:2] == (box[3] - box[1], box[2] - box[0])
+
+
+def test_training_aligned_needs_landmarks_in_the_manifest(competition_manifest, tmp_path):
+    from faceattr.data.datamodule import FaceDataModule
+
+    cfg = load_config(None, tiny_overrides(competition_manifest, tmp_path, **{"faces.align": True}))
+    with pytest.raises(ManifestError, match="framing MANIFEST --landmarks"):
+        FaceDataModule(cfg, [0.5] * 3, [0.5] * 3).setup("fit")
+
+
+def test_training_batches_are_aligned_by_each_rows_landmarks(competition_manifest, tmp_path):
+    import pandas as pd
+
+    from faceattr.data.datamodule import FaceDataset
+    from faceattr.data.images import load_rgb
+    from faceattr.data.landmarks import format_points, parse_points
+
+    frame = pd.read_csv(competition_manifest).head(2)
+    points = parse_points(format_points(template(100, 0.1) + np.array([20.0, 40.0])), 5)  # as the manifest keeps them
+    frame["landmarks"] = [format_points(points), ""]  # the second row: no face found, used as it is
+
+    def identity(image):
+        return {"image": image}
+
+    dataset = FaceDataset(frame, identity, align_padding=0.25)
+    image, _ = dataset[0]
+    assert np.array_equal(image, align(load_rgb(frame["path"][0]), points, 0.25))
+    assert np.array_equal(dataset[1][0], load_rgb(frame["path"][1]))
