@@ -159,8 +159,7 @@ def predict(
 
     faceattr predict runs/x/checkpoints/best.ckpt photos/   |   faceattr predict --onnx model.onnx photos/
     """
-    from faceattr.data.images import IMAGE_SUFFIXES, VIDEO_SUFFIXES, is_utf8_name
-    from faceattr.inference.inputs import collect_images
+    from faceattr.data.images import VIDEO_SUFFIXES
     from faceattr.inference.load import load_predictor
     from faceattr.inference.outputs import fresh_skip_report
 
@@ -169,24 +168,7 @@ def predict(
         if not inputs:
             raise FaceAttrError("no images given: faceattr predict CHECKPOINT IMAGES_OR_FOLDERS...")
         check_writable(out)
-        ignored: list[str] = []
-        media = collect_images(inputs, IMAGE_SUFFIXES + VIDEO_SUFFIXES, ignored)
-        if ignored:
-            console.print(
-                f"[yellow]{len(ignored)} file(s) in the folders are neither images nor videos and were left out "
-                f"(e.g. {ignored[0]}); readable: {', '.join(IMAGE_SUFFIXES + VIDEO_SUFFIXES)}[/]"
-            )
-        if not media:
-            raise FaceAttrError(
-                f"no images or videos in {', '.join(map(str, inputs))} "
-                f"(looked for {', '.join(IMAGE_SUFFIXES + VIDEO_SUFFIXES)})"
-            )
-        odd_names = [p for p in media if not is_utf8_name(p)]
-        if odd_names:
-            console.print(
-                f"[yellow]{len(odd_names)} file name(s) are not UTF-8 (e.g. made on a CP949 or Latin-1 machine): "
-                "read as they are, written in the CSV decoded by their likeliest encoding[/]"
-            )
+        media = _media_in(inputs)
         skips = fresh_skip_report(out, overwrite)
         predictor = load_predictor(
             [model, *also] if also else model,
@@ -196,16 +178,9 @@ def predict(
             priors=_priors(priors),
             peers=peers,
         )
-        if detector is not None:
-            from faceattr.faces.detect import switch_detector
-
-            predictor.cfg.faces = switch_detector(predictor.cfg.faces, detector, margins_given=margins is not None)
-            predictor.cfg.faces = _faces_with(predictor.cfg.faces)  # an unknown name is refused with the valid ones
-        if margins is not None:
-            predictor.cfg.faces = _with_margins(predictor.cfg.faces, margins, margin_unit)
-            faces = True if faces is None else faces
-        if detect_max_side is not None:
-            predictor.cfg.faces = _faces_with(predictor.cfg.faces, detect_max_side=detect_max_side)
+        predictor.cfg.faces = _face_settings(predictor.cfg.faces, detector, margins, margin_unit, detect_max_side)
+        if margins is not None and faces is None:  # margins are for cropping faces
+            faces = True
         faces = faces if faces is not None else predictor.cfg.faces.trained_on_crops
         videos = [p for p in media if Path(p).suffix.lower() in VIDEO_SUFFIXES]
         photos = [p for p in media if Path(p).suffix.lower() not in VIDEO_SUFFIXES]
@@ -217,6 +192,47 @@ def predict(
         _fail(e)
         return
     _report_skips(skips, "file(s) skipped or cut short" if videos else "image(s) skipped")
+
+
+def _media_in(inputs: list[Path]) -> list:
+    """The images and videos named or inside the folders given, saying what was left out and which names are
+    not UTF-8; none is an error naming what was looked for."""
+    from faceattr.data.images import IMAGE_SUFFIXES, VIDEO_SUFFIXES, is_utf8_name
+    from faceattr.inference.inputs import collect_images
+
+    ignored: list[str] = []
+    media = collect_images(inputs, IMAGE_SUFFIXES + VIDEO_SUFFIXES, ignored)
+    if ignored:
+        console.print(
+            f"[yellow]{len(ignored)} file(s) in the folders are neither images nor videos and were left out "
+            f"(e.g. {ignored[0]}); readable: {', '.join(IMAGE_SUFFIXES + VIDEO_SUFFIXES)}[/]"
+        )
+    if not media:
+        raise FaceAttrError(
+            f"no images or videos in {', '.join(map(str, inputs))} "
+            f"(looked for {', '.join(IMAGE_SUFFIXES + VIDEO_SUFFIXES)})"
+        )
+    odd_names = [p for p in media if not is_utf8_name(p)]
+    if odd_names:
+        console.print(
+            f"[yellow]{len(odd_names)} file name(s) are not UTF-8 (e.g. made on a CP949 or Latin-1 machine): "
+            "read as they are, written in the CSV decoded by their likeliest encoding[/]"
+        )
+    return media
+
+
+def _face_settings(faces, detector: str | None, margins: str | None, margin_unit: str, detect_max_side: int | None):
+    """The model's face settings with the command line's detector, margins and detection size."""
+    if detector is not None:
+        from faceattr.faces.detect import switch_detector
+
+        faces = switch_detector(faces, detector, margins_given=margins is not None)
+        faces = _faces_with(faces)  # an unknown name is refused with the valid ones
+    if margins is not None:
+        faces = _with_margins(faces, margins, margin_unit)
+    if detect_max_side is not None:
+        faces = _faces_with(faces, detect_max_side=detect_max_side)
+    return faces
 
 
 def check_writable(out: Path) -> None:

@@ -219,8 +219,7 @@ def crop_manifest(
     cfg = cfg or FacesConfig()
     if all(c in df.columns for c in BOX_COLUMNS):
         return crop_boxes(df, cache_dir, cfg, detector_factory, skips)
-    key = settings_key(cfg)
-    cache = Path(cache_dir).resolve() / key  # absolute: the crops manifest works from any folder
+    cache = Path(cache_dir).resolve() / settings_key(cfg)  # absolute: the crops manifest works from any folder
     (cache / "crops").mkdir(parents=True, exist_ok=True)
     write_json(asdict(cfg), cache / "settings.json")
     index_path = cache / "index.csv"
@@ -228,7 +227,6 @@ def crop_manifest(
     skips = skips if skips is not None else SkipReport()
     sources = list(dict.fromkeys(str(Path(p).resolve()) for p in df["path"]))
     todo = [s for s in sources if s not in index]
-    reused = len(sources) - len(todo)
     detector: FaceDetector | None = None
     new_file = not index_path.is_file()
     with index_path.open("a", newline="") as f, Progress(disable=not progress) as bar:
@@ -248,30 +246,45 @@ def crop_manifest(
                 detector = detector or (detector_factory or (lambda: FaceDetector(cfg)))()
                 detections = detector.detect_one_each([image for _, image in loaded])
                 for (source, image), detection in zip(loaded, detections, strict=True):
-                    face = detection.face if detection.how != "whole image" else None
-                    crop, box = crop_face(image, detection.face, cfg)
-                    crop_path = cache / "crops" / f"{hashlib.sha1(source.encode()).hexdigest()[:20]}.jpg"
-                    save_jpeg(crop, crop_path)
-                    size, mtime = _stamp(Path(source))
-                    row = {
-                        "source_path": source,
-                        "source_size": size,
-                        "source_mtime_ns": mtime,
-                        "crop_path": str(crop_path),
-                        "face_found": face is not None,
-                        "detection": detection.how,
-                        "face_score": round(face.score, 4) if face else "",
-                        "crop_x1": box[0],
-                        "crop_y1": box[1],
-                        "crop_x2": box[2],
-                        "crop_y2": box[3],
-                        "face_box": _in_crop(np.asarray(face.box).reshape(2, 2), box) if face else "",
-                        "landmarks": _in_crop(face.landmarks, box) if face else "",
-                    }
+                    row = _crop_one(source, image, detection, cache, cfg)
                     writer.writerow(row)
                     index[source] = row
             f.flush()
             bar.advance(task, len(chunk))
+    out = _cropped_rows(df, index, cfg)
+    rates = out.groupby("mask")["face_found"].mean().to_dict() if len(out) else {}
+    how = {m: g.value_counts(normalize=True).to_dict() for m, g in out.groupby("mask")["detection"]} if len(out) else {}
+    reused = len(sources) - len(todo)
+    return CropResult(out, detector.calls if detector else 0, reused, len(skips), rates, how)
+
+
+def _crop_one(source: str, image: np.ndarray, detection, cache: Path, cfg: FacesConfig) -> dict:
+    """Save one image's face crop in the cache; its index row (where the crop is, how the face was found, its box
+    and landmarks in the crop's pixels)."""
+    face = detection.face if detection.how != "whole image" else None
+    crop, box = crop_face(image, detection.face, cfg)
+    crop_path = cache / "crops" / f"{hashlib.sha1(source.encode()).hexdigest()[:20]}.jpg"
+    save_jpeg(crop, crop_path)
+    size, mtime = _stamp(Path(source))
+    return {
+        "source_path": source,
+        "source_size": size,
+        "source_mtime_ns": mtime,
+        "crop_path": str(crop_path),
+        "face_found": face is not None,
+        "detection": detection.how,
+        "face_score": round(face.score, 4) if face else "",
+        "crop_x1": box[0],
+        "crop_y1": box[1],
+        "crop_x2": box[2],
+        "crop_y2": box[3],
+        "face_box": _in_crop(np.asarray(face.box).reshape(2, 2), box) if face else "",
+        "landmarks": _in_crop(face.landmarks, box) if face else "",
+    }
+
+
+def _cropped_rows(df: pd.DataFrame, index: dict[str, dict], cfg: FacesConfig) -> pd.DataFrame:
+    """The manifest's rows whose image was cropped, pointing at their crops, with how each face was found."""
     out = df.copy()
     out["source_path"] = [str(Path(p).resolve()) for p in df["path"]]
     out = out[out["source_path"].isin(index)].reset_index(drop=True)
@@ -287,6 +300,4 @@ def crop_manifest(
     out["face_box"] = [e["face_box"] for e in entries]
     out["landmarks"] = [e["landmarks"] for e in entries]
     out["crop_settings"] = shaping_settings(cfg)
-    rates = out.groupby("mask")["face_found"].mean().to_dict() if len(out) else {}
-    how = {m: g.value_counts(normalize=True).to_dict() for m, g in out.groupby("mask")["detection"]} if len(out) else {}
-    return CropResult(out, detector.calls if detector else 0, reused, len(skips), rates, how)
+    return out

@@ -96,6 +96,29 @@ def evaluate(
     check_report_folder(out, overwrite or not out_dir)
     predictor = load_predictor(checkpoint, voting=voting, tta=tta, priors=priors, peers=peers)
     frame = evaluation_rows(predictor, manifest, fold, split)
+    frame, preds = predict_rows(predictor, frame, out, batch_size)
+    labels, old = preds.labels(), predictor.cfg.data.old_threshold
+    metrics = classification_reports(frame, labels, preds.probs, old, out)
+    if "age_years" in labels:
+        metrics["age"] = age_report(frame, labels["age_years"], out)
+    table = predictions_table(frame, labels, preds.probs)
+    write_csv(table, out / "predictions.csv")
+    groups = group_reports(frame, labels, by or [], min_group, old, out)
+    summary = {
+        "checkpoint": [str(c) for c in checkpoint] if isinstance(checkpoint, list | tuple) else str(checkpoint),
+        "n_images": len(frame),
+        "skipped_images": len(preds.skipped),
+        "metrics": metrics,
+        "groups": groups,
+    }
+    write_json(summary, out / "metrics.json")
+    write_model_card(predictor, frame, summary, out / "model_card.md")
+    return EvalResult(out, metrics, table)
+
+
+def predict_rows(predictor: BasePredictor, frame: pd.DataFrame, out: Path, batch_size: int):
+    """The model's answers for the rows it could read (the others listed in the report's skipped.csv), and those
+    rows."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "skipped.csv").unlink(missing_ok=True)  # this evaluation's own report, not appended to an old one
     skips = SkipReport(out / "skipped.csv")
@@ -105,14 +128,19 @@ def evaluate(
             f"none of the {len(frame)} images to evaluate could be read; the reasons are in {skips.csv_path} "
             "(moved or deleted images? re-run `faceattr prepare`/`crop` where the data now lives)"
         )
-    frame = frame.iloc[preds.indices].reset_index(drop=True)
-    labels = preds.labels()
-    old = predictor.cfg.data.old_threshold
+    return frame.iloc[preds.indices].reset_index(drop=True), preds
+
+
+def classification_reports(
+    frame: pd.DataFrame, labels: dict, probs: dict, old_threshold: int, out: Path
+) -> dict[str, dict[str, float]]:
+    """Per classification task (and the 18 classes): metrics, per-class rows (per_class.csv), the confusion
+    picture and, where the head has probabilities, the gallery of its most confident mistakes."""
     names = {
         "mask": list(MASK_NAMES),
         "gender": list(GENDER_NAMES),
-        "age_bin": list(age_bin_names(old)),
-        "label18": [class_name(c, old) for c in range(NUM_CLASSES)],
+        "age_bin": list(age_bin_names(old_threshold)),
+        "label18": [class_name(c, old_threshold) for c in range(NUM_CLASSES)],
     }
     metrics: dict[str, dict[str, float]] = {}
     reports = []
@@ -124,53 +152,51 @@ def evaluate(
         reports.append(report)
         title = f"{task}: macro F1 {metrics[task]['f1']:.3f}, accuracy {metrics[task]['accuracy']:.3f}"
         plot_confusion(y_true, y_pred, names[task], title, out / f"confusion_{task}.png")
-        if task in preds.probs:  # the per-task heads have probabilities; label18 is their combination
+        if task in probs:  # the per-task heads have probabilities; label18 is their combination
             gallery_title = f"{task}: most confident mistakes per true class"
-            mistake_gallery(
-                frame["path"].tolist(),
-                y_true,
-                preds.probs[task],
-                names[task],
-                gallery_title,
-                out / f"mistakes_{task}.png",
-            )
+            paths = frame["path"].tolist()
+            mistake_gallery(paths, y_true, probs[task], names[task], gallery_title, out / f"mistakes_{task}.png")
     write_csv(pd.concat(reports), out / "per_class.csv")
-    if "age_years" in labels:
-        true_age = frame["age"].to_numpy(float)
-        apparent = frame["apparent_age"].to_numpy(float) if "apparent_age" in frame else None
-        metrics["age"] = age_metrics(true_age, labels["age_years"], apparent)
-        if metrics["age"]["n"]:
-            decades = error_by_decade(true_age, labels["age_years"])
-            write_csv(decades, out / "age_error_by_decade.csv")
-            plot_error_by_decade(
-                decades,
-                out / "age_error_by_decade.png",
-                f"age MAE {metrics['age']['mae']:.2f} years, CS@5 {metrics['age']['cs5']:.2f}",
-            )
+    return metrics
+
+
+def age_report(frame: pd.DataFrame, predicted_age: np.ndarray, out: Path) -> dict[str, float]:
+    """Age metrics (real and, where the manifest has it, apparent age) and the error by decade, table and picture."""
+    true_age = frame["age"].to_numpy(float)
+    apparent = frame["apparent_age"].to_numpy(float) if "apparent_age" in frame else None
+    metrics = age_metrics(true_age, predicted_age, apparent)
+    if metrics["n"]:
+        decades = error_by_decade(true_age, predicted_age)
+        write_csv(decades, out / "age_error_by_decade.csv")
+        title = f"age MAE {metrics['mae']:.2f} years, CS@5 {metrics['cs5']:.2f}"
+        plot_error_by_decade(decades, out / "age_error_by_decade.png", title)
+    return metrics
+
+
+def predictions_table(frame: pd.DataFrame, labels: dict, probs: dict) -> pd.DataFrame:
+    """One row per image: its labels, the predictions and the class probabilities (for stacking out-of-fold
+    predictions)."""
     table = frame[["path", "person_id", *[t for t in (*CLASSIFICATION_TASKS, "label18") if t in frame]]].copy()
     if "age" in frame:
         table["age"] = frame["age"]
     for task, values in labels.items():
         table[f"pred_{task}"] = np.round(values, 2) if task == "age_years" else values
-    for task, p in preds.probs.items():  # probabilities too, for stacking out-of-fold predictions
+    for task, p in probs.items():
         if task != "age":
             for c in range(p.shape[1]):
                 table[f"p_{task}_{c}"] = np.round(p[:, c], 5)
-    write_csv(table, out / "predictions.csv")
+    return table
+
+
+def group_reports(
+    frame: pd.DataFrame, labels: dict, specs: list[str], min_group: int, old_threshold: int, out: Path
+) -> list[dict]:
+    """One report per `--by` spec, each with its pictures; all of them in groups.md."""
     groups = []
-    for spec in by or []:
-        report = group_report(frame, labels, spec, min_group, old)
+    for spec in specs:
+        report = group_report(frame, labels, spec, min_group, old_threshold)
         plot_groups(report, out)
         groups.append(report)
     if groups:
         write_text(out / "groups.md", "# Accuracy per group\n\n" + "\n".join(markdown(g) for g in groups))
-    summary = {
-        "checkpoint": [str(c) for c in checkpoint] if isinstance(checkpoint, list | tuple) else str(checkpoint),
-        "n_images": len(frame),
-        "skipped_images": len(preds.skipped),
-        "metrics": metrics,
-        "groups": groups,
-    }
-    write_json(summary, out / "metrics.json")
-    write_model_card(predictor, frame, summary, out / "model_card.md")
-    return EvalResult(out, metrics, table)
+    return groups

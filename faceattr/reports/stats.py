@@ -105,58 +105,19 @@ def dataset_stats(
         "age_bin": _counts(frame, "age_bin", ages),
         "label18": _counts(frame, "label18", [class_name(c, old_threshold) for c in range(NUM_CLASSES)]),
     }
-    files = []
-
-    fig, axes = plt.subplots(1, 4, figsize=(16, 4.2), gridspec_kw={"width_ratios": [3, 2, 3, 12]})
-    for ax, (task, table) in zip(axes, tables.items(), strict=True):
-        _bar_panel(ax, table, f"{task} ({len(frame)} images)")
-    fig.tight_layout()
-    files.append(out / "counts.png")
-    save_figure(fig, files[-1], dpi=110)
-    plt.close(fig)
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    bins = np.arange(0, 102, 3)
-    for gender, name in enumerate(GENDER_NAMES):
-        ax.hist(frame.loc[frame["gender"] == gender, "age"].dropna(), bins=bins, alpha=0.6, label=name)
-    for threshold in (30, old_threshold):
-        ax.axvline(threshold, color="black", linestyle="--", linewidth=1)
-    ax.set_xlabel("age (years); dashed: age-bin thresholds")
-    ax.set_ylabel("images")
-    ax.legend()
-    ax.set_title("age by gender")
-    fig.tight_layout()
-    files.append(out / "age_by_gender.png")
-    save_figure(fig, files[-1], dpi=110)
-    plt.close(fig)
-
     per_person = frame.groupby("person_id").size()
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.hist(per_person, bins=np.arange(0.5, per_person.max() + 1.5), color="#55a868")
-    ax.set_xlabel("images per person")
-    ax.set_ylabel("people")
-    ax.set_title(f"{len(per_person)} people")
-    fig.tight_layout()
-    files.append(out / "images_per_person.png")
-    save_figure(fig, files[-1], dpi=110)
-    plt.close(fig)
-
+    files = [
+        _plot_counts(tables, len(frame), out / "counts.png"),
+        _plot_age_by_gender(frame, old_threshold, out / "age_by_gender.png"),
+        _plot_images_per_person(per_person, out / "images_per_person.png"),
+    ]
     paths = frame["path"].astype(str)
     if max_images and len(paths) > max_images:
         paths = paths.sample(n=max_images, random_state=seed)
     skips = SkipReport(out / "skipped.csv")
     (out / "skipped.csv").unlink(missing_ok=True)
     channels, sizes = image_pass(paths.tolist(), skips, progress)
-    fig, ax = plt.subplots(figsize=(5, 4))
-    ax.scatter(sizes["width"], sizes["height"], s=6, alpha=0.4)
-    ax.set_xlabel("width (px)")
-    ax.set_ylabel("height (px)")
-    ax.set_title(f"image sizes ({len(sizes)} read)")
-    fig.tight_layout()
-    files.append(out / "image_sizes.png")
-    save_figure(fig, files[-1], dpi=110)
-    plt.close(fig)
-
+    files.append(_plot_image_sizes(sizes, out / "image_sizes.png"))
     summary = {
         "images": len(frame),
         "people": len(per_person),
@@ -176,6 +137,52 @@ def dataset_stats(
     files.append(out / "stats.json")
     files.append(_write_report(out, summary, tables))
     return StatsResult(out, summary, files)
+
+
+def _saved(fig, path: Path) -> Path:
+    fig.tight_layout()
+    save_figure(fig, path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _plot_counts(tables: dict[str, pd.DataFrame], images: int, path: Path) -> Path:
+    fig, axes = plt.subplots(1, 4, figsize=(16, 4.2), gridspec_kw={"width_ratios": [3, 2, 3, 12]})
+    for ax, (task, table) in zip(axes, tables.items(), strict=True):
+        _bar_panel(ax, table, f"{task} ({images} images)")
+    return _saved(fig, path)
+
+
+def _plot_age_by_gender(frame: pd.DataFrame, old_threshold: int, path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(7, 4))
+    bins = np.arange(0, 102, 3)
+    for gender, name in enumerate(GENDER_NAMES):
+        ax.hist(frame.loc[frame["gender"] == gender, "age"].dropna(), bins=bins, alpha=0.6, label=name)
+    for threshold in (30, old_threshold):
+        ax.axvline(threshold, color="black", linestyle="--", linewidth=1)
+    ax.set_xlabel("age (years); dashed: age-bin thresholds")
+    ax.set_ylabel("images")
+    ax.legend()
+    ax.set_title("age by gender")
+    return _saved(fig, path)
+
+
+def _plot_images_per_person(per_person: pd.Series, path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.hist(per_person, bins=np.arange(0.5, per_person.max() + 1.5), color="#55a868")
+    ax.set_xlabel("images per person")
+    ax.set_ylabel("people")
+    ax.set_title(f"{len(per_person)} people")
+    return _saved(fig, path)
+
+
+def _plot_image_sizes(sizes: pd.DataFrame, path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.scatter(sizes["width"], sizes["height"], s=6, alpha=0.4)
+    ax.set_xlabel("width (px)")
+    ax.set_ylabel("height (px)")
+    ax.set_title(f"image sizes ({len(sizes)} read)")
+    return _saved(fig, path)
 
 
 def _write_report(out: Path, summary: dict, tables: dict[str, pd.DataFrame]) -> Path:

@@ -276,6 +276,40 @@ def _train(cfg: Config, run_dir: Path, resume: bool, callbacks: list | None) -> 
     last = run_dir / "checkpoints" / "last.ckpt"
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     resolve_normalization(cfg)
+    datamodule = prepared_data(cfg, run_dir)
+    module = FaceAttrModule.from_config(cfg)
+    trainer = build_trainer(cfg, run_dir, callbacks)
+    if cfg.augment.on_device and isinstance(trainer.accelerator, CPUAccelerator):
+        log.warning(
+            "augment.on_device=true on a CPU: batched kornia augmentation is about 7x slower here than "
+            "Albumentations per image (benchmarks/results/augment_speed.md); it is meant for GPUs"
+        )
+    if cfg.data.batch_size == "auto":
+        trainer = pick_batch_size(cfg, run_dir, callbacks, trainer, module, datamodule)
+    if launched_rank() == 0:
+        save_config(cfg, run_dir / "config.yaml")
+        write_json(run_info(), run_dir / "run_info.json")
+    if cfg.loss.class_weights:
+        module.set_class_weights(
+            {
+                t: balanced_class_weights(datamodule.train_frame[t].to_numpy(), TASK_CLASSES[t])
+                for t in CLASSIFICATION_TASKS
+                if t in cfg.model.heads
+            }
+        )
+    metrics_csv = run_dir / "csv" / "metrics.csv"
+    earlier_rows = logged_rows(metrics_csv) if resume else None
+    trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resume else None, weights_only=True)
+    if earlier_rows is not None and trainer.is_global_zero:  # CSVLogger starts a fresh file; keep the history
+        later_rows = logged_rows(metrics_csv)
+        later_rows = earlier_rows.iloc[:0] if later_rows is None else later_rows
+        write_csv(pd.concat([earlier_rows, later_rows], ignore_index=True), metrics_csv)
+    return finish(cfg, run_dir, trainer, module, datamodule)
+
+
+def prepared_data(cfg: Config, run_dir: Path) -> FaceDataModule:
+    """The data module, set up: the folds split, a peer's targets on the training faces (distill.peer), and what
+    the training rows decide about the model (its crop settings, the class shares each head sees)."""
     aug = cfg.augment
     datamodule = FaceDataModule(
         cfg,
@@ -297,40 +331,25 @@ def _train(cfg: Config, run_dir: Path, resume: bool, callbacks: list | None) -> 
     adopt_manifest_crop_settings(cfg, datamodule.train_frame)
     # the class shares the heads see, kept in the checkpoint so predict can move them to a set's own (priors.adapt)
     cfg.priors.trained = datamodule.label_shares([t for t in CLASSIFICATION_TASKS if t in cfg.model.heads])
-    module = FaceAttrModule.from_config(cfg)
-    trainer = build_trainer(cfg, run_dir, callbacks)
-    if cfg.augment.on_device and isinstance(trainer.accelerator, CPUAccelerator):
-        log.warning(
-            "augment.on_device=true on a CPU: batched kornia augmentation is about 7x slower here than "
-            "Albumentations per image (benchmarks/results/augment_speed.md); it is meant for GPUs"
-        )
-    if cfg.data.batch_size == "auto":
-        cap = min(cfg.data.max_batch_size, max(1, len(datamodule.train_frame)))
-        if on_one_gpu(trainer):  # Lightning's tuner (it supports no distributed strategy)
-            cfg.data.batch_size = tune_batch_size_on_gpu(trainer, module, datamodule, cap)
-            trainer = build_trainer(cfg, run_dir, callbacks)  # a fresh trainer: the trials ran on the first
-        else:
-            cfg.data.batch_size = min(find_batch_size(cfg, module), cap)
-        log.info("data.batch_size=auto picked %d", cfg.data.batch_size)
-    if launched_rank() == 0:
-        save_config(cfg, run_dir / "config.yaml")
-        write_json(run_info(), run_dir / "run_info.json")
-    if cfg.loss.class_weights:
-        module.set_class_weights(
-            {
-                t: balanced_class_weights(datamodule.train_frame[t].to_numpy(), TASK_CLASSES[t])
-                for t in CLASSIFICATION_TASKS
-                if t in cfg.model.heads
-            }
-        )
-    metrics_csv = run_dir / "csv" / "metrics.csv"
-    earlier_rows = logged_rows(metrics_csv) if resume else None
-    trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resume else None, weights_only=True)
-    if earlier_rows is not None and trainer.is_global_zero:  # CSVLogger starts a fresh file; keep the history
-        later_rows = logged_rows(metrics_csv)
-        later_rows = earlier_rows.iloc[:0] if later_rows is None else later_rows
-        write_csv(pd.concat([earlier_rows, later_rows], ignore_index=True), metrics_csv)
+    return datamodule
 
+
+def pick_batch_size(cfg: Config, run_dir: Path, callbacks, trainer, module, datamodule) -> L.Trainer:
+    """data.batch_size=auto: the largest batch that fits (Lightning's tuner on one GPU, a memory probe elsewhere);
+    returns the trainer to train with."""
+    cap = min(cfg.data.max_batch_size, max(1, len(datamodule.train_frame)))
+    if on_one_gpu(trainer):  # Lightning's tuner (it supports no distributed strategy)
+        cfg.data.batch_size = tune_batch_size_on_gpu(trainer, module, datamodule, cap)
+        trainer = build_trainer(cfg, run_dir, callbacks)  # a fresh trainer: the trials ran on the first
+    else:
+        cfg.data.batch_size = min(find_batch_size(cfg, module), cap)
+    log.info("data.batch_size=auto picked %d", cfg.data.batch_size)
+    return trainer
+
+
+def finish(cfg: Config, run_dir: Path, trainer: L.Trainer, module, datamodule) -> TrainResult:
+    """The kept checkpoint, the last metrics and the skips; each rank's trace and rank 0's train_summary.json."""
+    last = run_dir / "checkpoints" / "last.ckpt"
     checkpoint_cb = trainer.checkpoint_callback
     best_path = Path(checkpoint_cb.best_model_path) if checkpoint_cb.best_model_path else None
     if best_path is None and last.is_file():  # full-data runs have no validation: the last epoch is the model
