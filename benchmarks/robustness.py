@@ -35,9 +35,9 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageFilter
 
-from benchmarks.common import HELD_OUT_RULE, nearest_face, probabilities, reframe, save, utkface_union
+from benchmarks.common import HELD_OUT_RULE, RESULTS, nearest_face, probabilities, reframe, save, utkface_union
 from faceattr.data.align import align, moved
-from faceattr.faces.detect import FaceDetector, crop_face, detect_padded
+from faceattr.faces.detect import FaceDetector, detect_padded, face_chip
 from faceattr.inference.ensemble import EnsemblePredictor
 from faceattr.inference.load import join_peers, load_predictor
 from faceattr.inference.predictor import BasePredictor
@@ -243,10 +243,27 @@ def chart(rows: list[dict], path: Path) -> Path:
     return path
 
 
+def views_of(test: pd.DataFrame, published: list[np.ndarray], points: list, marks: list, seed: int) -> dict:
+    """Row -> (images, their truth, their landmarks) for the ways of showing the held-out faces (see the top)."""
+    masked_rows = [i for i, m in enumerate(marks) if m is not None]
+    masked = [
+        render_mask(published[i], *marks[i], "correct", rng=np.random.default_rng([seed, i])).image for i in masked_rows
+    ]
+    restyled = [photo_style(im, np.random.default_rng([seed, i])) for i, im in enumerate(published)]
+    style_points = [None if p is None else moved(p, matrix) for p, (_, matrix) in zip(points, restyled, strict=True)]
+    return {
+        "as published": (published, test, points),
+        "48 px": ([low_resolution(im) for im in published], test, points),
+        "jpeg20 + blur": ([jpeg_blur(im) for im in published], test, points),
+        "synthetic mask": (masked, test.iloc[masked_rows], [points[i] for i in masked_rows]),
+        "photo style": ([im for im, _ in restyled], test, style_points),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
-        "--model", action="append", required=True, help="NAME=CHECKPOINT (repeat); NAME=A,B for an ensemble of A and B"
+        "--model", action="append", default=[], help="NAME=CHECKPOINT (repeat); NAME=A,B for an ensemble of A and B"
     )
     parser.add_argument(
         "--left-out", action="append", default=[], help="NAME=CHECKPOINT of a model trained without Asian faces"
@@ -256,6 +273,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="held-out faces used (0 = all of the fold)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--name", default="robustness", help="results file name")
+    parser.add_argument("--append", action="store_true", help="add these rows to the results file's, not replace")
     parser.add_argument("--chart", type=Path, default=None, help="also draw the table as a PNG bar chart here")
     parser.add_argument("--tta", default=None, help="test-time augmentation for every model, e.g. hflip")
     parser.add_argument(
@@ -263,6 +281,8 @@ def main() -> None:
     )
     parser.add_argument("--predictions", action="store_true", help="also write each row's answers per face (CSV)")
     args = parser.parse_args()
+    if not args.model and not args.left_out:
+        parser.error("name a model to score: --model NAME=CHECKPOINT and/or --left-out NAME=CHECKPOINT")
     _, frame = utkface_union(args.work)
     test = frame[frame["fold"] == args.fold].reset_index(drop=True)
     if args.limit:
@@ -272,32 +292,19 @@ def main() -> None:
     published = [np.asarray(f) for f in faces]
     detector = FaceDetector()
     marks = landmarks(test, published, detector, args.work / f"landmarks-{args.fold}-{len(test)}-{args.seed}.json")
-    masked_rows = [i for i, m in enumerate(marks) if m is not None]
-    masked = [
-        render_mask(published[i], *marks[i], "correct", rng=np.random.default_rng([args.seed, i])).image
-        for i in masked_rows
-    ]
-    photos, centres = zip(*(reframe(f, rng) for f in faces), strict=True)
-    found = [nearest_face(f, c, 60) for f, c in zip(detector.detect(list(photos)), centres, strict=True)]
-    print(
-        f"{len(test)} held-out faces of fold {args.fold}; landmarks for {len(masked_rows)}; "
-        f"face found in {np.mean([f is not None for f in found]):.1%} of the re-framed photos"
-    )
-    restyled = [photo_style(im, np.random.default_rng([args.seed, i])) for i, im in enumerate(published)]
     points = [None if m is None else m[0] for m in marks]  # each face's landmarks, for models that align
-    style_points = [None if p is None else moved(p, matrix) for p, (_, matrix) in zip(points, restyled, strict=True)]
-    views = {  # row -> (images, their truth, their landmarks)
-        "as published": (published, test, points),
-        "48 px": ([low_resolution(im) for im in published], test, points),
-        "jpeg20 + blur": ([jpeg_blur(im) for im in published], test, points),
-        "synthetic mask": (masked, test.iloc[masked_rows], [points[i] for i in masked_rows]),
-        "photo style": ([im for im, _ in restyled], test, style_points),
-    }
-    asian = (test["race"] == "Asian").to_numpy()
     rows: list[dict] = []
     answers: dict[str, pd.DataFrame] = {}
     loaded: dict[str, Remembered] = {}
     tta = args.tta.split(",") if args.tta else None
+    if args.model:
+        views = views_of(test, published, points, marks, args.seed)
+        photos, centres = zip(*(reframe(f, rng) for f in faces), strict=True)
+        found = [nearest_face(f, c, 60) for f, c in zip(detector.detect(list(photos)), centres, strict=True)]
+        print(
+            f"{len(test)} held-out faces of fold {args.fold}; landmarks for {sum(p is not None for p in points)}; "
+            f"face found in {np.mean([f is not None for f in found]):.1%} of the re-framed photos"
+        )
     for spec in args.model:
         name, checkpoints = spec.split("=", 1)
         for label, predictor in versions(name, checkpoints.split(","), loaded, tta, not args.no_peers):
@@ -308,7 +315,7 @@ def main() -> None:
                 base = labels if row == "as published" else base
                 rows.append({"model": label, "row": row, **scores(truth, labels)})
                 answers[f"{label}: {row}"] = truth[["path"]].assign(**{k: v for k, v in labels.items()})
-            crops = [crop_face(p, f, predictor.cfg.faces)[0] for p, f in zip(photos, found, strict=True)]
+            crops = [face_chip(p, f, predictor.cfg.faces)[0] for p, f in zip(photos, found, strict=True)]
             rows.append({"model": label, "row": "re-framed + predict", **scores(test, predicted(predictor, crops))})
             for subset, pick in SUBSETS.items():
                 keep = pick(test).to_numpy()
@@ -316,35 +323,34 @@ def main() -> None:
                 rows.append({"model": label, "row": subset, **scores(test[keep], subset_labels)})
             for r in rows[before:]:
                 print(r)
+    asian = np.flatnonzero((test["race"] == "Asian").to_numpy())
     for spec in args.left_out:  # a model that never saw an Asian face, on the same Asian faces
         name, checkpoints = spec.split("=", 1)
         for label, predictor in versions(name, checkpoints.split(","), loaded, tta, not args.no_peers):
-            labels = predicted(
-                predictor, [published[i] for i in np.flatnonzero(asian)], [points[i] for i in np.flatnonzero(asian)]
-            )
-            rows.append({"model": label, "row": "asian_left_out", **scores(test[asian], labels)})
+            labels = predicted(predictor, [published[i] for i in asian], [points[i] for i in asian])
+            rows.append({"model": label, "row": "asian_left_out", **scores(test.iloc[asian], labels)})
             print(rows[-1])
-    if args.chart:
-        chart(rows, args.chart)
     if args.predictions:
         for key, table in answers.items():
             slug = "".join(c if c.isalnum() else "-" for c in key)
             table.to_csv(args.work / f"{args.name}-{slug}.csv", index=False)
-    save(
-        args.name,
-        rows,
-        COLUMNS,
-        {
-            "models": args.model,
-            "left_out": args.left_out,
-            "held_out_rule": HELD_OUT_RULE.replace("fold 0", f"fold {args.fold}"),
-            "limit": args.limit,
-            "seed": args.seed,
-            "tta": args.tta,
-            "peers": not args.no_peers,
-            "held_out": len(test),
-        },
-    )
+    settings = {
+        "models": args.model,
+        "left_out": args.left_out,
+        "held_out_rule": HELD_OUT_RULE.replace("fold 0", f"fold {args.fold}"),
+        "limit": args.limit,
+        "seed": args.seed,
+        "tta": args.tta,
+        "peers": not args.no_peers,
+        "held_out": len(test),
+    }
+    if args.append:  # e.g. the asian_left_out rows of a model trained later, beside the table they belong to
+        earlier = json.loads((RESULTS / f"{args.name}.json").read_text())
+        rows = earlier["rows"] + rows
+        settings = {"earlier": earlier["settings"], **settings}
+    if args.chart:
+        chart(rows, args.chart)
+    save(args.name, rows, COLUMNS, settings)
 
 
 if __name__ == "__main__":

@@ -62,15 +62,17 @@ def test_each_landmark_of_a_real_face_lands_where_the_fit_puts_it_within_a_pixel
 
 
 def test_predict_aligns_a_detected_face_and_keeps_margin_crops_without_the_setting():
-    from faceattr.faces.detect import FaceDetector, crop_face
+    from faceattr.faces.detect import FaceDetector, crop_face, face_chip
 
     photo = np.asarray(public_face())
     face = max(FaceDetector(FacesConfig()).detect([photo])[0], key=lambda f: f.score)
-    chip, box = crop_face(photo, face, FacesConfig(align=True))
+    chip, box = face_chip(photo, face, FacesConfig(align=True))
     assert chip.shape == (CHIP_SIDE, CHIP_SIDE, 3)
     assert np.array_equal(chip, align(photo, face.landmarks, 0.25))
-    margin, same_box = crop_face(photo, face, FacesConfig())
+    margin, same_box = face_chip(photo, face, FacesConfig())
     assert same_box == box and margin.shape[:2] == (box[3] - box[1], box[2] - box[0])
+    # `faceattr crop` keeps margin crops (and their landmarks) whatever faces.align says: training aligns them
+    assert np.array_equal(crop_face(photo, face, FacesConfig(align=True))[0], margin)
 
 
 def test_training_aligned_needs_landmarks_in_the_manifest(competition_manifest, tmp_path):

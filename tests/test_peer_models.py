@@ -159,10 +159,10 @@ def test_the_onnx_copy_of_a_checkpoint_naming_a_peer_brings_the_peer(run_naming_
 
 
 def test_the_peer_names_a_config_accepts_are_the_peer_models():
-    from faceattr.config import PEER_MODEL_NAMES
+    from faceattr.config import PEER_MODEL_HEADS
     from faceattr.models.dlib_wheel import WHEEL_NETWORKS
 
-    assert set(PEER_MODEL_NAMES) == set(WHEEL_NETWORKS)
+    assert {name: network.task for name, network in WHEEL_NETWORKS.items()} == PEER_MODEL_HEADS
 
 
 def test_a_config_naming_an_unknown_peer_is_refused_with_the_valid_names(competition_manifest, tmp_path):

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from benchmarks.common import manifest_with_landmarks, save
+from benchmarks.robustness import COLUMNS
 from faceattr.config import load_config
 from faceattr.data.manifest import read_manifest
 from faceattr.training import train
@@ -123,7 +124,7 @@ def main() -> None:
         save(
             args.name,
             rows,
-            ["model", "row", "n", "gender_acc", "age_mae", "age_cs5", "age_bin_f1", "train_min", "best_epoch"],
+            [*COLUMNS, "train_min", "best_epoch"],
             vars(args),
         )
 

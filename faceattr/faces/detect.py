@@ -343,11 +343,18 @@ def clip_box(box, image_size: tuple[int, int]) -> tuple[int, int, int, int]:
 
 
 def crop_face(image: np.ndarray, face: Face | None, cfg: FacesConfig) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-    """The margin crop around `face` (or its aligned chip, faces.align, when it has landmarks), or the fallback
-    crop when it is None; and the margin box, which is what a drawing of the face shows."""
+    """The margin crop around `face`, or the fallback crop when it is None."""
     size = (image.shape[1], image.shape[0])
     box = margin_box(face.box, size, cfg) if face is not None else fallback_box(size, cfg)
-    if cfg.align and face is not None and face.landmarks is not None:
-        return align(image, face.landmarks, cfg.align_padding), box
     x1, y1, x2, y2 = box
     return image[y1:y2, x1:x2], box
+
+
+def face_chip(image: np.ndarray, face: Face | None, cfg: FacesConfig) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """What a model sees of a face in a photo: its chip aligned by the landmarks when the model was trained aligned
+    (faces.align) and the face has them, else its margin crop; and the margin box, which drawings show. (`faceattr
+    crop` keeps margin crops and their landmarks: training aligns them itself.)"""
+    crop, box = crop_face(image, face, cfg)
+    if cfg.align and face is not None and face.landmarks is not None:
+        return align(image, face.landmarks, cfg.align_padding), box
+    return crop, box

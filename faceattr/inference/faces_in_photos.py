@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw
 from faceattr.atomic import save_image
 from faceattr.data.images import SkipReport, load_rgb, readable_path
 from faceattr.errors import FaceAttrError, ImageLoadError
-from faceattr.faces.detect import Face, FaceDetector, crop_face
+from faceattr.faces.detect import Face, FaceDetector, face_chip
 from faceattr.inference.predictor import BasePredictor, read_ahead
 from faceattr.inference.profile import StageClock
 from faceattr.labels import CLASS_NAMES, CLASSIFICATION_TASKS, decide
@@ -30,7 +30,7 @@ def classify_photos(
     candidates: list[list[Face | None]] = [list(faces) or [None] for faces in found]
     with clock.stage("crop"):
         crops = [
-            [crop_face(image, face, predictor.cfg.faces) for face in faces]
+            [face_chip(image, face, predictor.cfg.faces) for face in faces]
             for image, faces in zip(images, candidates, strict=True)
         ]
     probs = predictor.predict_crops([crop for per_photo in crops for crop, _ in per_photo], clock)

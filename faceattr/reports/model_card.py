@@ -128,6 +128,13 @@ def _recipe(cfg, info: dict) -> list[str]:
         f"- heads {', '.join(cfg.model.heads)}; exact-age target smoothing σ {cfg.model.age_sigma} years",
         "- augmentation: " + ", ".join(f"{k} {v:g}" for k, v in augment.items()),
     ]
+    if cfg.distill.peer:
+        lines.append(
+            f"- taught by {cfg.distill.peer} (distill.peer): its probabilities on the training faces make "
+            f"{cfg.distill.weight:g} of the target"
+        )
+    if cfg.faces.align:
+        lines.append(f"- faces aligned by their 5 landmarks (faces.align, padding {cfg.faces.align_padding:g})")
     lines += [
         f"- predictions moved from the training set's class shares to {head} {target} (priors.target; "
         "the results below include it)"
