@@ -101,3 +101,12 @@ def test_training_batches_are_aligned_by_each_rows_landmarks(competition_manifes
     image, _ = dataset[0]
     assert np.array_equal(image, align(load_rgb(frame["path"][0]), points, 0.25))
     assert np.array_equal(dataset[1][0], load_rgb(frame["path"][1]))
+
+
+def test_a_face_much_larger_than_the_chip_is_shrunk_by_area_first_so_fine_detail_does_not_alias():
+    side = 1200
+    stripes = np.indices((side, side)).sum(0) % 2 * 255  # a one-pixel checkerboard: detail finer than the chip
+    photo = np.repeat(stripes[..., None], 3, axis=2).astype(np.uint8)
+    points = template(side, 0.25)  # the face fills the photo: six times the chip's side
+    chip = align(photo, points, 0.25)
+    assert abs(chip.mean() - 127.5) < 5 and chip.std() < 10  # averaged to grey, not sampled into moire
