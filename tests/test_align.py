@@ -110,3 +110,25 @@ def test_a_face_much_larger_than_the_chip_is_shrunk_by_area_first_so_fine_detail
     points = template(side, 0.25)  # the face fills the photo: six times the chip's side
     chip = align(photo, points, 0.25)
     assert abs(chip.mean() - 127.5) < 5 and chip.std() < 10  # averaged to grey, not sampled into moire
+
+
+def test_an_aligned_model_is_evaluated_on_crops_aligned_by_the_manifests_landmarks(competition_manifest, tmp_path):
+    import pandas as pd
+
+    from faceattr.data.images import load_rgb
+    from faceattr.data.landmarks import format_points, parse_points
+    from faceattr.inference.load import load_predictor
+    from faceattr.reports.evaluate import evaluate
+    from faceattr.training import train
+
+    frame = pd.read_csv(competition_manifest)
+    frame["landmarks"] = [format_points(template(90, 0.1) + np.array([k % 5, 12.0])) for k in range(len(frame))]
+    manifest = tmp_path / "aligned.csv"
+    frame.to_csv(manifest, index=False)
+    cfg = load_config(None, tiny_overrides(manifest, tmp_path, **{"faces.align": True, "train.epochs": 1}))
+    checkpoint = train(cfg).best_checkpoint
+    table = evaluate(checkpoint, out_dir=tmp_path / "eval").predictions
+    landmarks = frame.set_index("path").loc[table["path"], "landmarks"]
+    chips = [align(load_rgb(p), parse_points(m, 5), 0.25) for p, m in zip(table["path"], landmarks, strict=True)]
+    expected = load_predictor(checkpoint).predict_crops(chips)["gender"]
+    assert np.allclose(table[["p_gender_0", "p_gender_1"]].to_numpy(), expected, atol=1e-4)

@@ -72,10 +72,15 @@ class EnsemblePredictor(BasePredictor):
         return self._combine([m.predict_array(images) for m in self.members])
 
     def predict_paths(
-        self, paths: list[str], batch_size: int = 64, num_workers: int = 0, skips: SkipReport | None = None
+        self,
+        paths: list[str],
+        batch_size: int = 64,
+        num_workers: int = 0,
+        skips: SkipReport | None = None,
+        landmarks: list | None = None,
     ) -> Predictions:
         results = [
-            m.predict_paths(paths, batch_size, num_workers, skips if i == 0 else None)
+            m.predict_paths(paths, batch_size, num_workers, skips if i == 0 else None, landmarks)
             for i, m in enumerate(self.members)
         ]
         first = results[0]

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, TypeVar
 import numpy as np
 
 from faceattr.config import Config, TTAConfig
+from faceattr.data.align import align
 from faceattr.data.images import SkipReport, load_rgb
 from faceattr.errors import ImageLoadError
 from faceattr.inference.priors import apply_priors
@@ -102,16 +103,24 @@ class BasePredictor:
         }
 
     def predict_paths(
-        self, paths: list[str], batch_size: int = 64, num_workers: int = 0, skips: SkipReport | None = None
+        self,
+        paths: list[str],
+        batch_size: int = 64,
+        num_workers: int = 0,
+        skips: SkipReport | None = None,
+        landmarks: list | None = None,
     ) -> Predictions:
         """Probabilities for image files, in order; unreadable files are reported (and in `skips`), not fatal.
-        `num_workers` threads decode and resize the next batches while the model runs (0: in this thread)."""
+        `num_workers` threads decode and resize the next batches while the model runs (0: in this thread).
+        `landmarks` (a 5-point array or None per path): a model trained on aligned faces (faces.align) gets each
+        image aligned by its own, as training aligned the manifest's crops."""
         kept: list[int] = []
         chunks: dict[str, list[np.ndarray]] = {task: [] for task in self.tasks}
         skipped: list[tuple[str, str, str]] = []
         names = [str(p) for p in paths]
         batches = [list(range(s, min(s + batch_size, len(names)))) for s in range(0, len(names), batch_size)]
-        for images, indices, errors in read_ahead(lambda b: self._batch(names, b), batches, num_workers):
+        points = landmarks if landmarks is not None and self.cfg.faces.align else [None] * len(names)
+        for images, indices, errors in read_ahead(lambda b: self._batch(names, b, points), batches, num_workers):
             for error in errors:
                 skipped.append((error.path, error.reason, error.detail))
                 if skips is not None:
@@ -124,15 +133,20 @@ class BasePredictor:
         probs = {task: np.concatenate(c) if c else np.zeros((0, TASK_CLASSES[task])) for task, c in chunks.items()}
         return Predictions([str(paths[i]) for i in kept], probs, skipped, kept, self.cfg.data.old_threshold)
 
-    def _load(self, path: str) -> np.ndarray | ImageLoadError:
+    def _load(self, path: str, points: np.ndarray | None = None) -> np.ndarray | ImageLoadError:
         try:
-            return self.transform(image=load_rgb(path, self.cfg.faces.max_pixels))["image"]
+            image = load_rgb(path, self.cfg.faces.max_pixels)
         except ImageLoadError as e:
             return e
+        if points is not None:
+            image = align(image, points, self.cfg.faces.align_padding)
+        return self.transform(image=image)["image"]
 
-    def _batch(self, paths: list[str], indices: list[int]) -> tuple[np.ndarray | None, list[int], list[ImageLoadError]]:
+    def _batch(
+        self, paths: list[str], indices: list[int], points: list
+    ) -> tuple[np.ndarray | None, list[int], list[ImageLoadError]]:
         """(normalised images or None, the indices read, the errors) for `paths[i]` of `indices`."""
-        results = [self._load(paths[i]) for i in indices]
+        results = [self._load(paths[i], points[i]) for i in indices]
         good = [(i, r) for i, r in zip(indices, results, strict=True) if not isinstance(r, ImageLoadError)]
         errors = [r for r in results if isinstance(r, ImageLoadError)]
         return (np.stack([r for _, r in good]) if good else None), [i for i, _ in good], errors

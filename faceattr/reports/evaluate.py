@@ -10,6 +10,7 @@ import pandas as pd
 
 from faceattr.atomic import write_csv, write_json, write_text
 from faceattr.data.images import SkipReport
+from faceattr.data.landmarks import parse_points
 from faceattr.data.manifest import read_manifest
 from faceattr.data.split import load_or_make_folds
 from faceattr.errors import FaceAttrError, ManifestError
@@ -122,7 +123,9 @@ def predict_rows(predictor: BasePredictor, frame: pd.DataFrame, out: Path, batch
     out.mkdir(parents=True, exist_ok=True)
     (out / "skipped.csv").unlink(missing_ok=True)  # this evaluation's own report, not appended to an old one
     skips = SkipReport(out / "skipped.csv")
-    preds = predictor.predict_paths(frame["path"].tolist(), batch_size=batch_size, skips=skips)
+    # a model trained aligned sees each crop aligned by the manifest's landmarks, as in training
+    points = [parse_points(p, 5) for p in frame["landmarks"]] if "landmarks" in frame else None
+    preds = predictor.predict_paths(frame["path"].tolist(), batch_size=batch_size, skips=skips, landmarks=points)
     if not preds.paths:
         raise FaceAttrError(
             f"none of the {len(frame)} images to evaluate could be read; the reasons are in {skips.csv_path} "
