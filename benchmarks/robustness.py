@@ -73,8 +73,12 @@ def calibration_error(correct: np.ndarray, confidence: np.ndarray, bins: int = 1
     """Expected calibration error: the gap between confidence and accuracy, averaged over confidence bins."""
     edges = np.linspace(0.5, 1.0, bins + 1)  # two classes: the top probability is at least 0.5
     which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
-    gaps = [abs(correct[which == b].mean() - confidence[which == b].mean()) * (which == b).mean() for b in range(bins)]
-    return float(np.nansum(gaps))
+    gaps = [
+        abs(correct[which == b].mean() - confidence[which == b].mean()) * (which == b).mean()
+        for b in range(bins)
+        if (which == b).any()
+    ]
+    return float(sum(gaps))
 
 
 def scores(truth: pd.DataFrame, labels: dict[str, np.ndarray]) -> dict:
