@@ -9,7 +9,6 @@ can learn more than the peer. Validation faces never reach the peer: they stay s
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,6 @@ from faceattr.data.images import SkipReport, load_rgb
 from faceattr.errors import ImageLoadError
 from faceattr.models.dlib_wheel import WHEEL_NETWORKS
 
-log = logging.getLogger(__name__)
 BATCH = 256
 
 
