@@ -220,12 +220,25 @@ SCORE_COLUMNS = ["macro_f1", "f1_dev", "f1_test", "worn_called_incorrect", "worn
 CROWD_WIDTHS = ((0, 32), (32, 64), (64, 100_000))
 
 
+def three_class_scores(truth: np.ndarray, labels: np.ndarray) -> dict:
+    """Macro F1 over worn / incorrect / not worn, each class's recall and precision, the confusion matrix (rows
+    true worn / incorrect / not worn)."""
+    from sklearn.metrics import precision_recall_fscore_support
+
+    precision, recall, f1, _ = precision_recall_fscore_support(truth, labels, labels=[0, 1, 2], zero_division=0)
+    names = ("worn", "incorrect", "not_worn")
+    return {
+        "macro_f1_3class": round(float(f1.mean()), 4),
+        **{f"recall_{c}": round(float(r), 3) for c, r in zip(names, recall, strict=True)},
+        **{f"precision_{c}": round(float(q), 3) for c, q in zip(names, precision, strict=True)},
+        "confusion": confusion_matrix(truth, labels, labels=[0, 1, 2]).tolist(),
+    }
+
+
 def crowd_scores(checkpoints: list[Path], crops: pd.DataFrame, priors: dict | None = None) -> list[dict]:
     """Three classes on masks-crowd's real faces (a `prepare boxes` + `crop` manifest): per checkpoint and half,
     macro F1, recall and precision per class, and macro F1 by face width (the annotated box, photo pixels); the
     confusion matrix (rows true worn / incorrect / not worn) in the row. Faces >= 32 px wide are the targets'."""
-    from sklearn.metrics import precision_recall_fscore_support
-
     rows = []
     width = (crops["box_x2"] - crops["box_x1"]).to_numpy()
     for checkpoint in checkpoints:
@@ -237,23 +250,12 @@ def crowd_scores(checkpoints: list[Path], crops: pd.DataFrame, priors: dict | No
         for half_name in ("test", "dev"):
             for name, keep in (("all", widths >= 0), (">= 32 px", widths >= 32)):
                 pick = (halves == half_name) & keep
-                t, y = truth[pick], labels[pick]
-                precision, recall, f1, _ = precision_recall_fscore_support(t, y, labels=[0, 1, 2], zero_division=0)
                 row = {
                     "model": Path(checkpoint).parent.parent.name,
                     "half": half_name,
                     "faces": name,
                     "n": int(pick.sum()),
-                    "macro_f1_3class": round(float(f1.mean()), 4),
-                    **{
-                        f"recall_{c}": round(float(r), 3)
-                        for c, r in zip(("worn", "incorrect", "not_worn"), recall, strict=False)
-                    },
-                    **{
-                        f"precision_{c}": round(float(q), 3)
-                        for c, q in zip(("worn", "incorrect", "not_worn"), precision, strict=False)
-                    },
-                    "confusion": confusion_matrix(t, y, labels=[0, 1, 2]).tolist(),
+                    **three_class_scores(truth[pick], labels[pick]),
                 }
                 for lo, hi in CROWD_WIDTHS:
                     part = pick & (widths >= lo) & (widths < hi)
@@ -270,8 +272,6 @@ def crowd_scores(checkpoints: list[Path], crops: pd.DataFrame, priors: dict | No
 def validation_fold_scores(checkpoints: list[Path], min_width: int = 32) -> list[dict]:
     """Three classes on the real boxed faces (>= `min_width` px) of each run's own validation fold, which it never
     trained on: where a drawn + real recipe's choices are made when its real photos' dev half is training data."""
-    from sklearn.metrics import f1_score, recall_score
-
     from faceattr.reports.evaluate import evaluation_rows
 
     rows = []
@@ -281,12 +281,13 @@ def validation_fold_scores(checkpoints: list[Path], min_width: int = 32) -> list
         boxed = frame[(frame["box_x2"] - frame["box_x1"]) >= min_width] if "box_x1" in frame else frame.iloc[:0]
         preds = predictor.predict_paths(boxed["path"].tolist(), batch_size=128)
         truth, labels = boxed["mask"].to_numpy()[preds.indices], preds.labels()["mask"]
+        scores = three_class_scores(truth, labels)
         rows.append(
             {
                 "model": Path(checkpoint).parent.parent.name,
                 "faces": len(truth),
-                "macro_f1_3class": round(float(f1_score(truth, labels, labels=[0, 1, 2], average="macro")), 4),
-                "recall_incorrect": round(float(recall_score(truth, labels, labels=[1], average="macro")), 3),
+                "macro_f1_3class": scores["macro_f1_3class"],
+                "recall_incorrect": scores["recall_incorrect"],
             }
         )
         print(rows[-1], flush=True)

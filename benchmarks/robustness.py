@@ -318,7 +318,8 @@ def main() -> None:
                 labels = predicted(predictor, images, view_points)
                 base = labels if row == "as published" else base
                 rows.append({"model": label, "row": row, **scores(truth, labels)})
-                answers[f"{label}: {row}"] = truth[["path"]].assign(**{k: v for k, v in labels.items()})
+                if args.predictions:
+                    answers[f"{label}: {row}"] = truth[["path"]].assign(**{k: v for k, v in labels.items()})
             crops = [face_chip(p, f, predictor.cfg.faces)[0] for p, f in zip(photos, found, strict=True)]
             rows.append({"model": label, "row": "re-framed + predict", **scores(test, predicted(predictor, crops))})
             for subset, pick in SUBSETS.items():
@@ -334,10 +335,9 @@ def main() -> None:
             labels = predicted(predictor, [published[i] for i in asian], [points[i] for i in asian])
             rows.append({"model": label, "row": "asian_left_out", **scores(test.iloc[asian], labels)})
             print(rows[-1])
-    if args.predictions:
-        for key, table in answers.items():
-            slug = "".join(c if c.isalnum() else "-" for c in key)
-            table.to_csv(args.work / f"{args.name}-{slug}.csv", index=False)
+    for key, table in answers.items():  # --predictions
+        slug = "".join(c if c.isalnum() else "-" for c in key)
+        table.to_csv(args.work / f"{args.name}-{slug}.csv", index=False)
     settings = {
         "models": args.model,
         "left_out": args.left_out,

@@ -107,7 +107,7 @@ def main() -> None:
         raise SystemExit(f"{args.landmarks} holds {len(marks)} faces, the answers {len(answers)}: not the same run")
     frame = measured(frame, marks).assign(
         wrong=lambda t: t["gender_pred"] != t["gender_true"],
-        confidence=answers["gender_confidence"].to_numpy(),
+        confidence=lambda t: t["gender_confidence"],
         sex=lambda t: np.where(t["gender_true"] == 1, "female", "male"),
     )
     rows = table(frame)
