@@ -94,6 +94,14 @@ def test_low_resolution_and_blur_take_away_detail():
         assert (after < 0.8 * before).all(), setting
 
 
+def test_low_resolution_shrinks_to_the_sides_given_as_on_the_cpu_path():
+    x = faces()
+    out = augment(low_resolution=1.0, low_resolution_sides=[8, 8])(x)
+    small = torch.nn.functional.interpolate(x.float() / 255, size=(8, 8), mode="area")
+    expected = torch.nn.functional.interpolate(small, size=(SIZE, SIZE), mode="bilinear", align_corners=False)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=0)
+
+
 def test_cut_bottom_keeps_the_top_and_stretches_the_rest_down():
     """Up to a quarter cut off (a cut may round to no row at all, as on the CPU path, so the test reads the batch)."""
     x = faces(32)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import albumentations as A
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -83,9 +84,22 @@ def test_cut_bottom_ends_the_face_higher_and_stretches_it_back_to_the_full_size(
     assert min(whites) >= 0.5 - 0.02 and max(whites) <= 2 / 3 + 0.02 and max(whites) > 0.58
 
 
+def test_low_resolution_shrinks_the_face_to_the_sides_given_and_back():
+    """A crowd face of 12 px: the output is the image shrunk to 12 px (area average) and enlarged back."""
+    image = _face()
+    expected = cv2.resize(cv2.resize(image, (12, 12), interpolation=cv2.INTER_AREA), (SIZE, SIZE), cv2.INTER_LINEAR)
+    tiny = AugmentConfig(low_resolution=1.0, low_resolution_sides=[12, 12])
+    out = A.Compose(robustness_transforms(SIZE, tiny))(image=cv2.resize(image, (SIZE, SIZE)))["image"]
+    assert np.abs(out.astype(float) - expected).mean() < 4
+    larger = AugmentConfig(low_resolution=1.0, low_resolution_sides=[48, 48])
+    assert _detail(A.Compose(robustness_transforms(SIZE, larger))(image=image)["image"]) > 1.5 * _detail(out)
+
+
 def test_framing_scale_is_checked():
     with pytest.raises(ConfigError, match=r"augment\.framing_scale"):
         load_config(None, ["augment.framing_scale=[1.5,0.8]"])
+    with pytest.raises(ConfigError, match=r"augment\.low_resolution_sides"):
+        load_config(None, ["augment.low_resolution_sides=[48,16]"])
 
 
 def test_labels_survive_every_augmentation(tmp_path, competition_manifest):

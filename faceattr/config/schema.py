@@ -276,7 +276,8 @@ class AugmentConfig:
     framing_scale: list[float] = field(default_factory=lambda: [0.8, 1.25])  # zoom range (> 1 = closer)
     cut_bottom: float = 0.0  # cut up to a quarter off the face's bottom and stretch back: a photo that ends at the
     # chin, clipped by the crop (most real masks called "incorrect" by the drawn-mask model were such crops)
-    low_resolution: float = 0.0  # downscale the face to 24-64 px and back (crowd photos: faces of about 60 px)
+    low_resolution: float = 0.0  # downscale the face to low_resolution_sides px and back (crowd photos' small faces)
+    low_resolution_sides: list[int] = field(default_factory=lambda: [24, 64])  # [smallest, largest] face side, px
     blur: float = 0.0  # Gaussian or motion blur
     jpeg: float = 0.0  # JPEG compression at quality 20-90
     color: float = 0.0  # hue, saturation, gamma and colour-temperature shifts
@@ -303,6 +304,12 @@ class AugmentConfig:
             len(scale) == 2 and 0.3 <= scale[0] <= scale[1] <= 3,
             "augment.framing_scale",
             "needs 2 zoom factors [low, high] with 0.3 <= low <= high <= 3, e.g. [0.8, 1.25]",
+        )
+        sides = self.low_resolution_sides
+        check(
+            len(sides) == 2 and 4 <= sides[0] <= sides[1],
+            "augment.low_resolution_sides",
+            "needs 2 face sides in pixels [smallest, largest] with 4 <= smallest <= largest, e.g. [16, 48]",
         )
 
 

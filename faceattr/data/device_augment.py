@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from faceattr.config import AugmentConfig
-from faceattr.data.transforms import CUT_BOTTOM_MAX, LOW_RES_SIDES, OCCLUSION_HOLES, OCCLUSION_SIDE, in_order
+from faceattr.data.transforms import CUT_BOTTOM_MAX, OCCLUSION_HOLES, OCCLUSION_SIDE, in_order
 from faceattr.errors import ConfigError
 
 
@@ -75,11 +75,11 @@ def _each_chosen(x: torch.Tensor, p: float, change) -> torch.Tensor:
 
 
 class LowResolution(nn.Module):
-    """The face shrunk to a side of 24-64 px (area average, as a sensor would) and enlarged back (bilinear)."""
+    """The face shrunk to a side in `sides` (px; area average, as a sensor would) and enlarged back (bilinear)."""
 
-    def __init__(self, size: int, p: float) -> None:
+    def __init__(self, size: int, p: float, sides: list[int]) -> None:
         super().__init__()
-        self.p, self.sides = p, (min(size, LOW_RES_SIDES[0]), min(size, LOW_RES_SIDES[1]))
+        self.p, self.sides = p, (min(size, sides[0]), min(size, sides[1]))
 
     def _shrink(self, image: torch.Tensor) -> torch.Tensor:
         side = int(torch.randint(self.sides[0], self.sides[1] + 1, ()).item())
@@ -185,7 +185,7 @@ def device_steps(size: int, aug: AugmentConfig, K) -> dict[str, nn.Module]:
             aug.color,
         ),
         "grayscale": K.RandomGrayscale(p=aug.grayscale),
-        "low_resolution": LowResolution(size, aug.low_resolution),
+        "low_resolution": LowResolution(size, aug.low_resolution, aug.low_resolution_sides),
         "blur": OneOf(
             [  # GaussianBlur 3-7 px (OpenCV's sigma for those kernels: 0.8-1.4), MotionBlur 3-9 px
                 K.RandomGaussianBlur(kernel_size=7, sigma=(0.8, 1.4), p=1.0),

@@ -20,7 +20,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-LOW_RES_SIDES = (24, 64)  # face sides (px) that `augment.low_resolution` simulates
 CUT_BOTTOM_MAX = 0.25  # the largest share of the height that `augment.cut_bottom` takes off
 OCCLUSION_HOLES = (1, 4)  # how many rectangles `augment.occlusion` blacks out
 OCCLUSION_SIDE = (0.1, 0.25)  # each one's height and width, as shares of the side
@@ -56,7 +55,7 @@ def train_steps(size: int, aug: AugmentConfig) -> dict[str, A.BasicTransform]:
     """Albumentations' op for each of AUGMENT_STEPS (its probability is set by the caller)."""
     import albumentations as A
 
-    low = (min(1.0, LOW_RES_SIDES[0] / size), min(1.0, LOW_RES_SIDES[1] / size))
+    low = tuple(min(1.0, side / size) for side in aug.low_resolution_sides)
     side = OCCLUSION_SIDE
     return {
         "hflip": A.HorizontalFlip(p=1.0),
