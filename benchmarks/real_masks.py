@@ -14,7 +14,8 @@ reported beside it and never used for a decision, so its number is the one to be
     python -m benchmarks.real_masks --persons 1200 --epochs 3 --folds 3 [--old-repo CHECKOUT] [--seed S]
     python -m benchmarks.real_masks --crowd data/crowd.crops.csv --checkpoint runs/mask_drawn/checkpoints/best.ckpt
 
-`--crowd`: three classes on masks-crowd's real faces (real incorrect wear, small faces in crowds), by half and width.
+`--crowd`: three classes on masks-crowd's real faces (real incorrect wear, small faces in crowds), by half and width;
+with `--choose-priors`, the class shares (`priors.target`) that give the models their best macro F1 on the dev half.
 """
 
 from __future__ import annotations
@@ -269,6 +270,35 @@ def crowd_scores(checkpoints: list[Path], crops: pd.DataFrame, priors: dict | No
     return rows
 
 
+def choose_priors(checkpoints: list[Path], crops: pd.DataFrame, min_width: int = 32) -> dict:
+    """The mask class shares (`priors.target`) that give the best macro F1, averaged over `checkpoints` (seeds of one
+    recipe), on the dev half's faces >= `min_width` px: the decision rule for "incorrect" and "not worn", chosen
+    where the test half is never seen. A grid of weights on the model's probabilities as trained, relative to worn."""
+    dev = crops[(crops["split"] == "dev") & ((crops["box_x2"] - crops["box_x1"]) >= min_width)]
+    answers, trained = [], None
+    for checkpoint in checkpoints:
+        predictor = load_predictor(checkpoint, priors={})
+        preds = predictor.predict_paths(dev["path"].tolist(), batch_size=128)
+        answers.append((dev["mask"].to_numpy()[preds.indices], preds.probs["mask"]))
+        shares = np.asarray(predictor.cfg.priors.trained["mask"], dtype=float)
+        if trained is not None and not np.allclose(shares, trained, atol=0.01):
+            raise SystemExit(f"{checkpoint}: trained on other mask shares ({shares}) than the first model ({trained})")
+        trained = shares
+    best = (-1.0, 1.0, 1.0)
+    for w_incorrect in np.geomspace(0.01, 4, 31):
+        for w_bare in np.geomspace(0.01, 4, 31):
+            weights = np.array([1.0, w_incorrect, w_bare])
+            f1 = np.mean([f1_score(t, (p * weights).argmax(1), labels=[0, 1, 2], average="macro") for t, p in answers])
+            best = max(best, (float(f1), float(w_incorrect), float(w_bare)))
+    target = trained * np.array([1.0, best[1], best[2]])
+    return {
+        "faces": len(dev),
+        "dev_macro_f1": round(best[0], 4),
+        "trained": [round(float(v), 4) for v in trained],
+        "target": [round(float(v), 4) for v in target / target.sum()],
+    }
+
+
 def validation_fold_scores(checkpoints: list[Path], min_width: int = 32) -> list[dict]:
     """Three classes on the real boxed faces (>= `min_width` px) of each run's own validation fold, which it never
     trained on: where a drawn + real recipe's choices are made when its real photos' dev half is training data."""
@@ -393,7 +423,22 @@ def main() -> None:
         action="store_true",
         help="with --checkpoint: score each run's own validation-fold boxed faces (>= 32 px), as trained",
     )
+    parser.add_argument(
+        "--choose-priors",
+        action="store_true",
+        help="with --crowd and --checkpoint (seeds of one recipe): the priors.target for the best dev-half macro F1",
+    )
     args = parser.parse_args()
+    if args.choose_priors:
+        chosen = choose_priors(args.checkpoint or [], read_manifest(args.crowd))
+        print(chosen, f"\nin the recipe: priors: {{target: {{mask: {chosen['target']}}}}}")
+        save(
+            "real_masks_crowd_priors",
+            [chosen],
+            list(chosen),
+            {"crowd": str(args.crowd), "checkpoints": args.checkpoint},
+        )
+        return
     if args.crowd_val:  # where a drawn + real recipe is decided: real faces none of its runs trained on
         rows = validation_fold_scores(args.checkpoint or [])
         save("real_masks_crowd_validation", rows, list(rows[0]), {"checkpoints": args.checkpoint})

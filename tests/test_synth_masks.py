@@ -57,8 +57,10 @@ INCORRECT_COVERAGE = {
     "mouth_only": (False, True),
     "under_chin": (False, False),
     "one_ear": (None, None),
+    "loose": (False, True),
 }
 CHIN = (100, 172)
+CHEEKS = ((64, 122), (136, 122))  # beside the nose, a little below its tip
 
 
 @pytest.mark.parametrize("wear", INCORRECT_WEARS)
@@ -71,12 +73,32 @@ def test_every_incorrect_wear_bares_what_it_says(wear):
             assert (_covered(rendered, point) > 0.9) if covered else (_covered(rendered, point) < 0.1)
     if wear == "under_chin":
         assert _covered(rendered, CHIN) > 0.5  # still on the chin tip, so tight crops show it
+    if wear == "loose":  # worn up on the cheeks, hanging off the nose in the middle
+        assert all(_covered(rendered, cheek) > 0.9 for cheek in CHEEKS)
     if wear == "one_ear":  # hanging from one ear over the jaw: the nose bare and the mouth mostly so, for any draw
         for seed in range(8):
             hanging = render_mask(
                 _photo(), LANDMARKS, BOX, wear, MaskStyle("cloth", (30, 40, 80)), np.random.default_rng(seed)
             )
             assert _covered(hanging, NOSE) < 0.1 and _covered(hanging, MOUTH) < 0.3 and hanging.alpha.sum() > 500
+
+
+def _top_edge(rendered, x: int) -> int:
+    return int(np.flatnonzero(rendered.alpha[:, x] > 0.5)[0])
+
+
+@pytest.mark.parametrize("wear", ["nose_exposed", "chin", "under_chin", "loose"])
+def test_a_pulled_down_or_loose_mask_sags_between_its_ear_loops_and_still_bares_what_it_says(wear):
+    """Real masks pulled down ride up the cheeks on their loops: drawn ones sag by a random amount, the middle
+    staying where the wear puts it."""
+    sags = []
+    for seed in range(12):
+        rng = np.random.default_rng(seed)
+        rendered = render_mask(_photo(), LANDMARKS, BOX, wear, MaskStyle("cloth", (30, 40, 80), edge_jitter=0.0), rng)
+        nose, mouth = INCORRECT_COVERAGE[wear]
+        assert (_covered(rendered, NOSE) > 0.9) == nose and (_covered(rendered, MOUTH) > 0.9) == mouth
+        sags.append(_top_edge(rendered, 100) - max(_top_edge(rendered, 64), _top_edge(rendered, 136)))
+    assert min(sags) >= -2 and max(sags) >= 8  # pixels the middle hangs below the sides (eyes 60 px apart)
 
 
 def test_a_correct_mask_varies_its_fit_but_always_covers_nose_and_mouth():

@@ -8,7 +8,8 @@ A model must not be able to tell a drawn mask from a real one by its drawing, so
 (surgical, cloth, KF94, N95 cups with or without a valve, clear plastic), colours (the usual palette and any hue),
 prints, fabric grain and wrinkles, an edge that is not perfectly smooth, shading from the face's own light and a
 soft shadow on the skin around it, ear loops. Incorrect wear varies too (nose out, on the chin, under the chin,
-mouth only, hanging from one ear); synth/occluders.py draws what is *not* a mask over the same region.
+mouth only, hanging from one ear, the cloth hanging loose off the nose), and a mask pulled down sags between its ear
+loops as real ones do; synth/occluders.py draws what is *not* a mask over the same region.
 """
 
 from __future__ import annotations
@@ -18,8 +19,15 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-WEARS = ("correct", "nose_exposed", "chin", "mouth_only", "under_chin", "one_ear")
+WEARS = ("correct", "nose_exposed", "chin", "mouth_only", "under_chin", "one_ear", "loose")
 INCORRECT_WEARS = WEARS[1:]
+# how far a mask pulled down (nose_exposed, chin, under_chin) sags between its ear loops, in face units: its sides
+# ride up the cheeks while the middle stays where the wear puts it (real ones do; a level top edge was all we drew)
+PULLED_DOWN_SAG = (0.0, 0.45)
+PULLED_DOWN = ("nose_exposed", "chin", "under_chin")
+# "loose": the sides sit where a correct fit's do, the cloth hangs off the nose in the middle, its lowest point this
+# share of the way from the nose tip down to the mouth (the tip and nostrils show, the mouth stays covered)
+LOOSE_DROP = (0.1, 0.5)
 # a correct fit's top edge, as a share of the eye line -> nose tip height: from under the eyes down to just above the
 # tip, as real masks slip down the nose and still cover it (ending at 0.55, real masks worn lower were called
 # "incorrect": benchmarks/results/rm_lownose_*.md)
@@ -140,12 +148,13 @@ class Outline:
     half_width: float
     centre: float
     power: float
-    nose_peak: float  # how far the top edge rises over the nose (face units)
+    nose_peak: float  # how far the top edge rises over the nose (face units); < 0: how far it sags there
 
     def polygon(self, points: int = 64) -> np.ndarray:
-        """The outline as (u, v) points: an arched top edge, then the jaw-following lower curve."""
+        """The outline as (u, v) points: an arched (or sagging) top edge, then the jaw-following lower curve."""
         xs = np.linspace(-1.0, 1.0, points)
-        top = np.stack([self.centre + xs * self.half_width, self.top - self.nose_peak * (1 - np.abs(xs)) ** 1.5], 1)
+        rise = (1 - np.abs(xs)) ** 1.5 if self.nose_peak >= 0 else 1 - xs**2  # fabric hangs in a smooth curve
+        top = np.stack([self.centre + xs * self.half_width, self.top - self.nose_peak * rise], 1)
         theta = np.linspace(0.0, np.pi, points)
         c, s = np.cos(theta), np.sin(theta)
         e = 2.0 / self.power
@@ -189,22 +198,34 @@ def mask_outline(geometry: dict[str, float], wear: str, shape: str, rng: np.rand
             else (rng.uniform(*CORRECT_TOP), rng.uniform(0.0, 0.25), rng.uniform(0.9, 1.05))
         )
         return Outline(top * g["nose"], g["chin"] + below, g["half"] * wide, g["centre"], power, peak)
-    if wear == "nose_exposed":  # pulled under the nose: nostrils and tip show, mouth covered
-        top = g["nose"] + 0.3 * (g["mouth"] - g["nose"])
-        return Outline(top, g["chin"] + 0.12, g["half"] * 0.95, g["centre"], power, 0.0)
-    if wear == "chin":  # pulled down to the chin: nose and mouth show
-        top = g["mouth"] + 0.35 * (g["chin"] - g["mouth"])
-        return Outline(top, g["chin"] + 0.2, g["half"] * 0.85, g["centre"], power, 0.0)
+    if wear in PULLED_DOWN:  # the top edge's middle at the height `_pulled_down_middle` names, sides raised by a sag
+        sag = 0.0 if rng is None else float(rng.uniform(*PULLED_DOWN_SAG))
+        middle, bottom, wide = _pulled_down_middle(g, wear)
+        return Outline(middle - sag, bottom, g["half"] * wide, g["centre"], power, -sag)
     if wear == "mouth_only":  # a small patch over the mouth, below the nose, above the chin
         top = g["nose"] + 0.35 * (g["mouth"] - g["nose"])
         bottom = g["mouth"] + 0.55 * (g["chin"] - g["mouth"])
         return Outline(top, bottom, g["half"] * 0.72, g["centre"], power, 0.0)
-    if wear == "under_chin":  # pulled right down: on the neck, the whole face shows
-        top = g["mouth"] + 0.65 * (g["chin"] - g["mouth"])  # still over the chin tip, so it shows in tight crops
-        return Outline(top, top + 0.9 * (g["chin"] - g["nose"]), g["half"] * 0.8, g["centre"], power, 0.0)
     if wear == "one_ear":  # hanging from one ear: shifted aside and tilted (see ONE_EAR_TILT), part of the face bare
         return Outline(0.6 * g["nose"], g["chin"] + 0.1, g["half"] * 0.9, g["centre"], power, peak)
+    if wear == "loose":  # sides where a correct fit's are, the middle hanging off the nose (LOOSE_DROP)
+        drop = 0.3 if rng is None else float(rng.uniform(*LOOSE_DROP))
+        sides = 0.42 * g["nose"]
+        middle = g["nose"] + drop * (g["mouth"] - g["nose"])
+        return Outline(sides, g["chin"] + 0.15, g["half"] * 1.0, g["centre"], power, sides - middle)
     raise ValueError(f"unknown wear {wear!r}; choose one of {', '.join(WEARS)}")
+
+
+def _pulled_down_middle(g: dict[str, float], wear: str) -> tuple[float, float, float]:
+    """(top edge's middle, bottom, width share) of a mask pulled down: under the nose (nostrils and tip show, mouth
+    covered), to the chin (nose and mouth show), or right down on the neck (the whole face shows; still over the chin
+    tip, so tight crops show it)."""
+    if wear == "nose_exposed":
+        return g["nose"] + 0.3 * (g["mouth"] - g["nose"]), g["chin"] + 0.12, 0.95
+    if wear == "chin":
+        return g["mouth"] + 0.35 * (g["chin"] - g["mouth"]), g["chin"] + 0.2, 0.85
+    top = g["mouth"] + 0.65 * (g["chin"] - g["mouth"])
+    return top, top + 0.9 * (g["chin"] - g["nose"]), 0.8
 
 
 def fill_polygon(shape: tuple[int, int], polygon_xy: np.ndarray) -> np.ndarray:
