@@ -236,10 +236,16 @@ def three_class_scores(truth: np.ndarray, labels: np.ndarray) -> dict:
     }
 
 
-def crowd_scores(checkpoints: list[Path], crops: pd.DataFrame, priors: dict | None = None) -> list[dict]:
+def crowd_scores(
+    checkpoints: list[Path], crops: pd.DataFrame, priors: dict | None = None, gallery: Path | None = None
+) -> list[dict]:
     """Three classes on masks-crowd's real faces (a `prepare boxes` + `crop` manifest): per checkpoint and half,
     macro F1, recall and precision per class, and macro F1 by face width (the annotated box, photo pixels); the
-    confusion matrix (rows true worn / incorrect / not worn) in the row. Faces >= 32 px wide are the targets'."""
+    confusion matrix (rows true worn / incorrect / not worn) in the row. Faces >= 32 px wide are the targets'.
+    `gallery`: a folder (outside the repository: the photos are research-only) for each model's most confident
+    mistakes on the test half's faces >= 32 px."""
+    from faceattr.reports.gallery import mistake_gallery
+
     rows = []
     width = (crops["box_x2"] - crops["box_x1"]).to_numpy()
     for checkpoint in checkpoints:
@@ -248,6 +254,18 @@ def crowd_scores(checkpoints: list[Path], crops: pd.DataFrame, priors: dict | No
         truth = crops["mask"].to_numpy()[preds.indices]
         labels = preds.labels()["mask"]
         halves, widths = crops["split"].to_numpy()[preds.indices], width[preds.indices]
+        if gallery is not None:
+            shown = np.flatnonzero((halves == "test") & (widths >= 32))
+            model = Path(checkpoint).parent.parent.name
+            mistake_gallery(
+                [preds.paths[i] for i in shown],
+                truth[shown],
+                preds.probs["mask"][shown],
+                ["worn", "incorrect", "not worn"],
+                f"{model}: most confident mistakes, masks-crowd test half, faces >= 32 px",
+                gallery / f"{model}_crowd_mistakes.png",
+                per_class=10,
+            )
         for half_name in ("test", "dev"):
             for name, keep in (("all", widths >= 0), (">= 32 px", widths >= 32)):
                 pick = (halves == half_name) & keep
@@ -417,6 +435,11 @@ def main() -> None:
     parser.add_argument(
         "--crowd-priors", default=None, help="with --crowd: class shares instead of each model's own (none: as trained)"
     )
+    parser.add_argument(
+        "--gallery",
+        type=Path,
+        help="with --crowd: a folder outside the repository for each model's most confident test-half mistakes",
+    )
     parser.add_argument("--prepare-only", action="store_true", help="stop once the crops manifests are written")
     parser.add_argument(
         "--crowd-val",
@@ -429,6 +452,8 @@ def main() -> None:
         help="with --crowd and --checkpoint (seeds of one recipe): the priors.target for the best dev-half macro F1",
     )
     args = parser.parse_args()
+    if args.gallery is not None and args.gallery.resolve().is_relative_to(Path(__file__).resolve().parents[1]):
+        parser.error("--gallery: the crowd photos are research-only; write their gallery outside the repository")
     if args.choose_priors:
         chosen = choose_priors(args.checkpoint or [], read_manifest(args.crowd))
         print(chosen, f"\nin the recipe: priors: {{target: {{mask: {chosen['target']}}}}}")
@@ -445,7 +470,7 @@ def main() -> None:
         return
     if args.crowd is not None:  # three classes on real crowd faces, for models trained elsewhere
         priors = parse_priors(args.crowd_priors) if args.crowd_priors is not None else None
-        rows = crowd_scores(args.checkpoint or [], read_manifest(args.crowd), priors)
+        rows = crowd_scores(args.checkpoint or [], read_manifest(args.crowd), priors, args.gallery)
         columns = [*list(dict.fromkeys(k for r in rows for k in r if k != "confusion")), "confusion"]
         settings = {"crowd": str(args.crowd), "checkpoints": args.checkpoint, "priors": args.crowd_priors}
         save("real_masks_crowd" + ("_as_trained" if priors == {} else ""), rows, columns, settings)
