@@ -269,6 +269,8 @@ def crowd_scores(
         for half_name in ("test", "dev"):
             for name, keep in (("all", widths >= 0), (">= 32 px", widths >= 32)):
                 pick = (halves == half_name) & keep
+                if not pick.any():  # e.g. a manifest of one half (--split-dev's dev_b)
+                    continue
                 row = {
                     "model": Path(checkpoint).parent.parent.name,
                     "half": half_name,
@@ -286,6 +288,18 @@ def crowd_scores(
                 rows.append(row)
                 print(row, flush=True)
     return rows
+
+
+def split_dev(crops: pd.DataFrame, drawn: pd.DataFrame, work: Path) -> tuple[Path, Path]:
+    """The dev half split again by photo (a second hash): drawn + dev A to train a drawn + real recipe's variants on,
+    dev B (written with split "test") to score them, so its levers are chosen without the test half."""
+    dev = crops[crops["split"] == "dev"]
+    part_a = dev["person_id"].map(lambda p: hashlib.md5(f"sub{p}".encode()).digest()[0] % 2 == 0)
+    work.mkdir(parents=True, exist_ok=True)
+    train_on, score_on = work / "drawn_and_dev_a.csv", work / "dev_b.crops.csv"
+    write_manifest(pd.concat([drawn, dev[part_a]], ignore_index=True), train_on)
+    write_manifest(dev[~part_a].assign(split="test"), score_on)
+    return train_on, score_on
 
 
 def choose_priors(checkpoints: list[Path], crops: pd.DataFrame, min_width: int = 32) -> dict:
@@ -451,7 +465,18 @@ def main() -> None:
         action="store_true",
         help="with --crowd and --checkpoint (seeds of one recipe): the priors.target for the best dev-half macro F1",
     )
+    parser.add_argument(
+        "--split-dev",
+        type=Path,
+        metavar="DRAWN_CROPS",
+        help="with --crowd: write --work/drawn_and_dev_a.csv (these drawn crops + half of the dev photos) to train "
+        "variants on and --work/dev_b.crops.csv (the other half) to score them with --crowd",
+    )
     args = parser.parse_args()
+    if args.split_dev is not None:
+        for path in split_dev(read_manifest(args.crowd), read_manifest(args.split_dev), args.work):
+            print("wrote", path)
+        return
     if args.gallery is not None and args.gallery.resolve().is_relative_to(Path(__file__).resolve().parents[1]):
         parser.error("--gallery: the crowd photos are research-only; write their gallery outside the repository")
     if args.choose_priors:

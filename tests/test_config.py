@@ -78,8 +78,8 @@ def test_an_empty_mapping_on_the_command_line_empties_what_the_config_file_set()
     from pathlib import Path
 
     preset = Path(__file__).resolve().parents[1] / "configs" / "mask_drawn.yaml"
-    assert load_config(preset).priors.target == {"mask": [0.83, 0.05, 0.12]}
-    assert load_config(preset, ["priors.target={}"]).priors.target == {}
+    assert len(load_config(preset).priors.target["mask"]) == 3  # the preset sets shares...
+    assert load_config(preset, ["priors.target={}"]).priors.target == {}  # ...which `{}` empties
 
 
 def test_a_mapping_written_without_spaces_after_its_colons_says_how_to_write_it():
