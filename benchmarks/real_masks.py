@@ -473,6 +473,8 @@ def main() -> None:
         "variants on and --work/dev_b.crops.csv (the other half) to score them with --crowd",
     )
     args = parser.parse_args()
+    if (args.split_dev is not None or args.choose_priors or args.gallery is not None) and args.crowd is None:
+        parser.error("--split-dev, --choose-priors and --gallery work on masks-crowd's faces: give --crowd CROPS")
     if args.split_dev is not None:
         for path in split_dev(read_manifest(args.crowd), read_manifest(args.split_dev), args.work):
             print("wrote", path)

@@ -32,6 +32,7 @@ LOOSE_DROP = (0.1, 0.5)
 # tip, as real masks slip down the nose and still cover it (ending at 0.55, real masks worn lower were called
 # "incorrect": benchmarks/results/rm_lownose_*.md)
 CORRECT_TOP = (0.15, 0.8)
+FIXED_CORRECT_TOP = 0.42  # the fit drawn without an rng (fixtures), and where a loose mask's sides sit
 SHAPES = ("surgical", "cloth", "kf94", "n95", "clear")
 SHAPE_WEIGHTS = (0.32, 0.3, 0.18, 0.12, 0.08)
 PATTERNS = ("plain", "stripes", "dots", "checks")
@@ -193,7 +194,7 @@ def mask_outline(geometry: dict[str, float], wear: str, shape: str, rng: np.rand
     peak = {"surgical": 0.06, "cloth": 0.12, "kf94": 0.2, "n95": 0.15, "clear": 0.1}[shape]
     if wear == "correct":
         top, below, wide = (
-            (0.42, 0.12, 0.97)
+            (FIXED_CORRECT_TOP, 0.12, 0.97)
             if rng is None
             else (rng.uniform(*CORRECT_TOP), rng.uniform(0.0, 0.25), rng.uniform(0.9, 1.05))
         )
@@ -210,9 +211,9 @@ def mask_outline(geometry: dict[str, float], wear: str, shape: str, rng: np.rand
         return Outline(0.6 * g["nose"], g["chin"] + 0.1, g["half"] * 0.9, g["centre"], power, peak)
     if wear == "loose":  # sides where a correct fit's are, the middle hanging off the nose (LOOSE_DROP)
         drop = 0.3 if rng is None else float(rng.uniform(*LOOSE_DROP))
-        sides = 0.42 * g["nose"]
+        sides = FIXED_CORRECT_TOP * g["nose"]
         middle = g["nose"] + drop * (g["mouth"] - g["nose"])
-        return Outline(sides, g["chin"] + 0.15, g["half"] * 1.0, g["centre"], power, sides - middle)
+        return Outline(sides, g["chin"] + 0.15, g["half"], g["centre"], power, sides - middle)
     raise ValueError(f"unknown wear {wear!r}; choose one of {', '.join(WEARS)}")
 
 
