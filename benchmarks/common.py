@@ -18,7 +18,8 @@ from faceattr.faces.detect import Face
 from faceattr.labels import decide
 from faceattr.training.runinfo import git_commit, versions
 
-RESULTS = Path(__file__).parent / "results"
+RESULTS = Path(__file__).parent / "results"  # the current table of each benchmark (earlier ones: git's history)
+STUDIES = Path(__file__).resolve().parents[1] / "docs" / "experiments" / "results"  # one-off studies' tables
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SHARED_UTKFACE = SHARED_DATA / "utkface"
 SHARED_UTKFACE_ROOTS = (SHARED_UTKFACE, SHARED_DATA / "utkface-extra")
@@ -77,20 +78,27 @@ def mean_std(values, digits: int = 3) -> str:
     return f"{sum(values) / len(values):.{digits}f} ± {pd.Series(values).std(ddof=0):.{digits}f}"
 
 
-def save(name: str, rows: list[dict], columns: list[str], settings: dict) -> str:
-    """Print the table and write benchmarks/results/<name>.json and .md."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
+def save(name: str, rows: list[dict], columns: list[str], settings: dict, folder: Path = RESULTS) -> str:
+    """Print the table and write <folder>/<name>.json and .md (benchmarks/results; a study passes STUDIES)."""
+    folder.mkdir(parents=True, exist_ok=True)
     table = markdown_table(rows, columns)
-    (RESULTS / f"{name}.json").write_text(
+    (folder / f"{name}.json").write_text(
         json.dumps({"settings": settings, "machine": machine(), "rows": rows}, indent=2, default=str)
     )
-    (RESULTS / f"{name}.md").write_text(f"# {name}\n\nsettings: `{json.dumps(settings, default=str)}`\n\n{table}\n")
+    (folder / f"{name}.md").write_text(f"# {name}\n\nsettings: `{json.dumps(settings, default=str)}`\n\n{table}\n")
     print(table)
     return table
 
 
-def saved_rows(name: str) -> list[dict]:
+def saved_file(name: str) -> Path:
+    """Where results called `name` lie: benchmarks/results, else the studies' folder (a benchmark run under a
+    study's --name, moved there once the study was written up)."""
     path = RESULTS / f"{name}.json"
+    return path if path.is_file() else STUDIES / f"{name}.json"
+
+
+def saved_rows(name: str) -> list[dict]:
+    path = saved_file(name)
     return json.loads(path.read_text())["rows"] if path.is_file() else []
 
 

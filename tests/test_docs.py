@@ -25,6 +25,21 @@ def test_every_page_the_readme_links_exists():
     assert not missing, missing
 
 
+def test_every_results_table_the_docs_name_exists():
+    """A table moved or renamed leaves no page pointing at nothing (NAME is the docs' placeholder)."""
+    texts = [ROOT / "README.md", *(ROOT / "docs").glob("**/*.md"), *(ROOT / "docs" / "experiments").glob("*.py")]
+    named = {
+        (page.relative_to(ROOT), path)
+        for page in texts
+        if "results" not in page.parent.name
+        for path in re.findall(r"((?:benchmarks|docs/experiments)/results/\w+\.(?:md|json))", page.read_text())
+        if "/NAME." not in path
+    }
+    assert len(named) > 20, "the docs cite their tables"
+    missing = sorted((str(page), path) for page, path in named if not (ROOT / path).is_file())
+    assert not missing, missing
+
+
 def test_the_reference_pages_are_generated_from_the_current_code():
     spec = importlib.util.spec_from_file_location("gen_reference", ROOT / "docs" / "gen_reference.py")
     module = importlib.util.module_from_spec(spec)

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import SHARED_UTKFACE, save
+from benchmarks.common import SHARED_UTKFACE, STUDIES, save
 from faceattr.config import load_config
 from faceattr.data.manifest import read_manifest, write_manifest
 from faceattr.data.sources import read_competition, read_utkface
@@ -123,6 +123,7 @@ def main() -> None:
             "train_images": int((~test_fold).sum()),
             "seed": 42,
         },
+        folder=STUDIES,
     )
     read_manifest(test_manifest)  # the test manifest stays valid for re-scoring by hand
 

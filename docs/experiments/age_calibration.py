@@ -20,7 +20,7 @@ from PIL import Image
 from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import f1_score
 
-from benchmarks.common import HELD_OUT_RULE, predict, save, utkface_union
+from benchmarks.common import HELD_OUT_RULE, STUDIES, predict, save, utkface_union
 from faceattr.inference.load import load_predictor
 from faceattr.labels import age_to_bin
 
@@ -102,7 +102,9 @@ def main() -> None:
                 }
             )
     settings = {"checkpoint": str(args.checkpoint), "tta": args.tta, "held_out": HELD_OUT_RULE, "repeats": args.repeats}
-    save(args.name, rows, ["ages", "group", "n", "age_mae", "mean_error", "age_bin_f1_binned"], settings)
+    save(
+        args.name, rows, ["ages", "group", "n", "age_mae", "mean_error", "age_bin_f1_binned"], settings, folder=STUDIES
+    )
 
 
 if __name__ == "__main__":

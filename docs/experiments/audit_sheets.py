@@ -18,7 +18,7 @@ Several predictions CSVs in steps 1 and 3 audit the union of their cells once (e
 gives a row per model and verdict. `--mislabelled "nose uncovered"` names the verdicts that say the set's label is
 wrong: those photos leave the class, and `rate` is each verdict's calls over what is left of it (the rate the
 class's true members see), so models are compared on the photos the audit vouches for.
-Only counts are saved in benchmarks/results (the images and the per-file verdicts are the data's, not ours).
+Only counts are saved in docs/experiments/results (the images and the per-file verdicts are the data's, not ours).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from pathlib import Path
 import pandas as pd
 from PIL import Image, ImageDraw
 
-from benchmarks.common import save
+from benchmarks.common import STUDIES, save
 from faceattr.labels import MASK_NAMES
 
 
@@ -173,7 +173,7 @@ def main() -> None:
             parser.error("recheck needs --out (the audit's folder, with index.csv) and --verdicts")
         rows = recheck(pd.read_csv(args.out / "index.csv"), pd.read_csv(args.verdicts), frames)
         columns = ["model", "verdict", "photos", *(f"called {name}" for name in MASK_NAMES)]
-        save(args.name, rows, columns, {"audit": str(args.verdicts.name)})
+        save(args.name, rows, columns, {"audit": str(args.verdicts.name)}, folder=STUDIES)
         return
     if args.truth is None or args.predicted is None:
         parser.error(f"{args.step} needs --truth and --predicted")
@@ -190,7 +190,7 @@ def main() -> None:
         rows = tally_models(index, verdicts, frames, args.truth, args.predicted, tuple(args.mislabelled))
         settings = {"models": list(frames), "truth": args.truth, "predicted": args.predicted, "audited": len(index)}
         columns = ["model", "verdict", "calls", "share_of_class", "rate", "class_size", "left_out"]
-        save(args.name, rows, columns, settings | {"mislabelled": args.mislabelled})
+        save(args.name, rows, columns, settings | {"mislabelled": args.mislabelled}, folder=STUDIES)
         return
     [predictions] = args.predictions
     calls, class_size = cell(predictions, args.truth, args.predicted, args.sample)
@@ -211,7 +211,7 @@ def main() -> None:
         "sample": args.sample,
         "class_size": class_size,
     }
-    save(args.name, rows, ["verdict", "calls", "share_of_calls", "share_of_class"], settings)
+    save(args.name, rows, ["verdict", "calls", "share_of_calls", "share_of_class"], settings, folder=STUDIES)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ import pandas as pd
 from PIL import Image
 from sklearn.metrics import f1_score
 
-from benchmarks.common import SHARED_UTKFACE, nearest_face, predict, reframe, save
+from benchmarks.common import SHARED_UTKFACE, STUDIES, nearest_face, predict, reframe, save
 from faceattr.data.sources import read_utkface
 from faceattr.data.split import load_or_make_folds
 from faceattr.faces.detect import FaceDetector, crop_face
@@ -146,6 +146,7 @@ def main() -> None:
             "seed": args.seed,
             "utkface_framing": framing.margins,
         },
+        folder=STUDIES,
     )
 
 

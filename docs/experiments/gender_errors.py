@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw
 
-from benchmarks.common import save, utkface_union
+from benchmarks.common import STUDIES, save, utkface_union
 from benchmarks.robustness import calibration_error, wilson
 
 FACTORS = {  # factor -> (column, bucket edges or None for categories)
@@ -111,7 +111,7 @@ def main() -> None:
         sex=lambda t: np.where(t["gender_true"] == 1, "female", "male"),
     )
     rows = table(frame)
-    save(args.name, rows, list(rows[0]), {"answers": str(args.answers), "faces": len(frame)})
+    save(args.name, rows, list(rows[0]), {"answers": str(args.answers), "faces": len(frame)}, folder=STUDIES)
     if args.sheet:
         worst = frame[frame["wrong"]].sort_values("confidence", ascending=False)
         contact_sheet(worst, args.sheet)

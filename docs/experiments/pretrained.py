@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import SHARED_UTKFACE, save
+from benchmarks.common import SHARED_UTKFACE, STUDIES, save
 from faceattr.config import load_config
 from faceattr.data.manifest import write_manifest
 from faceattr.data.sources import read_utkface
@@ -95,6 +95,7 @@ def main() -> None:
             "scheduler": "cosine",
             "held_out_rule": "person-level 5-fold, split_seed 42, fold 0",
         },
+        folder=STUDIES,
     )
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from benchmarks.common import save
+from benchmarks.common import STUDIES, save
 from faceattr.labels import MASK_NAMES
 
 WORN, INCORRECT = MASK_NAMES.index("wear"), MASK_NAMES.index("incorrect")
@@ -64,7 +64,13 @@ def main() -> None:
     frames = {p.name.removesuffix(".predictions.csv"): pd.read_csv(p) for p in args.predictions}
     rows = by_brightness(frames)
     columns = ["mouth brightness", "n", *frames, "mean"]
-    save(args.name, rows, columns, {"predictions": list(frames), "region": "rows 44-57, columns 20-43 of 64x64 grey"})
+    save(
+        args.name,
+        rows,
+        columns,
+        {"predictions": list(frames), "region": "rows 44-57, columns 20-43 of 64x64 grey"},
+        folder=STUDIES,
+    )
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.common import save
+from benchmarks.common import STUDIES, save
 from faceattr.labels import MASK_NAMES
 
 
@@ -45,7 +45,7 @@ def main() -> None:
     frames = {p.name.removesuffix(".predictions.csv"): pd.read_csv(p) for p in args.predictions}
     rows = by_detection(pd.read_csv(args.crops), frames)
     columns = ["class", "route", "model", "n", *(f"called {name}" for name in MASK_NAMES)]
-    save(args.name, rows, columns, {"crops": args.crops.name, "predictions": list(frames)})
+    save(args.name, rows, columns, {"crops": args.crops.name, "predictions": list(frames)}, folder=STUDIES)
 
 
 if __name__ == "__main__":

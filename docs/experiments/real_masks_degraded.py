@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from benchmarks.common import save
+from benchmarks.common import STUDIES, save
 from benchmarks.real_masks import SCORE_COLUMNS, checkpoints_parser, score_versions
 from benchmarks.robustness import jpeg_blur, low_resolution
 
@@ -61,7 +61,7 @@ def main() -> None:
     rows = score_versions(manifests, models, "view", [t for t in args.tta.split(",") if t] or None, args.priors)
     rows = [{**row, "tta": args.tta or "none", "priors": args.priors or "the model's"} for row in rows]
     settings = {"crops": args.crops.name, "views": list(manifests)}
-    save(args.name, rows, ["view", "checkpoint", "tta", "priors", *SCORE_COLUMNS], settings)
+    save(args.name, rows, ["view", "checkpoint", "tta", "priors", *SCORE_COLUMNS], settings, folder=STUDIES)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from benchmarks.common import save
+from benchmarks.common import STUDIES, save
 from benchmarks.real_masks import SCORE_COLUMNS, checkpoints_parser, recipe_faces, score_versions
 from faceattr.config import FacesConfig
 from faceattr.data.landmarks import parse_points
@@ -97,7 +97,7 @@ def main() -> None:
     models: dict[str, Path | list[Path]] = {c.parent.parent.name: c for c in args.checkpoint}
     rows = score_versions(manifests, models, "crop at the edge")
     columns = ["crop at the edge", "checkpoint", *SCORE_COLUMNS]
-    save(args.name, rows, columns, {"crops": args.crops.name, "faces": "configs/mask_drawn.yaml"})
+    save(args.name, rows, columns, {"crops": args.crops.name, "faces": "configs/mask_drawn.yaml"}, folder=STUDIES)
 
 
 if __name__ == "__main__":

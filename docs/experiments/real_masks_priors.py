@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import f1_score
 
-from benchmarks.common import mean_std, save
+from benchmarks.common import STUDIES, mean_std, save
 from benchmarks.real_masks import checkpoints_parser, half, real_metrics
 from docs.experiments.real_masks_degraded import VIEWS, degraded
 from faceattr.inference.load import load_predictor
@@ -128,6 +128,7 @@ def main() -> None:
         [*summary, *rows],
         ["view", "setting", "seeds", "checkpoint", *columns],
         {"crops": args.crops.name, "targets": TARGETS, "rows": "mean ± std over the checkpoints first, then each"},
+        folder=STUDIES,
     )
 
 

