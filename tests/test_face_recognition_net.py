@@ -76,8 +76,14 @@ def test_the_same_face_stays_within_dlibs_distance_threshold(net):
 def test_a_damaged_or_foreign_dat_file_is_refused_with_its_name(tmp_path: Path):
     cut = tmp_path / "cut.dat"
     cut.write_bytes(recognition_dat_file().read_bytes()[:5000])
-    with pytest.raises(ConfigError, match=r"cut\.dat.*ends early"):
+    with pytest.raises(ConfigError, match=r"cut\.dat.*(ends early|does not fit)"):
         load_face_recognition_v1(FaceRecognitionNet(), cut)
+    huge = tmp_path / "huge.dat"  # a tensor claiming 2**60 floats is refused before anything is allocated
+    data = recognition_dat_file().read_bytes()
+    at = data.index(b"con_4") + 5  # the first convolution's weights: version 2, then four sizes
+    huge.write_bytes(data[:at] + bytes([1, 2, 8]) + (2**60).to_bytes(8, "little") + bytes([1, 1] * 3) + data[at:])
+    with pytest.raises(ConfigError, match=r"huge\.dat.*does not fit"):
+        load_face_recognition_v1(FaceRecognitionNet(), huge)
     kinds = _recognition_kinds()
     assert kinds[-5] == "max_pool"
     with pytest.raises(ConfigError, match="found layer 'max_pool_2' where avg_pool_2 belongs"):

@@ -10,6 +10,7 @@ core.h, layers.h, input.h and loss.h (dlib 19.x-20.x).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,8 +25,8 @@ WRAPPERS = frozenset({"tag", "skip"})
 
 @dataclass
 class Layer:
-    """One layer as the file holds it: its kind (dlib's name for it, such as `con_4`), its integer settings and
-    its weights (`params`: dlib's flat tensor, float32)."""
+    """One layer as the file holds it: its kind (a key of LAYER_READERS, such as `con`), its settings and its
+    weights (`params`: dlib's flat tensor, float32; None for layers without weights)."""
 
     kind: str
     settings: dict[str, int | float] = field(default_factory=dict)
@@ -77,7 +78,9 @@ class _Reader:
         if (version := self.int()) != 2:
             raise self.fail(f"tensor version {version} (only dlib's version 2 is read)")
         shape = [self.int() for _ in range(4)]
-        count = int(np.prod(shape))
+        count = math.prod(shape)
+        if min(shape) < 0 or 4 * count > len(self.data) - self.pos:  # sizes from the file are checked before use
+            raise self.fail(f"a tensor of shape {shape} does not fit in the file")
         return np.frombuffer(self.take(4 * count), dtype="<f4").astype(np.float32).reshape(shape)
 
     def alias(self) -> tuple[int, ...]:
