@@ -64,6 +64,13 @@ def trained_run(competition_manifest, tmp_path_factory):
     return train(cfg)
 
 
+@pytest.fixture(scope="session")
+def skimage_data():
+    """scikit-image's public-domain test photos, or a skip for the tests that need them only (a module-level skip
+    would also skip the module's pure unit tests)."""
+    return pytest.importorskip("skimage.data", reason="scikit-image ships the public-domain test photos")
+
+
 def public_face(size: tuple[int, int] = (170, 200), mirrored: bool = False):
     """A real face any machine has: the public-domain astronaut photo shipped with scikit-image (a dev
     dependency), cut around the face; tests that need MTCNN to find a face use it instead of research data."""

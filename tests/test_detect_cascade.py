@@ -10,8 +10,6 @@ from faceattr.config import FacesConfig
 from faceattr.faces.detect import FaceDetector, looks_like_face_crop
 from faceattr.synth.masks import MaskStyle, render_mask
 
-skimage_data = pytest.importorskip("skimage.data", reason="scikit-image ships the public-domain test photo")
-
 
 @pytest.fixture(scope="module")
 def detector() -> FaceDetector:
@@ -19,7 +17,7 @@ def detector() -> FaceDetector:
 
 
 @pytest.fixture(scope="module")
-def masked_tight_crop(detector) -> np.ndarray:
+def masked_tight_crop(detector, skimage_data) -> np.ndarray:
     """The astronaut photo's face wearing a dark cloth mask (the masks real sets' detectors miss most), cut tight and
     shrunk to 60 px, as many real sets ship masked faces: MTCNN as configured finds nothing in it. The mask has the
     renderer's fixed fit (no rng), so the fixture does not move when the range of drawn fits does."""
@@ -82,7 +80,7 @@ def test_crop_reports_how_each_face_was_found(tmp_path, masked_tight_crop):
     assert result.detections_by_mask == {0: {"second pass": 1.0}}
 
 
-def test_images_smaller_than_the_minimum_face_do_not_crash_mtcnn():
+def test_images_smaller_than_the_minimum_face_do_not_crash_mtcnn(skimage_data):
     """MTCNN has no pyramid scale for an image under faces.min_face_size and used to crash on it (masks-real
     holds a few such thumbnails); it now goes straight to the enlarged second pass."""
     tiny = np.asarray(Image.fromarray(skimage_data.astronaut()[40:200, 160:290]).resize((30, 36)))

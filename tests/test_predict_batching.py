@@ -10,11 +10,9 @@ from PIL import Image
 from faceattr.config import FacesConfig
 from faceattr.faces.detect import FaceDetector, downscale
 
-skimage_data = pytest.importorskip("skimage.data", reason="scikit-image ships the public-domain test photo")
-
 
 @pytest.fixture(scope="module")
-def astronaut() -> np.ndarray:
+def astronaut(skimage_data) -> np.ndarray:
     return skimage_data.astronaut()  # 512x512, one face
 
 
