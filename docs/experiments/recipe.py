@@ -56,6 +56,7 @@ VARIANTS: dict[str, list[str]] = {
     "aligned by landmarks": ["faces.align=true"],
     "lite0_facerec": ["model.backbone=lite0_facerec"],  # dlib's face-recognition ResNet as the face branch
     "lite0_facerec aligned": ["model.backbone=lite0_facerec", "faces.align=true"],
+    "lite0_facerec seed 2": ["model.backbone=lite0_facerec", "seed=2"],
 }
 
 
