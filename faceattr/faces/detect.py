@@ -70,8 +70,8 @@ class FaceDetector:
             self.min_score, self.relaxed_min_score = scores(self.cfg, self.finder)
             return
         self.min_score, self.relaxed_min_score = scores(self.cfg, MTCNN_SCORES)
-        mtcnn_backend = {"mtcnn": "auto"}.get(self.cfg.detector, self.cfg.detector)
-        self.backend = mtcnn_backend if mtcnn_backend != "auto" else _auto_backend(device)
+        mtcnn_backend = {Detector.MTCNN: Detector.AUTO}.get(self.cfg.detector, self.cfg.detector)
+        self.backend = mtcnn_backend if mtcnn_backend != Detector.AUTO else _auto_backend(device)
         strict = (self.cfg.min_face_size, list(self.cfg.thresholds))
         relaxed = (max(12, self.cfg.min_face_size // 2), list(self.cfg.relaxed_thresholds))
         if self.backend == "onnx":
@@ -81,7 +81,7 @@ class FaceDetector:
                 self.mtcnn = OnnxMTCNN(onnx_dir or mtcnn_folder(), *strict)
                 self.relaxed = self.mtcnn.with_settings(*relaxed)  # the same sessions, other thresholds
             except (OSError, ImportError) as e:  # e.g. a read-only home for the exported networks
-                if mtcnn_backend == "onnx":
+                if mtcnn_backend == Detector.ONNX:
                     raise
                 log.warning("MTCNN on onnxruntime unavailable (%s); using facenet-pytorch", e)
                 self.backend = "torch"
@@ -231,7 +231,7 @@ def scores(cfg: FacesConfig, defaults: FaceFinder | DetectorScores) -> tuple[flo
 def detector_family(name: str) -> str:
     """`mtcnn` for every name MTCNN runs under (its backends give the same boxes), else the detector's own name:
     what a framing depends on."""
-    return "mtcnn" if name in MTCNN_NAMES else name
+    return Detector.MTCNN.value if name in MTCNN_NAMES else name
 
 
 def switch_detector(cfg: FacesConfig, name: str, margins_given: bool) -> FacesConfig:
