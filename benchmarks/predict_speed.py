@@ -34,6 +34,7 @@ import pandas as pd
 from PIL import Image
 
 from benchmarks.common import SHARED_UTKFACE, reframe, refuse_saved_code, save, utkface_union, with_code_rows
+from faceattr.labels import CLASSIFICATION_TASKS
 
 COLUMNS = [
     "code",
@@ -46,7 +47,6 @@ COLUMNS = [
     "faces_found",
     "labels_as_before",
 ]
-LABELS = ["mask", "gender", "age_bin"]
 STAGE_COLUMNS = ["code", "model", "stage", "seconds", "ms_per_photo", "share"]
 
 
@@ -111,7 +111,7 @@ def same_labels(table: pd.DataFrame, reference: Path) -> float | None:
         return None
     before = pd.read_csv(reference)
     both = before.merge(table, on=["path", "face"], how="left", suffixes=("_before", ""))  # a face lost: unequal
-    tasks = [t for t in LABELS if t in table and f"{t}_before" in both]
+    tasks = [t for t in CLASSIFICATION_TASKS if t in table and f"{t}_before" in both]
     return float(np.all([both[t].to_numpy() == both[f"{t}_before"].to_numpy() for t in tasks], axis=0).mean())
 
 
