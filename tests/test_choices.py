@@ -40,12 +40,32 @@ def test_every_tracker_name_makes_a_logger_and_every_logger_is_accepted():
     assert set(TRACKER_LOGGERS) == set(TRACKERS)
 
 
-def test_every_optimizer_name_builds_an_optimizer():
+EXPECTED_OPTIMIZERS = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "adamp": "AdamP"}
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_each_optimizer_name_builds_its_optimizer_with_the_configured_settings_and_learns(name):
     from faceattr.models.optim import create_optimizer
 
-    for name in OPTIMIZERS:
-        optimizer = create_optimizer(OptimConfig(name=name), nn.Linear(2, 2), nn.Linear(2, 1))
-        assert isinstance(optimizer, torch.optim.Optimizer), name
+    torch.manual_seed(0)
+    backbone, heads = nn.Linear(2, 2), nn.Linear(2, 1)
+    cfg = OptimConfig(name=name, lr=0.05, weight_decay=0.01, momentum=0.8, backbone_lr_mult=0.1)
+    optimizer = create_optimizer(cfg, backbone, heads)
+    assert type(optimizer).__name__ == EXPECTED_OPTIMIZERS[name]
+    backbone_group, head_group = optimizer.param_groups
+    assert backbone_group["lr"] == pytest.approx(0.005) and head_group["lr"] == pytest.approx(0.05)
+    assert head_group["weight_decay"] == pytest.approx(0.01)
+    if name == "sgd":
+        assert head_group["momentum"] == pytest.approx(0.8) and head_group["nesterov"]
+    x, y = torch.randn(16, 2), torch.randn(16, 1)
+    losses = []
+    for _ in range(20):
+        optimizer.zero_grad()
+        loss = ((heads(backbone(x)) - y) ** 2).mean()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
 
 
 def test_every_scheduler_name_has_a_schedule_that_starts_at_the_full_rate():
