@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import pytest
 
 from faceattr.serve.batching import MicroBatcher
@@ -105,12 +106,15 @@ def client_factory(trained_run):
 
 def test_the_json_of_a_face_carries_the_fields_of_its_predict_csv_row(client_factory, trained_run, tmp_path):
     """`flat_row(face)` of the server's answer is the row `faceattr predict` writes for the same photo."""
+    from PIL import Image
+
     from faceattr.inference.faces_in_photos import flat_row, predict_faces
     from faceattr.inference.load import load_predictor
     from tests.test_serve import NoFaces
 
-    photo = tmp_path / "p.jpg"
-    photo.write_bytes(_jpeg((150, 170)))
+    photo = tmp_path / "p.jpg"  # textured and larger than a face crop, so the framed crop is a part of it
+    noise = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(photo, quality=95)
     client, _ = client_factory()
     face = client.post("/predict", files={"file": ("p.jpg", photo.read_bytes())}).json()["faces"][0]
     row = predict_faces(load_predictor(trained_run.best_checkpoint), [str(photo)], NoFaces()).iloc[0].to_dict()
@@ -118,3 +122,12 @@ def test_the_json_of_a_face_carries_the_fields_of_its_predict_csv_row(client_fac
     assert set(served) == set(row)
     for key, value in row.items():
         assert served[key] == value or (value != value and served[key] != served[key]), key  # NaN == NaN
+    # and not only the same function twice: the model itself, on the crop the served box names, gives those answers
+    from faceattr.data.images import load_rgb
+
+    x1, y1, x2, y2 = face["box"]
+    direct = load_predictor(trained_run.best_checkpoint).predict_crops([load_rgb(photo)[y1:y2, x1:x2]])
+    for task, probabilities in direct.items():
+        if task in face:
+            assert face[task]["probs"] == pytest.approx(probabilities[0].tolist(), abs=1e-4), task
+            assert face[task]["label"] == int(np.argmax(probabilities[0])) or task == "age_bin", task
