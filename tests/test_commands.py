@@ -67,6 +67,40 @@ def test_predict_profile_prints_the_time_of_each_stage(trained_run, competition_
         assert stage in done.output
 
 
+def test_the_predict_command_writes_what_the_library_answers_for_the_same_photos(
+    trained_run, competition_root, tmp_path
+):
+    """The command (options, photo and video paths, writing) adds nothing to the answers: its table for a folder of
+    photos, one of them unreadable, is the library's `predict_faces` for the same photos, face by face."""
+    import pandas as pd
+
+    from faceattr.faces.detect import FaceDetector
+    from faceattr.inference.faces_in_photos import predict_faces
+    from faceattr.inference.load import load_predictor
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for source in sorted((competition_root / "eval" / "images").iterdir())[:6]:
+        (photos / source.name).write_bytes(source.read_bytes())
+    (photos / "broken.jpg").write_bytes(b"not a jpeg")
+    out = tmp_path / "p.csv"
+    done = CliRunner().invoke(
+        app, ["predict", str(trained_run.best_checkpoint), str(photos), "--faces", "--out", str(out)]
+    )
+    assert done.exit_code == 0, done.output
+    written = pd.read_csv(out)
+    predictor = load_predictor(trained_run.best_checkpoint)
+    paths = sorted(str(p) for p in photos.iterdir() if p.name != "broken.jpg")
+    expected = predict_faces(predictor, paths, FaceDetector(predictor.cfg.faces))
+    assert len(written) == len(expected) >= 6
+    written = written.sort_values(["path", "face"]).reset_index(drop=True)
+    expected = expected.sort_values(["path", "face"]).reset_index(drop=True)
+    assert [Path(p).name for p in written["path"]] == [Path(p).name for p in expected["path"]]
+    for column in expected.columns.drop("path"):
+        assert column in written, column
+        pd.testing.assert_series_equal(written[column], expected[column], check_dtype=False, atol=1e-4, obj=column)
+
+
 def test_export_writes_a_model_that_predict_runs(trained_run, competition_root, tmp_path):
     model = tmp_path / "model.onnx"
     done = CliRunner().invoke(app, ["export", str(trained_run.best_checkpoint), "--out", str(model)])
