@@ -16,9 +16,9 @@ from faceattr.models.dlib_format import read_network
 from faceattr.models.dlib_wheel import DLIB_MEAN_BYTES
 from faceattr.models.face_resnet import (
     FaceRecognitionNet,
-    _recognition_kinds,
     load_face_recognition_v1,
     recognition_dat_file,
+    recognition_layer_kinds,
 )
 
 pytestmark = pytest.mark.skipif(
@@ -50,7 +50,7 @@ def net() -> FaceRecognitionNet:
 
 
 def test_the_whole_dat_file_is_read_as_dlibs_29_convolution_network():
-    layers = read_network(recognition_dat_file(), _recognition_kinds())
+    layers = read_network(recognition_dat_file(), recognition_layer_kinds())
     kinds = [layer.kind for layer in layers]
     assert kinds[0] == "input_rgb" and kinds[-2:] == ["fc", "loss_metric"]
     assert kinds.count("con") == 29 and kinds.count("affine") == 29
@@ -84,7 +84,7 @@ def test_a_damaged_or_foreign_dat_file_is_refused_with_its_name(tmp_path: Path):
     huge.write_bytes(data[:at] + bytes([1, 2, 8]) + (2**60).to_bytes(8, "little") + bytes([1, 1] * 3) + data[at:])
     with pytest.raises(ConfigError, match=r"huge\.dat.*does not fit"):
         load_face_recognition_v1(FaceRecognitionNet(), huge)
-    kinds = _recognition_kinds()
+    kinds = recognition_layer_kinds()
     assert kinds[-5] == "max_pool"
     with pytest.raises(ConfigError, match="found layer 'max_pool_2' where avg_pool_2 belongs"):
         read_network(recognition_dat_file(), [*kinds[:-5], "avg_pool", *kinds[-4:]])

@@ -9,8 +9,8 @@
   read from dlib's own file format (models/dlib_format.py), no dlib needed.
 
 Both take chips normalised as `(RGB byte - mean) / 256` with dlib's means (models/dlib_wheel.py). Rebuilt in torch
-so checkpoints, ONNX export and Grad-CAM see an ordinary nn.Module; `tests/test_face_backbone.py` proves equal
-outputs against onnxruntime and against dlib's own descriptors.
+so checkpoints, ONNX export and Grad-CAM see an ordinary nn.Module; tests prove equal outputs against onnxruntime
+(`tests/test_face_backbone.py`) and against dlib's own descriptors (`tests/test_face_recognition_net.py`).
 
 dlib's layers differ from torchvision's ResNet in three ways, kept here: batch norm is folded into a fixed
 per-channel affine (scale, offset: learnable when fine-tuned), strided 3x3 convolutions have no padding, and a
@@ -222,7 +222,7 @@ def recognition_dat_file() -> Path:
     )
 
 
-def _recognition_kinds() -> list[str]:
+def recognition_layer_kinds() -> list[str]:
     """The layer list dlib's C++ type spells (output first) for the recognition network: what dlib_format reads."""
     plain = ["relu", "add_prev", "affine", "con", "relu", "affine", "con", "tag"]
     down = ["relu", "add_prev", "avg_pool", "skip", "tag", "affine", "con", "relu", "affine", "con", "tag"]
@@ -239,7 +239,7 @@ def load_face_recognition_v1(model: FaceRecognitionNet, path: Path | None = None
     from faceattr.models.dlib_wheel import DLIB_MEAN_BYTES
 
     path = path or recognition_dat_file()
-    layers = read_network(path, _recognition_kinds())
+    layers = read_network(path, recognition_layer_kinds())
     means = tuple(layers[0].settings[f"mean_{c}"] for c in ("red", "green", "blue"))
     if not np.allclose(means, DLIB_MEAN_BYTES, atol=1e-3):
         raise ConfigError(f"{path}: input means {means} are not dlib's {DLIB_MEAN_BYTES}")
