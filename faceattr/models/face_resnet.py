@@ -29,7 +29,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from faceattr.errors import ConfigError
-from faceattr.models.dlib_wheel import package_file, wheel_model
+from faceattr.models.dlib_format import read_network
+from faceattr.models.dlib_wheel import DLIB_MEAN_BYTES, package_file, wheel_model
 
 NATIVE_SIZE = 64  # the chip side the age network was trained on
 
@@ -141,7 +142,8 @@ class FaceResNet29(DlibResNet):
 
 class FaceRecognitionNet(nn.Module):
     """The whole recognition network: `features` (FaceResNet29) and dlib's 128-d `descriptor` layer (no bias).
-    Two faces are the same person when their descriptors lie within `DISTANCE_THRESHOLD` (dlib's 0.6)."""
+    Two faces are the same person when their descriptors lie within 0.6 of each other (the distance threshold the
+    file's loss layer holds)."""
 
     def __init__(self, input_size: int | None = RECOGNITION_SIZE) -> None:
         super().__init__()
@@ -235,9 +237,6 @@ def recognition_layer_kinds() -> list[str]:
 def load_face_recognition_v1(model: FaceRecognitionNet, path: Path | None = None) -> None:
     """Copy dlib's recognition weights into `model`: every convolution, affine and the descriptor layer, in the
     order a forward pass meets them, shapes checked; the file's input means must be the ones our transforms use."""
-    from faceattr.models.dlib_format import read_network
-    from faceattr.models.dlib_wheel import DLIB_MEAN_BYTES
-
     path = path or recognition_dat_file()
     layers = read_network(path, recognition_layer_kinds())
     means = tuple(layers[0].settings[f"mean_{c}"] for c in ("red", "green", "blue"))
