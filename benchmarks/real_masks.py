@@ -15,13 +15,16 @@ reported beside it and never used for a decision, so its number is the one to be
     python -m benchmarks.real_masks --crowd data/crowd.crops.csv --checkpoint runs/mask_drawn/checkpoints/best.ckpt
 
 `--crowd`: three classes on masks-crowd's real faces (real incorrect wear, small faces in crowds), by half and width;
-with `--choose-priors`, the class shares (`priors.target`) that give the models their best macro F1 on the dev half.
+with `--choose-priors`, the class shares (`priors.target`) that give the models their best macro F1 on the dev half;
+with `--vote 3`, every three checkpoints as one soft vote (`predict A --also B --also C`); `--append` adds the rows
+to the saved table (recipes scored with other --crowd-priors or --vote).
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import subprocess
 import sys
 import time
@@ -32,7 +35,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import confusion_matrix, f1_score
 
-from benchmarks.common import HELD_OUT_RULE, SHARED_MASKS_REAL, save, utkface_union
+from benchmarks.common import HELD_OUT_RULE, SHARED_MASKS_REAL, save, saved_file, utkface_union
 from faceattr.config import FacesConfig, load_config
 from faceattr.data.manifest import read_manifest, write_manifest
 from faceattr.data.sources import read_competition, read_image_folder
@@ -236,10 +239,18 @@ def three_class_scores(truth: np.ndarray, labels: np.ndarray) -> dict:
     }
 
 
+def model_name(checkpoint: Path | list[Path]) -> str:
+    """A run's folder name; "vote: a + b + c" for a list of checkpoints scored as one soft vote."""
+    if isinstance(checkpoint, list):
+        return "vote: " + " + ".join(model_name(c) for c in checkpoint)
+    return Path(checkpoint).parent.parent.name
+
+
 def crowd_scores(
-    checkpoints: list[Path], crops: pd.DataFrame, priors: dict | None = None, gallery: Path | None = None
+    checkpoints: list[Path | list[Path]], crops: pd.DataFrame, priors: dict | None = None, gallery: Path | None = None
 ) -> list[dict]:
-    """Three classes on masks-crowd's real faces (a `prepare boxes` + `crop` manifest): per checkpoint and half,
+    """Three classes on masks-crowd's real faces (a `prepare boxes` + `crop` manifest): per checkpoint (a list of
+    checkpoints: one soft vote, as `predict A --also B` makes) and half,
     macro F1, recall and precision per class, and macro F1 by face width (the annotated box, photo pixels); the
     confusion matrix (rows true worn / incorrect / not worn) in the row. Faces >= 32 px wide are the targets'.
     `gallery`: a folder (outside the repository: the photos are research-only) for each model's most confident
@@ -256,7 +267,7 @@ def crowd_scores(
         halves, widths = crops["split"].to_numpy()[preds.indices], width[preds.indices]
         if gallery is not None:
             shown = np.flatnonzero((halves == "test") & (widths >= 32))
-            model = Path(checkpoint).parent.parent.name
+            model = model_name(checkpoint).replace(" ", "").replace(":", "_")
             mistake_gallery(
                 [preds.paths[i] for i in shown],
                 truth[shown],
@@ -272,7 +283,7 @@ def crowd_scores(
                 if not pick.any():  # e.g. a manifest of one half (--split-dev's dev_b)
                     continue
                 row = {
-                    "model": Path(checkpoint).parent.parent.name,
+                    "model": model_name(checkpoint),
                     "half": half_name,
                     "faces": name,
                     "n": int(pick.sum()),
@@ -346,7 +357,7 @@ def validation_fold_scores(checkpoints: list[Path], min_width: int = 32) -> list
         scores = three_class_scores(truth, labels)
         rows.append(
             {
-                "model": Path(checkpoint).parent.parent.name,
+                "model": model_name(checkpoint),
                 "faces": len(truth),
                 "macro_f1_3class": scores["macro_f1_3class"],
                 "recall_incorrect": scores["recall_incorrect"],
@@ -447,6 +458,16 @@ def main() -> None:
     )
     parser.add_argument("--checkpoint", type=Path, action="append", help="with --crowd: a mask model (repeat)")
     parser.add_argument(
+        "--vote",
+        type=int,
+        default=1,
+        metavar="N",
+        help="with --crowd: score every N consecutive --checkpoint as one soft vote (seeds of one recipe)",
+    )
+    parser.add_argument(
+        "--append", action="store_true", help="with --crowd: add these rows to the saved table, not replace it"
+    )
+    parser.add_argument(
         "--crowd-priors", default=None, help="with --crowd: class shares instead of each model's own (none: as trained)"
     )
     parser.add_argument(
@@ -497,10 +518,26 @@ def main() -> None:
         return
     if args.crowd is not None:  # three classes on real crowd faces, for models trained elsewhere
         priors = parse_priors(args.crowd_priors) if args.crowd_priors is not None else None
-        rows = crowd_scores(args.checkpoint or [], read_manifest(args.crowd), priors, args.gallery)
+        models = args.checkpoint or []
+        if args.vote > 1:
+            if len(models) % args.vote:
+                parser.error(f"--vote {args.vote}: give a multiple of {args.vote} --checkpoint, not {len(models)}")
+            models = [models[i : i + args.vote] for i in range(0, len(models), args.vote)]
+        name = "real_masks_crowd" + ("_as_trained" if priors == {} else "")
+        if args.append and not saved_file(name).is_file():
+            parser.error(f"--append: no saved {name} table to add to; run once without --append")
+        rows = crowd_scores(models, read_manifest(args.crowd), priors, args.gallery)
+        settings = {
+            "crowd": str(args.crowd),
+            "checkpoints": args.checkpoint,
+            "priors": args.crowd_priors,
+            "vote": args.vote,
+        }
+        if args.append:  # recipes that need other --crowd-priors or --vote, in one table
+            earlier = json.loads(saved_file(name).read_text())
+            rows, settings = earlier["rows"] + rows, {"earlier": earlier["settings"], **settings}
         columns = [*list(dict.fromkeys(k for r in rows for k in r if k != "confusion")), "confusion"]
-        settings = {"crowd": str(args.crowd), "checkpoints": args.checkpoint, "priors": args.crowd_priors}
-        save("real_masks_crowd" + ("_as_trained" if priors == {} else ""), rows, columns, settings)
+        save(name, rows, columns, settings)
         return
     if args.incorrect_share <= 0 or (args.incorrect_share > 1 and args.incorrect_share != round(args.incorrect_share)):
         parser.error("--incorrect-share: a share in (0, 1], or a whole number of repeats (2, 3, ...)")
