@@ -2,6 +2,7 @@
 
 import json
 import math
+import shutil
 
 import lightning as L
 import numpy as np
@@ -313,3 +314,34 @@ def test_label_corrections_are_applied_and_logged(tmp_path, competition_root):
     fixes.write_text("path,field,value\nnobody.jpg,mask,0\n")
     bad = CliRunner().invoke(app, [*args, "--folds", "3", "--overwrite"])
     assert bad.exit_code == 2 and "matches no image path" in bad.output
+
+
+def test_seeds_of_one_recipe_vote_through_predict_also(trained_run, competition_manifest, tmp_path):
+    """The masks recipe's vote (`predict A --also B`): every face's probabilities are the mean of each model's own,
+    each moved to its own class shares first, and the labels follow the mean."""
+    second = train(
+        load_config(
+            None, tiny_overrides(competition_manifest, tmp_path, seed=7, **{"priors.target.mask": [0.2, 0.5, 0.3]})
+        )
+    ).best_checkpoint
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for k, path in enumerate(pd.read_csv(competition_manifest)["path"][:4]):
+        shutil.copy(path, photos / f"{k}.jpg")
+
+    def predicted(*models) -> pd.DataFrame:
+        out = tmp_path / f"predictions-{len(list(tmp_path.glob('predictions-*.csv')))}.csv"
+        args = ["predict", str(models[0]), *[a for m in models[1:] for a in ("--also", str(m))], str(photos)]
+        result = CliRunner().invoke(app, [*args, "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        return pd.read_csv(out).sort_values("path").reset_index(drop=True)
+
+    a, b, both = (
+        predicted(trained_run.best_checkpoint),
+        predicted(second),
+        predicted(trained_run.best_checkpoint, second),
+    )
+    columns = ["p_mask_0", "p_mask_1", "p_mask_2"]
+    assert not np.allclose(a[columns], b[columns], atol=1e-3)  # two models that disagree
+    assert np.allclose(both[columns], (a[columns].to_numpy() + b[columns].to_numpy()) / 2, atol=1e-4)
+    assert (both["mask"] == both[columns].to_numpy().argmax(1)).all()
