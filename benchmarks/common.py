@@ -97,6 +97,12 @@ def saved_file(name: str) -> Path:
     return path if path.is_file() else STUDIES / f"{name}.json"
 
 
+def after_saved(name: str, rows: list[dict], settings: dict) -> tuple[list[dict], dict]:
+    """A benchmark's --append: the saved table's rows, then these; its settings kept under "earlier"."""
+    earlier = json.loads(saved_file(name).read_text())
+    return earlier["rows"] + rows, {"earlier": earlier["settings"], **settings}
+
+
 def saved_rows(name: str) -> list[dict]:
     path = saved_file(name)
     return json.loads(path.read_text())["rows"] if path.is_file() else []

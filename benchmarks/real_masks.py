@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import subprocess
 import sys
 import time
@@ -35,7 +34,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import confusion_matrix, f1_score
 
-from benchmarks.common import HELD_OUT_RULE, SHARED_MASKS_REAL, save, saved_file, utkface_union
+from benchmarks.common import HELD_OUT_RULE, SHARED_MASKS_REAL, after_saved, save, saved_file, utkface_union
 from faceattr.config import FacesConfig, load_config
 from faceattr.data.manifest import read_manifest, write_manifest
 from faceattr.data.sources import read_competition, read_image_folder
@@ -534,8 +533,7 @@ def main() -> None:
             "vote": args.vote,
         }
         if args.append:  # recipes that need other --crowd-priors or --vote, in one table
-            earlier = json.loads(saved_file(name).read_text())
-            rows, settings = earlier["rows"] + rows, {"earlier": earlier["settings"], **settings}
+            rows, settings = after_saved(name, rows, settings)
         columns = [*list(dict.fromkeys(k for r in rows for k in r if k != "confusion")), "confusion"]
         save(name, rows, columns, settings)
         return

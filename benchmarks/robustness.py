@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageFilter
 
-from benchmarks.common import HELD_OUT_RULE, RESULTS, nearest_face, probabilities, reframe, save, utkface_union
+from benchmarks.common import HELD_OUT_RULE, after_saved, nearest_face, probabilities, reframe, save, utkface_union
 from faceattr.data.align import align, moved
 from faceattr.faces.detect import FaceDetector, detect_padded, face_chip
 from faceattr.inference.ensemble import EnsemblePredictor
@@ -349,9 +349,7 @@ def main() -> None:
         "held_out": len(test),
     }
     if args.append:  # e.g. the asian_left_out rows of a model trained later, beside the table they belong to
-        earlier = json.loads((RESULTS / f"{args.name}.json").read_text())
-        rows = earlier["rows"] + rows
-        settings = {"earlier": earlier["settings"], **settings}
+        rows, settings = after_saved(args.name, rows, settings)
     if args.chart:
         chart(rows, args.chart)
     save(args.name, rows, COLUMNS, settings)
