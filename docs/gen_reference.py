@@ -55,6 +55,7 @@ def _default(field: dataclasses.Field) -> str:
 
 def config_reference() -> str:
     from faceattr.config import Config
+    from faceattr.config.choices import CONFIG_CHOICES, names
 
     lines = [
         "# Configuration reference",
@@ -72,6 +73,9 @@ def config_reference() -> str:
         lines += [f"## `{section.name}`", "", "| key | default | what it does |", "|---|---|---|"]
         for field in dataclasses.fields(cls):
             note = notes.get(field.name, "").replace("|", "\\|")
+            choice = CONFIG_CHOICES.get(f"{section.name}.{field.name}")
+            if choice is not None:
+                note += ("; one of " if note else "One of ") + ", ".join(f"`{name}`" for name in names(choice))
             default = _default(field).replace("|", "\\|")
             lines.append(f"| `{section.name}.{field.name}` | `{default}` | {note} |")
         lines.append("")

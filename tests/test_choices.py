@@ -4,6 +4,8 @@ refused."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -20,6 +22,8 @@ from faceattr.config import (
     SchedulerConfig,
     to_dict,
 )
+from faceattr.config.choices import CONFIG_CHOICES, names
+from faceattr.errors import ConfigError
 
 
 def test_the_config_accepts_exactly_the_names_the_registries_build():
@@ -122,3 +126,19 @@ def test_every_loss_name_gives_a_finite_loss_that_differs_from_the_others(name):
         cfg["loss"]["name"] = other
         others[other] = FaceAttrModule(cfg, load_pretrained=False)._task_loss("mask", logits, target).item()
     assert sum(abs(v - loss.item()) < 1e-6 for v in others.values()) == 1  # only itself: no name falls through
+
+
+@pytest.mark.parametrize("key", list(CONFIG_CHOICES))
+def test_each_choice_key_refuses_other_names_listing_the_valid_ones_as_the_reference_does(key):
+    from faceattr.config import load_config
+
+    choice = names(CONFIG_CHOICES[key])
+    section, name = key.split(".")
+    default = getattr(getattr(Config(), section), name)
+    wrong = "[no-such-name]" if isinstance(default, list) else "no-such-name"
+    with pytest.raises(ConfigError) as refused:
+        load_config(None, [f"{key}={wrong}"])
+    assert key in str(refused.value) and all(valid in str(refused.value) for valid in choice)
+    reference = (Path(__file__).parents[1] / "docs/reference/config.md").read_text()
+    row = next(line for line in reference.splitlines() if line.startswith(f"| `{key}` |"))
+    assert all(f"`{valid}`" in row for valid in choice)

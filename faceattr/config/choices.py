@@ -78,3 +78,17 @@ PEER_MODEL_HEADS = {PeerModel.GENDER: "gender", PeerModel.AGE: "age"}  # the hea
 def names(choice: type[StrEnum]) -> tuple[str, ...]:
     """A choice's names in declaration order, as plain strings (for checks and messages)."""
     return tuple(member.value for member in choice)
+
+
+# the config keys whose value (or each item of whose list) is one of a choice's names: the reference lists them
+# from here (docs/gen_reference.py), so the schema's comments need not spell them again
+CONFIG_CHOICES: dict[str, type[StrEnum]] = {
+    "run.trackers": Tracker,
+    "model.age_loss": AgeLoss,
+    "optim.name": Optimizer,
+    "loss.name": Loss,
+    "tta.transforms": TTAView,
+    "ensemble.peers": PeerModel,
+    "scheduler.name": Schedule,
+    "faces.detector": Detector,
+}

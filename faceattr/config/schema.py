@@ -53,8 +53,8 @@ ROBUSTNESS_KEYS = (
 class RunConfig:
     dir: str = "runs"  # parent folder of run folders
     name: str = "default"  # run folder name under `dir`
-    # experiment trackers besides the CSV log our tools read: tensorboard | wandb (offline with WANDB_MODE=offline,
-    # no account needed) | mlflow (a local SQLite store, `mlflow ui --backend-store-uri <mlflow_uri>`)
+    # experiment trackers besides the CSV log our tools read; wandb runs offline with WANDB_MODE=offline (no account
+    # needed), mlflow keeps a local SQLite store (`mlflow ui --backend-store-uri <mlflow_uri>`)
     trackers: list[str] = field(default_factory=lambda: [Tracker.TENSORBOARD.value])
     mlflow_uri: str = ""  # default: sqlite:///<run.dir>/mlflow.db (MLflow 3 retired the ./mlruns file store)
 
@@ -125,7 +125,7 @@ class ModelConfig:
     heads: list[str] = field(default_factory=lambda: list(CLASSIFICATION_TASKS))
     loss_weights: dict[str, float] = field(default_factory=lambda: {"mask": 1.0, "gender": 1.0, "age_bin": 1.0})
     age_sigma: float = 0.0  # exact-age head: Gaussian label smoothing width in years (0 = one-hot)
-    age_loss: str = AgeLoss.DISTRIBUTION.value  # exact-age head: distribution | mean_variance | distribution+l1
+    age_loss: str = AgeLoss.DISTRIBUTION.value  # the exact-age head's loss
     channels_last: bool = True  # measured ~1.5x faster training on CPU
     freeze_backbone_epochs: int = 0  # train only the heads for the first N epochs, then unfreeze
     freeze_bn: bool = False  # keep the backbone's batch-norm statistics as pretrained
@@ -146,7 +146,7 @@ class ModelConfig:
 
 @dataclass
 class OptimConfig:
-    name: str = Optimizer.ADAMW.value  # sgd (nesterov) | adam | adamw | adamp
+    name: str = Optimizer.ADAMW.value  # sgd is Nesterov's
     lr: float = 1e-3
     weight_decay: float = 1e-4
     momentum: float = 0.9  # sgd only
@@ -162,7 +162,7 @@ class OptimConfig:
 
 @dataclass
 class LossConfig:
-    name: str = Loss.CE.value  # ce | focal | soft_f1 | ce+soft_f1 (for the mask, gender and age-bin heads)
+    name: str = Loss.CE.value  # the loss of the mask, gender and age-bin heads
     focal_gamma: float = 2.0
     label_smoothing: float = 0.0  # ce only
     class_weights: bool = False  # weight classes by n / (k * count) from the training fold
@@ -191,7 +191,7 @@ class SamplerConfig:
 
 @dataclass
 class TTAConfig:
-    transforms: list[str] = field(default_factory=list)  # any of hflip, shift, scale, brightness
+    transforms: list[str] = field(default_factory=list)  # views predicted besides the image, probabilities averaged
     shift: float = 0.05  # share of the image side
     scale: float = 1.1
     brightness: float = 0.1
@@ -259,7 +259,7 @@ class DistillConfig:
 
 @dataclass
 class SchedulerConfig:
-    name: str = Schedule.COSINE.value  # none | quarter | step | exponential | cosine
+    name: str = Schedule.COSINE.value  # the learning-rate schedule
     step_size: int = 10  # step: epochs between decays
     gamma: float = 0.5  # step and exponential: decay factor
     min_lr_ratio: float = 0.01  # cosine: final lr as a share of the start lr
@@ -370,11 +370,11 @@ class FacesConfig:
     # negative cuts into the box, as `faceattr framing` measures for tight sets like UTKFace)
     fallback_size: list[int] = field(default_factory=lambda: [256, 340])  # width, height of the no-face crop
     min_face_size: int = 40  # pixels; MTCNN ignores smaller faces (other detectors find faces of any size)
-    # the face detector (faces/detectors.py): centerface (finds masked and small faces MTCNN misses: recall 0.86 vs
-    # 0.66 on real crowd photos) | yunet | mtcnn; for MTCNN also which runs its networks (the same faces either
-    # way): onnx (onnxruntime, about 3x faster on CPU and no torch needed) | torch (facenet-pytorch, on the GPU when
-    # there is one) | auto = mtcnn (torch on a GPU, else onnx). The framing is relative to the detector's box, so
-    # it is stored with the crops and the model, and predict keeps the model's detector
+    # the face detector (faces/detectors.py). centerface finds the masked and small faces MTCNN misses (recall 0.86
+    # against 0.66 on real crowd photos); onnx and torch are MTCNN run on onnxruntime (about 3x faster on CPU, no
+    # torch needed) or on facenet-pytorch (on the GPU when there is one), the same faces either way; auto is mtcnn
+    # on torch with a GPU, else on onnx. The framing is relative to the detector's box, so it is stored with the
+    # crops and the model, and predict keeps the model's detector
     detector: str = Detector.CENTERFACE.value
     # detect on a copy whose longer side is at most this (0 = full size), boxes mapped back: MTCNN's time grows
     # with pixels, but faces below min_face_size * longer side / detect_max_side (original pixels) are then missed
