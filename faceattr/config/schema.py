@@ -15,7 +15,6 @@ from faceattr.config.choices import (
     Detector,
     Loss,
     Optimizer,
-    PeerModel,
     Schedule,
     Tracker,
     TTAView,
@@ -34,7 +33,6 @@ LOSSES = names(Loss)
 AGE_LOSSES = names(AgeLoss)
 TRACKERS = names(Tracker)
 TTA_TRANSFORMS = names(TTAView)
-PEER_MODEL_NAMES = names(PeerModel)
 DISTILL_PEERS = tuple(str(name) for name, head in PEER_MODEL_HEADS.items() if head in CLASSIFICATION_TASKS)
 # augment.* probabilities that imitate how real photos differ from training faces
 ROBUSTNESS_KEYS = (
