@@ -74,7 +74,7 @@ class FaceDetector:
         self.backend = mtcnn_backend if mtcnn_backend != Detector.AUTO else _auto_backend(device)
         strict = (self.cfg.min_face_size, list(self.cfg.thresholds))
         relaxed = (max(12, self.cfg.min_face_size // 2), list(self.cfg.relaxed_thresholds))
-        if self.backend == "onnx":
+        if self.backend == Detector.ONNX:
             from faceattr.faces.mtcnn_onnx import OnnxMTCNN, mtcnn_folder
 
             try:
@@ -84,8 +84,8 @@ class FaceDetector:
                 if mtcnn_backend == Detector.ONNX:
                     raise
                 log.warning("MTCNN on onnxruntime unavailable (%s); using facenet-pytorch", e)
-                self.backend = "torch"
-        if self.backend == "torch":
+                self.backend = Detector.TORCH
+        if self.backend == Detector.TORCH:
             import torch
             from facenet_pytorch import MTCNN
 
@@ -261,11 +261,11 @@ def scaled(face: Face, factor: float) -> Face:
 def _auto_backend(device: str) -> str:
     """torch when MTCNN would run on a GPU (already imported torch says so), else onnxruntime on the CPU."""
     if device != "auto" and not device.startswith("cpu"):
-        return "torch"
+        return Detector.TORCH
     torch = sys.modules.get("torch")
     if device == "auto" and torch is not None and torch.cuda.is_available():
-        return "torch"
-    return "onnx"
+        return Detector.TORCH
+    return Detector.ONNX
 
 
 def downscale(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
