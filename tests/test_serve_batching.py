@@ -117,7 +117,8 @@ def test_the_json_of_a_face_carries_the_fields_of_its_predict_csv_row(client_fac
     Image.fromarray(noise).save(photo, quality=95)
     client, _ = client_factory()
     face = client.post("/predict", files={"file": ("p.jpg", photo.read_bytes())}).json()["faces"][0]
-    row = predict_faces(load_predictor(trained_run.best_checkpoint), [str(photo)], NoFaces()).iloc[0].to_dict()
+    predictor = load_predictor(trained_run.best_checkpoint)
+    row = predict_faces(predictor, [str(photo)], NoFaces()).iloc[0].to_dict()
     served = flat_row(str(photo), face)
     assert set(served) == set(row)
     for key, value in row.items():
@@ -126,7 +127,7 @@ def test_the_json_of_a_face_carries_the_fields_of_its_predict_csv_row(client_fac
     from faceattr.data.images import load_rgb
 
     x1, y1, x2, y2 = face["box"]
-    direct = load_predictor(trained_run.best_checkpoint).predict_crops([load_rgb(photo)[y1:y2, x1:x2]])
+    direct = predictor.predict_crops([load_rgb(photo)[y1:y2, x1:x2]])
     for task, probabilities in direct.items():
         if task in face:
             assert face[task]["probs"] == pytest.approx(probabilities[0].tolist(), abs=1e-4), task
