@@ -3,8 +3,10 @@
 Reads the per-face answers `benchmarks.robustness --predictions` wrote for one model and row (as published), joins
 each face's manifest labels and the landmarks robustness found, and tabulates the error rate and the calibration
 (ECE) by age, race, sex, head roll, face size in the crop, brightness, colour (grayscale photos), and the model's
-confidence. A contact sheet of the most confident mistakes goes to --sheet (outside the repository: the faces are
-research-only), for looking at what the numbers cannot say (hair, make-up, glasses, children).
+confidence. A second table says what answering only above a confidence gives each group (the share of faces
+answered, and their accuracy): the tool for children's gender, where the model is often unsure. A contact sheet of
+the most confident mistakes goes to --sheet (outside the repository: the faces are research-only), for looking at
+what the numbers cannot say (hair, make-up, glasses, children).
 
     python -m benchmarks.robustness --model preset=RUN/best.ckpt --predictions --work /tmp/rb ...
     python -m docs.experiments.gender_errors /tmp/rb/robustness-preset--as-published.csv \
@@ -77,6 +79,37 @@ def table(frame: pd.DataFrame) -> list[dict]:
     return rows
 
 
+SELECTIVE_GROUPS = {  # group -> which faces
+    "every face": lambda t: t["age"] >= 0,
+    "children (<13)": lambda t: t["age"] < 13,
+    "over 70": lambda t: t["age"] >= 70,
+    "Asian": lambda t: t["race"] == "Asian",
+}
+
+
+def selective(frame: pd.DataFrame, thresholds=(0.5, 0.7, 0.9, 0.99)) -> list[dict]:
+    """Per group and confidence threshold: the share of faces answered (confidence >= it) and their accuracy with its
+    95 % interval; what a user who leaves unsure faces unlabelled gets."""
+    rows = []
+    for group, pick in SELECTIVE_GROUPS.items():
+        part = frame[pick(frame)]
+        for threshold in thresholds:
+            answered = part[part["confidence"] >= threshold]
+            right = int((~answered["wrong"]).sum())
+            low, high = wilson(right, len(answered))
+            rows.append(
+                {
+                    "group": group,
+                    "n": len(part),
+                    "min_confidence": threshold,
+                    "answered": round(len(answered) / len(part), 4),
+                    "accuracy": round(right / len(answered), 4) if len(answered) else float("nan"),
+                    "accuracy_ci": f"{low:.3f}-{high:.3f}",
+                }
+            )
+    return rows
+
+
 def contact_sheet(mistakes: pd.DataFrame, path: Path, count: int = 48, tile: int = 120) -> None:
     """The most confident mistakes, each captioned with the truth, the answer's confidence and the age."""
     picked = mistakes.head(count)
@@ -111,7 +144,10 @@ def main() -> None:
         sex=lambda t: np.where(t["gender_true"] == 1, "female", "male"),
     )
     rows = table(frame)
-    save(args.name, rows, list(rows[0]), {"answers": str(args.answers), "faces": len(frame)}, folder=STUDIES)
+    settings = {"answers": str(args.answers), "faces": len(frame)}
+    save(args.name, rows, list(rows[0]), settings, folder=STUDIES)
+    answered = selective(frame)
+    save(f"{args.name}_selective", answered, list(answered[0]), settings, folder=STUDIES)
     if args.sheet:
         worst = frame[frame["wrong"]].sort_values("confidence", ascending=False)
         contact_sheet(worst, args.sheet)
