@@ -36,7 +36,7 @@ import pandas as pd
 from PIL import Image, ImageFilter
 
 from benchmarks.common import HELD_OUT_RULE, after_saved, nearest_face, probabilities, reframe, save, utkface_union
-from faceattr.data.align import align, moved
+from faceattr.data.align import Alignment, moved
 from faceattr.faces.detect import FaceDetector, detect_padded, face_chip
 from faceattr.inference.ensemble import EnsemblePredictor
 from faceattr.inference.load import join_peers, load_predictor
@@ -104,9 +104,9 @@ def scores(truth: pd.DataFrame, labels: dict[str, np.ndarray]) -> dict:
 def predicted(predictor: BasePredictor, crops: list[np.ndarray], points: list | None = None) -> dict[str, np.ndarray]:
     """Labels for face crops, and how sure the gender answer is (its top probability). A model trained on aligned
     faces (faces.align) gets each crop aligned by its landmarks (`points`), as predict aligns detected faces."""
-    faces = predictor.cfg.faces
-    if faces.align and points is not None:
-        crops = [c if p is None else align(c, p, faces.align_padding) for c, p in zip(crops, points, strict=True)]
+    alignment = Alignment.of(predictor.cfg.faces)
+    if alignment is not None and points is not None:
+        crops = [c if p is None else alignment(c, p) for c, p in zip(crops, points, strict=True)]
     probs = probabilities(predictor, crops, batch=128)
     labels = decide(probs, predictor.cfg.data.old_threshold)
     if "gender" in probs:

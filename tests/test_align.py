@@ -3,12 +3,13 @@ prediction alike."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 from scipy import ndimage
 
 from faceattr.config import FacesConfig, load_config
-from faceattr.data.align import CHIP_SIDE, align, moved, similarity, template
+from faceattr.data.align import CHIP_SIDE, Alignment, align, moved, similarity, template
 from faceattr.errors import ManifestError
 from tests.conftest import public_face, tiny_overrides
 
@@ -39,8 +40,11 @@ def test_the_fit_is_the_least_squares_similarity():
         assert ((moved(face, other) - target) ** 2).sum() > error
 
 
-@pytest.mark.parametrize("enlarge", [1, 6])  # 6: a face much larger than the chip takes the shrink-first path
-def test_each_landmark_of_a_real_face_lands_where_the_fit_puts_it_within_a_pixel(enlarge):
+@pytest.mark.parametrize(
+    "enlarge, name, padding",
+    [(1, "arcface", 0.25), (6, "arcface", 0.25), (1, "utkface", 0.0)],  # 6: a face much larger than the chip takes
+)  # the shrink-first path
+def test_each_landmark_of_a_real_face_lands_where_the_fit_puts_it_within_a_pixel(enlarge, name, padding):
     from faceattr.faces.detect import FaceDetector
 
     photo = np.asarray(public_face().resize((170 * enlarge, 200 * enlarge)))
@@ -49,8 +53,8 @@ def test_each_landmark_of_a_real_face_lands_where_the_fit_puts_it_within_a_pixel
     for x, y in face.landmarks:  # a bright blob on each landmark, found again in the chip
         yy, xx = np.mgrid[: photo.shape[0], : photo.shape[1]]
         marked += np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * (1.5 * enlarge) ** 2))
-    chip = align(np.repeat(marked[..., None], 3, axis=2), face.landmarks, 0.25)[..., 0]
-    expected = moved(face.landmarks, similarity(face.landmarks, template(CHIP_SIDE, 0.25)))
+    chip = Alignment(name, padding)(np.repeat(marked[..., None], 3, axis=2), face.landmarks)[..., 0]
+    expected = moved(face.landmarks, similarity(face.landmarks, template(CHIP_SIDE, padding, name)))
     blobs, count = ndimage.label(chip > 0.3 * chip.max())
     found = np.array(ndimage.center_of_mass(chip, blobs, range(1, count + 1)))[:, ::-1]
     assert count == 5
@@ -58,7 +62,19 @@ def test_each_landmark_of_a_real_face_lands_where_the_fit_puts_it_within_a_pixel
         assert np.linalg.norm(found - point, axis=1).min() < 1.0
     # and the fit puts them near the template: the eyes level, about 2 px off at this chip size
     assert abs(expected[1, 1] - expected[0, 1]) < 2.0
-    assert np.linalg.norm(expected - template(CHIP_SIDE, 0.25), axis=1).mean() < 6.0
+    assert np.linalg.norm(expected - template(CHIP_SIDE, padding, name), axis=1).mean() < 6.0
+
+
+def test_utkface_template_frames_a_face_as_utkface_crops_do_where_arcface_reaches_past_them():
+    """On a 200 px crop framed as UTKFace's are (the landmarks where its median face has them), the utkface chip is
+    the crop itself, scaled; ArcFace's frame, even without padding, reaches past it and replicates its edge."""
+    crop = np.asarray(public_face().resize((200, 200)))
+    points = template(200, 0.0, "utkface")
+    utkface = Alignment("utkface", 0.0)(crop, points)
+    assert np.abs(utkface.astype(float) - cv2.resize(crop, (CHIP_SIDE, CHIP_SIDE)).astype(float)).mean() < 3.0
+    for chip, repeated in ((Alignment("arcface", 0.0)(crop, points), True), (utkface, False)):
+        top = np.abs(chip[1:40].astype(float) - chip[:1]).mean()  # the top rows repeat the photo's first row
+        assert (top < 2.0) == repeated
 
 
 def test_predict_aligns_a_detected_face_and_keeps_margin_crops_without_the_setting():
@@ -69,6 +85,8 @@ def test_predict_aligns_a_detected_face_and_keeps_margin_crops_without_the_setti
     chip, box = face_chip(photo, face, FacesConfig(align=True))
     assert chip.shape == (CHIP_SIDE, CHIP_SIDE, 3)
     assert np.array_equal(chip, align(photo, face.landmarks, 0.25))
+    utkface, _ = face_chip(photo, face, FacesConfig(align=True, align_template="utkface", align_padding=0.0))
+    assert np.array_equal(utkface, align(photo, face.landmarks, 0.0, name="utkface"))
     margin, same_box = face_chip(photo, face, FacesConfig())
     assert same_box == box and margin.shape[:2] == (box[3] - box[1], box[2] - box[0])
     # `faceattr crop` keeps margin crops (and their landmarks) whatever faces.align says: training aligns them
@@ -97,7 +115,7 @@ def test_training_batches_are_aligned_by_each_rows_landmarks(competition_manifes
     def identity(image):
         return {"image": image}
 
-    dataset = FaceDataset(frame, identity, align_padding=0.25)
+    dataset = FaceDataset(frame, identity, alignment=Alignment(padding=0.25))
     image, _ = dataset[0]
     assert np.array_equal(image, align(load_rgb(frame["path"][0]), points, 0.25))
     assert np.array_equal(dataset[1][0], load_rgb(frame["path"][1]))

@@ -65,6 +65,13 @@ class Detector(StrEnum):
     YUNET = "yunet"
 
 
+class AlignTemplate(StrEnum):
+    """faces.align_template: where the five landmarks go on an aligned chip (data/align.py)."""
+
+    ARCFACE = "arcface"  # insightface's 112 px recognition crop: tight, widened by faces.align_padding
+    UTKFACE = "utkface"  # UTKFace's own crops (200 px, the face larger in the frame): with padding 0, its framing
+
+
 class PeerModel(StrEnum):
     """Other projects' offline networks (models/dlib_wheel.py) for ensemble.peers and distill.peer."""
 
@@ -91,4 +98,5 @@ CONFIG_CHOICES: dict[str, type[StrEnum]] = {
     "ensemble.peers": PeerModel,
     "scheduler.name": Schedule,
     "faces.detector": Detector,
+    "faces.align_template": AlignTemplate,
 }

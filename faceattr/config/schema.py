@@ -341,7 +341,9 @@ class FacesConfig:
     margins: list[float] = field(default_factory=lambda: [30, 30, 60, 30])  # left, right, top, bottom
     align: bool = False  # warp each face so its 5 landmarks sit on a template (data/align.py) instead of margin
     # framing; training reads the manifest's landmarks (`faceattr framing --landmarks` or `faceattr crop`)
-    align_padding: float = 0.25  # aligned chips: share of the chip added on each side of ArcFace's tight frame
+    align_template: str = "arcface"  # where the landmarks go on the chip; utkface with align_padding 0 is UTKFace's
+    # own framing, for models trained on its crops (ArcFace's frame leaves their chips mostly replicated photo edge)
+    align_padding: float = 0.25  # aligned chips: share of the chip added on each side of the template's frame
     margin_unit: str = "px"  # px | fraction (of the face box width for left/right, height for top/bottom;
     # negative cuts into the box, as `faceattr framing` measures for tight sets like UTKFace)
     fallback_size: list[int] = field(default_factory=lambda: [256, 340])  # width, height of the no-face crop

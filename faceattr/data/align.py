@@ -5,26 +5,41 @@ Margin framing (faces.margins) keeps a face upright only as far as the photo doe
 and put the eyes at one height and distance, so the network sees faces the same way whatever the camera did.
 `padding` widens the template's frame around the face (0 = ArcFace's tight 112 px chip; UTKFace's crops show
 about 0.25 more on each side: hair, ears, chin), since hair and face shape carry much of the gender signal.
+The `utkface` template is UTKFace's own layout: on its tight crops ArcFace's frame reaches past the photo, so a
+model trained on them aligned by ArcFace's sees mostly replicated edge (docs/age-gender.md).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
+from faceattr.config.choices import AlignTemplate
+
 CHIP_SIDE = 192  # aligned chips are made at this side, for training and prediction alike; the transforms then
 # resize them to data.image_size
-# ArcFace's 112x112 template (insightface), in the landmark order faceattr keeps (MTCNN's): the eyes (image left,
-# then right), the nose tip, the mouth corners (image left, then right)
-ARCFACE_112 = np.array(
-    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]]
-)
+# The five points of each template as shares of its square frame, in the landmark order faceattr keeps (MTCNN's):
+# the eyes (image left, then right), the nose tip, the mouth corners (image left, then right).
+TEMPLATES = {
+    # ArcFace's 112x112 template (insightface) / 112
+    AlignTemplate.ARCFACE: np.array(
+        [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]]
+    )
+    / 112.0,
+    # the median of CenterFace's points on 21,369 UTKFace crops (200 px; each point spread by 4-6 px around it),
+    # made left-right symmetric: `python -m docs.experiments.aligned_chip_border data/utkface.framed.csv`
+    AlignTemplate.UTKFACE: np.array(
+        [[0.3057, 0.2977], [0.6942, 0.2977], [0.5, 0.524], [0.3242, 0.6912], [0.6758, 0.6912]]
+    ),
+}
 
 
-def template(size: int, padding: float = 0.0) -> np.ndarray:
-    """The five template points for a `size` px square chip with `padding` (a share of the chip) added on each
-    side of ArcFace's frame."""
-    return (ARCFACE_112 / 112.0 + padding) / (1.0 + 2.0 * padding) * size
+def template(size: int, padding: float = 0.0, name: str = AlignTemplate.ARCFACE) -> np.ndarray:
+    """The five points of template `name` for a `size` px square chip with `padding` (a share of the chip) added on
+    each side of its frame."""
+    return (TEMPLATES[AlignTemplate(name)] + padding) / (1.0 + 2.0 * padding) * size
 
 
 def similarity(source: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -41,12 +56,18 @@ def similarity(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     return np.hstack([scale * rotation, shift[:, None]])
 
 
-def align(image: np.ndarray, points: np.ndarray, padding: float = 0.25, size: int = CHIP_SIDE) -> np.ndarray:
-    """The `size` px chip of `image` whose five `points` (MTCNN's order) sit on the template; the photo's edge
+def align(
+    image: np.ndarray,
+    points: np.ndarray,
+    padding: float = 0.25,
+    size: int = CHIP_SIDE,
+    name: str = AlignTemplate.ARCFACE,
+) -> np.ndarray:
+    """The `size` px chip of `image` whose five `points` (MTCNN's order) sit on template `name`; the photo's edge
     is replicated where the chip reaches past it. A face much larger than the chip is first shrunk by pixel
     area, since warping it down in one bilinear step would alias."""
     points = np.asarray(points, np.float64)
-    target = template(size, padding)
+    target = template(size, padding, name)
     scale = float(np.sqrt(abs(np.linalg.det(similarity(points, target)[:, :2]))))
     if scale < 0.5:
         h, w = image.shape[:2]
@@ -60,3 +81,19 @@ def align(image: np.ndarray, points: np.ndarray, padding: float = 0.25, size: in
 def moved(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     """`points` (N, 2) under the 2x3 `matrix`."""
     return np.asarray(points, np.float64) @ matrix[:, :2].T + matrix[:, 2]
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """faces.align's chip, as training and prediction both make it: the template and the padding around it."""
+
+    template: str = AlignTemplate.ARCFACE
+    padding: float = 0.25
+
+    @classmethod
+    def of(cls, faces) -> Alignment | None:
+        """The alignment a FacesConfig asks for, or None for margin crops."""
+        return cls(faces.align_template, faces.align_padding) if faces.align else None
+
+    def __call__(self, image: np.ndarray, points: np.ndarray) -> np.ndarray:
+        return align(image, points, self.padding, name=self.template)

@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from faceattr.config import Config
-from faceattr.data.align import align
+from faceattr.data.align import Alignment
 from faceattr.data.decoded_cache import DecodedCache
 from faceattr.data.images import SkipReport, load_rgb
 from faceattr.data.landmarks import parse_points
@@ -44,12 +44,12 @@ class FaceDataset(Dataset):
         masker: Masker | None = None,
         cache: DecodedCache | None = None,
         soft_targets: dict[str, np.ndarray] | None = None,
-        align_padding: float | None = None,
+        alignment: Alignment | None = None,
     ) -> None:
         self.paths = frame["path"].astype(str).tolist()
         # faces.align: each face warped onto the landmark template, as predict warps detected faces
-        self.align_padding = align_padding
-        self.points = [parse_points(p, 5) for p in frame["landmarks"]] if align_padding is not None else []
+        self.alignment = alignment
+        self.points = [parse_points(p, 5) for p in frame["landmarks"]] if alignment is not None else []
         self.targets = {t: torch.tensor(frame[t].to_numpy(np.int64)) for t in TARGETS if t in frame}
         self.targets["age"] = torch.tensor(age_targets(frame["age"].to_numpy(float)))
         for task, probabilities in (soft_targets or {}).items():  # a teacher's probabilities (distill.peer)
@@ -79,8 +79,8 @@ class FaceDataset(Dataset):
             targets = {t: v[i] for t, v in self.targets.items()}
             if self.masker is not None:
                 image, targets = self.masker(i, image, targets, seed, scale)
-            if self.align_padding is not None and self.points[i] is not None:  # landmarks: original pixels
-                image = align(image, self.points[i] * np.asarray(scale), self.align_padding)
+            if self.alignment is not None and self.points[i] is not None:  # landmarks: original pixels
+                image = self.alignment(image, self.points[i] * np.asarray(scale))
             return self.transform(image=image)["image"], targets
         raise ImageLoadError(self.paths[index], "corrupt", f"{MAX_SUBSTITUTES} images in a row could not be read")
 
@@ -205,7 +205,7 @@ class FaceDataModule(L.LightningDataModule):
                 masker,
                 cache,
                 self.soft_targets if shuffle else None,
-                self.cfg.faces.align_padding if self.cfg.faces.align else None,
+                Alignment.of(self.cfg.faces),
             ),
             batch_size=batch_size,
             sampler=sampler,

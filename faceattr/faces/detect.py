@@ -19,7 +19,7 @@ import numpy as np
 
 from faceattr.config import FacesConfig
 from faceattr.config.choices import Detector
-from faceattr.data.align import align
+from faceattr.data.align import Alignment
 from faceattr.errors import ConfigError
 from faceattr.faces.detectors import Face, FaceFinder, create_finder
 
@@ -357,6 +357,7 @@ def face_chip(image: np.ndarray, face: Face | None, cfg: FacesConfig) -> tuple[n
     (faces.align) and the face has them, else its margin crop; and the margin box, which drawings show. (`faceattr
     crop` keeps margin crops and their landmarks: training aligns them itself.)"""
     crop, box = crop_face(image, face, cfg)
-    if cfg.align and face is not None and face.landmarks is not None:
-        return align(image, face.landmarks, cfg.align_padding), box
+    alignment = Alignment.of(cfg)
+    if alignment is not None and face is not None and face.landmarks is not None:
+        return alignment(image, face.landmarks), box
     return crop, box

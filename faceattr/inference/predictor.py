@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, TypeVar
 import numpy as np
 
 from faceattr.config import Config, TTAConfig
-from faceattr.data.align import align
+from faceattr.data.align import Alignment
 from faceattr.data.images import SkipReport, load_rgb
 from faceattr.errors import ImageLoadError
 from faceattr.inference.priors import apply_priors
@@ -138,8 +138,9 @@ class BasePredictor:
             image = load_rgb(path, self.cfg.faces.max_pixels)
         except ImageLoadError as e:
             return e
-        if points is not None:
-            image = align(image, points, self.cfg.faces.align_padding)
+        alignment = Alignment.of(self.cfg.faces)
+        if alignment is not None and points is not None:
+            image = alignment(image, points)
         return self.transform(image=image)["image"]
 
     def _batch(

@@ -134,7 +134,10 @@ def _recipe(cfg, info: dict) -> list[str]:
             f"{cfg.distill.weight:g} of the target"
         )
     if cfg.faces.align:
-        lines.append(f"- faces aligned by their 5 landmarks (faces.align, padding {cfg.faces.align_padding:g})")
+        lines.append(
+            f"- faces aligned by their 5 landmarks (faces.align, template {cfg.faces.align_template}, "
+            f"padding {cfg.faces.align_padding:g})"
+        )
     lines += [
         f"- predictions moved from the training set's class shares to {head} {target} (priors.target; "
         "the results below include it)"
