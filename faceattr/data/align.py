@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from faceattr.config.choices import AlignTemplate
+from faceattr.config.schema import FacesConfig
 
 CHIP_SIDE = 192  # aligned chips are made at this side, for training and prediction alike; the transforms then
 # resize them to data.image_size
@@ -91,7 +92,7 @@ class Alignment:
     padding: float = 0.25
 
     @classmethod
-    def of(cls, faces) -> Alignment | None:
+    def of(cls, faces: FacesConfig) -> Alignment | None:
         """The alignment a FacesConfig asks for, or None for margin crops."""
         return cls(faces.align_template, faces.align_padding) if faces.align else None
 
