@@ -115,7 +115,7 @@ def test_training_batches_are_aligned_by_each_rows_landmarks(competition_manifes
     def identity(image):
         return {"image": image}
 
-    dataset = FaceDataset(frame, identity, alignment=Alignment(padding=0.25))
+    dataset = FaceDataset(frame, identity, alignment=Alignment("arcface", 0.25))
     image, _ = dataset[0]
     assert np.array_equal(image, align(load_rgb(frame["path"][0]), points, 0.25))
     assert np.array_equal(dataset[1][0], load_rgb(frame["path"][1]))

@@ -88,8 +88,8 @@ def moved(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
 class Alignment:
     """faces.align's chip, as training and prediction both make it: the template and the padding around it."""
 
-    template: str = AlignTemplate.ARCFACE
-    padding: float = 0.25
+    template: str
+    padding: float
 
     @classmethod
     def of(cls, faces: FacesConfig) -> Alignment | None:
