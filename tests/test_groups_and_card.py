@@ -73,3 +73,12 @@ def test_evaluate_by_writes_tables_charts_and_a_model_card(trained_run, tmp_path
     ):
         assert section in card, section
     assert f"{metrics['metrics']['mask']['f1']:.3f}" in card  # the card quotes the evaluation's own numbers
+
+
+def test_the_model_card_of_an_aligned_model_says_onto_which_template_and_with_what_padding():
+    from faceattr.config import load_config
+    from faceattr.reports.model_card import _recipe
+
+    aligned = load_config(None, ["faces.align=true", "faces.align_template=utkface", "faces.align_padding=0"])
+    assert "- faces aligned by their 5 landmarks (faces.align, template utkface, padding 0)" in _recipe(aligned, {})
+    assert not any("aligned" in line for line in _recipe(load_config(None, []), {}))
