@@ -40,10 +40,8 @@ def test_the_fit_is_the_least_squares_similarity():
         assert ((moved(face, other) - target) ** 2).sum() > error
 
 
-@pytest.mark.parametrize(
-    "enlarge, name, padding",
-    [(1, "arcface", 0.25), (6, "arcface", 0.25), (1, "utkface", 0.0)],  # 6: a face much larger than the chip takes
-)  # the shrink-first path
+# enlarge 6: a face much larger than the chip takes the shrink-first path
+@pytest.mark.parametrize("enlarge, name, padding", [(1, "arcface", 0.25), (6, "arcface", 0.25), (1, "utkface", 0.0)])
 def test_each_landmark_of_a_real_face_lands_where_the_fit_puts_it_within_a_pixel(enlarge, name, padding):
     from faceattr.faces.detect import FaceDetector
 

@@ -16,12 +16,14 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pandas as pd
 from PIL import Image
 
 from benchmarks.common import STUDIES, save
 from faceattr.config.choices import AlignTemplate
 from faceattr.data.align import CHIP_SIDE, similarity, template
 from faceattr.data.images import load_rgb
+from faceattr.data.landmarks import parse_points
 from faceattr.data.manifest import read_manifest
 
 CHIPS = [(AlignTemplate.ARCFACE, p) for p in (0.25, 0.15, 0.1, 0.05, 0.0)] + [(AlignTemplate.UTKFACE, 0.0)]
@@ -36,14 +38,14 @@ def outside_share(points: np.ndarray, size: tuple[int, int], padding: float, nam
     return float(1 - inside.mean())
 
 
-def layout(frame) -> list:
+def layout(frame: pd.DataFrame) -> list:
     """The median of each landmark as a share of its crop's width and height (printed), made left-right symmetric
     (the mirror image of a face is a face: hflip augmentation and TTA keep it on the template)."""
     shares = []
     for path, marks in zip(frame["path"], frame["landmarks"], strict=True):
         with Image.open(path) as image:  # the header only
             width, height = image.size
-        shares.append(np.array([float(v) for v in str(marks).split()]).reshape(5, 2) / [width, height])
+        shares.append(parse_points(marks, 5) / [width, height])
     median = np.median(shares, axis=0)
     mirrored = median[[1, 0, 2, 4, 3]] * [-1, 1] + [1, 0]
     print(f"median of {len(shares)} faces:", np.round(median, 4).tolist())
@@ -57,13 +59,13 @@ def main() -> None:
     parser.add_argument("--name", default="aligned_chip_border")
     args = parser.parse_args()
     frame = read_manifest(args.manifest)
-    frame = frame[frame["landmarks"].notna()]
+    frame = frame[[parse_points(m, 5) is not None for m in frame["landmarks"]]]
     symmetric = layout(frame)
     frame = frame.sample(args.faces, random_state=0)
     faces = []
     for path, marks in zip(frame["path"], frame["landmarks"], strict=True):
         height, width = load_rgb(path).shape[:2]
-        faces.append((np.array([float(v) for v in str(marks).split()]).reshape(5, 2), (width, height)))
+        faces.append((parse_points(marks, 5), (width, height)))
     rows = []
     for name, padding in CHIPS:
         shares = [outside_share(points, size, padding, name) for points, size in faces]
