@@ -74,6 +74,13 @@ def main() -> None:
     parser.add_argument("--only", default="", help="comma-separated variant names (default: all)")
     parser.add_argument("--name", default="recipe")
     parser.add_argument("--fold", type=int, default=0, help="validation and scored fold (1 = the dev fold)")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="train every chosen variant with this seed (rows named "
+        "'VARIANT seed N'), for another draw of the screen's noise",
+    )
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     manifest = args.manifest or manifest_with_landmarks(args.work)
@@ -81,6 +88,8 @@ def main() -> None:
     chosen = [v.strip() for v in args.only.split(",") if v.strip()] or list(VARIANTS)
     rows = []
     for variant in chosen:
+        overrides = VARIANTS[variant] + ([] if args.seed is None else [f"seed={args.seed}"])
+        variant = variant if args.seed is None else f"{variant} seed {args.seed}"
         slug = "".join(c if c.isalnum() else "-" for c in variant).strip("-")
         cfg = load_config(
             "configs/utkface_age_gender.yaml",
@@ -94,7 +103,7 @@ def main() -> None:
                 f"run.dir={args.work / 'runs'}",
                 f"run.name={slug}",
                 "run.trackers=[]",
-                *VARIANTS[variant],
+                *overrides,
             ],
         )
         start = time.time()
