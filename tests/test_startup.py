@@ -181,3 +181,15 @@ def test_train_leaves_the_onnx_copy_so_the_first_predict_starts_without_torch(
     out = tmp_path / "first.csv"
     loaded = _imported_by_predict(ckpt, photo, out)
     assert out.is_file() and not loaded & {"torch", "timm", "torchvision"}, loaded & {"torch", "timm", "torchvision"}
+
+
+def test_a_finished_run_is_not_failed_by_an_exporter_that_cannot_be_imported(tmp_path, monkeypatch, capsys):
+    """faceattr upgraded under a long run can leave the ONNX export unimportable when the run ends: the trained
+    checkpoint stands, so `train` warns and predict later runs it on torch instead of exiting with a traceback."""
+    from faceattr.cli.training_commands import prepare_fast_predict
+
+    monkeypatch.setitem(sys.modules, "faceattr.inference.onnx_cache", None)  # importing it now raises ImportError
+    checkpoint = tmp_path / "best.ckpt"
+    checkpoint.write_bytes(b"")
+    prepare_fast_predict([checkpoint])
+    assert "no ONNX copy" in capsys.readouterr().out

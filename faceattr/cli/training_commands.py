@@ -23,9 +23,15 @@ PrepareOnnx = Annotated[
 
 def prepare_fast_predict(checkpoints: list[Path | None]) -> None:
     """Export each checkpoint's ONNX copy now (a few seconds after a run of minutes) rather than on the user's first
-    `predict`, which would otherwise wait for torch and the export; a failed export only costs that later speed."""
-    from faceattr.inference.onnx_cache import gpu_present, onnx_copy
+    `predict`, which would otherwise wait for torch and the export; a failed export only costs that later speed, and
+    so does an exporter that cannot be imported any more (faceattr upgraded during a long run): the run succeeded."""
     from faceattr.training.fit import launched_rank
+
+    try:
+        from faceattr.inference.onnx_cache import gpu_present, onnx_copy
+    except ImportError as e:
+        console.print(f"[yellow]no ONNX copy ({e}); predict will run the checkpoint on torch[/]")
+        return
 
     if gpu_present() or launched_rank() != 0:  # with a GPU, predict runs checkpoints on torch; one rank exports
         return
