@@ -60,7 +60,7 @@ def similarity(source: np.ndarray, target: np.ndarray) -> np.ndarray:
 def align(
     image: np.ndarray,
     points: np.ndarray,
-    padding: float = 0.25,
+    padding: float,
     size: int = CHIP_SIDE,
     name: str = AlignTemplate.ARCFACE,
 ) -> np.ndarray:
