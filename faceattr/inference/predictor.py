@@ -119,8 +119,11 @@ class BasePredictor:
         skipped: list[tuple[str, str, str]] = []
         names = [str(p) for p in paths]
         batches = [list(range(s, min(s + batch_size, len(names)))) for s in range(0, len(names), batch_size)]
-        points = landmarks if landmarks is not None and self.cfg.faces.align else [None] * len(names)
-        for images, indices, errors in read_ahead(lambda b: self._batch(names, b, points), batches, num_workers):
+        alignment = Alignment.of(self.cfg.faces)
+        points = landmarks if landmarks is not None and alignment is not None else [None] * len(names)
+        for images, indices, errors in read_ahead(
+            lambda b: self._batch(names, b, points, alignment), batches, num_workers
+        ):
             for error in errors:
                 skipped.append((error.path, error.reason, error.detail))
                 if skips is not None:
@@ -133,21 +136,21 @@ class BasePredictor:
         probs = {task: np.concatenate(c) if c else np.zeros((0, TASK_CLASSES[task])) for task, c in chunks.items()}
         return Predictions([str(paths[i]) for i in kept], probs, skipped, kept, self.cfg.data.old_threshold)
 
-    def _load(self, path: str, points: np.ndarray | None = None) -> np.ndarray | ImageLoadError:
+    def _load(self, path: str, points: np.ndarray | None, alignment: Alignment | None) -> np.ndarray | ImageLoadError:
         try:
             image = load_rgb(path, self.cfg.faces.max_pixels)
         except ImageLoadError as e:
             return e
-        alignment = Alignment.of(self.cfg.faces)
         if alignment is not None and points is not None:
             image = alignment(image, points)
         return self.transform(image=image)["image"]
 
     def _batch(
-        self, paths: list[str], indices: list[int], points: list
+        self, paths: list[str], indices: list[int], points: list, alignment: Alignment | None
     ) -> tuple[np.ndarray | None, list[int], list[ImageLoadError]]:
-        """(normalised images or None, the indices read, the errors) for `paths[i]` of `indices`."""
-        results = [self._load(paths[i], points[i]) for i in indices]
+        """(normalised images or None, the indices read, the errors) for `paths[i]` of `indices`, each aligned by
+        `points[i]` when the model was trained aligned (`alignment`)."""
+        results = [self._load(paths[i], points[i], alignment) for i in indices]
         good = [(i, r) for i, r in zip(indices, results, strict=True) if not isinstance(r, ImageLoadError)]
         errors = [r for r in results if isinstance(r, ImageLoadError)]
         return (np.stack([r for _, r in good]) if good else None), [i for i, _ in good], errors
