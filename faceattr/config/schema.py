@@ -12,6 +12,7 @@ from faceattr.config.choices import (
     CONFIG_CHOICES,
     PEER_MODEL_HEADS,
     AgeLoss,
+    AlignTemplate,
     Detector,
     Loss,
     Optimizer,
@@ -339,10 +340,12 @@ class FacesConfig:
     """How faces are found and cropped; use the same settings for training crops and for prediction."""
 
     margins: list[float] = field(default_factory=lambda: [30, 30, 60, 30])  # left, right, top, bottom
-    align: bool = False  # warp each face so its 5 landmarks sit on a template (data/align.py) instead of margin
-    # framing; training reads the manifest's landmarks (`faceattr framing --landmarks` or `faceattr crop`)
-    align_template: str = "arcface"  # where the landmarks go on the chip; utkface with align_padding 0 is UTKFace's
-    # own framing, for models trained on its crops (ArcFace's frame leaves their chips mostly replicated photo edge)
+    # warp each face so its 5 landmarks sit on a template (data/align.py) instead of margin framing; training reads
+    # the manifest's landmarks (`faceattr framing --landmarks` or `faceattr crop`)
+    align: bool = False
+    # where the landmarks go on the chip; utkface with align_padding 0 is UTKFace's own framing, for models trained on
+    # its crops (ArcFace's frame leaves their chips mostly replicated photo edge)
+    align_template: str = AlignTemplate.ARCFACE.value
     align_padding: float = 0.25  # aligned chips: share of the chip added on each side of the template's frame
     margin_unit: str = "px"  # px | fraction (of the face box width for left/right, height for top/bottom;
     # negative cuts into the box, as `faceattr framing` measures for tight sets like UTKFace)
