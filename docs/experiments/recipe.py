@@ -56,10 +56,9 @@ VARIANTS: dict[str, list[str]] = {
     "aligned by landmarks": ["faces.align=true"],
     "lite0_facerec": ["model.backbone=lite0_facerec"],  # dlib's face-recognition ResNet as the face branch
     "lite0_facerec aligned": ["model.backbone=lite0_facerec", "faces.align=true"],
-    "lite0_facerec seed 2": ["model.backbone=lite0_facerec", "seed=2"],
-    # aligned onto UTKFace's own layout (faces.align_template=utkface, no padding), not ArcFace's wider frame
+    # aligned onto UTKFace's own layout (faces.align_template=utkface, no padding), not ArcFace's wider frame;
+    # other seeds of any variant: --seed N (rows "VARIANT seed N")
     "aligned utkface": ["faces.align=true", "faces.align_template=utkface", "faces.align_padding=0"],
-    "aligned utkface seed 2": ["faces.align=true", "faces.align_template=utkface", "faces.align_padding=0", "seed=2"],
 }
 
 
