@@ -17,31 +17,28 @@ FIELD = re.compile(r"^\s{4}(\w+): [^=]+?(?: = (.+?))?\s*(?:#\s*(.*))?$")
 
 
 def _comments(cls) -> dict[str, str]:
-    """Field name -> its comment: the lines just above it, the one beside it, and the lines below that finish a
-    comment left with an open bracket (a long note continued below)."""
+    """Field name -> its comment: the lines just above it and the one beside it. Comment lines between two fields
+    that both have a beside comment finish the first one's note (a long note continued below); otherwise they sit
+    above the next field and are its note."""
     out: dict[str, str] = {}
-    above: list[str] = []
-    continuing: str | None = None
+    block: list[str] = []
+    previous: str | None = None  # the last field, when it had a beside comment
     for line in inspect.getsource(cls).splitlines():
         stripped = line.strip()
         if stripped.startswith("#"):
-            text = stripped.lstrip("# ")
-            if continuing is not None:
-                out[continuing] += " " + text
-                if out[continuing].count("(") <= out[continuing].count(")"):
-                    continuing = None
-            else:
-                above.append(text)
+            block.append(stripped.lstrip("# "))
             continue
         match = FIELD.match(line)
         if match:
             name, _, beside = match.groups()
-            out[name] = " ".join([*above, beside or ""]).strip()
-            # a comment that leaves a bracket open goes on below; otherwise the lines below belong to the next field
-            continuing = name if beside and beside.count("(") > beside.count(")") else None
+            if previous is not None and beside and block:
+                out[previous] += " " + " ".join(block)
+                block = []
+            out[name] = " ".join([*block, beside or ""]).strip()
+            previous = name if beside else None
         else:
-            continuing = None
-        above = []
+            previous = None
+        block = []
     return out
 
 

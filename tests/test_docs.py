@@ -3,6 +3,7 @@ with the code, and the site builds with MkDocs' strict checks (a broken link or 
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import re
 import subprocess
@@ -40,13 +41,39 @@ def test_every_results_table_the_docs_name_exists():
     assert not missing, missing
 
 
-def test_the_reference_pages_are_generated_from_the_current_code():
+def _load_gen_reference():
     spec = importlib.util.spec_from_file_location("gen_reference", ROOT / "docs" / "gen_reference.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def test_the_reference_pages_are_generated_from_the_current_code():
+    module = _load_gen_reference()
     assert (ROOT / "docs/reference/config.md").read_text() == module.config_reference() + "\n"
     assert (ROOT / "docs/reference/cli.md").read_text() == module.cli_reference() + "\n"
     assert "`faces.detector`" in module.config_reference() and "## `faceattr predict`" in module.cli_reference()
+
+
+@dataclasses.dataclass
+class _Notes:
+    # a note above a field is that field's
+    above: int = 0
+    beside: int = 0  # a note beside a field that runs on
+    # goes on below it, when the next field has its own note
+    next_one: int = 0  # its own note only
+    # a note between a field with a note beside it and one without is the second's
+    last: int = 0
+
+
+def test_the_reference_gives_each_field_its_own_note_above_beside_or_continued_below():
+    notes = _load_gen_reference()._comments(_Notes)
+    assert notes == {
+        "above": "a note above a field is that field's",
+        "beside": "a note beside a field that runs on goes on below it, when the next field has its own note",
+        "next_one": "its own note only",
+        "last": "a note between a field with a note beside it and one without is the second's",
+    }
 
 
 def test_the_site_builds_strictly(tmp_path):
