@@ -42,10 +42,10 @@ def layout(frame: pd.DataFrame) -> list:
     """The median of each landmark as a share of its crop's width and height (printed), made left-right symmetric
     (the mirror image of a face is a face: hflip augmentation and TTA keep it on the template)."""
     shares = []
-    for path, marks in zip(frame["path"], frame["landmarks"], strict=True):
+    for path, points in zip(frame["path"], frame["points"], strict=True):
         with Image.open(path) as image:  # the header only
             width, height = image.size
-        shares.append(parse_points(marks, 5) / [width, height])
+        shares.append(points / [width, height])
     median = np.median(shares, axis=0)
     mirrored = median[[1, 0, 2, 4, 3]] * [-1, 1] + [1, 0]
     print(f"median of {len(shares)} faces:", np.round(median, 4).tolist())
@@ -59,13 +59,14 @@ def main() -> None:
     parser.add_argument("--name", default="aligned_chip_border")
     args = parser.parse_args()
     frame = read_manifest(args.manifest)
-    frame = frame[[parse_points(m, 5) is not None for m in frame["landmarks"]]]
+    frame = frame.assign(points=[parse_points(m, 5) for m in frame["landmarks"]])  # parsed once, None if absent
+    frame = frame[frame["points"].notna()]
     symmetric = layout(frame)
     frame = frame.sample(args.faces, random_state=0)
     faces = []
-    for path, marks in zip(frame["path"], frame["landmarks"], strict=True):
+    for path, points in zip(frame["path"], frame["points"], strict=True):
         height, width = load_rgb(path).shape[:2]
-        faces.append((parse_points(marks, 5), (width, height)))
+        faces.append((points, (width, height)))
     rows = []
     for name, padding in CHIPS:
         shares = [outside_share(points, size, padding, name) for points, size in faces]
