@@ -41,6 +41,18 @@ def test_groups_score_each_group_and_report_the_gap_without_small_groups():
     assert report["gaps"]["age_mae"]["worst"] == "Asian"  # lower is better for MAE
 
 
+def test_a_group_holding_one_age_bin_scores_that_bin_not_a_zero_for_each_bin_it_lacks():
+    frame, labels = _frame()
+    labels["age_bin"] = labels["age_bin"].copy()
+    labels["age_bin"][:3] = 1  # 3 of the 20 Asian children put in the 30-59 bin
+    table = {r["group"]: r for r in group_report(frame, labels, "age_decade", min_n=1)["table"]}
+    recall = 17 / 20  # every face answered "<30" is a child: precision 1
+    assert table["0-9"]["age_bin_f1"] == pytest.approx(2 * recall / (1 + recall))
+    assert table["40-49"]["age_bin_f1"] == 1.0  # the bin the children were put in is not scored in their group
+    race = {r["group"]: r for r in group_report(frame, labels, "race", min_n=1)["table"]}
+    assert race["Asian"]["age_bin_f1"] < 1.0  # both bins present: the macro F1 over both, as before
+
+
 def test_combinations_and_age_decades_and_unknown_columns():
     frame, _ = _frame()
     assert group_keys(frame, "race+gender").iloc[0] == "Asian / male"

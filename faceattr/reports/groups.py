@@ -2,8 +2,9 @@
 
 `faceattr evaluate CKPT --by race,gender,age_bin` (any manifest column, or a combination `race+gender`; `age_decade`
 is derived from the true age) scores each group on the same metrics as the whole: n, gender accuracy, age MAE,
-CS@5, age-bin and mask macro F1. Each metric's gap between the best and the worst group is reported; groups under
-`min_n` faces are shown but flagged (their numbers are noise), and left out of the gaps.
+CS@5, age-bin and mask macro F1 (over the classes the group's truth holds: a group of children holds one age bin,
+and a bin it lacks has no F1 to average, only a zero). Each metric's gap between the best and the worst group is
+reported; groups under `min_n` faces are shown but flagged (their numbers are noise), and left out of the gaps.
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ def group_keys(frame: pd.DataFrame, spec: str, old_threshold: int = DEFAULT_OLD_
 
 
 def scores(truth: pd.DataFrame, labels: dict[str, np.ndarray]) -> dict[str, float]:
-    """n, gender accuracy, age MAE and CS@5, age-bin and mask macro F1, over the rows whose label is known."""
+    """n, gender accuracy, age MAE and CS@5, age-bin and mask macro F1 over the classes present in the truth, over
+    the rows whose label is known."""
     out: dict[str, float] = {"n": len(truth)}
     if "gender" in labels and (truth["gender"] >= 0).any():
         known = (truth["gender"] >= 0).to_numpy()
@@ -62,7 +64,8 @@ def scores(truth: pd.DataFrame, labels: dict[str, np.ndarray]) -> dict[str, floa
     for task, key in (("age_bin", "age_bin_f1"), ("mask", "mask_f1")):
         if task in labels and (truth[task] >= 0).any():
             known = (truth[task] >= 0).to_numpy()
-            out[key] = float(f1_score(truth[task].to_numpy()[known], labels[task][known], average="macro"))
+            true = truth[task].to_numpy()[known]
+            out[key] = float(f1_score(true, labels[task][known], labels=np.unique(true), average="macro"))
     return out
 
 
