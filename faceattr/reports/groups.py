@@ -3,7 +3,7 @@
 `faceattr evaluate CKPT --by race,gender,age_bin` (any manifest column, or a combination `race+gender`; `age_decade`
 is derived from the true age) scores each group on the same metrics as the whole: n, gender accuracy, age MAE,
 CS@5, age-bin and mask macro F1 (over the classes the group's truth holds: a group of children holds one age bin,
-and a bin it lacks has no F1 to average, only a zero). Each metric's gap between the best and the worst group is
+and each bin it lacks would only add a zero). Each metric's gap between the best and the worst group is
 reported; groups under `min_n` faces are shown but flagged (their numbers are noise), and left out of the gaps.
 """
 
@@ -51,8 +51,8 @@ def group_keys(frame: pd.DataFrame, spec: str, old_threshold: int = DEFAULT_OLD_
 
 
 def scores(truth: pd.DataFrame, labels: dict[str, np.ndarray]) -> dict[str, float]:
-    """n, gender accuracy, age MAE and CS@5, age-bin and mask macro F1 over the classes present in the truth, over
-    the rows whose label is known."""
+    """n, gender accuracy, age MAE and CS@5, age-bin and mask macro F1 (over the classes the truth holds), on the
+    rows whose label is known."""
     out: dict[str, float] = {"n": len(truth)}
     if "gender" in labels and (truth["gender"] >= 0).any():
         known = (truth["gender"] >= 0).to_numpy()
