@@ -178,7 +178,7 @@ def test_without_an_rng_the_mask_has_the_fixed_fit(monkeypatch):
 
 class KnownFaceDetector:
     """Stands in for MTCNN: the face sits where LANDMARKS say (shifted by the padding the builder adds);
-    an all-black photo has none."""
+    an all-black photo has none, an all-white one has all five points on one spot."""
 
     calls = 0
 
@@ -188,7 +188,10 @@ class KnownFaceDetector:
             pad = (image.shape[0] - 200) // 2
             centre = image[image.shape[0] // 2, image.shape[1] // 2]
             bright = centre.mean() > 10
-            face = Face(tuple(v + pad for v in BOX), 0.99, LANDMARKS + pad)
+            landmarks = LANDMARKS + pad
+            if centre.mean() > 250:  # a white photo: a face whose five points fall on one spot
+                landmarks = np.full_like(landmarks, 100.0 + pad)
+            face = Face(tuple(v + pad for v in BOX), 0.99, landmarks)
             out.append([face] if bright else [])
         return out
 
@@ -230,6 +233,21 @@ def test_synthesized_dataset_reads_back_as_a_competition_dataset(bare_faces, tmp
     assert set(log.loc[log["file"] == "incorrect_mask", "wear"]) <= set(INCORRECT_WEARS)
     sheet = contact_sheet(back, tmp_path / "synth" / "preview.png", count=12)
     assert Image.open(sheet).size[0] > 0
+
+
+def test_a_face_whose_landmarks_cannot_place_a_mask_is_skipped_and_reported_and_the_rest_are_drawn(
+    bare_faces, tmp_path
+):
+    source = read_manifest(bare_faces)
+    white = source["path"].iloc[0]
+    Image.fromarray(np.full((200, 200, 3), 255, np.uint8)).save(white)
+    result = synthesize_dataset(source, tmp_path / "synth", persons=10, detector=KnownFaceDetector(), progress=False)
+    assert result.persons == 4 and result.skipped == 2
+    skipped = pd.read_csv(tmp_path / "synth" / "skipped.csv")
+    assert sorted(skipped["reason"]) == ["degenerate_face", "no_face"]
+    assert skipped.loc[skipped["reason"] == "degenerate_face", "path"].tolist() == [white]
+    back = read_competition(tmp_path / "synth")
+    assert len(back) == 4 * 7 and back.groupby("person_id").size().eq(7).all()  # no half-drawn person
 
 
 def test_same_seed_writes_the_same_files_and_an_existing_dataset_is_kept(bare_faces, tmp_path):

@@ -23,7 +23,7 @@ from faceattr.data.images import SkipReport, load_rgb, save_jpeg
 from faceattr.errors import DatasetError, ImageLoadError
 from faceattr.faces.detect import FaceDetector, detect_padded
 from faceattr.labels import GENDER_NAMES
-from faceattr.synth.masks import INCORRECT_WEARS, random_style, render_mask
+from faceattr.synth.masks import INCORRECT_WEARS, FaceFrame, random_style, render_mask
 from faceattr.synth.occluders import OCCLUDERS, render_occluder
 
 MASKED_FILES = tuple(f"mask{i}" for i in range(1, 6))
@@ -114,6 +114,11 @@ def synthesize_dataset(
                     break
                 if face is None:
                     skips.add(ImageLoadError(row["path"], "no_face", "the detector found no face to place a mask on"))
+                    continue
+                try:  # checked before any file is written: a person is drawn whole or not at all
+                    FaceFrame.from_landmarks(face.landmarks)
+                except ValueError as e:  # e.g. a tiny or turned face whose eyes land on one point
+                    skips.add(ImageLoadError(row["path"], "degenerate_face", str(e)))
                     continue
                 folder = images_dir / _person_folder(written + 1, row)
                 folder.mkdir(exist_ok=True)
