@@ -3,7 +3,8 @@
 Per person: `mask1..mask5` (correctly worn, five different masks), `incorrect_mask` (one of the incorrect ways,
 at random) and `normal` (the original photo), in `<out>/train/images/<id>_<gender>_<race>_<age>/`, which
 `faceattr prepare competition <out>` reads back. Each person's draws come from (seed, person index) alone, so a
-rerun writes the same files. Photos the detector finds no face in are skipped and listed in `skipped.csv`.
+rerun writes the same files. Photos the detector finds no face in, or a face whose points cannot place a
+mask (eyes on one spot), are skipped and listed in `skipped.csv`.
 """
 
 from __future__ import annotations
