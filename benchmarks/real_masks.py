@@ -300,11 +300,16 @@ def crowd_scores(
     return rows
 
 
+def in_dev_part_a(photo: str) -> bool:
+    """Which part of masks-crowd's dev half a photo falls in when `split_dev` splits it again (a second hash)."""
+    return hashlib.md5(f"sub{photo}".encode()).digest()[0] % 2 == 0
+
+
 def split_dev(crops: pd.DataFrame, drawn: pd.DataFrame, work: Path) -> tuple[Path, Path]:
     """The dev half split again by photo (a second hash): drawn + dev A to train a drawn + real recipe's variants on,
     dev B (written with split "test") to score them, so its levers are chosen without the test half."""
     dev = crops[crops["split"] == "dev"]
-    part_a = dev["person_id"].map(lambda p: hashlib.md5(f"sub{p}".encode()).digest()[0] % 2 == 0)
+    part_a = dev["person_id"].map(in_dev_part_a)
     work.mkdir(parents=True, exist_ok=True)
     train_on, score_on = work / "drawn_and_dev_a.csv", work / "dev_b.crops.csv"
     write_manifest(pd.concat([drawn, dev[part_a]], ignore_index=True), train_on)

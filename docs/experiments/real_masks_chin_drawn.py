@@ -21,7 +21,6 @@ study writes a stand-in (male, 30) that only the mask head, the one trained here
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import subprocess
 from pathlib import Path
@@ -30,16 +29,11 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.common import STUDIES, save
-from benchmarks.real_masks import crowd_scores, load_predictor, three_class_scores
+from benchmarks.real_masks import crowd_scores, in_dev_part_a, load_predictor, three_class_scores
 from faceattr.data.manifest import read_manifest, write_manifest
 
 CHIN = "faces.margins=[0.082,0.096,-0.044,0.3]"
 RECIPES = {"shipped": "configs/mask_real.yaml as shipped", "chin_drawn": "+ chin framing + drawn on own bare faces"}
-
-
-def in_half_a(photo: str) -> bool:
-    """`benchmarks.real_masks.split_dev`'s second hash of the dev half, by photo."""
-    return hashlib.md5(f"sub{photo}".encode()).digest()[0] % 2 == 0
 
 
 def draw_on_bare_faces(work: Path) -> pd.DataFrame:
@@ -58,7 +52,7 @@ def draw_on_bare_faces(work: Path) -> pd.DataFrame:
     photo_of = dict(zip(bare["path"], bare["source_path"], strict=True))
     log = pd.read_csv(work / "synth_crowd" / "synth_masks.csv")
     people = zip(log["person"], log["source"], strict=True)
-    half_of = {person: "A" if in_half_a(Path(photo_of[face]).stem) else "B" for person, face in people}
+    half_of = {person: "A" if in_dev_part_a(Path(photo_of[face]).stem) else "B" for person, face in people}
     drawn = read_manifest(out)
     drawn["half"] = [half_of[Path(p).parent.name] for p in drawn["source_path"]]
     return drawn
@@ -69,7 +63,7 @@ def manifests(work: Path, recipe: str, fold: str) -> tuple[Path, Path]:
     suffix = "_chin" if recipe == "chin_drawn" else ""
     crowd, synth = read_manifest(work / f"crowd{suffix}.crops.csv"), read_manifest(work / f"synth{suffix}.crops.csv")
     dev = crowd[crowd["split"] == "dev"]
-    train_part = dev["person_id"].map(in_half_a) == (fold == "A")
+    train_part = dev["person_id"].map(in_dev_part_a) == (fold == "A")
     parts = [synth, dev[train_part]]
     if recipe == "chin_drawn":
         drawn = draw_on_bare_faces(work)
