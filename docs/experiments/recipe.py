@@ -89,53 +89,59 @@ def main() -> None:
     for variant in chosen:
         overrides = VARIANTS[variant] + ([] if args.seed is None else [f"seed={args.seed}"])
         variant = variant if args.seed is None else f"{variant} seed {args.seed}"
-        slug = "".join(c if c.isalnum() else "-" for c in variant).strip("-")
-        cfg = load_config(
-            "configs/utkface_age_gender.yaml",
-            [
-                f"data.manifest={manifest}",
-                f"data.image_size={args.image_size}",
-                f"data.max_train_samples={args.max_train}",
-                f"train.epochs={args.epochs}",
-                f"data.fold={args.fold}",
-                "train.progress_bar=false",
-                f"run.dir={args.work / 'runs'}",
-                f"run.name={slug}",
-                "run.trackers=[]",
-                *overrides,
-            ],
-        )
-        start = time.time()
-        result = train(cfg, overwrite=True)
-        minutes = round((time.time() - start) / 60, 1)
-        out = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "benchmarks.robustness",
-                "--model",
-                f"{variant}={result.best_checkpoint}",
-                "--limit",
-                str(args.limit),
-                "--fold",
-                str(args.fold),
-                "--work",
-                str(args.work),
-                "--name",
-                f"{args.name}-{slug}",
-            ],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        print(out)
-        from benchmarks.common import RESULTS, saved_rows
-
-        for row in saved_rows(f"{args.name}-{slug}"):
-            rows.append({**row, "train_min": minutes, "best_epoch": result.best_epoch})
-        (RESULTS / f"{args.name}-{slug}.json").unlink()
-        (RESULTS / f"{args.name}-{slug}.md").unlink()
+        rows += screen(manifest, variant, overrides, args)
         save(args.name, rows, [*COLUMNS, "train_min", "best_epoch"], vars(args), folder=STUDIES)
+
+
+def screen(manifest: Path, variant: str, overrides: list[str], args: argparse.Namespace) -> list[dict]:
+    """Train the preset with `overrides` at the screen's size (args: work, max_train, epochs, image_size, fold,
+    limit, name) and score it on the robustness rows: one row per robustness row, named `variant`."""
+    from benchmarks.common import RESULTS, saved_rows
+
+    slug = "".join(c if c.isalnum() else "-" for c in variant).strip("-")
+    cfg = load_config(
+        "configs/utkface_age_gender.yaml",
+        [
+            f"data.manifest={manifest}",
+            f"data.image_size={args.image_size}",
+            f"data.max_train_samples={args.max_train}",
+            f"train.epochs={args.epochs}",
+            f"data.fold={args.fold}",
+            "train.progress_bar=false",
+            f"run.dir={args.work / 'runs'}",
+            f"run.name={slug}",
+            "run.trackers=[]",
+            *overrides,
+        ],
+    )
+    start = time.time()
+    result = train(cfg, overwrite=True)
+    minutes = round((time.time() - start) / 60, 1)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.robustness",
+            "--model",
+            f"{variant}={result.best_checkpoint}",
+            "--limit",
+            str(args.limit),
+            "--fold",
+            str(args.fold),
+            "--work",
+            str(args.work),
+            "--name",
+            f"{args.name}-{slug}",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    print(out)
+    rows = [{**row, "train_min": minutes, "best_epoch": result.best_epoch} for row in saved_rows(f"{args.name}-{slug}")]
+    (RESULTS / f"{args.name}-{slug}.json").unlink()
+    (RESULTS / f"{args.name}-{slug}.md").unlink()
+    return rows
 
 
 if __name__ == "__main__":
