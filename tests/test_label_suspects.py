@@ -70,11 +70,13 @@ def test_the_suspects_file_is_a_corrections_file_that_flips_exactly_the_listed_p
     assert log["rows"].tolist() == [2]
 
 
-def test_a_table_without_the_probabilities_is_refused_naming_the_file_and_what_to_give():
+def test_a_table_without_numeric_probabilities_is_refused_naming_the_file_and_what_to_give():
     with pytest.raises(DatasetError, match=r"predictions: missing column\(s\) p_gender_0, p_gender_1.*faceattr cv"):
         find_suspects(oof_table().drop(columns=["p_gender_0", "p_gender_1"]), "gender")
     with pytest.raises(DatasetError, match="choose one of gender, mask"):
         find_suspects(oof_table(), "age_bin")
+    with pytest.raises(DatasetError, match=r"p_gender_1 hold text where"):
+        find_suspects(oof_table().assign(p_gender_1="high"), "gender")
 
 
 def test_the_command_writes_the_file_and_a_sheet_and_never_overwrites_without_asking(tmp_path, competition_manifest):

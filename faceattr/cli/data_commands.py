@@ -190,8 +190,8 @@ def suspects(
     """Labels that models which never trained on them confidently contradict: a corrections file to review,
     edit and pass to `prepare --corrections`, and a sheet of the faces (<out>.png)."""
     import numpy as np
-    import pandas as pd
 
+    from faceattr.data.text_tables import read_text_table
     from faceattr.labels import CLASS_NAMES
     from faceattr.reports.gallery import mistake_gallery
     from faceattr.reports.label_suspects import PER_PERSON, check_predictions, find_suspects
@@ -203,7 +203,7 @@ def suspects(
         refuse_existing([out, sheet], overwrite, inputs=(predictions,))
         if not predictions.is_file():
             raise FaceAttrError(f"{predictions}: not found; run `faceattr cv` first, it writes oof_predictions.csv")
-        table = pd.read_csv(predictions, dtype={"person_id": str, "path": str})
+        table = read_text_table(predictions, dtype={"person_id": str, "path": str})
         check_predictions(table, task, predictions)
         peer_probs = None
         if peer is not None:

@@ -37,6 +37,9 @@ def check_predictions(predictions: pd.DataFrame, task: str, source: Path | str) 
             f"{source}: missing column(s) {', '.join(missing)}; give the out-of-fold predictions of "
             "`faceattr cv` (RUN-cv/oof_predictions.csv) or an `evaluate` run's predictions.csv"
         )
+    text = [c for c in needed[2:] if not pd.api.types.is_numeric_dtype(predictions[c])]
+    if text:
+        raise DatasetError(f"{source}: column(s) {', '.join(text)} hold text where label codes or probabilities belong")
 
 
 def find_suspects(
