@@ -15,7 +15,7 @@ def test_torchvision_nms_works():
 
 
 COMMANDS = [
-    *("labels", "prepare", "check", "crop", "framing", "cache", "stats", "synth-masks"),
+    *("labels", "prepare", "check", "suspects", "crop", "framing", "cache", "stats", "synth-masks"),
     *("train", "cv", "tune", "demo"),
     *("evaluate", "predict", "export", "serve", "cam", "submit"),
 ]
