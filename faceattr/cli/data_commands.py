@@ -189,13 +189,9 @@ def suspects(
 ) -> None:
     """Labels that models which never trained on them confidently contradict: a corrections file to review,
     edit and pass to `prepare --corrections`, and a sheet of the faces (<out>.png)."""
-    import numpy as np
-
     from faceattr.data.text_tables import read_text_table
-    from faceattr.labels import CLASS_NAMES
     from faceattr.models.dlib_wheel import WHEEL_NETWORKS
-    from faceattr.reports.gallery import mistake_gallery
-    from faceattr.reports.label_suspects import PER_PERSON, check_predictions, find_suspects
+    from faceattr.reports.label_suspects import PER_PERSON, check_predictions, find_suspects, suspects_sheet
     from faceattr.training.distill import peer_targets
 
     out = out or predictions.with_name(predictions.stem + ".suspects.csv")
@@ -219,11 +215,7 @@ def suspects(
     from faceattr.atomic import write_csv
 
     write_csv(found, out)
-    names = list(CLASS_NAMES[task])
-    labels = np.array([names.index(v) for v in found["label"]], dtype=np.int64)
-    shown = np.zeros((len(found), len(names)))
-    shown[np.arange(len(found)), [names.index(v) for v in found["value"]]] = found["confidence"].to_numpy()
-    mistake_gallery(found["image"].tolist(), labels, shown, names, f"{task} labels contradicted", sheet, 8)
+    suspects_sheet(found, task, sheet)
     people = table["person_id"].nunique() if PER_PERSON[task] else len(table)
     console.print(f"{len(found)} of {people} {task} labels contradicted (written to {out}, faces in {sheet})")
     for value, count in found["value"].value_counts().items():

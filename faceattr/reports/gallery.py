@@ -41,7 +41,19 @@ def mistake_gallery(
     thumb: int = 96,
 ) -> Path:
     """Rows = true classes, columns = their most confident mistakes, each titled 'pred name p'."""
-    mistakes = confident_mistakes(y_true, probs, per_class)
+    return gallery(paths, confident_mistakes(y_true, probs, per_class), names, title, path, per_class, thumb)
+
+
+def gallery(
+    paths: list[str],
+    mistakes: dict[int, list[tuple[int, int, float]]],
+    names: list[str],
+    title: str,
+    path: Path,
+    per_class: int = 6,
+    thumb: int = 96,
+) -> Path:
+    """The sheet: one row per true class, its `mistakes` (row, predicted class, probability) left to right."""
     rows = len(names)
     fig, axes = plt.subplots(rows, per_class + 1, figsize=(1.3 * (per_class + 1), 1.45 * rows), squeeze=False)
     for cls, row_axes in enumerate(axes):

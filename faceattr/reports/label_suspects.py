@@ -17,6 +17,7 @@ import pandas as pd
 
 from faceattr.errors import DatasetError
 from faceattr.labels import CLASS_NAMES
+from faceattr.reports.gallery import gallery
 
 PER_PERSON = {"gender": True, "mask": False}  # the tasks judged, and whether a person's images share the label
 COLUMNS = ["path", "field", "value", "label", "confidence", "peer_confidence", "images", "image"]
@@ -95,3 +96,13 @@ def find_suspects(
         }
     )[suspect]
     return table.sort_values("confidence", ascending=False, kind="stable").reset_index(drop=True)[COLUMNS]
+
+
+def suspects_sheet(found: pd.DataFrame, task: str, path: Path, per_class: int = 8) -> Path:
+    """The faces of `found` (find_suspects' rows, most confident first), one row per label they carry."""
+    names = list(CLASS_NAMES[task])
+    mistakes: dict[int, list[tuple[int, int, float]]] = {cls: [] for cls in range(len(names))}
+    for i, (label, value, p) in enumerate(zip(found["label"], found["value"], found["confidence"], strict=True)):
+        if len(mistakes[names.index(label)]) < per_class:
+            mistakes[names.index(label)].append((i, names.index(value), float(p)))
+    return gallery(found["image"].tolist(), mistakes, names, f"{task} labels contradicted", path, per_class)
