@@ -22,9 +22,8 @@ import pandas as pd
 
 from benchmarks.common import STUDIES, manifest_with_landmarks, save
 from benchmarks.robustness import COLUMNS
-from docs.experiments.recipe import screen
+from docs.experiments.recipe import screen, screen_config
 from faceattr.atomic import write_csv
-from faceattr.config import load_config
 from faceattr.data.corrections import apply_corrections
 from faceattr.data.manifest import read_manifest, write_manifest
 from faceattr.data.split import folds_path, load_or_make_folds
@@ -47,19 +46,7 @@ def out_of_fold(manifest: Path, fold: int, args: argparse.Namespace) -> pd.DataF
     """`faceattr cv` over every fold but `fold`, on a manifest without it."""
     frame = read_manifest(manifest)
     pool = with_split(manifest, frame[load_or_make_folds(frame, manifest, 5, 42) != fold], args.work / "pool.csv")
-    cfg = load_config(
-        "configs/utkface_age_gender.yaml",
-        [
-            f"data.manifest={pool}",
-            f"data.image_size={args.image_size}",
-            f"data.max_train_samples={args.max_train}",
-            f"train.epochs={args.epochs}",
-            "train.progress_bar=false",
-            f"run.dir={args.work / 'runs'}",
-            "run.name=label-suspects-oof",
-            "run.trackers=[]",
-        ],
-    )
+    cfg = screen_config(pool, "label-suspects-oof", [], args)  # cross_validate sets each run's fold
     result = cross_validate(cfg, folds=[f for f in range(5) if f != fold], overwrite=True)
     return pd.read_csv(result.out_dir / "oof_predictions.csv", dtype={"person_id": str})
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from benchmarks.common import STUDIES, manifest_with_landmarks, save
 from benchmarks.robustness import COLUMNS
-from faceattr.config import load_config
+from faceattr.config import Config, load_config
 from faceattr.data.manifest import read_manifest
 from faceattr.training import train
 
@@ -93,13 +93,9 @@ def main() -> None:
         save(args.name, rows, [*COLUMNS, "train_min", "best_epoch"], vars(args), folder=STUDIES)
 
 
-def screen(manifest: Path, variant: str, overrides: list[str], args: argparse.Namespace) -> list[dict]:
-    """Train the preset with `overrides` at the screen's size (args: work, max_train, epochs, image_size, fold,
-    limit, name) and score it on the robustness rows: one row per robustness row, named `variant`."""
-    from benchmarks.common import RESULTS, saved_rows
-
-    slug = "".join(c if c.isalnum() else "-" for c in variant).strip("-")
-    cfg = load_config(
+def screen_config(manifest: Path, run_name: str, overrides: list[str], args: argparse.Namespace) -> Config:
+    """The preset at the screen's size (args: work, max_train, epochs, image_size, fold), then `overrides`."""
+    return load_config(
         "configs/utkface_age_gender.yaml",
         [
             f"data.manifest={manifest}",
@@ -109,11 +105,20 @@ def screen(manifest: Path, variant: str, overrides: list[str], args: argparse.Na
             f"data.fold={args.fold}",
             "train.progress_bar=false",
             f"run.dir={args.work / 'runs'}",
-            f"run.name={slug}",
+            f"run.name={run_name}",
             "run.trackers=[]",
             *overrides,
         ],
     )
+
+
+def screen(manifest: Path, variant: str, overrides: list[str], args: argparse.Namespace) -> list[dict]:
+    """Train the preset with `overrides` at the screen's size (args: work, max_train, epochs, image_size, fold,
+    limit, name) and score it on the robustness rows: one row per robustness row, named `variant`."""
+    from benchmarks.common import RESULTS, saved_rows
+
+    slug = "".join(c if c.isalnum() else "-" for c in variant).strip("-")
+    cfg = screen_config(manifest, slug, overrides, args)
     start = time.time()
     result = train(cfg, overwrite=True)
     minutes = round((time.time() - start) / 60, 1)
