@@ -1,6 +1,6 @@
 """Training augmentation alone, images/s: per image in a DataLoader worker (Albumentations, the default) against
-whole batches where training runs (`augment.on_device`, kornia), on this machine's CPU and, where there is one,
-the GPU. Why: on a GPU the workers' augmentation, not the model, limited training (README "Training on the lent
+whole batches where training runs (`augment.on_device`, batched torch ops), on this machine's CPU and, where there
+is one, the GPU. Why: on a GPU the workers' augmentation, not the model, limited training (README "Training on the lent
 GPU"); this shows what moving it costs or saves before a full training run.
 
 Faces: UTKFace crops (or any manifest) decoded once and resized to --size, so decoding is not timed; the worker
@@ -117,7 +117,9 @@ def main() -> None:
     for device in devices:
         rate = batched_rate(images, DeviceAugment(args.size, aug, mean, std), args.batch_size, device, args.repeats)
         name = torch.cuda.get_device_name(0) if device == "cuda" else f"cpu, {os.cpu_count()} threads"
-        rows.append({"augment": f"batches of {args.batch_size} (kornia)", "device": name, "images_per_s": round(rate)})
+        rows.append(
+            {"augment": f"batches of {args.batch_size} (ours, torch)", "device": name, "images_per_s": round(rate)}
+        )
         print(rows[-1], flush=True)
     save(args.name, rows, ["augment", "device", "images_per_s"], {**vars(args), "augment_settings": vars(aug)})
 

@@ -102,6 +102,67 @@ def test_low_resolution_shrinks_to_the_sides_given_as_on_the_cpu_path():
     torch.testing.assert_close(out, expected, atol=1e-5, rtol=0)
 
 
+def test_low_resolution_draws_each_side_per_sample_from_the_range():
+    """Each image is exactly one side's shrink and enlargement, and the sides vary across the batch."""
+    x = faces(24)
+    out = augment(low_resolution=1.0, low_resolution_sides=[8, 16])(x)
+    errors = []
+    for side in range(8, 17):
+        small = torch.nn.functional.interpolate(x.float() / 255, size=(side, side), mode="area")
+        expected = torch.nn.functional.interpolate(small, size=(SIZE, SIZE), mode="bilinear", align_corners=False)
+        errors.append((out - expected).abs().amax(dim=(1, 2, 3)))
+    best, side = torch.stack(errors).min(0)
+    assert (best < 1e-5).all() and len(side.unique()) >= 4
+
+
+def test_jpeg_loses_what_a_real_jpeg_loses():
+    """At each quality, the batched DCT rounding lands within a grey level of PIL's JPEG of the same image, and
+    loses as much (what the model must learn to ignore)."""
+    import io
+
+    from PIL import Image
+
+    from faceattr.data.device_augment import Jpeg
+
+    x = faces(6)
+    for quality in (20, 50, 90):
+        decoded = []
+        for image in x.permute(0, 2, 3, 1).numpy():
+            buffer = io.BytesIO()
+            Image.fromarray(image).save(buffer, "JPEG", quality=quality)
+            decoded.append(np.asarray(Image.open(buffer).convert("RGB")))
+        real = torch.from_numpy(np.stack(decoded)).permute(0, 3, 1, 2).float()
+        ours = Jpeg(1.0, (quality, quality)).change(x.float() / 255).clamp(0, 1) * 255
+        real_loss, our_loss = (real - x).abs().mean(), (ours - x).abs().mean()
+        assert (ours - real).abs().mean() < 0.25 * real_loss, quality
+        assert abs(our_loss - real_loss) < 0.1 * real_loss, (quality, our_loss, real_loss)
+
+
+def test_the_geometric_steps_keep_the_face_at_no_change_and_frame_it_as_drawn():
+    from faceattr.data.device_augment import Affine
+
+    x = faces(4).float() / 255
+    torch.testing.assert_close(Affine(1.0, degrees=0, translate=0, scale=(1, 1)).change(x), x, atol=1e-5, rtol=0)
+    half = Affine(1.0, degrees=0, translate=0, scale=(0.5, 0.5)).change(x)  # zoomed out: the face in the middle half
+    assert half[..., : SIZE // 4 - 1, :].abs().max() == 0 and half[..., :, -(SIZE // 4 - 1) :].abs().max() == 0
+    middle = torch.nn.functional.interpolate(x, size=(SIZE // 2, SIZE // 2), mode="bilinear", antialias=True)
+    inner = half[..., SIZE // 4 + 1 : -SIZE // 4 - 1, SIZE // 4 + 1 : -SIZE // 4 - 1]
+    assert (inner - middle[..., 1:-1, 1:-1]).abs().mean() < 0.05
+    turned = Affine(1.0, degrees=10, translate=0, scale=(1, 1)).change(x)
+    assert ((turned - x).abs().mean(dim=(1, 2, 3)) > 0.01).all()  # every sample turned by its own angle
+
+
+def test_blur_kernels_keep_brightness_and_a_streak_has_its_length():
+    from faceattr.data.device_augment import gaussian_kernels, motion_kernels
+
+    gauss = gaussian_kernels(torch.tensor([0.8, 1.4]), 7)
+    torch.testing.assert_close(gauss.sum(dim=(1, 2)), torch.ones(2))
+    assert gauss[1, 3, 0] > gauss[0, 3, 0]  # the wider sigma reaches further
+    streak = motion_kernels(torch.tensor([3.0, 9.0]), torch.tensor([0.0, 0.0]), 9)
+    torch.testing.assert_close(streak.sum(dim=(1, 2)), torch.ones(2))
+    assert (streak[0, 4] > 0).sum() == 3 and (streak[1, 4] > 0).sum() == 9 and streak[:, :4].sum() == 0
+
+
 def test_cut_bottom_keeps_the_top_and_stretches_the_rest_down():
     """Up to a quarter cut off (a cut may round to no row at all, as on the CPU path, so the test reads the batch)."""
     x = faces(32)
@@ -145,10 +206,11 @@ def test_training_with_on_device_augmentation_feeds_the_model_normalised_batches
     assert result.best_checkpoint.is_file() and np.isfinite(result.metrics["train/loss"])
 
 
-def test_without_kornia_the_setting_names_the_extra(monkeypatch):
-    monkeypatch.setitem(sys.modules, "kornia.augmentation", None)
+def test_without_kornia_the_colour_step_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "kornia.color", None)
     with pytest.raises(ConfigError, match=r"faceattr\[gpu\]"):
-        DeviceAugment(SIZE, AugmentConfig(), MEAN, STD)
+        DeviceAugment(SIZE, AugmentConfig(color=0.3), MEAN, STD)
+    assert len(DeviceAugment(SIZE, AugmentConfig(jpeg=0.3), MEAN, STD).steps) == 4  # the other steps need none
 
 
 def test_both_stacks_take_each_step_from_one_ordered_list():

@@ -270,7 +270,7 @@ class AugmentConfig:
     occlusion: float = 0.0  # coarse dropout: 1-4 holes of 10-25 % of the side
     synthetic_mask_p: float = 0.0  # chance an unmasked face (with landmarks, from `faceattr crop`) gets a drawn mask
     synthetic_mask_incorrect: float = 0.5  # share of those drawn masks worn incorrectly (label becomes incorrect)
-    on_device: bool = False  # augment whole batches where they train (kornia; a GPU whose workers cannot keep up):
+    on_device: bool = False  # augment whole batches where they train (in torch; a GPU whose workers cannot keep up):
     # the workers then only decode, draw masks and resize. See faceattr/data/device_augment.py
     mean: list[float] | None = None  # None = the backbone weights' own preprocessing
     std: list[float] | None = None

@@ -25,7 +25,7 @@ OCCLUSION_HOLES = (1, 4)  # how many rectangles `augment.occlusion` blacks out
 OCCLUSION_SIDE = (0.1, 0.25)  # each one's height and width, as shares of the side
 
 # The training augmentations after the resize, each an `augment.*` probability (0 leaves it out), in the one order
-# both stacks apply them: Albumentations in the workers (`train_steps`) and kornia on the device
+# both stacks apply them: Albumentations in the workers (`train_steps`) and batched torch ops on the device
 # (device_augment.device_steps), each a mapping from these names to its own op. Geometry first, then colour, then
 # the losses of a real capture in the order they happen (a small face, blur, JPEG); occlusion last.
 AUGMENT_STEPS = (

@@ -286,7 +286,7 @@ def _train(cfg: Config, run_dir: Path, resume: bool, callbacks: list | None) -> 
     trainer = build_trainer(cfg, run_dir, callbacks)
     if cfg.augment.on_device and isinstance(trainer.accelerator, CPUAccelerator):
         log.warning(
-            "augment.on_device=true on a CPU: batched kornia augmentation is about 7x slower here than "
+            "augment.on_device=true on a CPU: batched augmentation is about 5x slower here than "
             "Albumentations per image (benchmarks/results/augment_speed.md); it is meant for GPUs"
         )
     if cfg.data.batch_size == "auto":
