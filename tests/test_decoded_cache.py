@@ -72,3 +72,22 @@ def test_training_from_the_cache_via_the_command_line(competition_manifest, tmp_
     overrides = tiny_overrides(competition_manifest, tmp_path, **{"data.decoded_cache": out, "train.epochs": 1})
     trained = train(load_config(None, overrides))
     assert trained.best_checkpoint.is_file()
+
+
+def test_the_cache_is_named_after_the_manifest_and_never_replaces_a_file(competition_manifest, tmp_path):
+    """The default name keeps its size (two sizes, two caches), and neither a cache nor a user's file of the
+    same name is replaced without --overwrite."""
+    manifest = tmp_path / "faces.csv"
+    manifest.write_bytes(competition_manifest.read_bytes())
+    first = CliRunner().invoke(app, ["cache", str(manifest), "--size", "32"])
+    assert first.exit_code == 0, first.output
+    assert (tmp_path / "faces.decoded-32.npy").is_file() and (tmp_path / "faces.decoded-32.json").is_file()
+    assert not (tmp_path / "faces.npy").exists() and not (tmp_path / "faces.json").exists()
+    again = CliRunner().invoke(app, ["cache", str(manifest), "--size", "32"])
+    assert again.exit_code == 2 and "--overwrite" in again.output
+    mine = tmp_path / "mine.json"
+    mine.write_text("a user's file")
+    refused = CliRunner().invoke(app, ["cache", str(manifest), "--size", "32", "--out", str(tmp_path / "mine.npy")])
+    assert refused.exit_code == 2 and mine.read_text() == "a user's file"
+    replaced = CliRunner().invoke(app, ["cache", str(manifest), "--size", "32", "--overwrite"])
+    assert replaced.exit_code == 0, replaced.output

@@ -337,14 +337,16 @@ def decoded_cache(
     manifest: Annotated[Path, typer.Argument(help="manifest whose images to decode once")],
     size: Annotated[int, typer.Option(help="square side in pixels; at least the data.image_size you train at")] = 160,
     out: Annotated[Path | None, typer.Option(help="cache file (default: <manifest>.decoded-<size>.npy)")] = None,
+    overwrite: OverwriteFlag = False,
 ) -> None:
     """Decode and resize every image once into a memory-mapped file; train with data.decoded_cache=FILE."""
-    from faceattr.data.decoded_cache import build_cache
+    from faceattr.data.decoded_cache import build_cache, cache_paths
     from faceattr.data.images import SkipReport, skip_report_path
     from faceattr.data.manifest import read_manifest
 
     try:
         out = out or manifest.with_name(f"{manifest.stem}.decoded-{size}.npy")
+        refuse_existing(list(cache_paths(out)), overwrite, inputs=(manifest,))
         skips_file = skip_report_path(out)
         skips_file.unlink(missing_ok=True)
         skips = SkipReport(skips_file)

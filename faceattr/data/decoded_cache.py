@@ -23,9 +23,11 @@ from faceattr.errors import ConfigError, ImageLoadError
 
 
 def cache_paths(cache: str | Path) -> tuple[Path, Path]:
+    """The array and its index for a cache named with or without .npy / .json; other dots stay in the name
+    (`faces.decoded-160` is not `faces.npy`, which could be a user's file)."""
     base = Path(cache)
     base = base.with_suffix("") if base.suffix in (".npy", ".json") else base
-    return base.with_suffix(".npy"), base.with_suffix(".json")
+    return base.with_name(f"{base.name}.npy"), base.with_name(f"{base.name}.json")
 
 
 def _stamp(path: str) -> list[int]:
