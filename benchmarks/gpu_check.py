@@ -73,65 +73,6 @@ def configured(args, size: int, backbone: str, on_device: bool, workers: int, ca
     )
 
 
-# faceattr's needs that the GPU image (KINDS.md in the device tool's library) does not hold
-MISSING_THERE = (
-    "albumentations",
-    "albucore",
-    "stringzilla",
-    "simsimd",
-    "pydantic",
-    "pydantic-core",
-    "annotated-types",
-    "typing-inspection",
-    "omegaconf",
-    "antlr4-python3-runtime",
-    "kornia",
-    "kornia-rs",
-    "facenet-pytorch",
-)
-PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
-PLACEHOLDER = "GPU_CARRY/"  # gpu_check.sh puts the checkout's .gpu/ there
-
-
-def download_wheels(folder: Path) -> None:
-    platforms = [arg for p in PLATFORMS for arg in ("--platform", p)]
-    for name in MISSING_THERE:
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "--python-version",
-             "3.12", "--implementation", "cp", *platforms, "-d", str(folder), f"{name}=={version(name)}"],
-            check=True,
-        )  # fmt: skip
-
-
-def make_carry(manifest: Path, faces: int, quality: int, overwrite: bool) -> None:
-    """`.whl/` (the wheels the GPU image lacks, for its Python 3.12, at the versions installed here) and `.gpu/`
-    (faces of a framed manifest with landmarks, re-saved as JPEG, and their manifest): what gpu_check.sh needs there,
-    which has no registry and takes 64 MiB. Both are git-ignored (.git/info/exclude) and named in the device tool's
-    `carry`; the faces are research-only data: never commit them."""
-    root = Path(__file__).resolve().parents[1]
-    wheels, data = root / ".whl", root / ".gpu"
-    for folder in (wheels, data):
-        if folder.exists() and not overwrite:
-            raise SystemExit(f"{folder} exists: pass --overwrite to make it again")
-    for folder in (wheels, data):
-        shutil.rmtree(folder, ignore_errors=True)
-    download_wheels(wheels)
-    copy_faces(manifest, data, faces, quality)
-    size = sum(f.stat().st_size for folder in (wheels, data) for f in folder.rglob("*") if f.is_file())
-    print(f"wrote {wheels} and {data}: {size / 2**20:.1f} MiB to carry (the device tool takes 64 MiB in all)")
-
-
-def copy_faces(manifest: Path, folder: Path, n: int, quality: int) -> None:
-    frame = read_manifest(manifest)
-    frame = frame[frame["landmarks"].notna()].sample(n=n, random_state=0).reset_index(drop=True)
-    (folder / "faces").mkdir(parents=True)
-    paths = []
-    for i, path in enumerate(frame["path"]):  # same pixels size: the manifest's boxes and landmarks still fit
-        Image.open(path).convert("RGB").save(folder / "faces" / f"{i:05d}.jpg", "JPEG", quality=quality)
-        paths.append(f"{PLACEHOLDER}faces/{i:05d}.jpg")
-    write_manifest(frame.assign(path=paths), folder / "utk.framed.csv")
-
-
 def trainer_step(module: FaceAttrModule, device_augment=None):
     optimizer = torch.optim.AdamW(module.parameters(), lr=1e-3)
 
@@ -200,6 +141,65 @@ def pipeline(args, size: int, on_device: bool, workers: int, cache: Path | None 
     augment = data.device_augment.to(DEVICE) if data.device_augment is not None else None
     loader = data.train_dataloader()
     return rate(take(loader, args.steps + 5), trainer_step(module, augment))
+
+
+# faceattr's needs that the GPU image (KINDS.md in the device tool's library) does not hold
+MISSING_THERE = (
+    "albumentations",
+    "albucore",
+    "stringzilla",
+    "simsimd",
+    "pydantic",
+    "pydantic-core",
+    "annotated-types",
+    "typing-inspection",
+    "omegaconf",
+    "antlr4-python3-runtime",
+    "kornia",
+    "kornia-rs",
+    "facenet-pytorch",
+)
+PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
+PLACEHOLDER = "GPU_CARRY/"  # gpu_check.sh puts the checkout's .gpu/ there
+
+
+def download_wheels(folder: Path) -> None:
+    platforms = [arg for p in PLATFORMS for arg in ("--platform", p)]
+    for name in MISSING_THERE:
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "--python-version",
+             "3.12", "--implementation", "cp", *platforms, "-d", str(folder), f"{name}=={version(name)}"],
+            check=True,
+        )  # fmt: skip
+
+
+def make_carry(manifest: Path, faces: int, quality: int, overwrite: bool) -> None:
+    """`.whl/` (the wheels the GPU image lacks, for its Python 3.12, at the versions installed here) and `.gpu/`
+    (faces of a framed manifest with landmarks, re-saved as JPEG, and their manifest): what gpu_check.sh needs there,
+    which has no registry and takes 64 MiB. Both are git-ignored (.git/info/exclude) and named in the device tool's
+    `carry`; the faces are research-only data: never commit them."""
+    root = Path(__file__).resolve().parents[1]
+    wheels, data = root / ".whl", root / ".gpu"
+    for folder in (wheels, data):
+        if folder.exists() and not overwrite:
+            raise SystemExit(f"{folder} exists: pass --overwrite to make it again")
+    for folder in (wheels, data):
+        shutil.rmtree(folder, ignore_errors=True)
+    download_wheels(wheels)
+    copy_faces(manifest, data, faces, quality)
+    size = sum(f.stat().st_size for folder in (wheels, data) for f in folder.rglob("*") if f.is_file())
+    print(f"wrote {wheels} and {data}: {size / 2**20:.1f} MiB to carry (the device tool takes 64 MiB in all)")
+
+
+def copy_faces(manifest: Path, folder: Path, n: int, quality: int) -> None:
+    frame = read_manifest(manifest)
+    frame = frame[frame["landmarks"].notna()].sample(n=n, random_state=0).reset_index(drop=True)
+    (folder / "faces").mkdir(parents=True)
+    paths = []
+    for i, path in enumerate(frame["path"]):  # same pixels size: the manifest's boxes and landmarks still fit
+        Image.open(path).convert("RGB").save(folder / "faces" / f"{i:05d}.jpg", "JPEG", quality=quality)
+        paths.append(f"{PLACEHOLDER}faces/{i:05d}.jpg")
+    write_manifest(frame.assign(path=paths), folder / "utk.framed.csv")
 
 
 def parse(numbers: str) -> list[int]:
