@@ -22,7 +22,7 @@ import pandas as pd
 
 from benchmarks.common import STUDIES, manifest_with_landmarks, save
 from benchmarks.robustness import COLUMNS
-from docs.experiments.recipe import screen, screen_config
+from docs.experiments.recipe import screen, screen_arguments, screen_config
 from faceattr.atomic import write_csv
 from faceattr.data.corrections import apply_corrections
 from faceattr.data.manifest import read_manifest, write_manifest
@@ -57,10 +57,7 @@ def main() -> None:
     parser.add_argument("--manifest", type=Path, default=None, help="framed union manifest with landmarks")
     parser.add_argument("--fold", type=int, default=1, help="the dev fold: scored, never read for suspects")
     parser.add_argument("--seed", type=int, action="append", help="screen seeds (default 42)")
-    parser.add_argument("--max-train", type=int, default=4000)
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--image-size", type=int, default=112)
-    parser.add_argument("--limit", type=int, default=1500, help="dev faces scored")
+    screen_arguments(parser)
     parser.add_argument("--min-confidence", type=float, default=0.95)
     parser.add_argument("--min-peer-confidence", type=float, default=0.9)
     parser.add_argument("--name", default="label_suspects")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from benchmarks.common import STUDIES, manifest_with_landmarks, save
 from benchmarks.robustness import COLUMNS
-from docs.experiments.recipe import screen
+from docs.experiments.recipe import screen, screen_arguments
 
 
 def main() -> None:
@@ -22,10 +22,7 @@ def main() -> None:
     parser.add_argument("--manifest", type=Path, default=None, help="framed union manifest with landmarks")
     parser.add_argument("--fold", type=int, default=1, help="the dev fold, scored")
     parser.add_argument("--seed", type=int, action="append", help="screen seeds (default 42)")
-    parser.add_argument("--max-train", type=int, default=4000)
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--image-size", type=int, default=112)
-    parser.add_argument("--limit", type=int, default=1500, help="dev faces scored")
+    screen_arguments(parser)
     parser.add_argument("--name", default="on_device_augment")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)

@@ -66,10 +66,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, default=Path("/tmp/faceattr-recipe"))
     parser.add_argument("--manifest", type=Path, default=None, help="framed union manifest with landmarks")
-    parser.add_argument("--max-train", type=int, default=4000)
-    parser.add_argument("--epochs", type=int, default=4)
-    parser.add_argument("--image-size", type=int, default=112)
-    parser.add_argument("--limit", type=int, default=1000, help="held-out faces scored")
+    screen_arguments(parser, epochs=4, limit=1000)
     parser.add_argument("--only", default="", help="comma-separated variant names (default: all)")
     parser.add_argument("--name", default="recipe")
     parser.add_argument("--fold", type=int, default=0, help="validation and scored fold (1 = the dev fold)")
@@ -91,6 +88,15 @@ def main() -> None:
         variant = variant if args.seed is None else f"{variant} seed {args.seed}"
         rows += screen(manifest, variant, overrides, args)
         save(args.name, rows, [*COLUMNS, "train_min", "best_epoch"], vars(args), folder=STUDIES)
+
+
+def screen_arguments(parser: argparse.ArgumentParser, epochs: int = 3, limit: int = 1500) -> None:
+    """The screen's size on the command line (what `screen_config` and `screen` read): faces trained on, epochs,
+    pixels, and held-out faces scored; the later studies screen 3 epochs and score 1,500 dev faces."""
+    parser.add_argument("--max-train", type=int, default=4000)
+    parser.add_argument("--epochs", type=int, default=epochs)
+    parser.add_argument("--image-size", type=int, default=112)
+    parser.add_argument("--limit", type=int, default=limit, help="held-out faces scored")
 
 
 def screen_config(manifest: Path, run_name: str, overrides: list[str], args: argparse.Namespace) -> Config:
