@@ -151,10 +151,13 @@ class HueSaturationValue(Step):
     def change(self, x: torch.Tensor) -> torch.Tensor:
         from kornia.color import hsv_to_rgb, rgb_to_hsv
 
+        def shift(limit: float) -> torch.Tensor:  # one draw per sample, broadcast over a (B, H, W) channel
+            return uniform(x, -limit, limit).view(-1, 1, 1)
+
         h, s, v = rgb_to_hsv(x).unbind(1)  # h in radians
-        h = torch.remainder(h + per_sample(uniform(x, -self.hue, self.hue))[:, 0] * (2 * math.pi / 180), 2 * math.pi)
-        s = (s + per_sample(uniform(x, -self.saturation, self.saturation))[:, 0] / 255).clamp(0, 1)
-        v = (v + per_sample(uniform(x, -self.value, self.value))[:, 0] / 255).clamp(0, 1)
+        h = torch.remainder(h + shift(self.hue) * (2 * math.pi / 180), 2 * math.pi)
+        s = (s + shift(self.saturation) / 255).clamp(0, 1)
+        v = (v + shift(self.value) / 255).clamp(0, 1)
         return hsv_to_rgb(torch.stack([h, s, v], 1))
 
 
@@ -213,11 +216,10 @@ class LowResolution(Step):
 
     def __init__(self, size: int, p: float, sides: list[int]) -> None:
         super().__init__(p)
-        self.low = min(size, sides[0])
         columns = torch.eye(size).unsqueeze(1)  # each basis signal resized as a 1-D image
         matrices = [
             F.interpolate(F.interpolate(columns, size=side, mode="area"), size=size, mode="linear").squeeze(1).T
-            for side in range(self.low, min(size, sides[1]) + 1)
+            for side in range(min(size, sides[0]), min(size, sides[1]) + 1)
         ]
         self.register_buffer("resize", torch.stack(matrices), persistent=False)  # (sides, size, size)
 
