@@ -106,7 +106,7 @@ def model_bound(args, backbone: str, size: int) -> tuple[float, float]:
     torch.cuda.reset_peak_memory_stats()
     batch = fixed_batch(args.batch_size, size)
     images_per_s = rate([batch] * (args.steps + 5), trainer_step(module))
-    return images_per_s, torch.cuda.max_memory_allocated() / 2**30
+    return images_per_s, peak_gib()
 
 
 def augment_alone(args, size: int) -> tuple[float, dict[str, float]]:
@@ -202,6 +202,26 @@ def copy_faces(manifest: Path, folder: Path, n: int, quality: int) -> None:
     write_manifest(frame.assign(path=paths), folder / "utk.framed.csv")
 
 
+def peak_gib() -> float:
+    return torch.cuda.max_memory_allocated() / 2**30
+
+
+def table_row(
+    row: str, backbone: str, size: int, augment: str, workers: int, images_per_s: float, ratio: float, memory: float
+) -> dict:
+    """One row of the results table, rounded as it is published."""
+    return {
+        "row": row,
+        "backbone": backbone,
+        "image_size": size,
+        "augment": augment,
+        "workers": workers,
+        "images_per_s": round(images_per_s),
+        "ratio": round(ratio, 3),
+        "gpu_mem_gib": round(memory, 2),
+    }
+
+
 def parse(numbers: str) -> list[int]:
     return [int(n) for n in numbers.split(",")]
 
@@ -233,32 +253,11 @@ def main() -> None:
         for size in parse(args.model_sizes):
             images_per_s, memory = model_bound(args, backbone, size)
             bound[(backbone, size)] = images_per_s
-            rows.append(
-                {
-                    "row": "model-bound",
-                    "backbone": backbone,
-                    "image_size": size,
-                    "augment": "-",
-                    "workers": 0,
-                    "images_per_s": round(images_per_s),
-                    "ratio": 1.0,
-                    "gpu_mem_gib": round(memory, 2),
-                }
-            )
+            rows.append(table_row("model-bound", backbone, size, "-", 0, images_per_s, 1.0, memory))
             print(rows[-1], flush=True)
     augment_rate, per_step = augment_alone(args, 128)
-    rows.append(
-        {
-            "row": "augment alone",
-            "backbone": "-",
-            "image_size": 128,
-            "augment": "on the GPU",
-            "workers": 0,
-            "images_per_s": round(augment_rate),
-            "ratio": round(augment_rate / bound[("tf_efficientnet_lite0", 128)], 3),
-            "gpu_mem_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2),
-        }
-    )
+    ratio = augment_rate / bound[("tf_efficientnet_lite0", 128)]
+    rows.append(table_row("augment alone", "-", 128, "on the GPU", 0, augment_rate, ratio, peak_gib()))
     print(rows[-1], "ms per step:", per_step, flush=True)
     feeds = [(on_device, workers, None) for on_device in (False, True) for workers in parse(args.workers)]
     if args.decoded_cache:
@@ -266,17 +265,9 @@ def main() -> None:
     for on_device, workers, cache in feeds:
         images_per_s = pipeline(args, 128, on_device, workers, cache)
         ratio = images_per_s / bound[("tf_efficientnet_lite0", 128)]
+        augment = ("on the GPU" if on_device else "in the workers") + (", decoded cache" if cache else "")
         rows.append(
-            {
-                "row": "pipeline",
-                "backbone": "tf_efficientnet_lite0",
-                "image_size": 128,
-                "augment": ("on the GPU" if on_device else "in the workers") + (", decoded cache" if cache else ""),
-                "workers": workers,
-                "images_per_s": round(images_per_s),
-                "ratio": round(ratio, 3),
-                "gpu_mem_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2),
-            }
+            table_row("pipeline", "tf_efficientnet_lite0", 128, augment, workers, images_per_s, ratio, peak_gib())
         )
         print(rows[-1], flush=True)
     best = max((r for r in rows if r["row"] == "pipeline"), key=lambda r: r["images_per_s"])
