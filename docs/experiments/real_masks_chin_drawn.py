@@ -16,6 +16,10 @@ study writes a stand-in (male, 30) that only the mask head, the one trained here
         faceattr crop W/crowd.csv -c configs/mask_real.yaml [chin] --out W/crowd[_chin].crops.csv
         faceattr crop W/synth.csv -c configs/mask_real.yaml [chin] --out W/synth[_chin].crops.csv
     python -m docs.experiments.real_masks_chin_drawn --work W --seed 42
+
+With `--suspects`, the shipped recipe's out-of-fold answers for every dev face (the seeds' mean) go to
+W/crowd_dev_oof.csv, for `faceattr suspects W/crowd_dev_oof.csv --task mask`: the dev labels those answers
+contradict, with a sheet of the faces.
 """
 
 from __future__ import annotations
@@ -92,22 +96,42 @@ def fold_result(work: Path, recipe: str, fold: str, seed: int) -> dict:
     return json.loads(cached.read_text())
 
 
+def out_of_fold_answers(work: Path, recipe: str, seed: int, min_width: int = 32) -> tuple[pd.DataFrame, np.ndarray]:
+    """The dev half's faces at least `min_width` wide, each with the mask probabilities of the fold trained on the
+    other half (so no face is answered by a model that trained on it)."""
+    faces, probs = [], []
+    for fold in ("A", "B"):
+        scored = read_manifest(work / f"score_{recipe}_{fold}.csv")
+        scored = scored[(scored["box_x2"] - scored["box_x1"]) >= min_width]
+        checkpoint = work / "runs" / f"{recipe}_{fold}_s{seed}" / "checkpoints" / "last.ckpt"
+        preds = load_predictor(checkpoint, priors={}).predict_paths(scored["path"].tolist(), batch_size=128)
+        faces.append(scored.iloc[preds.indices])
+        probs.append(preds.probs["mask"])
+    return pd.concat(faces, ignore_index=True), np.concatenate(probs)
+
+
 def out_of_fold_rule(work: Path, recipe: str, seed: int) -> dict:
     """The decision rule the issue asks to choose on dev, for a recipe whose dev half is training data: weights on
     "incorrect" and "not worn" (relative to worn) for the best macro F1 on the two folds' out-of-fold answers."""
-    truth, probs = [], []
-    for fold in ("A", "B"):
-        faces = read_manifest(work / f"score_{recipe}_{fold}.csv")
-        faces = faces[(faces["box_x2"] - faces["box_x1"]) >= 32]
-        checkpoint = work / "runs" / f"{recipe}_{fold}_s{seed}" / "checkpoints" / "last.ckpt"
-        preds = load_predictor(checkpoint, priors={}).predict_paths(faces["path"].tolist(), batch_size=128)
-        truth.append(faces["mask"].to_numpy()[preds.indices])
-        probs.append(preds.probs["mask"])
-    t, p = np.concatenate(truth), np.concatenate(probs)
+    faces, p = out_of_fold_answers(work, recipe, seed)
+    t = faces["mask"].to_numpy()
     grid = np.geomspace(0.25, 8, 41)
     scored = [(three_class_scores(t, (p * [1, wi, wb]).argmax(1)), wi, wb) for wi in grid for wb in grid]
     best, w_incorrect, w_bare = max(scored, key=lambda s: s[0]["macro_f1_3class"])
     return {"weights": [1.0, round(float(w_incorrect), 3), round(float(w_bare), 3)], **best}
+
+
+def write_out_of_fold(work: Path, seeds: list[int]) -> Path:
+    """The shipped recipe's out-of-fold answers for every dev face (the seeds' mean), in the columns `faceattr
+    suspects --task mask` reads: the labels those answers contradict, to review."""
+    answers = [out_of_fold_answers(work, "shipped", seed, min_width=0) for seed in seeds]
+    faces = answers[0][0][["path", "person_id", "mask", "box_x1", "box_x2"]]
+    if any(not f["path"].equals(faces["path"]) for f, _ in answers):
+        raise RuntimeError("the seeds' runs answered different faces; rerun them on the same crops")
+    probs = np.mean([p for _, p in answers], axis=0)
+    out = work / "crowd_dev_oof.csv"
+    faces.assign(**{f"p_mask_{c}": probs[:, c] for c in range(probs.shape[1])}).to_csv(out, index=False)
+    return out
 
 
 def row(recipe: str, seed: int, trained_on: str, scores: dict) -> dict:
@@ -120,6 +144,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, required=True, help="the folder of the commands above")
     parser.add_argument("--seed", type=int, action="append", help="training seeds (repeat; default 42)")
+    parser.add_argument("--suspects", action="store_true", help="also write W/crowd_dev_oof.csv (see the docstring)")
     args = parser.parse_args()
     rows = []
     for recipe, title in RECIPES.items():
@@ -137,6 +162,8 @@ def main() -> None:
     columns = ["recipe", "seed", "trained on", "faces", "macro_f1_3class", "recall_incorrect", "confusion"]
     settings = {"work": str(args.work), "chin": CHIN, "command": "python -m docs.experiments.real_masks_chin_drawn"}
     save("real_masks_crowd_chin_drawn", rows, columns, settings, folder=STUDIES)
+    if args.suspects:
+        print("out-of-fold answers:", write_out_of_fold(args.work, args.seed or [42]))
 
 
 if __name__ == "__main__":
