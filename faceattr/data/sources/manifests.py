@@ -11,7 +11,6 @@ from faceattr.data.manifest import read_manifest
 
 def read_manifests(root: str | Path, old_threshold: int | None = None) -> pd.DataFrame:
     """A manifest `faceattr prepare` or `crop` wrote, as a source: `prepare manifest A.csv B.csv` joins several
-    (drawn crops and real boxed crops, say) into one manifest with one split. Person ids get their file's stem as
-    a prefix, so two sets never share a person by accident."""
-    frame = read_manifest(root, old_threshold)
-    return frame.assign(person_id=Path(root).stem + ":" + frame["person_id"].astype(str))
+    (drawn crops and real boxed crops, say) into one manifest with one split; one alone is re-split or corrected
+    (`--corrections`) with its person ids as they are."""
+    return read_manifest(root, old_threshold)
