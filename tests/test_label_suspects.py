@@ -112,7 +112,8 @@ def test_prepare_manifest_applies_the_suspects_file_to_the_manifest_the_predicti
     person = manifest["person_id"].iloc[0]
     was = int(manifest.loc[manifest["person_id"] == person, "gender"].iloc[0])
     suspects = tmp_path / "suspects.csv"
-    pd.DataFrame({"path": [person], "field": ["gender"], "value": [["female", "male"][was]]}).to_csv(suspects)
+    fix = {"path": [person], "field": ["gender"], "value": [["female", "male"][was]]}  # the other gender
+    pd.DataFrame(fix).to_csv(suspects, index=False)
     out = tmp_path / "corrected.csv"
     args = ["prepare", "manifest", str(competition_manifest), "--corrections", str(suspects), "--out", str(out)]
     done = CliRunner().invoke(app, [*args, "--folds", "3"])

@@ -76,13 +76,13 @@ def read_sources(
     frames = [READERS[source](root, **kwargs) for root in roots]
     if len(roots) > 1:
         frames = [f.assign(source_root=str(root)) for f, root in zip(frames, roots, strict=True)]
-    if source == "manifest" and len(roots) > 1:
-        # two sets never share a person by accident: each id gets its file's stem (one manifest keeps its ids, so
-        # corrections and predictions made on it still name its people)
-        frames = [
-            f.assign(person_id=Path(root).stem + ":" + f["person_id"].astype(str))
-            for f, root in zip(frames, roots, strict=True)
-        ]
+        # joined manifests never share a person by accident: each id gets its file's stem (one manifest alone
+        # keeps its ids, so corrections and predictions made on it still name its people)
+        if source == "manifest":
+            frames = [
+                f.assign(person_id=Path(r).stem + ":" + f["person_id"].astype(str))
+                for f, r in zip(frames, roots, strict=True)
+            ]
     df = pd.concat(frames, ignore_index=True)
     if df["person_id"].duplicated().any() and source in ("utkface", "folder") and len(roots) > 1:
         # one file, one person: the same file name under two roots is still two people
