@@ -9,6 +9,11 @@ JPEG every epoch, the old default; "after": the `faceattr cache` memory-mapped d
 is reported, with peak RSS per batch size from a fresh process each. Data: ../shared/data/utkface files (read in place).
 
     python -m benchmarks.throughput --image-size 128 --batch-size 32
+
+`--denormals` instead times the age-gender preset's model (configs/utkface_age_gender.yaml, its packaged weights)
+with subnormal floats kept and taken as zero, each in a fresh process (the switch is per process):
+
+    python -m benchmarks.throughput --denormals --image-size 112 --batch-size 32
 """
 
 from __future__ import annotations
@@ -141,6 +146,38 @@ def peak_rss(backbone: str, size: int, batch: int, channels_last: bool) -> tuple
     return result
 
 
+def _denormal_rates(flush: bool, size: int, batch: int, steps: int, queue) -> None:
+    cfg = load_config("configs/utkface_age_gender.yaml", [])
+    module = FaceAttrModule.from_config(cfg)  # building a model turns flush-to-zero on (models/net.py)
+    torch.set_flush_denormal(flush)  # before the first forward pass starts torch's thread pool
+    torch.manual_seed(0)
+    runner = Runner(module)
+    g = torch.Generator().manual_seed(0)
+    targets = {
+        "gender": torch.randint(0, 2, (batch,), generator=g),
+        "age_bin": torch.randint(0, 3, (batch,), generator=g),
+    }
+    fixed = (torch.randn(batch, 3, size, size), {**targets, "age": torch.rand(batch, generator=g) * 80})
+    train = _rate([fixed] * (steps + 2), lambda b: runner.train_step(*b))
+    infer = _rate([fixed] * (steps * 2 + 2), lambda b: runner.infer(b[0]))
+    queue.put(
+        {"subnormals": "taken as zero" if flush else "kept", "train_a": round(train, 1), "infer_a": round(infer, 1)}
+    )
+
+
+def denormals(args) -> None:
+    rows = []
+    for flush in (False, True):
+        ctx = mp.get_context("spawn")
+        queue = ctx.Queue()
+        child = ctx.Process(target=_denormal_rates, args=(flush, args.image_size, args.batch_size, args.steps, queue))
+        child.start()
+        rows.append(queue.get())
+        child.join()
+    settings = {**vars(args), "model": "configs/utkface_age_gender.yaml (lite0_face, packaged weights)"}
+    save("denormals", rows, ["subnormals", "train_a", "infer_a"], {**settings, "units": "images/s"})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=SHARED_UTKFACE)
@@ -150,7 +187,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=12, help="timed training steps per measurement")
     parser.add_argument("--images", type=int, default=1200)
     parser.add_argument("--memory-batches", default="16,32,64")
+    parser.add_argument("--denormals", action="store_true", help="time the preset's model with subnormals kept/zeroed")
     args = parser.parse_args()
+    if args.denormals:
+        denormals(args)
+        return
     if not args.data.is_dir():
         raise SystemExit(f"UTKFace not found at {args.data}; pass --data")
     frame = read_utkface(args.data).sample(n=args.images, random_state=0).reset_index(drop=True)

@@ -93,3 +93,16 @@ def test_local_weights_file_is_loaded(tmp_path):
     torch.save(source.state_dict(), path)
     backbone, _ = create_backbone("test_efficientnet", str(path))
     assert torch.equal(backbone.conv_stem.weight, source.conv_stem.weight)
+
+
+def test_building_a_model_takes_subnormal_floats_as_zero():
+    """Subnormals cost x86 CPUs microcode time (the face branch yields many: benchmarks/results/denormals.md)."""
+    from faceattr.config import load_config
+    from faceattr.models.net import build_parts
+
+    if not torch.set_flush_denormal(False):
+        pytest.skip("this CPU has no flush-to-zero switch")
+    subnormal = torch.tensor([1e-39], dtype=torch.float32)
+    assert (subnormal * 1.0).item() > 0  # kept as the CPU stores it
+    build_parts(load_config(None, ["model.backbone=test_efficientnet", "model.pretrained=none"]))
+    assert (subnormal * 1.0).item() == 0.0
