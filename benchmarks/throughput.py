@@ -135,21 +135,25 @@ def _peak_rss_child(backbone: str, size: int, batch: int, channels_last: bool, q
     queue.put((before / 1024, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
 
 
-def peak_rss(backbone: str, size: int, batch: int, channels_last: bool) -> tuple[float, float]:
-    """(MiB after building the model, peak MiB after two training steps) in a fresh process."""
+def in_fresh_process(target, *args):
+    """What `target(*args, queue)` puts on its queue, run in a spawned process (memory and CPU switches start clean)."""
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    proc = ctx.Process(target=_peak_rss_child, args=(backbone, size, batch, channels_last, queue))
+    proc = ctx.Process(target=target, args=(*args, queue))
     proc.start()
     result = queue.get()
     proc.join()
     return result
 
 
+def peak_rss(backbone: str, size: int, batch: int, channels_last: bool) -> tuple[float, float]:
+    """(MiB after building the model, peak MiB after two training steps) in a fresh process."""
+    return in_fresh_process(_peak_rss_child, backbone, size, batch, channels_last)
+
+
 def _denormal_rates(flush: bool, size: int, batch: int, steps: int, queue) -> None:
-    cfg = load_config("configs/utkface_age_gender.yaml", [])
-    module = FaceAttrModule.from_config(cfg)  # building a model turns flush-to-zero on (models/net.py)
-    torch.set_flush_denormal(flush)  # before the first forward pass starts torch's thread pool
+    torch.set_flush_denormal(flush)  # before the model is built, as training does (models/net.py)
+    module = FaceAttrModule.from_config(load_config("configs/utkface_age_gender.yaml", []))
     torch.manual_seed(0)
     runner = Runner(module)
     g = torch.Generator().manual_seed(0)
@@ -166,14 +170,7 @@ def _denormal_rates(flush: bool, size: int, batch: int, steps: int, queue) -> No
 
 
 def denormals(args) -> None:
-    rows = []
-    for flush in (False, True):
-        ctx = mp.get_context("spawn")
-        queue = ctx.Queue()
-        child = ctx.Process(target=_denormal_rates, args=(flush, args.image_size, args.batch_size, args.steps, queue))
-        child.start()
-        rows.append(queue.get())
-        child.join()
+    rows = [in_fresh_process(_denormal_rates, f, args.image_size, args.batch_size, args.steps) for f in (False, True)]
     settings = {**vars(args), "model": "configs/utkface_age_gender.yaml (lite0_face, packaged weights)"}
     save("denormals", rows, ["subnormals", "train_a", "infer_a"], {**settings, "units": "images/s"})
 

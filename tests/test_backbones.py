@@ -95,14 +95,32 @@ def test_local_weights_file_is_loaded(tmp_path):
     assert torch.equal(backbone.conv_stem.weight, source.conv_stem.weight)
 
 
-def test_building_a_model_takes_subnormal_floats_as_zero():
-    """Subnormals cost x86 CPUs microcode time (the face branch yields many: benchmarks/results/denormals.md)."""
-    from faceattr.config import load_config
-    from faceattr.models.net import build_parts
+def test_training_takes_subnormal_floats_as_zero_and_gives_ieee_floats_back():
+    """Subnormals cost x86 CPUs microcode time (the face branch yields many: benchmarks/results/denormals.md); the
+    switch is process-wide, so a user's code after training must see IEEE floats again."""
+    from faceattr.models.net import subnormals_as_zero
 
     if not torch.set_flush_denormal(False):
         pytest.skip("this CPU has no flush-to-zero switch")
     subnormal = torch.tensor([1e-39], dtype=torch.float32)
-    assert (subnormal * 1.0).item() > 0  # kept as the CPU stores it
-    build_parts(load_config(None, ["model.backbone=test_efficientnet", "model.pretrained=none"]))
-    assert (subnormal * 1.0).item() == 0.0
+    assert (subnormal * 1.0).item() > 0
+    with subnormals_as_zero():
+        assert (subnormal * 1.0).item() == 0.0
+    assert (subnormal * 1.0).item() > 0
+
+
+def test_the_model_is_built_and_fitted_inside_the_switch(competition_manifest, tmp_path, monkeypatch):
+    import faceattr.training.fit as fit
+    from faceattr.config import load_config
+    from tests.conftest import tiny_overrides
+
+    seen = []
+    real_build = fit.FaceAttrModule.from_config
+    monkeypatch.setattr(
+        fit.FaceAttrModule,
+        "from_config",
+        lambda cfg: seen.append((torch.tensor([1e-39]) * 1.0).item()) or real_build(cfg),
+    )
+    fit.train(load_config(None, tiny_overrides(competition_manifest, tmp_path, **{"train.epochs": 1})))
+    assert seen == [0.0]  # subnormals were zero when the model was built (torch's threads start there)
+    assert (torch.tensor([1e-39]) * 1.0).item() > 0  # and IEEE floats are back after training

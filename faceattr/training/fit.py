@@ -28,6 +28,7 @@ from faceattr.models.backbones import get_spec
 from faceattr.models.checkpoints import read_checkpoint
 from faceattr.models.losses import balanced_class_weights
 from faceattr.models.module import FaceAttrModule
+from faceattr.models.net import subnormals_as_zero
 from faceattr.synth.augment import SyntheticMasker
 from faceattr.training.batch_size import find_batch_size, tune_batch_size_on_gpu
 from faceattr.training.callbacks import BatchSeed, SaveAbove
@@ -278,10 +279,15 @@ def train(cfg: Config, overwrite: bool = False, resume: bool = False, callbacks:
 
 
 def _train(cfg: Config, run_dir: Path, resume: bool, callbacks: list | None) -> TrainResult:
-    last = run_dir / "checkpoints" / "last.ckpt"
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     resolve_normalization(cfg)
-    datamodule = prepared_data(cfg, run_dir)
+    datamodule = prepared_data(cfg, run_dir)  # before the switch: a peer network on onnxruntime may reset it
+    with subnormals_as_zero():
+        return _fit(cfg, run_dir, resume, callbacks, datamodule)
+
+
+def _fit(cfg: Config, run_dir: Path, resume: bool, callbacks: list | None, datamodule: FaceDataModule) -> TrainResult:
+    last = run_dir / "checkpoints" / "last.ckpt"
     module = FaceAttrModule.from_config(cfg)
     trainer = build_trainer(cfg, run_dir, callbacks)
     if cfg.augment.on_device and isinstance(trainer.accelerator, CPUAccelerator):
