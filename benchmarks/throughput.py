@@ -36,6 +36,7 @@ from faceattr.data.datamodule import FaceDataset
 from faceattr.data.decoded_cache import DecodedCache, build_cache
 from faceattr.data.sources import read_utkface
 from faceattr.data.transforms import eval_transform, train_transform
+from faceattr.labels import TASK_CLASSES
 from faceattr.models.module import FaceAttrModule
 
 
@@ -55,9 +56,13 @@ def _module(backbone: str, channels_last: bool, compile_model: bool = False):
     return cfg, module
 
 
-def _targets(n: int) -> dict[str, torch.Tensor]:
+def _targets(n: int, heads: tuple[str, ...] = ("mask", "gender", "age_bin")) -> dict[str, torch.Tensor]:
+    """Random labels for `heads` (years for the exact-age head), the same on every call."""
     g = torch.Generator().manual_seed(0)
-    return {t: torch.randint(0, k, (n,), generator=g) for t, k in (("mask", 3), ("gender", 2), ("age_bin", 3))}
+    return {
+        t: torch.rand(n, generator=g) * 80 if t == "age" else torch.randint(0, TASK_CLASSES[t], (n,), generator=g)
+        for t in heads
+    }
 
 
 class Runner:
@@ -156,12 +161,7 @@ def _denormal_rates(flush: bool, size: int, batch: int, steps: int, queue) -> No
     module = FaceAttrModule.from_config(load_config("configs/utkface_age_gender.yaml", []))
     torch.manual_seed(0)
     runner = Runner(module)
-    g = torch.Generator().manual_seed(0)
-    targets = {
-        "gender": torch.randint(0, 2, (batch,), generator=g),
-        "age_bin": torch.randint(0, 3, (batch,), generator=g),
-    }
-    fixed = (torch.randn(batch, 3, size, size), {**targets, "age": torch.rand(batch, generator=g) * 80})
+    fixed = (torch.randn(batch, 3, size, size), _targets(batch, tuple(module.tasks)))
     train = _rate([fixed] * (steps + 2), lambda b: runner.train_step(*b))
     infer = _rate([fixed] * (steps * 2 + 2), lambda b: runner.infer(b[0]))
     queue.put(
