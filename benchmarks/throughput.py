@@ -11,7 +11,8 @@ is reported, with peak RSS per batch size from a fresh process each. Data: ../sh
     python -m benchmarks.throughput --image-size 128 --batch-size 32
 
 `--denormals` instead times the age-gender preset's model (configs/utkface_age_gender.yaml, its packaged weights)
-with subnormal floats kept and taken as zero, each in a fresh process (the switch is per process):
+with subnormal floats kept and taken as zero, each in a fresh process (the switch is per process), on torch and
+exported to onnxruntime (`predict` and `serve` on a CPU; its own switch, a session option):
 
     python -m benchmarks.throughput --denormals --image-size 112 --batch-size 32
 """
@@ -157,7 +158,7 @@ def peak_rss(backbone: str, size: int, batch: int, channels_last: bool) -> tuple
 
 
 def _denormal_rates(flush: bool, size: int, batch: int, steps: int, queue) -> None:
-    torch.set_flush_denormal(flush)  # before the model is built, as training does (models/net.py)
+    torch.set_flush_denormal(flush)  # before the model is built, as training does (models/floats.py)
     module = FaceAttrModule.from_config(load_config("configs/utkface_age_gender.yaml", []))
     torch.manual_seed(0)
     runner = Runner(module)
@@ -169,10 +170,36 @@ def _denormal_rates(flush: bool, size: int, batch: int, steps: int, queue) -> No
     )
 
 
+def _export_preset(queue) -> None:
+    """The preset's model as `predict` and `serve` run it on a CPU: its ONNX copy (path put on the queue)."""
+    from faceattr.config import to_dict
+    from faceattr.inference.export import export_onnx
+
+    module = FaceAttrModule.from_config(load_config("configs/utkface_age_gender.yaml", []))
+    checkpoint = Path(tempfile.mkdtemp()) / "preset.ckpt"
+    torch.save({"state_dict": module.state_dict(), "hyper_parameters": {"config": to_dict(module.cfg)}}, checkpoint)
+    queue.put(str(export_onnx(checkpoint, checkpoint.with_suffix(".onnx"))[0]))
+
+
+def _onnx_rate(model: str, flush: bool, size: int, batch: int, steps: int, queue) -> None:
+    """onnxruntime alone in its process (torch's idle threads would compete for the cores), its own switch."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.add_session_config_entry("session.set_denormal_as_zero", "1" if flush else "0")
+    session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    images = np.random.default_rng(0).standard_normal((batch, 3, size, size), dtype=np.float32)
+    queue.put(round(_rate([(images,)] * (steps * 2 + 2), lambda b: session.run(None, {"images": b[0]})), 1))
+
+
 def denormals(args) -> None:
-    rows = [in_fresh_process(_denormal_rates, f, args.image_size, args.batch_size, args.steps) for f in (False, True)]
+    size, batch, steps = args.image_size, args.batch_size, args.steps
+    rows = [in_fresh_process(_denormal_rates, f, size, batch, steps) for f in (False, True)]
+    model = in_fresh_process(_export_preset)
+    for row, flush in zip(rows, (False, True), strict=True):
+        row["infer_onnx"] = in_fresh_process(_onnx_rate, model, flush, size, batch, steps)
     settings = {**vars(args), "model": "configs/utkface_age_gender.yaml (lite0_face, packaged weights)"}
-    save("denormals", rows, ["subnormals", "train_a", "infer_a"], {**settings, "units": "images/s"})
+    save("denormals", rows, ["subnormals", "train_a", "infer_a", "infer_onnx"], {**settings, "units": "images/s"})
 
 
 def main() -> None:

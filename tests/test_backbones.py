@@ -98,7 +98,7 @@ def test_local_weights_file_is_loaded(tmp_path):
 def test_training_takes_subnormal_floats_as_zero_and_gives_ieee_floats_back():
     """Subnormals cost x86 CPUs microcode time (the face branch yields many: benchmarks/results/denormals.md); the
     switch is process-wide, so a user's code after training must see IEEE floats again."""
-    from faceattr.models.net import subnormals_as_zero
+    from faceattr.models.floats import subnormals_as_zero
 
     if not torch.set_flush_denormal(False):
         pytest.skip("this CPU has no flush-to-zero switch")
@@ -124,3 +124,29 @@ def test_the_model_is_built_and_fitted_inside_the_switch(competition_manifest, t
     fit.train(load_config(None, tiny_overrides(competition_manifest, tmp_path, **{"train.epochs": 1})))
     assert seen == [0.0]  # subnormals were zero when the model was built (torch's threads start there)
     assert (torch.tensor([1e-39]) * 1.0).item() > 0  # and IEEE floats are back after training
+
+
+def test_evaluation_builds_and_runs_the_model_with_subnormals_as_zero(trained_run, tmp_path, monkeypatch):
+    """3.7x faster evaluation of the preset on a 2-core host (benchmarks/results/denormals.md); onnxruntime's first
+    session in a process (a peer model) turns the switch off on this thread, so evaluate turns it on again."""
+    import faceattr.reports.evaluate as ev
+
+    if not torch.set_flush_denormal(False):
+        pytest.skip("this CPU has no flush-to-zero switch")
+
+    def zeroed() -> bool:
+        return (torch.tensor([1e-39]) * 1.0).item() == 0.0
+
+    real_load, real_rows, seen = ev.load_predictor, ev.predict_rows, []
+
+    def load(*args, **kwargs):
+        seen.append(("built", zeroed()))
+        predictor = real_load(*args, **kwargs)
+        torch.set_flush_denormal(False)  # what onnxruntime's first session does
+        return predictor
+
+    monkeypatch.setattr(ev, "load_predictor", load)
+    monkeypatch.setattr(ev, "predict_rows", lambda *args: seen.append(("ran", zeroed())) or real_rows(*args))
+    ev.evaluate(trained_run.best_checkpoint, out_dir=tmp_path / "eval")
+    assert seen == [("built", True), ("ran", True)]
+    assert not zeroed()  # IEEE floats again after evaluation

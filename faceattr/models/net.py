@@ -7,9 +7,6 @@ LightningModule (`module.py`) builds the same two parts under the same names, so
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import torch
 from torch import nn
 
@@ -25,20 +22,6 @@ def build_parts(cfg: Config, load_pretrained: bool = True) -> tuple[nn.Module, T
     mcfg = cfg.model
     backbone, features = create_backbone(mcfg.backbone, mcfg.pretrained if load_pretrained else "none")
     return backbone, TaskHeads(features, list(mcfg.heads), mcfg.dropout)
-
-
-@contextmanager
-def subnormals_as_zero() -> Iterator[None]:
-    """Subnormal floats (below 1.2e-38) taken as zero inside: the pretrained face branch yields many, which x86 CPUs
-    handle in microcode, and the age-gender preset trains 1.9x faster without them on some hosts
-    (benchmarks/results/denormals.md), at no cost in float32. Enter it before the model is built: torch's worker
-    threads start then and keep the mode. This thread gets IEEE floats back on the way out, so a user's code after
-    ours sees what it saw before."""
-    torch.set_flush_denormal(True)
-    try:
-        yield
-    finally:
-        torch.set_flush_denormal(False)
 
 
 def run_parts(

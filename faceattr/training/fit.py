@@ -26,9 +26,9 @@ from faceattr.faces.crop import adopt_crop_settings
 from faceattr.labels import CLASSIFICATION_TASKS, TASK_CLASSES
 from faceattr.models.backbones import get_spec
 from faceattr.models.checkpoints import read_checkpoint
+from faceattr.models.floats import subnormals_as_zero
 from faceattr.models.losses import balanced_class_weights
 from faceattr.models.module import FaceAttrModule
-from faceattr.models.net import subnormals_as_zero
 from faceattr.synth.augment import SyntheticMasker
 from faceattr.training.batch_size import find_batch_size, tune_batch_size_on_gpu
 from faceattr.training.callbacks import BatchSeed, SaveAbove
