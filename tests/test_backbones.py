@@ -97,7 +97,7 @@ def test_local_weights_file_is_loaded(tmp_path):
 
 def test_training_takes_subnormal_floats_as_zero_and_gives_ieee_floats_back():
     """Subnormals cost x86 CPUs microcode time (the face branch yields many: benchmarks/results/denormals.md); the
-    switch is process-wide, so a user's code after training must see IEEE floats again."""
+    switch outlives the call, so a user's code after training must see IEEE floats again."""
     from faceattr.models.floats import subnormals_as_zero
 
     if not torch.set_flush_denormal(False):
@@ -127,7 +127,7 @@ def test_the_model_is_built_and_fitted_inside_the_switch(competition_manifest, t
 
 
 def test_evaluation_builds_and_runs_the_model_with_subnormals_as_zero(trained_run, tmp_path, monkeypatch):
-    """3.7x faster evaluation of the preset on a 2-core host (benchmarks/results/denormals.md); onnxruntime's first
+    """About 4x faster evaluation of the preset on a 2-core host (benchmarks/results/denormals.md); onnxruntime's first
     session in a process (a peer model) turns the switch off on this thread, so evaluate turns it on again."""
     import faceattr.reports.evaluate as ev
 
