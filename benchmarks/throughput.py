@@ -11,7 +11,7 @@ is reported, with peak RSS per batch size from a fresh process each. Data: ../sh
     python -m benchmarks.throughput --image-size 128 --batch-size 32
 
 `--denormals` instead times the age-gender preset's model (configs/utkface_age_gender.yaml, its packaged weights)
-with subnormal floats kept and taken as zero, each in a fresh process (the switch is per process), on torch and
+with subnormal floats kept and taken as zero, each in a fresh process (a process keeps the switch), on torch and
 exported to onnxruntime (`predict` and `serve` on a CPU; its own switch, a session option):
 
     python -m benchmarks.throughput --denormals --image-size 112 --batch-size 32
