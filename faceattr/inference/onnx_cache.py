@@ -18,7 +18,7 @@ from faceattr.user_cache import user_cache
 
 log = logging.getLogger(__name__)
 
-EXPORT_FORMAT = 1  # raise when export_onnx's output changes, so older copies are not reused
+EXPORT_FORMAT = 2  # raise when export_onnx's output changes, so older copies are not reused (2: no subnormal weights)
 KEEP_COPIES = 20  # the most recently used copies kept (15-40 MB each: `train` adds one per run)
 
 

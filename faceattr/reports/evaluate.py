@@ -95,13 +95,9 @@ def evaluate(
     first = Path(checkpoint[0] if isinstance(checkpoint, list | tuple) else checkpoint)
     out = Path(out_dir) if out_dir else first.parent.parent / "eval"
     check_report_folder(out, overwrite or not out_dir)
-    from faceattr.models.floats import subnormals_as_zero  # torch: a batch job, its start-up second is no cost
-
-    with subnormals_as_zero() as again:  # before the models are built: torch's threads start there and keep it
-        predictor = load_predictor(checkpoint, voting=voting, tta=tta, priors=priors, peers=peers)
-        again()  # a peer model's onnxruntime session may have turned it off on this thread
-        frame = evaluation_rows(predictor, manifest, fold, split)
-        frame, preds = predict_rows(predictor, frame, out, batch_size)
+    predictor = load_predictor(checkpoint, voting=voting, tta=tta, priors=priors, peers=peers)
+    frame = evaluation_rows(predictor, manifest, fold, split)
+    frame, preds = predict_rows(predictor, frame, out, batch_size)
     labels, old = preds.labels(), predictor.cfg.data.old_threshold
     metrics = classification_reports(frame, labels, preds.probs, old, out)
     if "age_years" in labels:
