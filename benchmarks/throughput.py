@@ -12,7 +12,8 @@ is reported, with peak RSS per batch size from a fresh process each. Data: ../sh
 
 `--denormals` instead times the age-gender preset's model (configs/utkface_age_gender.yaml, its packaged weights)
 with subnormal floats kept and taken as zero, each in a fresh process (a process keeps the switch), on torch and
-exported to onnxruntime (`predict` and `serve` on a CPU; its own switch, a session option):
+exported to onnxruntime (`predict` and `serve` on a CPU; its own switch, a session option; an export loads the
+weights without their subnormals, models/net.py):
 
     python -m benchmarks.throughput --denormals --image-size 112 --batch-size 32
 """
