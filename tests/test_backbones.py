@@ -128,7 +128,7 @@ def test_the_model_is_built_and_fitted_inside_the_switch(competition_manifest, t
 
 def test_a_checkpoint_with_subnormal_weights_loads_them_as_zero_and_nothing_else_changes(trained_run, tmp_path):
     """A model trained with subnormals kept holds thousands in its face branch, and every prediction on a CPU pays
-    for them in microcode (3x slower evaluation of the preset); the export to ONNX starts from the same load."""
+    for them in microcode (2x slower evaluation of the preset); the export to ONNX starts from the same load."""
     from faceattr.inference.checkpoint_predictor import Predictor
 
     ckpt = torch.load(trained_run.best_checkpoint, map_location="cpu", weights_only=False)

@@ -94,7 +94,7 @@ class FaceAttrNet(nn.Module):
 def without_subnormals(weights: torch.Tensor) -> torch.Tensor:
     """`weights` with its subnormal floats (below 1.2e-38) as zero. A model trained with them kept (before
     2026-12-06, or elsewhere) holds thousands in its face branch, which x86 CPUs multiply in microcode: the preset's
-    checkpoint evaluated 3x slower on torch and onnxruntime (an export starts from this load) for a change
+    checkpoint evaluated about 2x slower on torch and onnxruntime (an export starts from this load) for a change
     float32 cannot show."""
     if not weights.is_floating_point():
         return weights
