@@ -121,3 +121,37 @@ def test_prepare_manifest_applies_the_suspects_file_to_the_manifest_the_predicti
     fixed = read_manifest(out)
     assert fixed["person_id"].tolist() == manifest["person_id"].tolist()  # one manifest keeps its people's ids
     assert (fixed["gender"] != manifest["gender"]).sum() == (manifest["person_id"] == person).sum() > 0
+
+
+def test_a_corrected_manifest_keeps_every_person_in_the_fold_the_original_split_gave_them(
+    tmp_path, competition_manifest
+):
+    """Otherwise a corrected label moves people into or out of the held-out fold, and the corrected model is
+    scored on other people than the model it is compared with."""
+    from faceattr.data.split import folds_path
+
+    base = tmp_path / "base.csv"
+    done = CliRunner().invoke(
+        app, ["prepare", "manifest", str(competition_manifest), "--out", str(base), "--folds", "3"]
+    )
+    assert done.exit_code == 0, done.output
+    split = pd.read_csv(folds_path(base, 3, 42), dtype={"person_id": str})
+    split["fold"] = (split["fold"] + 1) % 3  # a split stratifying would never make again
+    split.to_csv(folds_path(base, 3, 42), index=False)
+    person = split["person_id"].iloc[0]
+    was = int(read_manifest(base).query("person_id == @person")["gender"].iloc[0])
+    suspects = tmp_path / "suspects.csv"
+    pd.DataFrame({"path": [person], "field": ["gender"], "value": [["female", "male"][was]]}).to_csv(
+        suspects, index=False
+    )
+    out = tmp_path / "corrected.csv"
+    args = ["prepare", "manifest", str(base), "--corrections", str(suspects), "--out", str(out), "--folds", "3"]
+    done = CliRunner().invoke(app, args)
+    assert done.exit_code == 0, done.output
+    assert "every person kept in their fold" in done.output
+    kept = pd.read_csv(folds_path(out, 3, 42), dtype={"person_id": str})
+    assert (
+        kept.sort_values("person_id")
+        .reset_index(drop=True)
+        .equals(split.sort_values("person_id").reset_index(drop=True))
+    )

@@ -122,6 +122,8 @@ def prepare(
         )
     print_counts(done.frame, f"{source}: {', '.join(map(str, roots))}")
     console.print(f"wrote manifest [bold]{out}[/] and split {done.split_file}")
+    if done.split_kept_from is not None:
+        console.print(f"every person kept in their fold of {done.split_kept_from}")
     report_checks(done.checks, out, done.problems)
     if done.eval_manifest is not None:
         console.print(f"wrote eval manifest {done.eval_manifest} ({done.eval_images} images)")

@@ -15,7 +15,7 @@ from faceattr.data.dedupe import drop_duplicate_images
 from faceattr.data.manifest import write_manifest
 from faceattr.data.sources import READERS, read_competition_eval
 from faceattr.data.sources.imdb_wiki import FilterReport, ImdbWikiFilters
-from faceattr.data.split import make_folds, save_folds
+from faceattr.data.split import folds_path, make_folds, save_folds, saved_folds
 from faceattr.errors import FaceAttrError, ManifestError
 from faceattr.labels import DEFAULT_OLD_THRESHOLD
 
@@ -53,6 +53,7 @@ class Prepared:
     filter_report: FilterReport | None = None  # imdb-wiki
     corrections_log: pd.DataFrame | None = None
     corrections_file: Path | None = None
+    split_kept_from: Path | None = None  # the input manifest's own split, kept (person_folds)
     eval_manifest: Path | None = None
     eval_images: int = 0
 
@@ -92,6 +93,22 @@ def read_sources(
     return df, problems, report
 
 
+def person_folds(
+    source: str, roots: list[Path], df: pd.DataFrame, options: PrepareOptions
+) -> tuple[pd.DataFrame, Path | None]:
+    """New person-level folds; but one manifest read again (e.g. with --corrections) keeps the split saved beside
+    it, for the same folds and seed, where that split holds every person: a corrected label must not move its
+    person into or out of the held-out fold, or the corrected and original models are scored on other people.
+    Returns the split and the file it was kept from (None when made anew)."""
+    if source == "manifest" and len(roots) == 1:
+        saved = saved_folds(roots[0], options.folds, options.split_seed)
+        people = set(df["person_id"].astype(str))
+        if saved is not None and people <= set(saved["person_id"]):
+            kept = saved[saved["person_id"].isin(people)].reset_index(drop=True)
+            return kept, folds_path(roots[0], options.folds, options.split_seed)
+    return make_folds(df, options.folds, options.split_seed), None
+
+
 def check_output(out: Path, roots: list[Path], overwrite: bool) -> None:
     """Before reading anything: the manifest never replaces one of its own inputs, nor an existing file unless
     `overwrite`."""
@@ -126,7 +143,7 @@ def prepare(source: str, roots: list[Path], out: Path, options: PrepareOptions |
             f"leaving {left} person(s) for {options.folds} folds: fix those labels, or keep every copy with "
             "--no-drop-duplicates"
         )
-    split = make_folds(df, options.folds, options.split_seed)
+    split, split_kept_from = person_folds(source, roots, df, options)
     # inputs all read and checked: now the outputs
     write_manifest(df, out)
     corrections_file = out.with_name(out.name + ".corrections.csv") if log is not None else None
@@ -148,6 +165,7 @@ def prepare(source: str, roots: list[Path], out: Path, options: PrepareOptions |
         filter_report=report if source == "imdb-wiki" else None,
         corrections_log=log,
         corrections_file=corrections_file,
+        split_kept_from=split_kept_from,
         eval_manifest=eval_manifest,
         eval_images=len(eval_df) if eval_df is not None else 0,
     )

@@ -56,6 +56,12 @@ def folds_path(manifest_path: str | Path, k: int, seed: int) -> Path:
     return p.with_name(f"{p.name}.folds-k{k}-seed{seed}.csv")
 
 
+def saved_folds(manifest_path: str | Path, k: int, seed: int) -> pd.DataFrame | None:
+    """The (person_id, fold) table saved beside a manifest, or None where there is none yet."""
+    path = folds_path(manifest_path, k, seed)
+    return pd.read_csv(path, dtype={"person_id": str}) if path.is_file() else None
+
+
 def save_folds(table: pd.DataFrame, manifest_path: str | Path, k: int, seed: int) -> Path:
     """Write a split beside its manifest, atomically (a unique temp name: DDP ranks may both make it)."""
     path = folds_path(manifest_path, k, seed)
@@ -65,9 +71,8 @@ def save_folds(table: pd.DataFrame, manifest_path: str | Path, k: int, seed: int
 def load_or_make_folds(df: pd.DataFrame, manifest_path: str | Path, k: int, seed: int) -> pd.Series:
     """Fold number per manifest row, from the saved split (made and saved on first use)."""
     path = folds_path(manifest_path, k, seed)
-    if path.is_file():
-        table = pd.read_csv(path, dtype={"person_id": str})
-    else:
+    table = saved_folds(manifest_path, k, seed)
+    if table is None:
         table = make_folds(df, k, seed)
         save_folds(table, manifest_path, k, seed)
     fold_of = dict(zip(table["person_id"].astype(str), table["fold"].astype(int), strict=True))
