@@ -158,9 +158,17 @@ def peak_rss(backbone: str, size: int, batch: int, channels_last: bool) -> tuple
     return in_fresh_process(_peak_rss_child, backbone, size, batch, channels_last)
 
 
+PRESET = "configs/utkface_age_gender.yaml"  # the model --denormals times
+
+
+def _preset_module() -> FaceAttrModule:
+    """The age-gender preset's model with its packaged weights, as training builds it."""
+    return FaceAttrModule.from_config(load_config(PRESET, []))
+
+
 def _denormal_rates(flush: bool, size: int, batch: int, steps: int, queue) -> None:
     torch.set_flush_denormal(flush)  # before the model is built, as training does (models/floats.py)
-    module = FaceAttrModule.from_config(load_config("configs/utkface_age_gender.yaml", []))
+    module = _preset_module()
     torch.manual_seed(0)
     runner = Runner(module)
     fixed = (torch.randn(batch, 3, size, size), _targets(batch, tuple(module.tasks)))
@@ -176,7 +184,7 @@ def _export_preset(queue) -> None:
     from faceattr.config import to_dict
     from faceattr.inference.export import export_onnx
 
-    module = FaceAttrModule.from_config(load_config("configs/utkface_age_gender.yaml", []))
+    module = _preset_module()
     checkpoint = Path(tempfile.mkdtemp()) / "preset.ckpt"
     torch.save({"state_dict": module.state_dict(), "hyper_parameters": {"config": to_dict(module.cfg)}}, checkpoint)
     queue.put(str(export_onnx(checkpoint, checkpoint.with_suffix(".onnx"))[0]))
@@ -199,7 +207,7 @@ def denormals(args) -> None:
     model = in_fresh_process(_export_preset)
     for row, flush in zip(rows, (False, True), strict=True):
         row["infer_onnx"] = in_fresh_process(_onnx_rate, model, flush, size, batch, steps)
-    settings = {**vars(args), "model": "configs/utkface_age_gender.yaml (lite0_face, packaged weights)"}
+    settings = {**vars(args), "model": f"{PRESET} (lite0_face, packaged weights)"}
     save("denormals", rows, ["subnormals", "train_a", "infer_a", "infer_onnx"], {**settings, "units": "images/s"})
 
 
