@@ -142,6 +142,16 @@ def test_resume_continues_from_last_checkpoint(competition_manifest, tmp_path):
     assert sorted(rows["epoch"].dropna().unique().tolist()) == [0, 1]
 
 
+def test_last_ckpt_holds_the_last_epoch_when_it_is_not_the_best(competition_manifest, tmp_path):
+    # since Lightning 2.6 its save_last writes last.ckpt only at a step that saved a top-k checkpoint: a killed
+    # run would resume from its best epoch and train again every epoch after it
+    still = {"train.epochs": 3, "optim.lr": 1e-12, "model.freeze_bn": True}  # no epoch after the first improves
+    result = train(load_config(None, tiny_overrides(competition_manifest, tmp_path, **still)))
+    last = torch.load(result.last_checkpoint, weights_only=False)
+    assert result.best_epoch == 0 and last["epoch"] == 2
+    assert last["callbacks"]  # the checkpoint callbacks' state (the best so far) travels with it, for --resume
+
+
 def test_resume_goes_on_when_the_killed_run_left_its_metrics_log_empty(competition_manifest, tmp_path):
     # kill -9 can land while the CSV logger has opened metrics.csv and not yet written it (seen in CI)
     first = train(load_config(None, tiny_overrides(competition_manifest, tmp_path, **{"train.epochs": 1})))

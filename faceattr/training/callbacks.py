@@ -7,6 +7,7 @@ import random
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 
 class BatchSeed(L.Callback):
@@ -50,3 +51,26 @@ class SaveAbove(L.Callback):
             path = self.dirpath / f"epoch{trainer.current_epoch:03d}-{self.monitor.replace('/', '_')}{value:.4f}.ckpt"
             trainer.save_checkpoint(path)
             self.saved.append(str(path))
+
+
+class BestAndLast(ModelCheckpoint):
+    """Lightning's ModelCheckpoint, with `last.ckpt` written at the end of every epoch as before Lightning 2.6.
+
+    Since 2.6 `save_last` writes it only at a step that also saved a top-k checkpoint, so after an epoch that did
+    not improve the monitored metric `last.ckpt` is still the best epoch: a killed run would resume from there and
+    train again every epoch since, and "the last epoch" would silently be an older one.
+    """
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if not self._should_save_on_train_epoch_end(trainer):
+            self._save_last_if_missed(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self._should_save_on_train_epoch_end(trainer):
+            self._save_last_if_missed(trainer)
+
+    def _save_last_if_missed(self, trainer: L.Trainer) -> None:
+        if self.save_last and not self._should_skip_saving_checkpoint(trainer):  # skipped: saved at this step
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))

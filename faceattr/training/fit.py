@@ -13,7 +13,7 @@ import lightning as L
 import pandas as pd
 import torch
 from lightning.pytorch.accelerators import CPUAccelerator
-from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from faceattr.atomic import write_csv, write_json
@@ -31,7 +31,7 @@ from faceattr.models.losses import balanced_class_weights
 from faceattr.models.module import FaceAttrModule
 from faceattr.synth.augment import SyntheticMasker
 from faceattr.training.batch_size import find_batch_size, tune_batch_size_on_gpu
-from faceattr.training.callbacks import BatchSeed, SaveAbove
+from faceattr.training.callbacks import BatchSeed, BestAndLast, SaveAbove
 from faceattr.training.checkpoint_io import AtomicCheckpointIO
 from faceattr.training.distill import peer_targets, save_peer_targets
 from faceattr.training.runinfo import run_info
@@ -178,7 +178,7 @@ def on_one_gpu(trainer: L.Trainer) -> bool:
 def build_trainer(cfg: Config, run_dir: Path, extra_callbacks: list | None = None) -> L.Trainer:
     t = cfg.train
     keep_last = t.full_data or t.monitor == "last"
-    checkpoints = ModelCheckpoint(
+    checkpoints = BestAndLast(
         dirpath=run_dir / "checkpoints",
         filename="best",
         monitor=None if keep_last else t.monitor,  # no validation on full data (or monitor=last): best = last
