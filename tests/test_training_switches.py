@@ -1,6 +1,6 @@
 """Fine-tuning switches do what their config keys say: a frozen backbone or frozen batch-norm statistics stay as
-they were, the backbone's lr share, early stopping, `train.monitor=last`, EMA weights, and the kept checkpoint
-chosen by `val/error`."""
+they were, the backbone's lr share, early stopping, `train.monitor=last`, EMA weights, the kept checkpoint chosen by
+`val/error`, and the lr schedule followed per optimizer step (`scheduler.per_step`), also across a resume."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from faceattr.config import OptimConfig, load_config
+from faceattr.config import OptimConfig, SchedulerConfig, load_config
 from faceattr.training import train
 from tests.conftest import tiny_overrides
 
@@ -94,3 +94,40 @@ def test_ema_saves_averaged_weights(competition_manifest, tmp_path):
     ema, _, ema_weights = run(competition_manifest, tmp_path, "ema", **{"train.ema_decay": 0.9})
     assert ema.best_checkpoint.is_file()
     assert any(not torch.allclose(plain_weights[k], ema_weights[k]) for k in plain_weights if "running" not in k)
+
+
+class LearningRates(Callback):
+    """The heads' lr at every training batch, as the optimizer step uses it."""
+
+    def __init__(self) -> None:
+        self.lrs: list[float] = []
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+        self.lrs.append(next(g["lr"] for g in trainer.optimizers[0].param_groups if g["name"] == "heads"))
+
+
+def lrs_of(manifest, tmp_path, name: str, resume: bool = False, **extra) -> list[float]:
+    watch = LearningRates()
+    cfg = load_config(None, tiny_overrides(manifest, tmp_path, **{"run.name": name, "optim.lr": 0.01, **extra}))
+    train(cfg, callbacks=[watch], resume=resume)
+    return watch.lrs
+
+
+def test_per_step_follows_the_schedule_every_step_and_ends_at_its_floor(competition_manifest, tmp_path):
+    from faceattr.models.optim import lr_factor
+
+    per_epoch = lrs_of(competition_manifest, tmp_path, "epoch", **{"train.epochs": 3})
+    per_step = lrs_of(competition_manifest, tmp_path, "step", **{"train.epochs": 3, "scheduler.per_step": True})
+    steps = len(per_step) / 3
+    cosine = SchedulerConfig(name="cosine")
+    assert per_step == pytest.approx([0.01 * lr_factor(cosine, n / steps, 3) for n in range(len(per_step))])
+    assert len(set(per_epoch)) == 3 and len(set(per_step)) == len(per_step)  # the control: per epoch, 3 steps
+    assert per_step[-1] < 0.2 * per_epoch[-1]  # the last epoch anneals instead of training at a quarter of the lr
+
+
+def test_a_resumed_per_step_run_picks_the_schedule_up_where_it_stopped(competition_manifest, tmp_path):
+    per_step = {"scheduler.per_step": True}
+    straight = lrs_of(competition_manifest, tmp_path, "straight", **{"train.epochs": 3, **per_step})
+    lrs_of(competition_manifest, tmp_path, "stopped", **{"train.epochs": 2, **per_step})
+    resumed = lrs_of(competition_manifest, tmp_path, "stopped", resume=True, **{"train.epochs": 3, **per_step})
+    assert resumed == pytest.approx(straight[-len(resumed) :]) and len(resumed) == len(straight) / 3

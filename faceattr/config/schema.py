@@ -248,6 +248,8 @@ class SchedulerConfig:
     step_size: int = 10  # step: epochs between decays
     gamma: float = 0.5  # step and exponential: decay factor
     min_lr_ratio: float = 0.01  # cosine: final lr as a share of the start lr
+    per_step: bool = False  # true: the lr moves along the schedule every optimizer step, not once an epoch
+    # (a 3-epoch cosine then anneals to its floor; once an epoch, its last epoch trains at 1/4 of the start lr)
 
 
 @dataclass

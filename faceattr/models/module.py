@@ -118,7 +118,7 @@ class FaceAttrModule(L.LightningModule):
     # -- fine-tuning controls ---------------------------------------------------------------------------
     def on_train_epoch_start(self) -> None:
         for config in self.trainer.lr_scheduler_configs if self._trainer is not None else []:
-            sync_scheduler(config.scheduler, self.current_epoch)
+            sync_scheduler(config.scheduler, self.global_step if config.interval == "step" else self.current_epoch)
         frozen = self.current_epoch < self.cfg.model.freeze_backbone_epochs
         for p in self.backbone.parameters():
             p.requires_grad_(not frozen)
@@ -191,7 +191,10 @@ class FaceAttrModule(L.LightningModule):
     def configure_optimizers(self):
 
         optimizer = create_optimizer(self.cfg.optim, self.backbone, self.heads)
-        scheduler = create_scheduler(self.cfg.scheduler, optimizer, self.cfg.train.epochs)
+        epochs, per_step = self.cfg.train.epochs, self.cfg.scheduler.per_step
+        steps_per_epoch = self.trainer.estimated_stepping_batches / epochs if per_step else 1.0
+        scheduler = create_scheduler(self.cfg.scheduler, optimizer, epochs, steps_per_epoch)
         if scheduler is None:
             return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        interval = "step" if per_step else "epoch"
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}

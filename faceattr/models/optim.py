@@ -38,25 +38,26 @@ OPTIMIZERS: dict[str, Callable[[list[dict], OptimConfig], torch.optim.Optimizer]
 }
 
 
-def quarter_factor(epoch: int, epochs: int) -> float:
+def quarter_factor(epoch: float, epochs: int) -> float:
     """The recipe's quarter schedule: lr x1, x0.2, x0.04, x0.008 from 0, 25, 50, 75 % of the epochs."""
     quarter = min(3, int(4 * epoch / max(1, epochs)))
     return 0.2**quarter
 
 
-def lr_factor(cfg: SchedulerConfig, epoch: int, epochs: int) -> float:
-    """The lr multiplier at `epoch`: every schedule is a pure function of the epoch, so a resumed run
-    (whose checkpoint may predate the end-of-epoch scheduler step) sets exactly the lr an uninterrupted run has."""
+def lr_factor(cfg: SchedulerConfig, epoch: float, epochs: int) -> float:
+    """The lr multiplier at `epoch` (fractional between epochs with scheduler.per_step): every schedule is a pure
+    function of the epoch, so a resumed run (whose checkpoint may predate the end-of-epoch scheduler step) sets
+    exactly the lr an uninterrupted run has."""
     return SCHEDULES[cfg.name](cfg, epoch, epochs)
 
 
-def _cosine(cfg: SchedulerConfig, epoch: int, epochs: int) -> float:
+def _cosine(cfg: SchedulerConfig, epoch: float, epochs: int) -> float:
     floor = cfg.min_lr_ratio
     return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(epoch, epochs) / max(1, epochs)))
 
 
 # scheduler.name -> lr multiplier(cfg, epoch, epochs), for every name config/choices.py spells
-SCHEDULES: dict[str, Callable[[SchedulerConfig, int, int], float]] = {
+SCHEDULES: dict[str, Callable[[SchedulerConfig, float, int], float]] = {
     Schedule.NONE: lambda cfg, epoch, epochs: 1.0,
     Schedule.QUARTER: lambda cfg, epoch, epochs: quarter_factor(epoch, epochs),
     Schedule.STEP: lambda cfg, epoch, epochs: cfg.gamma ** (epoch // max(1, cfg.step_size)),
@@ -65,17 +66,19 @@ SCHEDULES: dict[str, Callable[[SchedulerConfig, int, int], float]] = {
 }
 
 
-def create_scheduler(cfg: SchedulerConfig, optimizer: torch.optim.Optimizer, epochs: int):
-    """A per-epoch LambdaLR over `lr_factor`, or None for a constant lr."""
+def create_scheduler(cfg: SchedulerConfig, optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: float = 1.0):
+    """A LambdaLR over `lr_factor`, or None for a constant lr. It counts epochs, or optimizer steps when given
+    `steps_per_epoch` (scheduler.per_step): the same curve, followed between epochs too."""
     if cfg.name == Schedule.NONE:
         return None
     lr_factor(cfg, 0, epochs)  # unknown names fail here, not mid-run
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: lr_factor(cfg, epoch, epochs))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda n: lr_factor(cfg, n / steps_per_epoch, epochs))
 
 
-def sync_scheduler(scheduler, epoch: int) -> None:
-    """Put a LambdaLR (and its optimizer's lrs) at `epoch`, whatever step count the restored state holds."""
-    scheduler.last_epoch = epoch - 1
+def sync_scheduler(scheduler, position: int) -> None:
+    """Put a LambdaLR (and its optimizer's lrs) at `position` (its epoch or step), whatever count the restored state
+    holds."""
+    scheduler.last_epoch = position - 1
     with warnings.catch_warnings():  # "step() before optimizer.step()": intended, we only set the lr here
         warnings.simplefilter("ignore", UserWarning)
         scheduler.step()

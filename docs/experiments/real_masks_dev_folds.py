@@ -1,12 +1,15 @@
-"""Issue 35's open lever for drawn + real: masks drawn on the user's own bare crowd faces, cropped to reach below the
-chin, so a mask pulled under the chin is in the crop and drawn training faces show neck and collar as real ones do.
+"""Levers for the drawn + real recipe (`configs/mask_real.yaml`), each screened on two folds of masks-crowd's dev
+half (split again by photo, `benchmarks.real_masks.split_dev`'s hash): train on the drawn set + half A, score half
+B's faces >= 32 px, then the other way round; the test half is never read. Recipes (`--recipe`, repeat):
 
-The drawn + real recipe (`configs/mask_real.yaml`) against the same recipe with every crop's bottom margin at 0.3 of
-the face box (was 0.036) and, added to its training set, masks drawn (`synth-masks`) on the bare faces of the real
-photos it trains on. Two folds of masks-crowd's dev half (split again by photo, `benchmarks.real_masks.split_dev`'s
-hash): train on the drawn set + half A (+ A's bare faces drawn on), score half B's faces >= 32 px, then the other way
-round; the test half is never read. `synth-masks` needs gender and age on each row, which boxed faces lack: this
-study writes a stand-in (male, 30) that only the mask head, the one trained here, never reads.
+- `shipped`: the recipe as shipped, the baseline every lever is read against;
+- `chin_drawn` (issue 35's lever for masks under the chin): every crop's bottom margin at 0.3 of the face box (was
+  0.036) and, added to the training set, masks drawn (`synth-masks`) on the bare faces of the real photos it trains
+  on, so a mask pulled under the chin is in the crop and drawn faces show neck and collar as real ones do.
+  `synth-masks` needs gender and age on each row, which boxed faces lack: this study writes a stand-in (male, 30)
+  that only the mask head, the one trained here, never reads;
+- `per_step`: the cosine lr followed every optimizer step (`scheduler.per_step=true`), so the third epoch anneals
+  to the floor instead of training at a quarter of the start lr.
 
     faceattr prepare utkface ../shared/data/utkface ../shared/data/utkface-extra --out W/utkface.csv
     faceattr synth-masks W/utkface.csv --out W/synth --persons 1200
@@ -15,7 +18,7 @@ study writes a stand-in (male, 30) that only the mask head, the one trained here
     for each of  (shipped framing: no override)  and  (chin: faces.margins=[0.082,0.096,-0.044,0.3]):
         faceattr crop W/crowd.csv -c configs/mask_real.yaml [chin] --out W/crowd[_chin].crops.csv
         faceattr crop W/synth.csv -c configs/mask_real.yaml [chin] --out W/synth[_chin].crops.csv
-    python -m docs.experiments.real_masks_chin_drawn --work W --seed 42
+    python -m docs.experiments.real_masks_dev_folds --work W --seed 42 --recipe shipped --recipe chin_drawn
 
 With `--suspects`, the shipped recipe's out-of-fold answers for every dev face (the seeds' mean) go to
 W/crowd_dev_oof.csv, for `faceattr suspects W/crowd_dev_oof.csv --task mask`: the dev labels those answers
@@ -37,7 +40,12 @@ from benchmarks.real_masks import crowd_scores, in_dev_part_a, load_predictor, t
 from faceattr.data.manifest import read_manifest, write_manifest
 
 CHIN = "faces.margins=[0.082,0.096,-0.044,0.3]"
-RECIPES = {"shipped": "configs/mask_real.yaml as shipped", "chin_drawn": "+ chin framing + drawn on own bare faces"}
+# recipe -> (its title in the table, its overrides of configs/mask_real.yaml)
+RECIPES = {
+    "shipped": ("configs/mask_real.yaml as shipped", []),
+    "chin_drawn": ("+ chin framing + drawn on own bare faces", [CHIN]),
+    "per_step": ("+ lr schedule per step", ["scheduler.per_step=true"]),
+}
 
 
 def draw_on_bare_faces(work: Path) -> pd.DataFrame:
@@ -87,9 +95,9 @@ def fold_result(work: Path, recipe: str, fold: str, seed: int) -> dict:
     cached = work / f"{name}.json"
     if not cached.is_file():
         train_on, score_on = manifests(work, recipe, fold)
-        chin = [CHIN] if recipe == "chin_drawn" else []
         where = [f"run.dir={work / 'runs'}", f"run.name={name}", "train.progress_bar=false", "run.trackers=[]"]
-        run(["train", "-c", "configs/mask_real.yaml", f"data.manifest={train_on}", f"seed={seed}", *where, *chin])
+        overrides = RECIPES[recipe][1]
+        run(["train", "-c", "configs/mask_real.yaml", f"data.manifest={train_on}", f"seed={seed}", *where, *overrides])
         checkpoint = work / "runs" / name / "checkpoints" / "last.ckpt"
         rows = crowd_scores([checkpoint], read_manifest(score_on))
         cached.write_text(json.dumps(next(r for r in rows if r["faces"] == ">= 32 px")))
@@ -144,10 +152,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, required=True, help="the folder of the commands above")
     parser.add_argument("--seed", type=int, action="append", help="training seeds (repeat; default 42)")
+    parser.add_argument("--recipe", action="append", choices=list(RECIPES), help="repeat; default shipped + chin_drawn")
+    parser.add_argument("--name", default="real_masks_crowd_chin_drawn", help="results file name")
     parser.add_argument("--suspects", action="store_true", help="also write W/crowd_dev_oof.csv (see the docstring)")
     args = parser.parse_args()
     rows = []
-    for recipe, title in RECIPES.items():
+    for recipe in args.recipe or ["shipped", "chin_drawn"]:
+        title = RECIPES[recipe][0]
         for seed in args.seed or [42]:
             folds = {fold: fold_result(args.work, recipe, fold, seed) for fold in ("A", "B")}
             rows += [row(title, seed, f"dev {fold}", scores) for fold, scores in folds.items()]
@@ -160,8 +171,8 @@ def main() -> None:
                 chosen = f"{title}, class weights {rule['weights']} chosen on these answers"
                 rows.append(row(chosen, seed, "both folds pooled", rule))
     columns = ["recipe", "seed", "trained on", "faces", "macro_f1_3class", "recall_incorrect", "confusion"]
-    settings = {"work": str(args.work), "chin": CHIN, "command": "python -m docs.experiments.real_masks_chin_drawn"}
-    save("real_masks_crowd_chin_drawn", rows, columns, settings, folder=STUDIES)
+    settings = {"work": str(args.work), "chin": CHIN, "command": "python -m docs.experiments.real_masks_dev_folds"}
+    save(args.name, rows, columns, settings, folder=STUDIES)
     if args.suspects:
         print("out-of-fold answers:", write_out_of_fold(args.work, args.seed or [42]))
 
