@@ -436,7 +436,7 @@ def main() -> None:
         "--folds", type=int, default=3, help="drawn + real: person-level folds of masks-real (0 = skip)"
     )
     parser.add_argument("--old-repo", type=Path, default=None, help="a checkout with the old renderer")
-    parser.add_argument("--name", default="real_masks", help="results file name")
+    parser.add_argument("--name", default=None, help="results file name (default: real_masks, or each --crowd mode's)")
     parser.add_argument("--seed", type=int, default=42, help="training seed of the drawn-only models")
     parser.add_argument(
         "--renderers", default="old,new", help="drawn sets to train on (old needs --old-repo or its cached crops)"
@@ -510,7 +510,7 @@ def main() -> None:
         chosen = choose_priors(args.checkpoint or [], read_manifest(args.crowd))
         print(chosen, f"\nin the recipe: priors: {{target: {{mask: {chosen['target']}}}}}")
         save(
-            "real_masks_crowd_priors",
+            args.name or "real_masks_crowd_priors",
             [chosen],
             list(chosen),
             {"crowd": str(args.crowd), "checkpoints": args.checkpoint},
@@ -518,7 +518,7 @@ def main() -> None:
         return
     if args.crowd_val:  # where a drawn + real recipe is decided: real faces none of its runs trained on
         rows = validation_fold_scores(args.checkpoint or [])
-        save("real_masks_crowd_validation", rows, list(rows[0]), {"checkpoints": args.checkpoint})
+        save(args.name or "real_masks_crowd_validation", rows, list(rows[0]), {"checkpoints": args.checkpoint})
         return
     if args.crowd is not None:  # three classes on real crowd faces, for models trained elsewhere
         priors = parse_priors(args.crowd_priors) if args.crowd_priors is not None else None
@@ -527,7 +527,7 @@ def main() -> None:
             if len(models) % args.vote:
                 parser.error(f"--vote {args.vote}: give a multiple of {args.vote} --checkpoint, not {len(models)}")
             models = [models[i : i + args.vote] for i in range(0, len(models), args.vote)]
-        name = "real_masks_crowd" + ("_as_trained" if priors == {} else "")
+        name = args.name or "real_masks_crowd" + ("_as_trained" if priors == {} else "")
         if args.append and not saved_file(name).is_file():
             parser.error(f"--append: no saved {name} table to add to; run once without --append")
         rows = crowd_scores(models, read_manifest(args.crowd), priors, args.gallery)
@@ -542,6 +542,7 @@ def main() -> None:
         columns = [*list(dict.fromkeys(k for r in rows for k in r if k != "confusion")), "confusion"]
         save(name, rows, columns, settings)
         return
+    args.name = args.name or "real_masks"
     if args.incorrect_share <= 0 or (args.incorrect_share > 1 and args.incorrect_share != round(args.incorrect_share)):
         parser.error("--incorrect-share: a share in (0, 1], or a whole number of repeats (2, 3, ...)")
     args.work.mkdir(parents=True, exist_ok=True)
