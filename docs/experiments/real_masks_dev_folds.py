@@ -2,14 +2,17 @@
 half (split again by photo, `benchmarks.real_masks.split_dev`'s hash): train on the drawn set + half A, score half
 B's faces >= 32 px, then the other way round; the test half is never read. Recipes (`--recipe`, repeat):
 
-- `shipped`: the recipe as shipped, the baseline every lever is read against;
-- `chin_drawn` (issue 35's lever for masks under the chin): every crop's bottom margin at 0.3 of the face box (was
-  0.036) and, added to the training set, masks drawn (`synth-masks`) on the bare faces of the real photos it trains
-  on, so a mask pulled under the chin is in the crop and drawn faces show neck and collar as real ones do.
-  `synth-masks` needs gender and age on each row, which boxed faces lack: this study writes a stand-in (male, 30)
-  that only the mask head, the one trained here, never reads;
-- `per_step`: the cosine lr followed every optimizer step (`scheduler.per_step=true`), so the third epoch anneals
-  to the floor instead of training at a quarter of the start lr.
+- `shipped`: the recipe as shipped (its lr per step since 2026-12-06);
+- `per_epoch`: the recipe before 2026-12-06, its cosine lr moved once an epoch (the third epoch at a quarter of the
+  start lr): the baseline the levers below were read against;
+- `chin_drawn` (issue 35's lever for masks under the chin, on `per_epoch`): every crop's bottom margin at 0.3 of
+  the face box (was 0.036) and, added to the training set, masks drawn (`synth-masks`) on the bare faces of the
+  real photos it trains on, so a mask pulled under the chin is in the crop and drawn faces show neck and collar as
+  real ones do. `synth-masks` needs gender and age on each row, which boxed faces lack: this study writes a stand-in
+  (male, 30) that only the mask head, the one trained here, never reads.
+
+The study of the lr per step was `--recipe per_epoch --recipe shipped`; the chin one `--recipe per_epoch --recipe
+chin_drawn`.
 
     faceattr prepare utkface ../shared/data/utkface ../shared/data/utkface-extra --out W/utkface.csv
     faceattr synth-masks W/utkface.csv --out W/synth --persons 1200
@@ -18,11 +21,11 @@ B's faces >= 32 px, then the other way round; the test half is never read. Recip
     for each of  (shipped framing: no override)  and  (chin: faces.margins=[0.082,0.096,-0.044,0.3]):
         faceattr crop W/crowd.csv -c configs/mask_real.yaml [chin] --out W/crowd[_chin].crops.csv
         faceattr crop W/synth.csv -c configs/mask_real.yaml [chin] --out W/synth[_chin].crops.csv
-    python -m docs.experiments.real_masks_dev_folds --work W --seed 42 --recipe shipped --recipe chin_drawn
+    python -m docs.experiments.real_masks_dev_folds --work W --seed 42 --recipe per_epoch --recipe chin_drawn
 
-With `--suspects`, the shipped recipe's out-of-fold answers for every dev face (the seeds' mean) go to
-W/crowd_dev_oof.csv, for `faceattr suspects W/crowd_dev_oof.csv --task mask`: the dev labels those answers
-contradict, with a sheet of the faces.
+With `--suspects` (and `--recipe per_epoch`), that recipe's out-of-fold answers for every dev face (the seeds'
+mean) go to W/crowd_dev_oof.csv, for `faceattr suspects W/crowd_dev_oof.csv --task mask`: the dev labels those
+answers contradict, with a sheet of the faces.
 """
 
 from __future__ import annotations
@@ -41,10 +44,11 @@ from faceattr.data.manifest import read_manifest, write_manifest
 
 CHIN = "faces.margins=[0.082,0.096,-0.044,0.3]"
 # recipe -> (its title in the table, its overrides of configs/mask_real.yaml)
+ONCE_AN_EPOCH = "scheduler.per_step=false"
 RECIPES = {
     "shipped": ("configs/mask_real.yaml as shipped", []),
-    "chin_drawn": ("+ chin framing + drawn on own bare faces", [CHIN]),
-    "per_step": ("+ lr schedule per step", ["scheduler.per_step=true"]),
+    "per_epoch": ("configs/mask_real.yaml, its lr once an epoch", [ONCE_AN_EPOCH]),
+    "chin_drawn": ("+ chin framing + drawn on own bare faces", [CHIN, ONCE_AN_EPOCH]),
 }
 
 
@@ -130,9 +134,9 @@ def out_of_fold_rule(work: Path, recipe: str, seed: int) -> dict:
 
 
 def write_out_of_fold(work: Path, seeds: list[int]) -> Path:
-    """The shipped recipe's out-of-fold answers for every dev face (the seeds' mean), in the columns `faceattr
+    """The per_epoch recipe's out-of-fold answers for every dev face (the seeds' mean), in the columns `faceattr
     suspects --task mask` reads: the labels those answers contradict, to review."""
-    answers = [out_of_fold_answers(work, "shipped", seed, min_width=0) for seed in seeds]
+    answers = [out_of_fold_answers(work, "per_epoch", seed, min_width=0) for seed in seeds]
     faces = answers[0][0][["path", "person_id", "mask", "box_x1", "box_x2"]]
     if any(not f["path"].equals(faces["path"]) for f, _ in answers):
         raise RuntimeError("the seeds' runs answered different faces; rerun them on the same crops")
@@ -152,12 +156,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, required=True, help="the folder of the commands above")
     parser.add_argument("--seed", type=int, action="append", help="training seeds (repeat; default 42)")
-    parser.add_argument("--recipe", action="append", choices=list(RECIPES), help="repeat; default shipped + chin_drawn")
-    parser.add_argument("--name", default="real_masks_crowd_chin_drawn", help="results file name")
+    parser.add_argument("--recipe", action="append", choices=list(RECIPES), help="repeat; default per_epoch + shipped")
+    parser.add_argument("--name", default="real_masks_crowd_per_step", help="results file name")
     parser.add_argument("--suspects", action="store_true", help="also write W/crowd_dev_oof.csv (see the docstring)")
     args = parser.parse_args()
     rows = []
-    for recipe in args.recipe or ["shipped", "chin_drawn"]:
+    for recipe in args.recipe or ["per_epoch", "shipped"]:
         title = RECIPES[recipe][0]
         for seed in args.seed or [42]:
             folds = {fold: fold_result(args.work, recipe, fold, seed) for fold in ("A", "B")}
@@ -166,7 +170,7 @@ def main() -> None:
             truth = np.repeat(np.arange(3), confusion.sum(1))
             labels = np.concatenate([np.repeat(np.arange(3), counts) for counts in confusion])
             rows.append(row(title, seed, "both folds pooled", three_class_scores(truth, labels)))
-            if recipe == "shipped":
+            if recipe in ("shipped", "per_epoch"):
                 rule = out_of_fold_rule(args.work, recipe, seed)
                 chosen = f"{title}, class weights {rule['weights']} chosen on these answers"
                 rows.append(row(chosen, seed, "both folds pooled", rule))
