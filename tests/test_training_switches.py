@@ -121,7 +121,7 @@ def test_per_step_follows_the_schedule_every_step_and_ends_at_its_floor(competit
     steps = len(per_step) / 3
     cosine = SchedulerConfig(name="cosine")
     assert per_step == pytest.approx([0.01 * lr_factor(cosine, n / steps, 3) for n in range(len(per_step))])
-    assert len(set(per_epoch)) == 3 and len(set(per_step)) == len(per_step)  # the control: per epoch, 3 steps
+    assert len(set(per_epoch)) == 3 and len(set(per_step)) == len(per_step)  # the control: once an epoch, 3 values
     assert per_step[-1] < 0.2 * per_epoch[-1]  # the last epoch anneals instead of training at a quarter of the lr
 
 
