@@ -96,6 +96,22 @@ def test_ema_saves_averaged_weights(competition_manifest, tmp_path):
     assert any(not torch.allclose(plain_weights[k], ema_weights[k]) for k in plain_weights if "running" not in k)
 
 
+def test_a_resumed_ema_run_keeps_its_average(competition_manifest, tmp_path):
+    """The average travels in last.ckpt: a run stopped after 2 of 3 epochs and resumed saves the same averaged (and
+    raw) weights as the run that went straight through; resumed without the average, it would not. (A step
+    schedule, flat over these epochs, so that the stopped run's lr equals the straight one's.)"""
+    ema = {"train.ema_decay": 0.9, "train.full_data": True, "train.monitor": "last", "scheduler.name": "step"}
+    overrides = tiny_overrides(competition_manifest, tmp_path, **{"run.name": "straight", "train.epochs": 3, **ema})
+    straight = torch.load(train(load_config(None, overrides)).last_checkpoint, weights_only=True)
+    stopped = tiny_overrides(competition_manifest, tmp_path, **{"run.name": "stopped", **ema})
+    train(load_config(None, stopped))
+    resumed = torch.load(
+        train(load_config(None, [*stopped, "train.epochs=3"]), resume=True).last_checkpoint, weights_only=True
+    )
+    for weights in ("state_dict", "current_model_state"):  # the average, and the weights trained on
+        assert all(torch.equal(straight[weights][k], resumed[weights][k]) for k in straight[weights])
+
+
 class LearningRates(Callback):
     """The heads' lr at every training batch, as the optimizer step uses it."""
 
