@@ -140,7 +140,7 @@ def out_of_fold_rules(work: Path, recipe: str, seeds: list[int]) -> list[tuple[s
         for seed, (faces, p) in answers.items()
     }
     f1 = np.array([[s["macro_f1_3class"] for s in scores[seed]] for seed in seeds])  # seeds x weighings
-    chosen = [(f"seed {seed}", [seeds.index(seed)]) for seed in seeds]
+    chosen = [(f"seed {seed}", [i]) for i, seed in enumerate(seeds)]
     chosen += [("all seeds", list(range(len(seeds))))] if len(seeds) > 1 else []
     rules = []
     for by, which in chosen:
