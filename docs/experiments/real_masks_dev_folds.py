@@ -11,11 +11,14 @@ B's faces >= 32 px, then the other way round; the test half is never read. Recip
   real photos it trains on, so a mask pulled under the chin is in the crop and drawn faces show neck and collar as
   real ones do. `synth-masks` needs gender and age on each row, which boxed faces lack: this study writes a stand-in
   (male, 30) that only the mask head, the one trained here, never reads;
-- `lite1` (on `per_step`): the next EfficientNet-Lite, about 1.4x the compute, for the detail of a nose above a mask.
+- `lite1` (on `per_step`): the next EfficientNet-Lite, about 1.4x the compute, for the detail of a nose above a mask;
+- `balanced` (on `shipped`): each source's three classes drawn equally often (`sampler.by=source+mask`), so the
+  real incorrect faces (about 1 in 7 of a half's real faces) are drawn about as often as the worn and the bare ones.
 
 The studies: the lr per step `--recipe per_epoch --recipe per_step`; the chin `--recipe per_epoch --recipe
 chin_drawn`; the average (decay 0.995: about the last 200 of a run's 843 steps; 0.998 would still hold a fifth of the
-first step's random head) and Lite1 `--recipe per_step --recipe shipped --recipe lite1`.
+first step's random head) and Lite1 `--recipe per_step --recipe shipped --recipe lite1`; the classes balanced
+`--recipe shipped --recipe balanced`.
 
     faceattr prepare utkface ../shared/data/utkface ../shared/data/utkface-extra --out W/utkface.csv
     faceattr synth-masks W/utkface.csv --out W/synth --persons 1200
@@ -55,6 +58,7 @@ RECIPES = {
     "per_epoch": ("lr once an epoch, weights as trained", [ONCE_AN_EPOCH, AS_TRAINED]),
     "chin_drawn": ("+ chin framing + drawn on own bare faces", [CHIN, ONCE_AN_EPOCH, AS_TRAINED]),
     "lite1": ("EfficientNet-Lite1 instead of Lite0", ["model.backbone=tf_efficientnet_lite1", AS_TRAINED]),
+    "balanced": ("+ each source's classes drawn equally", ["sampler.by=source+mask"]),
 }
 
 
