@@ -13,12 +13,14 @@ B's faces >= 32 px, then the other way round; the test half is never read. Recip
   (male, 30) that only the mask head, the one trained here, never reads;
 - `lite1` (on `per_step`): the next EfficientNet-Lite, about 1.4x the compute, for the detail of a nose above a mask;
 - `balanced` (on `shipped`): each source's three classes drawn equally often (`sampler.by=source+mask`), so the
-  real incorrect faces (about 1 in 7 of a half's real faces) are drawn about as often as the worn and the bare ones.
+  real incorrect faces (about 1 in 7 of a half's real faces) are drawn about as often as the worn and the bare ones;
+- `zoom_1_25` (on `shipped`): the framing jitter zooms in at most 1.25x (the default) instead of 1.6x, which cuts
+  off the bottom fifth of a crop, where a mask pulled under the chin is all that tells "incorrect" from "not worn".
 
 The studies: the lr per step `--recipe per_epoch --recipe per_step`; the chin `--recipe per_epoch --recipe
 chin_drawn`; the average (decay 0.995: about the last 200 of a run's 843 steps; 0.998 would still hold a fifth of the
 first step's random head) and Lite1 `--recipe per_step --recipe shipped --recipe lite1`; the classes balanced
-`--recipe shipped --recipe balanced`.
+`--recipe shipped --recipe balanced`; the zoom `--recipe shipped --recipe zoom_1_25`.
 
     faceattr prepare utkface ../shared/data/utkface ../shared/data/utkface-extra --out W/utkface.csv
     faceattr synth-masks W/utkface.csv --out W/synth --persons 1200
@@ -59,6 +61,7 @@ RECIPES = {
     "chin_drawn": ("+ chin framing + drawn on own bare faces", [CHIN, ONCE_AN_EPOCH, AS_TRAINED]),
     "lite1": ("EfficientNet-Lite1 instead of Lite0", ["model.backbone=tf_efficientnet_lite1", AS_TRAINED]),
     "balanced": ("+ each source's classes drawn equally", ["sampler.by=source+mask"]),
+    "zoom_1_25": ("framing jitter zooming in at most 1.25x, not 1.6x", ["augment.framing_scale=[0.8,1.25]"]),
 }
 
 
