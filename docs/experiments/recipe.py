@@ -59,6 +59,7 @@ VARIANTS: dict[str, list[str]] = {
     # aligned onto UTKFace's own layout (faces.align_template=utkface, no padding), not ArcFace's wider frame;
     # other seeds of any variant: --seed N (rows "VARIANT seed N")
     "aligned utkface": ["faces.align=true", "faces.align_template=utkface", "faces.align_padding=0"],
+    "masks on 40 %": ["augment.synthetic_mask_p=0.4"],  # drawn masks on more faces, for gender under a mask
 }
 
 
