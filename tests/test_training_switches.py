@@ -1,6 +1,7 @@
 """Fine-tuning switches do what their config keys say: a frozen backbone or frozen batch-norm statistics stay as
 they were, the backbone's lr share, early stopping, `train.monitor=last`, EMA weights, the kept checkpoint chosen by
-`val/error`, and the lr schedule followed per optimizer step (`scheduler.per_step`), also across a resume."""
+`val/error`, the lr schedule followed per optimizer step (`scheduler.per_step`), also across a resume, and a run
+started from a trained model's weights (`model.init_from`)."""
 
 from __future__ import annotations
 
@@ -12,15 +13,17 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from faceattr.config import OptimConfig, SchedulerConfig, load_config
+from faceattr.errors import ConfigError
 from faceattr.training import train
 from tests.conftest import tiny_overrides
 
 
 class InitialWeights(Callback):
-    """Keeps the backbone's weights and batch-norm statistics as they were when fitting started."""
+    """Keeps the backbone's weights and batch-norm statistics as they were when fitting started (and the heads')."""
 
     def on_fit_start(self, trainer, module) -> None:
         self.state = {k: v.detach().clone() for k, v in module.backbone.state_dict().items()}
+        self.heads = {k: v.detach().clone() for k, v in module.heads.state_dict().items()}
 
 
 def run(manifest, tmp_path, name: str, **extra):
@@ -147,3 +150,25 @@ def test_a_resumed_per_step_run_picks_the_schedule_up_where_it_stopped(competiti
     lrs_of(competition_manifest, tmp_path, "stopped", **{"train.epochs": 2, **per_step})
     resumed = lrs_of(competition_manifest, tmp_path, "stopped", resume=True, **{"train.epochs": 3, **per_step})
     assert resumed == pytest.approx(straight[-len(resumed) :]) and len(resumed) == len(straight) / 3
+
+
+def test_init_from_starts_the_run_from_a_trained_models_weights(competition_manifest, tmp_path):
+    trained, _, trained_backbone = run(competition_manifest, tmp_path, "first")
+    saved = torch.load(trained.last_checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+    watch = InitialWeights()
+    extra = {"run.name": "fine-tuned", "model.init_from": trained.last_checkpoint}
+    train(load_config(None, tiny_overrides(competition_manifest, tmp_path, **extra)), callbacks=[watch])
+    assert all(torch.equal(watch.state[k], trained_backbone[k]) for k in trained_backbone)
+    assert all(torch.equal(watch.heads[k], saved[f"heads.{k}"]) for k in watch.heads)
+    _, fresh_start, _ = run(competition_manifest, tmp_path, "fresh")  # the control: without it, another start
+    assert changed(fresh_start, trained_backbone, running_stats=False)
+
+
+def test_init_from_another_model_or_no_file_is_refused_before_anything_is_written(competition_manifest, tmp_path):
+    one_head = {"model.heads": "[mask]", "train.monitor": "val/f1_mask"}
+    mask_only, _, _ = run(competition_manifest, tmp_path, "mask-only", **one_head)
+    for start, says in [(mask_only.last_checkpoint, "model.heads"), (tmp_path / "none.ckpt", "not found")]:
+        extra = {"run.name": "refused", "model.init_from": start}
+        with pytest.raises(ConfigError, match=says):
+            train(load_config(None, tiny_overrides(competition_manifest, tmp_path, **extra)))
+        assert not (tmp_path / "refused").exists()

@@ -127,6 +127,8 @@ class ModelConfig:
     channels_last: bool = True  # measured ~1.5x faster training on CPU
     freeze_backbone_epochs: int = 0  # train only the heads for the first N epochs, then unfreeze
     freeze_bn: bool = False  # keep the backbone's batch-norm statistics as pretrained
+    init_from: str = ""  # a faceattr checkpoint whose backbone and heads start this run (fine-tuning a trained
+    # model on new photos); its model.backbone and model.heads must be this config's. Not read on --resume
 
     def check_values(self, check: Check) -> None:
         """The `model.*` values that make no sense, each named with a sensible range."""

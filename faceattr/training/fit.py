@@ -29,6 +29,7 @@ from faceattr.models.checkpoints import read_checkpoint
 from faceattr.models.floats import subnormals_as_zero
 from faceattr.models.losses import balanced_class_weights
 from faceattr.models.module import FaceAttrModule
+from faceattr.models.net import FaceAttrNet
 from faceattr.synth.augment import SyntheticMasker
 from faceattr.training.batch_size import find_batch_size, tune_batch_size_on_gpu
 from faceattr.training.callbacks import BatchSeed, BestAndLast, SaveAbove
@@ -242,17 +243,25 @@ def logged_rows(metrics_csv: Path) -> pd.DataFrame | None:
         return None
 
 
-def check_resumable(cfg: Config, checkpoint: dict, path: Path) -> None:
-    """--resume continues the same model: a config naming another backbone or other heads is refused up front."""
+def check_same_model(cfg: Config, checkpoint: dict, path: Path, fix: str) -> None:
+    """A checkpoint that --resume continues or model.init_from starts from must be the config's model: one naming
+    another backbone or other heads is refused up front, with `fix`."""
     saved = (checkpoint.get("hyper_parameters") or {}).get("config") or {}
     saved_model = saved.get("model") or {}
     for key in ("backbone", "heads"):
         theirs, ours = saved_model.get(key), getattr(cfg.model, key)
         if theirs is not None and theirs != ours:  # a name, or a list of heads: plain values on both sides
-            raise ConfigError(
-                f"--resume: {path} was trained with model.{key}={theirs}, the config now says {ours}; resume with "
-                f"the run's own config ({path.parent.parent / 'config.yaml'}) or start a new run.name"
-            )
+            raise ConfigError(f"{path} was trained with model.{key}={theirs}, the config now says {ours}; {fix}")
+
+
+def starting_weights(cfg: Config) -> FaceAttrNet:
+    """model.init_from's network, its weights checked (names, shapes, finite) like any checkpoint predict opens."""
+    path = Path(cfg.model.init_from)
+    checkpoint = read_checkpoint(path)  # weights-only: a crafted file cannot run code
+    check_same_model(cfg, checkpoint, path, "model.init_from fine-tunes the same model: set model.* as it was")
+    net = FaceAttrNet(cfg)
+    net.load_checkpoint_weights(checkpoint["state_dict"], f"model.init_from={path}")
+    return net
 
 
 def train(cfg: Config, overwrite: bool = False, resume: bool = False, callbacks: list | None = None) -> TrainResult:
@@ -264,11 +273,13 @@ def train(cfg: Config, overwrite: bool = False, resume: bool = False, callbacks:
     if resume and not last.is_file():
         raise ConfigError(f"--resume: no {last} to resume from; start the run without --resume")
     if resume:  # refuse a crafted or mismatched last.ckpt before Lightning unpickles it, and before any write
-        check_resumable(cfg, read_checkpoint(last), last)
+        own_config = f"resume with the run's own config ({last.parent.parent / 'config.yaml'}) or start a new run.name"
+        check_same_model(cfg, read_checkpoint(last), last, own_config)
+    start = starting_weights(cfg) if cfg.model.init_from and not resume else None
     fresh = not run_dir_of(cfg).exists()
     run_dir, aside = prepare_run_dir(cfg, overwrite, resume)
     try:
-        result = _train(cfg, run_dir, resume, callbacks)
+        result = _train(cfg, run_dir, resume, callbacks, start)
     except BaseException:
         settle_replaced_run(run_dir, aside, succeeded=False)
         if fresh and run_dir.is_dir() and not any(p.is_file() for p in run_dir.rglob("*")):
@@ -278,17 +289,27 @@ def train(cfg: Config, overwrite: bool = False, resume: bool = False, callbacks:
     return result
 
 
-def _train(cfg: Config, run_dir: Path, resume: bool, callbacks: list | None) -> TrainResult:
+def _train(cfg: Config, run_dir: Path, resume: bool, callbacks: list | None, start: FaceAttrNet | None) -> TrainResult:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     resolve_normalization(cfg)
     datamodule = prepared_data(cfg, run_dir)  # before the switch: a peer network on onnxruntime may reset it
     with subnormals_as_zero():
-        return _fit(cfg, run_dir, resume, callbacks, datamodule)
+        return _fit(cfg, run_dir, resume, callbacks, datamodule, start)
 
 
-def _fit(cfg: Config, run_dir: Path, resume: bool, callbacks: list | None, datamodule: FaceDataModule) -> TrainResult:
+def _fit(
+    cfg: Config,
+    run_dir: Path,
+    resume: bool,
+    callbacks: list | None,
+    datamodule: FaceDataModule,
+    start: FaceAttrNet | None,
+) -> TrainResult:
     last = run_dir / "checkpoints" / "last.ckpt"
-    module = FaceAttrModule.from_config(cfg)
+    module = FaceAttrModule.from_config(cfg, load_pretrained=start is None)
+    if start is not None:  # model.init_from: the trained model's weights, not the package's, start the run
+        module.backbone.load_state_dict(start.backbone.state_dict())
+        module.heads.load_state_dict(start.heads.state_dict())
     trainer = build_trainer(cfg, run_dir, callbacks)
     if cfg.augment.on_device and isinstance(trainer.accelerator, CPUAccelerator):
         log.warning(
