@@ -22,6 +22,22 @@ NUM_CLASSES = 18
 YOUNG_THRESHOLD = 30
 DEFAULT_OLD_THRESHOLD = 60
 
+
+def classified_tasks(heads: list[str]) -> list[str]:
+    """The classes a model with these heads is scored on: mask, gender, and the age bin (from its own head or the
+    exact-age one)."""
+    tasks = [t for t in ("mask", "gender") if t in heads]
+    return tasks + (["age_bin"] if "age_bin" in heads or "age" in heads else [])
+
+
+def validation_metrics(heads: list[str]) -> list[str]:
+    """The `val/*` names such a model logs every validation: what `train.monitor` can choose from."""
+    tasks = classified_tasks(heads)
+    names = ["val/loss", "val/error", *(f"val/{kind}_{t}" for t in tasks for kind in ("f1", "acc"))]
+    names += ["val/f1_18", "val/acc_18"] if len(tasks) == 3 else []
+    return names + (["val/age_mae", "val/age_cs5"] if "age" in heads else [])
+
+
 # competition file stem -> mask label
 MASK_FILE_STEMS: dict[str, int] = {
     "mask1": 0,

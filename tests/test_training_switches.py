@@ -172,3 +172,11 @@ def test_init_from_another_model_or_no_file_is_refused_before_anything_is_writte
         with pytest.raises(ConfigError, match=says):
             train(load_config(None, tiny_overrides(competition_manifest, tmp_path, **extra)))
         assert not (tmp_path / "refused").exists()
+
+
+def test_a_monitor_the_heads_do_not_log_is_refused_before_anything_is_written(competition_manifest, tmp_path):
+    """Before, a mask-only model with the default monitor (val/f1_18) trained an epoch and then stopped."""
+    refused = {"run.name": "refused", "model.heads": "[mask]"}
+    with pytest.raises(ConfigError, match=r"train.monitor: 'val/f1_18' .*\['mask'\].*'val/f1_mask'"):
+        train(load_config(None, tiny_overrides(competition_manifest, tmp_path, **refused)))
+    assert not (tmp_path / "refused").exists()

@@ -14,7 +14,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from faceattr.config import Config, from_dict, to_dict
 from faceattr.errors import TrainingDiverged
-from faceattr.labels import NUM_CLASSES, TASK_CLASSES, code18
+from faceattr.labels import NUM_CLASSES, TASK_CLASSES, classified_tasks, code18
 from faceattr.models.losses import AGE_LOSSES, CLASSIFICATION_LOSSES, IGNORE, soft_cross_entropy
 from faceattr.models.net import build_parts, predict_labels, run_parts
 from faceattr.models.optim import create_optimizer, create_scheduler, sync_scheduler
@@ -56,9 +56,7 @@ class FaceAttrModule(L.LightningModule):
         self.tasks = list(mcfg.heads)
         self.backbone, self.heads = build_parts(self.cfg, load_pretrained)  # the same names as FaceAttrNet's
         # age bins come from their own head, or from the exact-age head when there is none
-        self.classified = [t for t in ("mask", "gender") if t in self.tasks]
-        if "age_bin" in self.tasks or "age" in self.tasks:
-            self.classified.append("age_bin")
+        self.classified = classified_tasks(self.tasks)
         self.has_18 = len(self.classified) == 3
         metrics: dict[str, nn.Module] = {}
         for task in self.classified:

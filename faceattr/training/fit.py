@@ -23,7 +23,7 @@ from faceattr.data.datamodule import FaceDataModule
 from faceattr.data.images import SkipReport
 from faceattr.errors import ConfigError
 from faceattr.faces.crop import adopt_crop_settings
-from faceattr.labels import CLASSIFICATION_TASKS, TASK_CLASSES
+from faceattr.labels import CLASSIFICATION_TASKS, TASK_CLASSES, validation_metrics
 from faceattr.models.backbones import get_spec
 from faceattr.models.checkpoints import read_checkpoint
 from faceattr.models.floats import subnormals_as_zero
@@ -254,6 +254,17 @@ def check_same_model(cfg: Config, checkpoint: dict, path: Path, fix: str) -> Non
             raise ConfigError(f"{path} was trained with model.{key}={theirs}, the config now says {ours}; {fix}")
 
 
+def check_monitor(cfg: Config) -> None:
+    """train.monitor must be a metric the heads log (Lightning would stop after the first validation otherwise)."""
+    t = cfg.train
+    if t.monitor.startswith("val/") and not t.full_data:
+        logged = validation_metrics(cfg.model.heads)
+        if t.monitor not in logged:
+            raise ConfigError(
+                f"train.monitor: '{t.monitor}' is not logged by model.heads {cfg.model.heads}; use one of {logged}"
+            )
+
+
 def starting_weights(cfg: Config) -> FaceAttrNet:
     """model.init_from's network, its weights checked (names, shapes, finite) like any checkpoint predict opens."""
     path = Path(cfg.model.init_from)
@@ -269,6 +280,7 @@ def train(cfg: Config, overwrite: bool = False, resume: bool = False, callbacks:
 
     Everything is checked before anything is written: a run that fails before it has written anything (a bad
     manifest, say) leaves no empty run folder behind, and a run it was to replace (--overwrite) is put back."""
+    check_monitor(cfg)
     last = run_dir_of(cfg) / "checkpoints" / "last.ckpt"
     if resume and not last.is_file():
         raise ConfigError(f"--resume: no {last} to resume from; start the run without --resume")
