@@ -38,6 +38,14 @@ def validation_metrics(heads: list[str]) -> list[str]:
     return names + (["val/age_mae", "val/age_cs5"] if "age" in heads else [])
 
 
+def better_direction(metric: str) -> str | None:
+    """ "min" for a metric where lower is better (losses, errors, MAE), "max" for scores (F1, accuracy, CS@5), None
+    for a name this cannot tell."""
+    if metric.endswith(("loss", "error", "mae")) or "/loss_" in metric:
+        return "min"
+    return "max" if any(part in metric for part in ("f1", "acc", "cs5")) else None
+
+
 # competition file stem -> mask label
 MASK_FILE_STEMS: dict[str, int] = {
     "mask1": 0,

@@ -174,9 +174,16 @@ def test_init_from_another_model_or_no_file_is_refused_before_anything_is_writte
         assert not (tmp_path / "refused").exists()
 
 
-def test_a_monitor_the_heads_do_not_log_is_refused_before_anything_is_written(competition_manifest, tmp_path):
-    """Before, a mask-only model with the default monitor (val/f1_18) trained an epoch and then stopped."""
+def test_a_monitor_the_heads_do_not_log_or_the_wrong_way_round_is_refused_before_anything_is_written(
+    competition_manifest, tmp_path
+):
+    """Before, a mask-only model with the default monitor (val/f1_18) trained an epoch and then stopped, and
+    `train.monitor=val/loss` without `monitor_mode=min` kept the epoch with the highest loss."""
     refused = {"run.name": "refused", "model.heads": "[mask]"}
     with pytest.raises(ConfigError, match=r"train.monitor: 'val/f1_18' .*\['mask'\].*'val/f1_mask'"):
         train(load_config(None, tiny_overrides(competition_manifest, tmp_path, **refused)))
+    assert not (tmp_path / "refused").exists()
+    wrong_way = {"run.name": "refused", "train.monitor": "val/loss"}  # monitor_mode stays max: the worst epoch
+    with pytest.raises(ConfigError, match=r"monitor_mode=max would keep the epoch with the highest val/loss.*=min"):
+        train(load_config(None, tiny_overrides(competition_manifest, tmp_path, **wrong_way)))
     assert not (tmp_path / "refused").exists()

@@ -309,7 +309,7 @@ class TrainConfig:
     monitor: str = "val/f1_18"  # metric that picks the best checkpoint; val/error (min) = gender error + age
     # MAE/10 (+ mask F1 error); "last" keeps the last epoch (e.g. the end of a cosine schedule)
     ema_decay: float = 0.0  # > 0: validate and save an exponential moving average of the weights (e.g. 0.999)
-    monitor_mode: str = "max"
+    monitor_mode: str = "max"  # max for scores (F1, accuracy), min for loss, error, MAE (train refuses the other)
     log_every_n_steps: int = 10
     on_nonfinite_loss: str = "stop"  # stop (name the step and the last good checkpoint) | skip (drop the batch)
     progress_bar: bool = True

@@ -23,7 +23,7 @@ from faceattr.data.datamodule import FaceDataModule
 from faceattr.data.images import SkipReport
 from faceattr.errors import ConfigError
 from faceattr.faces.crop import adopt_crop_settings
-from faceattr.labels import CLASSIFICATION_TASKS, TASK_CLASSES, validation_metrics
+from faceattr.labels import CLASSIFICATION_TASKS, TASK_CLASSES, better_direction, validation_metrics
 from faceattr.models.backbones import get_spec
 from faceattr.models.checkpoints import read_checkpoint
 from faceattr.models.floats import subnormals_as_zero
@@ -255,14 +255,23 @@ def check_same_model(cfg: Config, checkpoint: dict, path: Path, fix: str) -> Non
 
 
 def check_monitor(cfg: Config) -> None:
-    """train.monitor must be a metric the heads log (Lightning would stop after the first validation otherwise)."""
+    """train.monitor must be a metric the heads log (Lightning would stop after the first validation otherwise), and
+    train.monitor_mode its better direction (else the worst epoch is kept, silently)."""
     t = cfg.train
-    if t.monitor.startswith("val/") and not t.full_data:
-        logged = validation_metrics(cfg.model.heads)
-        if t.monitor not in logged:
-            raise ConfigError(
-                f"train.monitor: '{t.monitor}' is not logged by model.heads {cfg.model.heads}; use one of {logged}"
-            )
+    if t.monitor == "last" or t.full_data:
+        return
+    logged = validation_metrics(cfg.model.heads)
+    if t.monitor.startswith("val/") and t.monitor not in logged:
+        raise ConfigError(
+            f"train.monitor: '{t.monitor}' is not logged by model.heads {cfg.model.heads}; use one of {logged}"
+        )
+    better = better_direction(t.monitor)
+    if better is not None and t.monitor_mode != better:
+        worst = "highest" if better == "min" else "lowest"
+        raise ConfigError(
+            f"train.monitor_mode={t.monitor_mode} would keep the epoch with the {worst} {t.monitor}; "
+            f"set train.monitor_mode={better}"
+        )
 
 
 def starting_weights(cfg: Config) -> FaceAttrNet:
