@@ -274,14 +274,21 @@ def check_monitor(cfg: Config) -> None:
         )
 
 
-def starting_weights(cfg: Config) -> FaceAttrNet:
-    """model.init_from's network, its weights checked (names, shapes, finite) like any checkpoint predict opens."""
+def starting_checkpoint(cfg: Config) -> dict:
+    """model.init_from's checkpoint, opened weights-only and refused up front when it is another model."""
     path = Path(cfg.model.init_from)
     checkpoint = read_checkpoint(path)  # weights-only: a crafted file cannot run code
     check_same_model(cfg, checkpoint, path, "model.init_from fine-tunes the same model: set model.* as it was")
+    return checkpoint
+
+
+def start_from(module: FaceAttrModule, cfg: Config, checkpoint: dict) -> None:
+    """The trained model's backbone and heads into `module`, checked (names, shapes, finite) as predict checks them;
+    inside the subnormals switch, like every model built for training (the net starts torch's threads)."""
     net = FaceAttrNet(cfg)
-    net.load_checkpoint_weights(checkpoint["state_dict"], f"model.init_from={path}")
-    return net
+    net.load_checkpoint_weights(checkpoint["state_dict"], f"model.init_from={cfg.model.init_from}")
+    module.backbone.load_state_dict(net.backbone.state_dict())
+    module.heads.load_state_dict(net.heads.state_dict())
 
 
 def train(cfg: Config, overwrite: bool = False, resume: bool = False, callbacks: list | None = None) -> TrainResult:
@@ -296,7 +303,7 @@ def train(cfg: Config, overwrite: bool = False, resume: bool = False, callbacks:
     if resume:  # refuse a crafted or mismatched last.ckpt before Lightning unpickles it, and before any write
         own_config = f"resume with the run's own config ({last.parent.parent / 'config.yaml'}) or start a new run.name"
         check_same_model(cfg, read_checkpoint(last), last, own_config)
-    start = starting_weights(cfg) if cfg.model.init_from and not resume else None
+    start = starting_checkpoint(cfg) if cfg.model.init_from and not resume else None
     fresh = not run_dir_of(cfg).exists()
     run_dir, aside = prepare_run_dir(cfg, overwrite, resume)
     try:
@@ -310,7 +317,7 @@ def train(cfg: Config, overwrite: bool = False, resume: bool = False, callbacks:
     return result
 
 
-def _train(cfg: Config, run_dir: Path, resume: bool, callbacks: list | None, start: FaceAttrNet | None) -> TrainResult:
+def _train(cfg: Config, run_dir: Path, resume: bool, callbacks: list | None, start: dict | None) -> TrainResult:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     resolve_normalization(cfg)
     datamodule = prepared_data(cfg, run_dir)  # before the switch: a peer network on onnxruntime may reset it
@@ -324,13 +331,12 @@ def _fit(
     resume: bool,
     callbacks: list | None,
     datamodule: FaceDataModule,
-    start: FaceAttrNet | None,
+    start: dict | None,
 ) -> TrainResult:
     last = run_dir / "checkpoints" / "last.ckpt"
     module = FaceAttrModule.from_config(cfg, load_pretrained=start is None)
     if start is not None:  # model.init_from: the trained model's weights, not the package's, start the run
-        module.backbone.load_state_dict(start.backbone.state_dict())
-        module.heads.load_state_dict(start.heads.state_dict())
+        start_from(module, cfg, start)
     trainer = build_trainer(cfg, run_dir, callbacks)
     if cfg.augment.on_device and isinstance(trainer.accelerator, CPUAccelerator):
         log.warning(
