@@ -39,8 +39,8 @@ def validation_metrics(heads: list[str]) -> list[str]:
 
 
 def better_direction(metric: str) -> str | None:
-    """ "min" for a metric where lower is better (losses, errors, MAE), "max" for scores (F1, accuracy, CS@5), None
-    for a name this cannot tell."""
+    """Which way a metric improves: min for losses, errors and MAE, max for scores (F1, accuracy, CS@5), None for
+    a name this cannot tell."""
     if metric.endswith(("loss", "error", "mae")) or "/loss_" in metric:
         return "min"
     return "max" if any(part in metric for part in ("f1", "acc", "cs5")) else None
