@@ -19,13 +19,16 @@ B's faces >= 32 px, then the other way round; the test half is never read. Recip
 - `fine_tune` (after `shipped`): that fold's shipped model fine-tuned on the fold's real faces alone
   (`model.init_from`, 3 epochs at a tenth of the lr, no average), the last steps spent on the photos it is for;
 - `focal` (on `shipped`): the focal loss (gamma 2), so the faces the model already gets right count less and the
-  hard ones (a mask just under the nose) more.
+  hard ones (a mask just under the nose) more;
+- `small_faces` (on `shipped`): half the faces shrunk to 16-48 px and back (`augment.low_resolution=0.5`,
+  `low_resolution_sides=[16,48]`), as crowd faces are; screened before every photo was trained on, never with it.
 
 The studies: the lr per step `--recipe per_epoch --recipe per_step`; the chin `--recipe per_epoch --recipe
 chin_drawn`; the average (decay 0.995: about the last 200 of a run's 843 steps; 0.998 would still hold a fifth of the
 first step's random head) and Lite1 `--recipe per_step --recipe shipped --recipe lite1`; the classes balanced
 `--recipe shipped --recipe balanced`; the zoom `--recipe shipped --recipe zoom_1_25`; the fine-tuning `--recipe
-shipped --recipe fine_tune`; the focal loss `--recipe shipped --recipe focal`.
+shipped --recipe fine_tune`; the focal loss `--recipe shipped --recipe focal`;
+small faces `--recipe shipped --recipe small_faces`.
 
     faceattr prepare utkface ../shared/data/utkface ../shared/data/utkface-extra --out W/utkface.csv
     faceattr synth-masks W/utkface.csv --out W/synth --persons 1200
@@ -68,6 +71,10 @@ RECIPES = {
     "balanced": ("+ each source's classes drawn equally", ["sampler.by=source+mask"]),
     "zoom_1_25": ("framing jitter zooming in at most 1.25x, not 1.6x", ["augment.framing_scale=[0.8,1.25]"]),
     "focal": ("the focal loss (gamma 2) instead of cross-entropy", ["loss.name=focal"]),
+    "small_faces": (
+        "half the faces shrunk to 16-48 px and back",
+        ["augment.low_resolution=0.5", "augment.low_resolution_sides=[16,48]"],
+    ),
     "fine_tune": (
         "shipped, then fine-tuned on the real faces alone",
         ["model.init_from={shipped}", "optim.lr=2e-4", "train.epochs=3", "train.ema_decay=0"],
