@@ -187,3 +187,11 @@ def test_a_monitor_the_heads_do_not_log_or_the_wrong_way_round_is_refused_before
     with pytest.raises(ConfigError, match=r"monitor_mode=max would keep the epoch with the highest val/loss.*=min"):
         train(load_config(None, tiny_overrides(competition_manifest, tmp_path, **wrong_way)))
     assert not (tmp_path / "refused").exists()
+
+
+def test_the_metrics_a_monitor_may_name_are_the_ones_validation_logs(trained_run):
+    """labels.validation_metrics spells the names train's monitor check accepts; the module logs them: the two agree."""
+    from faceattr.labels import validation_metrics
+
+    logged = {c for c in pd.read_csv(trained_run.run_dir / "csv" / "metrics.csv").columns if c.startswith("val/")}
+    assert logged == set(validation_metrics(["mask", "gender", "age_bin"]))

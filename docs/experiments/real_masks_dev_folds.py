@@ -77,7 +77,7 @@ RECIPES = {
     ),
     "fine_tune": (
         "shipped, then fine-tuned on the real faces alone",
-        ["model.init_from={shipped}", "optim.lr=2e-4", "train.epochs=3", "train.ema_decay=0"],
+        ["model.init_from={shipped}", "optim.lr=2e-4", "train.epochs=3", AS_TRAINED],
     ),
 }
 
