@@ -1,6 +1,7 @@
 """train -> evaluate -> predict -> submit on a synthetic competition dataset, and resuming a run."""
 
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -149,6 +150,7 @@ def test_last_ckpt_holds_the_last_epoch_when_it_is_not_the_best(competition_mani
     result = train(load_config(None, tiny_overrides(competition_manifest, tmp_path, **still)))
     last = torch.load(result.last_checkpoint, weights_only=False)
     assert result.best_epoch == 0 and last["epoch"] == 2
+    assert not os.path.samefile(result.best_checkpoint, result.last_checkpoint)
     assert last["callbacks"]  # the checkpoint callbacks' state (the best so far) travels with it, for --resume
 
 

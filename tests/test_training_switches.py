@@ -6,6 +6,7 @@ started from a trained model's weights (`model.init_from`)."""
 from __future__ import annotations
 
 import json
+import os
 
 import pandas as pd
 import pytest
@@ -78,9 +79,17 @@ def test_early_stopping_ends_a_run_that_stops_improving(competition_manifest, tm
     assert epochs < 8
 
 
-def test_monitor_last_keeps_the_last_epoch(competition_manifest, tmp_path):
-    result, _, _ = run(competition_manifest, tmp_path, "last", **{"train.epochs": 3, "train.monitor": "last"})
-    assert result.best_epoch == 2
+def test_monitor_last_keeps_the_last_epoch_in_one_file_linked_twice(competition_manifest, tmp_path):
+    result, _, _ = run(competition_manifest, tmp_path, "last", **{"train.epochs": 2, "train.monitor": "last"})
+    assert result.best_epoch == 1
+    best, last = result.best_checkpoint, result.last_checkpoint
+    assert best != last and os.path.samefile(best, last)  # the same bytes are stored once
+    held = tmp_path / "held.ckpt"
+    os.link(last, held)  # what a user or a copy holds of the last epoch
+    more = {"run.name": "last", "train.epochs": 3, "train.monitor": "last"}
+    train(load_config(None, tiny_overrides(competition_manifest, tmp_path, **more)), resume=True)
+    assert torch.load(last, weights_only=True)["epoch"] == 2 and os.path.samefile(best, last)
+    assert torch.load(held, weights_only=True)["epoch"] == 1  # replaced by rename, never written through
 
 
 def test_the_kept_checkpoint_is_the_epoch_with_the_lowest_val_error(competition_manifest, tmp_path):
