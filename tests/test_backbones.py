@@ -126,22 +126,6 @@ def test_the_model_is_built_and_fitted_inside_the_switch(competition_manifest, t
     assert (torch.tensor([1e-39]) * 1.0).item() > 0  # and IEEE floats are back after training
 
 
-def test_a_fine_tuned_model_is_built_inside_the_switch_too(trained_run, competition_manifest, tmp_path, monkeypatch):
-    """model.init_from checks its weights in a second network: built before the switch, it would start torch's
-    threads with subnormals kept, and the whole run would pay for them."""
-    import faceattr.training.fit as fit
-    from faceattr.config import load_config
-    from tests.conftest import tiny_overrides
-
-    seen = []
-    real_net = fit.FaceAttrNet
-    zero_then_net = lambda cfg: seen.append((torch.tensor([1e-39]) * 1.0).item()) or real_net(cfg)  # noqa: E731
-    monkeypatch.setattr(fit, "FaceAttrNet", zero_then_net)
-    extra = {"train.epochs": 1, "run.name": "fine-tuned", "model.init_from": trained_run.last_checkpoint}
-    fit.train(load_config(None, tiny_overrides(competition_manifest, tmp_path, **extra)))
-    assert seen == [0.0]
-
-
 def test_a_checkpoint_with_subnormal_weights_loads_them_as_zero_and_nothing_else_changes(trained_run, tmp_path):
     """A model trained with subnormals kept holds thousands in its face branch, and every prediction on a CPU pays
     for them in microcode (2x slower evaluation of the preset); the export to ONNX starts from the same load."""

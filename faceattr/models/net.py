@@ -63,32 +63,41 @@ class FaceAttrNet(nn.Module):
         return {task: logits.float().softmax(1) for task, logits in self(images).items()}
 
     def load_checkpoint_weights(self, state_dict: dict[str, torch.Tensor], source: str) -> None:
-        """The LightningModule's weights: every backbone and head tensor must be there (metric states are not), in
-        the shapes the config describes, and finite (NaN weights would give labels with empty probabilities)."""
-        from faceattr.errors import ConfigError
+        """The LightningModule's weights, checked (see `load_parts`)."""
+        load_parts(self.backbone, self.heads, self.cfg, state_dict, source)
 
-        own = {k: v for k, v in state_dict.items() if k.startswith(("backbone.", "heads."))}
-        expected = self.state_dict()
-        missing = [k for k in expected if k not in own] or [k for k in own if k not in expected]
-        if missing:
+
+def load_parts(
+    backbone: nn.Module, heads: TaskHeads, cfg: Config, state_dict: dict[str, torch.Tensor], source: str
+) -> None:
+    """A checkpoint's weights into the two parts (this net's, or a training module's for model.init_from): every
+    backbone and head tensor must be there (metric states are not), in the shapes the config describes, and finite
+    (NaN weights would give labels with empty probabilities); subnormal floats are loaded as zero."""
+    from faceattr.errors import ConfigError
+
+    parts = nn.ModuleDict({"backbone": backbone, "heads": heads})  # the parts' own tensors, under the saved names
+    own = {k: v for k, v in state_dict.items() if k.startswith(("backbone.", "heads."))}
+    expected = parts.state_dict()
+    missing = [k for k in expected if k not in own] or [k for k in own if k not in expected]
+    if missing:
+        raise ConfigError(
+            f"{source}: weights do not fit the model its config describes ({', '.join(missing[:3])} ...); "
+            "the file was changed after training or mixes two runs: use the checkpoint as `faceattr train` wrote it"
+        )
+    for key, value in own.items():
+        if not isinstance(value, torch.Tensor) or value.shape != expected[key].shape:
+            shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
             raise ConfigError(
-                f"{source}: weights do not fit the model its config describes ({', '.join(missing[:3])} ...); "
-                "the file was changed after training or mixes two runs: use the checkpoint as `faceattr train` wrote it"
+                f"{source}: {key} has shape {shape} where its config's model ({cfg.model.backbone}, "
+                f"heads {list(cfg.model.heads)}, {cfg.data.image_size} px) needs {tuple(expected[key].shape)}; "
+                "use the checkpoint as `faceattr train` wrote it"
             )
-        for key, value in own.items():
-            if not isinstance(value, torch.Tensor) or value.shape != expected[key].shape:
-                shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-                raise ConfigError(
-                    f"{source}: {key} has shape {shape} where its config's model ({self.cfg.model.backbone}, "
-                    f"heads {self.tasks}, {self.cfg.data.image_size} px) needs {tuple(expected[key].shape)}; "
-                    "use the checkpoint as `faceattr train` wrote it"
-                )
-            if value.is_floating_point() and not bool(torch.isfinite(value).all()):
-                raise ConfigError(
-                    f"{source}: {key} holds NaN or infinite weights; the run diverged, so "
-                    "pick an earlier checkpoint (runs/<name>/checkpoints) or train again"
-                )
-        self.load_state_dict({k: without_subnormals(v) for k, v in own.items()}, strict=True)
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise ConfigError(
+                f"{source}: {key} holds NaN or infinite weights; the run diverged, so "
+                "pick an earlier checkpoint (runs/<name>/checkpoints) or train again"
+            )
+    parts.load_state_dict({k: without_subnormals(v) for k, v in own.items()}, strict=True)
 
 
 def without_subnormals(weights: torch.Tensor) -> torch.Tensor:

@@ -29,7 +29,7 @@ from faceattr.models.checkpoints import read_checkpoint
 from faceattr.models.floats import subnormals_as_zero
 from faceattr.models.losses import balanced_class_weights
 from faceattr.models.module import FaceAttrModule
-from faceattr.models.net import FaceAttrNet
+from faceattr.models.net import load_parts
 from faceattr.synth.augment import SyntheticMasker
 from faceattr.training.batch_size import find_batch_size, tune_batch_size_on_gpu
 from faceattr.training.callbacks import BatchSeed, BestAndLast, SaveAbove
@@ -283,12 +283,8 @@ def starting_checkpoint(cfg: Config) -> dict:
 
 
 def start_from(module: FaceAttrModule, cfg: Config, checkpoint: dict) -> None:
-    """The trained model's backbone and heads into `module`, checked (names, shapes, finite) as predict checks them;
-    inside the subnormals switch, like every model built for training (the net starts torch's threads)."""
-    net = FaceAttrNet(cfg)
-    net.load_checkpoint_weights(checkpoint["state_dict"], f"model.init_from={cfg.model.init_from}")
-    module.backbone.load_state_dict(net.backbone.state_dict())
-    module.heads.load_state_dict(net.heads.state_dict())
+    """The trained model's backbone and heads into `module`, checked (names, shapes, finite) as predict checks them."""
+    load_parts(module.backbone, module.heads, cfg, checkpoint["state_dict"], f"model.init_from={cfg.model.init_from}")
 
 
 def train(cfg: Config, overwrite: bool = False, resume: bool = False, callbacks: list | None = None) -> TrainResult:
