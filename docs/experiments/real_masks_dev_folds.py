@@ -75,6 +75,7 @@ RECIPES = {
         "half the faces shrunk to 16-48 px and back",
         ["augment.low_resolution=0.5", "augment.low_resolution_sides=[16,48]"],
     ),
+    "size_144": ("144 px input instead of 112 (incorrect wear is a detail: the nose's edge)", ["data.image_size=144"]),
     "fine_tune": (
         "shipped, then fine-tuned on the real faces alone",
         ["model.init_from={shipped}", "optim.lr=2e-4", "train.epochs=3", AS_TRAINED],
