@@ -61,6 +61,7 @@ VARIANTS: dict[str, list[str]] = {
     "aligned utkface": ["faces.align=true", "faces.align_template=utkface", "faces.align_padding=0"],
     "masks on 40 %": ["augment.synthetic_mask_p=0.4"],  # drawn masks on more faces, for gender under a mask
     "label smoothing 0.1": ["loss.label_smoothing=0.1"],  # softer targets where UTKFace's labels are wrong
+    "gender weight 2": ["model.loss_weights.gender=2.0"],  # the head with the largest gap to its target
 }
 
 
