@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -48,6 +49,17 @@ def atomic_path(path: str | Path, fsync: bool = False, keep_suffix: bool = False
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def link_or_copy(source: str, path: str) -> None:
+    """`path` as a hard link to `source` (a copy where the filesystem has none), swapped in by rename: the old
+    `path` or the new one, never neither."""
+    with atomic_path(path) as tmp:
+        tmp.unlink()
+        try:
+            os.link(source, tmp)
+        except OSError:
+            shutil.copyfile(source, tmp)
 
 
 def write_text(path: str | Path, text: str) -> Path:

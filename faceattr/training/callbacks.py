@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 
 import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from faceattr.atomic import atomic_path
+from faceattr.atomic import link_or_copy
 
 
 class BatchSeed(L.Callback):
@@ -94,14 +93,3 @@ class BestAndLast(ModelCheckpoint):
     def _save_last_if_missed(self, trainer: L.Trainer) -> None:
         if self.save_last and not self._should_skip_saving_checkpoint(trainer):  # skipped: saved at this step
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
-
-
-def link_or_copy(source: str, path: str) -> None:
-    """`path` as a hard link to `source` (a copy where the filesystem has none), swapped in by rename: the old
-    `path` or the new one, never neither."""
-    with atomic_path(path) as tmp:
-        tmp.unlink()
-        try:
-            os.link(source, tmp)
-        except OSError:
-            shutil.copyfile(source, tmp)
