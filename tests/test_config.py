@@ -40,6 +40,8 @@ def test_unknown_key_in_yaml_names_the_file(tmp_path):
         ("data.fold=5", "data.fold"),
         ("data.old_threshold=20", "data.old_threshold"),
         ("data.batch_size=abc", "data.batch_size"),
+        ("augment.mixup=1.5", "augment.mixup"),
+        ("augment.mixup_alpha=0", "augment.mixup_alpha"),
     ],
 )
 def test_values_that_make_no_sense_are_refused(override, key):

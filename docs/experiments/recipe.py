@@ -62,6 +62,7 @@ VARIANTS: dict[str, list[str]] = {
     "masks on 40 %": ["augment.synthetic_mask_p=0.4"],  # drawn masks on more faces, for gender under a mask
     "label smoothing 0.1": ["loss.label_smoothing=0.1"],  # softer targets where UTKFace's labels are wrong
     "gender weight 2": ["model.loss_weights.gender=2.0"],  # the head with the largest gap to its target
+    "mixup 0.2": ["augment.mixup=1.0", "augment.mixup_alpha=0.2"],  # every batch blended (Zhang et al.'s alpha)
 }
 
 

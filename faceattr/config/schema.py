@@ -272,6 +272,9 @@ class AugmentConfig:
     color: float = 0.0  # hue, saturation, gamma and colour-temperature shifts
     grayscale: float = 0.0  # black-and-white photos
     occlusion: float = 0.0  # coarse dropout: 1-4 holes of 10-25 % of the side
+    mixup: float = 0.0  # chance a training batch is blended with itself in another order, its losses in the
+    # same shares (faceattr/models/mixup.py)
+    mixup_alpha: float = 0.2  # the first faces' share ~ Beta(alpha, alpha): 0.2 keeps most blends near one face
     synthetic_mask_p: float = 0.0  # chance an unmasked face (with landmarks, from `faceattr crop`) gets a drawn mask
     synthetic_mask_incorrect: float = 0.5  # share of those drawn masks worn incorrectly (label becomes incorrect)
     on_device: bool = False  # augment whole batches where they train (in torch; a GPU whose workers cannot keep up):
@@ -281,8 +284,14 @@ class AugmentConfig:
 
     def check_values(self, check: Check) -> None:
         """The `augment.*` values that make no sense, each named with a sensible range."""
-        for key in (*ROBUSTNESS_KEYS, "hflip", "shift_scale_rotate", "brightness_contrast", "synthetic_mask_incorrect"):
+        other = ("hflip", "shift_scale_rotate", "brightness_contrast", "synthetic_mask_incorrect", "mixup")
+        for key in (*ROBUSTNESS_KEYS, *other):
             check(0 <= getattr(self, key) <= 1, f"augment.{key}", "is a probability: use a value in [0, 1]")
+        check(
+            math.isfinite(self.mixup_alpha) and self.mixup_alpha > 0,
+            "augment.mixup_alpha",
+            "shapes Beta(alpha, alpha): use a positive value, e.g. 0.2",
+        )
         for key in ("mean", "std"):
             value = getattr(self, key)
             check(value is None or len(value) == 3, f"augment.{key}", "needs 3 values (R, G, B) or null")

@@ -16,6 +16,7 @@ from faceattr.config import Config, from_dict, to_dict
 from faceattr.errors import TrainingDiverged
 from faceattr.labels import NUM_CLASSES, TASK_CLASSES, classified_tasks, code18
 from faceattr.models.losses import AGE_LOSSES, CLASSIFICATION_LOSSES, IGNORE, soft_cross_entropy
+from faceattr.models.mixup import mix_batch
 from faceattr.models.net import build_parts, predict_labels, run_parts
 from faceattr.models.optim import create_optimizer, create_scheduler, sync_scheduler
 
@@ -128,7 +129,14 @@ class FaceAttrModule(L.LightningModule):
     # -- steps ------------------------------------------------------------------------------------------
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         images, targets = batch
-        losses = self._losses(self(images), targets)
+        aug = self.cfg.augment
+        if aug.mixup > 0 and float(torch.rand(())) < aug.mixup:
+            images, blended_in, share = mix_batch(images, targets, aug.mixup_alpha)
+            logits = self(images)
+            own, other = self._losses(logits, targets), self._losses(logits, blended_in)
+            losses = {task: share * own[task] + (1 - share) * other[task] for task in own}
+        else:
+            losses = self._losses(self(images), targets)
         total = self._total(losses)
         self.train_batches_seen = getattr(self, "train_batches_seen", 0) + 1
         if not bool(torch.isfinite(total)):
