@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
+from rich.progress import Progress
 
 from faceattr.config import FacesConfig
 from faceattr.data.images import SkipReport, load_rgb
@@ -83,10 +84,12 @@ def measure_framing(
     batch_size: int = 16,
     pad: float = 0.5,
     found: dict[str, Face] | None = None,
+    progress: bool = True,
 ) -> Framing:
     """Detect the face in up to `limit` random images of the manifest and summarize where the images' edges lie.
 
-    `found`, when given, receives each image's face (path -> Face), e.g. for `face_points`."""
+    `found`, when given, receives each image's face (path -> Face), e.g. for `face_points`; `progress` shows a bar
+    (a whole set, as `framing --landmarks` reads, takes minutes)."""
     cfg = cfg or FacesConfig()
     if frame.empty:
         raise DatasetError("the manifest has no rows: nothing to measure the framing of")
@@ -96,20 +99,25 @@ def measure_framing(
     margins: list[np.ndarray] = []
     read = 0
     paths = sample["path"].astype(str).tolist()
-    for start in range(0, len(paths), batch_size):
-        images, read_paths = [], []
-        for path in paths[start : start + batch_size]:
-            try:
-                images.append(load_rgb(path, cfg.max_pixels))
-                read_paths.append(path)
-            except ImageLoadError as e:
-                skips.add(e)
-        read += len(images)
-        for path, image, face in zip(read_paths, images, detect_padded(detector, images, pad, fill=None), strict=True):
-            if face is not None:
-                margins.append(image_margins(face, (image.shape[1], image.shape[0])))
-                if found is not None:
-                    found[path] = face
+    with Progress(disable=not progress) as bar:
+        task = bar.add_task("finding faces", total=len(paths))
+        for start in range(0, len(paths), batch_size):
+            chunk = paths[start : start + batch_size]
+            images, read_paths = [], []
+            for path in chunk:
+                try:
+                    images.append(load_rgb(path, cfg.max_pixels))
+                    read_paths.append(path)
+                except ImageLoadError as e:
+                    skips.add(e)
+            read += len(images)
+            faces = detect_padded(detector, images, pad, fill=None)
+            for path, image, face in zip(read_paths, images, faces, strict=True):
+                if face is not None:
+                    margins.append(image_margins(face, (image.shape[1], image.shape[0])))
+                    if found is not None:
+                        found[path] = face
+            bar.advance(task, len(chunk))
     return summarize(margins, read)
 
 
