@@ -246,20 +246,24 @@ def model_name(checkpoint: Path | list[Path]) -> str:
 
 
 def crowd_scores(
-    checkpoints: list[Path | list[Path]], crops: pd.DataFrame, priors: dict | None = None, gallery: Path | None = None
+    checkpoints: list[Path | list[Path]],
+    crops: pd.DataFrame,
+    priors: dict | None = None,
+    gallery: Path | None = None,
+    tta: list[str] | None = None,
 ) -> list[dict]:
     """Three classes on masks-crowd's real faces (a `prepare boxes` + `crop` manifest): per checkpoint (a list of
     checkpoints: one soft vote, as `predict A --also B` makes) and half,
     macro F1, recall and precision per class, and macro F1 by face width (the annotated box, photo pixels); the
     confusion matrix (rows true worn / incorrect / not worn) in the row. Faces >= 32 px wide are the targets'.
     `gallery`: a folder (outside the repository: the photos are research-only) for each model's most confident
-    mistakes on the test half's faces >= 32 px."""
+    mistakes on the test half's faces >= 32 px; `tta`: test-time views for every model (None: its config's)."""
     from faceattr.reports.gallery import mistake_gallery
 
     rows = []
     width = (crops["box_x2"] - crops["box_x1"]).to_numpy()
     for checkpoint in checkpoints:
-        predictor = load_predictor(checkpoint, priors=priors)
+        predictor = load_predictor(checkpoint, priors=priors, tta=tta)
         preds = predictor.predict_paths(crops["path"].tolist(), batch_size=128)
         truth = crops["mask"].to_numpy()[preds.indices]
         labels = preds.labels()["mask"]
@@ -479,6 +483,7 @@ def main() -> None:
         type=Path,
         help="with --crowd: a folder outside the repository for each model's most confident test-half mistakes",
     )
+    parser.add_argument("--tta", default="", help="with --crowd: test-time views for every model, e.g. hflip")
     parser.add_argument("--prepare-only", action="store_true", help="stop once the crops manifests are written")
     parser.add_argument(
         "--crowd-val",
@@ -530,12 +535,14 @@ def main() -> None:
         name = args.name or "real_masks_crowd" + ("_as_trained" if priors == {} else "")
         if args.append and not saved_file(name).is_file():
             parser.error(f"--append: no saved {name} table to add to; run once without --append")
-        rows = crowd_scores(models, read_manifest(args.crowd), priors, args.gallery)
+        tta = args.tta.split(",") if args.tta else None
+        rows = crowd_scores(models, read_manifest(args.crowd), priors, args.gallery, tta)
         settings = {
             "crowd": str(args.crowd),
             "checkpoints": args.checkpoint,
             "priors": args.crowd_priors,
             "vote": args.vote,
+            "tta": args.tta,
         }
         if args.append:  # recipes that need other --crowd-priors or --vote, in one table
             rows, settings = after_saved(name, rows, settings)
