@@ -32,7 +32,8 @@ first step's random head) and Lite1 `--recipe per_step --recipe shipped --recipe
 `--recipe shipped --recipe balanced`; the zoom `--recipe shipped --recipe zoom_1_25`; the fine-tuning `--recipe
 shipped --recipe fine_tune`; the focal loss `--recipe shipped --recipe focal`;
 small faces `--recipe shipped --recipe small_faces`; 144 px `--recipe shipped --recipe size_144`; mixup `--recipe
-shipped --recipe mixup`.
+shipped --recipe mixup`; the mirror view at test time, no retraining, `--recipe shipped` then `--recipe shipped --tta
+hflip`.
 
     faceattr prepare utkface ../shared/data/utkface ../shared/data/utkface-extra --out W/utkface.csv
     faceattr synth-masks W/utkface.csv --out W/synth --persons 1200
@@ -132,10 +133,19 @@ def run(args: list) -> None:
     subprocess.run(["faceattr", *map(str, args)], check=True)
 
 
-def fold_result(work: Path, recipe: str, fold: str, seed: int) -> dict:
-    """One training and its score on the other half's faces >= 32 px, cached in `work` as JSON."""
+def fold_result(work: Path, recipe: str, fold: str, seed: int, tta: str = "") -> dict:
+    """One training and its score on the other half's faces >= 32 px, cached in `work` as JSON; with `tta`
+    (e.g. "hflip"), that training's model scored again with those test-time views."""
     name = f"{recipe}_{fold}_s{seed}"
     cached = work / f"{name}.json"
+    if tta:
+        viewed = work / f"{name}_{tta.replace(',', '+')}.json"
+        if not viewed.is_file():
+            checkpoint = work / "runs" / name / "checkpoints" / "last.ckpt"
+            fold_result(work, recipe, fold, seed)  # trained first, if it is not yet
+            rows = crowd_scores([checkpoint], read_manifest(work / f"score_{recipe}_{fold}.csv"), tta=tta.split(","))
+            viewed.write_text(json.dumps(next(r for r in rows if r["faces"] == ">= 32 px")))
+        return json.loads(viewed.read_text())
     if not cached.is_file():
         train_on, score_on = manifests(work, recipe, fold)
         where = [f"run.dir={work / 'runs'}", f"run.name={name}", "train.progress_bar=false", "run.trackers=[]"]
@@ -209,19 +219,20 @@ def main() -> None:
     parser.add_argument("--seed", type=int, action="append", help="training seeds (repeat; default 42)")
     parser.add_argument("--recipe", action="append", choices=list(RECIPES), help="repeat; default per_step + shipped")
     parser.add_argument("--name", default="real_masks_crowd_ema_lite1", help="results file name")
+    parser.add_argument("--tta", default="", help="score each recipe's models with these test-time views, e.g. hflip")
     parser.add_argument("--suspects", action="store_true", help="also write W/crowd_dev_oof.csv (see the docstring)")
     args = parser.parse_args()
     rows = []
     for recipe in args.recipe or ["per_step", "shipped"]:
-        title = RECIPES[recipe][0]
+        title = RECIPES[recipe][0] + (f", with the test-time views {args.tta}" if args.tta else "")
         for seed in args.seed or [42]:
-            folds = {fold: fold_result(args.work, recipe, fold, seed) for fold in ("A", "B")}
+            folds = {fold: fold_result(args.work, recipe, fold, seed, args.tta) for fold in ("A", "B")}
             rows += [row(title, seed, f"dev {fold}", scores) for fold, scores in folds.items()]
             confusion = sum(np.array(scores["confusion"]) for scores in folds.values())
             truth = np.repeat(np.arange(3), confusion.sum(1))
             labels = np.concatenate([np.repeat(np.arange(3), counts) for counts in confusion])
             rows.append(row(title, seed, "both folds pooled", three_class_scores(truth, labels)))
-        if recipe in ("shipped", "per_step", "per_epoch"):
+        if recipe in ("shipped", "per_step", "per_epoch") and not args.tta:
             for chosen, seed, scores in out_of_fold_rules(args.work, recipe, args.seed or [42]):
                 rows.append(row(f"{title}, {chosen}", seed, "both folds pooled", scores))
     columns = ["recipe", "seed", "trained on", "faces", "macro_f1_3class", "recall_incorrect", "confusion"]
