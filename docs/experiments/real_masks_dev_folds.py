@@ -137,11 +137,10 @@ def fold_result(work: Path, recipe: str, fold: str, seed: int, tta: str = "") ->
     """One training and its score on the other half's faces >= 32 px, cached in `work` as JSON; with `tta`
     (e.g. "hflip"), that training's model scored again with those test-time views."""
     name = f"{recipe}_{fold}_s{seed}"
-    cached = work / f"{name}.json"
+    cached, checkpoint = work / f"{name}.json", work / "runs" / name / "checkpoints" / "last.ckpt"
     if tta:
         viewed = work / f"{name}_{tta.replace(',', '+')}.json"
         if not viewed.is_file():
-            checkpoint = work / "runs" / name / "checkpoints" / "last.ckpt"
             fold_result(work, recipe, fold, seed)  # trained first, if it is not yet
             rows = crowd_scores([checkpoint], read_manifest(work / f"score_{recipe}_{fold}.csv"), tta=tta.split(","))
             viewed.write_text(json.dumps(next(r for r in rows if r["faces"] == ">= 32 px")))
@@ -152,7 +151,6 @@ def fold_result(work: Path, recipe: str, fold: str, seed: int, tta: str = "") ->
         shipped = work / "runs" / f"shipped_{fold}_s{seed}" / "checkpoints" / "last.ckpt"
         overrides = [o.format(shipped=shipped) for o in RECIPES[recipe][1]]
         run(["train", "-c", "configs/mask_real.yaml", f"data.manifest={train_on}", f"seed={seed}", *where, *overrides])
-        checkpoint = work / "runs" / name / "checkpoints" / "last.ckpt"
         rows = crowd_scores([checkpoint], read_manifest(score_on))
         cached.write_text(json.dumps(next(r for r in rows if r["faces"] == ">= 32 px")))
     return json.loads(cached.read_text())
