@@ -137,21 +137,19 @@ def fold_result(work: Path, recipe: str, fold: str, seed: int, tta: str = "") ->
     """One training and its score on the other half's faces >= 32 px, cached in `work` as JSON; with `tta`
     (e.g. "hflip"), that training's model scored again with those test-time views."""
     name = f"{recipe}_{fold}_s{seed}"
-    cached, checkpoint = work / f"{name}.json", work / "runs" / name / "checkpoints" / "last.ckpt"
+    checkpoint, score_on = work / "runs" / name / "checkpoints" / "last.ckpt", work / f"score_{recipe}_{fold}.csv"
     if tta:
-        viewed = work / f"{name}_{tta.replace(',', '+')}.json"
-        if not viewed.is_file():
-            fold_result(work, recipe, fold, seed)  # trained first, if it is not yet
-            rows = crowd_scores([checkpoint], read_manifest(work / f"score_{recipe}_{fold}.csv"), tta=tta.split(","))
-            viewed.write_text(json.dumps(next(r for r in rows if r["faces"] == ">= 32 px")))
-        return json.loads(viewed.read_text())
+        fold_result(work, recipe, fold, seed)  # trained first, if it is not yet
+    cached = work / (f"{name}_{tta.replace(',', '+')}.json" if tta else f"{name}.json")
     if not cached.is_file():
-        train_on, score_on = manifests(work, recipe, fold)
-        where = [f"run.dir={work / 'runs'}", f"run.name={name}", "train.progress_bar=false", "run.trackers=[]"]
-        shipped = work / "runs" / f"shipped_{fold}_s{seed}" / "checkpoints" / "last.ckpt"
-        overrides = [o.format(shipped=shipped) for o in RECIPES[recipe][1]]
-        run(["train", "-c", "configs/mask_real.yaml", f"data.manifest={train_on}", f"seed={seed}", *where, *overrides])
-        rows = crowd_scores([checkpoint], read_manifest(score_on))
+        if not tta:
+            train_on, score_on = manifests(work, recipe, fold)
+            where = [f"run.dir={work / 'runs'}", f"run.name={name}", "train.progress_bar=false", "run.trackers=[]"]
+            shipped = work / "runs" / f"shipped_{fold}_s{seed}" / "checkpoints" / "last.ckpt"
+            overrides = [o.format(shipped=shipped) for o in RECIPES[recipe][1]]
+            config = ["-c", "configs/mask_real.yaml", f"data.manifest={train_on}", f"seed={seed}"]
+            run(["train", *config, *where, *overrides])
+        rows = crowd_scores([checkpoint], read_manifest(score_on), tta=tta.split(",") if tta else None)
         cached.write_text(json.dumps(next(r for r in rows if r["faces"] == ">= 32 px")))
     return json.loads(cached.read_text())
 
