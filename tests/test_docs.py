@@ -48,6 +48,15 @@ def _load_gen_reference():
     return module
 
 
+def test_the_code_layout_page_names_every_module():
+    """A newcomer finds each module of the package on docs/layout.md, with what it does."""
+    layout = (ROOT / "docs" / "layout.md").read_text()
+    modules = [p for p in (ROOT / "faceattr").rglob("*.py") if p.stem not in ("__init__", "__main__")]
+    assert len(modules) > 50
+    unnamed = sorted(str(p.relative_to(ROOT)) for p in modules if not re.search(rf"\b{p.stem}\b", layout))
+    assert not unnamed, f"add these to docs/layout.md: {unnamed}"
+
+
 def test_the_reference_pages_are_generated_from_the_current_code():
     module = _load_gen_reference()
     assert (ROOT / "docs/reference/config.md").read_text() == module.config_reference() + "\n"
