@@ -63,6 +63,9 @@ VARIANTS: dict[str, list[str]] = {
     "label smoothing 0.1": ["loss.label_smoothing=0.1"],  # softer targets where UTKFace's labels are wrong
     "gender weight 2": ["model.loss_weights.gender=2.0"],  # the head with the largest gap to its target
     "mixup 0.2": ["augment.mixup=1.0", "augment.mixup_alpha=0.2"],  # every batch blended (Zhang et al.'s alpha)
+    # both pretrained branches at a third of the heads' lr: the dlib face network's features kept closer to its own
+    "backbone lr x0.3": ["optim.backbone_lr_mult=0.3"],
+    "weight decay 0.05": ["optim.weight_decay=0.05"],  # AdamW's usual fine-tuning decay, 500x the preset's
 }
 
 
