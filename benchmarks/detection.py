@@ -94,19 +94,27 @@ def settings() -> dict:
     }
 
 
-def match(truth: np.ndarray, found: list, threshold: float = 0.5) -> tuple[np.ndarray, list[bool]]:
-    """Greedy matching, highest score first: which boxed faces were found, and per detection (in the order given)
-    whether it matched a boxed face."""
-    hit, ok = np.zeros(len(truth), bool), [False] * len(found)
+def match_pairs(truth: np.ndarray, found: list, threshold: float = 0.5) -> list[int]:
+    """Greedy matching, highest score first: per detection (in the order given), the index of the boxed face it
+    matched, or -1."""
+    pairs, hit = [-1] * len(found), np.zeros(len(truth), bool)
     if not found:
-        return hit, ok
+        return pairs
     scores = np.array([s for _, s in found], np.float32)
     overlaps = box_iou(np.array([b for b, _ in found], np.float32), truth) if len(truth) else np.zeros((len(found), 0))
     for i in np.argsort(-scores):
         j = int(np.argmax(overlaps[i])) if overlaps.shape[1] else -1
         if j >= 0 and overlaps[i, j] >= threshold and not hit[j]:
-            hit[j] = ok[i] = True
-    return hit, ok
+            hit[j], pairs[i] = True, j
+    return pairs
+
+
+def match(truth: np.ndarray, found: list, threshold: float = 0.5) -> tuple[np.ndarray, list[bool]]:
+    """Which boxed faces were found, and per detection whether it matched a boxed face (`match_pairs`)."""
+    pairs = match_pairs(truth, found, threshold)
+    hit = np.zeros(len(truth), bool)
+    hit[[j for j in pairs if j >= 0]] = True
+    return hit, [j >= 0 for j in pairs]
 
 
 def average_precision(scored: list[tuple[float, bool]], positives: int) -> float:
