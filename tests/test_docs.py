@@ -102,7 +102,7 @@ def test_benchmarks_are_a_suite_whose_scripts_share_only_public_names():
     import ast
 
     scripts = sorted((ROOT / "benchmarks").glob("*.py"))
-    assert len(scripts) <= 14, [s.name for s in scripts]  # one-off studies live in docs/experiments/
+    assert len(scripts) <= 15, [s.name for s in scripts]  # one-off studies live in docs/experiments/
     for script in [*scripts, *(ROOT / "docs" / "experiments").glob("*.py")]:
         for node in ast.walk(ast.parse(script.read_text())):
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(("benchmarks", "docs")):
