@@ -66,6 +66,9 @@ VARIANTS: dict[str, list[str]] = {
     # both pretrained branches at a third of the heads' lr: the dlib face network's features kept closer to its own
     "backbone lr x0.3": ["optim.backbone_lr_mult=0.3"],
     "weight decay 0.05": ["optim.weight_decay=0.05"],  # AdamW's usual fine-tuning decay, 500x the preset's
+    # the heads trained alone for the first epoch, then everything (linear probe, then fine-tune: Kumar et al. 2022
+    # found it keeps pretrained features for other populations and photo styles)
+    "heads first": ["model.freeze_backbone_epochs=1"],
 }
 
 
