@@ -29,14 +29,14 @@ import pandas as pd
 from sklearn.metrics import f1_score
 
 from benchmarks.common import save
-from benchmarks.detection import CROWD, match_pairs
+from benchmarks.detection import CLASSES, CROWD, match_pairs
 from benchmarks.real_masks import model_name
 from faceattr.data.images import load_rgb
 from faceattr.data.sources.boxes import photo_half
 from faceattr.inference.faces_in_photos import classify_photos, every_face
 from faceattr.inference.load import load_predictor
 
-MASK_CLASSES = {"worn": 0, "incorrect": 1, "not_worn": 2}
+MASK_CLASSES = {name: label for label, name in enumerate(CLASSES)}  # faces.csv's names -> the mask labels
 MIN_WIDTH = 32
 IOU = 0.4  # the issue's first measurement of the detector; annotated boxes are drawn looser or tighter than any
 # detector's
@@ -60,7 +60,6 @@ COLUMNS = [
 def boxed_faces(half: str, limit: int = 0) -> pd.DataFrame:
     """masks-crowd's boxed faces of one half (`limit`: its first photos by name), a mask label each."""
     faces = pd.read_csv(CROWD / "faces.csv")
-    faces = faces[faces["mask"].isin(MASK_CLASSES)]  # the one row labelled "mask" is left out, as prepare does
     faces = faces[faces["photo"].map(photo_half) == half]
     if limit:
         faces = faces[faces["photo"].isin(sorted(faces["photo"].unique())[:limit])]
