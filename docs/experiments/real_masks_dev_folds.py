@@ -24,6 +24,8 @@ B's faces >= 32 px, then the other way round; the test half is never read. Recip
   `low_resolution_sides=[16,48]`), as crowd faces are; screened before every photo was trained on, never with it.
 - `size_144` (on `shipped`): a 144 px input instead of 112, for the detail of a nose's edge above a mask;
 - `size_96` (on `shipped`): a 96 px input, the other way: crowd faces (median 51 px) enlarged less, faster training;
+- `lr_1e-3`, `lr_4e-3` (on `shipped`): half and twice the lr, never screened on the crowd photos (it was chosen on
+  drawn masks alone);
 - `mixup` (on `shipped`): every batch blended with itself in another order, the losses in the same shares
   (`augment.mixup`, alpha 0.2), a known help where training images (drawn masks) differ from the photos scored.
 
@@ -32,9 +34,9 @@ chin_drawn`; the average (decay 0.995: about the last 200 of a run's 843 steps; 
 the first step's random head) and Lite1 `--recipe per_step --recipe shipped --recipe lite1`; the classes balanced
 `--recipe shipped --recipe balanced`; the zoom `--recipe shipped --recipe zoom_1_25`; the fine-tuning `--recipe
 shipped --recipe fine_tune`; the focal loss `--recipe shipped --recipe focal`; small faces `--recipe shipped
---recipe small_faces`; 144 px `--recipe shipped --recipe size_144`; 96 px `--recipe shipped --recipe size_96`; mixup
-`--recipe shipped --recipe mixup`; the mirror view at test time, no retraining, `--recipe shipped` then `--recipe
-shipped --tta hflip`.
+--recipe small_faces`; 144 px `--recipe shipped --recipe size_144`; 96 px `--recipe shipped --recipe size_96`; half
+the lr `--recipe shipped --recipe lr_1e-3` (and `lr_4e-3`); mixup `--recipe shipped --recipe mixup`; the mirror view
+at test time, no retraining, `--recipe shipped` then `--recipe shipped --tta hflip`.
 
     faceattr prepare utkface ../shared/data/utkface ../shared/data/utkface-extra --out W/utkface.csv
     faceattr synth-masks W/utkface.csv --out W/synth --persons 1200
@@ -87,6 +89,8 @@ RECIPES = {
     ),
     "size_144": ("144 px input instead of 112 (incorrect wear is a detail: the nose's edge)", ["data.image_size=144"]),
     "size_96": ("96 px input instead of 112 (crowd faces are about 50 px: less enlarged)", ["data.image_size=96"]),
+    "lr_1e-3": ("half the lr (1e-3): a few hundred real faces, fitted less hard", ["optim.lr=1e-3"]),
+    "lr_4e-3": ("twice the lr (4e-3)", ["optim.lr=4e-3"]),
     "fine_tune": (
         "shipped, then fine-tuned on the real faces alone",
         ["model.init_from={shipped}", "optim.lr=2e-4", "train.epochs=3", AS_TRAINED],
