@@ -335,12 +335,7 @@ def choose_priors(checkpoints: list[Path], crops: pd.DataFrame, min_width: int =
         if trained is not None and not np.allclose(shares, trained, atol=0.01):
             raise SystemExit(f"{checkpoint}: trained on other mask shares ({shares}) than the first model ({trained})")
         trained = shares
-    best = (-1.0, 1.0, 1.0)
-    for w_incorrect in np.geomspace(0.01, 4, 31):
-        for w_bare in np.geomspace(0.01, 4, 31):
-            weights = np.array([1.0, w_incorrect, w_bare])
-            f1 = np.mean([f1_score(t, (p * weights).argmax(1), labels=[0, 1, 2], average="macro") for t, p in answers])
-            best = max(best, (float(f1), float(w_incorrect), float(w_bare)))
+    best = best_class_weights(answers)
     target = trained * np.array([1.0, best[1], best[2]])
     return {
         "faces": len(dev),
@@ -348,6 +343,18 @@ def choose_priors(checkpoints: list[Path], crops: pd.DataFrame, min_width: int =
         "trained": [round(float(v), 4) for v in trained],
         "target": [round(float(v), 4) for v in target / target.sum()],
     }
+
+
+def best_class_weights(answers: list[tuple[np.ndarray, np.ndarray]]) -> tuple[float, float, float]:
+    """(mean macro F1, weight on "incorrect", weight on "not worn"; worn fixed at 1): the grid point with the best
+    macro F1 averaged over `answers` (truth, mask probabilities), e.g. one pair per seed."""
+    best = (-1.0, 1.0, 1.0)
+    for w_incorrect in np.geomspace(0.01, 4, 31):
+        for w_bare in np.geomspace(0.01, 4, 31):
+            weights = np.array([1.0, w_incorrect, w_bare])
+            f1 = np.mean([f1_score(t, (p * weights).argmax(1), labels=[0, 1, 2], average="macro") for t, p in answers])
+            best = max(best, (float(f1), float(w_incorrect), float(w_bare)))
+    return best
 
 
 def validation_fold_scores(checkpoints: list[Path], min_width: int = 32) -> list[dict]:

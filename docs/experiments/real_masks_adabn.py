@@ -20,10 +20,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.metrics import f1_score
 
 from benchmarks.common import STUDIES, save
-from benchmarks.real_masks import model_name, three_class_scores
+from benchmarks.real_masks import best_class_weights, model_name, three_class_scores
 from faceattr.data.images import load_rgb
 from faceattr.inference.checkpoint_predictor import Predictor
 from faceattr.inference.load import load_predictor
@@ -52,18 +51,6 @@ def adapt_batch_norm(predictor: Predictor, paths: list[str], blend: float, batch
         m.eval()
 
 
-def dev_weights(truth: np.ndarray, probs: np.ndarray) -> np.ndarray:
-    """Class weights (worn fixed at 1) with the best macro F1 on the given answers: the dev half's."""
-    best = (-1.0, np.ones(3))
-    for w_incorrect in np.geomspace(0.01, 4, 31):
-        for w_bare in np.geomspace(0.01, 4, 31):
-            weights = np.array([1.0, w_incorrect, w_bare])
-            f1 = f1_score(truth, (probs * weights).argmax(1), labels=[0, 1, 2], average="macro")
-            if f1 > best[0]:
-                best = (float(f1), weights)
-    return best[1]
-
-
 def score_version(checkpoint: Path, crops: pd.DataFrame, blend: float) -> list[dict]:
     """One checkpoint with its statistics blended `blend` towards the dev half's (0: as trained), both rules."""
     predictor = load_predictor(checkpoint)
@@ -79,10 +66,8 @@ def score_version(checkpoint: Path, crops: pd.DataFrame, blend: float) -> list[d
     if "mask" in shares.target:
         probs = reweight(probs, shares.target["mask"], shares.trained["mask"])
     dev = (halves == "dev") & wide
-    rules = {
-        "recipe's": preds.labels()["mask"],
-        "chosen on dev": (probs * dev_weights(truth[dev], probs[dev])).argmax(1),
-    }
+    _, w_incorrect, w_bare = best_class_weights([(truth[dev], probs[dev])])
+    rules = {"recipe's": preds.labels()["mask"], "chosen on dev": (probs * [1.0, w_incorrect, w_bare]).argmax(1)}
     rows = []
     for rule, labels in rules.items():
         for half in ("dev", "test"):
