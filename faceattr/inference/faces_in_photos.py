@@ -52,6 +52,8 @@ def face_result(k: int, face: Face | None, box, probs: dict, labels: dict, row: 
         "box": [int(v) for v in box],
         "face_found": face is not None,
         "face_score": round(face.score, 4) if face else None,
+        # the detector's own box (the crop box above adds the model's margins): what a user matches to their boxes
+        "face_box": [round(float(v), 1) for v in face.box] if face else None,
     }
     for task in CLASSIFICATION_TASKS:
         if task in labels:
@@ -80,6 +82,9 @@ def predict_faces_in_images(
     return classify_photos(predictor, images, every_face(detector, images))
 
 
+FACE_BOX_COLUMNS = ("face_x1", "face_y1", "face_x2", "face_y2")  # empty for a photo's fallback crop
+
+
 def flat_row(path: str, result: dict) -> dict:
     """A nested face result -> one CSV row."""
     x1, y1, x2, y2 = result["box"]
@@ -93,6 +98,8 @@ def flat_row(path: str, result: dict) -> dict:
         "x2": x2,
         "y2": y2,
     }
+    face_box = result.get("face_box") or [np.nan] * 4
+    row.update(zip(FACE_BOX_COLUMNS, face_box, strict=True))
     for task in CLASSIFICATION_TASKS:
         if task in result:
             row[task] = result[task]["label"]
