@@ -31,9 +31,8 @@ from sklearn.metrics import f1_score
 from benchmarks.common import save
 from benchmarks.detection import CLASSES, CROWD, match_pairs
 from benchmarks.real_masks import model_name
-from faceattr.data.images import load_rgb
 from faceattr.data.sources.boxes import photo_half
-from faceattr.inference.faces_in_photos import classify_photos, every_face
+from faceattr.inference.faces_in_photos import FACE_BOX_COLUMNS, predict_faces
 from faceattr.inference.load import load_predictor
 
 MASK_CLASSES = {name: label for label, name in enumerate(CLASSES)}  # faces.csv's names -> the mask labels
@@ -66,30 +65,30 @@ def boxed_faces(half: str, limit: int = 0) -> pd.DataFrame:
     return faces.assign(label=faces["mask"].map(MASK_CLASSES))
 
 
-def label_photos(checkpoint: Path, faces: pd.DataFrame, batch: int = 16) -> tuple[pd.DataFrame, int, float]:
+def label_photos(checkpoint: Path, faces: pd.DataFrame) -> tuple[pd.DataFrame, int, float]:
     """Every boxed face with `predicted` (-1: not found); the detections over no boxed face; seconds per photo.
-    The same calls as `faceattr predict --faces` (faces_in_photos), which keep each face's detector box."""
+    The photos go through `predict_faces`, what `faceattr predict --faces` runs, whose rows carry each face's
+    detector box."""
     predictor = load_predictor(checkpoint)
-    detector = predictor.face_detector()
     photos = sorted(faces["photo"].unique())
-    scored, others, start = [], 0, time.perf_counter()
-    for first in range(0, len(photos), batch):
-        names = photos[first : first + batch]
-        images = [load_rgb(CROWD / name) for name in names]
-        found = every_face(detector, images)
-        results = classify_photos(predictor, images, found)
-        for name, detected, labelled in zip(names, found, results, strict=True):
-            truth = faces[faces["photo"] == name]
-            boxes = truth[["x1", "y1", "x2", "y2"]].to_numpy(np.float32)
-            predicted = np.full(len(truth), -1)
-            # a photo where no face was found gets one fallback crop, which stands for no boxed face
-            pairs = match_pairs(boxes, [(face.box, face.score) for face in detected], IOU)
-            for k, j in enumerate(pairs):
-                if j >= 0:
-                    predicted[j] = labelled[k]["mask"]["label"]
-            others += pairs.count(-1)
-            scored.append(truth.assign(predicted=predicted))
-    return pd.concat(scored), others, (time.perf_counter() - start) / len(photos)
+    start = time.perf_counter()
+    rows = predict_faces(predictor, [str(CROWD / name) for name in photos], predictor.face_detector())
+    seconds = (time.perf_counter() - start) / len(photos)
+    rows = rows[rows["face_found"]]  # a photo where no face was found gets one fallback crop: no boxed face
+    detections = dict(tuple(rows.groupby(rows["path"].map(lambda p: Path(p).name))))
+    scored, others = [], 0
+    for name in photos:
+        truth = faces[faces["photo"] == name]
+        found = detections.get(Path(name).name, rows.iloc[:0])
+        detected = list(zip(found[list(FACE_BOX_COLUMNS)].to_numpy(np.float32), found["face_score"], strict=True))
+        pairs = match_pairs(truth[["x1", "y1", "x2", "y2"]].to_numpy(np.float32), detected, IOU)
+        predicted = np.full(len(truth), -1)
+        for k, j in enumerate(pairs):
+            if j >= 0:
+                predicted[j] = found["mask"].iloc[k]
+        others += pairs.count(-1)
+        scored.append(truth.assign(predicted=predicted))
+    return pd.concat(scored), others, seconds
 
 
 def summary(model: str, half: str, table: pd.DataFrame, others: int, seconds: float) -> dict:
