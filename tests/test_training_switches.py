@@ -48,6 +48,27 @@ def test_a_frozen_backbone_keeps_its_weights_and_the_heads_still_learn(competiti
     assert changed(before, after, running_stats=False)  # the control: without freezing the backbone moves
 
 
+class BatchNormModes(Callback):
+    """Whether the backbone's batch-norm layers were in training mode on each epoch's first batch."""
+
+    def __init__(self) -> None:
+        self.training: list[bool] = []
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx: int) -> None:
+        if batch_idx == 0:
+            norms = [m for m in module.backbone.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+            self.training.append(all(m.training for m in norms))
+
+
+def test_an_unfrozen_backbone_trains_its_batch_norm_statistics_again(competition_manifest, tmp_path):
+    """Frozen epochs hold the statistics (eval mode, which Lightning's validation then restores as it found it);
+    once unfrozen, the backbone must train whole again, as a run that never froze does."""
+    modes = BatchNormModes()
+    extra = {"run.name": "unfrozen", "model.freeze_backbone_epochs": 1, "train.epochs": 3}
+    train(load_config(None, tiny_overrides(competition_manifest, tmp_path, **extra)), callbacks=[modes])
+    assert modes.training == [False, True, True]
+
+
 def test_freeze_bn_keeps_the_batch_norm_statistics_while_the_weights_train(competition_manifest, tmp_path):
     _, before, after = run(competition_manifest, tmp_path, "bn", **{"model.freeze_bn": True})
     assert changed(before, after, running_stats=False) and not changed(before, after, running_stats=True)

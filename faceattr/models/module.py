@@ -121,10 +121,12 @@ class FaceAttrModule(L.LightningModule):
         frozen = self.current_epoch < self.cfg.model.freeze_backbone_epochs
         for p in self.backbone.parameters():
             p.requires_grad_(not frozen)
-        if frozen or self.cfg.model.freeze_bn:
-            for m in self.backbone.modules():
-                if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                    m.eval()
+        # set both ways: Lightning's validation restores each layer's mode as it found it, so a layer put in eval
+        # mode for the frozen epochs would otherwise stay there once the backbone is let go
+        hold_statistics = frozen or self.cfg.model.freeze_bn
+        for m in self.backbone.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.train(not hold_statistics)
 
     # -- steps ------------------------------------------------------------------------------------------
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
