@@ -1,4 +1,5 @@
-"""Commands that use a trained model: evaluate, predict (photos and videos), export, serve, cam, submit."""
+"""Commands that use a trained model: evaluate, predict (photos and videos), pseudo-label, export, serve, cam,
+submit."""
 
 from __future__ import annotations
 
@@ -324,6 +325,41 @@ def _predict_videos(
         f"videos: {len(frames)} face row(s) in {video_outputs(out)[0]}, {len(tracks)} track(s) in "
         f"{video_outputs(out)[1]}{rate}" + (f"; drawn videos in {draw}" if draw else "")
     )
+
+
+@app.command("pseudo-label")
+def pseudo_label(
+    checkpoint: Annotated[Path, typer.Argument(help="a trained model (.ckpt or .onnx), e.g. the drawn-mask recipe's")],
+    manifest: Annotated[Path, typer.Argument(help="a manifest of face crops without labels (faceattr crop's)")],
+    out: Annotated[Path | None, typer.Option(help="the labelled manifest (default: <manifest>.pseudo.<ext>)")] = None,
+    task: Annotated[str, typer.Option(help="the head whose answers become labels: mask, gender or age_bin")] = "mask",
+    keep: Annotated[float, typer.Option(help="share of each predicted class kept, the most confident first")] = 0.5,
+    overwrite: OverwriteFlag = False,
+) -> None:
+    """Label faces that have none with a trained model, to train the next model on them beside its own data
+    (self-training: `prepare manifest` the two, then `train ... sampler.name=weighted sampler.by=source`)."""
+    from faceattr.data.manifest import read_manifest, write_manifest
+    from faceattr.inference.outputs import fresh_skip_report
+    from faceattr.inference.pseudo_labels import pseudo_labels
+    from faceattr.labels import CLASS_NAMES
+
+    try:
+        if task not in CLASS_NAMES:
+            raise FaceAttrError(f"--task {task}: not a class head; choose one of {', '.join(CLASS_NAMES)}")
+        df = read_manifest(manifest)
+        out = out or manifest.with_name(manifest.stem + ".pseudo" + manifest.suffix)
+        refuse_existing([out], overwrite, inputs=(manifest, checkpoint))
+        skips = fresh_skip_report(out, overwrite)
+        taught = pseudo_labels(checkpoint, df, task, keep, skips=skips)
+    except FaceAttrError as e:
+        _fail(e)
+        return
+    write_manifest(taught, out)
+    counts = taught[task].value_counts()
+    per_class = ", ".join(f"{name} {int(counts.get(k, 0))}" for k, name in enumerate(CLASS_NAMES[task]))
+    console.print(f"{len(taught)} of {len(df)} faces labelled in {out} ({per_class})")
+    if len(skips):
+        console.print(f"[yellow]{len(skips)} unreadable image(s) skipped, listed in {skips.csv_path}[/]")
 
 
 @app.command()
