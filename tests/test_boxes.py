@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from faceattr.data.manifest import UNKNOWN
 from faceattr.data.sources import read_boxes_csv, read_voc, read_yolo
 from faceattr.data.sources.boxes import photo_half
 from faceattr.errors import DatasetError
@@ -37,6 +38,15 @@ def test_a_box_csv_gives_a_row_per_face_labelled_by_its_class(tmp_path):
     assert frame[["box_x1", "box_y1", "box_x2", "box_y2"]].iloc[1].tolist() == [100, 20, 140, 70]
     assert frame["person_id"].tolist() == ["a", "a", "b"]  # the photo is the group every split keeps together
     assert frame.groupby("person_id")["split"].nunique().eq(1).all()
+
+
+def test_a_box_csv_without_a_mask_column_gives_unlabelled_faces(tmp_path):
+    """Faces a user has boxed but not labelled: kept with the mask unknown, for `faceattr pseudo-label`."""
+    photos(tmp_path / "photos")
+    table = tmp_path / "faces.csv"
+    table.write_text("photo,x1,y1,x2,y2\nphotos/a.jpg,10,10,50,60\nphotos/b.jpg,5,5,45,55\n")
+    frame = read_boxes_csv(table)
+    assert frame["mask"].tolist() == [UNKNOWN, UNKNOWN] and frame["label18"].eq(UNKNOWN).all()
 
 
 @pytest.mark.parametrize(

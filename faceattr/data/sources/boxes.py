@@ -34,7 +34,10 @@ def photo_half(name: str) -> str:
     return "dev" if int(hashlib.sha1(Path(name).name.encode()).hexdigest(), 16) % 2 == 0 else "test"
 
 
-def _label(name: str, classes: dict[str, int], where: str) -> int:
+def _label(name: str | None, classes: dict[str, int], where: str) -> int:
+    """The mask label a box's class name means; UNKNOWN for a box given without one (unlabelled faces)."""
+    if name is None:
+        return UNKNOWN
     key = str(name).strip().lower()
     if key not in classes:
         raise DatasetError(
@@ -104,7 +107,8 @@ def read_boxes_csv(
     root: str | Path, old_threshold: int = DEFAULT_OLD_THRESHOLD, classes: dict[str, int] | None = None
 ) -> pd.DataFrame:
     """A CSV with `photo,x1,y1,x2,y2,mask` (`path` for `photo` and `class`/`label` for `mask` work too); photo
-    paths relative to the CSV's folder."""
+    paths relative to the CSV's folder. Without a `mask` column the faces are unlabelled (mask unknown), for
+    `faceattr pseudo-label` to label."""
     path = Path(root)
     if not path.is_file():
         raise DatasetError(f"{path}: CSV file not found; the header needs photo,x1,y1,x2,y2,mask")
@@ -112,7 +116,6 @@ def read_boxes_csv(
     photo = next((c for c in ("photo", "path", "image", "filename") if c in table), None)
     label = next((c for c in ("mask", "class", "label", "name") if c in table), None)
     missing = [c for c in ("x1", "y1", "x2", "y2") if c not in table] + (["photo"] if photo is None else [])
-    missing += ["mask"] if label is None else []
     if missing:
         raise DatasetError(f"{path}: missing column(s) {', '.join(missing)} (found: {', '.join(map(str, table))})")
     if table.empty:
@@ -125,7 +128,7 @@ def read_boxes_csv(
         {
             "path": path.parent / str(row[photo]),
             **dict(zip(("x1", "y1", "x2", "y2"), xy, strict=True)),
-            "cls": row[label],
+            "cls": row[label] if label is not None else None,
             "where": f"{path}: line {i + 2}",
         }
         for i, (row, xy) in enumerate(zip(table.to_dict("records"), coords.to_numpy(), strict=True))
