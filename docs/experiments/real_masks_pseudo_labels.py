@@ -1,0 +1,193 @@
+"""Issue 35's lever for the drawn-only recipe (`configs/mask_drawn.yaml`): the real photos a user has, without
+labels, labelled by the drawn model itself and trained on beside the drawn set (self-training; the share kept per
+predicted class, most confident first, as class-balanced self-training keeps rare classes in: Zou et al., ECCV
+2018). No real label is trained on: the drawn-only recipe's question with the photos a user would have anyway.
+
+Screened on masks-crowd's dev half split again by photo (`benchmarks.real_masks.in_dev_part_a`): the teacher (the
+recipe trained on the drawn set) labels part A's faces (every width), the student trains on the drawn set + those,
+and both are scored on part B's faces >= 32 px; then the other way round. Each model is scored with the decision
+rule chosen on the labelled part it did not score (class weights on its probabilities as trained,
+`best_class_weights`), so teacher and student are judged alike, with the teacher's shipped rule (`priors.target`,
+which the student inherits from the config), and with none. `--final`: the teacher labels the whole dev half, the
+student trains on it, and the test half (faces >= 32 px) is scored, as the recipe's own figures are, with those
+rules and with the students' own: chosen on the two fold students' answers on the part each was not taught
+(`--rule-seed`'s), since a rule chosen on the faces a student was taught on follows the teacher's mistakes there.
+
+    (W holds synth.crops.csv and crowd.crops.csv: docs/experiments/real_masks_dev_folds.py's commands)
+    faceattr train -c configs/mask_drawn.yaml data.manifest=W/synth.crops.csv run.dir=W/runs run.name=drawn_s42
+    python -m docs.experiments.real_masks_pseudo_labels --work W --teacher W/runs/drawn_s42/checkpoints/best.ckpt
+    faceattr prepare folder ../shared/data/masks-real --out W/masks_real.csv
+    faceattr crop W/masks_real.csv -c configs/mask_drawn.yaml              # -> W/masks_real.crops.csv
+    python -m docs.experiments.real_masks_pseudo_labels --work W --teacher ... --final \
+        --masks-real W/masks_real.crops.csv
+
+(each seed S: its own drawn-only model `drawn_sS` as the teacher, `--seed S`; the rule rows of `--final` use seed
+42's fold students). The student is `configs/mask_self_trained.yaml`'s model: the drawn-only config with the
+sampler by source, scored as trained (that config has no priors.target; the "its own priors.target" rows are the
+drawn-only rule the student would inherit).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from benchmarks.common import STUDIES, mean_std, save
+from benchmarks.real_masks import best_class_weights, in_dev_part_a, load_predictor, three_class_scores, train_mask
+from benchmarks.real_masks import score as real_masks_score
+from faceattr.data.manifest import read_manifest, write_manifest
+from faceattr.inference.pseudo_labels import pseudo_labels
+
+MIN_WIDTH = 32
+
+
+def wide(faces: pd.DataFrame) -> pd.DataFrame:
+    return faces[(faces["box_x2"] - faces["box_x1"]) >= MIN_WIDTH]
+
+
+def answers(checkpoint: Path, faces: pd.DataFrame, priors: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(truth, mask probabilities) on `faces` >= 32 px; `priors` as load_predictor takes them ({}: as trained)."""
+    faces = wide(faces)
+    preds = load_predictor(checkpoint, priors=priors).predict_paths(faces["path"].tolist(), batch_size=128)
+    return faces["mask"].to_numpy()[preds.indices], preds.probs["mask"]
+
+
+def scores(checkpoint: Path, taught: pd.DataFrame, score_on: pd.DataFrame, target: list | None) -> dict[str, dict]:
+    """The model on `score_on` (faces >= 32 px) with its own rule (`priors.target`), with none, with the rule
+    chosen on the labels of the faces it was `taught` on (for a student, the faces it has seen: a trap, shown), and
+    with `target` (class shares chosen elsewhere) where given."""
+    truth, probs = answers(checkpoint, score_on, priors={})
+    _, w_incorrect, w_bare = best_class_weights([answers(checkpoint, taught, priors={})])
+    weights = np.array([1.0, w_incorrect, w_bare])
+    rows = {
+        "its own priors.target": three_class_scores(*_labels(answers(checkpoint, score_on))),
+        "as trained (--priors none)": three_class_scores(truth, probs.argmax(1)),
+        "rule chosen on the taught faces' labels": {
+            **three_class_scores(truth, (probs * weights).argmax(1)),
+            "rule_values": f"class weights {[round(float(w), 3) for w in weights]}",
+        },
+    }
+    if target is not None:
+        rows["rule chosen out of fold on dev"] = {
+            **three_class_scores(*_labels(answers(checkpoint, score_on, priors={"mask": target}))),
+            "rule_values": f"priors.target {target}",
+        }
+    return rows
+
+
+def _labels(truth_and_probs: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    truth, probs = truth_and_probs
+    return truth, probs.argmax(1)
+
+
+def out_of_fold_target(work: Path, tag: str, dev: pd.DataFrame) -> list[float]:
+    """The students' decision rule, chosen where no student saw the faces: the two fold students' answers on the
+    part the other taught them (pooled), the class weights with the best macro F1, as class shares
+    (`priors.target`) over the students' trained shares."""
+    part_a = dev["person_id"].map(in_dev_part_a)
+    pairs, trained = [], []
+    for taught_on, other in (("A", dev[~part_a]), ("B", dev[part_a])):
+        checkpoint = work / "runs" / f"{tag}_dev_{taught_on}" / "checkpoints" / "best.ckpt"
+        pairs.append(answers(checkpoint, other, priors={}))
+        trained.append(load_predictor(checkpoint, priors={}).cfg.priors.trained["mask"])
+    pooled = (np.concatenate([t for t, _ in pairs]), np.concatenate([p for _, p in pairs]))
+    _, w_incorrect, w_bare = best_class_weights([pooled])
+    target = np.mean(trained, axis=0) * np.array([1.0, w_incorrect, w_bare])
+    return [round(float(v), 4) for v in target / target.sum()]
+
+
+def student(args: argparse.Namespace, name: str, unlabelled: pd.DataFrame) -> Path:
+    """The recipe trained on the drawn set + `unlabelled` as the teacher labels them (cached by run name)."""
+    checkpoint = args.work / "runs" / name / "checkpoints" / "best.ckpt"
+    if not checkpoint.is_file():
+        taught = pseudo_labels(args.teacher, unlabelled, "mask", args.keep)
+        print(name, "pseudo labels per class:", np.bincount(taught["mask"], minlength=3).tolist(), flush=True)
+        drawn = read_manifest(args.work / "synth.crops.csv")
+        manifest = write_manifest(pd.concat([drawn, taught], ignore_index=True), args.work / f"{name}.csv")
+        train_mask(manifest, args.work, name, 3, 112, [f"sampler.name={args.sampler}", "sampler.by=source"], args.seed)
+    return checkpoint
+
+
+def summary(tag: str, seeds: list[int]) -> None:
+    """Mean +- std over `seeds` of each model and rule's `--final` rows (`tag` without the seed)."""
+    runs = [json.loads((STUDIES / f"real_masks_{tag}_s{seed}_final.json").read_text())["rows"] for seed in seeds]
+    keys = sorted(
+        {(r["model"], r["scored"], r["rule"]) for r in runs[0]},
+        key=[(r["model"], r["scored"], r["rule"]) for r in runs[0]].index,
+    )
+    rows = []
+    for model, scored, rule in keys:
+        per_seed = [
+            next(r for r in run if (r["model"], r["scored"], r["rule"]) == (model, scored, rule)) for run in runs
+        ]
+        row = {"model": model, "scored": scored, "rule": rule}
+        for metric in ("macro_f1_3class", "recall_incorrect", "masks_real_f1"):
+            values = [r[metric] for r in per_seed if r.get(metric) is not None]
+            if values:
+                row[metric] = mean_std(values) + " (" + " / ".join(f"{v:.3f}" for v in values) + ")"
+        rows.append(row)
+    columns = ["model", "scored", "rule", "macro_f1_3class", "recall_incorrect", "masks_real_f1"]
+    save(f"real_masks_{tag}_final_summary", rows, columns, {"seeds": seeds}, folder=STUDIES)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", type=Path, required=True)
+    parser.add_argument("--teacher", type=Path, help="the drawn-only recipe's checkpoint")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--keep", type=float, default=0.5, help="share of each predicted class kept")
+    parser.add_argument("--sampler", default="weighted", help="weighted: the pseudo faces as often as the drawn")
+    parser.add_argument("--final", action="store_true", help="label the whole dev half, score the test half")
+    parser.add_argument(
+        "--masks-real", type=Path, help="with --final: masks-real's crops manifest, scored worn vs not as well"
+    )
+    parser.add_argument(
+        "--rule-seed", type=int, default=42, help="with --final: the seed whose two fold students choose the rule"
+    )
+    parser.add_argument("--summary", type=int, nargs="+", metavar="SEED", help="mean +- std of these seeds' --final")
+    args = parser.parse_args()
+    if args.summary:
+        summary(f"pseudo_keep{args.keep:g}_{args.sampler}", args.summary)
+        return
+    if args.teacher is None:
+        parser.error("--teacher is needed (the drawn-only recipe's checkpoint)")
+    crowd = read_manifest(args.work / "crowd.crops.csv")
+    dev = crowd[crowd["split"] == "dev"]
+    tag = f"pseudo_keep{args.keep:g}_{args.sampler}_s{args.seed}"
+    rows = []
+    if args.final:
+        parts = [("dev half", "test half", dev, crowd[crowd["split"] == "test"])]
+    else:
+        part_a = dev["person_id"].map(in_dev_part_a)
+        parts = [("dev A", "dev B", dev[part_a], dev[~part_a]), ("dev B", "dev A", dev[~part_a], dev[part_a])]
+    rule_tag = f"pseudo_keep{args.keep:g}_{args.sampler}_s{args.rule_seed}"
+    target = out_of_fold_target(args.work, rule_tag, dev) if args.final else None
+    for labelled, scored, unlabelled, score_on in parts:
+        name = f"{tag}_{labelled.replace(' ', '_')}"
+        for model, checkpoint in (("teacher", args.teacher), ("student", student(args, name, unlabelled))):
+            for rule, row in scores(checkpoint, unlabelled, score_on, target if model == "student" else None).items():
+                rows.append({"model": model, "unlabelled": labelled, "scored": scored, "rule": rule, **row})
+                print(json.dumps(rows[-1]), flush=True)
+    if args.masks_real is not None:  # worn vs not on masks-real's web photos: nothing lost there
+        real = read_manifest(args.masks_real)
+        student_run = args.work / "runs" / f"{tag}_dev_half" / "checkpoints" / "best.ckpt"
+        for model, checkpoint, rule, priors in (
+            ("teacher", args.teacher, "its own priors.target", None),
+            ("student", student_run, "as trained (--priors none)", {}),
+        ):
+            row = {"model": model, "scored": "masks-real (worn vs not)", "rule": rule}
+            rows.append({**row, "masks_real_f1": real_masks_score(checkpoint, real, priors=priors)["macro_f1"]})
+            print(json.dumps(rows[-1]), flush=True)
+    columns = ["model", "unlabelled", "scored", "rule", "macro_f1_3class", "recall_incorrect", "precision_incorrect"]
+    columns += ["recall_worn", "recall_not_worn", "rule_values", "masks_real_f1"]
+    settings = {"teacher": str(args.teacher), "seed": args.seed, "keep": args.keep, "sampler": args.sampler}
+    settings |= {"rule_seed": args.rule_seed, "out_of_fold_target": target} if args.final else {}
+    save(f"real_masks_{tag}" + ("_final" if args.final else ""), rows, columns, settings, folder=STUDIES)
+
+
+if __name__ == "__main__":
+    main()
