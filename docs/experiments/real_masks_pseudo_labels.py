@@ -115,10 +115,7 @@ def student(args: argparse.Namespace, name: str, unlabelled: pd.DataFrame) -> Pa
 def summary(tag: str, seeds: list[int]) -> None:
     """Mean +- std over `seeds` of each model and rule's `--final` rows (`tag` without the seed)."""
     runs = [json.loads((STUDIES / f"real_masks_{tag}_s{seed}_final.json").read_text())["rows"] for seed in seeds]
-    keys = sorted(
-        {(r["model"], r["scored"], r["rule"]) for r in runs[0]},
-        key=[(r["model"], r["scored"], r["rule"]) for r in runs[0]].index,
-    )
+    keys = list(dict.fromkeys((r["model"], r["scored"], r["rule"]) for r in runs[0]))  # in order, once each
     rows = []
     for model, scored, rule in keys:
         per_seed = [
