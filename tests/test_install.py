@@ -17,7 +17,7 @@ def test_torchvision_nms_works():
 COMMANDS = [
     *("labels", "prepare", "check", "suspects", "crop", "framing", "cache", "stats", "synth-masks"),
     *("train", "cv", "tune", "demo"),
-    *("evaluate", "predict", "export", "serve", "cam", "submit"),
+    *("evaluate", "predict", "pseudo-label", "export", "serve", "cam", "submit"),
 ]
 
 
