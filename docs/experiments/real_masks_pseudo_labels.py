@@ -139,6 +139,7 @@ def main() -> None:
     parser.add_argument("--keep", type=float, default=0.5, help="share of each predicted class kept")
     parser.add_argument("--sampler", default="weighted", help="weighted: the pseudo faces as often as the drawn")
     parser.add_argument("--final", action="store_true", help="label the whole dev half, score the test half")
+    parser.add_argument("--folds", default="AB", help="without --final: the dev parts taught (A, B or AB)")
     parser.add_argument(
         "--masks-real", type=Path, help="with --final: masks-real's crops manifest, scored worn vs not as well"
     )
@@ -161,6 +162,7 @@ def main() -> None:
     else:
         part_a = dev["person_id"].map(in_dev_part_a)
         parts = [("dev A", "dev B", dev[part_a], dev[~part_a]), ("dev B", "dev A", dev[~part_a], dev[part_a])]
+        parts = [p for p in parts if p[0][-1] in args.folds]
     rule_tag = f"pseudo_keep{args.keep:g}_{args.sampler}_s{args.rule_seed}"
     target = out_of_fold_target(args.work, rule_tag, dev) if args.final else None
     for labelled, scored, unlabelled, score_on in parts:
@@ -183,7 +185,8 @@ def main() -> None:
     columns += ["recall_worn", "recall_not_worn", "rule_values", "masks_real_f1"]
     settings = {"teacher": str(args.teacher), "seed": args.seed, "keep": args.keep, "sampler": args.sampler}
     settings |= {"rule_seed": args.rule_seed, "out_of_fold_target": target} if args.final else {}
-    save(f"real_masks_{tag}" + ("_final" if args.final else ""), rows, columns, settings, folder=STUDIES)
+    name = f"real_masks_{tag}" + ("_final" if args.final else "" if args.folds == "AB" else f"_dev_{args.folds}")
+    save(name, rows, columns, settings, folder=STUDIES)
 
 
 if __name__ == "__main__":
