@@ -321,11 +321,16 @@ def split_dev(crops: pd.DataFrame, drawn: pd.DataFrame, work: Path) -> tuple[Pat
     return train_on, score_on
 
 
+def wide_faces(faces: pd.DataFrame, min_width: int = 32) -> pd.DataFrame:
+    """The boxed faces at least `min_width` px wide (the annotated box, in photo pixels): those the targets count."""
+    return faces[(faces["box_x2"] - faces["box_x1"]) >= min_width]
+
+
 def choose_priors(checkpoints: list[Path], crops: pd.DataFrame, min_width: int = 32) -> dict:
     """The mask class shares (`priors.target`) that give the best macro F1, averaged over `checkpoints` (seeds of one
     recipe), on the dev half's faces >= `min_width` px: the decision rule for "incorrect" and "not worn", chosen
     where the test half is never seen. A grid of weights on the model's probabilities as trained, relative to worn."""
-    dev = crops[(crops["split"] == "dev") & ((crops["box_x2"] - crops["box_x1"]) >= min_width)]
+    dev = wide_faces(crops[crops["split"] == "dev"], min_width)
     answers, trained = [], None
     for checkpoint in checkpoints:
         predictor = load_predictor(checkpoint, priors={})
@@ -366,7 +371,7 @@ def validation_fold_scores(checkpoints: list[Path], min_width: int = 32) -> list
     for checkpoint in checkpoints:
         predictor = load_predictor(checkpoint, priors={})
         frame = evaluation_rows(predictor, None, None)
-        boxed = frame[(frame["box_x2"] - frame["box_x1"]) >= min_width] if "box_x1" in frame else frame.iloc[:0]
+        boxed = wide_faces(frame, min_width) if "box_x1" in frame else frame.iloc[:0]
         preds = predictor.predict_paths(boxed["path"].tolist(), batch_size=128)
         truth, labels = boxed["mask"].to_numpy()[preds.indices], preds.labels()["mask"]
         scores = three_class_scores(truth, labels)

@@ -63,7 +63,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.common import STUDIES, save
-from benchmarks.real_masks import crowd_scores, in_dev_part_a, load_predictor, three_class_scores
+from benchmarks.real_masks import crowd_scores, in_dev_part_a, load_predictor, three_class_scores, wide_faces
 from faceattr.data.manifest import read_manifest, write_manifest
 
 CHIN = "faces.margins=[0.082,0.096,-0.044,0.3]"
@@ -166,7 +166,7 @@ def out_of_fold_answers(work: Path, recipe: str, seed: int, min_width: int = 32)
     faces, probs = [], []
     for fold in ("A", "B"):
         scored = read_manifest(work / f"score_{recipe}_{fold}.csv")
-        scored = scored[(scored["box_x2"] - scored["box_x1"]) >= min_width]
+        scored = wide_faces(scored, min_width)
         checkpoint = work / "runs" / f"{recipe}_{fold}_s{seed}" / "checkpoints" / "last.ckpt"
         preds = load_predictor(checkpoint, priors={}).predict_paths(scored["path"].tolist(), batch_size=128)
         faces.append(scored.iloc[preds.indices])

@@ -37,21 +37,22 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.common import STUDIES, mean_std, save
-from benchmarks.real_masks import best_class_weights, in_dev_part_a, load_predictor, three_class_scores, train_mask
+from benchmarks.real_masks import (
+    best_class_weights,
+    in_dev_part_a,
+    load_predictor,
+    three_class_scores,
+    train_mask,
+    wide_faces,
+)
 from benchmarks.real_masks import score as real_masks_score
 from faceattr.data.manifest import read_manifest, write_manifest
 from faceattr.inference.pseudo_labels import pseudo_labels
 
-MIN_WIDTH = 32
-
-
-def wide(faces: pd.DataFrame) -> pd.DataFrame:
-    return faces[(faces["box_x2"] - faces["box_x1"]) >= MIN_WIDTH]
-
 
 def answers(checkpoint: Path, faces: pd.DataFrame, priors: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(truth, mask probabilities) on `faces` >= 32 px; `priors` as load_predictor takes them ({}: as trained)."""
-    faces = wide(faces)
+    faces = wide_faces(faces)
     preds = load_predictor(checkpoint, priors=priors).predict_paths(faces["path"].tolist(), batch_size=128)
     return faces["mask"].to_numpy()[preds.indices], preds.probs["mask"]
 
