@@ -22,9 +22,11 @@ rules and with the students' own: chosen on the two fold students' answers on th
         --masks-real W/masks_real.crops.csv
 
 (each seed S: its own drawn-only model `drawn_sS` as the teacher, `--seed S`; the rule rows of `--final` use seed
-42's fold students). The student is `configs/mask_self_trained.yaml`'s model: the drawn-only config with the
-sampler by source, scored as trained (that config has no priors.target; the "its own priors.target" rows are the
-drawn-only rule the student would inherit).
+42's fold students). `--round 2`: a second round, each part's first-round student (same seed and keep) the
+teacher that labels the same faces again, as iterated self-training does. The student is
+`configs/mask_self_trained.yaml`'s model: the drawn-only config with the sampler by source, scored as trained
+(that config has no priors.target; the "its own priors.target" rows are the drawn-only rule the student would
+inherit).
 """
 
 from __future__ import annotations
@@ -92,7 +94,7 @@ def out_of_fold_target(work: Path, tag: str, dev: pd.DataFrame) -> list[float]:
     part_a = dev["person_id"].map(in_dev_part_a)
     pairs, trained = [], []
     for taught_on, other in (("A", dev[~part_a]), ("B", dev[part_a])):
-        checkpoint = work / "runs" / f"{tag}_dev_{taught_on}" / "checkpoints" / "best.ckpt"
+        checkpoint = run_checkpoint(work, f"{tag}_dev_{taught_on}")
         pairs.append(answers(checkpoint, other, priors={}))
         trained.append(load_predictor(checkpoint, priors={}).cfg.priors.trained["mask"])
     pooled = (np.concatenate([t for t, _ in pairs]), np.concatenate([p for _, p in pairs]))
@@ -101,11 +103,15 @@ def out_of_fold_target(work: Path, tag: str, dev: pd.DataFrame) -> list[float]:
     return [round(float(v), 4) for v in target / target.sum()]
 
 
-def student(args: argparse.Namespace, name: str, unlabelled: pd.DataFrame) -> Path:
-    """The recipe trained on the drawn set + `unlabelled` as the teacher labels them (cached by run name)."""
-    checkpoint = args.work / "runs" / name / "checkpoints" / "best.ckpt"
+def run_checkpoint(work: Path, name: str) -> Path:
+    return work / "runs" / name / "checkpoints" / "best.ckpt"
+
+
+def student(args: argparse.Namespace, teacher: Path, name: str, unlabelled: pd.DataFrame) -> Path:
+    """The recipe trained on the drawn set + `unlabelled` as `teacher` labels them (cached by run name)."""
+    checkpoint = run_checkpoint(args.work, name)
     if not checkpoint.is_file():
-        taught = pseudo_labels(args.teacher, unlabelled, "mask", args.keep)
+        taught = pseudo_labels(teacher, unlabelled, "mask", args.keep)
         print(name, "pseudo labels per class:", np.bincount(taught["mask"], minlength=3).tolist(), flush=True)
         drawn = read_manifest(args.work / "synth.crops.csv")
         manifest = write_manifest(pd.concat([drawn, taught], ignore_index=True), args.work / f"{name}.csv")
@@ -132,6 +138,12 @@ def summary(tag: str, seeds: list[int]) -> None:
     save(f"real_masks_{tag}_final_summary", rows, columns, {"seeds": seeds}, folder=STUDIES)
 
 
+def _tag(args: argparse.Namespace, round_: int | None = None) -> str:
+    """The run and table names' stem; the first round's keeps the names it was published under."""
+    round_ = args.round if round_ is None else round_
+    return f"pseudo_keep{args.keep:g}_{args.sampler}" + (f"_r{round_}" if round_ > 1 else "")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, required=True)
@@ -147,16 +159,17 @@ def main() -> None:
     parser.add_argument(
         "--rule-seed", type=int, default=42, help="with --final: the seed whose two fold students choose the rule"
     )
+    parser.add_argument("--round", type=int, default=1, help="2: the first round's students are the teachers")
     parser.add_argument("--summary", type=int, nargs="+", metavar="SEED", help="mean +- std of these seeds' --final")
     args = parser.parse_args()
     if args.summary:
-        summary(f"pseudo_keep{args.keep:g}_{args.sampler}", args.summary)
+        summary(_tag(args), args.summary)
         return
     if args.teacher is None:
         parser.error("--teacher is needed (the drawn-only recipe's checkpoint)")
     crowd = read_manifest(args.work / "crowd.crops.csv")
     dev = crowd[crowd["split"] == "dev"]
-    tag = f"pseudo_keep{args.keep:g}_{args.sampler}_s{args.seed}"
+    tag = f"{_tag(args)}_s{args.seed}"
     rows = []
     if args.final:
         parts = [("dev half", "test half", dev, crowd[crowd["split"] == "test"])]
@@ -164,17 +177,21 @@ def main() -> None:
         part_a = dev["person_id"].map(in_dev_part_a)
         parts = [("dev A", "dev B", dev[part_a], dev[~part_a]), ("dev B", "dev A", dev[~part_a], dev[part_a])]
         parts = [p for p in parts if p[0][-1] in args.folds]
-    rule_tag = f"pseudo_keep{args.keep:g}_{args.sampler}_s{args.rule_seed}"
+    rule_tag = f"{_tag(args)}_s{args.rule_seed}"
     target = out_of_fold_target(args.work, rule_tag, dev) if args.final else None
     for labelled, scored, unlabelled, score_on in parts:
-        name = f"{tag}_{labelled.replace(' ', '_')}"
-        for model, checkpoint in (("teacher", args.teacher), ("student", student(args, name, unlabelled))):
+        part = labelled.replace(" ", "_")
+        teacher = args.teacher
+        if args.round > 1:  # the previous round's student of this part
+            teacher = run_checkpoint(args.work, f"{_tag(args, args.round - 1)}_s{args.seed}_{part}")
+        taught = student(args, teacher, f"{tag}_{part}", unlabelled)
+        for model, checkpoint in (("teacher", teacher), ("student", taught)):
             for rule, row in scores(checkpoint, unlabelled, score_on, target if model == "student" else None).items():
                 rows.append({"model": model, "unlabelled": labelled, "scored": scored, "rule": rule, **row})
                 print(json.dumps(rows[-1]), flush=True)
     if args.masks_real is not None:  # worn vs not on masks-real's web photos: nothing lost there
         real = read_manifest(args.masks_real)
-        student_run = args.work / "runs" / f"{tag}_dev_half" / "checkpoints" / "best.ckpt"
+        student_run = run_checkpoint(args.work, f"{tag}_dev_half")
         for model, checkpoint, rule, priors in (
             ("teacher", args.teacher, "its own priors.target", None),
             ("student", student_run, "as trained (--priors none)", {}),
@@ -185,6 +202,7 @@ def main() -> None:
     columns = ["model", "unlabelled", "scored", "rule", "macro_f1_3class", "recall_incorrect", "precision_incorrect"]
     columns += ["recall_worn", "recall_not_worn", "rule_values", "masks_real_f1"]
     settings = {"teacher": str(args.teacher), "seed": args.seed, "keep": args.keep, "sampler": args.sampler}
+    settings |= {"round": args.round} if args.round > 1 else {}
     settings |= {"rule_seed": args.rule_seed, "out_of_fold_target": target} if args.final else {}
     name = f"real_masks_{tag}" + ("_final" if args.final else "" if args.folds == "AB" else f"_dev_{args.folds}")
     save(name, rows, columns, settings, folder=STUDIES)
