@@ -23,7 +23,9 @@ rules and with the students' own: chosen on the two fold students' answers on th
 
 (each seed S: its own drawn-only model `drawn_sS` as the teacher, `--seed S`; the rule rows of `--final` use seed
 42's fold students). `--round 2`: a second round, each part's first-round student (same seed and keep) the
-teacher that labels the same faces again, as iterated self-training does. The student is
+teacher that labels the same faces again, as iterated self-training does. `--variant NAME --set KEY=VALUE ...`:
+the student trained with those config overrides (`{teacher}` in a value: the teacher's checkpoint, e.g.
+`model.init_from={teacher}` to fine-tune the teacher instead of starting from ImageNet). The student is
 `configs/mask_self_trained.yaml`'s model: the drawn-only config with the sampler by source, scored as trained
 (that config has no priors.target; the "its own priors.target" rows are the drawn-only rule the student would
 inherit).
@@ -52,8 +54,11 @@ from faceattr.data.manifest import read_manifest, write_manifest
 from faceattr.inference.pseudo_labels import pseudo_labels
 
 
-def answers(checkpoint: Path, faces: pd.DataFrame, priors: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(truth, mask probabilities) on `faces` >= 32 px; `priors` as load_predictor takes them ({}: as trained)."""
+def answers(
+    checkpoint: Path | list[Path], faces: pd.DataFrame, priors: dict | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(truth, mask probabilities) on `faces` >= 32 px; `priors` as load_predictor takes them ({}: as trained;
+    None: each model's own rule). Several checkpoints: their soft vote, as `predict A --also B` gives it."""
     faces = wide_faces(faces)
     preds = load_predictor(checkpoint, priors=priors).predict_paths(faces["path"].tolist(), batch_size=128)
     return faces["mask"].to_numpy()[preds.indices], preds.probs["mask"]
@@ -115,7 +120,9 @@ def student(args: argparse.Namespace, teacher: Path, name: str, unlabelled: pd.D
         print(name, "pseudo labels per class:", np.bincount(taught["mask"], minlength=3).tolist(), flush=True)
         drawn = read_manifest(args.work / "synth.crops.csv")
         manifest = write_manifest(pd.concat([drawn, taught], ignore_index=True), args.work / f"{name}.csv")
-        train_mask(manifest, args.work, name, 3, 112, [f"sampler.name={args.sampler}", "sampler.by=source"], args.seed)
+        overrides = [f"sampler.name={args.sampler}", "sampler.by=source"]
+        overrides += [value.replace("{teacher}", str(teacher)) for value in args.set]
+        train_mask(manifest, args.work, name, 3, 112, overrides, args.seed)
     return checkpoint
 
 
@@ -141,7 +148,8 @@ def summary(tag: str, seeds: list[int]) -> None:
 def _tag(args: argparse.Namespace, round_: int | None = None) -> str:
     """The run and table names' stem; the first round's keeps the names it was published under."""
     round_ = args.round if round_ is None else round_
-    return f"pseudo_keep{args.keep:g}_{args.sampler}" + (f"_r{round_}" if round_ > 1 else "")
+    variant = f"_{args.variant}" if args.variant else ""
+    return f"pseudo_keep{args.keep:g}_{args.sampler}{variant}" + (f"_r{round_}" if round_ > 1 else "")
 
 
 def main() -> None:
@@ -160,6 +168,9 @@ def main() -> None:
         "--rule-seed", type=int, default=42, help="with --final: the seed whose two fold students choose the rule"
     )
     parser.add_argument("--round", type=int, default=1, help="2: the first round's students are the teachers")
+    parser.add_argument("--variant", default="", help="a name for the student's --set overrides (run names)")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="the student's config overrides")
+    parser.add_argument("--vote", action="store_true", help="score the student and its teacher voting as well")
     parser.add_argument("--summary", type=int, nargs="+", metavar="SEED", help="mean +- std of these seeds' --final")
     args = parser.parse_args()
     if args.summary:
@@ -167,6 +178,8 @@ def main() -> None:
         return
     if args.teacher is None:
         parser.error("--teacher is needed (the drawn-only recipe's checkpoint)")
+    if args.set and not args.variant:
+        parser.error("--set needs --variant NAME, so the student's runs and tables are named apart")
     crowd = read_manifest(args.work / "crowd.crops.csv")
     dev = crowd[crowd["split"] == "dev"]
     tag = f"{_tag(args)}_s{args.seed}"
@@ -189,6 +202,11 @@ def main() -> None:
             for rule, row in scores(checkpoint, unlabelled, score_on, target if model == "student" else None).items():
                 rows.append({"model": model, "unlabelled": labelled, "scored": scored, "rule": rule, **row})
                 print(json.dumps(rows[-1]), flush=True)
+        if args.vote:  # no more training: the two models a user already has, voting
+            row = three_class_scores(*_labels(answers([taught, teacher], score_on)))
+            row = {"rule": "each its own (the student as trained, the teacher its priors.target)", **row}
+            rows.append({"model": "student + teacher vote", "unlabelled": labelled, "scored": scored, **row})
+            print(json.dumps(rows[-1]), flush=True)
     if args.masks_real is not None:  # worn vs not on masks-real's web photos: nothing lost there
         real = read_manifest(args.masks_real)
         student_run = run_checkpoint(args.work, f"{tag}_dev_half")
@@ -203,6 +221,7 @@ def main() -> None:
     columns += ["recall_worn", "recall_not_worn", "rule_values", "masks_real_f1"]
     settings = {"teacher": str(args.teacher), "seed": args.seed, "keep": args.keep, "sampler": args.sampler}
     settings |= {"round": args.round} if args.round > 1 else {}
+    settings |= {"student_overrides": args.set} if args.set else {}
     settings |= {"rule_seed": args.rule_seed, "out_of_fold_target": target} if args.final else {}
     name = f"real_masks_{tag}" + ("_final" if args.final else "" if args.folds == "AB" else f"_dev_{args.folds}")
     save(name, rows, columns, settings, folder=STUDIES)
