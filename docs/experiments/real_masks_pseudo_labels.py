@@ -25,7 +25,8 @@ rules and with the students' own: chosen on the two fold students' answers on th
 42's fold students). `--round 2`: a second round, each part's first-round student (same seed and keep) the
 teacher that labels the same faces again, as iterated self-training does. `--variant NAME --set KEY=VALUE ...`:
 the student trained with those config overrides (`{teacher}` in a value: the teacher's checkpoint, e.g.
-`model.init_from={teacher}` to fine-tune the teacher instead of starting from ImageNet). The student is
+`model.init_from={teacher}` to fine-tune the teacher instead of starting from ImageNet); `--pseudo-sources K`: the
+taught faces split into K sources, so the sampler by source draws them K times in K + 1. The student is
 `configs/mask_self_trained.yaml`'s model: the drawn-only config with the sampler by source, scored as trained
 (that config has no priors.target; the "its own priors.target" rows are the drawn-only rule the student would
 inherit).
@@ -118,6 +119,8 @@ def student(args: argparse.Namespace, teacher: Path, name: str, unlabelled: pd.D
     if not checkpoint.is_file():
         taught = pseudo_labels(teacher, unlabelled, "mask", args.keep)
         print(name, "pseudo labels per class:", np.bincount(taught["mask"], minlength=3).tolist(), flush=True)
+        if args.pseudo_sources > 1:  # the sampler by source then draws the taught faces K times in K + 1
+            taught["source"] = [f"pseudo{i % args.pseudo_sources}" for i in range(len(taught))]
         drawn = read_manifest(args.work / "synth.crops.csv")
         manifest = write_manifest(pd.concat([drawn, taught], ignore_index=True), args.work / f"{name}.csv")
         overrides = [f"sampler.name={args.sampler}", "sampler.by=source"]
@@ -171,6 +174,9 @@ def main() -> None:
     parser.add_argument("--variant", default="", help="a name for the student's --set overrides (run names)")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="the student's config overrides")
     parser.add_argument("--vote", action="store_true", help="score the student and its teacher voting as well")
+    parser.add_argument(
+        "--pseudo-sources", type=int, default=1, help="K: the taught faces K of each K + 1 draws (with --variant)"
+    )
     parser.add_argument("--summary", type=int, nargs="+", metavar="SEED", help="mean +- std of these seeds' --final")
     args = parser.parse_args()
     if args.summary:
@@ -178,8 +184,8 @@ def main() -> None:
         return
     if args.teacher is None:
         parser.error("--teacher is needed (the drawn-only recipe's checkpoint)")
-    if args.set and not args.variant:
-        parser.error("--set needs --variant NAME, so the student's runs and tables are named apart")
+    if (args.set or args.pseudo_sources > 1) and not args.variant:
+        parser.error("--set and --pseudo-sources need --variant NAME, so the student's runs and tables are apart")
     crowd = read_manifest(args.work / "crowd.crops.csv")
     dev = crowd[crowd["split"] == "dev"]
     tag = f"{_tag(args)}_s{args.seed}"
@@ -222,6 +228,7 @@ def main() -> None:
     settings = {"teacher": str(args.teacher), "seed": args.seed, "keep": args.keep, "sampler": args.sampler}
     settings |= {"round": args.round} if args.round > 1 else {}
     settings |= {"student_overrides": args.set} if args.set else {}
+    settings |= {"pseudo_sources": args.pseudo_sources} if args.pseudo_sources > 1 else {}
     settings |= {"rule_seed": args.rule_seed, "out_of_fold_target": target} if args.final else {}
     name = f"real_masks_{tag}" + ("_final" if args.final else "" if args.folds == "AB" else f"_dev_{args.folds}")
     save(name, rows, columns, settings, folder=STUDIES)
