@@ -117,7 +117,7 @@ def student(args: argparse.Namespace, teacher: Path, name: str, unlabelled: pd.D
     """The recipe trained on the drawn set + `unlabelled` as `teacher` labels them (cached by run name)."""
     checkpoint = run_checkpoint(args.work, name)
     if not checkpoint.is_file():
-        taught = pseudo_labels(teacher, unlabelled, "mask", args.keep)
+        taught = pseudo_labels(teacher, unlabelled, "mask", args.keep, tta=args.teacher_tta)
         print(name, "pseudo labels per class:", np.bincount(taught["mask"], minlength=3).tolist(), flush=True)
         if args.pseudo_sources > 1:  # the sampler by source then draws the taught faces K times in K + 1
             taught["source"] = [f"pseudo{i % args.pseudo_sources}" for i in range(len(taught))]
@@ -177,6 +177,9 @@ def main() -> None:
     parser.add_argument(
         "--pseudo-sources", type=int, default=1, help="K: the taught faces K of each K + 1 draws (with --variant)"
     )
+    parser.add_argument(
+        "--teacher-tta", type=lambda v: v.split(","), help="the teacher's test-time views, e.g. hflip (with --variant)"
+    )
     parser.add_argument("--summary", type=int, nargs="+", metavar="SEED", help="mean +- std of these seeds' --final")
     args = parser.parse_args()
     if args.summary:
@@ -184,8 +187,8 @@ def main() -> None:
         return
     if args.teacher is None:
         parser.error("--teacher is needed (the drawn-only recipe's checkpoint)")
-    if (args.set or args.pseudo_sources > 1) and not args.variant:
-        parser.error("--set and --pseudo-sources need --variant NAME, so the student's runs and tables are apart")
+    if (args.set or args.pseudo_sources > 1 or args.teacher_tta) and not args.variant:
+        parser.error("--set, --pseudo-sources and --teacher-tta need --variant NAME, to name the runs apart")
     crowd = read_manifest(args.work / "crowd.crops.csv")
     dev = crowd[crowd["split"] == "dev"]
     tag = f"{_tag(args)}_s{args.seed}"
@@ -229,6 +232,7 @@ def main() -> None:
     settings |= {"round": args.round} if args.round > 1 else {}
     settings |= {"student_overrides": args.set} if args.set else {}
     settings |= {"pseudo_sources": args.pseudo_sources} if args.pseudo_sources > 1 else {}
+    settings |= {"teacher_tta": args.teacher_tta} if args.teacher_tta else {}
     settings |= {"rule_seed": args.rule_seed, "out_of_fold_target": target} if args.final else {}
     name = f"real_masks_{tag}" + ("_final" if args.final else "" if args.folds == "AB" else f"_dev_{args.folds}")
     save(name, rows, columns, settings, folder=STUDIES)
