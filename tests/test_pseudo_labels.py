@@ -54,6 +54,14 @@ def test_keep_one_labels_every_readable_face(trained_run, unlabelled):
     assert len(taught) == len(read_manifest(unlabelled)) - 1 and (taught["mask"] >= 0).all()
 
 
+def test_the_labelling_views_are_the_ones_asked_for(trained_run, unlabelled):
+    faces = read_manifest(unlabelled)
+    taught = pseudo_labels(trained_run.best_checkpoint, faces, keep=1.0, tta=["hflip"])
+    preds = load_predictor(trained_run.best_checkpoint, tta=["hflip"]).predict_paths(faces["path"].tolist())
+    confidence = dict(zip(preds.paths, preds.probs["mask"].max(1).round(4), strict=True))
+    assert taught["pseudo_confidence"].tolist() == [confidence[path] for path in taught["path"]]
+
+
 @pytest.mark.parametrize("keep", [0.0, 1.5])
 def test_a_share_outside_zero_to_one_is_refused(trained_run, unlabelled, keep):
     with pytest.raises(FaceAttrError, match="must be in"):
