@@ -26,7 +26,9 @@ rules and with the students' own: chosen on the two fold students' answers on th
 teacher that labels the same faces again, as iterated self-training does. `--variant NAME --set KEY=VALUE ...`:
 the student trained with those config overrides (`{teacher}` in a value: the teacher's checkpoint, e.g.
 `model.init_from={teacher}` to fine-tune the teacher instead of starting from ImageNet); `--pseudo-sources K`: the
-taught faces split into K sources, so the sampler by source draws them K times in K + 1. The student is
+taught faces split into K sources, so the sampler by source draws them K times in K + 1; `--more-unlabelled
+CROPS`: the dev half (`benchmarks.real_masks.half`) of another crops manifest, its labels dropped, joins the faces
+the teacher labels (masks-real's web photos: a user with more photos than their crowd scenes). The student is
 `configs/mask_self_trained.yaml`'s model: the drawn-only config with the sampler by source, scored as trained
 (that config has no priors.target; the "its own priors.target" rows are the drawn-only rule the student would
 inherit).
@@ -44,6 +46,7 @@ import pandas as pd
 from benchmarks.common import STUDIES, mean_std, save
 from benchmarks.real_masks import (
     best_class_weights,
+    half,
     in_dev_part_a,
     load_predictor,
     three_class_scores,
@@ -180,6 +183,7 @@ def main() -> None:
     parser.add_argument(
         "--teacher-tta", type=lambda v: v.split(","), help="the teacher's test-time views, e.g. hflip (with --variant)"
     )
+    parser.add_argument("--more-unlabelled", type=Path, help="a crops manifest whose dev half joins (with --variant)")
     parser.add_argument("--summary", type=int, nargs="+", metavar="SEED", help="mean +- std of these seeds' --final")
     args = parser.parse_args()
     if args.summary:
@@ -187,8 +191,8 @@ def main() -> None:
         return
     if args.teacher is None:
         parser.error("--teacher is needed (the drawn-only recipe's checkpoint)")
-    if (args.set or args.pseudo_sources > 1 or args.teacher_tta) and not args.variant:
-        parser.error("--set, --pseudo-sources and --teacher-tta need --variant NAME, to name the runs apart")
+    if (args.set or args.pseudo_sources > 1 or args.teacher_tta or args.more_unlabelled) and not args.variant:
+        parser.error("--set, --pseudo-sources, --teacher-tta and --more-unlabelled need --variant NAME (run names)")
     crowd = read_manifest(args.work / "crowd.crops.csv")
     dev = crowd[crowd["split"] == "dev"]
     tag = f"{_tag(args)}_s{args.seed}"
@@ -201,12 +205,16 @@ def main() -> None:
         parts = [p for p in parts if p[0][-1] in args.folds]
     rule_tag = f"{_tag(args)}_s{args.rule_seed}"
     target = out_of_fold_target(args.work, rule_tag, dev) if args.final else None
+    more = None  # faces labelled beside each part's, never scored
+    if args.more_unlabelled is not None:
+        more = read_manifest(args.more_unlabelled)
+        more = more[more["person_id"].map(half) == "dev"].assign(mask=-1)
     for labelled, scored, unlabelled, score_on in parts:
         part = labelled.replace(" ", "_")
         teacher = args.teacher
         if args.round > 1:  # the previous round's student of this part
             teacher = run_checkpoint(args.work, f"{_tag(args, args.round - 1)}_s{args.seed}_{part}")
-        taught = student(args, teacher, f"{tag}_{part}", unlabelled)
+        taught = student(args, teacher, f"{tag}_{part}", pd.concat([unlabelled, more]))
         for model, checkpoint in (("teacher", teacher), ("student", taught)):
             for rule, row in scores(checkpoint, unlabelled, score_on, target if model == "student" else None).items():
                 rows.append({"model": model, "unlabelled": labelled, "scored": scored, "rule": rule, **row})
@@ -233,6 +241,7 @@ def main() -> None:
     settings |= {"student_overrides": args.set} if args.set else {}
     settings |= {"pseudo_sources": args.pseudo_sources} if args.pseudo_sources > 1 else {}
     settings |= {"teacher_tta": args.teacher_tta} if args.teacher_tta else {}
+    settings |= {"more_unlabelled": str(args.more_unlabelled)} if args.more_unlabelled else {}
     settings |= {"rule_seed": args.rule_seed, "out_of_fold_target": target} if args.final else {}
     name = f"real_masks_{tag}" + ("_final" if args.final else "" if args.folds == "AB" else f"_dev_{args.folds}")
     save(name, rows, columns, settings, folder=STUDIES)
