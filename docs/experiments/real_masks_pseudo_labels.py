@@ -113,6 +113,7 @@ def out_of_fold_target(work: Path, tag: str, dev: pd.DataFrame) -> list[float]:
 
 
 def run_checkpoint(work: Path, name: str) -> Path:
+    """The checkpoint a run of this study keeps (its best epoch)."""
     return work / "runs" / name / "checkpoints" / "best.ckpt"
 
 
@@ -174,7 +175,7 @@ def main() -> None:
         "--rule-seed", type=int, default=42, help="with --final: the seed whose two fold students choose the rule"
     )
     parser.add_argument("--round", type=int, default=1, help="2: the first round's students are the teachers")
-    parser.add_argument("--variant", default="", help="a name for the student's --set overrides (run names)")
+    parser.add_argument("--variant", default="", help="a name for the runs and tables of a variant of the study")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="the student's config overrides")
     parser.add_argument("--vote", action="store_true", help="score the student and its teacher voting as well")
     parser.add_argument(
@@ -214,13 +215,13 @@ def main() -> None:
         teacher = args.teacher
         if args.round > 1:  # the previous round's student of this part
             teacher = run_checkpoint(args.work, f"{_tag(args, args.round - 1)}_s{args.seed}_{part}")
-        taught = student(args, teacher, f"{tag}_{part}", pd.concat([unlabelled, more]))
-        for model, checkpoint in (("teacher", teacher), ("student", taught)):
+        student_run = student(args, teacher, f"{tag}_{part}", pd.concat([unlabelled, more]))
+        for model, checkpoint in (("teacher", teacher), ("student", student_run)):
             for rule, row in scores(checkpoint, unlabelled, score_on, target if model == "student" else None).items():
                 rows.append({"model": model, "unlabelled": labelled, "scored": scored, "rule": rule, **row})
                 print(json.dumps(rows[-1]), flush=True)
         if args.vote:  # no more training: the two models a user already has, voting
-            row = three_class_scores(*_labels(answers([taught, teacher], score_on)))
+            row = three_class_scores(*_labels(answers([student_run, teacher], score_on)))
             row = {"rule": "each its own (the student as trained, the teacher its priors.target)", **row}
             rows.append({"model": "student + teacher vote", "unlabelled": labelled, "scored": scored, **row})
             print(json.dumps(rows[-1]), flush=True)
