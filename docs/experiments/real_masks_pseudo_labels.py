@@ -55,6 +55,7 @@ from benchmarks.real_masks import (
 )
 from benchmarks.real_masks import score as real_masks_score
 from faceattr.data.manifest import read_manifest, write_manifest
+from faceattr.inference.priors import reweight
 from faceattr.inference.pseudo_labels import pseudo_labels
 
 
@@ -73,10 +74,12 @@ def scores(checkpoint: Path, taught: pd.DataFrame, score_on: pd.DataFrame, targe
     chosen on the labels of the faces it was `taught` on (for a student, the faces it has seen: a trap, shown), and
     with `target` (class shares chosen elsewhere) where given."""
     truth, probs = answers(checkpoint, score_on, priors={})
+    shares = load_predictor(checkpoint).cfg.priors  # its own rule; each rule moves these same answers
+    own = reweight(probs, shares.trained["mask"], shares.target["mask"]) if "mask" in shares.target else probs
     _, w_incorrect, w_bare = best_class_weights([answers(checkpoint, taught, priors={})])
     weights = np.array([1.0, w_incorrect, w_bare])
     rows = {
-        "its own priors.target": three_class_scores(*_labels(answers(checkpoint, score_on))),
+        "its own priors.target": three_class_scores(truth, own.argmax(1)),
         "as trained (--priors none)": three_class_scores(truth, probs.argmax(1)),
         "rule chosen on the taught faces' labels": {
             **three_class_scores(truth, (probs * weights).argmax(1)),
@@ -85,15 +88,10 @@ def scores(checkpoint: Path, taught: pd.DataFrame, score_on: pd.DataFrame, targe
     }
     if target is not None:
         rows["rule chosen out of fold on dev"] = {
-            **three_class_scores(*_labels(answers(checkpoint, score_on, priors={"mask": target}))),
+            **three_class_scores(truth, reweight(probs, shares.trained["mask"], target).argmax(1)),
             "rule_values": f"priors.target {target}",
         }
     return rows
-
-
-def _labels(truth_and_probs: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    truth, probs = truth_and_probs
-    return truth, probs.argmax(1)
 
 
 def out_of_fold_target(work: Path, tag: str, dev: pd.DataFrame) -> list[float]:
@@ -221,7 +219,8 @@ def main() -> None:
                 rows.append({"model": model, "unlabelled": labelled, "scored": scored, "rule": rule, **row})
                 print(json.dumps(rows[-1]), flush=True)
         if args.vote:  # no more training: the two models a user already has, voting
-            row = three_class_scores(*_labels(answers([student_run, teacher], score_on)))
+            truth, probs = answers([student_run, teacher], score_on)
+            row = three_class_scores(truth, probs.argmax(1))
             row = {"rule": "each its own (the student as trained, the teacher its priors.target)", **row}
             rows.append({"model": "student + teacher vote", "unlabelled": labelled, "scored": scored, **row})
             print(json.dumps(rows[-1]), flush=True)
