@@ -31,7 +31,7 @@ CROPS`: the dev half (`benchmarks.real_masks.half`) of another crops manifest, i
 the teacher labels (masks-real's web photos: a user with more photos than their crowd scenes). The student is
 `configs/mask_self_trained.yaml`'s model: the drawn-only config with the sampler by source, scored as trained
 (that config has no priors.target; the "its own priors.target" rows are the drawn-only rule the student would
-inherit).
+inherit). Several `--teacher` checkpoints (with `--variant`): their soft vote labels the faces.
 """
 
 from __future__ import annotations
@@ -69,13 +69,19 @@ def answers(
     return faces["mask"].to_numpy()[preds.indices], preds.probs["mask"]
 
 
-def scores(checkpoint: Path, taught: pd.DataFrame, score_on: pd.DataFrame, target: list | None) -> dict[str, dict]:
+def scores(
+    checkpoint: Path | list[Path], taught: pd.DataFrame, score_on: pd.DataFrame, target: list | None
+) -> dict[str, dict]:
     """The model on `score_on` (faces >= 32 px) with its own rule (`priors.target`), with none, with the rule
     chosen on the labels of the faces it was `taught` on (for a student, the faces it has seen: a trap, shown), and
-    with `target` (class shares chosen elsewhere) where given."""
+    with `target` (class shares chosen elsewhere) where given. Several checkpoints: their vote, each member with
+    its own rule in the first row."""
     truth, probs = answers(checkpoint, score_on, priors={})
-    shares = load_predictor(checkpoint).cfg.priors  # its own rule; each rule moves these same answers
-    own = reweight(probs, shares.trained["mask"], shares.target["mask"]) if "mask" in shares.target else probs
+    if isinstance(checkpoint, list):
+        own = answers(checkpoint, score_on)[1]
+    else:
+        shares = load_predictor(checkpoint).cfg.priors  # its own rule; each rule moves these same answers
+        own = reweight(probs, shares.trained["mask"], shares.target["mask"]) if "mask" in shares.target else probs
     _, w_incorrect, w_bare = best_class_weights([answers(checkpoint, taught, priors={})])
     weights = np.array([1.0, w_incorrect, w_bare])
     rows = {
@@ -115,7 +121,7 @@ def run_checkpoint(work: Path, name: str) -> Path:
     return work / "runs" / name / "checkpoints" / "best.ckpt"
 
 
-def student(args: argparse.Namespace, teacher: Path, name: str, unlabelled: pd.DataFrame) -> Path:
+def student(args: argparse.Namespace, teacher: Path | list[Path], name: str, unlabelled: pd.DataFrame) -> Path:
     """The recipe trained on the drawn set + `unlabelled` as `teacher` labels them (cached by run name)."""
     checkpoint = run_checkpoint(args.work, name)
     if not checkpoint.is_file():
@@ -160,7 +166,9 @@ def _tag(args: argparse.Namespace, round_: int | None = None) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, required=True)
-    parser.add_argument("--teacher", type=Path, help="the drawn-only recipe's checkpoint")
+    parser.add_argument(
+        "--teacher", type=Path, nargs="+", help="the drawn-only recipe's checkpoint; several: their vote teaches"
+    )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--keep", type=float, default=0.5, help="share of each predicted class kept")
     parser.add_argument("--sampler", default="weighted", help="weighted: the pseudo faces as often as the drawn")
@@ -190,8 +198,13 @@ def main() -> None:
         return
     if args.teacher is None:
         parser.error("--teacher is needed (the drawn-only recipe's checkpoint)")
-    if (args.set or args.pseudo_sources > 1 or args.teacher_tta or args.more_unlabelled) and not args.variant:
-        parser.error("--set, --pseudo-sources, --teacher-tta and --more-unlabelled need --variant NAME (run names)")
+    several = len(args.teacher) > 1
+    named = args.set or args.pseudo_sources > 1 or args.teacher_tta or args.more_unlabelled or several
+    if named and not args.variant:
+        parser.error(
+            "--set, --pseudo-sources, --teacher-tta, --more-unlabelled and several teachers need --variant NAME"
+        )
+    args.teacher = args.teacher if several else args.teacher[0]
     crowd = read_manifest(args.work / "crowd.crops.csv")
     dev = crowd[crowd["split"] == "dev"]
     tag = f"{_tag(args)}_s{args.seed}"
@@ -236,7 +249,8 @@ def main() -> None:
             print(json.dumps(rows[-1]), flush=True)
     columns = ["model", "unlabelled", "scored", "rule", "macro_f1_3class", "recall_incorrect", "precision_incorrect"]
     columns += ["recall_worn", "recall_not_worn", "rule_values", "masks_real_f1"]
-    settings = {"teacher": str(args.teacher), "seed": args.seed, "keep": args.keep, "sampler": args.sampler}
+    teachers = [str(t) for t in args.teacher] if isinstance(args.teacher, list) else str(args.teacher)
+    settings = {"teacher": teachers, "seed": args.seed, "keep": args.keep, "sampler": args.sampler}
     settings |= {"round": args.round} if args.round > 1 else {}
     settings |= {"student_overrides": args.set} if args.set else {}
     settings |= {"pseudo_sources": args.pseudo_sources} if args.pseudo_sources > 1 else {}

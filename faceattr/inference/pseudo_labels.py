@@ -24,7 +24,7 @@ SOURCE = "pseudo"  # the manifest's `source` for these rows, so a sampler can we
 
 
 def pseudo_labels(
-    model: Path,
+    model: Path | list[Path],
     faces: pd.DataFrame,
     task: str = "mask",
     keep: float = 0.5,
@@ -32,10 +32,10 @@ def pseudo_labels(
     skips: SkipReport | None = None,
     tta: list[str] | None = None,
 ) -> pd.DataFrame:
-    """The rows of `faces` (a manifest of face crops) that `model` is surest of, `keep` of each class it predicts,
-    with its label in `task` (the model's own decision rule: priors and TTA as its config says, or the test-time
-    views `tta`), `source` "pseudo" and its confidence in `pseudo_confidence`. Other labels stay as given;
-    unreadable images go to `skips`."""
+    """The rows of `faces` (a manifest of face crops) that `model` (several: their vote) is surest of, `keep` of
+    each class it predicts, with its label in `task` (the model's own decision rule: priors and TTA as its config
+    says, or the test-time views `tta`), `source` "pseudo" and its confidence in `pseudo_confidence`. Other labels
+    stay as given; unreadable images go to `skips`."""
     if not 0 < keep <= 1:
         raise FaceAttrError(f"keep={keep}: the share of each class kept must be in (0, 1], e.g. 0.5")
     predictor = load_predictor(model, tta=tta)
