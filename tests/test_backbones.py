@@ -61,6 +61,20 @@ def test_feature_extractor_drops_the_classifier():
     assert backbone(torch.randn(2, 3, 64, 64)).shape == (2, width)
 
 
+def test_stochastic_depth_skips_blocks_in_training_only_and_keeps_the_weights():
+    plain, _ = create_backbone("tf_efficientnet_lite0", "none")  # timm's test net has no residual block to skip
+    noisy, _ = create_backbone("tf_efficientnet_lite0", "none", drop_path_rate=0.5)
+    assert noisy.state_dict().keys() == plain.state_dict().keys()  # a checkpoint fits either
+    noisy.load_state_dict(plain.state_dict())
+    x = torch.randn(4, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(noisy.eval()(x), plain.eval()(x))
+        torch.manual_seed(0)
+        assert not torch.allclose(noisy.train()(x), plain.train()(x))
+    with pytest.raises(ConfigError, match="plain timm backbones"):
+        create_backbone("lite0_face", "none", drop_path_rate=0.2)
+
+
 def test_missing_weights_package_names_it(monkeypatch):
     import importlib
 

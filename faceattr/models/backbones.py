@@ -264,10 +264,10 @@ def get_spec(name: str) -> BackboneSpec:
     return BackboneSpec(name=name, timm_name=name, mean=mean, std=std)  # type: ignore[arg-type]
 
 
-def load_imagenet_classifier(name: str, pretrained: str = "package") -> nn.Module:
+def load_imagenet_classifier(name: str, pretrained: str = "package", drop_path_rate: float = 0.0) -> nn.Module:
     """The full timm model with its 1000-class ImageNet head and weights loaded strictly (proof they are real)."""
     spec = get_spec(name)
-    model = timm.create_model(spec.timm_name, pretrained=(pretrained == "hub"))
+    model = timm.create_model(spec.timm_name, pretrained=(pretrained == "hub"), drop_path_rate=drop_path_rate)
     if pretrained not in ("hub", "none"):
         _load_weights(model, spec, pretrained)
     return model
@@ -309,16 +309,19 @@ def _load_weights(model: nn.Module, spec: BackboneSpec, source: str) -> None:
     assert not result.missing_keys and not result.unexpected_keys
 
 
-def create_backbone(name: str, pretrained: str = "package") -> tuple[nn.Module, int]:
-    """A feature extractor (pooled features, no classifier) and its feature width."""
+def create_backbone(name: str, pretrained: str = "package", drop_path_rate: float = 0.0) -> tuple[nn.Module, int]:
+    """A feature extractor (pooled features, no classifier) and its feature width; `drop_path_rate`: timm's
+    stochastic depth (training only: a model built with it loads the same weights)."""
     spec = get_spec(name)
     if spec.build is not None:
         if pretrained == "hub":
             raise ConfigError(f"'{name}' has no hub weights; use model.pretrained=package or none")
+        if drop_path_rate:
+            raise ConfigError(f"model.drop_path_rate works on plain timm backbones, not on '{name}'; set it to 0")
         model = spec.build(pretrained)
         return model, int(model.num_features)
     if pretrained in ("none", "hub", "package") or Path(pretrained).is_file():
-        model = load_imagenet_classifier(name, pretrained)
+        model = load_imagenet_classifier(name, pretrained, drop_path_rate)
     else:
         raise ConfigError(f"model.pretrained='{pretrained}' is not none, package, hub, or an existing weights file")
     model.reset_classifier(0)

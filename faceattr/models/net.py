@@ -20,7 +20,8 @@ from faceattr.models.losses import expected_age
 def build_parts(cfg: Config, load_pretrained: bool = True) -> tuple[nn.Module, TaskHeads]:
     """The backbone (with its offline weights unless `load_pretrained` is off) and the task heads."""
     mcfg = cfg.model
-    backbone, features = create_backbone(mcfg.backbone, mcfg.pretrained if load_pretrained else "none")
+    pretrained = mcfg.pretrained if load_pretrained else "none"
+    backbone, features = create_backbone(mcfg.backbone, pretrained, mcfg.drop_path_rate)
     return backbone, TaskHeads(features, list(mcfg.heads), mcfg.dropout)
 
 
