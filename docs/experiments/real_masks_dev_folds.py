@@ -26,6 +26,10 @@ B's faces >= 32 px, then the other way round; the test half is never read. Recip
 - `size_96` (on `shipped`): a 96 px input, the other way: crowd faces (median 51 px) enlarged less, faster training;
 - `lr_1e-3`, `lr_4e-3` (on `shipped`): half and twice the lr, never screened on the crowd photos (it was chosen on
   drawn masks alone);
+- `masks_real_too` (on `shipped`): masks-real's dev half (`benchmarks.real_masks.half`; 1,923 web photos labelled
+  worn or not worn, the source `image-folder`) trained on as well: a user with a folder of labelled masked and bare
+  faces beside the boxed crowd photos (W/masks_real.crops.csv: `faceattr prepare folder ../shared/data/masks-real`,
+  then `faceattr crop` with configs/mask_real.yaml);
 - `mixup` (on `shipped`): every batch blended with itself in another order, the losses in the same shares
   (`augment.mixup`, alpha 0.2), a known help where training images (drawn masks) differ from the photos scored.
 
@@ -35,8 +39,9 @@ the first step's random head) and Lite1 `--recipe per_step --recipe shipped --re
 `--recipe shipped --recipe balanced`; the zoom `--recipe shipped --recipe zoom_1_25`; the fine-tuning `--recipe
 shipped --recipe fine_tune`; the focal loss `--recipe shipped --recipe focal`; small faces `--recipe shipped
 --recipe small_faces`; 144 px `--recipe shipped --recipe size_144`; 96 px `--recipe shipped --recipe size_96`; half
-the lr `--recipe shipped --recipe lr_1e-3` (and `lr_4e-3`); mixup `--recipe shipped --recipe mixup`; the mirror view
-at test time, no retraining, `--recipe shipped` then `--recipe shipped --tta hflip`.
+the lr `--recipe shipped --recipe lr_1e-3` (and `lr_4e-3`); mixup `--recipe shipped --recipe mixup`; masks-real's
+web photos too `--recipe shipped --recipe masks_real_too`; the mirror view at test time, no retraining, `--recipe
+shipped` then `--recipe shipped --tta hflip`.
 
     faceattr prepare utkface ../shared/data/utkface ../shared/data/utkface-extra --out W/utkface.csv
     faceattr synth-masks W/utkface.csv --out W/synth --persons 1200
@@ -63,7 +68,14 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.common import STUDIES, save
-from benchmarks.real_masks import crowd_scores, in_dev_part_a, load_predictor, three_class_scores, wide_faces
+from benchmarks.real_masks import (
+    crowd_scores,
+    half,
+    in_dev_part_a,
+    load_predictor,
+    three_class_scores,
+    wide_faces,
+)
 from faceattr.data.manifest import read_manifest, write_manifest
 
 CHIN = "faces.margins=[0.082,0.096,-0.044,0.3]"
@@ -91,6 +103,7 @@ RECIPES = {
     "size_96": ("96 px input instead of 112 (crowd faces are about 50 px: less enlarged)", ["data.image_size=96"]),
     "lr_1e-3": ("half the lr (1e-3): a few hundred real faces, fitted less hard", ["optim.lr=1e-3"]),
     "lr_4e-3": ("twice the lr (4e-3)", ["optim.lr=4e-3"]),
+    "masks_real_too": ("+ masks-real's dev half (web photos labelled worn / not worn, a source of its own)", []),
     "fine_tune": (
         "shipped, then fine-tuned on the real faces alone",
         ["model.init_from={shipped}", "optim.lr=2e-4", "train.epochs=3", AS_TRAINED],
@@ -130,6 +143,9 @@ def manifests(work: Path, recipe: str, fold: str) -> tuple[Path, Path]:
     if recipe == "chin_drawn":
         drawn = draw_on_bare_faces(work)
         parts.append(drawn[drawn["half"] == fold].drop(columns="half"))  # source "competition": the drawn share
+    if recipe == "masks_real_too":
+        real = read_manifest(work / "masks_real.crops.csv")
+        parts.append(real[real["person_id"].map(half) == "dev"])
     train_on = write_manifest(pd.concat(parts, ignore_index=True), work / f"train_{recipe}_{fold}.csv")
     score_on = write_manifest(dev[~train_part].assign(split="test"), work / f"score_{recipe}_{fold}.csv")
     return train_on, score_on
