@@ -78,6 +78,8 @@ def scores(
     its own rule in the first row."""
     truth, probs = answers(checkpoint, score_on, priors={})
     if isinstance(checkpoint, list):
+        if target is not None:
+            raise ValueError("a target rule moves one model's trained shares; a vote has several")
         own = answers(checkpoint, score_on)[1]
     else:
         shares = load_predictor(checkpoint).cfg.priors  # its own rule; each rule moves these same answers
