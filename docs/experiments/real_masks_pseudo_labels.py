@@ -206,6 +206,8 @@ def main() -> None:
         parser.error(
             "--set, --pseudo-sources, --teacher-tta, --more-unlabelled and several teachers need --variant NAME"
         )
+    if several and args.vote:
+        parser.error("--vote scores the student with its one teacher; several teachers are a vote already")
     args.teacher = args.teacher if several else args.teacher[0]
     crowd = read_manifest(args.work / "crowd.crops.csv")
     dev = crowd[crowd["split"] == "dev"]
@@ -251,7 +253,7 @@ def main() -> None:
             print(json.dumps(rows[-1]), flush=True)
     columns = ["model", "unlabelled", "scored", "rule", "macro_f1_3class", "recall_incorrect", "precision_incorrect"]
     columns += ["recall_worn", "recall_not_worn", "rule_values", "masks_real_f1"]
-    teachers = [str(t) for t in args.teacher] if isinstance(args.teacher, list) else str(args.teacher)
+    teachers = [str(t) for t in args.teacher] if several else str(args.teacher)
     settings = {"teacher": teachers, "seed": args.seed, "keep": args.keep, "sampler": args.sampler}
     settings |= {"round": args.round} if args.round > 1 else {}
     settings |= {"student_overrides": args.set} if args.set else {}
