@@ -89,10 +89,18 @@ def test_images_smaller_than_the_minimum_face_do_not_crash_mtcnn(skimage_data):
     assert mtcnn.detect_one_each([tiny])[0].how in ("second pass", "whole image")
 
 
-def test_predict_and_serve_use_the_cascade_for_photos_without_a_face(detector, masked_tight_crop):
-    """`predict --faces` and the server classify the face the second pass finds, not a centred fallback crop."""
-    from faceattr.inference.faces_in_photos import every_face
+def test_predict_and_serve_use_the_cascade_and_say_how_each_face_was_found(detector, masked_tight_crop, trained_run):
+    """`predict --faces` and the server classify the face the second pass finds, not a centred fallback crop, and
+    each face says which step found it: a whole-image guess scores 0 like nothing else, so a user filtering by
+    score alone could not tell it from a real face."""
+    from faceattr.inference.faces_in_photos import predict_faces_in_images
+    from faceattr.inference.load import load_predictor
 
-    found = every_face(detector, [masked_tight_crop, np.zeros((480, 640, 3), np.uint8)])
-    assert len(found[0]) == 1 and found[0][0].score > 0  # the masked face, from the second pass
-    assert found[1] == []  # a large empty photo still has none (the caller takes its fallback crop)
+    small_crop = np.full((120, 100, 3), 128, np.uint8)  # a small portrait image: taken as a face crop already
+    photos = [masked_tight_crop, np.zeros((480, 640, 3), np.uint8), small_crop]
+    results = predict_faces_in_images(load_predictor(trained_run.best_checkpoint), photos, detector)
+    masked, empty, whole = (per_photo[0] for per_photo in results)
+    assert [len(r) for r in results] == [1, 1, 1]
+    assert masked["detection"] == "second pass" and masked["face_score"] > 0
+    assert empty["detection"] == "none" and not empty["face_found"]  # the centred fallback crop
+    assert whole["detection"] == "whole image" and whole["face_box"] == [0.0, 0.0, 100.0, 120.0]

@@ -19,15 +19,19 @@ from faceattr.labels import CLASS_NAMES, CLASSIFICATION_TASKS, decide
 
 
 def classify_photos(
-    predictor: BasePredictor, images: list[np.ndarray], found: list[list[Face]], clock: StageClock | None = None
+    predictor: BasePredictor,
+    images: list[np.ndarray],
+    found: list[tuple[list[Face], str]],
+    clock: StageClock | None = None,
 ) -> list[list[dict]]:
-    """Per photo, per face (or one fallback crop when a photo has none): box, detection, labels and
-    probabilities. Every face of every photo goes through the model in one batch (one call per photo was a
-    third of predict's time)."""
+    """Per photo, per face (or one fallback crop when a photo has none): box, how the face was found, labels and
+    probabilities. `found` is the detector's `detect_every` answer: each photo's faces and how they were found.
+    Every face of every photo goes through the model in one batch (one call per photo was a third of predict's
+    time)."""
     clock = clock or StageClock()
     if not images:  # a batch of video frames without a face: nothing to classify
         return []
-    candidates: list[list[Face | None]] = [list(faces) or [None] for faces in found]
+    candidates: list[list[Face | None]] = [list(faces) or [None] for faces, _ in found]
     with clock.stage("crop"):
         crops = [
             [face_chip(image, face, predictor.cfg.faces) for face in faces]
@@ -37,20 +41,23 @@ def classify_photos(
     labels = decide(probs, predictor.cfg.data.old_threshold)
     out: list[list[dict]] = []
     row = 0
-    for faces, per_photo in zip(candidates, crops, strict=True):
+    for faces, (_, how), per_photo in zip(candidates, found, crops, strict=True):
         out.append([])
         for k, (face, (_, box)) in enumerate(zip(faces, per_photo, strict=True)):
-            out[-1].append(face_result(k, face, box, probs, labels, row))
+            out[-1].append(face_result(k, face, how if face else "none", box, probs, labels, row))
             row += 1
     return out
 
 
-def face_result(k: int, face: Face | None, box, probs: dict, labels: dict, row: int) -> dict:
-    """Face `k` of its photo as a nested result; `row` indexes the batch's probabilities and labels."""
+def face_result(k: int, face: Face | None, how: str, box, probs: dict, labels: dict, row: int) -> dict:
+    """Face `k` of its photo as a nested result; `how` it was found (detected | second pass | whole image | none:
+    the centred fallback crop); `row` indexes the batch's probabilities and labels."""
     result: dict = {
         "face": k,
         "box": [int(v) for v in box],
         "face_found": face is not None,
+        # a whole-image guess scores 0 and looks found: this says which step of the cascade gave the face
+        "detection": how,
         "face_score": round(face.score, 4) if face else None,
         # the detector's own box (the crop box above adds the model's margins): what a user matches to their boxes
         "face_box": [round(float(v), 1) for v in face.box] if face else None,
@@ -69,20 +76,16 @@ def face_result(k: int, face: Face | None, box, probs: dict, labels: dict, row: 
     return result
 
 
-def every_face(detector: FaceDetector, images: list[np.ndarray]) -> list[list[Face]]:
-    """Every face the detector finds per photo; where it finds none (masked, small or tightly cropped faces), the
-    cascade's second pass or whole-image framing gives the photo's one face."""
-    return [faces for faces, _ in detector.detect_every(images)]
-
-
 def predict_faces_in_images(
     predictor: BasePredictor, images: list[np.ndarray], detector: FaceDetector
 ) -> list[list[dict]]:
     """Detect and classify every face of decoded images (the web server's batch of requests)."""
-    return classify_photos(predictor, images, every_face(detector, images))
+    return classify_photos(predictor, images, detector.detect_every(images))
 
 
 FACE_BOX_COLUMNS = ("face_x1", "face_y1", "face_x2", "face_y2")  # empty for a photo's fallback crop
+# a face row's leading columns (labels and probabilities follow), in the order flat_row writes them
+FACE_ROW_COLUMNS = ("path", "face", "face_found", "detection", "face_score", "x1", "y1", "x2", "y2", *FACE_BOX_COLUMNS)
 
 
 def flat_row(path: str, result: dict) -> dict:
@@ -92,6 +95,7 @@ def flat_row(path: str, result: dict) -> dict:
         "path": readable_path(path),
         "face": result["face"],
         "face_found": result["face_found"],
+        "detection": result["detection"],
         "face_score": result["face_score"] if result["face_score"] is not None else np.nan,
         "x1": x1,
         "y1": y1,
@@ -143,10 +147,13 @@ def predict_faces(
                 "folder or pass --overwrite"
             )
 
-    def detected(chunk: list[str]) -> tuple[list[tuple[str, np.ndarray]], list[ImageLoadError], list[list[Face]]]:
+    def detected(
+        chunk: list[str],
+    ) -> tuple[list[tuple[str, np.ndarray]], list[ImageLoadError], list[tuple[list[Face], str]]]:
+        """Decoded photos, their load errors, and every face of each with how it was found (the cascade)."""
         loaded, errors = decode_all(chunk, predictor.cfg.faces.max_pixels, clock)
         with clock.stage("detect"):
-            return loaded, errors, every_face(detector, [image for _, image in loaded]) if loaded else []
+            return loaded, errors, detector.detect_every([image for _, image in loaded]) if loaded else []
 
     for loaded, errors, found in read_ahead(detected, chunks, 1 if overlap else 0):
         for error in errors:
@@ -187,7 +194,8 @@ def face_caption(result: dict) -> str:
     parts = [result[t]["name"] for t in CLASSIFICATION_TASKS if t in result]
     if "age_years" in result:
         parts.append(f"{result['age_years']:.0f}y")
-    return "/".join(parts) + ("" if result["face_found"] else " (no face found)")
+    guess = {"none": " (no face found)", "whole image": " (whole image)"}.get(result["detection"], "")
+    return "/".join(parts) + guess
 
 
 def draw_faces(image: np.ndarray, results: list[dict], out: Path) -> Path:

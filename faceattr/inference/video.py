@@ -20,7 +20,7 @@ from faceattr.atomic import atomic_path
 from faceattr.data.images import VIDEO_SUFFIXES
 from faceattr.errors import FaceAttrError, ImageLoadError
 from faceattr.faces.detect import Face, FaceDetector
-from faceattr.inference.faces_in_photos import FACE_BOX_COLUMNS, classify_photos, flat_row
+from faceattr.inference.faces_in_photos import FACE_ROW_COLUMNS, classify_photos, flat_row
 from faceattr.inference.predictor import BasePredictor
 from faceattr.inference.profile import StageClock
 from faceattr.labels import CLASS_NAMES, CLASSIFICATION_TASKS, decide
@@ -147,7 +147,7 @@ class VideoResult:
 
 # the leading columns of the two tables, written as the header when no face was found in any frame
 VIDEO_TABLE_COLUMNS = (
-    ("frame", "time_s", "track", "path", "face", "face_found", "face_score", "x1", "y1", "x2", "y2", *FACE_BOX_COLUMNS),
+    ("frame", "time_s", "track", *FACE_ROW_COLUMNS),
     ("path", "track", "first_s", "last_s", "frames_seen"),
 )
 
@@ -184,7 +184,7 @@ def predict_video(
                 found = detector.detect([f.image for f in batch])  # first pass only: no whole-frame fallback
             with_faces = [k for k, faces in enumerate(found) if faces]
             results = classify_photos(
-                predictor, [batch[k].image for k in with_faces], [found[k] for k in with_faces], clock
+                predictor, [batch[k].image for k in with_faces], [(found[k], "detected") for k in with_faces], clock
             )
             per_frame = dict(zip(with_faces, results, strict=True))
             for k, frame in enumerate(batch):
