@@ -42,6 +42,7 @@ from faceattr.data.split import make_folds
 from faceattr.faces.crop import crop_manifest, settings_key
 from faceattr.inference.load import load_predictor
 from faceattr.inference.priors import parse_priors
+from faceattr.inference.tta import VIEWS_HELP, parse_views
 from faceattr.reports.evaluate import evaluate
 from faceattr.synth.masks import INCORRECT_WEARS
 from faceattr.training import train
@@ -495,7 +496,7 @@ def main() -> None:
         type=Path,
         help="with --crowd: a folder outside the repository for each model's most confident test-half mistakes",
     )
-    parser.add_argument("--tta", default="", help="with --crowd: test-time views for every model, e.g. hflip")
+    parser.add_argument("--tta", default=None, help="with --crowd: " + VIEWS_HELP)
     parser.add_argument("--prepare-only", action="store_true", help="stop once the crops manifests are written")
     parser.add_argument(
         "--crowd-val",
@@ -547,7 +548,7 @@ def main() -> None:
         name = args.name or "real_masks_crowd" + ("_as_trained" if priors == {} else "")
         if args.append and not saved_file(name).is_file():
             parser.error(f"--append: no saved {name} table to add to; run once without --append")
-        tta = args.tta.split(",") if args.tta else None
+        tta = parse_views(args.tta)
         rows = crowd_scores(models, read_manifest(args.crowd), priors, args.gallery, tta)
         settings = {
             "crowd": str(args.crowd),

@@ -41,6 +41,7 @@ from faceattr.faces.detect import FaceDetector, detect_padded, face_chip
 from faceattr.inference.ensemble import EnsemblePredictor
 from faceattr.inference.load import join_peers, load_predictor
 from faceattr.inference.predictor import BasePredictor
+from faceattr.inference.tta import VIEWS_HELP, parse_views
 from faceattr.labels import decide
 from faceattr.reports.groups import scores as group_scores
 from faceattr.synth.masks import render_mask
@@ -279,7 +280,7 @@ def main() -> None:
     parser.add_argument("--name", default="robustness", help="results file name")
     parser.add_argument("--append", action="store_true", help="add these rows to the results file's, not replace")
     parser.add_argument("--chart", type=Path, default=None, help="also draw the table as a PNG bar chart here")
-    parser.add_argument("--tta", default=None, help="test-time augmentation for every model, e.g. hflip")
+    parser.add_argument("--tta", default=None, help=VIEWS_HELP)
     parser.add_argument(
         "--no-peers", action="store_true", help="leave out the peer models a checkpoint's ensemble.peers names"
     )
@@ -300,7 +301,7 @@ def main() -> None:
     rows: list[dict] = []
     answers: dict[str, pd.DataFrame] = {}
     loaded: dict[str, Remembered] = {}
-    tta = args.tta.split(",") if args.tta else None
+    tta = parse_views(args.tta)
     if args.model:
         views = views_of(test, published, points, marks, args.seed)
         photos, centres = zip(*(reframe(f, rng) for f in faces), strict=True)

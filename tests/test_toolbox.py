@@ -191,6 +191,21 @@ def test_tta_predictions_are_the_mean_of_the_image_and_its_mirror(trained_run):
         assert not np.allclose(a[task], m[task], atol=1e-6)  # the mirror is another image to this model
 
 
+def test_tta_on_the_command_line_keeps_the_models_views_unless_named_and_refuses_unknown_ones(trained_run):
+    from faceattr.errors import FaceAttrError
+    from faceattr.inference.load import load_predictor
+    from faceattr.inference.tta import parse_views
+
+    assert parse_views(None) is None  # not given: each model keeps its own tta.transforms
+    assert parse_views("none") == parse_views("") == []  # the image alone, whatever the config names
+    assert parse_views(" hflip, shift ") == ["hflip", "shift"]
+    with pytest.raises(FaceAttrError, match="'flipp'; valid: hflip, shift, scale, brightness"):
+        parse_views("hflip,flipp")
+    with pytest.raises(FaceAttrError, match="'mirror'"):  # the library's callers are checked too, before any batch
+        load_predictor(trained_run.best_checkpoint, tta=["mirror"])
+    assert load_predictor(trained_run.best_checkpoint, tta=[]).tta.transforms == []
+
+
 def test_per_task_models_train_and_combine_into_18_classes(competition_manifest, tmp_path):
     per_task = "per_task={mask: {optim.lr: 0.005}, gender: {model.dropout: 0.1}, age_bin: {train.epochs: 1}}"
     overrides = [*tiny_overrides(competition_manifest, tmp_path), per_task]

@@ -22,6 +22,7 @@ from sklearn.metrics import f1_score
 
 from benchmarks.common import HELD_OUT_RULE, STUDIES, predict, save, utkface_union
 from faceattr.inference.load import load_predictor
+from faceattr.inference.tta import VIEWS_HELP, parse_views
 from faceattr.labels import age_to_bin
 
 GROUPS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
@@ -76,14 +77,14 @@ def rows_for(name: str, pred: np.ndarray, true: np.ndarray) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", type=Path, required=True)
-    parser.add_argument("--tta", default=None, help="test-time views, e.g. hflip")
+    parser.add_argument("--tta", default=None, help=VIEWS_HELP)
     parser.add_argument("--work", type=Path, default=Path("/tmp/faceattr-robustness"))
     parser.add_argument("--repeats", type=int, default=5, help="random halvings of the people")
     parser.add_argument("--name", default="age_calibration")
     args = parser.parse_args()
     _, frame = utkface_union(args.work)
     test = frame[frame["fold"] == 0].reset_index(drop=True)
-    model = load_predictor(args.checkpoint, tta=args.tta.split(",") if args.tta else None, peers=False)
+    model = load_predictor(args.checkpoint, tta=parse_views(args.tta), peers=False)
     images = [np.asarray(Image.open(p).convert("RGB")) for p in test["path"]]
     pred = predict(model, images, batch=128)["age_years"].astype(np.float64)
     true, persons = test["age"].to_numpy(np.float64), test["person_id"].astype(str).to_numpy()

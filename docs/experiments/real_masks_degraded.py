@@ -26,6 +26,7 @@ from PIL import Image
 from benchmarks.common import STUDIES, save
 from benchmarks.real_masks import SCORE_COLUMNS, checkpoints_parser, score_versions
 from benchmarks.robustness import jpeg_blur, low_resolution
+from faceattr.inference.tta import VIEWS_HELP, parse_views
 
 VIEWS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "64 px": partial(low_resolution, side=64),
@@ -49,7 +50,7 @@ def degraded(crops: pd.DataFrame, view: str, out: Path) -> pd.DataFrame:
 def main() -> None:
     parser = checkpoints_parser(__doc__, "/tmp/faceattr-real-masks-degraded", "real_masks_degraded")
     parser.add_argument("--ensemble", action="store_true", help="also score all the checkpoints as one soft vote")
-    parser.add_argument("--tta", default="", help="test-time views for every model, e.g. hflip")
+    parser.add_argument("--tta", default=None, help=VIEWS_HELP)
     args = parser.parse_args()
     crops = pd.read_csv(args.crops)
     manifests = {"as cropped": crops}
@@ -58,8 +59,8 @@ def main() -> None:
     models: dict[str, Path | list[Path]] = {c.parent.parent.name: c for c in args.checkpoint}
     if args.ensemble:
         models[f"ensemble of {len(args.checkpoint)}"] = list(args.checkpoint)
-    rows = score_versions(manifests, models, "view", [t for t in args.tta.split(",") if t] or None, args.priors)
-    rows = [{**row, "tta": args.tta or "none", "priors": args.priors or "the model's"} for row in rows]
+    rows = score_versions(manifests, models, "view", parse_views(args.tta), args.priors)
+    rows = [{**row, "tta": args.tta or "the model's", "priors": args.priors or "the model's"} for row in rows]
     settings = {"crops": args.crops.name, "views": list(manifests)}
     save(args.name, rows, ["view", "checkpoint", "tta", "priors", *SCORE_COLUMNS], settings, folder=STUDIES)
 

@@ -77,6 +77,7 @@ from benchmarks.real_masks import (
     wide_faces,
 )
 from faceattr.data.manifest import read_manifest, write_manifest
+from faceattr.inference.tta import VIEWS_HELP, parse_views
 
 CHIN = "faces.margins=[0.082,0.096,-0.044,0.3]"
 ONCE_AN_EPOCH = "scheduler.per_step=false"
@@ -155,7 +156,7 @@ def run(args: list) -> None:
     subprocess.run(["faceattr", *map(str, args)], check=True)
 
 
-def fold_result(work: Path, recipe: str, fold: str, seed: int, tta: str = "") -> dict:
+def fold_result(work: Path, recipe: str, fold: str, seed: int, tta: str | None = None) -> dict:
     """One training and its score on the other half's faces >= 32 px, cached in `work` as JSON; with `tta`
     (e.g. "hflip"), that training's model scored again with those test-time views."""
     name = f"{recipe}_{fold}_s{seed}"
@@ -171,7 +172,7 @@ def fold_result(work: Path, recipe: str, fold: str, seed: int, tta: str = "") ->
             overrides = [o.format(shipped=shipped) for o in RECIPES[recipe][1]]
             config = ["-c", "configs/mask_real.yaml", f"data.manifest={train_on}", f"seed={seed}"]
             run(["train", *config, *where, *overrides])
-        rows = crowd_scores([checkpoint], read_manifest(score_on), tta=tta.split(",") if tta else None)
+        rows = crowd_scores([checkpoint], read_manifest(score_on), tta=parse_views(tta))
         cached.write_text(json.dumps(next(r for r in rows if r["faces"] == ">= 32 px")))
     return json.loads(cached.read_text())
 
@@ -237,7 +238,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, action="append", help="training seeds (repeat; default 42)")
     parser.add_argument("--recipe", action="append", choices=list(RECIPES), help="repeat; default per_step + shipped")
     parser.add_argument("--name", default="real_masks_crowd_ema_lite1", help="results file name")
-    parser.add_argument("--tta", default="", help="score each recipe's models with these test-time views, e.g. hflip")
+    parser.add_argument("--tta", default=None, help="score each recipe's models again with: " + VIEWS_HELP)
     parser.add_argument("--suspects", action="store_true", help="also write W/crowd_dev_oof.csv (see the docstring)")
     args = parser.parse_args()
     rows = []

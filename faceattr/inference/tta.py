@@ -7,6 +7,7 @@ import numpy as np
 
 from faceattr.config import TTAConfig
 from faceattr.config.choices import TTAView
+from faceattr.errors import FaceAttrError
 
 
 def hflip(x: np.ndarray, cfg: TTAConfig, mean, std) -> np.ndarray:
@@ -53,6 +54,29 @@ def brightness(x: np.ndarray, cfg: TTAConfig, mean, std) -> np.ndarray:
 
 # tta.transforms -> view(batch, cfg, mean, std), for every name config/choices.py spells
 VIEWS = {TTAView.HFLIP: hflip, TTAView.SHIFT: shift, TTAView.SCALE: scale, TTAView.BRIGHTNESS: brightness}
+
+
+NO_VIEWS = "none"  # `--tta none`: the image alone, whatever views the model's config names
+VIEWS_HELP = "test-time views, e.g. hflip,shift,scale,brightness; none: the image alone; not given: each model's own"
+
+
+def parse_views(text: str | None) -> list[str] | None:
+    """`--tta` as every command and benchmark spells it: not given (None) keeps each model's own views; `none` (or
+    an empty string) predicts the image alone; else view names separated by commas, checked."""
+    if text is None:
+        return None
+    names = [v.strip() for v in text.split(",") if v.strip() and v.strip() != NO_VIEWS]
+    check_views(names)
+    return names
+
+
+def check_views(names: list[str]) -> None:
+    """Unknown view names fail here with the valid ones listed, not as a KeyError at the first batch."""
+    unknown = [name for name in names if name not in VIEWS]
+    if unknown:
+        raise FaceAttrError(
+            f"unknown test-time view {unknown[0]!r}; valid: {', '.join(VIEWS)} (or {NO_VIEWS} for the image alone)"
+        )
 
 
 def tta_views(x: np.ndarray, cfg: TTAConfig, mean, std) -> list[np.ndarray]:
