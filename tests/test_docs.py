@@ -41,6 +41,72 @@ def test_every_results_table_the_docs_name_exists():
     assert not missing, missing
 
 
+def _pages_and_configs() -> list[Path]:
+    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "configs").glob("*.yaml"))]
+
+
+def _shown_commands() -> list[tuple[str, str]]:
+    """Every `faceattr ...` command the README, the docs pages and the configs' headers show: in code blocks (with
+    `\\` continuations joined), in inline code, and on the configs' comment lines; each with where it stands."""
+    found = []
+    for page in _pages_and_configs():
+        text = page.read_text()
+        blocks = re.findall(r"```\w*\n(.*?)```", text, flags=re.S)
+        spans = [*(b.replace("\\\n", " ") for b in blocks), *re.findall(r"`(faceattr [^`]+)`", text)]
+        spans += re.findall(r"^#\s+(faceattr .*)$", text, flags=re.M) if page.suffix == ".yaml" else []
+        for span in spans:
+            for line in span.splitlines():
+                line = re.sub(r"\s#.*$", "", line).replace("\\|", "/")  # a comment after it; a table's `\|`
+                for part in re.split(r"&&|\|\||[|;]", line):
+                    if part.strip().startswith("faceattr "):
+                        found.append((page.name, part.strip()))
+    return found
+
+
+def test_every_command_option_and_config_key_the_docs_show_exists():
+    """A renamed option or config key leaves no page telling users to type what fails: each `faceattr` command
+    shown must exist with every `--option` it uses, and every `section.key=` anywhere in the pages must be a key of
+    the config schema (a free mapping such as priors.target takes any name below it)."""
+    import shlex
+
+    import click
+    import typer
+
+    from faceattr.cli import app
+    from faceattr.config import Config, to_dict
+
+    group = typer.main.get_command(app)
+    context = click.Context(group)
+    schema = to_dict(Config())
+
+    def is_key(key: str) -> bool:
+        node = schema
+        for part in key.split("."):
+            if not isinstance(node, dict):
+                return False
+            if part not in node:
+                return node == {}  # a free mapping (priors.target, loss_weights...) names its own keys
+            node = node[part]
+        return True
+
+    commands = _shown_commands()
+    assert len(commands) > 50, "the docs show the commands"
+    wrong = []
+    for where, shown in commands:
+        words = shlex.split(shown.replace("[", " ").replace("]", " "))  # `[--opt]`: an optional part
+        command = group.get_command(context, words[1]) if len(words) > 1 else None
+        if command is None:
+            wrong.append((where, shown, "no such command"))
+            continue
+        options = {o for p in command.params for o in (*p.opts, *getattr(p, "secondary_opts", []))}
+        wrong += [(where, shown, w) for w in words[2:] if w.startswith("--") and w.split("=")[0] not in options]
+    for page in _pages_and_configs():
+        for key in re.findall(r"(?<![\w./-])([a-z_]+(?:\.[a-z_0-9]+)+)=", page.read_text()):
+            if key.split(".")[0] in schema and not is_key(key):
+                wrong.append((page.name, key, "no such config key"))
+    assert not wrong, wrong
+
+
 def _load_gen_reference():
     spec = importlib.util.spec_from_file_location("gen_reference", ROOT / "docs" / "gen_reference.py")
     module = importlib.util.module_from_spec(spec)
