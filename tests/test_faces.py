@@ -128,6 +128,21 @@ def test_interrupted_run_resumes_where_it_stopped(tmp_path):
     assert resumed.reused == 4 and resumed.detected_now == 4 and len(resumed.manifest) == 8
 
 
+def test_a_run_killed_mid_row_leaves_a_cache_the_next_run_resumes(tmp_path):
+    """A kill (or a full disk) can cut the cache index mid-row: that face is cropped again, the rest reused, and
+    the rows appended after it are not glued onto the cut one."""
+    df = _manifest(tmp_path, n=6)
+    crop_manifest(df, tmp_path / "cache", detector_factory=FakeDetector, progress=False)
+    (index,) = (tmp_path / "cache").glob("*/index.csv")
+    text = index.read_bytes()
+    cut_row = text.rstrip().rsplit(b"\n", 1)[1]
+    index.write_bytes(text[: len(text) - len(cut_row) - 2 + cut_row.index(b",") + 3])  # the path and 2 digits
+    resumed = crop_manifest(df, tmp_path / "cache", detector_factory=FakeDetector, progress=False)
+    assert resumed.reused == 5 and resumed.detected_now == 1 and len(resumed.manifest) == 6
+    again = crop_manifest(df, tmp_path / "cache", detector_factory=FakeDetector, progress=False)
+    assert again.reused == 6 and again.detected_now == 0  # the recropped row was written whole, on its own line
+
+
 def test_crop_settings_travel_with_the_manifest(tmp_path):
     wide = FacesConfig(margins=[0.2, 0.2, 0.3, 0.1], margin_unit="fraction")
     out = crop_manifest(_manifest(tmp_path, n=2), tmp_path / "cache", wide, FakeDetector, progress=False).manifest

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -114,12 +115,15 @@ def _stamp(path: Path) -> tuple[int, int]:
 
 
 def _read_index(index_path: Path) -> dict[str, dict]:
-    """Cache entries whose crop file is present and whose source file has not changed since."""
+    """Cache entries whose crop file is present and whose source file has not changed since. A row a killed run
+    cut short (missing fields) is left out and its face cropped again."""
     if not index_path.is_file():
         return {}
     valid: dict[str, dict] = {}
     with index_path.open(newline="") as f:
         for row in csv.DictReader(f):
+            if None in row or None in row.values():  # fields missing, or a row glued onto a cut one
+                continue
             source, crop = Path(row["source_path"]), Path(row["crop_path"])
             try:
                 unchanged = _stamp(source) == (int(row["source_size"]), int(row["source_mtime_ns"]))
@@ -127,7 +131,18 @@ def _read_index(index_path: Path) -> dict[str, dict]:
                 continue
             if unchanged and crop.is_file() and crop.stat().st_size > 0:
                 valid[row["source_path"]] = row
+    _end_the_last_line(index_path)
     return valid
+
+
+def _end_the_last_line(path: Path) -> None:
+    """A row cut short has no line ending: give it one, so the next row appended starts a line of its own."""
+    with path.open("rb+") as f:
+        size = f.seek(0, os.SEEK_END)
+        if size:
+            f.seek(size - 1)
+            if f.read(1) != b"\n":
+                f.write(b"\r\n")  # csv's own line ending
 
 
 def _in_crop(points: np.ndarray, box: tuple[int, int, int, int]) -> str:
