@@ -70,6 +70,20 @@ def plain(detector: FaceDetector):
     return lambda image: [(f.box, f.score) for f in detector.detect([image])[0]]
 
 
+def joined(first: FaceDetector, second: FaceDetector, iou: float = 0.3):
+    """`first`'s faces, then `second`'s faces that overlap none of them (IoU < `iou`), scored 0: what a second
+    detector adds (its scores are on another scale, so they rank below every face of the first)."""
+
+    def detect(image: np.ndarray):
+        found, more = plain(first)(image), plain(second)(image)
+        if not found or not more:
+            return found or [(box, 0.0) for box, _ in more]
+        overlap = box_iou(np.array([b for b, _ in more]), np.array([b for b, _ in found])).max(axis=1)
+        return found + [(box, 0.0) for (box, _), o in zip(more, overlap, strict=True) if o < iou]
+
+    return detect
+
+
 # name -> (what it is, a function image -> [(box, score)])
 def settings() -> dict:
     def make(detector: str, **faces):
@@ -86,6 +100,10 @@ def settings() -> dict:
         "centerface_1x2x": (
             "CenterFace, as it is and enlarged x2, merged",
             lambda: pyramid(make("centerface", min_score=0.5), 2.0),
+        ),
+        "centerface_t35_yunet": (
+            "CenterFace (score >= 0.35), then YuNet's faces it missed",
+            lambda: joined(make("centerface", min_score=0.35), make("yunet", min_score=0.5)),
         ),
         "centerface_640": (
             "CenterFace on a copy at most 640 px a side",
