@@ -70,7 +70,7 @@ def test_predict_returns_every_face_with_labels_and_probabilities(client):
     body = response.json()
     assert (body["width"], body["height"]) == (120, 160) and len(body["faces"]) == 1
     face = body["faces"][0]
-    assert face["face_found"] is False and len(face["box"]) == 4
+    assert face["face_found"] is False and face["detection"] == "none" and len(face["box"]) == 4
     for task, n in (("mask", 3), ("gender", 2), ("age_bin", 3)):
         assert len(face[task]["probs"]) == n and abs(sum(face[task]["probs"]) - 1) < 1e-3
     assert face["label18"] == face["mask"]["label"] * 6 + face["gender"]["label"] * 3 + face["age_bin"]["label"]
