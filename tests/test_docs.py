@@ -1,5 +1,6 @@
-"""The docs: the README stays a user's guide that links only pages that exist, the reference pages are current
-with the code, and the site builds with MkDocs' strict checks (a broken link or a missing page fails)."""
+"""The docs: the README stays a user's guide that links only pages that exist, the commands and config keys the
+pages show are real, the reference pages are current with the code, and the site builds with MkDocs' strict checks
+(a broken link or a missing page fails)."""
 
 from __future__ import annotations
 
