@@ -231,7 +231,7 @@ def test_predict_on_photos_gives_one_row_per_face_and_draws_boxes(trained_run, t
     table = pd.read_csv(out)
     assert len(table) == expected_faces and table["path"].str.endswith("group.jpg").all()
     assert table["face_found"].all() == (expected_faces == 2)
-    assert (table["detection"] == "detected").all()
+    assert (table["detection"] == "detected").all() and "faces: detected 2" in result.output
     for col in ("face", "x1", "y1", "x2", "y2", "mask", "gender", "age_bin", "label18", "p_mask_0"):
         assert col in table.columns
     assert ((table.x1 >= 0) & (table.x2 <= 520) & (table.y1 >= 0) & (table.y2 <= 300)).all()
