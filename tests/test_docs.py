@@ -86,7 +86,7 @@ def test_every_command_option_and_config_key_the_docs_show_exists():
             if not isinstance(node, dict):
                 return False
             if part not in node:
-                return node == {}  # a free mapping (priors.target, loss_weights...) names its own keys
+                return node == {}  # a free mapping (priors.target, per_task) names its own keys
             node = node[part]
         return True
 
