@@ -131,7 +131,6 @@ def _read_index(index_path: Path) -> dict[str, dict]:
                 continue
             if unchanged and crop.is_file() and crop.stat().st_size > 0:
                 valid[row["source_path"]] = row
-    _end_the_last_line(index_path)
     return valid
 
 
@@ -244,6 +243,8 @@ def crop_manifest(
     todo = [s for s in sources if s not in index]
     detector: FaceDetector | None = None
     new_file = not index_path.is_file()
+    if not new_file:
+        _end_the_last_line(index_path)
     with index_path.open("a", newline="") as f, Progress(disable=not progress) as bar:
         writer = csv.DictWriter(f, fieldnames=INDEX_FIELDS)
         if new_file:
