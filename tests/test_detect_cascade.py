@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -93,7 +95,7 @@ def test_predict_and_serve_use_the_cascade_and_say_how_each_face_was_found(detec
     """`predict --faces` and the server classify the face the second pass finds, not a centred fallback crop, and
     each face says which step found it: a whole-image guess scores 0 like nothing else, so a user filtering by
     score alone could not tell it from a real face."""
-    from faceattr.inference.faces_in_photos import predict_faces_in_images
+    from faceattr.inference.faces_in_photos import face_caption, predict_faces_in_images
     from faceattr.inference.load import load_predictor
 
     small_crop = np.full((120, 100, 3), 128, np.uint8)  # a small portrait image: taken as a face crop already
@@ -104,3 +106,10 @@ def test_predict_and_serve_use_the_cascade_and_say_how_each_face_was_found(detec
     assert masked["detection"] == "second pass" and masked["face_score"] > 0
     assert empty["detection"] == "none" and not empty["face_found"]  # the centred fallback crop
     assert whole["detection"] == "whole image" and whole["face_box"] == [0.0, 0.0, 100.0, 120.0]
+    # the drawn copies' captions name the guesses, and nothing for a face really found
+    assert [face_caption(r).partition(" (")[2] for r in (masked, empty, whole)] == [
+        "",
+        "no face found, centre crop)",
+        "whole image)",
+    ]
+    assert json.loads(json.dumps(masked))["detection"] == "second pass"  # as serve and the CSVs write it

@@ -275,9 +275,10 @@ def _predict_photos(
         write_csv(table, out)
     console.print(f"wrote {len(table)} prediction row(s) for {len(photos) - len(skips)} image(s) to [bold]{out}[/]")
     if "detection" in table:  # per face: how many the detector found, how many are the cascade's guesses
+        from faceattr.faces.detect import Found
+
         counts = table["detection"].value_counts()
-        named = {"none": "no face found (centre crop)"}
-        console.print("faces: " + ", ".join(f"{named.get(how, how)} {n}" for how, n in counts.items()))
+        console.print("faces: " + ", ".join(f"{Found(how).guess or how} {n}" for how, n in counts.items()))
     if profile:
         _print_stages(clock, len(photos))
     if draw and faces:

@@ -24,7 +24,7 @@ from faceattr.data.images import SkipReport, load_rgb, save_jpeg
 from faceattr.data.landmarks import format_points, parse_points  # noqa: F401  (parse_points re-exported)
 from faceattr.data.sources.boxes import BOX_COLUMNS
 from faceattr.errors import ImageLoadError
-from faceattr.faces.detect import Face, FaceDetector, crop_face
+from faceattr.faces.detect import Face, FaceDetector, Found, crop_face
 from faceattr.faces.detectors import box_iou
 
 INDEX_FIELDS = (
@@ -200,7 +200,7 @@ def crop_boxes(
                 {
                     "index": index,
                     "crop": str(path),
-                    "detection": "detected" if face is not None else "box",
+                    "detection": Found.DETECTED if face is not None else Found.BOX,
                     "face_score": round(face.score, 4) if face is not None else np.nan,
                     **dict(zip(("crop_x1", "crop_y1", "crop_x2", "crop_y2"), crop_box, strict=True)),
                     "face_box": _in_crop(np.asarray(framed.box).reshape(2, 2), crop_box),
@@ -277,7 +277,7 @@ def crop_manifest(
 def _crop_one(source: str, image: np.ndarray, detection, cache: Path, cfg: FacesConfig) -> dict:
     """Save one image's face crop in the cache; its index row (where the crop is, how the face was found, its box
     and landmarks in the crop's pixels)."""
-    face = detection.face if detection.how != "whole image" else None
+    face = detection.face if detection.how != Found.WHOLE_IMAGE else None
     crop, box = crop_face(image, detection.face, cfg)
     crop_path = cache / "crops" / f"{hashlib.sha1(source.encode()).hexdigest()[:20]}.jpg"
     save_jpeg(crop, crop_path)
@@ -308,7 +308,7 @@ def _cropped_rows(df: pd.DataFrame, index: dict[str, dict], cfg: FacesConfig) ->
     out["path"] = [e["crop_path"] for e in entries]
     out["face_found"] = [str(e["face_found"]) == "True" for e in entries]
     out["detection"] = [
-        e.get("detection") or ("detected" if str(e["face_found"]) == "True" else "none") for e in entries
+        e.get("detection") or (Found.DETECTED if str(e["face_found"]) == "True" else Found.NONE) for e in entries
     ]
     out["face_score"] = pd.to_numeric(pd.Series([e["face_score"] for e in entries]), errors="coerce")
     for col in ("crop_x1", "crop_y1", "crop_x2", "crop_y2"):

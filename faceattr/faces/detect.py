@@ -13,6 +13,7 @@ import logging
 import sys
 from collections import defaultdict
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
@@ -23,17 +24,32 @@ from faceattr.data.align import Alignment
 from faceattr.errors import ConfigError
 from faceattr.faces.detectors import Face, FaceFinder, create_finder
 
-__all__ = ["Detection", "Face", "FaceDetector"]
+__all__ = ["Detection", "Face", "FaceDetector", "Found"]
 
 log = logging.getLogger(__name__)
 
 
+class Found(StrEnum):
+    """How a face was found: the `detection` column of crops and predictions, and serve's JSON field."""
+
+    DETECTED = "detected"  # the detector's first pass
+    SECOND_PASS = "second pass"  # the image enlarged, relaxed thresholds
+    WHOLE_IMAGE = "whole image"  # a small, roughly square image taken whole as the face: a guess
+    NONE = "none"  # no face: the centred fallback crop, a guess
+    BOX = "box"  # boxed photos (crop): the annotated box, where the detector found no face inside it
+
+    @property
+    def guess(self) -> str:
+        """What a caption or a count says of a guessed face ("" for a face really found)."""
+        return {Found.WHOLE_IMAGE: "whole image", Found.NONE: "no face found, centre crop"}.get(self, "")
+
+
 @dataclass(frozen=True)
 class Detection:
-    """An image's main face and how it was found: detected | second pass | whole image | none."""
+    """An image's main face and how it was found."""
 
     face: Face | None
-    how: str
+    how: Found
 
 
 FACE_CROP_ASPECT = (0.6, 1.7)  # width / height of images taken for face crops by the whole-image fallback
@@ -104,10 +120,10 @@ class FaceDetector:
            use the centred fallback crop)."""
         return [Detection(faces[0] if faces else None, how) for faces, how in self.detect_every(images)]
 
-    def detect_every(self, images: list[np.ndarray]) -> list[tuple[list[Face], str]]:
+    def detect_every(self, images: list[np.ndarray]) -> list[tuple[list[Face], Found]]:
         """Every face MTCNN finds per image ("detected"); where it finds none, the one face `rescue` gives (or
         none), with how it was found. The one cascade behind `detect_one_each` and prediction on photos."""
-        out = [(faces, "detected") for faces in self.detect(images)]
+        out = [(faces, Found.DETECTED) for faces in self.detect(images)]
         missing = [i for i, (faces, _) in enumerate(out) if not faces]
         for i, detection in zip(missing, self.rescue([images[i] for i in missing]), strict=True):
             out[i] = ([detection.face] if detection.face is not None else [], detection.how)
@@ -123,14 +139,13 @@ class FaceDetector:
         out = []
         for image, face in zip(images, found, strict=True):
             if face is not None:
-                out.append(Detection(face, "second pass"))
+                out.append(Detection(face, Found.SECOND_PASS))
             elif looks_like_face_crop(image, self.cfg.whole_image_max_side):
                 h, w = image.shape[:2]
-                out.append(
-                    Detection(Face((0.0, 0.0, float(w), float(h)), 0.0, np.zeros((5, 2), np.float32)), "whole image")
-                )
+                whole = Face((0.0, 0.0, float(w), float(h)), 0.0, np.zeros((5, 2), np.float32))
+                out.append(Detection(whole, Found.WHOLE_IMAGE))
             else:
-                out.append(Detection(None, "none"))
+                out.append(Detection(None, Found.NONE))
         return out
 
     def detect_enlarged(self, images: list[np.ndarray], pad: float = 0.2) -> list[Face | None]:

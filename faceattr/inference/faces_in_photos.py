@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw
 from faceattr.atomic import save_image
 from faceattr.data.images import SkipReport, load_rgb, readable_path
 from faceattr.errors import FaceAttrError, ImageLoadError
-from faceattr.faces.detect import Face, FaceDetector, face_chip
+from faceattr.faces.detect import Face, FaceDetector, Found, face_chip
 from faceattr.inference.predictor import BasePredictor, read_ahead
 from faceattr.inference.profile import StageClock
 from faceattr.labels import CLASS_NAMES, CLASSIFICATION_TASKS, decide
@@ -44,14 +44,14 @@ def classify_photos(
     for faces, (_, how), per_photo in zip(candidates, found, crops, strict=True):
         out.append([])
         for k, (face, (_, box)) in enumerate(zip(faces, per_photo, strict=True)):
-            out[-1].append(face_result(k, face, how if face else "none", box, probs, labels, row))
+            out[-1].append(face_result(k, face, how if face else Found.NONE, box, probs, labels, row))
             row += 1
     return out
 
 
-def face_result(k: int, face: Face | None, how: str, box, probs: dict, labels: dict, row: int) -> dict:
-    """Face `k` of its photo as a nested result; `how` it was found (detected | second pass | whole image | none:
-    the centred fallback crop); `row` indexes the batch's probabilities and labels."""
+def face_result(k: int, face: Face | None, how: Found, box, probs: dict, labels: dict, row: int) -> dict:
+    """Face `k` of its photo as a nested result, with how it was found; `row` indexes the batch's probabilities and
+    labels."""
     result: dict = {
         "face": k,
         "box": [int(v) for v in box],
@@ -194,8 +194,8 @@ def face_caption(result: dict) -> str:
     parts = [result[t]["name"] for t in CLASSIFICATION_TASKS if t in result]
     if "age_years" in result:
         parts.append(f"{result['age_years']:.0f}y")
-    guess = {"none": " (no face found)", "whole image": " (whole image)"}.get(result["detection"], "")
-    return "/".join(parts) + guess
+    guess = Found(result["detection"]).guess
+    return "/".join(parts) + (f" ({guess})" if guess else "")
 
 
 def draw_faces(image: np.ndarray, results: list[dict], out: Path) -> Path:

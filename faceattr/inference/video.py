@@ -19,7 +19,7 @@ import pandas as pd
 from faceattr.atomic import atomic_path
 from faceattr.data.images import VIDEO_SUFFIXES
 from faceattr.errors import FaceAttrError, ImageLoadError
-from faceattr.faces.detect import Face, FaceDetector
+from faceattr.faces.detect import Face, FaceDetector, Found
 from faceattr.inference.faces_in_photos import FACE_ROW_COLUMNS, classify_photos, flat_row
 from faceattr.inference.predictor import BasePredictor
 from faceattr.inference.profile import StageClock
@@ -184,7 +184,7 @@ def predict_video(
                 found = detector.detect([f.image for f in batch])  # first pass only: no whole-frame fallback
             with_faces = [k for k, faces in enumerate(found) if faces]
             results = classify_photos(
-                predictor, [batch[k].image for k in with_faces], [(found[k], "detected") for k in with_faces], clock
+                predictor, [batch[k].image for k in with_faces], [(found[k], Found.DETECTED) for k in with_faces], clock
             )
             per_frame = dict(zip(with_faces, results, strict=True))
             for k, frame in enumerate(batch):
