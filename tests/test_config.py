@@ -89,3 +89,32 @@ def test_a_mapping_written_without_spaces_after_its_colons_says_how_to_write_it(
     with pytest.raises(ConfigError, match=r"space after each colon, e\.g\. key=\{a: 1, b: 2\}"):
         load_config(None, ["model.loss_weights={mask:1.0,gender:1.0}"])
     assert load_config(None, ["model.loss_weights={mask: 1.0, gender: 2.0}"]).model.loss_weights["gender"] == 2.0
+
+
+def test_a_config_builds_on_its_base_and_states_only_what_differs(tmp_path):
+    (tmp_path / "parent.yaml").write_text(
+        "train:\n  epochs: 3\n  monitor: val/f1_mask\noptim:\n  lr: 2.0e-3\n"
+        "priors:\n  target: {mask: [0.8, 0.1, 0.1]}\n"
+    )
+    (tmp_path / "child").mkdir()
+    (tmp_path / "child" / "recipe.yaml").write_text(
+        "base: ../parent.yaml\ntrain:\n  monitor: last\npriors:\n  target: {}\n"
+    )
+    cfg = load_config(tmp_path / "child" / "recipe.yaml", ["train.epochs=5"])
+    assert cfg.optim.lr == pytest.approx(2e-3)  # from the base
+    assert cfg.train.monitor == "last"  # the file over its base
+    assert cfg.train.epochs == 5  # the command line over both
+    assert cfg.priors.target == {}  # `{}` empties what the base filled
+
+
+def test_a_missing_or_circular_base_is_a_clear_error(tmp_path):
+    (tmp_path / "a.yaml").write_text("base: gone.yaml\n")
+    with pytest.raises(ConfigError, match=r"a.yaml builds on `base: gone.yaml`, which is not at .*gone.yaml"):
+        load_config(tmp_path / "a.yaml")
+    (tmp_path / "a.yaml").write_text("base: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\n")
+    with pytest.raises(ConfigError, match="leads back to itself"):
+        load_config(tmp_path / "a.yaml")
+    (tmp_path / "b.yaml").write_text("optim:\n  learning_rate: 0.1\n")
+    with pytest.raises(ConfigError, match=r"optim.learning_rate.*b.yaml"):  # a slip in the base names the base
+        load_config(tmp_path / "a.yaml")

@@ -44,7 +44,13 @@ def _merge(base: DictConfig, other: DictConfig | list[str], origin: str) -> Dict
             for key in empties:  # `key={}` empties a mapping a config file filled (a merge would keep its entries)
                 OmegaConf.update(merged, key, OmegaConf.select(other, key), merge=False)
             return merged
-        return OmegaConf.merge(base, other)
+        merged = OmegaConf.merge(base, other)
+        # `key: {}` in a file empties what its base set, as on the command line: for a free mapping such as
+        # priors.target, not a section
+        for key in _empty_mappings(other):
+            if OmegaConf.get_type(OmegaConf.select(merged, key)) is dict:
+                OmegaConf.update(merged, key, {}, merge=False)
+        return merged
     except (ConfigKeyError, ConfigAttributeError) as e:
         key = e.full_key or str(e)
         valid = ", ".join(_valid_keys(base, key))
@@ -57,28 +63,56 @@ def _merge(base: DictConfig, other: DictConfig | list[str], origin: str) -> Dict
         raise ConfigError(f"cannot read config from {origin}: {e}") from None
 
 
+def _empty_mappings(node: DictConfig, prefix: str = "") -> list[str]:
+    """The dotted keys whose value in a config file is `{}`."""
+    out = []
+    for key, value in node.items_ex(resolve=False):
+        if isinstance(value, DictConfig):
+            out += _empty_mappings(value, f"{prefix}{key}.") if len(value) else [f"{prefix}{key}"]
+    return out
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """Defaults <- YAML file <- dotlist overrides, then validated; returns a typed Config."""
+    """Defaults <- YAML file (after the file its `base:` names) <- dotlist overrides, then validated."""
     cfg = OmegaConf.structured(Config)
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} not found; presets live in configs/ (e.g. configs/mask.yaml)")
-        try:
-            loaded = OmegaConf.load(path)
-        except Exception as e:
-            raise ConfigError(f"{path} is not valid YAML: {e}") from None
-        if not isinstance(loaded, DictConfig):
-            raise ConfigError(
-                f"{path} holds a {type(loaded).__name__.removesuffix('Config').lower()}, not a mapping of sections; "
-                "a config looks like configs/mask.yaml (data:, model:, train: ...)"
-            )
-        cfg = _merge(cfg, loaded, str(path))
+        for file, loaded in _read_with_bases(Path(path)):
+            cfg = _merge(cfg, loaded, str(file))
     if overrides:
         cfg = _merge(cfg, list(overrides), "the command line")
     typed: Config = OmegaConf.to_object(cfg)  # type: ignore[assignment]
     validate(typed)
     return typed
+
+
+def _read_with_bases(path: Path, seen: tuple[Path, ...] = ()) -> list[tuple[Path, DictConfig]]:
+    """A config file and, first, the chain of files its `base:` key names (a path relative to the file), so a
+    recipe states only how it differs from the one it builds on, as mmdetection's `_base_` does."""
+    if not path.is_file():
+        raise ConfigError(f"config file {path} not found; presets live in configs/ (e.g. configs/mask.yaml)")
+    try:
+        loaded = OmegaConf.load(path)
+    except Exception as e:
+        raise ConfigError(f"{path} is not valid YAML: {e}") from None
+    if not isinstance(loaded, DictConfig):
+        raise ConfigError(
+            f"{path} holds a {type(loaded).__name__.removesuffix('Config').lower()}, not a mapping of sections; "
+            "a config looks like configs/mask.yaml (data:, model:, train: ...)"
+        )
+    base = loaded.pop("base", None)
+    if base is None:
+        return [(path, loaded)]
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: `base:` must name one config file (e.g. base: mask_drawn.yaml), not {base!r}")
+    base_path = path.parent / base
+    if base_path.resolve() in (*seen, path.resolve()):
+        raise ConfigError(f"{path}: `base: {base}` leads back to itself; the last base in a chain has no base:")
+    if not base_path.is_file():
+        raise ConfigError(
+            f"{path} builds on `base: {base}`, which is not at {base_path}; keep the two files side by side "
+            "or give base: a path relative to this file"
+        )
+    return [*_read_with_bases(base_path, (*seen, path.resolve())), (path, loaded)]
 
 
 def to_dict(cfg: Config) -> dict:
