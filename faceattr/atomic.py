@@ -1,16 +1,18 @@
 """The one way faceattr writes a file: to a unique temp file beside it, then an atomic rename.
 
 A killed run leaves the old file or the complete new one, never half of one; two processes (DDP ranks) writing
-the same file never share a temp name.
+the same file never share a temp name. Logs that grow row by row (the crop cache's index, skipped.csv) are appended
+instead, so a kill keeps what was done: `appending_csv` and `read_appended_csv` survive a row the kill cut short.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -108,3 +110,38 @@ def refuse_to_replace(path: str | Path, overwrite: bool, inputs: Iterable[str | 
         )
     if Path(path).exists() and not overwrite:
         raise FaceAttrError(f"{path} already exists; pick another output or pass --overwrite to replace it")
+
+
+@contextmanager
+def appending_csv(path: str | Path, fields: Iterable[str]) -> Iterator[Callable[[dict], None]]:
+    """`append(row)` for a CSV log, each row flushed as it is written (the header first when the file is new). A
+    row a killed run cut short is ended first, so the next row starts a line of its own and `read_appended_csv`
+    drops only the cut one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = not path.is_file() or path.stat().st_size == 0
+    if not new:
+        with path.open("rb+") as f:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":
+                f.write(b"\r\n")  # csv's own line ending
+    with path.open("a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(fields))
+        if new:
+            writer.writeheader()
+
+        def append(row: dict) -> None:
+            writer.writerow(row)
+            f.flush()
+
+        yield append
+
+
+def read_appended_csv(path: str | Path) -> list[dict[str, str]]:
+    """The complete rows of a CSV log written by `appending_csv`: a row cut short by a kill (fields missing, or a
+    row glued onto it by an older writer) is left out."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    with path.open(newline="") as f:
+        return [row for row in csv.DictReader(f) if None not in row and None not in row.values()]

@@ -96,6 +96,16 @@ def test_skip_report_appends_rows(tmp_path):
     assert [(r["path"], r["reason"]) for r in rows] == [("a.jpg", "corrupt"), ("b.jpg", "empty_file")]
 
 
+def test_a_skip_report_cut_mid_row_by_a_kill_keeps_every_complete_row(tmp_path):
+    """A run killed while writing skipped.csv leaves half a row: the next run's rows start a line of their own, and
+    reading gives every complete row, the cut one left out."""
+    path = tmp_path / "skipped.csv"
+    SkipReport(path).add(ImageLoadError("a.jpg", "corrupt", "x"))
+    path.write_bytes(path.read_bytes() + b"b.jpg,trunc")  # the kill
+    SkipReport(path).add(ImageLoadError("c.jpg", "empty_file"))
+    assert [r["path"] for r in SkipReport.read(path)] == ["a.jpg", "c.jpg"]
+
+
 def _jpeg_bytes() -> bytes:
     buf = io.BytesIO()
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(buf, "JPEG")

@@ -8,7 +8,6 @@ Source files are only ever opened for reading.
 
 from __future__ import annotations
 
-import csv
 import io
 import logging
 import threading
@@ -18,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from faceattr.atomic import atomic_path
+from faceattr.atomic import appending_csv, atomic_path, read_appended_csv
 from faceattr.config import MAX_PIXELS
 from faceattr.data.text_tables import decode_legacy
 from faceattr.errors import ImageLoadError
@@ -170,22 +169,13 @@ class SkipReport:
         with self._lock:
             self.rows.append(row)
             if self.csv_path is not None:
-                new = not self.csv_path.exists()
-                self.csv_path.parent.mkdir(parents=True, exist_ok=True)
-                with self.csv_path.open("a", newline="") as f:
-                    writer = csv.DictWriter(f, fieldnames=self.FIELDS)
-                    if new:
-                        writer.writeheader()
-                    writer.writerow(row)
+                with appending_csv(self.csv_path, self.FIELDS) as append:
+                    append(row)
 
     def __len__(self) -> int:
         return len(self.rows)
 
     @staticmethod
     def read(csv_path: str | Path) -> list[dict[str, str]]:
-        """Rows written so far by every process (empty when nothing was skipped)."""
-        p = Path(csv_path)
-        if not p.exists():
-            return []
-        with p.open(newline="") as f:
-            return list(csv.DictReader(f))
+        """Rows written so far by every process (empty when nothing was skipped; a row a kill cut short left out)."""
+        return read_appended_csv(csv_path)

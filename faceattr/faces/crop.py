@@ -6,10 +6,8 @@ after every batch: a second run does no detection for crops already present, and
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
-import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,7 +16,7 @@ import numpy as np
 import pandas as pd
 from rich.progress import Progress
 
-from faceattr.atomic import write_json
+from faceattr.atomic import appending_csv, read_appended_csv, write_json
 from faceattr.config import FacesConfig
 from faceattr.data.images import SkipReport, load_rgb, save_jpeg
 from faceattr.data.landmarks import format_points, parse_points  # noqa: F401  (parse_points re-exported)
@@ -116,32 +114,17 @@ def _stamp(path: Path) -> tuple[int, int]:
 
 def _read_index(index_path: Path) -> dict[str, dict]:
     """Cache entries whose crop file is present and whose source file has not changed since. A row a killed run
-    cut short (missing fields) is left out and its face cropped again."""
-    if not index_path.is_file():
-        return {}
+    cut short is left out and its face cropped again."""
     valid: dict[str, dict] = {}
-    with index_path.open(newline="") as f:
-        for row in csv.DictReader(f):
-            if None in row or None in row.values():  # fields missing, or a row glued onto a cut one
-                continue
-            source, crop = Path(row["source_path"]), Path(row["crop_path"])
-            try:
-                unchanged = _stamp(source) == (int(row["source_size"]), int(row["source_mtime_ns"]))
-            except (OSError, ValueError):
-                continue
-            if unchanged and crop.is_file() and crop.stat().st_size > 0:
-                valid[row["source_path"]] = row
+    for row in read_appended_csv(index_path):
+        source, crop = Path(row["source_path"]), Path(row["crop_path"])
+        try:
+            unchanged = _stamp(source) == (int(row["source_size"]), int(row["source_mtime_ns"]))
+        except (OSError, ValueError):
+            continue
+        if unchanged and crop.is_file() and crop.stat().st_size > 0:
+            valid[row["source_path"]] = row
     return valid
-
-
-def _end_the_last_line(path: Path) -> None:
-    """A row cut short has no line ending: give it one, so the next row appended starts a line of its own."""
-    with path.open("rb+") as f:
-        size = f.seek(0, os.SEEK_END)
-        if size:
-            f.seek(size - 1)
-            if f.read(1) != b"\n":
-                f.write(b"\r\n")  # csv's own line ending
 
 
 def _in_crop(points: np.ndarray, box: tuple[int, int, int, int]) -> str:
@@ -242,13 +225,7 @@ def crop_manifest(
     sources = list(dict.fromkeys(str(Path(p).resolve()) for p in df["path"]))
     todo = [s for s in sources if s not in index]
     detector: FaceDetector | None = None
-    new_file = not index_path.is_file()
-    if not new_file:
-        _end_the_last_line(index_path)
-    with index_path.open("a", newline="") as f, Progress(disable=not progress) as bar:
-        writer = csv.DictWriter(f, fieldnames=INDEX_FIELDS)
-        if new_file:
-            writer.writeheader()
+    with appending_csv(index_path, INDEX_FIELDS) as append, Progress(disable=not progress) as bar:
         task = bar.add_task("cropping faces", total=len(todo))
         for start in range(0, len(todo), batch_size):
             chunk = todo[start : start + batch_size]
@@ -263,9 +240,8 @@ def crop_manifest(
                 detections = detector.detect_one_each([image for _, image in loaded])
                 for (source, image), detection in zip(loaded, detections, strict=True):
                     row = _crop_one(source, image, detection, cache, cfg)
-                    writer.writerow(row)
+                    append(row)
                     index[source] = row
-            f.flush()
             bar.advance(task, len(chunk))
     out = _cropped_rows(df, index, cfg)
     rates = out.groupby("mask")["face_found"].mean().to_dict() if len(out) else {}
