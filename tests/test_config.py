@@ -1,7 +1,11 @@
+from pathlib import Path
+
 import pytest
 
 from faceattr.config import load_config
 from faceattr.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_defaults_then_yaml_then_overrides(tmp_path):
@@ -118,3 +122,22 @@ def test_a_missing_or_circular_base_is_a_clear_error(tmp_path):
     (tmp_path / "b.yaml").write_text("optim:\n  learning_rate: 0.1\n")
     with pytest.raises(ConfigError, match=r"optim.learning_rate.*b.yaml"):  # a slip in the base names the base
         load_config(tmp_path / "a.yaml")
+
+
+def test_train_print_config_shows_the_resolved_recipe_and_trains_nothing(tmp_path):
+    """A recipe that builds on a base is read as one config: `--print-config` shows what training would use."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from faceattr.cli import app
+
+    result = CliRunner().invoke(
+        app,
+        ["train", "-c", ROOT / "configs/mask_real.yaml", "--print-config", "train.epochs=5", f"run.dir={tmp_path}"],
+    )
+    assert result.exit_code == 0, result.output
+    shown = yaml.safe_load(result.stdout)
+    assert shown["model"]["heads"] == ["mask"] and shown["data"]["image_size"] == 112  # from mask_drawn.yaml
+    assert shown["run"]["name"] == "mask_real" and shown["train"]["monitor"] == "last"  # its own
+    assert shown["train"]["epochs"] == 5 and shown["priors"]["target"] == {}
+    assert not any(tmp_path.iterdir())  # no run folder

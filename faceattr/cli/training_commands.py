@@ -53,6 +53,13 @@ def train(
     resume: Annotated[bool, typer.Option("--resume", help="continue the run from its last.ckpt")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an existing run folder")] = False,
     onnx_cache: PrepareOnnx = True,
+    print_config: Annotated[
+        bool,
+        typer.Option(
+            "--print-config",
+            help="print the config this would train with (its base: files, the overrides, the defaults) and stop",
+        ),
+    ] = False,
 ) -> None:
     """Train a multi-task model: faceattr train -c configs/mask.yaml train.epochs=5 model.backbone=resnet18"""
     from faceattr.config import load_config
@@ -60,6 +67,11 @@ def train(
 
     try:
         cfg = load_config(config, overrides)
+        if print_config:
+            from faceattr.config import config_yaml
+
+            print(config_yaml(cfg), end="")
+            return
         if cfg.per_task:
             from faceattr.training.per_task import train_per_task
 

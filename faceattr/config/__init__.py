@@ -1,7 +1,7 @@
 """The config: `schema.py` (typed sections, each checking its own values) and `loading.py` (YAML + dotlist
 overrides onto it). Everything is imported from here: `from faceattr.config import Config, load_config`."""
 
-from faceattr.config.loading import from_dict, load_config, save_config, to_dict, with_overrides
+from faceattr.config.loading import config_yaml, from_dict, load_config, save_config, to_dict, with_overrides
 from faceattr.config.schema import (
     AGE_LOSSES,
     DETECTOR_NAMES,
@@ -66,6 +66,7 @@ __all__ = [
     "TrainerConfig",
     "TuneConfig",
     "_merge",
+    "config_yaml",
     "from_dict",
     "load_config",
     "save_config",

@@ -145,6 +145,11 @@ def with_overrides(cfg: Config | dict, values: dict, origin: str) -> Config:
     return out
 
 
+def config_yaml(cfg: Config) -> str:
+    """The resolved config as YAML: every key, its base files and overrides applied (what a run folder keeps)."""
+    return OmegaConf.to_yaml(OmegaConf.structured(cfg))
+
+
 def save_config(cfg: Config, path: str | Path) -> None:
     """Write the resolved config as YAML."""
-    write_text(path, OmegaConf.to_yaml(OmegaConf.structured(cfg)))
+    write_text(path, config_yaml(cfg))
