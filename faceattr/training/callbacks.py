@@ -65,8 +65,9 @@ class BestAndLast(ModelCheckpoint):
 
     When `best.ckpt` was written at this very step (every epoch of a run that keeps the last one: full data or
     `train.monitor=last`), `last.ckpt` is a hard link to it instead of a second copy of the same bytes (55 MB
-    each for the age-gender preset). Both stay plain files; writes replace a file by rename, so the next epoch's
-    best.ckpt never changes the last.ckpt a user or --resume holds.
+    each for the age-gender preset) until the run ends and best.ckpt is slimmed (training/checkpoint_io.py). Both
+    stay plain files; writes replace a file by rename, so the next epoch's best.ckpt never changes the last.ckpt a
+    user or --resume holds.
     """
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -33,7 +33,7 @@ from faceattr.models.net import load_parts
 from faceattr.synth.augment import SyntheticMasker
 from faceattr.training.batch_size import find_batch_size, tune_batch_size_on_gpu
 from faceattr.training.callbacks import BatchSeed, BestAndLast, SaveAbove
-from faceattr.training.checkpoint_io import AtomicCheckpointIO
+from faceattr.training.checkpoint_io import AtomicCheckpointIO, slim_checkpoint
 from faceattr.training.distill import peer_targets, save_peer_targets
 from faceattr.training.runinfo import run_info
 
@@ -410,6 +410,8 @@ def finish(cfg: Config, run_dir: Path, trainer: L.Trainer, module, datamodule) -
     if best_path is None and last.is_file():  # full-data runs have no validation: the last epoch is the model
         best_path = last
     best_score = float(checkpoint_cb.best_model_score) if checkpoint_cb.best_model_score is not None else None
+    if trainer.is_global_zero and best_path is not None and best_path != last:
+        slim_checkpoint(best_path)  # by rename: another rank reading it gets the old file or the new, both whole
     best_epoch = read_checkpoint(best_path)["epoch"] if best_path else None
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     skipped = len(SkipReport.read(run_dir / "skipped.csv"))
