@@ -82,9 +82,7 @@ def test_a_typo_inside_per_task_or_tune_space_names_where_it_is_and_the_valid_ke
 
 
 def test_an_empty_mapping_on_the_command_line_empties_what_the_config_file_set():
-    from pathlib import Path
-
-    preset = Path(__file__).resolve().parents[1] / "configs" / "mask_drawn.yaml"
+    preset = ROOT / "configs" / "mask_drawn.yaml"
     assert len(load_config(preset).priors.target["mask"]) == 3  # the preset sets shares...
     assert load_config(preset, ["priors.target={}"]).priors.target == {}  # ...which `{}` empties
 

@@ -38,15 +38,10 @@ def _merge(base: DictConfig, other: DictConfig | list[str], origin: str) -> Dict
             for item in other:
                 if "=" not in item:
                     raise ConfigError(f"override '{item}' from {origin} is not key=value (e.g. train.epochs=5)")
-            empties = [item.split("=", 1)[0] for item in other if item.split("=", 1)[1].strip() in ("{}", "[]")]
             other = OmegaConf.from_dotlist(other)
-            merged = OmegaConf.merge(base, other)
-            for key in empties:  # `key={}` empties a mapping a config file filled (a merge would keep its entries)
-                OmegaConf.update(merged, key, OmegaConf.select(other, key), merge=False)
-            return merged
         merged = OmegaConf.merge(base, other)
-        # `key: {}` in a file empties what its base set, as on the command line: for a free mapping such as
-        # priors.target, not a section
+        # `key={}` on the command line, or `key: {}` in a file, empties a free mapping such as priors.target that a
+        # config file filled (a merge would keep its entries)
         for key in _empty_mappings(other):
             if OmegaConf.get_type(OmegaConf.select(merged, key)) is dict:
                 OmegaConf.update(merged, key, {}, merge=False)
