@@ -240,7 +240,8 @@ def test_cv_reports_folds_oof_and_trains_full_data(competition_manifest, tmp_pat
     full = torch.load(summary["full_data_checkpoint"], weights_only=False)
     assert full["hyper_parameters"]["config"]["train"]["full_data"] is True
     assert full["epoch"] == summary["median_best_epoch"]
-    assert list((tmp_path / "tiny-fold0" / "checkpoints").glob("epoch*-val_f1_18*.ckpt"))  # save_above
+    kept = list((tmp_path / "tiny-fold0" / "checkpoints").glob("epoch*-val_f1_18*.ckpt"))  # save_above
+    assert kept and all("optimizer_states" not in torch.load(k, weights_only=True) for k in kept)  # to predict with
 
 
 class _Probe(L.Callback):

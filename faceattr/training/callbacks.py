@@ -11,6 +11,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from faceattr.atomic import link_or_copy
+from faceattr.training.checkpoint_io import slim_checkpoint
 
 
 class BatchSeed(L.Callback):
@@ -53,6 +54,8 @@ class SaveAbove(L.Callback):
         if good:
             path = self.dirpath / f"epoch{trainer.current_epoch:03d}-{self.monitor.replace('/', '_')}{value:.4f}.ckpt"
             trainer.save_checkpoint(path)
+            if trainer.is_global_zero:
+                slim_checkpoint(path)  # kept to predict with, as best.ckpt: weights and config
             self.saved.append(str(path))
 
 
