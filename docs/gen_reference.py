@@ -58,7 +58,9 @@ def config_reference() -> str:
         "# Configuration reference",
         "",
         "Generated from `faceattr/config/schema.py` by `docs/gen_reference.py`: every key, its default and what it",
-        "does. Set keys in a YAML file (`-c configs/x.yaml`) or on the command line (`key=value`).",
+        "does. Set keys in a YAML file (`-c configs/x.yaml`) or on the command line (`key=value`). A YAML file may",
+        "start from another with `base: other.yaml` (a path beside it, read first), stating only what differs;",
+        "`faceattr train -c x.yaml --print-config` shows the resolved result.",
         "",
     ]
     for section in dataclasses.fields(Config):
