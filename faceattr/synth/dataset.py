@@ -22,7 +22,7 @@ from rich.progress import Progress
 from faceattr.atomic import save_image
 from faceattr.data.images import SkipReport, load_rgb, save_jpeg
 from faceattr.errors import DatasetError, ImageLoadError
-from faceattr.faces.detect import FaceDetector, detect_padded
+from faceattr.faces.detect import Face, FaceDetector, detect_padded
 from faceattr.labels import GENDER_NAMES
 from faceattr.synth.masks import INCORRECT_WEARS, FaceFrame, random_style, render_mask
 from faceattr.synth.occluders import OCCLUDERS, render_occluder
@@ -63,6 +63,30 @@ class SynthResult:
 def _person_folder(index: int, row: pd.Series) -> str:
     race = str(row.get("race", "unknown") or "unknown").replace("_", "-").replace(" ", "-")
     return f"{index:06d}_{GENDER_NAMES[int(row['gender'])]}_{race}_{int(row['age'])}"
+
+
+def _draw_person(image: np.ndarray, face: Face, folder: Path, rng: np.random.Generator, source: str) -> list[list]:
+    """One person's seven images in `folder`: five correct fits, one incorrect wear and the bare photo (a hand or a
+    scarf over some of them), each degraded as crowd photos are with probability DEGRADE_P; their log rows."""
+    folder.mkdir(exist_ok=True)
+    wears = [("correct", name) for name in MASKED_FILES]
+    wears.append((INCORRECT_WEARS[rng.integers(len(INCORRECT_WEARS))], "incorrect_mask"))
+    face_width = float(face.box[2] - face.box[0])
+    rows = []
+    for wear, name in wears:
+        style = random_style(rng)
+        rendered = render_mask(image, face.landmarks, face.box, wear, style, rng)
+        out = degrade(rendered.image, face_width, rng) if rng.random() < DEGRADE_P else rendered.image
+        save_jpeg(out, folder / f"{name}.jpg")
+        rows.append([folder.name, name, source, wear, style.shape, style.color, style.pattern])
+    normal, cover = image, "none"
+    if rng.random() < OCCLUDED_NORMAL_P:
+        cover = OCCLUDERS[rng.integers(len(OCCLUDERS))]
+        normal = render_occluder(image, face.landmarks, face.box, cover, rng).image
+    normal = degrade(normal, face_width, rng) if rng.random() < DEGRADE_P else normal
+    save_jpeg(normal, folder / "normal.jpg")
+    rows.append([folder.name, "normal", source, cover, "", "", ""])
+    return rows
 
 
 def synthesize_dataset(
@@ -122,24 +146,8 @@ def synthesize_dataset(
                     skips.add(ImageLoadError(row["path"], "degenerate_face", str(e)))
                     continue
                 folder = images_dir / _person_folder(written + 1, row)
-                folder.mkdir(exist_ok=True)
                 rng = np.random.default_rng([seed, written])
-                wears = [("correct", name) for name in MASKED_FILES]
-                wears.append((INCORRECT_WEARS[rng.integers(len(INCORRECT_WEARS))], "incorrect_mask"))
-                face_width = float(face.box[2] - face.box[0])
-                for wear, name in wears:
-                    style = random_style(rng)
-                    rendered = render_mask(image, face.landmarks, face.box, wear, style, rng)
-                    out = degrade(rendered.image, face_width, rng) if rng.random() < DEGRADE_P else rendered.image
-                    save_jpeg(out, folder / f"{name}.jpg")
-                    writer.writerow([folder.name, name, row["path"], wear, style.shape, style.color, style.pattern])
-                normal, cover = image, "none"
-                if rng.random() < OCCLUDED_NORMAL_P:
-                    cover = OCCLUDERS[rng.integers(len(OCCLUDERS))]
-                    normal = render_occluder(image, face.landmarks, face.box, cover, rng).image
-                normal = degrade(normal, face_width, rng) if rng.random() < DEGRADE_P else normal
-                save_jpeg(normal, folder / "normal.jpg")
-                writer.writerow([folder.name, "normal", row["path"], cover, "", "", ""])
+                writer.writerows(_draw_person(image, face, folder, rng, row["path"]))
                 written += 1
                 bar.advance(task)
     if written == 0:
