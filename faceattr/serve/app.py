@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import NoReturn
 
 from fastapi import FastAPI, File, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse
@@ -72,69 +73,85 @@ class UploadLimits:
         if scope["type"] != "http" or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
+        refusal = self._refusal_at_the_door(scope)
+        if refusal is not None:
+            await _refuse(send, *refusal)
+            return
+        upload = _Upload(self, receive, send)
+        try:
+            await self.app(scope, upload.receive, upload.send)
+        except _Refused as e:
+            await upload.answer(e)
+        finally:
+            upload.release()
+
+    def _refusal_at_the_door(self, scope) -> tuple[int, str] | None:
+        """A body declared over the limit, or a full server: refused before a byte is read."""
         length = dict(scope["headers"]).get(b"content-length", b"")
         if length.isdigit() and int(length) > self.max_body:
-            await _refuse(send, 413, f"upload over the limit of {self.max_body} bytes")
-            return
+            return 413, f"upload over the limit of {self.max_body} bytes"
         if self.receiving >= self.max_receiving or self.in_flight >= self.max_in_flight:
-            busy = max(self.receiving, self.in_flight)
-            await _refuse(send, 503, f"busy: {busy} requests in flight; try again in a moment")
-            return
-        received, refused, answered, state = 0, None, False, {"receiving": True, "counted": False}
-        deadline = asyncio.get_running_loop().time() + self.upload_time_s
+            return 503, f"busy: {max(self.receiving, self.in_flight)} requests in flight; try again in a moment"
+        return None
 
-        def body_done() -> None:
-            if state["receiving"]:
-                state["receiving"] = False
-                self.receiving -= 1
 
-        async def counted():
-            nonlocal received, refused
-            if not state["receiving"]:
-                return await receive()  # after the body: a disconnect notice, say
-            wait = min(self.body_timeout_s, deadline - asyncio.get_running_loop().time())
-            try:
-                message = await asyncio.wait_for(receive(), max(wait, 0.001))
-            except TimeoutError:
-                refused = _Refused(
-                    408,
-                    f"upload stalled: no data for {self.body_timeout_s:g} s or not complete in "
-                    f"{self.upload_time_s:g} s",
-                )
-                raise refused from None
-            received += len(message.get("body", b""))
-            if received > self.max_body:
-                refused = _Refused(413, f"upload over the limit of {self.max_body} bytes")
-                raise refused
-            if message["type"] != "http.request" or not message.get("more_body", False):
-                body_done()
-                if message["type"] == "http.request":
-                    if self.in_flight >= self.max_in_flight:
-                        refused = _Refused(503, f"busy: {self.in_flight} requests in flight; try again in a moment")
-                        raise refused
-                    self.in_flight += 1
-                    state["counted"] = True
-            return message
+class _Upload:
+    """One POST as the app sees it: its body counted as it streams in (size, stall, total time), the request
+    counted in flight once the body is whole, and a refusal mid-way answered in place of whatever the app sends."""
 
-        async def guarded_send(message) -> None:
-            nonlocal answered
-            if refused is None:
-                await send(message)
-            elif message["type"] == "http.response.start" and not answered:  # the app's "cannot parse" -> ours
-                answered = True
-                await _refuse(send, refused.status, refused.detail)
+    def __init__(self, limits: UploadLimits, receive, send) -> None:
+        self.limits, self._receive, self._send = limits, receive, send
+        self.received, self.refused, self.answered = 0, None, False
+        self.receiving, self.counted = True, False
+        self.deadline = asyncio.get_running_loop().time() + limits.upload_time_s
+        limits.receiving += 1
 
-        self.receiving += 1
+    def _refuse(self, status: int, detail: str) -> NoReturn:
+        self.refused = _Refused(status, detail)
+        raise self.refused from None
+
+    async def receive(self):
+        if not self.receiving:
+            return await self._receive()  # after the body: a disconnect notice, say
+        limits = self.limits
+        wait = min(limits.body_timeout_s, self.deadline - asyncio.get_running_loop().time())
         try:
-            await self.app(scope, counted, guarded_send)
-        except _Refused as e:
-            if not answered:
-                answered = True
-                await _refuse(send, e.status, e.detail)
-        finally:
-            body_done()
-            if state["counted"]:
-                self.in_flight -= 1
+            message = await asyncio.wait_for(self._receive(), max(wait, 0.001))
+        except TimeoutError:
+            stalled = f"no data for {limits.body_timeout_s:g} s or not complete in {limits.upload_time_s:g} s"
+            self._refuse(408, f"upload stalled: {stalled}")
+        self.received += len(message.get("body", b""))
+        if self.received > limits.max_body:
+            self._refuse(413, f"upload over the limit of {limits.max_body} bytes")
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            self._body_done()
+            if message["type"] == "http.request":
+                if limits.in_flight >= limits.max_in_flight:
+                    self._refuse(503, f"busy: {limits.in_flight} requests in flight; try again in a moment")
+                limits.in_flight += 1
+                self.counted = True
+        return message
+
+    async def send(self, message) -> None:
+        if self.refused is None:
+            await self._send(message)
+        elif message["type"] == "http.response.start":  # the app's "cannot parse" -> ours
+            await self.answer(self.refused)
+
+    async def answer(self, refused: _Refused) -> None:
+        if not self.answered:
+            self.answered = True
+            await _refuse(self._send, refused.status, refused.detail)
+
+    def _body_done(self) -> None:
+        if self.receiving:
+            self.receiving = False
+            self.limits.receiving -= 1
+
+    def release(self) -> None:
+        self._body_done()
+        if self.counted:
+            self.limits.in_flight -= 1
 
 
 async def _refuse(send, status: int, detail: str) -> None:
