@@ -259,6 +259,11 @@ def test_same_seed_writes_the_same_files_and_an_existing_dataset_is_kept(bare_fa
         synthesize_dataset(source, tmp_path / "a", 3, seed=7, detector=KnownFaceDetector(), progress=False)
     synthesize_dataset(source, tmp_path / "a", 2, seed=8, detector=KnownFaceDetector(), progress=False, overwrite=True)
     assert len(read_competition(tmp_path / "a")) == 14
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "skipped.csv").write_text("a file of the user's own")  # no dataset there, but a file
+    with pytest.raises(DatasetError, match=r"already holds skipped.csv.*--overwrite"):
+        synthesize_dataset(source, tmp_path / "mine", 3, seed=7, detector=KnownFaceDetector(), progress=False)
+    assert (tmp_path / "mine" / "skipped.csv").read_text() == "a file of the user's own"
 
 
 def test_masker_draws_a_mask_and_relabels_only_unmasked_faces_with_landmarks():

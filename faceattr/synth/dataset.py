@@ -109,9 +109,12 @@ def synthesize_dataset(
     bare = bare.drop_duplicates("person_id").sample(frac=1.0, random_state=seed).reset_index(drop=True)
     root = Path(out_dir)
     images_dir = root / "train" / "images"
-    if images_dir.is_dir() and any(images_dir.iterdir()):
-        if not overwrite:
-            raise DatasetError(f"{images_dir} already holds person folders; pick another --out or pass --overwrite")
+    holds_people = images_dir.is_dir() and any(images_dir.iterdir())
+    present = [p.name for p in (root / "synth_masks.csv", root / "skipped.csv", root / "preview.png") if p.exists()]
+    if (holds_people or present) and not overwrite:
+        what = "person folders under train/images" if holds_people else ", ".join(present)
+        raise DatasetError(f"{root} already holds {what}; pick another --out or pass --overwrite")
+    if holds_people:
         shutil.rmtree(images_dir)
     images_dir.mkdir(parents=True, exist_ok=True)
     (root / "skipped.csv").unlink(missing_ok=True)
