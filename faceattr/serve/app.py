@@ -89,10 +89,17 @@ class UploadLimits:
         """A body declared over the limit, or a full server: refused before a byte is read."""
         length = dict(scope["headers"]).get(b"content-length", b"")
         if length.isdigit() and int(length) > self.max_body:
-            return 413, f"upload over the limit of {self.max_body} bytes"
+            return self.too_large()
         if self.receiving >= self.max_receiving or self.in_flight >= self.max_in_flight:
-            return 503, f"busy: {max(self.receiving, self.in_flight)} requests in flight; try again in a moment"
+            return self.busy(max(self.receiving, self.in_flight))
         return None
+
+    def too_large(self) -> tuple[int, str]:
+        return 413, f"upload over the limit of {self.max_body} bytes"
+
+    @staticmethod
+    def busy(requests: int) -> tuple[int, str]:
+        return 503, f"busy: {requests} requests in flight; try again in a moment"
 
 
 class _Upload:
@@ -122,12 +129,12 @@ class _Upload:
             self._refuse(408, f"upload stalled: {stalled}")
         self.received += len(message.get("body", b""))
         if self.received > limits.max_body:
-            self._refuse(413, f"upload over the limit of {limits.max_body} bytes")
+            self._refuse(*limits.too_large())
         if message["type"] != "http.request" or not message.get("more_body", False):
             self._body_done()
             if message["type"] == "http.request":
                 if limits.in_flight >= limits.max_in_flight:
-                    self._refuse(503, f"busy: {limits.in_flight} requests in flight; try again in a moment")
+                    self._refuse(*limits.busy(limits.in_flight))
                 limits.in_flight += 1
                 self.counted = True
         return message
