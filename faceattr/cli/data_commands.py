@@ -408,7 +408,7 @@ def synth_masks(
     """Draw masks on unmasked faces: mask1..5, incorrect_mask and normal per person, readable by `prepare`."""
     from faceattr.data.manifest import read_manifest
     from faceattr.data.sources import read_competition
-    from faceattr.synth.dataset import contact_sheet, synthesize_dataset
+    from faceattr.synth.dataset import PREVIEW_NAME, contact_sheet, synthesize_dataset
 
     try:
         result = synthesize_dataset(read_manifest(manifest), out, persons, seed, overwrite=overwrite)
@@ -418,7 +418,7 @@ def synth_masks(
                 f"[yellow]{result.skipped} photo(s) skipped (no face found or unreadable); see {out}/skipped.csv[/]"
             )
         if preview:
-            sheet = contact_sheet(read_competition(out), out / "preview.png", preview, seed)
+            sheet = contact_sheet(read_competition(out), out / PREVIEW_NAME, preview, seed)
             console.print(f"preview: {sheet}")
     except FaceAttrError as e:
         _fail(e)

@@ -31,6 +31,7 @@ MASKED_FILES = tuple(f"mask{i}" for i in range(1, 6))
 DETECT_PAD = 0.25  # tight face crops (UTKFace) need context around the face for the detector to find it
 OCCLUDED_NORMAL_P = 0.25  # share of `normal` photos with a hand or scarf over the lower face (still not worn)
 DEGRADE_P = 0.5  # share of images (every file, `normal` too) given a real capture's losses
+PREVIEW_NAME = "preview.png"  # the contact sheet `synth-masks` draws beside the dataset
 
 
 def degrade(image: np.ndarray, face_width: float, rng: np.random.Generator) -> np.ndarray:
@@ -109,17 +110,17 @@ def synthesize_dataset(
     bare = bare.drop_duplicates("person_id").sample(frac=1.0, random_state=seed).reset_index(drop=True)
     root = Path(out_dir)
     images_dir = root / "train" / "images"
+    log_path, skips_path = root / "synth_masks.csv", root / "skipped.csv"
     holds_people = images_dir.is_dir() and any(images_dir.iterdir())
-    present = [p.name for p in (root / "synth_masks.csv", root / "skipped.csv", root / "preview.png") if p.exists()]
+    present = [p.name for p in (log_path, skips_path, root / PREVIEW_NAME) if p.exists()]
     if (holds_people or present) and not overwrite:
         what = "person folders under train/images" if holds_people else ", ".join(present)
         raise DatasetError(f"{root} already holds {what}; pick another --out or pass --overwrite")
     if holds_people:
         shutil.rmtree(images_dir)
     images_dir.mkdir(parents=True, exist_ok=True)
-    (root / "skipped.csv").unlink(missing_ok=True)
-    skips = SkipReport(root / "skipped.csv")
-    log_path = root / "synth_masks.csv"
+    skips_path.unlink(missing_ok=True)
+    skips = SkipReport(skips_path)
     detector = detector or FaceDetector()
     written = 0
     with log_path.open("w", newline="") as log, Progress(disable=not progress) as bar:
