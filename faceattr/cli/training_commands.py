@@ -62,14 +62,12 @@ def train(
     ] = False,
 ) -> None:
     """Train a multi-task model: faceattr train -c configs/mask.yaml train.epochs=5 model.backbone=resnet18"""
-    from faceattr.config import load_config
+    from faceattr.config import config_yaml, load_config
     from faceattr.training import train as run_training
 
     try:
         cfg = load_config(config, overrides)
         if print_config:
-            from faceattr.config import config_yaml
-
             print(config_yaml(cfg), end="")
             return
         if cfg.per_task:
