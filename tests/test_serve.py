@@ -62,6 +62,8 @@ def test_health_and_model(client):
 def test_page_has_the_upload_form(client):
     page = client.get("/")
     assert page.status_code == 200 and 'type="file"' in page.text and "predict" in page.text
+    # a guessed face is worded by the server (Found.guess), not by a copy of the words in the page
+    assert ".guess" in page.text and "centre crop" not in page.text
 
 
 def test_predict_returns_every_face_with_labels_and_probabilities(client):
@@ -71,6 +73,7 @@ def test_predict_returns_every_face_with_labels_and_probabilities(client):
     assert (body["width"], body["height"]) == (120, 160) and len(body["faces"]) == 1
     face = body["faces"][0]
     assert face["face_found"] is False and face["detection"] == "none" and len(face["box"]) == 4
+    assert face["guess"] == "no face found, centre crop"  # the words the page shows beside the count
     for task, n in (("mask", 3), ("gender", 2), ("age_bin", 3)):
         assert len(face[task]["probs"]) == n and abs(sum(face[task]["probs"]) - 1) < 1e-3
     assert face["label18"] == face["mask"]["label"] * 6 + face["gender"]["label"] * 3 + face["age_bin"]["label"]

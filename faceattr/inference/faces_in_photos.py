@@ -58,6 +58,7 @@ def face_result(k: int, face: Face | None, how: Found, box, probs: dict, labels:
         "face_found": face is not None,
         # a whole-image guess scores 0 and looks found: this says which step of the cascade gave the face
         "detection": how,
+        "guess": how.guess,  # the words a caption gives a guessed face ("" when found): the web page shows them
         "face_score": round(face.score, 4) if face else None,
         # the detector's own box (the crop box above adds the model's margins): what a user matches to their boxes
         "face_box": [round(float(v), 1) for v in face.box] if face else None,
