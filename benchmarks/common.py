@@ -92,7 +92,7 @@ def save(name: str, rows: list[dict], columns: list[str], settings: dict, folder
 
 def saved_file(name: str) -> Path:
     """Where results called `name` lie: benchmarks/results, else the studies' folder (a benchmark run under a
-    study's --name, moved there once the study was written up)."""
+    study's --name, written there with --study)."""
     path = RESULTS / f"{name}.json"
     return path if path.is_file() else STUDIES / f"{name}.json"
 

@@ -34,7 +34,16 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import confusion_matrix, f1_score
 
-from benchmarks.common import HELD_OUT_RULE, SHARED_MASKS_REAL, after_saved, save, saved_file, utkface_union
+from benchmarks.common import (
+    HELD_OUT_RULE,
+    RESULTS,
+    SHARED_MASKS_REAL,
+    STUDIES,
+    after_saved,
+    save,
+    saved_file,
+    utkface_union,
+)
 from faceattr.config import FacesConfig, load_config
 from faceattr.data.manifest import read_manifest, write_manifest
 from faceattr.data.sources import read_competition, read_image_folder
@@ -436,10 +445,15 @@ COLUMNS = [
 ]
 
 
+def results_folder(args: argparse.Namespace) -> Path:
+    """Where this run's table goes: a study's (--study) beside the studies, else the benchmark's current table."""
+    return STUDIES if args.study else RESULTS
+
+
 def _save(rows: list[dict], args) -> None:
     """Written after every model, so a run cut short still leaves what it measured."""
     settings = {**vars(args), "synth_people": HELD_OUT_RULE.replace("fold 0", "folds 1-4 (training side)")}
-    save(args.name, rows, COLUMNS, settings)
+    save(args.name, rows, COLUMNS, settings, results_folder(args))
 
 
 def main() -> None:
@@ -489,6 +503,11 @@ def main() -> None:
         "--append", action="store_true", help="with --crowd: add these rows to the saved table, not replace it"
     )
     parser.add_argument(
+        "--study",
+        action="store_true",
+        help="write the table to docs/experiments/results, beside the studies, not to benchmarks/results",
+    )
+    parser.add_argument(
         "--crowd-priors", default=None, help="with --crowd: class shares instead of each model's own (none: as trained)"
     )
     parser.add_argument(
@@ -532,11 +551,13 @@ def main() -> None:
             [chosen],
             list(chosen),
             {"crowd": str(args.crowd), "checkpoints": args.checkpoint},
+            results_folder(args),
         )
         return
     if args.crowd_val:  # where a drawn + real recipe is decided: real faces none of its runs trained on
         rows = validation_fold_scores(args.checkpoint or [])
-        save(args.name or "real_masks_crowd_validation", rows, list(rows[0]), {"checkpoints": args.checkpoint})
+        settings = {"checkpoints": args.checkpoint}
+        save(args.name or "real_masks_crowd_validation", rows, list(rows[0]), settings, results_folder(args))
         return
     if args.crowd is not None:  # three classes on real crowd faces, for models trained elsewhere
         priors = parse_priors(args.crowd_priors) if args.crowd_priors is not None else None
@@ -560,7 +581,7 @@ def main() -> None:
         if args.append:  # recipes that need other --crowd-priors or --vote, in one table
             rows, settings = after_saved(name, rows, settings)
         columns = [*list(dict.fromkeys(k for r in rows for k in r if k != "confusion")), "confusion"]
-        save(name, rows, columns, settings)
+        save(name, rows, columns, settings, results_folder(args))
         return
     args.name = args.name or "real_masks"
     if args.incorrect_share <= 0 or (args.incorrect_share > 1 and args.incorrect_share != round(args.incorrect_share)):
@@ -573,7 +594,8 @@ def main() -> None:
         if not args.data.is_dir():
             raise SystemExit(f"masks-real not found at {args.data}; pass --data")
         det_rows, real_crops = detection_rows(read_image_folder(args.data), args.work, faces)
-        save("real_masks_detection", det_rows, list(det_rows[0]), {"data": "shared/data/masks-real"})
+        settings = {"data": "shared/data/masks-real"}
+        save("real_masks_detection", det_rows, list(det_rows[0]), settings, results_folder(args))
         write_manifest(real_crops, real_manifest)
     real_crops = read_manifest(real_manifest)
     sets = {"new renderer": synth_crops(args.work, args.drawn_set, args.persons, None, None)}
