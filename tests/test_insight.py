@@ -14,7 +14,7 @@ from faceattr.cli import app
 from faceattr.config import load_config
 from faceattr.errors import ConfigError
 from faceattr.reports.gallery import confident_mistakes
-from faceattr.reports.stats import ChannelStats, image_pass
+from faceattr.reports.stats import ChannelStats, image_pass, write_normalization
 from tests.conftest import tiny_overrides
 
 
@@ -39,7 +39,8 @@ def test_streaming_mean_and_std_equal_numpys(tmp_path):
 
 def test_stats_writes_plots_report_and_puts_mean_std_into_a_config(competition_manifest, tmp_path):
     config = tmp_path / "mine.yaml"
-    config.write_text("train:\n  epochs: 3\n")
+    mine = "# my recipe: how I made it\ntrain:\n  epochs: 3  # enough here\naugment:\n  hflip: 0.5\n  mean: [0, 0, 0]\n"
+    config.write_text(mine)
     out = tmp_path / "stats"
     args = ["stats", str(competition_manifest), "--out", str(out), "--write-config", str(config)]
     result = CliRunner().invoke(app, args)
@@ -55,6 +56,18 @@ def test_stats_writes_plots_report_and_puts_mean_std_into_a_config(competition_m
     assert "![counts](counts.png)" in report and "## label18" in report
     cfg = load_config(config)
     assert cfg.augment.mean == pytest.approx(summary["mean"]) and cfg.train.epochs == 3
+    written = config.read_text()  # the user's comments and layout kept, only mean/std new
+    assert written.startswith(mine[: mine.index("  mean")])
+    assert "  mean: [0." in written and "  std: [0." in written
+
+
+def test_write_config_refuses_a_config_it_cannot_read_and_leaves_it_as_it_was(tmp_path):
+    for text in ("train: [epochs: 3\n", "- a list, not a recipe\n", "augment: 0.5\n"):
+        config = tmp_path / "broken.yaml"
+        config.write_text(text)
+        with pytest.raises(ConfigError, match=r"broken\.yaml.*left as it was"):
+            write_normalization(config, [0.5] * 3, [0.2] * 3)
+        assert config.read_text() == text
 
 
 def test_cam_gives_a_heatmap_of_the_image_size_for_each_head(trained_run, competition_root, tmp_path):

@@ -7,6 +7,7 @@ their squares in float64, so no image is held longer than it is read).
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +17,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from omegaconf import OmegaConf
 from rich.progress import Progress
 
 from faceattr.atomic import save_figure, write_json, write_text
@@ -215,12 +215,27 @@ def _markdown(table: pd.DataFrame) -> str:
 
 
 def write_normalization(config_path: str | Path, mean, std) -> None:
-    """Put mean and std into a config's `augment` section (the normalisation every transform uses)."""
+    """Put mean and std into a config's `augment` section (the normalisation every transform uses). Edited in
+    place with a round-trip YAML parser, so the user's comments, key order and layout stay as they were."""
+    from ruamel.yaml import YAML, YAMLError
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
     path = Path(config_path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such config to write mean/std into; give an existing YAML file")
-    cfg = OmegaConf.load(path)
-    cfg.augment = cfg.get("augment") or {}
-    cfg.augment.mean = [round(float(v), 4) for v in mean]
-    cfg.augment.std = [round(float(v), 4) for v in std]
-    write_text(path, OmegaConf.to_yaml(cfg))
+    yaml = YAML()  # round trip: comments and order kept
+    yaml.width = 4096  # long lines are not re-wrapped
+    try:
+        doc = yaml.load(path.read_text(encoding="utf-8"))
+    except YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML, left as it was ({e}); fix it or give another config") from None
+    doc = CommentedMap() if doc is None else doc
+    if not isinstance(doc, dict) or not isinstance(doc.setdefault("augment", CommentedMap()), dict):
+        raise ConfigError(f"{path}: the config or its augment section is not a mapping, left as it was; fix it")
+    for key, values in (("mean", mean), ("std", std)):
+        flow = CommentedSeq(round(float(v), 4) for v in values)
+        flow.fa.set_flow_style()  # [0.5, 0.4, 0.3], as the configs write them
+        doc["augment"][key] = flow
+    text = io.StringIO()
+    yaml.dump(doc, text)
+    write_text(path, text.getvalue())
