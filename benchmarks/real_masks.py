@@ -456,7 +456,7 @@ def _save(rows: list[dict], args) -> None:
     save(args.name, rows, COLUMNS, settings, results_folder(args))
 
 
-def main() -> None:
+def parse_args() -> tuple[argparse.ArgumentParser, argparse.Namespace]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=SHARED_MASKS_REAL)
     parser.add_argument("--work", type=Path, default=Path("/tmp/faceattr-real-masks"))
@@ -534,55 +534,37 @@ def main() -> None:
         help="with --crowd: write --work/drawn_and_dev_a.csv (these drawn crops + half of the dev photos) to train "
         "variants on and --work/dev_b.crops.csv (the other half) to score them with --crowd",
     )
-    args = parser.parse_args()
-    if (args.split_dev is not None or args.choose_priors or args.gallery is not None) and args.crowd is None:
-        parser.error("--split-dev, --choose-priors and --gallery work on masks-crowd's faces: give --crowd CROPS")
-    if args.split_dev is not None:
-        for path in split_dev(read_manifest(args.crowd), read_manifest(args.split_dev), args.work):
-            print("wrote", path)
-        return
-    if args.gallery is not None and args.gallery.resolve().is_relative_to(Path(__file__).resolve().parents[1]):
-        parser.error("--gallery: the crowd photos are research-only; write their gallery outside the repository")
-    if args.choose_priors:
-        chosen = choose_priors(args.checkpoint or [], read_manifest(args.crowd))
-        print(chosen, f"\nin the recipe: priors: {{target: {{mask: {chosen['target']}}}}}")
-        save(
-            args.name or "real_masks_crowd_priors",
-            [chosen],
-            list(chosen),
-            {"crowd": str(args.crowd), "checkpoints": args.checkpoint},
-            results_folder(args),
-        )
-        return
-    if args.crowd_val:  # where a drawn + real recipe is decided: real faces none of its runs trained on
-        rows = validation_fold_scores(args.checkpoint or [])
-        settings = {"checkpoints": args.checkpoint}
-        save(args.name or "real_masks_crowd_validation", rows, list(rows[0]), settings, results_folder(args))
-        return
-    if args.crowd is not None:  # three classes on real crowd faces, for models trained elsewhere
-        priors = parse_priors(args.crowd_priors) if args.crowd_priors is not None else None
-        models = args.checkpoint or []
-        if args.vote > 1:
-            if len(models) % args.vote:
-                parser.error(f"--vote {args.vote}: give a multiple of {args.vote} --checkpoint, not {len(models)}")
-            models = [models[i : i + args.vote] for i in range(0, len(models), args.vote)]
-        name = args.name or "real_masks_crowd" + ("_as_trained" if priors == {} else "")
-        if args.append and not saved_file(name).is_file():
-            parser.error(f"--append: no saved {name} table to add to; run once without --append")
-        tta = parse_views(args.tta)
-        rows = crowd_scores(models, read_manifest(args.crowd), priors, args.gallery, tta)
-        settings = {
-            "crowd": str(args.crowd),
-            "checkpoints": args.checkpoint,
-            "priors": args.crowd_priors,
-            "vote": args.vote,
-            "tta": args.tta,
-        }
-        if args.append:  # recipes that need other --crowd-priors or --vote, in one table
-            rows, settings = after_saved(name, rows, settings)
-        columns = [*list(dict.fromkeys(k for r in rows for k in r if k != "confusion")), "confusion"]
-        save(name, rows, columns, settings, results_folder(args))
-        return
+    return parser, parser.parse_args()
+
+
+def score_crowd(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Three classes on real crowd faces, for models trained elsewhere (--crowd)."""
+    priors = parse_priors(args.crowd_priors) if args.crowd_priors is not None else None
+    models = args.checkpoint or []
+    if args.vote > 1:
+        if len(models) % args.vote:
+            parser.error(f"--vote {args.vote}: give a multiple of {args.vote} --checkpoint, not {len(models)}")
+        models = [models[i : i + args.vote] for i in range(0, len(models), args.vote)]
+    name = args.name or "real_masks_crowd" + ("_as_trained" if priors == {} else "")
+    if args.append and not saved_file(name).is_file():
+        parser.error(f"--append: no saved {name} table to add to; run once without --append")
+    tta = parse_views(args.tta)
+    rows = crowd_scores(models, read_manifest(args.crowd), priors, args.gallery, tta)
+    settings = {
+        "crowd": str(args.crowd),
+        "checkpoints": args.checkpoint,
+        "priors": args.crowd_priors,
+        "vote": args.vote,
+        "tta": args.tta,
+    }
+    if args.append:  # recipes that need other --crowd-priors or --vote, in one table
+        rows, settings = after_saved(name, rows, settings)
+    columns = [*list(dict.fromkeys(k for r in rows for k in r if k != "confusion")), "confusion"]
+    save(name, rows, columns, settings, results_folder(args))
+
+
+def masks_real_study(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Drawn-only models trained here and scored on masks-real, then drawn + real over its person-level folds."""
     args.name = args.name or "real_masks"
     if args.incorrect_share <= 0 or (args.incorrect_share > 1 and args.incorrect_share != round(args.incorrect_share)):
         parser.error("--incorrect-share: a share in (0, 1], or a whole number of repeats (2, 3, ...)")
@@ -677,6 +659,38 @@ def main() -> None:
             }
         )
     _save(rows, args)
+
+
+def main() -> None:
+    parser, args = parse_args()
+    if (args.split_dev is not None or args.choose_priors or args.gallery is not None) and args.crowd is None:
+        parser.error("--split-dev, --choose-priors and --gallery work on masks-crowd's faces: give --crowd CROPS")
+    if args.split_dev is not None:
+        for path in split_dev(read_manifest(args.crowd), read_manifest(args.split_dev), args.work):
+            print("wrote", path)
+        return
+    if args.gallery is not None and args.gallery.resolve().is_relative_to(Path(__file__).resolve().parents[1]):
+        parser.error("--gallery: the crowd photos are research-only; write their gallery outside the repository")
+    if args.choose_priors:
+        chosen = choose_priors(args.checkpoint or [], read_manifest(args.crowd))
+        print(chosen, f"\nin the recipe: priors: {{target: {{mask: {chosen['target']}}}}}")
+        save(
+            args.name or "real_masks_crowd_priors",
+            [chosen],
+            list(chosen),
+            {"crowd": str(args.crowd), "checkpoints": args.checkpoint},
+            results_folder(args),
+        )
+        return
+    if args.crowd_val:  # where a drawn + real recipe is decided: real faces none of its runs trained on
+        rows = validation_fold_scores(args.checkpoint or [])
+        settings = {"checkpoints": args.checkpoint}
+        save(args.name or "real_masks_crowd_validation", rows, list(rows[0]), settings, results_folder(args))
+        return
+    if args.crowd is not None:
+        score_crowd(args, parser)
+        return
+    masks_real_study(args, parser)
 
 
 if __name__ == "__main__":
