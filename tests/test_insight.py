@@ -61,13 +61,18 @@ def test_stats_writes_plots_report_and_puts_mean_std_into_a_config(competition_m
     assert "  mean: [0." in written and "  std: [0." in written
 
 
-def test_write_config_refuses_a_config_it_cannot_read_and_leaves_it_as_it_was(tmp_path):
+def test_write_config_refuses_a_config_it_cannot_read_and_fills_an_empty_one(tmp_path):
     for text in ("train: [epochs: 3\n", "- a list, not a recipe\n", "augment: 0.5\n"):
         config = tmp_path / "broken.yaml"
         config.write_text(text)
         with pytest.raises(ConfigError, match=r"broken\.yaml.*left as it was"):
             write_normalization(config, [0.5] * 3, [0.2] * 3)
         assert config.read_text() == text
+    for text in ("", "augment:\n", "# only a comment\n"):  # nothing yet to keep but the comment
+        config = tmp_path / "empty.yaml"
+        config.write_text(text)
+        write_normalization(config, [0.5] * 3, [0.2] * 3)
+        assert load_config(config).augment.std == [0.2] * 3 and config.read_text().startswith(text.split("aug")[0])
 
 
 def test_cam_gives_a_heatmap_of_the_image_size_for_each_head(trained_run, competition_root, tmp_path):

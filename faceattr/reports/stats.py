@@ -225,12 +225,17 @@ def write_normalization(config_path: str | Path, mean, std) -> None:
         raise ConfigError(f"{path}: no such config to write mean/std into; give an existing YAML file")
     yaml = YAML()  # round trip: comments and order kept
     yaml.width = 4096  # long lines are not re-wrapped
+    original = path.read_text(encoding="utf-8")
     try:
-        doc = yaml.load(path.read_text(encoding="utf-8"))
+        doc = yaml.load(original)
     except YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML, left as it was ({e}); fix it or give another config") from None
-    doc = CommentedMap() if doc is None else doc
-    if not isinstance(doc, dict) or not isinstance(doc.setdefault("augment", CommentedMap()), dict):
+    kept = ""  # an empty file, or one of comments alone, loads as nothing: its comments stay above the new section
+    if doc is None:
+        kept, doc = (original.rstrip("\n") + "\n" if original.strip() else ""), CommentedMap()
+    if isinstance(doc, dict) and doc.get("augment") is None:  # absent, or `augment:` with nothing under it
+        doc["augment"] = CommentedMap()
+    if not isinstance(doc, dict) or not isinstance(doc["augment"], dict):
         raise ConfigError(f"{path}: the config or its augment section is not a mapping, left as it was; fix it")
     for key, values in (("mean", mean), ("std", std)):
         flow = CommentedSeq(round(float(v), 4) for v in values)
@@ -238,4 +243,4 @@ def write_normalization(config_path: str | Path, mean, std) -> None:
         doc["augment"][key] = flow
     text = io.StringIO()
     yaml.dump(doc, text)
-    write_text(path, text.getvalue())
+    write_text(path, kept + text.getvalue())
