@@ -33,7 +33,9 @@ B's faces >= 32 px, then the other way round; the test half is never read. Recip
 - `mixup` (on `shipped`): every batch blended with itself in another order, the losses in the same shares
   (`augment.mixup`, alpha 0.2), a known help where training images (drawn masks) differ from the photos scored;
 - `facerec` (on `shipped`): dlib's face-recognition ResNet (trained for identity on about 3 million faces) beside
-  EfficientNet-Lite0 (`model.backbone=lite0_facerec`): features made for faces, where the nose's edge is a detail.
+  EfficientNet-Lite0 (`model.backbone=lite0_facerec`): features made for faces, where the nose's edge is a detail;
+- `label_smoothing` (on `shipped`): a tenth of each label's weight given to the other classes
+  (`loss.label_smoothing=0.1`), so the model is less sure of drawn cues and of the few real labels that are wrong.
 
 The studies: the lr per step `--recipe per_epoch --recipe per_step`; the chin `--recipe per_epoch --recipe
 chin_drawn`; the average (decay 0.995: about the last 200 of a run's 843 steps; 0.998 would still hold a fifth of
@@ -43,8 +45,8 @@ shipped --recipe fine_tune`; the focal loss `--recipe shipped --recipe focal`; s
 --recipe small_faces`; 144 px `--recipe shipped --recipe size_144`; 96 px `--recipe shipped --recipe size_96`; half
 the lr `--recipe shipped --recipe lr_1e-3` (and `lr_4e-3`); mixup `--recipe shipped --recipe mixup`; masks-real's
 web photos too `--recipe shipped --recipe masks_real_too`; the face-recognition branch `--recipe shipped --recipe
-facerec`; the mirror view at test time, no retraining, `--recipe
-shipped` then `--recipe shipped --tta hflip`.
+facerec`; label smoothing `--recipe shipped --recipe label_smoothing`; the mirror view at test time, no
+retraining, `--recipe shipped` then `--recipe shipped --tta hflip`.
 
     faceattr prepare utkface ../shared/data/utkface ../shared/data/utkface-extra --out W/utkface.csv
     faceattr synth-masks W/utkface.csv --out W/synth --persons 1200
@@ -108,6 +110,7 @@ RECIPES = {
     "lr_1e-3": ("half the lr (1e-3): a few hundred real faces, fitted less hard", ["optim.lr=1e-3"]),
     "lr_4e-3": ("twice the lr (4e-3)", ["optim.lr=4e-3"]),
     "facerec": ("+ dlib's face-recognition ResNet beside Lite0 (lite0_facerec)", ["model.backbone=lite0_facerec"]),
+    "label_smoothing": ("label smoothing 0.1", ["loss.label_smoothing=0.1"]),
     "masks_real_too": ("+ masks-real's dev half (web photos labelled worn / not worn, a source of its own)", []),
     "fine_tune": (
         "shipped, then fine-tuned on the real faces alone",
