@@ -281,14 +281,15 @@ def test_crop_command_then_training_on_crops_makes_prediction_crop_too(
 def test_a_face_row_gives_the_detectors_box_beside_the_crop_box():
     """`predict --faces` rows carry the box the detector found (to match against a user's own boxes) and the crop
     box with the model's margins (what the model saw); a photo's fallback crop has no detector box."""
+    from faceattr.faces.detect import Found
     from faceattr.faces.detectors import Face
     from faceattr.inference.faces_in_photos import FACE_BOX_COLUMNS, face_result, flat_row
 
     probs, labels = {"mask": np.array([[0.7, 0.2, 0.1]])}, {"mask": np.array([0])}
     face = Face(box=(40.26, 50.0, 90.04, 120.5), score=0.91, landmarks=np.zeros((5, 2)))
-    row = flat_row("p.jpg", face_result(0, face, "detected", (30, 35, 100, 125), probs, labels, 0))
+    row = flat_row("p.jpg", face_result(0, face, Found.DETECTED, (30, 35, 100, 125), probs, labels, 0))
     assert [row[c] for c in FACE_BOX_COLUMNS] == [40.3, 50.0, 90.0, 120.5]
     assert [row[c] for c in ("x1", "y1", "x2", "y2")] == [30, 35, 100, 125]
-    fallback = flat_row("p.jpg", face_result(0, None, "none", (0, 0, 256, 340), probs, labels, 0))
+    fallback = flat_row("p.jpg", face_result(0, None, Found.NONE, (0, 0, 256, 340), probs, labels, 0))
     assert all(np.isnan(fallback[c]) for c in FACE_BOX_COLUMNS)
     assert (row["detection"], fallback["detection"]) == ("detected", "none")
