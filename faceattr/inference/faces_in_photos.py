@@ -195,8 +195,7 @@ def face_caption(result: dict) -> str:
     parts = [result[t]["name"] for t in CLASSIFICATION_TASKS if t in result]
     if "age_years" in result:
         parts.append(f"{result['age_years']:.0f}y")
-    guess = Found(result["detection"]).guess
-    return "/".join(parts) + (f" ({guess})" if guess else "")
+    return "/".join(parts) + (f" ({result['guess']})" if result["guess"] else "")
 
 
 def draw_faces(image: np.ndarray, results: list[dict], out: Path) -> Path:
