@@ -66,6 +66,11 @@ def _person_folder(index: int, row: pd.Series) -> str:
     return f"{index:06d}_{GENDER_NAMES[int(row['gender'])]}_{race}_{int(row['age'])}"
 
 
+def _maybe_degraded(image: np.ndarray, face_width: float, rng: np.random.Generator) -> np.ndarray:
+    """The image given a real capture's losses with probability DEGRADE_P, else as it is."""
+    return degrade(image, face_width, rng) if rng.random() < DEGRADE_P else image
+
+
 def _draw_person(image: np.ndarray, face: Face, folder: Path, rng: np.random.Generator, source: str) -> list[list]:
     """One person's seven images in `folder`: five correct fits, one incorrect wear and the bare photo (a hand or a
     scarf over some of them), each degraded as crowd photos are with probability DEGRADE_P; their log rows."""
@@ -77,15 +82,13 @@ def _draw_person(image: np.ndarray, face: Face, folder: Path, rng: np.random.Gen
     for wear, name in wears:
         style = random_style(rng)
         rendered = render_mask(image, face.landmarks, face.box, wear, style, rng)
-        out = degrade(rendered.image, face_width, rng) if rng.random() < DEGRADE_P else rendered.image
-        save_jpeg(out, folder / f"{name}.jpg")
+        save_jpeg(_maybe_degraded(rendered.image, face_width, rng), folder / f"{name}.jpg")
         rows.append([folder.name, name, source, wear, style.shape, style.color, style.pattern])
     normal, cover = image, "none"
     if rng.random() < OCCLUDED_NORMAL_P:
         cover = OCCLUDERS[rng.integers(len(OCCLUDERS))]
         normal = render_occluder(image, face.landmarks, face.box, cover, rng).image
-    normal = degrade(normal, face_width, rng) if rng.random() < DEGRADE_P else normal
-    save_jpeg(normal, folder / "normal.jpg")
+    save_jpeg(_maybe_degraded(normal, face_width, rng), folder / "normal.jpg")
     rows.append([folder.name, "normal", source, cover, "", "", ""])
     return rows
 
