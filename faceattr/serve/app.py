@@ -113,7 +113,8 @@ class _Upload:
         self.deadline = asyncio.get_running_loop().time() + limits.upload_time_s
         limits.receiving += 1
 
-    def _refuse(self, status: int, detail: str) -> NoReturn:
+    def _stop(self, status: int, detail: str) -> NoReturn:
+        """Stop the app mid-body; `send` then answers with this refusal in place of whatever the app says."""
         self.refused = _Refused(status, detail)
         raise self.refused from None
 
@@ -126,15 +127,15 @@ class _Upload:
             message = await asyncio.wait_for(self._receive(), max(wait, 0.001))
         except TimeoutError:
             stalled = f"no data for {limits.body_timeout_s:g} s or not complete in {limits.upload_time_s:g} s"
-            self._refuse(408, f"upload stalled: {stalled}")
+            self._stop(408, f"upload stalled: {stalled}")
         self.received += len(message.get("body", b""))
         if self.received > limits.max_body:
-            self._refuse(*limits.too_large())
+            self._stop(*limits.too_large())
         if message["type"] != "http.request" or not message.get("more_body", False):
             self._body_done()
             if message["type"] == "http.request":
                 if limits.in_flight >= limits.max_in_flight:
-                    self._refuse(*limits.busy(limits.in_flight))
+                    self._stop(*limits.busy(limits.in_flight))
                 limits.in_flight += 1
                 self.counted = True
         return message
