@@ -175,6 +175,23 @@ def test_cut_bottom_keeps_the_top_and_stretches_the_rest_down():
     assert darker.float().mean() > 0.75
 
 
+def test_pitch_moves_the_rows_as_the_cpu_path_does():
+    """The same exponent gives the same picture on both paths (within a grey level or two of interpolation)."""
+    import albumentations as A
+
+    from faceattr.data.transforms import robustness_transforms
+
+    x = faces(2)
+    for exponent in (0.7, 1.5):
+        aug = AugmentConfig(**OFF, pitch=1.0, pitch_range=[exponent, exponent])
+        out = DeviceAugment(SIZE, aug, [0.0] * 3, [1.0] * 3)(x) * 255
+        cpu = A.Compose(robustness_transforms(SIZE, aug))
+        for image, device in zip(x, out, strict=True):
+            expected = cpu(image=image.permute(1, 2, 0).numpy())["image"].astype(np.float32)
+            assert np.abs(device.permute(1, 2, 0).numpy() - expected).mean() < 1.5, exponent
+        assert (out - x.float()).abs().mean() > 2  # it did move the rows
+
+
 def test_occlusion_hides_one_to_four_patches_of_the_documented_size():
     white = torch.full((50, 3, SIZE, SIZE), 255, dtype=torch.uint8)
     hidden = (augment(occlusion=1.0)(white) == 0).all(1).float().mean(dim=(1, 2))

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from faceattr.config import AugmentConfig, load_config
-from faceattr.data.transforms import robustness_transforms, train_transform
+from faceattr.data.transforms import ROBUSTNESS_STEPS, robustness_transforms, train_transform
 from faceattr.errors import ConfigError
 from faceattr.models.module import user_error
 
@@ -37,7 +37,7 @@ def _detail(image: np.ndarray) -> float:
 
 def test_off_by_default_and_each_key_adds_its_transform():
     assert robustness_transforms(SIZE, AugmentConfig()) == []
-    for key in ("framing_jitter", "cut_bottom", "low_resolution", "blur", "jpeg", "color", "grayscale", "occlusion"):
+    for key in ROBUSTNESS_STEPS:
         assert len(robustness_transforms(SIZE, AugmentConfig(**{key: 0.5}))) == 1, key
 
 
@@ -69,6 +69,29 @@ def test_framing_scale_zooms_in_by_the_factor_given():
         assert area == pytest.approx(side * side * zoom**2, rel=0.1), zoom
 
 
+def _band_rows(image: np.ndarray) -> np.ndarray:
+    return np.flatnonzero(image[:, SIZE // 2, 0] > 127)
+
+
+def test_pitch_tips_the_face_down_or_up_keeping_the_top_and_bottom_rows():
+    """A face looking down shows more forehead and a shorter lower face: a band at 40 % of the height moves to
+    0.4 ** (1 / g) (lower for g > 1, higher for g < 1), while the photo's first and last rows stay."""
+    image = np.zeros((SIZE, SIZE, 3), np.uint8)
+    band = round(0.4 * (SIZE - 1))
+    image[band - 1 : band + 2] = 255
+    image[0], image[-1] = 120, 100
+    for exponent in (0.7, 1.5):
+        aug = AugmentConfig(pitch=1.0, pitch_range=[exponent, exponent])
+        out = A.Compose(robustness_transforms(SIZE, aug))(image=image)["image"]
+        assert abs(_band_rows(out).mean() - (SIZE - 1) * 0.4 ** (1 / exponent)) <= 1, exponent
+        assert (out[0] == 120).all() and (out[-1] == 100).all()
+    drawn = AugmentConfig(pitch=1.0, pitch_range=[0.7, 1.5])
+    moved = {
+        round(_band_rows(A.Compose(robustness_transforms(SIZE, drawn))(image=image)["image"]).mean()) for _ in range(20)
+    }
+    assert len(moved) > 3  # each image draws its own exponent
+
+
 def test_cut_bottom_ends_the_face_higher_and_stretches_it_back_to_the_full_size():
     """A photo that ends at the chin: up to a quarter of the height is cut off the bottom, the rest stretched."""
     image = np.zeros((SIZE, SIZE, 3), np.uint8)
@@ -98,6 +121,8 @@ def test_low_resolution_shrinks_the_face_to_the_sides_given_and_back():
 def test_framing_scale_is_checked():
     with pytest.raises(ConfigError, match=r"augment\.framing_scale"):
         load_config(None, ["augment.framing_scale=[1.5,0.8]"])
+    with pytest.raises(ConfigError, match=r"augment\.pitch_range"):
+        load_config(None, ["augment.pitch_range=[1.5,0.7]"])
     with pytest.raises(ConfigError, match=r"augment\.low_resolution_sides"):
         load_config(None, ["augment.low_resolution_sides=[48,16]"])
 
@@ -108,9 +133,7 @@ def test_labels_survive_every_augmentation(tmp_path, competition_manifest):
     from faceattr.data.manifest import read_manifest
 
     frame = read_manifest(competition_manifest).iloc[:12].reset_index(drop=True)
-    aug = AugmentConfig(
-        hflip=1, framing_jitter=1, cut_bottom=1, low_resolution=1, blur=1, jpeg=1, color=1, grayscale=1, occlusion=1
-    )
+    aug = AugmentConfig(hflip=1, **dict.fromkeys(ROBUSTNESS_STEPS, 1.0))
     dataset = FaceDataset(frame, train_transform(64, aug, (0.5,) * 3, (0.5,) * 3))
     for i in range(len(frame)):
         _, targets = dataset[(i, 7)]

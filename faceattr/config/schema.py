@@ -38,6 +38,7 @@ DISTILL_PEERS = tuple(str(name) for name, head in PEER_MODEL_HEADS.items() if he
 # augment.* probabilities that imitate how real photos differ from training faces
 ROBUSTNESS_KEYS = (
     "framing_jitter",
+    "pitch",
     "cut_bottom",
     "low_resolution",
     "blur",
@@ -266,6 +267,10 @@ class AugmentConfig:
     framing_jitter: float = 0.0  # rescale by framing_scale and shift up to 10 % around the face (other detectors,
     # margins, photos that are already tight face crops)
     framing_scale: list[float] = field(default_factory=lambda: [0.8, 1.25])  # zoom range (> 1 = closer)
+    pitch: float = 0.0  # a head tipped down (or up): rows remapped y -> y ** g (y from 0 at the top to 1 at the
+    # bottom, g log-uniform in pitch_range), so a face looking down shows more forehead and a shorter lower face;
+    # drawn masks are all frontal, and real worn masks on faces looking down were called "incorrect"
+    pitch_range: list[float] = field(default_factory=lambda: [0.7, 1.5])  # g: > 1 looks down, < 1 up
     cut_bottom: float = 0.0  # cut up to a quarter off the face's bottom and stretch back: a photo that ends at the
     # chin, clipped by the crop (most real masks called "incorrect" by the drawn-mask model were such crops)
     low_resolution: float = 0.0  # downscale the face to low_resolution_sides px and back (crowd photos' small faces)
@@ -305,6 +310,11 @@ class AugmentConfig:
             len(scale) == 2 and 0.3 <= scale[0] <= scale[1] <= 3,
             "augment.framing_scale",
             "needs 2 zoom factors [low, high] with 0.3 <= low <= high <= 3, e.g. [0.8, 1.25]",
+        )
+        check(
+            len(self.pitch_range) == 2 and 0.3 <= self.pitch_range[0] <= self.pitch_range[1] <= 3,
+            "augment.pitch_range",
+            "needs 2 exponents [low, high] with 0.3 <= low <= high <= 3, e.g. [0.7, 1.5]",
         )
         sides = self.low_resolution_sides
         check(

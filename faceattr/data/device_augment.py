@@ -127,6 +127,25 @@ class CutBottom(Step):
         return warp(x, theta, padding="border")
 
 
+class Pitch(Step):
+    """Rows remapped y -> y ** g (y in [0, 1] from the top), g log-uniform in `exponents`: `transforms.Pitch`."""
+
+    def __init__(self, p: float, exponents: list[float]) -> None:
+        super().__init__(p)
+        self.low, self.high = (math.log(e) for e in exponents)
+
+    def change(self, x: torch.Tensor) -> torch.Tensor:
+        exponent = torch.exp(uniform(x, self.low, self.high))  # (B,)
+        height, width = x.shape[-2:]
+        y = torch.linspace(0.0, 1.0, height, device=x.device)
+        source_y = y[None] ** exponent[:, None] * 2 - 1  # (B, H) in [-1, 1], pixel centres as align_corners=True
+        source_x = torch.linspace(-1.0, 1.0, width, device=x.device)
+        grid = torch.stack(
+            [source_x.expand(len(x), height, width), source_y[:, :, None].expand(len(x), height, width)], -1
+        )
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=True)
+
+
 class BrightnessContrast(Step):
     """x * (1 + U(-c, c)) + U(-b, b), Albumentations' RandomBrightnessContrast (brightness by the maximum)."""
 
@@ -410,6 +429,7 @@ def device_steps(size: int, aug: AugmentConfig) -> dict[str, Step]:
         "shift_scale_rotate": Affine(aug.shift_scale_rotate, degrees=10, translate=0.06, scale=(0.9, 1.1)),
         "brightness_contrast": BrightnessContrast(aug.brightness_contrast, brightness=0.2, contrast=0.2),
         "framing_jitter": Affine(aug.framing_jitter, degrees=0, translate=0.1, scale=tuple(aug.framing_scale)),
+        "pitch": Pitch(aug.pitch, aug.pitch_range),
         "cut_bottom": CutBottom(aug.cut_bottom),
         "color": OneOf(  # HueSaturationValue(10, 25, 15), RandomGamma(70-150), PlanckianJitter, as on the CPU path
             [HueSaturationValue(1.0, 10, 25, 15), Gamma(1.0, (0.7, 1.5)), PlanckianJitter(1.0)], aug.color

@@ -8,6 +8,8 @@ model predicts without torch.
 
 from __future__ import annotations
 
+import math
+import random
 from typing import TYPE_CHECKING, TypeVar
 
 import cv2
@@ -33,6 +35,7 @@ AUGMENT_STEPS = (
     "shift_scale_rotate",
     "brightness_contrast",
     "framing_jitter",
+    "pitch",
     "cut_bottom",
     "color",
     "grayscale",
@@ -51,6 +54,28 @@ def in_order(ops: dict[str, T], aug: AugmentConfig, names: tuple[str, ...] = AUG
     return [(getattr(aug, name), ops[name]) for name in names if getattr(aug, name) > 0]
 
 
+def pitch_rows(height: int, exponent: float) -> np.ndarray:
+    """The source row of each output row when a face is tipped by `exponent` (`augment.pitch`): row y (0 at the top,
+    1 at the bottom) reads row y ** exponent, the top and bottom rows staying put."""
+    y = np.linspace(0.0, 1.0, height, dtype=np.float32)
+    return (y**exponent) * (height - 1)
+
+
+class Pitch:
+    """`augment.pitch` on one image (an Albumentations `Lambda`'s function): an exponent drawn log-uniformly from
+    `exponents` (Python's `random`, which each DataLoader worker seeds apart), then `pitch_rows`."""
+
+    def __init__(self, exponents: list[float]) -> None:
+        self.low, self.high = (math.log(e) for e in exponents)
+
+    def __call__(self, image: np.ndarray, **_) -> np.ndarray:
+        height, width = image.shape[:2]
+        rows = pitch_rows(height, math.exp(random.uniform(self.low, self.high)))
+        map_y = np.repeat(rows[:, None], width, axis=1)
+        map_x = np.repeat(np.arange(width, dtype=np.float32)[None], height, axis=0)
+        return cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
 def train_steps(size: int, aug: AugmentConfig) -> dict[str, A.BasicTransform]:
     """Albumentations' op for each of AUGMENT_STEPS (its probability is set by the caller)."""
     import albumentations as A
@@ -62,6 +87,7 @@ def train_steps(size: int, aug: AugmentConfig) -> dict[str, A.BasicTransform]:
         "shift_scale_rotate": A.Affine(scale=(0.9, 1.1), translate_percent=(-0.06, 0.06), rotate=(-10, 10), p=1.0),
         "brightness_contrast": A.RandomBrightnessContrast(0.2, 0.2, p=1.0),
         "framing_jitter": A.Affine(scale=tuple(aug.framing_scale), translate_percent=(-0.1, 0.1), border_mode=0, p=1.0),
+        "pitch": A.Lambda(image=Pitch(aug.pitch_range), p=1.0),
         # the crop box clipped by the photo's bottom edge, then resized to a square like every crop
         "cut_bottom": A.Sequential(
             [
