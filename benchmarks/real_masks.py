@@ -336,14 +336,17 @@ def wide_faces(faces: pd.DataFrame, min_width: int = 32) -> pd.DataFrame:
     return faces[(faces["box_x2"] - faces["box_x1"]) >= min_width]
 
 
-def choose_priors(checkpoints: list[Path], crops: pd.DataFrame, min_width: int = 32) -> dict:
+def choose_priors(
+    checkpoints: list[Path], crops: pd.DataFrame, min_width: int = 32, tta: list[str] | None = None
+) -> dict:
     """The mask class shares (`priors.target`) that give the best macro F1, averaged over `checkpoints` (seeds of one
     recipe), on the dev half's faces >= `min_width` px: the decision rule for "incorrect" and "not worn", chosen
-    where the test half is never seen. A grid of weights on the model's probabilities as trained, relative to worn."""
+    where the test half is never seen. A grid of weights on the model's probabilities as trained, relative to worn;
+    `tta`: the test-time views the rule is for (None: each model's own)."""
     dev = wide_faces(crops[crops["split"] == "dev"], min_width)
     answers, trained = [], None
     for checkpoint in checkpoints:
-        predictor = load_predictor(checkpoint, priors={})
+        predictor = load_predictor(checkpoint, priors={}, tta=tta)
         preds = predictor.predict_paths(dev["path"].tolist(), batch_size=128)
         answers.append((dev["mask"].to_numpy()[preds.indices], preds.probs["mask"]))
         shares = np.asarray(predictor.cfg.priors.trained["mask"], dtype=float)
@@ -672,13 +675,13 @@ def main() -> None:
     if args.gallery is not None and args.gallery.resolve().is_relative_to(Path(__file__).resolve().parents[1]):
         parser.error("--gallery: the crowd photos are research-only; write their gallery outside the repository")
     if args.choose_priors:
-        chosen = choose_priors(args.checkpoint or [], read_manifest(args.crowd))
+        chosen = choose_priors(args.checkpoint or [], read_manifest(args.crowd), tta=parse_views(args.tta))
         print(chosen, f"\nin the recipe: priors: {{target: {{mask: {chosen['target']}}}}}")
         save(
             args.name or "real_masks_crowd_priors",
             [chosen],
             list(chosen),
-            {"crowd": str(args.crowd), "checkpoints": args.checkpoint},
+            {"crowd": str(args.crowd), "checkpoints": args.checkpoint, "tta": args.tta},
             results_folder(args),
         )
         return

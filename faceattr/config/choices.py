@@ -52,6 +52,7 @@ class TTAView(StrEnum):
     SHIFT = "shift"
     SCALE = "scale"
     BRIGHTNESS = "brightness"
+    PITCH = "pitch"
 
 
 class Detector(StrEnum):

@@ -7,6 +7,7 @@ import numpy as np
 
 from faceattr.config import TTAConfig
 from faceattr.config.choices import TTAView
+from faceattr.data.transforms import pitch_rows
 from faceattr.errors import FaceAttrError
 
 
@@ -52,8 +53,23 @@ def brightness(x: np.ndarray, cfg: TTAConfig, mean, std) -> np.ndarray:
     return ((1 + b) * x + b * m / s).astype(x.dtype)
 
 
+def pitch(x: np.ndarray, cfg: TTAConfig, mean, std) -> np.ndarray:
+    """Rows remapped as `augment.pitch` remaps them, by the exponent `cfg.pitch` (bilinear between rows)."""
+    rows = pitch_rows(x.shape[-2], cfg.pitch)
+    low = np.floor(rows).astype(np.int64)
+    high = np.minimum(low + 1, x.shape[-2] - 1)
+    weight = (rows - low).astype(x.dtype)[:, None]
+    return np.ascontiguousarray(x[..., low, :] * (1 - weight) + x[..., high, :] * weight)
+
+
 # tta.transforms -> view(batch, cfg, mean, std), for every name config/choices.py spells
-VIEWS = {TTAView.HFLIP: hflip, TTAView.SHIFT: shift, TTAView.SCALE: scale, TTAView.BRIGHTNESS: brightness}
+VIEWS = {
+    TTAView.HFLIP: hflip,
+    TTAView.SHIFT: shift,
+    TTAView.SCALE: scale,
+    TTAView.BRIGHTNESS: brightness,
+    TTAView.PITCH: pitch,
+}
 
 
 NO_VIEWS = "none"  # `--tta none`: the image alone, whatever views the model's config names
