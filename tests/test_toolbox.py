@@ -177,6 +177,20 @@ def test_tta_shift_and_zoom_are_torchs_pad_and_bilinear_zoom():
     np.testing.assert_allclose(zoomed, big[..., 4:44, 4:44].numpy(), atol=1e-4)  # float32 rounding
 
 
+def test_the_pitch_view_moves_the_rows_as_the_pitch_augmentation_does():
+    """A face looking down seen as if from lower (exponent < 1: the lower face taller), the same rows as training's
+    `augment.pitch` moves; the first and last rows stay."""
+    from faceattr.data.transforms import Pitch
+
+    x = np.random.default_rng(2).uniform(0, 255, size=(2, 3, 40, 40)).astype(np.float32)
+    view = tta_views(x, TTAConfig(transforms=["pitch"], pitch=0.8), (0,) * 3, (1,) * 3)[1]
+    for image, viewed in zip(x, view, strict=True):
+        expected = Pitch([0.8, 0.8])(np.ascontiguousarray(image.transpose(1, 2, 0)))
+        np.testing.assert_allclose(viewed.transpose(1, 2, 0), expected, atol=1e-3)
+    np.testing.assert_array_equal(view[..., [0, -1], :], x[..., [0, -1], :])
+    assert np.abs(view - x).mean() > 10  # the rows between did move
+
+
 def test_tta_predictions_are_the_mean_of_the_image_and_its_mirror(trained_run):
     from faceattr.inference.checkpoint_predictor import Predictor
 

@@ -196,8 +196,7 @@ class TTAConfig:
     shift: float = 0.05  # share of the image side
     scale: float = 1.1
     brightness: float = 0.1
-    pitch: float = 0.8  # the pitch view's row exponent (augment.pitch's y -> y ** g): < 1 shows a face looking down
-    # as if seen from lower, its lower face taller (crowd cameras sit above the faces they see)
+    pitch: float = 0.8  # the pitch view's exponent g (augment.pitch's): < 1 shows a face looking down as if from lower
 
 
 @dataclass
