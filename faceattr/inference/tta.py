@@ -22,19 +22,23 @@ def shift(x: np.ndarray, cfg: TTAConfig, mean, std) -> np.ndarray:
     return np.ascontiguousarray(padded[..., : x.shape[-2], : x.shape[-1]])
 
 
-def _bilinear_axis(x: np.ndarray, factor: float, axis: int) -> np.ndarray:
-    """Bilinear resampling along one axis by `factor`, as torch's interpolate(align_corners=False) maps pixels:
-    source = (target + 0.5) / factor - 0.5, clamped at 0."""
+def _sample_axis(x: np.ndarray, src: np.ndarray, axis: int) -> np.ndarray:
+    """`x` read along `axis` at the fractional positions `src`, linearly between the two neighbouring pixels."""
     size = x.shape[axis]
-    out = int(np.floor(size * factor))
-    src = np.maximum((np.arange(out) + 0.5) / factor - 0.5, 0.0)
     low = np.minimum(np.floor(src).astype(np.int64), size - 1)
     high = np.minimum(low + 1, size - 1)
     weight = (src - low).astype(x.dtype)
     shape = [1] * x.ndim
-    shape[axis] = out
+    shape[axis] = len(src)
     weight = weight.reshape(shape)
     return np.take(x, low, axis=axis) * (1 - weight) + np.take(x, high, axis=axis) * weight
+
+
+def _bilinear_axis(x: np.ndarray, factor: float, axis: int) -> np.ndarray:
+    """Bilinear resampling along one axis by `factor`, as torch's interpolate(align_corners=False) maps pixels:
+    source = (target + 0.5) / factor - 0.5, clamped at 0."""
+    out = int(np.floor(x.shape[axis] * factor))
+    return _sample_axis(x, np.maximum((np.arange(out) + 0.5) / factor - 0.5, 0.0), axis)
 
 
 def scale(x: np.ndarray, cfg: TTAConfig, mean, std) -> np.ndarray:
@@ -55,11 +59,7 @@ def brightness(x: np.ndarray, cfg: TTAConfig, mean, std) -> np.ndarray:
 
 def pitch(x: np.ndarray, cfg: TTAConfig, mean, std) -> np.ndarray:
     """Rows remapped as `augment.pitch` remaps them, by the exponent `cfg.pitch` (bilinear between rows)."""
-    rows = pitch_rows(x.shape[-2], cfg.pitch)
-    low = np.floor(rows).astype(np.int64)
-    high = np.minimum(low + 1, x.shape[-2] - 1)
-    weight = (rows - low).astype(x.dtype)[:, None]
-    return np.ascontiguousarray(x[..., low, :] * (1 - weight) + x[..., high, :] * weight)
+    return np.ascontiguousarray(_sample_axis(x, pitch_rows(x.shape[-2], cfg.pitch), x.ndim - 2))
 
 
 # tta.transforms -> view(batch, cfg, mean, std), for every name config/choices.py spells
