@@ -164,10 +164,19 @@ def without_wear(manifest: Path, wear: str, drawn_log: Path) -> Path:
     return out
 
 
-def train_mask(manifest: Path, work: Path, name: str, epochs: int, size: int, extra: list[str], seed: int = 42) -> Path:
-    """The README's mask recipe (configs/mask_drawn.yaml) on `manifest`."""
+def train_mask(
+    manifest: Path,
+    work: Path,
+    name: str,
+    epochs: int,
+    size: int,
+    extra: list[str],
+    seed: int = 42,
+    recipe: str = RECIPE,
+) -> Path:
+    """The README's mask recipe (configs/mask_drawn.yaml, or another `recipe`) on `manifest`."""
     cfg = load_config(
-        RECIPE,
+        recipe,
         [
             f"data.manifest={manifest}",
             f"data.image_size={size}",

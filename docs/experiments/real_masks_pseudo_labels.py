@@ -29,9 +29,11 @@ the student trained with those config overrides (`{teacher}` in a value: the tea
 taught faces split into K sources, so the sampler by source draws them K times in K + 1; `--more-unlabelled
 CROPS`: the dev half (`benchmarks.real_masks.half`) of another crops manifest, its labels dropped, joins the faces
 the teacher labels (masks-real's web photos: a user with more photos than their crowd scenes). The student is
-`configs/mask_self_trained.yaml`'s model: the drawn-only config with the sampler by source, scored as trained
-(that config has no priors.target; the "its own priors.target" rows are the drawn-only rule the student would
-inherit). Several `--teacher` checkpoints (with `--variant`): their soft vote labels the faces.
+trained and scored as `configs/mask_self_trained.yaml` ships it (no priors.target, its test-time views; before
+2026-12-07 the students were trained with the drawn-only config and the sampler by source, so their "its own
+priors.target" rows are the drawn-only rule they inherited), and with its teacher's rule (`priors.target`) too;
+`--student-tta VIEWS`: with these test-time views as well. Several `--teacher` checkpoints (with `--variant`):
+their soft vote labels the faces.
 """
 
 from __future__ import annotations
@@ -54,37 +56,49 @@ from benchmarks.real_masks import (
     wide_faces,
 )
 from benchmarks.real_masks import score as real_masks_score
+from faceattr.config import load_config
 from faceattr.data.manifest import read_manifest, write_manifest
 from faceattr.inference.priors import reweight
 from faceattr.inference.pseudo_labels import pseudo_labels
+from faceattr.inference.tta import parse_views
+
+STUDENT_RECIPE = "configs/mask_self_trained.yaml"
 
 
 def answers(
-    checkpoint: Path | list[Path], faces: pd.DataFrame, priors: dict | None = None
+    checkpoint: Path | list[Path], faces: pd.DataFrame, priors: dict | None = None, tta: list[str] | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """(truth, mask probabilities) on `faces` >= 32 px; `priors` as load_predictor takes them ({}: as trained;
-    None: each model's own rule). Several checkpoints: their soft vote, as `predict A --also B` gives it."""
+    None: each model's own rule), `tta` the test-time views (None: each model's own). Several checkpoints: their
+    soft vote, as `predict A --also B` gives it."""
     faces = wide_faces(faces)
-    preds = load_predictor(checkpoint, priors=priors).predict_paths(faces["path"].tolist(), batch_size=128)
+    predictor = load_predictor(checkpoint, priors=priors, tta=tta)
+    preds = predictor.predict_paths(faces["path"].tolist(), batch_size=128)
     return faces["mask"].to_numpy()[preds.indices], preds.probs["mask"]
 
 
 def scores(
-    checkpoint: Path | list[Path], taught: pd.DataFrame, score_on: pd.DataFrame, target: list | None
+    checkpoint: Path | list[Path],
+    taught: pd.DataFrame,
+    score_on: pd.DataFrame,
+    target: list | None,
+    tta: list[str] | None = None,
+    teacher_target: list | None = None,
 ) -> dict[str, dict]:
     """The model on `score_on` (faces >= 32 px) with its own rule (`priors.target`), with none, with the rule
     chosen on the labels of the faces it was `taught` on (for a student, the faces it has seen: a trap, shown), and
-    with `target` (class shares chosen elsewhere) where given. Several checkpoints: their vote, each member with
-    its own rule in the first row."""
-    truth, probs = answers(checkpoint, score_on, priors={})
+    with `target` (class shares chosen elsewhere) and `teacher_target` (a student's teacher's rule) where given;
+    every row with the test-time views `tta` (None: the model's own). Several checkpoints: their vote, each member
+    with its own rule in the first row."""
+    truth, probs = answers(checkpoint, score_on, priors={}, tta=tta)
     if isinstance(checkpoint, list):
         if target is not None:
             raise ValueError("a target rule moves one model's trained shares; a vote has several")
-        own = answers(checkpoint, score_on)[1]
+        own = answers(checkpoint, score_on, tta=tta)[1]
     else:
         shares = load_predictor(checkpoint).cfg.priors  # its own rule; each rule moves these same answers
         own = reweight(probs, shares.trained["mask"], shares.target["mask"]) if "mask" in shares.target else probs
-    _, w_incorrect, w_bare = best_class_weights([answers(checkpoint, taught, priors={})])
+    _, w_incorrect, w_bare = best_class_weights([answers(checkpoint, taught, priors={}, tta=tta)])
     weights = np.array([1.0, w_incorrect, w_bare])
     rows = {
         "its own priors.target": three_class_scores(truth, own.argmax(1)),
@@ -99,18 +113,23 @@ def scores(
             **three_class_scores(truth, reweight(probs, shares.trained["mask"], target).argmax(1)),
             "rule_values": f"priors.target {target}",
         }
+    if teacher_target is not None:
+        rows["the teacher's priors.target"] = {
+            **three_class_scores(truth, reweight(probs, shares.trained["mask"], teacher_target).argmax(1)),
+            "rule_values": f"priors.target {teacher_target}",
+        }
     return rows
 
 
-def out_of_fold_target(work: Path, tag: str, dev: pd.DataFrame) -> list[float]:
-    """The students' decision rule, chosen where no student saw the faces: the two fold students' answers on the
-    part the other taught them (pooled), the class weights with the best macro F1, as class shares
-    (`priors.target`) over the students' trained shares."""
+def out_of_fold_target(work: Path, tag: str, dev: pd.DataFrame, tta: list[str]) -> list[float]:
+    """The students' decision rule, chosen where no student saw the faces: the two fold students' answers (with
+    the test-time views `tta`) on the part the other taught them (pooled), the class weights with the best macro
+    F1, as class shares (`priors.target`) over the students' trained shares."""
     part_a = dev["person_id"].map(in_dev_part_a)
     pairs, trained = [], []
     for taught_on, other in (("A", dev[~part_a]), ("B", dev[part_a])):
         checkpoint = run_checkpoint(work, f"{tag}_dev_{taught_on}")
-        pairs.append(answers(checkpoint, other, priors={}))
+        pairs.append(answers(checkpoint, other, priors={}, tta=tta))
         trained.append(load_predictor(checkpoint, priors={}).cfg.priors.trained["mask"])
     pooled = (np.concatenate([t for t, _ in pairs]), np.concatenate([p for _, p in pairs]))
     _, w_incorrect, w_bare = best_class_weights([pooled])
@@ -135,26 +154,28 @@ def student(args: argparse.Namespace, teacher: Path | list[Path], name: str, unl
         manifest = write_manifest(pd.concat([drawn, taught], ignore_index=True), args.work / f"{name}.csv")
         overrides = [f"sampler.name={args.sampler}", "sampler.by=source"]
         overrides += [value.replace("{teacher}", str(teacher)) for value in args.set]
-        train_mask(manifest, args.work, name, 3, 112, overrides, args.seed)
+        train_mask(manifest, args.work, name, 3, 112, overrides, args.seed, recipe=STUDENT_RECIPE)
     return checkpoint
 
 
 def summary(tag: str, seeds: list[int]) -> None:
     """Mean +- std over `seeds` of each model and rule's `--final` rows (`tag` without the seed)."""
     runs = [json.loads((STUDIES / f"real_masks_{tag}_s{seed}_final.json").read_text())["rows"] for seed in seeds]
-    keys = list(dict.fromkeys((r["model"], r["scored"], r["rule"]) for r in runs[0]))  # in order, once each
+
+    def key(row: dict) -> tuple:
+        return row["model"], row["scored"], row.get("views"), row["rule"]
+
+    keys = list(dict.fromkeys(key(r) for r in runs[0]))  # in order, once each
     rows = []
-    for model, scored, rule in keys:
-        per_seed = [
-            next(r for r in run if (r["model"], r["scored"], r["rule"]) == (model, scored, rule)) for run in runs
-        ]
-        row = {"model": model, "scored": scored, "rule": rule}
+    for model, scored, views, rule in keys:
+        per_seed = [next(r for r in run if key(r) == (model, scored, views, rule)) for run in runs]
+        row = {"model": model, "scored": scored, "rule": rule} | ({"views": views} if views else {})
         for metric in ("macro_f1_3class", "recall_incorrect", "masks_real_f1"):
             values = [r[metric] for r in per_seed if r.get(metric) is not None]
             if values:
                 row[metric] = mean_std(values) + " (" + " / ".join(f"{v:.3f}" for v in values) + ")"
         rows.append(row)
-    columns = ["model", "scored", "rule", "macro_f1_3class", "recall_incorrect", "masks_real_f1"]
+    columns = ["model", "scored", "views", "rule", "macro_f1_3class", "recall_incorrect", "masks_real_f1"]
     save(f"real_masks_{tag}_final_summary", rows, columns, {"seeds": seeds}, folder=STUDIES)
 
 
@@ -193,6 +214,13 @@ def main() -> None:
         "--teacher-tta", type=lambda v: v.split(","), help="the teacher's test-time views, e.g. hflip (with --variant)"
     )
     parser.add_argument("--more-unlabelled", type=Path, help="a crops manifest whose dev half joins (with --variant)")
+    parser.add_argument(
+        "--student-tta",
+        type=parse_views,
+        action="append",
+        default=[],
+        help="the student scored with these test-time views too (e.g. pitch; repeat for more), beside its recipe's",
+    )
     parser.add_argument("--summary", type=int, nargs="+", metavar="SEED", help="mean +- std of these seeds' --final")
     args = parser.parse_args()
     if args.summary:
@@ -220,7 +248,8 @@ def main() -> None:
         parts = [("dev A", "dev B", dev[part_a], dev[~part_a]), ("dev B", "dev A", dev[~part_a], dev[part_a])]
         parts = [p for p in parts if p[0][-1] in args.folds]
     rule_tag = f"{_tag(args)}_s{args.rule_seed}"
-    target = out_of_fold_target(args.work, rule_tag, dev) if args.final else None
+    student_views = load_config(STUDENT_RECIPE).tta.transforms  # the recipe's, whatever a cached run recorded
+    target = out_of_fold_target(args.work, rule_tag, dev, student_views) if args.final else None
     more = None  # faces labelled beside each part's, never scored
     if args.more_unlabelled is not None:
         more = read_manifest(args.more_unlabelled)
@@ -231,9 +260,14 @@ def main() -> None:
         if args.round > 1:  # the previous round's student of this part
             teacher = run_checkpoint(args.work, f"{_tag(args, args.round - 1)}_s{args.seed}_{part}")
         student_run = student(args, teacher, f"{tag}_{part}", pd.concat([unlabelled, more]))
-        for model, checkpoint in (("teacher", teacher), ("student", student_run)):
-            for rule, row in scores(checkpoint, unlabelled, score_on, target if model == "student" else None).items():
-                rows.append({"model": model, "unlabelled": labelled, "scored": scored, "rule": rule, **row})
+        teacher_target = None if several else load_predictor(teacher).cfg.priors.target.get("mask")
+        scored_as = [("teacher", teacher, None, None, None)]  # the teacher with its own views (its recipe's)
+        for views in [student_views, *args.student_tta]:
+            scored_as.append(("student", student_run, views, target, teacher_target))
+        for model, checkpoint, views, rule_target, rule_of_teacher in scored_as:
+            for rule, row in scores(checkpoint, unlabelled, score_on, rule_target, views, rule_of_teacher).items():
+                row = {"model": model, "unlabelled": labelled, "scored": scored, "rule": rule, **row}
+                rows.append(row | ({"views": ",".join(views) or "none"} if views is not None else {}))
                 print(json.dumps(rows[-1]), flush=True)
         if args.vote:  # no more training: the two models a user already has, voting
             truth, probs = answers([student_run, teacher], score_on)
@@ -248,11 +282,13 @@ def main() -> None:
             ("teacher", args.teacher, "its own priors.target", None),
             ("student", student_run, "as trained (--priors none)", {}),
         ):
+            views = student_views if model == "student" else None
             row = {"model": model, "scored": "masks-real (worn vs not)", "rule": rule}
-            rows.append({**row, "masks_real_f1": real_masks_score(checkpoint, real, priors=priors)["macro_f1"]})
+            f1 = real_masks_score(checkpoint, real, tta=views, priors=priors)["macro_f1"]
+            rows.append({**row, "masks_real_f1": f1})
             print(json.dumps(rows[-1]), flush=True)
-    columns = ["model", "unlabelled", "scored", "rule", "macro_f1_3class", "recall_incorrect", "precision_incorrect"]
-    columns += ["recall_worn", "recall_not_worn", "rule_values", "masks_real_f1"]
+    columns = ["model", "unlabelled", "scored", "views", "rule", "macro_f1_3class", "recall_incorrect"]
+    columns += ["precision_incorrect", "recall_worn", "recall_not_worn", "rule_values", "masks_real_f1"]
     teachers = [str(t) for t in args.teacher] if several else str(args.teacher)
     settings = {"teacher": teachers, "seed": args.seed, "keep": args.keep, "sampler": args.sampler}
     settings |= {"round": args.round} if args.round > 1 else {}
@@ -260,6 +296,7 @@ def main() -> None:
     settings |= {"pseudo_sources": args.pseudo_sources} if args.pseudo_sources > 1 else {}
     settings |= {"teacher_tta": args.teacher_tta} if args.teacher_tta else {}
     settings |= {"more_unlabelled": str(args.more_unlabelled)} if args.more_unlabelled else {}
+    settings |= {"student_tta": [",".join(v) for v in args.student_tta]} if args.student_tta else {}
     settings |= {"rule_seed": args.rule_seed, "out_of_fold_target": target} if args.final else {}
     name = f"real_masks_{tag}" + ("_final" if args.final else "" if args.folds == "AB" else f"_dev_{args.folds}")
     save(name, rows, columns, settings, folder=STUDIES)
