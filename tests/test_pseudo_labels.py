@@ -62,6 +62,16 @@ def test_the_labelling_views_are_the_ones_asked_for(trained_run, unlabelled):
     assert taught["pseudo_confidence"].tolist() == [confidence[path] for path in taught["path"]]
 
 
+def test_the_labelling_class_shares_are_the_ones_asked_for(trained_run, unlabelled):
+    faces, shares = read_manifest(unlabelled), {"mask": [0.02, 0.96, 0.02]}
+    taught = pseudo_labels(trained_run.best_checkpoint, faces, keep=1.0, priors=shares)
+    preds = load_predictor(trained_run.best_checkpoint, priors=shares).predict_paths(faces["path"].tolist())
+    label = dict(zip(preds.paths, preds.labels()["mask"], strict=True))
+    assert taught["mask"].tolist() == [label[path] for path in taught["path"]]
+    as_configured = pseudo_labels(trained_run.best_checkpoint, faces, keep=1.0).set_index("path")["mask"]
+    assert (taught.set_index("path")["mask"] != as_configured.loc[taught["path"]]).any()  # the shares moved labels
+
+
 @pytest.mark.parametrize("keep", [0.0, 1.5])
 def test_a_share_outside_zero_to_one_is_refused(trained_run, unlabelled, keep):
     with pytest.raises(FaceAttrError, match="must be in"):

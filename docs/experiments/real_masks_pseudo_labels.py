@@ -58,7 +58,7 @@ from benchmarks.real_masks import (
 from benchmarks.real_masks import score as real_masks_score
 from faceattr.config import load_config
 from faceattr.data.manifest import read_manifest, write_manifest
-from faceattr.inference.priors import reweight
+from faceattr.inference.priors import parse_priors, reweight
 from faceattr.inference.pseudo_labels import pseudo_labels
 from faceattr.inference.tta import parse_views
 
@@ -146,7 +146,7 @@ def student(args: argparse.Namespace, teacher: Path | list[Path], name: str, unl
     """The recipe trained on the drawn set + `unlabelled` as `teacher` labels them (cached by run name)."""
     checkpoint = run_checkpoint(args.work, name)
     if not checkpoint.is_file():
-        taught = pseudo_labels(teacher, unlabelled, "mask", args.keep, tta=args.teacher_tta)
+        taught = pseudo_labels(teacher, unlabelled, "mask", args.keep, tta=args.teacher_tta, priors=args.teacher_priors)
         print(name, "pseudo labels per class:", np.bincount(taught["mask"], minlength=3).tolist(), flush=True)
         if args.pseudo_sources > 1:  # the sampler by source then draws the taught faces K times in K + 1
             taught["source"] = [f"pseudo{i % args.pseudo_sources}" for i in range(len(taught))]
@@ -213,6 +213,11 @@ def main() -> None:
     parser.add_argument(
         "--teacher-tta", type=lambda v: v.split(","), help="the teacher's test-time views, e.g. hflip (with --variant)"
     )
+    parser.add_argument(
+        "--teacher-priors",
+        type=parse_priors,
+        help="the teacher labels with these class shares instead of its rule (none: its classes as trained)",
+    )
     parser.add_argument("--more-unlabelled", type=Path, help="a crops manifest whose dev half joins (with --variant)")
     parser.add_argument(
         "--student-tta",
@@ -230,9 +235,11 @@ def main() -> None:
         parser.error("--teacher is needed (the drawn-only recipe's checkpoint)")
     several = len(args.teacher) > 1
     named = args.set or args.pseudo_sources > 1 or args.teacher_tta or args.more_unlabelled or several
+    named = named or args.teacher_priors is not None
     if named and not args.variant:
         parser.error(
-            "--set, --pseudo-sources, --teacher-tta, --more-unlabelled and several teachers need --variant NAME"
+            "--set, --pseudo-sources, --teacher-tta, --teacher-priors, --more-unlabelled and several teachers need "
+            "--variant NAME"
         )
     if several and args.vote:
         parser.error("--vote scores the student with its one teacher; several teachers are a vote already")
@@ -295,6 +302,7 @@ def main() -> None:
     settings |= {"student_overrides": args.set} if args.set else {}
     settings |= {"pseudo_sources": args.pseudo_sources} if args.pseudo_sources > 1 else {}
     settings |= {"teacher_tta": args.teacher_tta} if args.teacher_tta else {}
+    settings |= {"teacher_priors": args.teacher_priors} if args.teacher_priors is not None else {}
     settings |= {"more_unlabelled": str(args.more_unlabelled)} if args.more_unlabelled else {}
     settings |= {"student_tta": [",".join(v) for v in args.student_tta]} if args.student_tta else {}
     settings |= {"rule_seed": args.rule_seed, "out_of_fold_target": target} if args.final else {}

@@ -31,14 +31,16 @@ def pseudo_labels(
     batch_size: int = 64,
     skips: SkipReport | None = None,
     tta: list[str] | None = None,
+    priors: dict[str, list[float]] | None = None,
 ) -> pd.DataFrame:
     """The rows of `faces` (a manifest of face crops) that `model` (several: their vote) is surest of, `keep` of
     each class it predicts, with its label in `task` (the model's own decision rule: priors and TTA as its config
-    says, or the test-time views `tta`), `source` "pseudo" and its confidence in `pseudo_confidence`. Other labels
-    stay as given; unreadable images go to `skips`."""
+    says, or the test-time views `tta` and the class shares `priors`, {} for the classes as trained), `source`
+    "pseudo" and its confidence in `pseudo_confidence`. Other labels stay as given; unreadable images go to
+    `skips`."""
     if not 0 < keep <= 1:
         raise FaceAttrError(f"keep={keep}: the share of each class kept must be in (0, 1], e.g. 0.5")
-    predictor = load_predictor(model, tta=tta)
+    predictor = load_predictor(model, tta=tta, priors=priors)
     if task not in CLASS_NAMES or task not in predictor.tasks:
         raise FaceAttrError(
             f"{model}: has no '{task}' class head to label with; its class heads: "
