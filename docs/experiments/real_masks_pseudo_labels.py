@@ -60,7 +60,7 @@ from faceattr.config import load_config
 from faceattr.data.manifest import read_manifest, write_manifest
 from faceattr.inference.priors import parse_priors, reweight
 from faceattr.inference.pseudo_labels import pseudo_labels
-from faceattr.inference.tta import parse_views
+from faceattr.inference.tta import NO_VIEWS, parse_views
 
 STUDENT_RECIPE = "configs/mask_self_trained.yaml"
 
@@ -274,7 +274,7 @@ def main() -> None:
         for model, checkpoint, views, rule_target, rule_of_teacher in scored_as:
             for rule, row in scores(checkpoint, unlabelled, score_on, rule_target, views, rule_of_teacher).items():
                 row = {"model": model, "unlabelled": labelled, "scored": scored, "rule": rule, **row}
-                rows.append(row | ({"views": ",".join(views) or "none"} if views is not None else {}))
+                rows.append(row | ({"views": ",".join(views) or NO_VIEWS} if views is not None else {}))
                 print(json.dumps(rows[-1]), flush=True)
         if args.vote:  # no more training: the two models a user already has, voting
             truth, probs = answers([student_run, teacher], score_on)
