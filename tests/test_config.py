@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from faceattr.config import load_config
+from faceattr.config import AUGMENT_STEPS, load_config
 from faceattr.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,6 +52,12 @@ def test_unknown_key_in_yaml_names_the_file(tmp_path):
 def test_values_that_make_no_sense_are_refused(override, key):
     with pytest.raises(ConfigError, match=key):
         load_config(None, [override])
+
+
+@pytest.mark.parametrize("key", [*AUGMENT_STEPS, "synthetic_mask_p", "synthetic_mask_incorrect", "mixup"])
+def test_every_augmentation_probability_outside_0_to_1_is_refused(key):
+    with pytest.raises(ConfigError, match=f"augment.{key}.*probability"):
+        load_config(None, [f"augment.{key}=1.5"])
 
 
 def test_missing_config_file_is_a_clear_error(tmp_path):

@@ -4,13 +4,13 @@ overrides onto it). Everything is imported from here: `from faceattr.config impo
 from faceattr.config.loading import config_yaml, from_dict, load_config, save_config, to_dict, with_overrides
 from faceattr.config.schema import (
     AGE_LOSSES,
+    AUGMENT_STEPS,
     DETECTOR_NAMES,
     DISTILL_PEERS,
     LOSSES,
     MAX_PIXELS,
     OPTIMIZERS,
     PEER_MODEL_HEADS,
-    ROBUSTNESS_KEYS,
     SCHEDULERS,
     TRACKERS,
     TTA_TRANSFORMS,
@@ -37,13 +37,13 @@ from faceattr.config.schema import (
 
 __all__ = [
     "AGE_LOSSES",
+    "AUGMENT_STEPS",
     "DETECTOR_NAMES",
     "DISTILL_PEERS",
     "LOSSES",
     "MAX_PIXELS",
     "OPTIMIZERS",
     "PEER_MODEL_HEADS",
-    "ROBUSTNESS_KEYS",
     "SCHEDULERS",
     "TRACKERS",
     "TTA_TRANSFORMS",

@@ -35,18 +35,23 @@ AGE_LOSSES = names(AgeLoss)
 TRACKERS = names(Tracker)
 TTA_TRANSFORMS = names(TTAView)
 DISTILL_PEERS = tuple(str(name) for name, head in PEER_MODEL_HEADS.items() if head in CLASSIFICATION_TASKS)
-# augment.* probabilities that imitate how real photos differ from training faces
-ROBUSTNESS_KEYS = (
+# The training augmentations after the resize, each an `augment.*` probability (0 leaves it out), in the one order
+# both stacks apply them: Albumentations in the workers (data/transforms.py `train_steps`) and batched torch ops on
+# the device (data/device_augment.py `device_steps`), each a mapping from these names to its own op. Geometry first,
+# then colour, then the losses of a real capture in the order they happen (a small face, blur, JPEG); occlusion last.
+AUGMENT_STEPS = (
+    "hflip",
+    "shift_scale_rotate",
+    "brightness_contrast",
     "framing_jitter",
     "pitch",
     "cut_bottom",
+    "color",
+    "grayscale",
     "low_resolution",
     "blur",
     "jpeg",
-    "color",
-    "grayscale",
     "occlusion",
-    "synthetic_mask_p",
 )
 
 
@@ -293,8 +298,7 @@ class AugmentConfig:
 
     def check_values(self, check: Check) -> None:
         """The `augment.*` values that make no sense, each named with a sensible range."""
-        other = ("hflip", "shift_scale_rotate", "brightness_contrast", "synthetic_mask_incorrect", "mixup")
-        for key in (*ROBUSTNESS_KEYS, *other):
+        for key in (*AUGMENT_STEPS, "synthetic_mask_p", "synthetic_mask_incorrect", "mixup"):
             check(0 <= getattr(self, key) <= 1, f"augment.{key}", "is a probability: use a value in [0, 1]")
         check(
             math.isfinite(self.mixup_alpha) and self.mixup_alpha > 0,

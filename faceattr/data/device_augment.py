@@ -422,8 +422,8 @@ class DeviceAugment(nn.Module):
 
 
 def device_steps(size: int, aug: AugmentConfig) -> dict[str, Step]:
-    """Our batched op for each of transforms.AUGMENT_STEPS, with the probability it applies at: the same kinds of
-    change with the same ranges as the Albumentations ops of `transforms.train_steps`."""
+    """Our batched op for each of AUGMENT_STEPS (config/schema.py), with the probability it applies at: the same
+    kinds of change with the same ranges as the Albumentations ops of `transforms.train_steps`."""
     return {
         "hflip": HFlip(aug.hflip),
         "shift_scale_rotate": Affine(aug.shift_scale_rotate, degrees=10, translate=0.06, scale=(0.9, 1.1)),

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, TypeVar
 import cv2
 import numpy as np
 
-from faceattr.config import AugmentConfig
+from faceattr.config import AUGMENT_STEPS, AugmentConfig
 
 if TYPE_CHECKING:
     import albumentations as A
@@ -26,25 +26,8 @@ CUT_BOTTOM_MAX = 0.25  # the largest share of the height that `augment.cut_botto
 OCCLUSION_HOLES = (1, 4)  # how many rectangles `augment.occlusion` blacks out
 OCCLUSION_SIDE = (0.1, 0.25)  # each one's height and width, as shares of the side
 
-# The training augmentations after the resize, each an `augment.*` probability (0 leaves it out), in the one order
-# both stacks apply them: Albumentations in the workers (`train_steps`) and batched torch ops on the device
-# (device_augment.device_steps), each a mapping from these names to its own op. Geometry first, then colour, then
-# the losses of a real capture in the order they happen (a small face, blur, JPEG); occlusion last.
-AUGMENT_STEPS = (
-    "hflip",
-    "shift_scale_rotate",
-    "brightness_contrast",
-    "framing_jitter",
-    "pitch",
-    "cut_bottom",
-    "color",
-    "grayscale",
-    "low_resolution",
-    "blur",
-    "jpeg",
-    "occlusion",
-)
-ROBUSTNESS_STEPS = AUGMENT_STEPS[AUGMENT_STEPS.index("framing_jitter") :]  # how real photos differ from a training set
+# the steps and their one order are AUGMENT_STEPS (config/schema.py); from the framing on, how real photos differ
+ROBUSTNESS_STEPS = AUGMENT_STEPS[AUGMENT_STEPS.index("framing_jitter") :]
 
 
 def in_order(ops: dict[str, T], aug: AugmentConfig, names: tuple[str, ...] = AUGMENT_STEPS) -> list[tuple[float, T]]:
