@@ -410,9 +410,12 @@ def finish(cfg: Config, run_dir: Path, trainer: L.Trainer, module, datamodule) -
     if best_path is None and last.is_file():  # full-data runs have no validation: the last epoch is the model
         best_path = last
     best_score = float(checkpoint_cb.best_model_score) if checkpoint_cb.best_model_score is not None else None
+    kept = None
     if trainer.is_global_zero and best_path is not None and best_path != last:
-        slim_checkpoint(best_path)  # by rename: another rank reading it gets the old file or the new, both whole
-    best_epoch = read_checkpoint(best_path)["epoch"] if best_path else None
+        kept = slim_checkpoint(best_path)  # by rename: another rank reading it gets the old file or the new, both whole
+    elif best_path is not None:
+        kept = read_checkpoint(best_path)
+    best_epoch = kept["epoch"] if kept else None
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     skipped = len(SkipReport.read(run_dir / "skipped.csv"))
     result = TrainResult(run_dir, best_path, last, best_score, best_epoch, metrics, skipped)
