@@ -27,5 +27,9 @@ class ImageLoadError(FaceAttrError):
         super().__init__(f"{path}: {reason}" + (f" ({detail})" if detail else ""))
 
 
+class NothingReadable(FaceAttrError):
+    """Every input of one kind (photos, videos) was unreadable: nothing of that kind to write."""
+
+
 class TrainingDiverged(FaceAttrError):
     """The loss became NaN or infinite."""

@@ -152,6 +152,22 @@ def test_an_unreadable_video_is_an_error_not_empty_tables(trained_run, tmp_path)
     assert not (tmp_path / "v.frames.csv").exists() and not (tmp_path / "v.tracks.csv").exists()
 
 
+def test_a_broken_video_does_not_cost_the_photos_beside_it(trained_run, tmp_path):
+    folder = tmp_path / "party"
+    folder.mkdir()
+    Image.new("RGB", (90, 110), (120, 90, 70)).save(folder / "guest.jpg")
+    (folder / "clip.mp4").write_bytes(b"not a video at all")
+    result = run("predict", trained_run.best_checkpoint, folder, "--out", tmp_path / "p.csv")
+    assert result.exit_code == 0, result.output
+    assert pd.read_csv(tmp_path / "p.csv")["path"].str.endswith("guest.jpg").all()
+    assert "for 1 image(s)" in said(result) and "no frame could be read" in said(result)
+    assert pd.read_csv(tmp_path / "p.skipped.csv")["reason"].tolist() == ["not_a_video"]
+    (folder / "guest.jpg").write_bytes(b"")  # now nothing of either kind can be read: that is the error
+    result = run("predict", trained_run.best_checkpoint, folder, "--out", tmp_path / "q.csv")
+    assert result.exit_code == 2
+    assert "no frame could be read" in said(result) and "no image could be read" in said(result)
+
+
 def test_predict_says_when_a_folder_holds_nothing_it_can_read(trained_run, tmp_path):
     for name in ("empty", "text"):
         (tmp_path / name).mkdir()

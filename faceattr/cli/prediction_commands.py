@@ -3,6 +3,8 @@ submit."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -25,7 +27,7 @@ from faceattr.cli.common import (
     print_metrics,
     refuse_existing,
 )
-from faceattr.errors import ConfigError, FaceAttrError
+from faceattr.errors import ConfigError, FaceAttrError, NothingReadable
 
 
 @app.command()
@@ -185,14 +187,33 @@ def predict(
         faces = faces if faces is not None else predictor.cfg.faces.trained_on_crops
         videos = [p for p in media if Path(p).suffix.lower() in VIDEO_SUFFIXES]
         photos = [p for p in media if Path(p).suffix.lower() not in VIDEO_SUFFIXES]
+        runs = []
         if videos:
-            _predict_videos(predictor, videos, out, every, fps, draw, skips, overwrite)
+            runs.append(partial(_predict_videos, predictor, videos, out, every, fps, draw, skips, overwrite))
         if photos:
-            _predict_photos(predictor, photos, out, faces, draw, batch_size, skips, profile, overwrite)
+            runs.append(
+                partial(_predict_photos, predictor, photos, out, faces, draw, batch_size, skips, profile, overwrite)
+            )
+        _each_kind(runs)
     except FaceAttrError as e:
         _fail(e)
         return
     _report_skips(skips, "file(s) skipped or cut short" if videos else "image(s) skipped")
+
+
+def _each_kind(runs: list[Callable[[], None]]) -> None:
+    """Run each kind of input (videos, then photos): a kind with nothing readable is said and the others still
+    run, so one broken video does not cost a folder's photos; only every kind unreadable is the error."""
+    unreadable = []
+    for run in runs:
+        try:
+            run()
+        except NothingReadable as e:
+            unreadable.append(str(e))
+    if len(unreadable) == len(runs):
+        raise NothingReadable("; ".join(unreadable))
+    for message in unreadable:
+        console.print(f"[yellow]{message}[/]")
 
 
 def _media_in(inputs: list[Path]) -> list:
@@ -260,6 +281,7 @@ def _predict_photos(
     from faceattr.inference.profile import StageClock
 
     detector = predictor.face_detector() if faces else None
+    skipped_before = len(skips)  # the videos' skips share the report
     clock = StageClock()  # from here: model and detector loading are start-up, not per-photo time
     if faces:
         from faceattr.inference.faces_in_photos import predict_faces
@@ -270,10 +292,13 @@ def _predict_photos(
     else:
         table = predictions_table(predictor.predict_paths(photos, batch_size=batch_size, skips=skips))
     if table.empty:
-        raise FaceAttrError(f"no image could be read ({len(skips)} skipped); the reasons are in {skips.csv_path}")
+        raise NothingReadable(
+            f"no image could be read ({len(skips) - skipped_before} skipped); the reasons are in {skips.csv_path}"
+        )
     with clock.stage("write"):
         write_csv(table, out)
-    console.print(f"wrote {len(table)} prediction row(s) for {len(photos) - len(skips)} image(s) to [bold]{out}[/]")
+    read = len(photos) - (len(skips) - skipped_before)
+    console.print(f"wrote {len(table)} prediction row(s) for {read} image(s) to [bold]{out}[/]")
     if "detection" in table:  # per face: how many the detector found, how many are the cascade's guesses
         from faceattr.faces.detect import Found
 

@@ -18,7 +18,7 @@ import pandas as pd
 
 from faceattr.atomic import atomic_path
 from faceattr.data.images import VIDEO_SUFFIXES
-from faceattr.errors import FaceAttrError, ImageLoadError
+from faceattr.errors import FaceAttrError, ImageLoadError, NothingReadable
 from faceattr.faces.detect import Face, FaceDetector, Found
 from faceattr.inference.faces_in_photos import FACE_ROW_COLUMNS, classify_photos, flat_row
 from faceattr.inference.predictor import BasePredictor
@@ -335,6 +335,6 @@ def predict_videos(
         tracks.append(result.tracks)
     if videos and not usable:
         where = f"; the reasons are in {skips.csv_path}" if skips is not None and skips.csv_path else ""
-        raise FaceAttrError(f"no frame could be read from the {len(videos)} video(s) given{where}")
+        raise NothingReadable(f"no frame could be read from the {len(videos)} video(s) given{where}")
     nonempty = [f for f in frames if not f.empty], [t for t in tracks if not t.empty]
     return tuple(pd.concat(part, ignore_index=True) if part else pd.DataFrame() for part in nonempty)  # type: ignore[return-value]
