@@ -77,6 +77,43 @@ def test_evaluate_lines_up_a_manifest_that_lists_an_image_twice_or_a_missing_one
     assert (predictions["mask"].to_numpy() == listed["mask"].to_numpy()[:17]).all()
 
 
+def test_evaluate_scores_the_heads_a_manifest_has_truth_for_and_refuses_one_with_none(
+    trained_run, competition_manifest, tmp_path
+):
+    frame = pd.read_csv(competition_manifest).head(20)
+    masks_only = frame.assign(gender=-1, age=float("nan"), age_bin=-1, label18=-1)  # e.g. a crowd set's boxes
+    masks_only.to_csv(tmp_path / "masks_only.csv", index=False)
+    result = CliRunner().invoke(
+        app,
+        [
+            "evaluate",
+            str(trained_run.best_checkpoint),
+            "--manifest",
+            str(tmp_path / "masks_only.csv"),
+            "--out",
+            str(tmp_path / "eval"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())["metrics"]
+    assert metrics["mask"]["n"] == 20 and metrics["gender"]["n"] == 0
+    assert (tmp_path / "eval" / "confusion_mask.png").is_file()
+    assert not (tmp_path / "eval" / "confusion_gender.png").exists()
+    masks_only.assign(mask=-1).to_csv(tmp_path / "unlabelled.csv", index=False)
+    result = CliRunner().invoke(
+        app,
+        [
+            "evaluate",
+            str(trained_run.best_checkpoint),
+            "--manifest",
+            str(tmp_path / "unlabelled.csv"),
+            "--out",
+            str(tmp_path / "eval2"),
+        ],
+    )
+    assert result.exit_code == 2 and "no row has a label" in " ".join(result.output.split())
+
+
 def test_predict_writes_one_row_per_image_and_reports_bad_files(trained_run, competition_root, tmp_path):
     images = competition_root / "eval" / "images"
     bad = tmp_path / "broken.jpg"

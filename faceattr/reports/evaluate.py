@@ -56,6 +56,11 @@ def evaluation_rows(
         frame = frame[folds == (d.fold if fold is None else fold)].reset_index(drop=True)
     if frame.empty:
         raise ManifestError(f"{path}: no labelled rows to evaluate")
+    if not any(t in frame and (frame[t] >= 0).any() for t in predictor.tasks):  # unknown: -1, or NaN for age
+        raise ManifestError(
+            f"{path}: no row has a label for the model's heads ({', '.join(predictor.tasks)}): evaluate scores "
+            "predictions against the truth; `faceattr predict` labels faces that have none"
+        )
     return frame
 
 
@@ -150,6 +155,8 @@ def classification_reports(
     for task in [t for t in (*CLASSIFICATION_TASKS, "label18") if t in labels]:
         y_true, y_pred = frame[task].to_numpy(), labels[task]
         metrics[task] = task_metrics(y_true, y_pred)
+        if not metrics[task]["n"]:  # e.g. gender on a set labelled for masks only: scored as n = 0, nothing drawn
+            continue
         report = per_class_report(y_true, y_pred, names[task])
         report.insert(0, "task", task)
         reports.append(report)
