@@ -66,6 +66,17 @@ def test_overwrite_keeps_the_old_run_when_the_new_one_fails_before_training(tmp_
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["mask"]  # nothing set aside left behind
 
 
+def test_a_head_no_training_row_has_a_label_for_is_refused_before_training(competition_manifest, tmp_path):
+    from faceattr.training import train
+
+    unlabelled = tmp_path / "boxes_only.csv"  # e.g. `prepare boxes` on photos nobody labelled, then `crop`
+    pd.read_csv(competition_manifest).assign(gender=-1, label18=-1).to_csv(unlabelled, index=False)
+    cfg = load_config(None, tiny_overrides(unlabelled, tmp_path / "runs"))
+    with pytest.raises(ManifestError, match=r"no training row has a label for the head\(s\) gender.*mask,age_bin"):
+        train(cfg)
+    assert not (tmp_path / "runs" / "tiny").exists()
+
+
 def test_overwrite_replaces_a_run_once_the_new_one_trained(competition_manifest, tmp_path):
     from faceattr.training import train
 

@@ -126,6 +126,14 @@ class FaceDataModule(L.LightningDataModule):
                 f"{d.manifest}: faces.align=true warps faces by their landmarks, and the manifest has none; make it "
                 "with `faceattr framing MANIFEST --landmarks` (face crops) or `faceattr crop` (photos)"
             )
+        unlabelled = [h for h in self.cfg.model.heads if h not in train or not (train[h] >= 0).any()]  # -1 or NaN
+        if unlabelled:
+            labelled = [h for h in self.cfg.model.heads if h not in unlabelled]
+            without = f", or train the other heads alone (model.heads=[{','.join(labelled)}])" if labelled else ""
+            raise ManifestError(
+                f"{d.manifest}: no training row has a label for the head(s) {', '.join(unlabelled)}; label the "
+                f"faces (`faceattr pseudo-label` with a trained model, if they have none){without}"
+            )
         self.train_frame = _cap(train, d.max_train_samples, self.cfg.seed)
         self.val_frame = _cap(val, d.max_val_samples, self.cfg.seed)
         if self.cfg.augment.on_device:  # built now, so a missing kornia stops the run before it starts
