@@ -96,3 +96,16 @@ def test_the_command_refuses_a_head_that_is_not_a_class_with_the_valid_ones(trai
     done = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "t.csv")])
     assert done.exit_code != 0 and "mask, gender, age_bin" in done.output
     assert not (tmp_path / "t.csv").exists()
+
+
+def test_the_command_warns_that_labels_a_person_gave_are_replaced_in_its_output(
+    trained_run, competition_manifest, tmp_path
+):
+    out = tmp_path / "taught.csv"
+    done = CliRunner().invoke(
+        app, ["pseudo-label", str(trained_run.best_checkpoint), str(competition_manifest), "--out", str(out)]
+    )
+    assert done.exit_code == 0, done.output
+    said = " ".join(done.output.split())
+    assert f"{len(read_manifest(competition_manifest))} of the faces already had a mask label" in said
+    assert "the model's answer replaces it" in said

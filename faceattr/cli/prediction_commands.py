@@ -384,6 +384,13 @@ def pseudo_label(
         _fail(e)
         return
     write_manifest(taught, out)
+    labelled = int((df[task] >= 0).sum()) if task in df else 0
+    if labelled:  # the study of docs/masks.md does this on purpose, to count how often the model is right
+        console.print(
+            f"[yellow]{labelled} of the faces already had a {task} label: in {out} the model's answer replaces it "
+            f"({manifest} is unchanged). Faces labelled by a person train as they are: `prepare manifest` them "
+            "beside the drawn set (configs/mask_real.yaml)[/]"
+        )
     counts = taught[task].value_counts()
     per_class = ", ".join(f"{name} {int(counts.get(k, 0))}" for k, name in enumerate(CLASS_NAMES[task]))
     console.print(f"{len(taught)} of {len(df)} faces labelled in {out} ({per_class})")
