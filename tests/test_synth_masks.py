@@ -266,6 +266,18 @@ def test_same_seed_writes_the_same_files_and_an_existing_dataset_is_kept(bare_fa
     assert (tmp_path / "mine" / "skipped.csv").read_text() == "a file of the user's own"
 
 
+def test_no_people_or_an_out_that_is_a_file_is_refused_before_anything_is_written(bare_faces, tmp_path):
+    source = read_manifest(bare_faces)
+    with pytest.raises(DatasetError, match="at least one person"):
+        synthesize_dataset(source, tmp_path / "none", 0, detector=KnownFaceDetector(), progress=False)
+    assert not (tmp_path / "none").exists()
+    mine = tmp_path / "notes.csv"
+    mine.write_text("a file of the user's own")
+    with pytest.raises(DatasetError, match="is a file; --out names the folder"):
+        synthesize_dataset(source, mine, 3, detector=KnownFaceDetector(), progress=False)
+    assert mine.read_text() == "a file of the user's own"
+
+
 def test_masker_draws_a_mask_and_relabels_only_unmasked_faces_with_landmarks():
     lm_text = " ".join(f"{v:.1f}" for v in LANDMARKS.ravel())
     box_text = " ".join(str(v) for v in BOX)

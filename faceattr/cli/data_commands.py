@@ -402,7 +402,7 @@ def synth_masks(
     ),
     persons: Annotated[int, typer.Option(help="people (one photo each) to turn into 7 images")] = 500,
     seed: Annotated[int, typer.Option(help="seed of the choice of people, masks and wears")] = 0,
-    preview: Annotated[int, typer.Option(help="images on the contact sheet <out>/preview.png (0 = none)")] = 24,
+    preview: Annotated[int, typer.Option(min=0, help="images on the contact sheet <out>/preview.png (0 = none)")] = 24,
     overwrite: Annotated[bool, typer.Option(help="replace a dataset already at --out")] = False,
 ) -> None:
     """Draw masks on unmasked faces: mask1..5, incorrect_mask and normal per person, readable by `prepare`."""

@@ -104,6 +104,10 @@ def synthesize_dataset(
     overwrite: bool = False,
 ) -> SynthResult:
     """Write the competition layout for up to `persons` unmasked faces of `manifest` (one photo per person)."""
+    if persons < 1:
+        raise DatasetError(f"persons={persons}: draw masks on at least one person, e.g. --persons 500")
+    if Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise DatasetError(f"{out_dir} is a file; --out names the folder the drawn dataset goes into")
     needed = [c for c in ("path", "person_id", "mask", "gender", "age") if c not in manifest.columns]
     if needed:
         raise DatasetError(f"manifest lacks column(s) {', '.join(needed)}; build it with `faceattr prepare`")
