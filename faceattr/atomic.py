@@ -98,10 +98,14 @@ def save_image(image, path: str | Path, **save_kwargs) -> Path:
 
 
 def refuse_to_replace(path: str | Path, overwrite: bool, inputs: Iterable[str | Path] = ()) -> None:
-    """Before any work: an output never replaces one of the command's inputs, nor an existing file without
-    `--overwrite`. The one wording of both refusals, for every command that writes."""
+    """Before any work: an output never replaces one of the command's inputs, nor a folder, nor an existing file
+    without `--overwrite`. The one wording of these refusals, for every command that writes a file."""
     from faceattr.errors import FaceAttrError
 
+    if Path(path).is_dir():
+        raise FaceAttrError(
+            f"{path} is a folder, and this output is a file: give a file name (a folder is never replaced)"
+        )
     target = Path(path).resolve()
     if any(Path(i).resolve() == target for i in inputs):
         raise FaceAttrError(

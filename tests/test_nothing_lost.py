@@ -506,6 +506,25 @@ def test_paths_outside_a_csv_folder_are_said(tmp_path, caplog):
     assert "lead outside the CSV's folder" in caplog.text
 
 
+def test_a_file_output_that_is_a_folder_and_a_cache_folder_that_is_a_file_are_refused_up_front(
+    trained_run, competition_manifest, tmp_path
+):
+    folder = tmp_path / "results"
+    (folder / "keep").mkdir(parents=True)
+    for args in (
+        ("crop", competition_manifest, "--cache", tmp_path / "cache", "--out", folder, "--overwrite"),
+        ("export", trained_run.best_checkpoint, "--out", folder, "--overwrite"),
+    ):
+        result = run(*args)
+        assert result.exit_code == 2 and "is a folder, and this output is a file" in said(result)
+        assert (folder / "keep").is_dir()
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    result = run("crop", competition_manifest, "--cache", notes, "--out", tmp_path / "crops.csv")
+    assert result.exit_code == 2 and "is a file; --cache names the folder" in said(result)
+    assert notes.read_text() == "mine" and not (tmp_path / "crops.csv").exists()
+
+
 def test_export_crop_and_stats_replace_their_outputs_only_with_overwrite(trained_run, competition_manifest, tmp_path):
     model = tmp_path / "model.onnx"
     model.write_bytes(b"a user's model")
