@@ -116,6 +116,15 @@ def refuse_to_replace(path: str | Path, overwrite: bool, inputs: Iterable[str | 
         raise FaceAttrError(f"{path} already exists; pick another output or pass --overwrite to replace it")
 
 
+def refuse_file_as_folder(path: str | Path, option: str) -> None:
+    """Before any work: a folder to write into (`option` names it) must not be, or lie under, an existing file."""
+    from faceattr.errors import FaceAttrError
+
+    on_disk = next(p for p in (Path(path), *Path(path).parents) if p.exists())  # the nearest part that exists
+    if not on_disk.is_dir():
+        raise FaceAttrError(f"{option} {path}: {on_disk} is a file, and {option} names a folder to write into")
+
+
 @contextmanager
 def appending_csv(path: str | Path, fields: Iterable[str]) -> Iterator[Callable[[dict], None]]:
     """`append(row)` for a CSV log, each row flushed as it is written (the header first when the file is new). A

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from faceattr.cli import app
 from faceattr.config import load_config
-from faceattr.errors import ConfigError, DatasetError, ManifestError
+from faceattr.errors import ConfigError, DatasetError, FaceAttrError, ManifestError
 from tests.conftest import tiny_overrides
 
 
@@ -509,6 +509,8 @@ def test_paths_outside_a_csv_folder_are_said(tmp_path, caplog):
 def test_a_file_output_that_is_a_folder_and_a_cache_folder_that_is_a_file_are_refused_up_front(
     trained_run, competition_manifest, tmp_path
 ):
+    from faceattr.training import train
+
     folder = tmp_path / "results"
     (folder / "keep").mkdir(parents=True)
     for args in (
@@ -520,9 +522,20 @@ def test_a_file_output_that_is_a_folder_and_a_cache_folder_that_is_a_file_are_re
         assert (folder / "keep").is_dir()
     notes = tmp_path / "notes.txt"
     notes.write_text("mine")
-    result = run("crop", competition_manifest, "--cache", notes, "--out", tmp_path / "crops.csv")
-    assert result.exit_code == 2 and "is a file; --cache names the folder" in said(result)
-    assert notes.read_text() == "mine" and not (tmp_path / "crops.csv").exists()
+    checkpoint, photo = trained_run.best_checkpoint, tmp_path / "x.jpg"
+    Image.new("RGB", (64, 64)).save(photo)
+    for option, args in (
+        ("--cache", ("crop", competition_manifest, "--cache", notes, "--out", tmp_path / "crops.csv")),
+        ("--out", ("stats", competition_manifest, "--out", notes)),
+        ("--out", ("cam", checkpoint, photo, "--out", notes / "sheets")),
+        ("--draw", ("predict", checkpoint, photo, "--faces", "--draw", notes, "--out", tmp_path / "p.csv")),
+        ("--out", ("evaluate", checkpoint, "--out", notes)),
+    ):
+        result = run(*args)
+        assert result.exit_code == 2 and f"is a file, and {option} names a folder" in said(result), args
+    with pytest.raises(FaceAttrError, match=r"is a file, and run\.dir/run\.name names a folder"):
+        train(load_config(None, tiny_overrides(competition_manifest, notes)))
+    assert notes.read_text() == "mine" and not (tmp_path / "crops.csv").exists() and not (tmp_path / "p.csv").exists()
 
 
 def test_export_crop_and_stats_replace_their_outputs_only_with_overwrite(trained_run, competition_manifest, tmp_path):

@@ -14,7 +14,7 @@ from PIL import Image
 from faceattr.data.datamodule import FaceDataset
 from faceattr.data.manifest import read_manifest, write_manifest
 from faceattr.data.sources import read_competition, read_utkface
-from faceattr.errors import DatasetError, ManifestError
+from faceattr.errors import DatasetError, FaceAttrError, ManifestError
 from faceattr.faces.detect import Face
 from faceattr.labels import encode
 from faceattr.synth.augment import SyntheticMasker
@@ -273,7 +273,7 @@ def test_no_people_or_an_out_that_is_a_file_is_refused_before_anything_is_writte
     assert not (tmp_path / "none").exists()
     mine = tmp_path / "notes.csv"
     mine.write_text("a file of the user's own")
-    with pytest.raises(DatasetError, match="is a file; --out names the folder"):
+    with pytest.raises(FaceAttrError, match="is a file, and --out names a folder"):
         synthesize_dataset(source, mine, 3, detector=KnownFaceDetector(), progress=False)
     assert mine.read_text() == "a file of the user's own"
 

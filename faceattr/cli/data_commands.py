@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from faceattr.atomic import refuse_file_as_folder
 from faceattr.cli.common import ConfigPath, Overrides, OverwriteFlag, _fail, app, console, refuse_existing
 from faceattr.errors import FaceAttrError
 from faceattr.labels import DEFAULT_OLD_THRESHOLD as OLD_AGE
@@ -377,6 +378,7 @@ def stats(
     from faceattr.reports.stats import dataset_stats, write_normalization
 
     try:
+        refuse_file_as_folder(out, "--out")
         refuse_existing([out / "report.md", out / "stats.json"], overwrite)
         result = dataset_stats(read_manifest(manifest, old_threshold), out, old_threshold, max_images)
         summary = result.summary

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from faceattr.atomic import refuse_file_as_folder
 from faceattr.cli.common import (
     TTA,
     Also,
@@ -171,6 +172,8 @@ def predict(
         if not inputs:
             raise FaceAttrError("no images given: faceattr predict CHECKPOINT IMAGES_OR_FOLDERS...")
         check_writable(out)
+        if draw is not None:  # a folder of drawn copies, or one drawn video file inside a folder
+            refuse_file_as_folder(draw.parent if draw.suffix.lower() in VIDEO_SUFFIXES else draw, "--draw")
         media = _media_in(inputs)
         skips = fresh_skip_report(out, overwrite)
         predictor = load_predictor(
@@ -472,6 +475,7 @@ def cam(
     from faceattr.reports.cam import cam_sheets
 
     try:
+        refuse_file_as_folder(out, "--out")
         refuse_existing(sorted(out.glob("cam_*.png"))[:1], overwrite)
         chosen = [h.strip() for h in heads.split(",")] if heads else None
         results = cam_sheets(checkpoint, [str(p) for p in images or []], worst, out, chosen)

@@ -16,12 +16,12 @@ import numpy as np
 import pandas as pd
 from rich.progress import Progress
 
-from faceattr.atomic import appending_csv, read_appended_csv, write_json
+from faceattr.atomic import appending_csv, read_appended_csv, refuse_file_as_folder, write_json
 from faceattr.config import FacesConfig
 from faceattr.data.images import SkipReport, load_rgb, save_jpeg
 from faceattr.data.landmarks import format_points, parse_points  # noqa: F401  (parse_points re-exported)
 from faceattr.data.sources.boxes import BOX_COLUMNS
-from faceattr.errors import FaceAttrError, ImageLoadError
+from faceattr.errors import ImageLoadError
 from faceattr.faces.detect import Face, FaceDetector, Found, crop_face
 from faceattr.faces.detectors import box_iou
 
@@ -214,8 +214,7 @@ def crop_manifest(
     """Crop every row's image; rows whose image cannot be read are reported in `skips` and left out. A manifest of
     boxed faces (`prepare boxes|voc|yolo`) is cropped face by face from its boxes (`crop_boxes`)."""
     cfg = cfg or FacesConfig()
-    if Path(cache_dir).exists() and not Path(cache_dir).is_dir():
-        raise FaceAttrError(f"the crop cache {cache_dir} is a file; --cache names the folder crops are kept in")
+    refuse_file_as_folder(cache_dir, "--cache")
     if all(c in df.columns for c in BOX_COLUMNS):
         return crop_boxes(df, cache_dir, cfg, detector_factory, skips)
     cache = Path(cache_dir).resolve() / settings_key(cfg)  # absolute: the crops manifest works from any folder

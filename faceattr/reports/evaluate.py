@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from faceattr.atomic import write_csv, write_json, write_text
+from faceattr.atomic import refuse_file_as_folder, write_csv, write_json, write_text
 from faceattr.data.images import SkipReport
 from faceattr.data.landmarks import parse_points
 from faceattr.data.manifest import read_manifest
@@ -69,8 +69,7 @@ REPORT_FILES = ("metrics.json", "predictions.csv", "model_card.md", "per_class.c
 
 def check_report_folder(out: Path, overwrite: bool) -> None:
     """Refuse, before any work, an --out that is a file or already holds an evaluation report (unless `overwrite`)."""
-    if out.exists() and not out.is_dir():
-        raise FaceAttrError(f"--out {out} is a file; give a folder for the report")
+    refuse_file_as_folder(out, "--out")
     existing = [out / name for name in REPORT_FILES if (out / name).exists()]
     if existing and not overwrite:
         raise FaceAttrError(

@@ -19,7 +19,7 @@ import pandas as pd
 from PIL import Image, ImageDraw
 from rich.progress import Progress
 
-from faceattr.atomic import save_image
+from faceattr.atomic import refuse_file_as_folder, save_image
 from faceattr.data.images import SkipReport, load_rgb, save_jpeg
 from faceattr.errors import DatasetError, ImageLoadError
 from faceattr.faces.detect import Face, FaceDetector, detect_padded
@@ -106,8 +106,7 @@ def synthesize_dataset(
     """Write the competition layout for up to `persons` unmasked faces of `manifest` (one photo per person)."""
     if persons < 1:
         raise DatasetError(f"persons={persons}: draw masks on at least one person, e.g. --persons 500")
-    if Path(out_dir).exists() and not Path(out_dir).is_dir():
-        raise DatasetError(f"{out_dir} is a file; --out names the folder the drawn dataset goes into")
+    refuse_file_as_folder(out_dir, "--out")
     needed = [c for c in ("path", "person_id", "mask", "gender", "age") if c not in manifest.columns]
     if needed:
         raise DatasetError(f"manifest lacks column(s) {', '.join(needed)}; build it with `faceattr prepare`")

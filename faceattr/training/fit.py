@@ -16,7 +16,7 @@ from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from faceattr.atomic import write_csv, write_json
+from faceattr.atomic import refuse_file_as_folder, write_csv, write_json
 from faceattr.config import Config, save_config
 from faceattr.config.choices import Tracker
 from faceattr.data.datamodule import FaceDataModule
@@ -82,8 +82,7 @@ def prepare_run_dir(cfg: Config, overwrite: bool, resume: bool) -> tuple[Path, P
         run_dir.mkdir(parents=True, exist_ok=True)
         return run_dir, None
     aside = None
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ConfigError(f"{run_dir} is a file, not a run folder; pick another run.name or run.dir")
+    refuse_file_as_folder(run_dir, "run.dir/run.name")
     if run_dir.exists() and any(run_dir.iterdir()) and not resume:
         if not overwrite:
             raise ConfigError(
