@@ -222,6 +222,15 @@ def test_the_second_pass_detects_on_a_bounded_copy_of_a_large_photo(name):
 # 5. stalled uploads are dropped, real requests keep their answers
 
 
+def test_serve_says_at_once_when_it_cannot_listen_where_it_is_asked(trained_run):
+    pytest.importorskip("uvicorn", reason="serving needs pip install 'faceattr[serve]'")
+    with socket.create_server(("127.0.0.1", 0)) as taken:  # another program holds this port
+        port = taken.getsockname()[1]
+        result = run("serve", "--checkpoint", trained_run.best_checkpoint, "--host", "127.0.0.1", "--port", port)
+    assert result.exit_code == 2 and f"cannot listen on 127.0.0.1:{port}" in said(result)
+    assert "serving" not in result.output  # said before the model loads, not after "serving ... on"
+
+
 @pytest.fixture
 def stall_server(trained_run):
     pytest.importorskip("uvicorn", reason="serving needs pip install 'faceattr[serve]'")

@@ -430,7 +430,7 @@ def export(
 def serve(
     checkpoint: Annotated[Path, typer.Option(help="a .ckpt, or an exported .onnx (runs on onnxruntime)")],
     host: str = "127.0.0.1",
-    port: int = 8000,
+    port: Annotated[int, typer.Option(min=0, max=65535)] = 8000,
     max_upload_mb: Annotated[float, typer.Option(help="largest accepted upload")] = 10.0,
     max_pixels: Annotated[
         int | None, typer.Option(help="largest accepted image, in pixels (default: 40 M, the server's own)")
@@ -448,6 +448,7 @@ def serve(
     from faceattr.serve.app import create_app
 
     try:
+        _check_can_listen(host, port)  # before the model loads: a port in use is said at once, by us
         predictor = load_predictor(checkpoint, onnx_cache=onnx_cache, peers=peers)
         app_ = create_app(
             predictor,
@@ -460,6 +461,20 @@ def serve(
         return
     console.print(f"serving {checkpoint} on http://{host}:{port}/")
     uvicorn.run(app_, host=host, port=port, log_level="warning")
+
+
+def _check_can_listen(host: str, port: int) -> None:
+    """Refuse a host and port the server could not listen on (taken by another program, or not this machine's)."""
+    import socket
+
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.create_server((host, port), family=family):
+            pass
+    except OSError as e:
+        raise FaceAttrError(
+            f"cannot listen on {host}:{port} ({e.strerror or e}); pick another --host or --port, or stop what uses it"
+        ) from None
 
 
 @app.command()
