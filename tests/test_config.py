@@ -47,6 +47,9 @@ def test_unknown_key_in_yaml_names_the_file(tmp_path):
         ("augment.mixup=1.5", "augment.mixup"),
         ("augment.mixup_alpha=0", "augment.mixup_alpha"),
         ("model.drop_path_rate=1", "model.drop_path_rate"),
+        ("seed=-1", "seed"),
+        ("data.split_seed=-1", "data.split_seed"),
+        ("data.image_size=100000", "data.image_size"),
     ],
 )
 def test_values_that_make_no_sense_are_refused(override, key):

@@ -113,7 +113,8 @@ class DataConfig:
         check(self.max_batch_size >= 1, "data.max_batch_size", "must be a positive integer")
         check(0 < self.auto_batch_memory_fraction <= 0.9, "data.auto_batch_memory_fraction", "must be in (0, 0.9]")
         check(self.eval_batch_size >= 1, "data.eval_batch_size", "must be a positive integer")
-        check(self.image_size >= 32, "data.image_size", "must be at least 32 pixels")
+        check(32 <= self.image_size <= 1024, "data.image_size", "must be 32..1024 pixels (faces: 64-448 are usual)")
+        check(0 <= self.split_seed < 2**32, "data.split_seed", "must be in 0..4294967295 (numpy's seeds)")
         check(self.folds >= 2, "data.folds", "needs at least 2 folds (one validates)")
         check(0 <= self.fold < self.folds, "data.fold", f"must be in 0..{self.folds - 1}")
         check(30 < self.old_threshold <= 100, "data.old_threshold", "must be in 31..100 (competitors use 58-60)")
@@ -504,6 +505,7 @@ def validate(cfg: Config) -> None:
         value = getattr(cfg, section.name)
         if hasattr(value, "check_values"):
             value.check_values(check)
+    check(0 <= cfg.seed < 2**32, "seed", "must be in 0..4294967295 (numpy's seeds)")
     known_heads = tuple(TASK_CLASSES)
     for head in cfg.priors.target:
         check(
