@@ -3,6 +3,8 @@ bad boxes and unknown class names refused; `crop` then frames each face as predi
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -135,14 +137,36 @@ def test_prepare_manifest_joins_manifests_and_keeps_their_people_apart(competiti
 
     from faceattr.cli import app
 
+    frame = pd.read_csv(competition_manifest)
+    (tmp_path / "other").mkdir()
+    copies = [shutil.copy(path, tmp_path / "other" / f"{i}.jpg") for i, path in enumerate(frame["path"])]
     other = tmp_path / "other.csv"
-    pd.read_csv(competition_manifest).to_csv(other, index=False)  # the same people under another file name
+    frame.assign(path=copies).to_csv(other, index=False)  # other photos whose people have the same ids
     out = tmp_path / "joined.csv"
     done = CliRunner().invoke(
         app, ["prepare", "manifest", str(competition_manifest), str(other), "--out", str(out), "--folds", "3"]
     )
     assert done.exit_code == 0, done.output
     joined = pd.read_csv(out)
-    assert len(joined) == 2 * len(pd.read_csv(competition_manifest))
+    assert len(joined) == 2 * len(frame)
     assert joined["person_id"].str.startswith(("manifest:", "other:")).all()
-    assert joined["person_id"].nunique() == 2 * pd.read_csv(competition_manifest)["person_id"].nunique()
+    assert joined["person_id"].nunique() == 2 * frame["person_id"].nunique()
+
+
+def test_prepare_manifest_keeps_each_face_once_where_manifests_overlap(competition_manifest, tmp_path):
+    from typer.testing import CliRunner
+
+    from faceattr.cli import app
+
+    frame = pd.read_csv(competition_manifest)
+    part = tmp_path / "part.csv"
+    frame.head(10).to_csv(part, index=False)  # ten of the same faces again: the same image under two people
+    out = tmp_path / "joined.csv"
+    args = ["prepare", "manifest", str(competition_manifest), str(part), "--folds", "3"]
+    done = CliRunner().invoke(app, [*args, "--out", str(out)])
+    assert done.exit_code == 0, done.output
+    joined = pd.read_csv(out)
+    assert len(joined) == len(frame) and not joined["path"].duplicated().any()
+    assert "dropped 10 duplicate copies" in " ".join(done.output.split())
+    kept = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "all.csv"), "--no-drop-duplicates"])
+    assert kept.exit_code == 0 and len(pd.read_csv(tmp_path / "all.csv")) == len(frame) + 10

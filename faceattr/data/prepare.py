@@ -14,6 +14,7 @@ from faceattr.data.checks import CheckReport, check_manifest
 from faceattr.data.dedupe import drop_duplicate_images
 from faceattr.data.manifest import write_manifest
 from faceattr.data.sources import READERS, read_competition_eval
+from faceattr.data.sources.boxes import BOX_COLUMNS
 from faceattr.data.sources.imdb_wiki import FilterReport, ImdbWikiFilters
 from faceattr.data.split import folds_path, make_folds, save_folds, saved_folds
 from faceattr.errors import FaceAttrError, ManifestError
@@ -112,8 +113,6 @@ def person_folds(
 def check_output(out: Path, roots: list[Path], overwrite: bool) -> None:
     """Before reading anything: the manifest never replaces one of its own inputs, nor an existing file unless
     `overwrite`."""
-    if Path(out).is_dir():
-        raise FaceAttrError(f"--out {out} is a folder; give a file name, e.g. --out {Path(out) / 'manifest.csv'}")
     refuse_to_replace(out, overwrite, roots)
 
 
@@ -128,6 +127,10 @@ def prepare(source: str, roots: list[Path], out: Path, options: PrepareOptions |
     if options.drop_duplicates if options.drop_duplicates is not None else source != "competition" and not per_face:
         df, dups = drop_duplicate_images(df)
         copies, conflicts = len(dups.copies_dropped), len(dups.conflicts_dropped)
+    if source == "manifest" and len(roots) > 1 and options.drop_duplicates is not False:  # each face once, where
+        # the manifests overlap (or one is given twice)
+        again = df.duplicated(["path", *(c for c in BOX_COLUMNS if c in df)])
+        df, copies = df[~again].reset_index(drop=True), copies + int(again.sum())
     log = None
     if options.corrections is not None:
         from faceattr.data.corrections import apply_corrections
