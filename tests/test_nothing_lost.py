@@ -222,6 +222,28 @@ def test_the_second_pass_detects_on_a_bounded_copy_of_a_large_photo(name):
 # 5. stalled uploads are dropped, real requests keep their answers
 
 
+@pytest.mark.parametrize(
+    "command, option, value",
+    [
+        ("predict", "--batch-size", "0"),
+        ("predict", "--every", "0"),
+        ("predict", "--fps", "-2"),
+        ("predict", "--detect-max-side", "-1"),
+        ("evaluate", "--min-group", "-1"),
+        ("cam", "--worst", "-1"),
+        ("prepare", "--folds", "1"),
+        ("framing", "--limit", "-5"),
+        ("stats", "--max-images", "-1"),
+        ("tune", "--trials", "0"),
+    ],
+)
+def test_a_count_or_size_option_out_of_its_range_is_refused_by_name(command, option, value, tmp_path):
+    first = {"predict": ["x.ckpt", "photo.jpg"], "evaluate": ["x.ckpt"], "cam": ["x.ckpt"], "tune": []}
+    args = first.get(command, ["manifest", "m.csv"] if command == "prepare" else ["m.csv"])
+    result = run(command, *args, option, value)
+    assert result.exit_code == 2 and f"Invalid value for '{option}'" in said(result)
+
+
 def test_serve_says_at_once_when_it_cannot_listen_where_it_is_asked(trained_run):
     pytest.importorskip("uvicorn", reason="serving needs pip install 'faceattr[serve]'")
     with socket.create_server(("127.0.0.1", 0)) as taken:  # another program holds this port

@@ -61,7 +61,7 @@ def prepare(
         list[Path], typer.Argument(help="dataset root(s) of that layout, or the CSV / .mat file(s); several are joined")
     ],
     out: Annotated[Path, typer.Option(help="manifest to write (.csv or .parquet)")] = Path("data/manifest.csv"),
-    folds: Annotated[int, typer.Option(help="person-level folds to make and save")] = 5,
+    folds: Annotated[int, typer.Option(min=2, help="person-level folds to make and save")] = 5,
     split_seed: Annotated[int, typer.Option(help="seed of the split")] = 42,
     old_threshold: Annotated[int, typer.Option(help="age at or over which a person is 'old'")] = OLD_AGE,
     skip_bad_names: Annotated[bool, typer.Option(help="utkface: skip malformed file names")] = False,
@@ -151,7 +151,7 @@ def report_checks(report, manifest: Path, problems: list[str] | None = None) -> 
 @app.command()
 def check(
     manifest: Annotated[Path, typer.Argument(help="manifest to check")],
-    folds: Annotated[int, typer.Option(help="the saved split to check for cross-fold duplicates")] = 5,
+    folds: Annotated[int, typer.Option(min=2, help="the saved split to check for cross-fold duplicates")] = 5,
     split_seed: int = 42,
 ) -> None:
     """Duplicate images across persons or folds, persons with other than 7 images, labels that disagree with
@@ -288,7 +288,7 @@ def crop(
 def framing(
     manifest: Annotated[Path, typer.Argument(help="manifest of images that are already face crops (e.g. UTKFace)")],
     out: Annotated[Path | None, typer.Option(help="manifest to write (default: <manifest>.framed.<ext>)")] = None,
-    limit: Annotated[int, typer.Option(help="random images measured (0 = all)")] = 500,
+    limit: Annotated[int, typer.Option(min=0, help="random images measured (0 = all)")] = 500,
     seed: Annotated[int, typer.Option(help="which random images")] = 0,
     landmarks: Annotated[
         bool,
@@ -366,7 +366,7 @@ def decoded_cache(
 def stats(
     manifest: Annotated[Path, typer.Argument(help="manifest to describe")],
     out: Annotated[Path, typer.Option(help="folder for the PNG plots, report.md and stats.json")] = Path("stats"),
-    max_images: Annotated[int, typer.Option(help="images read for sizes and mean/std (0 = all)")] = 0,
+    max_images: Annotated[int, typer.Option(min=0, help="images read for sizes and mean/std (0 = all)")] = 0,
     old_threshold: Annotated[int, typer.Option(help="age at or over which a person is 'old'")] = OLD_AGE,
     write_config: Annotated[
         Path | None, typer.Option(help="put the measured mean/std into this config's augment section")

@@ -47,7 +47,7 @@ def evaluate(
         str | None,
         typer.Option(help="per-group report by manifest columns, e.g. race,gender,age_decade or race+gender"),
     ] = None,
-    min_group: Annotated[int, typer.Option(help="groups with fewer held-out faces are flagged")] = 30,
+    min_group: Annotated[int, typer.Option(min=0, help="groups with fewer held-out faces are flagged")] = 30,
     priors: Priors = None,
     peers: Peers = True,
     overwrite: Annotated[bool, typer.Option(help="replace a report already in --out")] = False,
@@ -135,7 +135,7 @@ def predict(
         ),
     ] = None,
     batch_size: Annotated[
-        int, typer.Option(help="photos per model call (16 measured fastest on CPU: larger batches run slower)")
+        int, typer.Option(min=1, help="photos per model call (16 measured fastest on CPU: larger batches run slower)")
     ] = 16,
     also: Also = None,
     voting: Voting = "soft",
@@ -150,12 +150,13 @@ def predict(
     detect_max_side: Annotated[
         int | None,
         typer.Option(
+            min=0,
             help="detect faces (photos with --faces, video frames) on copies shrunk to this longer side (faster; "
-            "misses small faces)"
+            "misses small faces)",
         ),
     ] = None,
-    every: Annotated[int, typer.Option(help="videos: use every N-th frame")] = 1,
-    fps: Annotated[float | None, typer.Option(help="videos: use about this many frames per second")] = None,
+    every: Annotated[int, typer.Option(min=1, help="videos: use every N-th frame")] = 1,
+    fps: Annotated[float | None, typer.Option(min=0.01, help="videos: use about this many frames per second")] = None,
 ) -> None:
     """Predict mask, gender and age; one CSV row per face (or per image with --no-faces), with probabilities.
     Videos (.mp4, .mov, .avi, .mkv, ...) get every face tracked: OUT.frames.csv (a row per frame and face) and
@@ -481,7 +482,7 @@ def _check_can_listen(host: str, port: int) -> None:
 def cam(
     checkpoint: Annotated[Path, typer.Argument(help="a .ckpt written by faceattr train")],
     images: Annotated[list[Path] | None, typer.Argument(help="images to explain")] = None,
-    worst: Annotated[int, typer.Option(help="also explain the N worst-classified validation images")] = 0,
+    worst: Annotated[int, typer.Option(min=0, help="also explain the N worst-classified validation images")] = 0,
     heads: Annotated[str | None, typer.Option(help="heads to explain, e.g. mask,gender (default: all)")] = None,
     out: Annotated[Path, typer.Option(help="folder for the side-by-side PNGs")] = Path("cam"),
     overwrite: OverwriteFlag = False,

@@ -134,7 +134,7 @@ def tune(
     config: ConfigPath = None,
     overrides: Overrides = None,
     trials: Annotated[
-        int | None, typer.Option(help="finished trials wanted in the study (default: tune.trials)")
+        int | None, typer.Option(min=1, help="finished trials wanted in the study (default: tune.trials)")
     ] = None,
 ) -> None:
     """Optuna study over tune.space with pruning; resumable from its SQLite file; writes best.yaml."""
