@@ -50,6 +50,16 @@ def test_unknown_key_in_yaml_names_the_file(tmp_path):
         ("seed=-1", "seed"),
         ("data.split_seed=-1", "data.split_seed"),
         ("data.image_size=100000", "data.image_size"),
+        ("data.max_train_samples=-1", "data.max_train_samples"),
+        ("model.dropout=1", "model.dropout"),
+        ("optim.momentum=-0.5", "optim.momentum"),
+        ("scheduler.gamma=0", "scheduler.gamma"),
+        ("scheduler.min_lr_ratio=2", "scheduler.min_lr_ratio"),
+        ("train.log_every_n_steps=0", "train.log_every_n_steps"),
+        ("trainer.gradient_clip_val=-1", "trainer.gradient_clip_val"),
+        ("faces.min_face_size=-1", "faces.min_face_size"),
+        ("tta.scale=0.5", "tta.scale"),
+        ("tta.pitch=0", "tta.pitch"),
     ],
 )
 def test_values_that_make_no_sense_are_refused(override, key):

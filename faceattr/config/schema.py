@@ -113,6 +113,8 @@ class DataConfig:
         check(self.max_batch_size >= 1, "data.max_batch_size", "must be a positive integer")
         check(0 < self.auto_batch_memory_fraction <= 0.9, "data.auto_batch_memory_fraction", "must be in (0, 0.9]")
         check(self.eval_batch_size >= 1, "data.eval_batch_size", "must be a positive integer")
+        for key in ("max_train_samples", "max_val_samples"):
+            check(getattr(self, key) >= 0, f"data.{key}", "is a count of faces: 0 = all, or a positive cap")
         check(32 <= self.image_size <= 1024, "data.image_size", "must be 32..1024 pixels (faces: 64-448 are usual)")
         check(0 <= self.split_seed < 2**32, "data.split_seed", "must be in 0..4294967295 (numpy's seeds)")
         check(self.folds >= 2, "data.folds", "needs at least 2 folds (one validates)")
@@ -146,6 +148,7 @@ class ModelConfig:
         check(self.freeze_backbone_epochs >= 0, "model.freeze_backbone_epochs", "must be >= 0")
         known_heads = tuple(TASK_CLASSES)
         check(len(self.heads) > 0, "model.heads", "needs at least one head")
+        check(0 <= self.dropout < 1, "model.dropout", "is a probability: use a value in [0, 1), e.g. 0.2")
         for head in self.heads:
             check(head in known_heads, "model.heads", f"unknown head '{head}'; valid: {known_heads}")
         for head, weight in self.loss_weights.items():
@@ -166,6 +169,7 @@ class OptimConfig:
         check(0 < self.lr < 10, "optim.lr", f"{self.lr} makes no sense; use a value like 1e-3")
         check(0 < self.backbone_lr_mult <= 10, "optim.backbone_lr_mult", "must be in (0, 10]")
         check(self.weight_decay >= 0, "optim.weight_decay", "must be >= 0")
+        check(0 <= self.momentum < 1, "optim.momentum", "must be in [0, 1), e.g. 0.9")
 
 
 @dataclass
@@ -203,6 +207,13 @@ class TTAConfig:
     scale: float = 1.1
     brightness: float = 0.1
     pitch: float = 0.8  # the pitch view's exponent g (augment.pitch's): < 1 shows a face looking down as if from lower
+
+    def check_values(self, check: Check) -> None:
+        """The `tta.*` view sizes that make no sense, each named with a sensible range."""
+        check(0 < self.shift < 0.5, "tta.shift", "is a share of the image side: use a value in (0, 0.5), e.g. 0.05")
+        check(1 <= self.scale <= 2, "tta.scale", "zooms in by this factor: use 1-2, e.g. 1.1")
+        check(-1 < self.brightness < 1, "tta.brightness", "scales the pixels by 1 + it: use (-1, 1), e.g. 0.1")
+        check(0 < self.pitch <= 3, "tta.pitch", "is the exponent rows are remapped by: use (0, 3], e.g. 0.8")
 
 
 @dataclass
@@ -263,6 +274,12 @@ class SchedulerConfig:
     min_lr_ratio: float = 0.01  # cosine: final lr as a share of the start lr
     per_step: bool = False  # true: the lr moves along the schedule every optimizer step, not once an epoch
     # (a 3-epoch cosine then anneals to its floor; once an epoch, its last epoch trains at 1/4 of the start lr)
+
+    def check_values(self, check: Check) -> None:
+        """The `scheduler.*` values that make no sense, each named with a sensible range."""
+        check(self.step_size >= 1, "scheduler.step_size", "is a count of epochs: at least 1")
+        check(0 < self.gamma <= 1, "scheduler.gamma", "is the lr's decay factor: use a value in (0, 1], e.g. 0.5")
+        check(0 <= self.min_lr_ratio <= 1, "scheduler.min_lr_ratio", "is a share of the start lr: use 0-1")
 
 
 @dataclass
@@ -347,6 +364,8 @@ class TrainConfig:
     def check_values(self, check: Check) -> None:
         """The `train.*` values that make no sense, each named with a sensible range."""
         check(self.epochs >= 1, "train.epochs", "must be at least 1")
+        check(self.early_stopping_patience >= 0, "train.early_stopping_patience", "is a count of epochs: 0 = off")
+        check(self.log_every_n_steps >= 1, "train.log_every_n_steps", "must be at least 1")
         check(self.on_nonfinite_loss in ("stop", "skip"), "train.on_nonfinite_loss", "must be stop or skip")
         check(self.monitor_mode in ("min", "max"), "train.monitor_mode", "must be min or max")
         check(0 <= self.ema_decay < 1, "train.ema_decay", "must be in [0, 1): 0 = off, 0.999 is usual")
@@ -365,6 +384,8 @@ class TrainerConfig:
     def check_values(self, check: Check) -> None:
         """The `trainer.*` values that make no sense, each named with a sensible range."""
         check(self.accumulate_grad_batches >= 1, "trainer.accumulate_grad_batches", "must be >= 1")
+        check(self.num_nodes >= 1, "trainer.num_nodes", "must be at least 1")
+        check(self.gradient_clip_val >= 0, "trainer.gradient_clip_val", "must be >= 0 (0 = off)")
 
 
 @dataclass
@@ -430,6 +451,8 @@ class FacesConfig:
             values = getattr(self, key)
             check(len(values) == 3 and all(0 < v < 1 for v in values), f"faces.{key}", "needs 3 values in (0, 1)")
         check(self.detect_max_side >= 0, "faces.detect_max_side", "must be 0 (full size) or a positive side")
+        for key in ("min_face_size", "upscale_to", "whole_image_max_side", "max_pixels"):
+            check(getattr(self, key) >= 0, f"faces.{key}", "is a size in pixels: use 0 or a positive value")
         for key in ("min_score", "relaxed_min_score"):
             value = getattr(self, key)
             check(value is None or 0 < value <= 1, f"faces.{key}", "must be in (0, 1], or empty for the detector's own")
