@@ -114,6 +114,20 @@ def test_evaluate_scores_the_heads_a_manifest_has_truth_for_and_refuses_one_with
     assert result.exit_code == 2 and "no row has a label" in " ".join(result.output.split())
 
 
+def test_evaluate_names_the_splits_and_folds_there_are_when_asked_for_one_that_is_not(
+    trained_run, competition_manifest, tmp_path
+):
+    halves = tmp_path / "halves.csv"
+    pd.read_csv(competition_manifest).assign(split="dev").to_csv(halves, index=False)
+    checkpoint = str(trained_run.best_checkpoint)
+    wrong_split = CliRunner().invoke(app, ["evaluate", checkpoint, "--manifest", str(halves), "--split", "test"])
+    assert wrong_split.exit_code == 2 and "no row has split 'test'; its splits: dev" in " ".join(
+        wrong_split.output.split()
+    )
+    wrong_fold = CliRunner().invoke(app, ["evaluate", checkpoint, "--fold", "7", "--out", str(tmp_path / "e")])
+    assert wrong_fold.exit_code == 2 and "the model's split has folds 0..2" in " ".join(wrong_fold.output.split())
+
+
 def test_predict_writes_one_row_per_image_and_reports_bad_files(trained_run, competition_root, tmp_path):
     images = competition_root / "eval" / "images"
     bad = tmp_path / "broken.jpg"

@@ -50,8 +50,13 @@ def evaluation_rows(
     if split is not None:
         if "split" not in frame:
             raise ManifestError(f"{path}: no 'split' column to select '{split}' from")
+        values = sorted(frame["split"].dropna().astype(str).unique())
+        if split not in values:
+            raise ManifestError(f"{path}: no row has split '{split}'; its splits: {', '.join(values) or 'none'}")
         frame = frame[frame["split"] == split].reset_index(drop=True)
     elif manifest is None or fold is not None:
+        if fold is not None and not 0 <= fold < d.folds:
+            raise ManifestError(f"--fold {fold}: the model's split has folds 0..{d.folds - 1}")
         folds = load_or_make_folds(frame, path, d.folds, d.split_seed)
         frame = frame[folds == (d.fold if fold is None else fold)].reset_index(drop=True)
     if frame.empty:
