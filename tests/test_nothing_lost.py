@@ -235,6 +235,8 @@ def test_the_second_pass_detects_on_a_bounded_copy_of_a_large_photo(name):
         ("framing", "--limit", "-5"),
         ("stats", "--max-images", "-1"),
         ("tune", "--trials", "0"),
+        ("suspects", "--min-confidence", "2"),
+        ("suspects", "--min-peer-confidence", "-0.1"),
     ],
 )
 def test_a_count_or_size_option_out_of_its_range_is_refused_by_name(command, option, value, tmp_path):

