@@ -246,6 +246,14 @@ def test_a_count_or_size_option_out_of_its_range_is_refused_by_name(command, opt
     assert result.exit_code == 2 and f"Invalid value for '{option}'" in said(result)
 
 
+def test_cv_reads_its_folds_each_once_and_names_a_list_it_cannot_read():
+    from faceattr.cli.training_commands import _fold_numbers
+
+    assert _fold_numbers("2,0,2") == [2, 0]  # a fold given twice is trained once
+    result = run("cv", "--folds", "a,b")
+    assert result.exit_code == 2 and "--folds a,b: fold numbers separated by commas" in said(result)
+
+
 def test_serve_says_at_once_when_it_cannot_listen_where_it_is_asked(trained_run):
     pytest.importorskip("uvicorn", reason="serving needs pip install 'faceattr[serve]'")
     with socket.create_server(("127.0.0.1", 0)) as taken:  # another program holds this port

@@ -93,6 +93,14 @@ def train(
         prepare_fast_predict([result.best_checkpoint])
 
 
+def _fold_numbers(text: str) -> list[int]:
+    """`--folds 0,2` as fold numbers, each once, in the order given."""
+    try:
+        return list(dict.fromkeys(int(part) for part in text.split(",")))
+    except ValueError:
+        raise FaceAttrError(f"--folds {text}: fold numbers separated by commas, e.g. 0,2") from None
+
+
 @app.command()
 def cv(
     config: ConfigPath = None,
@@ -107,9 +115,9 @@ def cv(
 
     try:
         cfg = load_config(config, overrides)
-        chosen = [int(f) for f in folds.split(",")] if folds else None
+        chosen = _fold_numbers(folds) if folds else None
         result = cross_validate(cfg, chosen, overwrite=overwrite, full_data=full)
-    except (FaceAttrError, ValueError) as e:
+    except FaceAttrError as e:
         _fail(e)
         return
     table = Table(title=f"cross-validation ({len(result.folds)} folds)")
