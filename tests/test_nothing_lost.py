@@ -254,6 +254,14 @@ def test_cv_reads_its_folds_each_once_and_names_a_list_it_cannot_read():
     assert result.exit_code == 2 and "--folds a,b: fold numbers separated by commas" in said(result)
 
 
+def test_an_unknown_voting_is_refused_even_for_one_model(trained_run, tmp_path):
+    Image.new("RGB", (64, 64)).save(tmp_path / "x.jpg")
+    result = run(
+        "predict", trained_run.best_checkpoint, tmp_path / "x.jpg", "--voting", "maj", "--out", tmp_path / "p.csv"
+    )
+    assert result.exit_code == 2 and "voting must be soft or hard, not 'maj'" in said(result)
+
+
 def test_serve_says_at_once_when_it_cannot_listen_where_it_is_asked(trained_run):
     pytest.importorskip("uvicorn", reason="serving needs pip install 'faceattr[serve]'")
     with socket.create_server(("127.0.0.1", 0)) as taken:  # another program holds this port

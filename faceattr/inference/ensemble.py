@@ -16,14 +16,20 @@ from faceattr.inference.predictor import BasePredictor, Predictions
 from faceattr.inference.profile import StageClock
 from faceattr.labels import TASKS
 
+VOTINGS = ("soft", "hard")
+
+
+def check_voting(voting: str) -> None:
+    if voting not in VOTINGS:
+        raise ConfigError(f"voting must be {' or '.join(VOTINGS)}, not '{voting}'")
+
 
 def vote(probs: list[np.ndarray], voting: str = "soft") -> np.ndarray:
     """Combine members' (N, C) probabilities: soft = mean; hard = share of argmax votes (+ soft tie-break)."""
+    check_voting(voting)
     soft = np.mean(probs, axis=0)
     if voting == "soft":
         return soft
-    if voting != "hard":
-        raise ConfigError(f"voting must be soft or hard, not '{voting}'")
     votes = np.mean([np.eye(p.shape[1])[p.argmax(1)] for p in probs], axis=0)
     return votes + 1e-6 * soft
 
@@ -36,8 +42,7 @@ def product18(probs: dict[str, np.ndarray]) -> np.ndarray:
 
 class EnsemblePredictor(BasePredictor):
     def __init__(self, members: list[BasePredictor], voting: str = "soft") -> None:
-        if voting not in ("soft", "hard"):
-            raise ConfigError(f"voting must be soft or hard, not '{voting}'")
+        check_voting(voting)
         self.members, self.voting = members, voting
         self.cfg = members[0].cfg
         self.tasks = [t for t in TASKS if any(t in m.tasks for m in members)]

@@ -36,6 +36,9 @@ def load_predictor(
     member's probabilities to instead of its own `priors.target` ({} = the probabilities as trained). `peers`:
     add the other projects' models a member's `ensemble.peers` names (each once); a peer sees the views (TTA) of
     the first faceattr model."""
+    from faceattr.inference.ensemble import check_voting
+
+    check_voting(voting)  # before any model loads, even one alone (which never votes)
     paths = list(path) if isinstance(path, list | tuple) else [path]
     members: list[BasePredictor] = []
     for p in paths:
