@@ -74,6 +74,21 @@ def test_training_from_the_cache_via_the_command_line(competition_manifest, tmp_
     assert trained.best_checkpoint.is_file()
 
 
+def test_a_cache_of_other_images_is_said_and_the_rest_decoded_from_their_files(competition_manifest, tmp_path, caplog):
+    from faceattr.training import train
+
+    half = tmp_path / "half.csv"
+    frame = pd.read_csv(competition_manifest)
+    frame.head(len(frame) // 2).to_csv(half, index=False)  # e.g. a cache built from another manifest
+    result = CliRunner().invoke(app, ["cache", str(half), "--size", "64", "--out", str(tmp_path / "half.npy")])
+    assert result.exit_code == 0, result.output
+    overrides = tiny_overrides(
+        competition_manifest, tmp_path, **{"data.decoded_cache": tmp_path / "half.npy", "train.epochs": 1}
+    )
+    assert train(load_config(None, overrides)).best_checkpoint.is_file()
+    assert "the rest are decoded from their files" in caplog.text
+
+
 def test_the_cache_is_named_after_the_manifest_and_never_replaces_a_file(competition_manifest, tmp_path):
     """The default name keeps its size (two sizes, two caches), and neither a cache nor a user's file of the
     same name is replaced without --overwrite."""

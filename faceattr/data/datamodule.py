@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +24,8 @@ from faceattr.data.split import load_or_make_folds
 from faceattr.data.transforms import eval_transform, train_transform
 from faceattr.errors import ImageLoadError, ManifestError
 from faceattr.labels import CLASSIFICATION_TASKS, TASK_CLASSES, YOUNG_THRESHOLD
+
+log = logging.getLogger(__name__)
 
 TARGETS = (*CLASSIFICATION_TASKS, "label18")
 # (row index, image, targets, seed, cache scale) -> (image, targets): an augmentation that may change labels
@@ -205,6 +208,13 @@ class FaceDataModule(L.LightningDataModule):
         cache = (
             DecodedCache(self.cfg.data.decoded_cache, self.cfg.data.image_size) if self.cfg.data.decoded_cache else None
         )
+        if cache is not None and (missing := int((~frame["path"].astype(str).isin(cache.row_of)).sum())):
+            log.warning(  # e.g. a cache built from another manifest: right, but decoded from the files, slowly
+                "data.decoded_cache holds %d of these %d images; the rest are decoded from their files "
+                "(build it from this manifest with `faceattr cache`)",
+                len(frame) - missing,
+                len(frame),
+            )
         return DataLoader(
             FaceDataset(
                 frame,
