@@ -12,10 +12,11 @@ from pathlib import Path
 
 from rich.console import Console
 
-from faceattr.atomic import write_csv
+from faceattr.atomic import refuse_file_as_folder, write_csv
 from faceattr.config import load_config
 from faceattr.data.drawn_faces import make_competition_dataset
 from faceattr.data.prepare import PrepareOptions, prepare
+from faceattr.errors import FaceAttrError
 from faceattr.inference.checkpoint_predictor import Predictor
 from faceattr.inference.inputs import collect_images
 from faceattr.inference.outputs import predictions_table, submission
@@ -41,6 +42,20 @@ def demo_overrides(workdir: Path, manifest: Path, epochs: int) -> list[str]:
     ]
 
 
+DEMO_MARKER = ".faceattr-demo"  # what makes a folder a demo's, the only kind a demo writes over
+
+
+def check_demo_folder(workdir: Path) -> None:
+    """The demo writes data/, runs/, manifest.csv, predictions.csv and submission.csv into its folder and replaces
+    them on the next run, so a folder that holds anything else is refused: a user's files are never written over."""
+    refuse_file_as_folder(workdir, "--dir")
+    if workdir.is_dir() and any(workdir.iterdir()) and not (workdir / DEMO_MARKER).is_file():
+        raise FaceAttrError(
+            f"--dir {workdir} holds files that are not a faceattr demo's, and the demo would write over some of them "
+            "(manifest.csv, predictions.csv, ...): give a new or empty folder"
+        )
+
+
 def run_demo(
     workdir: Path | None,
     persons: int = 60,
@@ -51,7 +66,9 @@ def run_demo(
     console = console or Console()
     start = time.time()
     workdir = Path(workdir or tempfile.mkdtemp(prefix="faceattr-demo-"))
+    check_demo_folder(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / DEMO_MARKER).touch()  # the folder is the demo's own from here: a second demo there starts over
     console.rule("faceattr demo: a smoke run on synthetic faces, not a benchmark")
 
     data_root = make_competition_dataset(workdir / "data", persons=persons, eval_persons=4, seed=0)

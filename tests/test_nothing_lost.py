@@ -262,6 +262,19 @@ def test_an_unknown_voting_is_refused_even_for_one_model(trained_run, tmp_path):
     assert result.exit_code == 2 and "voting must be soft or hard, not 'maj'" in said(result)
 
 
+def test_the_demo_never_writes_into_a_folder_of_the_users_and_starts_over_in_its_own(tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "manifest.csv").write_text("a user's manifest")
+    result = run("demo", "--dir", mine, "--persons", "10", "--epochs", "1")
+    assert result.exit_code == 2 and "holds files that are not a faceattr demo's" in said(result)
+    assert sorted(p.name for p in mine.iterdir()) == ["manifest.csv"]
+    assert (mine / "manifest.csv").read_text() == "a user's manifest"
+    for _ in range(2):  # a folder the demo made is its own: the second run replaces the first
+        result = run("demo", "--dir", tmp_path / "demo", "--persons", "10", "--epochs", "1")
+        assert result.exit_code == 0, result.output
+
+
 def test_serve_says_at_once_when_it_cannot_listen_where_it_is_asked(trained_run):
     pytest.importorskip("uvicorn", reason="serving needs pip install 'faceattr[serve]'")
     with socket.create_server(("127.0.0.1", 0)) as taken:  # another program holds this port

@@ -161,8 +161,8 @@ def tune(
 @app.command()
 def demo(
     workdir: Annotated[Path | None, typer.Option("--dir", help="where to build (default: a temp folder)")] = None,
-    persons: Annotated[int, typer.Option(help="synthetic people (7 photos each)")] = 60,
-    epochs: int = 4,
+    persons: Annotated[int, typer.Option(min=10, help="synthetic people (7 photos each)")] = 60,
+    epochs: Annotated[int, typer.Option(min=1)] = 4,
     overrides: Overrides = None,
 ) -> None:
     """Smoke run on a shipped synthetic dataset: build it, prepare, train, evaluate, predict, submit (CPU, <3 min)."""
