@@ -262,6 +262,17 @@ def test_an_unknown_voting_is_refused_even_for_one_model(trained_run, tmp_path):
     assert result.exit_code == 2 and "voting must be soft or hard, not 'maj'" in said(result)
 
 
+def test_stats_and_evaluate_never_write_over_a_file_of_a_name_they_use(trained_run, competition_manifest, tmp_path):
+    for command, name in (("stats", "skipped.csv"), ("stats", "counts.png"), ("evaluate", "confusion_mask.png")):
+        folder = tmp_path / f"{command}_{name}"
+        folder.mkdir()
+        (folder / name).write_text("a user's file")
+        first = competition_manifest if command == "stats" else trained_run.best_checkpoint
+        result = run(command, first, "--out", folder)
+        assert result.exit_code == 2 and "--overwrite" in said(result), (command, name)
+        assert [p.name for p in folder.iterdir()] == [name] and (folder / name).read_text() == "a user's file"
+
+
 def test_the_demo_never_writes_into_a_folder_of_the_users_and_starts_over_in_its_own(tmp_path):
     mine = tmp_path / "mine"
     mine.mkdir()

@@ -379,11 +379,11 @@ def stats(
 ) -> None:
     """Counts per class, age by gender, images per person, image sizes, per-channel mean/std; plots + report."""
     from faceattr.data.manifest import read_manifest
-    from faceattr.reports.stats import dataset_stats, write_normalization
+    from faceattr.reports.stats import STATS_FILES, dataset_stats, write_normalization
 
     try:
         refuse_file_as_folder(out, "--out")
-        refuse_existing([out / "report.md", out / "stats.json"], overwrite)
+        refuse_existing([out / name for name in STATS_FILES], overwrite)
         result = dataset_stats(read_manifest(manifest, old_threshold), out, old_threshold, max_images)
         summary = result.summary
         console.print(

@@ -69,13 +69,25 @@ def evaluation_rows(
     return frame
 
 
-REPORT_FILES = ("metrics.json", "predictions.csv", "model_card.md", "per_class.csv", "skipped.csv", "groups.md")
+# every file an evaluation writes (per task where a name has *): a folder holding any of them holds a report
+REPORT_FILES = (
+    "metrics.json",
+    "predictions.csv",
+    "model_card.md",
+    "per_class.csv",
+    "skipped.csv",
+    "groups.md",
+    "groups_*.png",
+    "confusion_*.png",
+    "mistakes_*.png",
+    "age_error_by_decade.*",
+)
 
 
 def check_report_folder(out: Path, overwrite: bool) -> None:
     """Refuse, before any work, an --out that is a file or already holds an evaluation report (unless `overwrite`)."""
     refuse_file_as_folder(out, "--out")
-    existing = [out / name for name in REPORT_FILES if (out / name).exists()]
+    existing = [found for pattern in REPORT_FILES for found in sorted(out.glob(pattern))] if out.is_dir() else []
     if existing and not overwrite:
         raise FaceAttrError(
             f"{existing[0]} already exists: {out} holds a report; pick another --out or pass --overwrite to replace it"

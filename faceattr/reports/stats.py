@@ -86,6 +86,18 @@ def _bar_panel(ax, table: pd.DataFrame, title: str) -> None:
     ax.tick_params(axis="x", rotation=60, labelsize=7)
 
 
+# every file `dataset_stats` writes (or, for skipped.csv, replaces): `stats` refuses a folder holding any of them
+STATS_FILES = (
+    "counts.png",
+    "age_by_gender.png",
+    "images_per_person.png",
+    "image_sizes.png",
+    "skipped.csv",
+    "report.md",
+    "stats.json",
+)
+
+
 def dataset_stats(
     frame: pd.DataFrame,
     out_dir: str | Path,
@@ -94,7 +106,7 @@ def dataset_stats(
     seed: int = 0,
     progress: bool = True,
 ) -> StatsResult:
-    """Write counts.png, age_by_gender.png, images_per_person.png, image_sizes.png, report.md, stats.json."""
+    """Write STATS_FILES into `out_dir`."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     frame = frame[frame["source"] != "competition-eval"].reset_index(drop=True)
