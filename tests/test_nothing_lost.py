@@ -66,17 +66,6 @@ def test_overwrite_keeps_the_old_run_when_the_new_one_fails_before_training(tmp_
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["mask"]  # nothing set aside left behind
 
 
-def test_a_head_no_training_row_has_a_label_for_is_refused_before_training(competition_manifest, tmp_path):
-    from faceattr.training import train
-
-    unlabelled = tmp_path / "boxes_only.csv"  # e.g. `prepare boxes` on photos nobody labelled, then `crop`
-    pd.read_csv(competition_manifest).assign(gender=-1, label18=-1).to_csv(unlabelled, index=False)
-    cfg = load_config(None, tiny_overrides(unlabelled, tmp_path / "runs"))
-    with pytest.raises(ManifestError, match=r"no training row has a label for the head\(s\) gender.*mask,age_bin"):
-        train(cfg)
-    assert not (tmp_path / "runs" / "tiny").exists()
-
-
 def test_overwrite_replaces_a_run_once_the_new_one_trained(competition_manifest, tmp_path):
     from faceattr.training import train
 
@@ -222,79 +211,6 @@ def test_the_second_pass_detects_on_a_bounded_copy_of_a_large_photo(name):
 # 5. stalled uploads are dropped, real requests keep their answers
 
 
-@pytest.mark.parametrize(
-    "command, option, value",
-    [
-        ("predict", "--batch-size", "0"),
-        ("predict", "--every", "0"),
-        ("predict", "--fps", "-2"),
-        ("predict", "--detect-max-side", "-1"),
-        ("evaluate", "--min-group", "-1"),
-        ("cam", "--worst", "-1"),
-        ("prepare", "--folds", "1"),
-        ("framing", "--limit", "-5"),
-        ("stats", "--max-images", "-1"),
-        ("tune", "--trials", "0"),
-        ("suspects", "--min-confidence", "2"),
-        ("suspects", "--min-peer-confidence", "-0.1"),
-    ],
-)
-def test_a_count_or_size_option_out_of_its_range_is_refused_by_name(command, option, value, tmp_path):
-    first = {"predict": ["x.ckpt", "photo.jpg"], "evaluate": ["x.ckpt"], "cam": ["x.ckpt"], "tune": []}
-    args = first.get(command, ["manifest", "m.csv"] if command == "prepare" else ["m.csv"])
-    result = run(command, *args, option, value)
-    assert result.exit_code == 2 and f"Invalid value for '{option}'" in said(result)
-
-
-def test_cv_reads_its_folds_each_once_and_names_a_list_it_cannot_read():
-    from faceattr.cli.training_commands import _fold_numbers
-
-    assert _fold_numbers("2,0,2") == [2, 0]  # a fold given twice is trained once
-    result = run("cv", "--folds", "a,b")
-    assert result.exit_code == 2 and "--folds a,b: fold numbers separated by commas" in said(result)
-
-
-def test_an_unknown_voting_is_refused_even_for_one_model(trained_run, tmp_path):
-    Image.new("RGB", (64, 64)).save(tmp_path / "x.jpg")
-    result = run(
-        "predict", trained_run.best_checkpoint, tmp_path / "x.jpg", "--voting", "maj", "--out", tmp_path / "p.csv"
-    )
-    assert result.exit_code == 2 and "voting must be soft or hard, not 'maj'" in said(result)
-
-
-def test_stats_and_evaluate_never_write_over_a_file_of_a_name_they_use(trained_run, competition_manifest, tmp_path):
-    for command, name in (("stats", "skipped.csv"), ("stats", "counts.png"), ("evaluate", "confusion_mask.png")):
-        folder = tmp_path / f"{command}_{name}"
-        folder.mkdir()
-        (folder / name).write_text("a user's file")
-        first = competition_manifest if command == "stats" else trained_run.best_checkpoint
-        result = run(command, first, "--out", folder)
-        assert result.exit_code == 2 and "--overwrite" in said(result), (command, name)
-        assert [p.name for p in folder.iterdir()] == [name] and (folder / name).read_text() == "a user's file"
-
-
-def test_the_demo_never_writes_into_a_folder_of_the_users_and_starts_over_in_its_own(tmp_path):
-    mine = tmp_path / "mine"
-    mine.mkdir()
-    (mine / "manifest.csv").write_text("a user's manifest")
-    result = run("demo", "--dir", mine, "--persons", "10", "--epochs", "1")
-    assert result.exit_code == 2 and "holds files that are not a faceattr demo's" in said(result)
-    assert sorted(p.name for p in mine.iterdir()) == ["manifest.csv"]
-    assert (mine / "manifest.csv").read_text() == "a user's manifest"
-    for _ in range(2):  # a folder the demo made is its own: the second run replaces the first
-        result = run("demo", "--dir", tmp_path / "demo", "--persons", "10", "--epochs", "1")
-        assert result.exit_code == 0, result.output
-
-
-def test_serve_says_at_once_when_it_cannot_listen_where_it_is_asked(trained_run):
-    pytest.importorskip("uvicorn", reason="serving needs pip install 'faceattr[serve]'")
-    with socket.create_server(("127.0.0.1", 0)) as taken:  # another program holds this port
-        port = taken.getsockname()[1]
-        result = run("serve", "--checkpoint", trained_run.best_checkpoint, "--host", "127.0.0.1", "--port", port)
-    assert result.exit_code == 2 and f"cannot listen on 127.0.0.1:{port}" in said(result)
-    assert "serving" not in result.output  # said before the model loads, not after "serving ... on"
-
-
 @pytest.fixture
 def stall_server(trained_run):
     pytest.importorskip("uvicorn", reason="serving needs pip install 'faceattr[serve]'")
@@ -422,6 +338,62 @@ def test_a_refused_resume_writes_nothing(trained_run, competition_manifest, tmp_
     assert {name: (run_dir / name).read_bytes() for name in before} == before
 
 
+def test_stats_and_evaluate_never_write_over_a_file_of_a_name_they_use(trained_run, competition_manifest, tmp_path):
+    for command, name in (("stats", "skipped.csv"), ("stats", "counts.png"), ("evaluate", "confusion_mask.png")):
+        folder = tmp_path / f"{command}_{name}"
+        folder.mkdir()
+        (folder / name).write_text("a user's file")
+        first = competition_manifest if command == "stats" else trained_run.best_checkpoint
+        result = run(command, first, "--out", folder)
+        assert result.exit_code == 2 and "--overwrite" in said(result), (command, name)
+        assert [p.name for p in folder.iterdir()] == [name] and (folder / name).read_text() == "a user's file"
+
+
+def test_the_demo_never_writes_into_a_folder_of_the_users_and_starts_over_in_its_own(tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "manifest.csv").write_text("a user's manifest")
+    result = run("demo", "--dir", mine, "--persons", "10", "--epochs", "1")
+    assert result.exit_code == 2 and "holds files that are not a faceattr demo's" in said(result)
+    assert sorted(p.name for p in mine.iterdir()) == ["manifest.csv"]
+    assert (mine / "manifest.csv").read_text() == "a user's manifest"
+    for _ in range(2):  # a folder the demo made is its own: the second run replaces the first
+        result = run("demo", "--dir", tmp_path / "demo", "--persons", "10", "--epochs", "1")
+        assert result.exit_code == 0, result.output
+
+
+def test_a_file_output_that_is_a_folder_and_a_cache_folder_that_is_a_file_are_refused_up_front(
+    trained_run, competition_manifest, tmp_path
+):
+    from faceattr.training import train
+
+    folder = tmp_path / "results"
+    (folder / "keep").mkdir(parents=True)
+    for args in (
+        ("crop", competition_manifest, "--cache", tmp_path / "cache", "--out", folder, "--overwrite"),
+        ("export", trained_run.best_checkpoint, "--out", folder, "--overwrite"),
+    ):
+        result = run(*args)
+        assert result.exit_code == 2 and "is a folder, and this output is a file" in said(result)
+        assert (folder / "keep").is_dir()
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    checkpoint, photo = trained_run.best_checkpoint, tmp_path / "x.jpg"
+    Image.new("RGB", (64, 64)).save(photo)
+    for option, args in (
+        ("--cache", ("crop", competition_manifest, "--cache", notes, "--out", tmp_path / "crops.csv")),
+        ("--out", ("stats", competition_manifest, "--out", notes)),
+        ("--out", ("cam", checkpoint, photo, "--out", notes / "sheets")),
+        ("--draw", ("predict", checkpoint, photo, "--faces", "--draw", notes, "--out", tmp_path / "p.csv")),
+        ("--out", ("evaluate", checkpoint, "--out", notes)),
+    ):
+        result = run(*args)
+        assert result.exit_code == 2 and f"is a file, and {option} names a folder" in said(result), args
+    with pytest.raises(FaceAttrError, match=r"is a file, and run\.dir/run\.name names a folder"):
+        train(load_config(None, tiny_overrides(competition_manifest, notes)))
+    assert notes.read_text() == "mine" and not (tmp_path / "crops.csv").exists() and not (tmp_path / "p.csv").exists()
+
+
 # 9. clear errors instead of tracebacks
 
 
@@ -523,6 +495,66 @@ def test_prepare_says_when_conflicting_duplicates_emptied_the_set(tmp_path):
     assert "--no-drop-duplicates" in said(result)
 
 
+@pytest.mark.parametrize(
+    "command, option, value",
+    [
+        ("predict", "--batch-size", "0"),
+        ("predict", "--every", "0"),
+        ("predict", "--fps", "-2"),
+        ("predict", "--detect-max-side", "-1"),
+        ("evaluate", "--min-group", "-1"),
+        ("cam", "--worst", "-1"),
+        ("prepare", "--folds", "1"),
+        ("framing", "--limit", "-5"),
+        ("stats", "--max-images", "-1"),
+        ("tune", "--trials", "0"),
+        ("suspects", "--min-confidence", "2"),
+        ("suspects", "--min-peer-confidence", "-0.1"),
+    ],
+)
+def test_a_count_or_size_option_out_of_its_range_is_refused_by_name(command, option, value, tmp_path):
+    first = {"predict": ["x.ckpt", "photo.jpg"], "evaluate": ["x.ckpt"], "cam": ["x.ckpt"], "tune": []}
+    args = first.get(command, ["manifest", "m.csv"] if command == "prepare" else ["m.csv"])
+    result = run(command, *args, option, value)
+    assert result.exit_code == 2 and f"Invalid value for '{option}'" in said(result)
+
+
+def test_cv_reads_its_folds_each_once_and_names_a_list_it_cannot_read():
+    from faceattr.cli.training_commands import _fold_numbers
+
+    assert _fold_numbers("2,0,2") == [2, 0]  # a fold given twice is trained once
+    result = run("cv", "--folds", "a,b")
+    assert result.exit_code == 2 and "--folds a,b: fold numbers separated by commas" in said(result)
+
+
+def test_an_unknown_voting_is_refused_even_for_one_model(trained_run, tmp_path):
+    Image.new("RGB", (64, 64)).save(tmp_path / "x.jpg")
+    result = run(
+        "predict", trained_run.best_checkpoint, tmp_path / "x.jpg", "--voting", "maj", "--out", tmp_path / "p.csv"
+    )
+    assert result.exit_code == 2 and "voting must be soft or hard, not 'maj'" in said(result)
+
+
+def test_serve_says_at_once_when_it_cannot_listen_where_it_is_asked(trained_run):
+    pytest.importorskip("uvicorn", reason="serving needs pip install 'faceattr[serve]'")
+    with socket.create_server(("127.0.0.1", 0)) as taken:  # another program holds this port
+        port = taken.getsockname()[1]
+        result = run("serve", "--checkpoint", trained_run.best_checkpoint, "--host", "127.0.0.1", "--port", port)
+    assert result.exit_code == 2 and f"cannot listen on 127.0.0.1:{port}" in said(result)
+    assert "serving" not in result.output  # said before the model loads, not after "serving ... on"
+
+
+def test_a_head_no_training_row_has_a_label_for_is_refused_before_training(competition_manifest, tmp_path):
+    from faceattr.training import train
+
+    unlabelled = tmp_path / "boxes_only.csv"  # e.g. `prepare boxes` on photos nobody labelled, then `crop`
+    pd.read_csv(competition_manifest).assign(gender=-1, label18=-1).to_csv(unlabelled, index=False)
+    cfg = load_config(None, tiny_overrides(unlabelled, tmp_path / "runs"))
+    with pytest.raises(ManifestError, match=r"no training row has a label for the head\(s\) gender.*mask,age_bin"):
+        train(cfg)
+    assert not (tmp_path / "runs" / "tiny").exists()
+
+
 # 10. no confident nonsense
 
 
@@ -577,38 +609,6 @@ def test_paths_outside_a_csv_folder_are_said(tmp_path, caplog):
     table.write_text("path,person_id\n../a.jpg,p1\n")
     read_csv_table(table)
     assert "lead outside the CSV's folder" in caplog.text
-
-
-def test_a_file_output_that_is_a_folder_and_a_cache_folder_that_is_a_file_are_refused_up_front(
-    trained_run, competition_manifest, tmp_path
-):
-    from faceattr.training import train
-
-    folder = tmp_path / "results"
-    (folder / "keep").mkdir(parents=True)
-    for args in (
-        ("crop", competition_manifest, "--cache", tmp_path / "cache", "--out", folder, "--overwrite"),
-        ("export", trained_run.best_checkpoint, "--out", folder, "--overwrite"),
-    ):
-        result = run(*args)
-        assert result.exit_code == 2 and "is a folder, and this output is a file" in said(result)
-        assert (folder / "keep").is_dir()
-    notes = tmp_path / "notes.txt"
-    notes.write_text("mine")
-    checkpoint, photo = trained_run.best_checkpoint, tmp_path / "x.jpg"
-    Image.new("RGB", (64, 64)).save(photo)
-    for option, args in (
-        ("--cache", ("crop", competition_manifest, "--cache", notes, "--out", tmp_path / "crops.csv")),
-        ("--out", ("stats", competition_manifest, "--out", notes)),
-        ("--out", ("cam", checkpoint, photo, "--out", notes / "sheets")),
-        ("--draw", ("predict", checkpoint, photo, "--faces", "--draw", notes, "--out", tmp_path / "p.csv")),
-        ("--out", ("evaluate", checkpoint, "--out", notes)),
-    ):
-        result = run(*args)
-        assert result.exit_code == 2 and f"is a file, and {option} names a folder" in said(result), args
-    with pytest.raises(FaceAttrError, match=r"is a file, and run\.dir/run\.name names a folder"):
-        train(load_config(None, tiny_overrides(competition_manifest, notes)))
-    assert notes.read_text() == "mine" and not (tmp_path / "crops.csv").exists() and not (tmp_path / "p.csv").exists()
 
 
 def test_export_crop_and_stats_replace_their_outputs_only_with_overwrite(trained_run, competition_manifest, tmp_path):
