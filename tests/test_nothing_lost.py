@@ -510,6 +510,7 @@ def test_prepare_says_when_conflicting_duplicates_emptied_the_set(tmp_path):
         ("tune", "--trials", "0"),
         ("suspects", "--min-confidence", "2"),
         ("suspects", "--min-peer-confidence", "-0.1"),
+        ("cache", "--size", "0"),
     ],
 )
 def test_a_count_or_size_option_out_of_its_range_is_refused_by_name(command, option, value, tmp_path):

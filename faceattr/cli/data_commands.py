@@ -342,7 +342,9 @@ def framing(
 @app.command("cache")
 def decoded_cache(
     manifest: Annotated[Path, typer.Argument(help="manifest whose images to decode once")],
-    size: Annotated[int, typer.Option(help="square side in pixels; at least the data.image_size you train at")] = 160,
+    size: Annotated[
+        int, typer.Option(min=32, max=1024, help="square side in pixels; at least the data.image_size you train at")
+    ] = 160,
     out: Annotated[Path | None, typer.Option(help="cache file (default: <manifest>.decoded-<size>.npy)")] = None,
     overwrite: OverwriteFlag = False,
 ) -> None:
