@@ -307,7 +307,7 @@ def test_masker_draws_a_mask_and_relabels_only_unmasked_faces_with_landmarks():
         targets = {"mask": torch.tensor(int(frame["mask"][row])), "gender": torch.tensor(0), "age_bin": torch.tensor(0)}
         image, out = masker(row, _photo(), targets, 3)
         assert np.array_equal(image, _photo()) and out is targets
-    with pytest.raises(ManifestError, match="faceattr crop"):
+    with pytest.raises(ManifestError, match=r"faceattr framing MANIFEST --landmarks.*faceattr crop"):
         SyntheticMasker(frame.drop(columns=["landmarks"]), 0.5, 0.5)
 
 

@@ -22,8 +22,9 @@ class SyntheticMasker:
     def __init__(self, frame: pd.DataFrame, p: float, incorrect: float) -> None:
         if "landmarks" not in frame or "face_box" not in frame:
             raise ManifestError(
-                "augment.synthetic_mask_p needs face landmarks in the manifest; run `faceattr crop` on it "
-                "(it records them) and train on the crops manifest"
+                "augment.synthetic_mask_p needs face landmarks in the manifest: record them with `faceattr framing "
+                "MANIFEST --landmarks` (face crops, e.g. UTKFace) or `faceattr crop MANIFEST` (photos), and train on "
+                "the manifest it writes"
             )
         self.p, self.incorrect = p, incorrect
         self.landmarks = [parse_points(t, 5) for t in frame["landmarks"]]
