@@ -76,6 +76,8 @@ def test_every_augmentation_probability_outside_0_to_1_is_refused(key):
 def test_missing_config_file_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError, match="is a folder, not a YAML file"):
+        load_config(tmp_path)
 
 
 def test_shipped_presets_load():

@@ -84,7 +84,8 @@ def _read_with_bases(path: Path, seen: tuple[Path, ...] = ()) -> list[tuple[Path
     """A config file and, first, the chain of files its `base:` key names (a path relative to the file), so a
     recipe states only how it differs from the one it builds on, as mmdetection's `_base_` does."""
     if not path.is_file():
-        raise ConfigError(f"config file {path} not found; presets live in configs/ (e.g. configs/mask.yaml)")
+        what = "is a folder, not a YAML file" if path.is_dir() else "not found"
+        raise ConfigError(f"config file {path} {what}; presets live in configs/ (e.g. configs/mask.yaml)")
     try:
         loaded = OmegaConf.load(path)
     except Exception as e:
