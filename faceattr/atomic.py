@@ -116,11 +116,16 @@ def refuse_to_replace(path: str | Path, overwrite: bool, inputs: Iterable[str | 
         raise FaceAttrError(f"{path} already exists; pick another output or pass --overwrite to replace it")
 
 
+def nearest_on_disk(path: str | Path) -> Path:
+    """`path` itself if it exists, else its nearest parent that does: where writing under `path` will start."""
+    return next(p for p in (Path(path), *Path(path).parents) if p.exists())
+
+
 def refuse_file_as_folder(path: str | Path, option: str) -> None:
     """Before any work: a folder to write into (`option` names it) must not be, or lie under, an existing file."""
     from faceattr.errors import FaceAttrError
 
-    on_disk = next(p for p in (Path(path), *Path(path).parents) if p.exists())  # the nearest part that exists
+    on_disk = nearest_on_disk(path)
     if not on_disk.is_dir():
         raise FaceAttrError(f"{option} {path}: {on_disk} is a file, and {option} names a folder to write into")
 

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from faceattr.atomic import refuse_file_as_folder
+from faceattr.atomic import nearest_on_disk, refuse_file_as_folder
 from faceattr.cli.common import (
     TTA,
     Also,
@@ -267,9 +267,7 @@ def check_writable(out: Path) -> None:
 
     if out.is_dir():
         raise FaceAttrError(f"--out {out} is a folder; give a file name, e.g. --out {out / 'predictions.csv'}")
-    parent = out.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
+    parent = nearest_on_disk(out.parent)
     if not parent.is_dir():
         raise FaceAttrError(f"--out {out}: {parent} is a file, not a folder; pick another --out")
     if not os.access(parent, os.W_OK | os.X_OK):
