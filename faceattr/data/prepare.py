@@ -110,16 +110,10 @@ def person_folds(
     return make_folds(df, options.folds, options.split_seed), None
 
 
-def check_output(out: Path, roots: list[Path], overwrite: bool) -> None:
-    """Before reading anything: the manifest never replaces one of its own inputs, nor an existing file unless
-    `overwrite`."""
-    refuse_to_replace(out, overwrite, roots)
-
-
 def prepare(source: str, roots: list[Path], out: Path, options: PrepareOptions | None = None) -> Prepared:
     """Read, deduplicate, correct and split; then write the manifest, split, corrections log, eval manifest."""
     options = options or PrepareOptions()
-    check_output(out, roots, options.overwrite)
+    refuse_to_replace(out, options.overwrite, roots)  # before reading anything (an input, a folder, an existing file)
     df, problems, report = read_sources(source, roots, options)
     copies = conflicts = 0
     # several faces per photo (boxes, voc, yolo) share one photo file: not duplicates
