@@ -14,7 +14,7 @@ from faceattr.cli import app
 from faceattr.config import load_config
 from faceattr.errors import ConfigError
 from faceattr.reports.gallery import confident_mistakes
-from faceattr.reports.stats import ChannelStats, image_pass, write_normalization
+from faceattr.reports.stats import STATS_FILES, ChannelStats, image_pass, write_normalization
 from tests.conftest import tiny_overrides
 
 
@@ -47,6 +47,7 @@ def test_stats_writes_plots_report_and_puts_mean_std_into_a_config(competition_m
     assert result.exit_code == 0, result.output
     for name in ("counts.png", "age_by_gender.png", "images_per_person.png", "image_sizes.png"):
         assert Image.open(out / name).size[0] > 300
+    assert {f.name for f in out.iterdir()} <= set(STATS_FILES)  # what `stats` refuses to write over is all it writes
     summary = json.loads((out / "stats.json").read_text())
     assert summary["images"] == 15 * 7 and summary["people"] == 15
     assert summary["images_per_person"] == {"min": 7, "median": 7.0, "max": 7}

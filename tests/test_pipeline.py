@@ -2,6 +2,7 @@
 
 import json
 import os
+from fnmatch import fnmatch
 from pathlib import Path
 
 import pandas as pd
@@ -13,7 +14,7 @@ from typer.testing import CliRunner
 from faceattr.cli import app
 from faceattr.config import load_config
 from faceattr.errors import ConfigError
-from faceattr.reports.evaluate import evaluate
+from faceattr.reports.evaluate import REPORT_FILES, evaluate
 from faceattr.training import train
 from faceattr.training.fit import logged_rows
 from tests.conftest import tiny_overrides
@@ -58,6 +59,8 @@ def test_evaluate_writes_metrics_report_and_confusion_pngs(trained_run, tmp_path
         assert png.is_file() and Image.open(png).size[0] > 200
     report = pd.read_csv(tmp_path / "per_class.csv")
     assert len(report[report.task == "label18"]) == 18
+    written = [f.name for f in tmp_path.iterdir()]  # what evaluate refuses to write over is all it writes
+    assert all(any(fnmatch(name, pattern) for pattern in REPORT_FILES) for name in written), written
     assert "label18" in result.output and "macro F1" in result.output
 
 
