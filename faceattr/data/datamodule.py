@@ -18,7 +18,7 @@ from faceattr.data.align import Alignment
 from faceattr.data.decoded_cache import DecodedCache
 from faceattr.data.images import SkipReport, load_rgb
 from faceattr.data.landmarks import parse_points
-from faceattr.data.manifest import read_manifest
+from faceattr.data.manifest import read_manifest, unlabelled_heads
 from faceattr.data.samplers import EpochSeededSampler, balance_labels, inverse_frequency_weights
 from faceattr.data.split import load_or_make_folds
 from faceattr.data.transforms import eval_transform, train_transform
@@ -129,7 +129,7 @@ class FaceDataModule(L.LightningDataModule):
                 f"{d.manifest}: faces.align=true warps faces by their landmarks, and the manifest has none; make it "
                 "with `faceattr framing MANIFEST --landmarks` (face crops) or `faceattr crop` (photos)"
             )
-        unlabelled = [h for h in self.cfg.model.heads if h not in train or not (train[h] >= 0).any()]  # -1 or NaN
+        unlabelled = unlabelled_heads(train, self.cfg.model.heads)
         if unlabelled:
             labelled = [h for h in self.cfg.model.heads if h not in unlabelled]
             without = f", or train the other heads alone (model.heads=[{','.join(labelled)}])" if labelled else ""

@@ -70,6 +70,11 @@ def plain(value) -> object:
     return value.item() if isinstance(value, np.generic) else value
 
 
+def unlabelled_heads(frame: pd.DataFrame, heads: list[str]) -> list[str]:
+    """The heads no row of `frame` has a label for (each head reads its own column; unknown is -1, or NaN for age)."""
+    return [head for head in heads if head not in frame or not (frame[head] >= 0).any()]
+
+
 def write_manifest(df: pd.DataFrame, path: str | Path) -> Path:
     """Write as Parquet (.parquet) or CSV (anything else), atomically."""
     path = Path(path)

@@ -11,7 +11,7 @@ import pandas as pd
 from faceattr.atomic import refuse_file_as_folder, write_csv, write_json, write_text
 from faceattr.data.images import SkipReport
 from faceattr.data.landmarks import parse_points
-from faceattr.data.manifest import read_manifest
+from faceattr.data.manifest import read_manifest, unlabelled_heads
 from faceattr.data.split import load_or_make_folds
 from faceattr.errors import FaceAttrError, ManifestError
 from faceattr.inference.load import load_predictor
@@ -61,7 +61,7 @@ def evaluation_rows(
         frame = frame[folds == (d.fold if fold is None else fold)].reset_index(drop=True)
     if frame.empty:
         raise ManifestError(f"{path}: no labelled rows to evaluate")
-    if not any(t in frame and (frame[t] >= 0).any() for t in predictor.tasks):  # unknown: -1, or NaN for age
+    if len(unlabelled_heads(frame, predictor.tasks)) == len(predictor.tasks):  # no truth to score against
         raise ManifestError(
             f"{path}: no row has a label for the model's heads ({', '.join(predictor.tasks)}): evaluate scores "
             "predictions against the truth; `faceattr predict` labels faces that have none"
