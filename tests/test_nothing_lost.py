@@ -511,10 +511,12 @@ def test_prepare_says_when_conflicting_duplicates_emptied_the_set(tmp_path):
         ("suspects", "--min-confidence", "2"),
         ("suspects", "--min-peer-confidence", "-0.1"),
         ("cache", "--size", "0"),
+        ("export", "--opset", "9"),
+        ("export", "--opset", "21"),
     ],
 )
 def test_a_count_or_size_option_out_of_its_range_is_refused_by_name(command, option, value, tmp_path):
-    first = {"predict": ["x.ckpt", "photo.jpg"], "evaluate": ["x.ckpt"], "cam": ["x.ckpt"], "tune": []}
+    first = {"predict": ["x.ckpt", "photo.jpg"], "evaluate": ["x.ckpt"], "cam": ["x.ckpt"], "tune": [], "export": ["x.ckpt"]}
     args = first.get(command, ["manifest", "m.csv"] if command == "prepare" else ["m.csv"])
     result = run(command, *args, option, value)
     assert result.exit_code == 2 and f"Invalid value for '{option}'" in said(result)

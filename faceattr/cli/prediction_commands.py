@@ -407,7 +407,9 @@ def export(
         "model.onnx"
     ),
     format: Annotated[str, typer.Option("--format", help="onnx")] = "onnx",
-    opset: int = 17,
+    opset: Annotated[
+        int, typer.Option(min=11, max=20, help="ONNX opset: 11-20, the versions torch's exporter writes this model in")
+    ] = 17,
     overwrite: OverwriteFlag = False,
 ) -> None:
     """Export a checkpoint to ONNX (dynamic batch, one probability output per head) with a JSON sidecar."""
