@@ -81,6 +81,14 @@ def test_missing_and_too_large(tmp_path):
     assert err.value.reason == "too_many_pixels"
 
 
+def test_an_image_pillow_refuses_as_a_bomb_is_refused_with_our_limit(tmp_path, monkeypatch):
+    path = _save(Image.new("RGB", (100, 100)), tmp_path / "big.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # Pillow refuses at open above twice this
+    with pytest.raises(ImageLoadError) as err:
+        load_rgb(path, max_pixels=5000)
+    assert err.value.reason == "too_many_pixels" and "limit of 5000 pixels" in str(err.value)
+
+
 def test_source_file_is_not_modified(tmp_path):
     path = _save(Image.new("CMYK", (8, 8)), tmp_path / "c.jpg")
     before = path.read_bytes()

@@ -126,7 +126,8 @@ def decode_rgb(source: str | Path | bytes, name: str, max_pixels: int = MAX_PIXE
     except UnidentifiedImageError:
         raise ImageLoadError(name, "not_an_image", "not a format Pillow can read") from None
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as e:
-        raise ImageLoadError(name, "too_many_pixels", str(e)) from None
+        # Pillow's own bomb check fires before the size is read; say our limit, not Pillow's
+        raise ImageLoadError(name, "too_many_pixels", f"over the limit of {max_pixels} pixels ({e})") from None
     except OSError as e:
         reason = "truncated" if "truncated" in str(e).lower() else "corrupt"
         raise ImageLoadError(name, reason, str(e)) from None
