@@ -326,6 +326,22 @@ def test_prepare_never_replaces_its_own_input_or_an_existing_manifest(competitio
     assert result.exit_code == 2 and "already exists" in said(result) and out.read_text() == "mine"
 
 
+def test_predict_and_submit_never_write_over_their_inputs_even_with_overwrite(
+    trained_run, competition_root, tmp_path
+):
+    eval_dir = _eval_copy(competition_root, tmp_path)
+    info = (eval_dir / "info.csv").read_bytes()
+    result = run("submit", trained_run.best_checkpoint, eval_dir, "--out", eval_dir / "info.csv", "--overwrite")
+    assert result.exit_code == 2 and "is one of the inputs" in said(result)
+    assert (eval_dir / "info.csv").read_bytes() == info
+    photo = sorted((eval_dir / "images").iterdir())[0]
+    pixels = photo.read_bytes()
+    for out in (photo, trained_run.best_checkpoint):
+        result = run("predict", trained_run.best_checkpoint, eval_dir / "images", "--out", out, "--overwrite")
+        assert result.exit_code == 2 and "is one of the inputs" in said(result)
+    assert photo.read_bytes() == pixels
+
+
 def test_a_refused_resume_writes_nothing(trained_run, competition_manifest, tmp_path):
     from faceattr.training import train
 

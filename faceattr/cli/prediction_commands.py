@@ -176,7 +176,7 @@ def predict(
         if draw is not None:  # a folder of drawn copies, or one drawn video file inside a folder
             refuse_file_as_folder(draw.parent if draw.suffix.lower() in VIDEO_SUFFIXES else draw, "--draw")
         media = _media_in(inputs)
-        skips = fresh_skip_report(out, overwrite)
+        skips = fresh_skip_report(out, overwrite, inputs=[model, *(also or []), *inputs, *media])
         predictor = load_predictor(
             [model, *also] if also else model,
             voting=voting,
@@ -379,8 +379,7 @@ def pseudo_label(
     try:
         df = read_manifest(manifest)
         out = out or manifest.with_name(manifest.stem + ".pseudo" + manifest.suffix)
-        refuse_existing([out], overwrite, inputs=(manifest, checkpoint))
-        skips = fresh_skip_report(out, overwrite)
+        skips = fresh_skip_report(out, overwrite, inputs=(manifest, checkpoint))
         taught = pseudo_labels(checkpoint, df, task, keep, skips=skips)
     except FaceAttrError as e:
         _fail(e)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -46,16 +47,18 @@ def _not_ours(report: Path) -> bool:
         return True
 
 
-def fresh_skip_report(out: Path, overwrite: bool) -> SkipReport:
+def fresh_skip_report(out: Path, overwrite: bool, inputs: Iterable[str | Path] = ()) -> SkipReport:
     """The skipped-images report of output `out`: `<out stem>.skipped.csv`, named after its output so no other file
-    (a training run's own skipped.csv, say) is touched. An existing `out` is refused unless `overwrite`, and so is a
-    report that is not one of ours; our own report left by a run that wrote no output (a refused submission, say) is
-    replaced, so the re-run the error message suggests goes through."""
+    (a training run's own skipped.csv, say) is touched. An `out` that is one of the command's `inputs` is refused even
+    with `overwrite`, an existing one without it, and so is a report that is not one of ours; our own report left by
+    a run that wrote no output (a refused submission, say) is replaced, so the re-run the error message suggests
+    goes through."""
     report = skip_report_path(out)
-    outputs = [out, *video_outputs(out)]
-    existing = [p for p in outputs if p.exists()] or ([report] if report.exists() and _not_ours(report) else [])
-    if existing:
-        refuse_to_replace(existing[0], overwrite)
+    inputs = list(inputs)
+    for path in [out, *video_outputs(out)]:
+        refuse_to_replace(path, overwrite, inputs)
+    if report.exists() and _not_ours(report):
+        refuse_to_replace(report, overwrite, inputs)
     report.unlink(missing_ok=True)
     return SkipReport(report)
 
@@ -106,7 +109,7 @@ def submission(
         raise DatasetError(f"{info_path}: no 'ImageID' column (found {', '.join(info.columns)})")
     out = Path(out)
     paths = eval_image_paths(eval_dir, info["ImageID"])
-    skips = fresh_skip_report(out, overwrite)
+    skips = fresh_skip_report(out, overwrite, inputs=[info_path, predictor.source, *paths])
     if not all(t in predictor.tasks for t in CLASSIFICATION_TASKS):
         raise DatasetError("the checkpoint lacks one of the mask, gender and age_bin heads; it cannot fill 18 classes")
     if crop_faces if crop_faces is not None else predictor.cfg.faces.trained_on_crops:
