@@ -175,6 +175,35 @@ def on_one_gpu(trainer: L.Trainer) -> bool:
     return isinstance(trainer.accelerator, CUDAAccelerator) and trainer.world_size == 1
 
 
+def trainer_settings(cfg: Config) -> dict:
+    """The `trainer.*` keys Lightning checks, as its Trainer takes them."""
+    t = cfg.trainer
+    return dict(
+        accelerator=t.accelerator,
+        devices=t.devices,
+        precision=precision_of(cfg),
+        strategy=t.strategy,
+        num_nodes=t.num_nodes,
+    )
+
+
+def check_trainer_settings(cfg: Config) -> None:
+    """Lightning refuses an unknown accelerator, strategy or precision, or devices this machine lacks, only when
+    the Trainer is built, after the data is read: a bare Trainer built first refuses them before any work."""
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    lightning_log = logging.getLogger("lightning.pytorch")
+    level = lightning_log.level
+    lightning_log.setLevel(logging.WARNING)  # its "GPU available" lines come again with the real Trainer
+    try:
+        L.Trainer(**trainer_settings(cfg), logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    except (ValueError, TypeError, MisconfigurationException) as e:
+        keys = ", ".join(f"trainer.{k}={v}" for k, v in vars(cfg.trainer).items() if k in trainer_settings(cfg))
+        raise ConfigError(f"{keys}: Lightning refuses these settings: {e}") from None
+    finally:
+        lightning_log.setLevel(level)
+
+
 def build_trainer(cfg: Config, run_dir: Path, extra_callbacks: list | None = None) -> L.Trainer:
     t = cfg.train
     keep_last = t.full_data or t.monitor == "last"
@@ -201,12 +230,8 @@ def build_trainer(cfg: Config, run_dir: Path, extra_callbacks: list | None = Non
     return L.Trainer(
         default_root_dir=run_dir,
         max_epochs=t.epochs,
-        accelerator=cfg.trainer.accelerator,
-        devices=cfg.trainer.devices,
-        precision=precision_of(cfg),
+        **trainer_settings(cfg),
         accumulate_grad_batches=cfg.trainer.accumulate_grad_batches,
-        strategy=cfg.trainer.strategy,
-        num_nodes=cfg.trainer.num_nodes,
         gradient_clip_val=cfg.trainer.gradient_clip_val or None,
         callbacks=callbacks,
         logger=loggers,
@@ -292,6 +317,7 @@ def train(cfg: Config, overwrite: bool = False, resume: bool = False, callbacks:
     Everything is checked before anything is written: a run that fails before it has written anything (a bad
     manifest, say) leaves no empty run folder behind, and a run it was to replace (--overwrite) is put back."""
     check_monitor(cfg)
+    check_trainer_settings(cfg)
     last = run_dir_of(cfg) / "checkpoints" / "last.ckpt"
     if resume and not last.is_file():
         raise ConfigError(f"--resume: no {last} to resume from; start the run without --resume")
