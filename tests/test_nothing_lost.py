@@ -326,9 +326,7 @@ def test_prepare_never_replaces_its_own_input_or_an_existing_manifest(competitio
     assert result.exit_code == 2 and "already exists" in said(result) and out.read_text() == "mine"
 
 
-def test_predict_and_submit_never_write_over_their_inputs_even_with_overwrite(
-    trained_run, competition_root, tmp_path
-):
+def test_predict_and_submit_never_write_over_their_inputs_even_with_overwrite(trained_run, competition_root, tmp_path):
     eval_dir = _eval_copy(competition_root, tmp_path)
     info = (eval_dir / "info.csv").read_bytes()
     result = run("submit", trained_run.best_checkpoint, eval_dir, "--out", eval_dir / "info.csv", "--overwrite")
@@ -532,7 +530,13 @@ def test_prepare_says_when_conflicting_duplicates_emptied_the_set(tmp_path):
     ],
 )
 def test_a_count_or_size_option_out_of_its_range_is_refused_by_name(command, option, value, tmp_path):
-    first = {"predict": ["x.ckpt", "photo.jpg"], "evaluate": ["x.ckpt"], "cam": ["x.ckpt"], "tune": [], "export": ["x.ckpt"]}
+    first = {
+        "predict": ["x.ckpt", "photo.jpg"],
+        "evaluate": ["x.ckpt"],
+        "cam": ["x.ckpt"],
+        "tune": [],
+        "export": ["x.ckpt"],
+    }
     args = first.get(command, ["manifest", "m.csv"] if command == "prepare" else ["m.csv"])
     result = run(command, *args, option, value)
     assert result.exit_code == 2 and f"Invalid value for '{option}'" in said(result)
@@ -574,7 +578,6 @@ def test_a_head_no_training_row_has_a_label_for_is_refused_before_training(compe
     assert not (tmp_path / "runs" / "tiny").exists()
 
 
-
 @pytest.mark.parametrize(
     "override, key", [("trainer.precision=8", "trainer.precision=8"), ("trainer.strategy=dpp", "trainer.strategy=dpp")]
 )
@@ -588,6 +591,7 @@ def test_trainer_settings_lightning_refuses_are_refused_before_the_data_is_read(
     with pytest.raises(ConfigError, match=f"{key}.*Lightning refuses"):
         train(cfg)
     assert not (tmp_path / "runs" / "tiny").exists()
+
 
 # 10. no confident nonsense
 
