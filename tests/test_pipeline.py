@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 from fnmatch import fnmatch
 from pathlib import Path
 
@@ -195,6 +196,33 @@ def test_resume_continues_from_last_checkpoint(competition_manifest, tmp_path):
     assert "optimizer_states" in ckpt and ckpt["lr_schedulers"]
     rows = pd.read_csv(second.run_dir / "csv" / "metrics.csv")
     assert sorted(rows["epoch"].dropna().unique().tolist()) == [0, 1]
+
+
+def test_resuming_a_finished_run_is_refused_and_leaves_it_as_it_was(competition_manifest, tmp_path):
+    cfg = load_config(None, tiny_overrides(competition_manifest, tmp_path, **{"train.epochs": 1}))
+    first = train(cfg)
+    before = {p: p.read_bytes() for p in (first.last_checkpoint, first.run_dir / "train_summary.json")}
+    with pytest.raises(ConfigError, match=r"already trained 1 epoch.*train.epochs=3"):
+        train(cfg, resume=True)
+    with pytest.raises(ConfigError, match="pass one of them"):
+        train(cfg, resume=True, overwrite=True)
+    assert all(p.read_bytes() == data for p, data in before.items())
+
+
+def test_per_task_resume_keeps_finished_tasks_and_starts_the_ones_never_begun(competition_manifest, tmp_path):
+    from faceattr.training.per_task import train_per_task
+
+    overrides = [
+        *tiny_overrides(competition_manifest, tmp_path, **{"train.epochs": 1}),
+        "per_task={mask: {}, gender: {}}",
+    ]
+    train_per_task(load_config(None, overrides))
+    mask_last = tmp_path / "tiny-mask" / "checkpoints" / "last.ckpt"
+    kept = mask_last.read_bytes()
+    shutil.rmtree(tmp_path / "tiny-gender")  # stopped before the second task began
+    results = train_per_task(load_config(None, overrides), resume=True)
+    assert mask_last.read_bytes() == kept and results["mask"].last_checkpoint == mask_last
+    assert results["gender"].best_checkpoint.is_file() and "val/f1_mask" in results["mask"].metrics
 
 
 def test_last_ckpt_holds_the_last_epoch_when_it_is_not_the_best(competition_manifest, tmp_path):

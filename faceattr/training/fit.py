@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import os
 import shutil
@@ -53,6 +54,23 @@ class TrainResult:
 
 def run_dir_of(cfg: Config) -> Path:
     return Path(cfg.run.dir) / cfg.run.name
+
+
+def trained_epochs(checkpoint: dict) -> int:
+    """Epochs a saved training state has finished: Lightning saves the 0-based index of the epoch just ended."""
+    return int(checkpoint.get("epoch", -1)) + 1
+
+
+def finished_run(cfg: Config) -> TrainResult | None:
+    """The result of `cfg`'s run if it has trained all of train.epochs and written its summary, else None."""
+    run_dir = run_dir_of(cfg)
+    last, summary = run_dir / "checkpoints" / "last.ckpt", run_dir / "train_summary.json"
+    if not (last.is_file() and summary.is_file()) or trained_epochs(read_checkpoint(last)) < cfg.train.epochs:
+        return None
+    done = json.loads(summary.read_text())
+    best = Path(done["best_checkpoint"]) if done.get("best_checkpoint") else None
+    metrics, skipped = done["last_metrics"], done["skipped_images"]
+    return TrainResult(run_dir, best, last, done.get("best_score"), done.get("best_epoch"), metrics, skipped)
 
 
 def launched_rank() -> int:
@@ -321,9 +339,18 @@ def train(cfg: Config, overwrite: bool = False, resume: bool = False, callbacks:
     last = run_dir_of(cfg) / "checkpoints" / "last.ckpt"
     if resume and not last.is_file():
         raise ConfigError(f"--resume: no {last} to resume from; start the run without --resume")
+    if resume and overwrite:
+        raise ConfigError("--resume continues the run and --overwrite replaces it: pass one of them")
     if resume:  # refuse a crafted or mismatched last.ckpt before Lightning unpickles it, and before any write
         own_config = f"resume with the run's own config ({last.parent.parent / 'config.yaml'}) or start a new run.name"
-        check_same_model(cfg, read_checkpoint(last), last, own_config)
+        saved = read_checkpoint(last)
+        check_same_model(cfg, saved, last, own_config)
+        done = trained_epochs(saved)
+        if done >= cfg.train.epochs:
+            raise ConfigError(
+                f"--resume: {last} has already trained {done} epoch(s), and train.epochs={cfg.train.epochs}: nothing "
+                f"is left to train. To train on, raise it (e.g. train.epochs={done + 2})"
+            )
     start = starting_checkpoint(cfg) if cfg.model.init_from and not resume else None
     fresh = not run_dir_of(cfg).exists()
     run_dir, aside = prepare_run_dir(cfg, overwrite, resume)
