@@ -258,6 +258,23 @@ def test_cv_reports_folds_oof_and_trains_full_data(competition_manifest, tmp_pat
     assert kept and all("optimizer_states" not in torch.load(k, weights_only=True) for k in kept)  # to predict with
 
 
+def test_cv_refuses_to_write_over_a_finished_one_and_resume_keeps_the_folds_that_finished(
+    competition_manifest, tmp_path
+):
+    cv = ["cv", *tiny_overrides(competition_manifest, tmp_path, **{"train.epochs": 1}), "--folds", "0,1"]
+    assert CliRunner().invoke(app, cv).exit_code == 0
+    fold0 = tmp_path / "tiny-fold0" / "checkpoints" / "last.ckpt"
+    kept, table = fold0.read_bytes(), (tmp_path / "tiny-cv" / "folds.csv").read_bytes()
+    shutil.rmtree(tmp_path / "tiny-fold1")  # stopped before the second fold began
+    result = CliRunner().invoke(app, cv)
+    assert result.exit_code == 2 and "--resume" in result.output
+    assert (tmp_path / "tiny-cv" / "folds.csv").read_bytes() == table
+    result = CliRunner().invoke(app, [*cv, "--resume"])
+    assert result.exit_code == 0, result.output
+    assert fold0.read_bytes() == kept and (tmp_path / "tiny-fold1" / "checkpoints" / "best.ckpt").is_file()
+    assert pd.read_csv(tmp_path / "tiny-cv" / "folds.csv")["fold"].tolist() == [0, 1]
+
+
 class _Probe(L.Callback):
     """Looks inside a real training run at its start: the module, the data module and the train sampler."""
 

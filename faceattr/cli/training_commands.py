@@ -108,6 +108,9 @@ def cv(
     folds: Annotated[str | None, typer.Option(help="folds to run, e.g. 0,2 (default: all)")] = None,
     full: Annotated[bool, typer.Option("--full", help="then train on all data for the median best epoch")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="replace existing fold run folders")] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="keep the folds that finished, resume or start the others")
+    ] = False,
 ) -> None:
     """Cross-validation: train every fold, report each and mean +- std, best epochs, out-of-fold predictions."""
     from faceattr.config import load_config
@@ -116,7 +119,7 @@ def cv(
     try:
         cfg = load_config(config, overrides)
         chosen = _fold_numbers(folds) if folds else None
-        result = cross_validate(cfg, chosen, overwrite=overwrite, full_data=full)
+        result = cross_validate(cfg, chosen, overwrite=overwrite, full_data=full, resume=resume)
     except FaceAttrError as e:
         _fail(e)
         return

@@ -61,6 +61,11 @@ def trained_epochs(checkpoint: dict) -> int:
     return int(checkpoint.get("epoch", -1)) + 1
 
 
+def check_one_of(overwrite: bool, resume: bool) -> None:
+    if resume and overwrite:
+        raise ConfigError("--resume continues the run and --overwrite replaces it: pass one of them")
+
+
 def finished_run(cfg: Config) -> TrainResult | None:
     """The result of `cfg`'s run if it has trained all of train.epochs and written its summary, else None."""
     run_dir = run_dir_of(cfg)
@@ -339,8 +344,7 @@ def train(cfg: Config, overwrite: bool = False, resume: bool = False, callbacks:
     last = run_dir_of(cfg) / "checkpoints" / "last.ckpt"
     if resume and not last.is_file():
         raise ConfigError(f"--resume: no {last} to resume from; start the run without --resume")
-    if resume and overwrite:
-        raise ConfigError("--resume continues the run and --overwrite replaces it: pass one of them")
+    check_one_of(overwrite, resume)
     if resume:  # refuse a crafted or mismatched last.ckpt before Lightning unpickles it, and before any write
         own_config = f"resume with the run's own config ({last.parent.parent / 'config.yaml'}) or start a new run.name"
         saved = read_checkpoint(last)
@@ -363,6 +367,17 @@ def train(cfg: Config, overwrite: bool = False, resume: bool = False, callbacks:
         raise
     settle_replaced_run(run_dir, aside, succeeded=True)
     return result
+
+
+def train_or_keep(cfg: Config, overwrite: bool = False, resume: bool = False) -> TrainResult:
+    """One run of several (per-task models, cross-validation folds): with `resume`, a run that finished is kept as
+    it is and one that never started starts, so a series stopped between runs resumes where it stopped."""
+    check_one_of(overwrite, resume)
+    if resume and (done := finished_run(cfg)) is not None:
+        log.info("%s: already trained %d epoch(s), kept as it is", run_dir_of(cfg), cfg.train.epochs)
+        return done
+    started = (run_dir_of(cfg) / "checkpoints" / "last.ckpt").is_file()
+    return train(cfg, overwrite=overwrite, resume=resume and started)
 
 
 def _train(cfg: Config, run_dir: Path, resume: bool, callbacks: list | None, start: dict | None) -> TrainResult:

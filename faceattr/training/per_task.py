@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import logging
-
 from faceattr.config import Config, to_dict, with_overrides
 from faceattr.errors import ConfigError
-from faceattr.training.fit import TrainResult, finished_run, run_dir_of, train
-
-log = logging.getLogger(__name__)
+from faceattr.training.fit import TrainResult, train_or_keep
 
 
 def task_config(cfg: Config, task: str) -> Config:
@@ -29,14 +25,4 @@ def train_per_task(cfg: Config, overwrite: bool = False, resume: bool = False) -
         raise ConfigError(
             "per_task is empty; give per-task sections, e.g. per_task: {mask: {}, gender: {}, age_bin: {}}"
         )
-    return {task: _train_task(task_config(cfg, task), overwrite, resume) for task in cfg.per_task}
-
-
-def _train_task(cfg: Config, overwrite: bool, resume: bool) -> TrainResult:
-    """With --resume, a task that finished is kept as it is and one that never started starts: a run stopped
-    between tasks resumes where it stopped."""
-    if resume and (done := finished_run(cfg)) is not None:
-        log.info("%s: already trained %d epoch(s), kept as it is", run_dir_of(cfg), cfg.train.epochs)
-        return done
-    started = (run_dir_of(cfg) / "checkpoints" / "last.ckpt").is_file()
-    return train(cfg, overwrite=overwrite, resume=resume and started)
+    return {task: train_or_keep(task_config(cfg, task), overwrite, resume) for task in cfg.per_task}
