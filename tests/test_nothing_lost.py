@@ -527,6 +527,10 @@ def test_prepare_says_when_conflicting_duplicates_emptied_the_set(tmp_path):
         ("cache", "--size", "0"),
         ("export", "--opset", "9"),
         ("export", "--opset", "21"),
+        ("prepare", "--split-seed", "-1"),
+        ("check", "--split-seed", str(2**32)),
+        ("framing", "--seed", "-1"),
+        ("synth-masks", "--seed", "-3"),
     ],
 )
 def test_a_count_or_size_option_out_of_its_range_is_refused_by_name(command, option, value, tmp_path):

@@ -9,7 +9,16 @@ import typer
 from rich.table import Table
 
 from faceattr.atomic import refuse_file_as_folder
-from faceattr.cli.common import ConfigPath, Overrides, OverwriteFlag, _fail, app, console, refuse_existing
+from faceattr.cli.common import (
+    SEED_RANGE,
+    ConfigPath,
+    Overrides,
+    OverwriteFlag,
+    _fail,
+    app,
+    console,
+    refuse_existing,
+)
 from faceattr.errors import FaceAttrError
 from faceattr.labels import DEFAULT_OLD_THRESHOLD as OLD_AGE
 
@@ -62,7 +71,7 @@ def prepare(
     ],
     out: Annotated[Path, typer.Option(help="manifest to write (.csv or .parquet)")] = Path("data/manifest.csv"),
     folds: Annotated[int, typer.Option(min=2, help="person-level folds to make and save")] = 5,
-    split_seed: Annotated[int, typer.Option(help="seed of the split")] = 42,
+    split_seed: Annotated[int, typer.Option(help="seed of the split", **SEED_RANGE)] = 42,
     old_threshold: Annotated[int, typer.Option(help="age at or over which a person is 'old'")] = OLD_AGE,
     skip_bad_names: Annotated[bool, typer.Option(help="utkface: skip malformed file names")] = False,
     skip_bad_folders: Annotated[bool, typer.Option(help="competition: leave out (and list) bad folders")] = False,
@@ -152,7 +161,7 @@ def report_checks(report, manifest: Path, problems: list[str] | None = None) -> 
 def check(
     manifest: Annotated[Path, typer.Argument(help="manifest to check")],
     folds: Annotated[int, typer.Option(min=2, help="the saved split to check for cross-fold duplicates")] = 5,
-    split_seed: int = 42,
+    split_seed: Annotated[int, typer.Option(help="seed of the split to check", **SEED_RANGE)] = 42,
 ) -> None:
     """Duplicate images across persons or folds, persons with other than 7 images, labels that disagree with
     folder names; exits 1 when anything is found."""
@@ -293,7 +302,7 @@ def framing(
     manifest: Annotated[Path, typer.Argument(help="manifest of images that are already face crops (e.g. UTKFace)")],
     out: Annotated[Path | None, typer.Option(help="manifest to write (default: <manifest>.framed.<ext>)")] = None,
     limit: Annotated[int, typer.Option(min=0, help="random images measured (0 = all)")] = 500,
-    seed: Annotated[int, typer.Option(help="which random images")] = 0,
+    seed: Annotated[int, typer.Option(help="which random images", **SEED_RANGE)] = 0,
     landmarks: Annotated[
         bool,
         typer.Option(
@@ -409,7 +418,7 @@ def synth_masks(
         "data/synth_masks"
     ),
     persons: Annotated[int, typer.Option(help="people (one photo each) to turn into 7 images")] = 500,
-    seed: Annotated[int, typer.Option(help="seed of the choice of people, masks and wears")] = 0,
+    seed: Annotated[int, typer.Option(help="seed of the choice of people, masks and wears", **SEED_RANGE)] = 0,
     preview: Annotated[int, typer.Option(min=0, help="images on the contact sheet <out>/preview.png (0 = none)")] = 24,
     overwrite: Annotated[bool, typer.Option(help="replace a dataset already at --out")] = False,
 ) -> None:
