@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from faceattr.data.images import IMAGE_SUFFIXES
+from faceattr.data.text_tables import decode_text
 from faceattr.errors import FaceAttrError
 
 
@@ -25,9 +26,16 @@ def collect_images(
                 elif ignored is not None:
                     ignored.append(str(f))
         elif p.suffix.lower() == ".txt" and p.is_file():
-            found += [line.strip() for line in p.read_text().splitlines() if line.strip()]
+            found += listed_paths(p)
         elif p.exists() or p.suffix.lower() in suffixes:
             found.append(str(p))  # a missing image file is reported as skipped, not silently dropped
         else:
             raise FaceAttrError(f"{p}: not found; give image files, folders of images, or a .txt list of paths")
     return found
+
+
+def listed_paths(listing: Path) -> list[str]:
+    """The paths a .txt list holds, one a line, in any encoding a user's tool wrote (`decode_text`); blank lines and
+    `#` comment lines are skipped."""
+    text, _ = decode_text(listing, listing.read_bytes())
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
