@@ -94,6 +94,14 @@ def test_cam_gives_a_heatmap_of_the_image_size_for_each_head(trained_run, compet
     assert result.exit_code != 0 and "this model has heads" in result.output
 
 
+def test_cam_takes_a_folder_of_photos_as_predict_does(trained_run, competition_root, tmp_path):
+    person = next((competition_root / "train" / "images").iterdir())  # one person's folder of photos
+    out = tmp_path / "cam"
+    result = CliRunner().invoke(app, ["cam", str(trained_run.best_checkpoint), str(person), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert len(list(out.glob("cam_*.png"))) == len(list(person.iterdir()))
+
+
 def test_the_cam_lights_up_where_the_evidence_is():
     """A model that calls "incorrect" from red pixels alone: its Grad-CAM must be bright on the red patch, dark
     elsewhere (an all-zero or uniform heatmap fails)."""

@@ -480,20 +480,23 @@ def _check_can_listen(host: str, port: int) -> None:
 @app.command()
 def cam(
     checkpoint: Annotated[Path, typer.Argument(help="a .ckpt written by faceattr train")],
-    images: Annotated[list[Path] | None, typer.Argument(help="images to explain")] = None,
+    images: Annotated[
+        list[Path] | None, typer.Argument(help="images to explain: files, folders or .txt lists, as predict takes")
+    ] = None,
     worst: Annotated[int, typer.Option(min=0, help="also explain the N worst-classified validation images")] = 0,
     heads: Annotated[str | None, typer.Option(help="heads to explain, e.g. mask,gender (default: all)")] = None,
     out: Annotated[Path, typer.Option(help="folder for the side-by-side PNGs")] = Path("cam"),
     overwrite: OverwriteFlag = False,
 ) -> None:
     """Grad-CAM heatmaps per head (grad-cam package): the photo beside one overlay per head."""
+    from faceattr.inference.inputs import collect_images
     from faceattr.reports.cam import cam_sheets
 
     try:
         refuse_file_as_folder(out, "--out")
         refuse_existing(sorted(out.glob("cam_*.png"))[:1], overwrite)
         chosen = [h.strip() for h in heads.split(",")] if heads else None
-        results = cam_sheets(checkpoint, [str(p) for p in images or []], worst, out, chosen)
+        results = cam_sheets(checkpoint, collect_images(images or []), worst, out, chosen)
     except FaceAttrError as e:
         _fail(e)
         return
