@@ -149,6 +149,17 @@ def test_draw_may_name_the_output_video_itself(trained_run, clip, tmp_path):
         assert len(list(container.decode(video=0))) == 4  # frames 0, 3, 6, 9
 
 
+def test_no_faces_says_videos_are_still_tracked_face_by_face(trained_run, clip, tmp_path):
+    from typer.testing import CliRunner
+
+    from faceattr.cli import app
+
+    args = ["predict", str(trained_run.best_checkpoint), str(clip), "--out", str(tmp_path / "p.csv"), "--every", "6"]
+    run = CliRunner().invoke(app, [*args, "--no-faces"])
+    assert run.exit_code == 0 and "--no-faces applies to photos" in " ".join(run.output.split())
+    assert "--no-faces" not in CliRunner().invoke(app, args).output  # said only when asked for
+
+
 def test_a_fragmented_mp4_cut_inside_a_fragment_is_reported_not_read_as_complete(tmp_path):
     """Fragmented MP4 (as phones and streaming recorders write) declares no frame count, and FFmpeg ends a cut-off
     fragment without an error: the corrupt packet it flags is what tells a cut file from a short one."""

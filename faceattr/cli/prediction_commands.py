@@ -119,7 +119,11 @@ def predict(
     out: Annotated[Path, typer.Option(help="predictions CSV")] = Path("predictions.csv"),
     faces: Annotated[
         bool | None,
-        typer.Option("--faces/--no-faces", help="classify every detected face (default: if trained on crops)"),
+        typer.Option(
+            "--faces/--no-faces",
+            help="photos: classify every detected face (default: if trained on crops); videos are always tracked "
+            "face by face",
+        ),
     ] = None,
     draw: Annotated[Path | None, typer.Option(help="with --faces: save copies with boxes and labels here")] = None,
     margins: Annotated[
@@ -188,9 +192,11 @@ def predict(
         predictor.cfg.faces = _face_settings(predictor.cfg.faces, detector, margins, margin_unit, detect_max_side)
         if margins is not None and faces is None:  # margins are for cropping faces
             faces = True
-        faces = faces if faces is not None else predictor.cfg.faces.trained_on_crops
         videos = [p for p in media if Path(p).suffix.lower() in VIDEO_SUFFIXES]
         photos = [p for p in media if Path(p).suffix.lower() not in VIDEO_SUFFIXES]
+        if videos and faces is False:
+            console.print("[yellow]--no-faces applies to photos: videos are tracked and predicted face by face[/]")
+        faces = faces if faces is not None else predictor.cfg.faces.trained_on_crops
         runs = []
         if videos:
             runs.append(partial(_predict_videos, predictor, videos, out, every, fps, draw, skips, overwrite))
