@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -100,6 +101,22 @@ def test_cam_takes_a_folder_of_photos_as_predict_does(trained_run, competition_r
     result = CliRunner().invoke(app, ["cam", str(trained_run.best_checkpoint), str(person), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert len(list(out.glob("cam_*.png"))) == len(list(person.iterdir()))
+
+
+def test_cam_passes_over_an_unreadable_photo_and_names_it(trained_run, competition_root, tmp_path):
+    photos = tmp_path / "photos"
+    shutil.copytree(next((competition_root / "train" / "images").iterdir()), photos)
+    (photos / "broken.jpg").write_bytes(b"not a jpeg")
+    out = tmp_path / "cam"
+    result = CliRunner().invoke(app, ["cam", str(trained_run.best_checkpoint), str(photos), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "skipped" in result.output and "broken.jpg" in result.output
+    assert len(list(out.glob("cam_*.png"))) == len(list(photos.iterdir())) - 1
+    nothing = tmp_path / "nothing"
+    result = CliRunner().invoke(
+        app, ["cam", str(trained_run.best_checkpoint), str(photos / "broken.jpg"), "--out", str(nothing)]
+    )
+    assert result.exit_code == 2 and "could be read" in result.output and not nothing.exists()
 
 
 def test_the_cam_lights_up_where_the_evidence_is():

@@ -502,12 +502,15 @@ def cam(
         refuse_file_as_folder(out, "--out")
         refuse_existing(sorted(out.glob("cam_*.png"))[:1], overwrite)
         chosen = [h.strip() for h in heads.split(",")] if heads else None
-        results = cam_sheets(checkpoint, collect_images(images or []), worst, out, chosen)
+        skipped: list = []
+        results = cam_sheets(checkpoint, collect_images(images or []), worst, out, chosen, skipped)
     except FaceAttrError as e:
         _fail(e)
         return
     for r in results:
         console.print(f"{r.sheet}: {'; '.join(r.labels.values())}")
+    for e in skipped:
+        console.print(f"[yellow]skipped {e}[/]")
 
 
 @app.command()
