@@ -9,6 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from faceattr.labels import MAX_AGE, YOUNG_THRESHOLD
+
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
@@ -16,6 +18,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console()
+OldThreshold = Annotated[
+    int, typer.Option(min=YOUNG_THRESHOLD + 1, max=MAX_AGE, help="age at or over which a person is 'old'")
+]
 SEED_RANGE = {"min": 0, "max": 2**32 - 1}  # numpy's seeds (config/schema.py holds `seed` keys to the same)
 
 Overrides = Annotated[list[str] | None, typer.Argument(help="config overrides, e.g. train.epochs=5 optim.lr=3e-4")]

@@ -12,6 +12,7 @@ from faceattr.atomic import refuse_file_as_folder
 from faceattr.cli.common import (
     SEED_RANGE,
     ConfigPath,
+    OldThreshold,
     Overrides,
     OverwriteFlag,
     _fail,
@@ -25,7 +26,7 @@ from faceattr.labels import DEFAULT_OLD_THRESHOLD as OLD_AGE
 
 @app.command()
 def labels(
-    old_threshold: Annotated[int, typer.Option(help="age at or over which a person is 'old'")] = OLD_AGE,
+    old_threshold: OldThreshold = OLD_AGE,
 ) -> None:
     """Print the 18-class mapping: code = mask*6 + gender*3 + age_bin."""
     from faceattr.labels import class_table
@@ -72,7 +73,7 @@ def prepare(
     out: Annotated[Path, typer.Option(help="manifest to write (.csv or .parquet)")] = Path("data/manifest.csv"),
     folds: Annotated[int, typer.Option(min=2, help="person-level folds to make and save")] = 5,
     split_seed: Annotated[int, typer.Option(help="seed of the split", **SEED_RANGE)] = 42,
-    old_threshold: Annotated[int, typer.Option(help="age at or over which a person is 'old'")] = OLD_AGE,
+    old_threshold: OldThreshold = OLD_AGE,
     skip_bad_names: Annotated[bool, typer.Option(help="utkface: skip malformed file names")] = False,
     skip_bad_folders: Annotated[bool, typer.Option(help="competition: leave out (and list) bad folders")] = False,
     corrections: Annotated[Path | None, typer.Option(help="CSV of label fixes: path,field,value")] = None,
@@ -382,7 +383,7 @@ def stats(
     manifest: Annotated[Path, typer.Argument(help="manifest to describe")],
     out: Annotated[Path, typer.Option(help="folder for the PNG plots, report.md and stats.json")] = Path("stats"),
     max_images: Annotated[int, typer.Option(min=0, help="images read for sizes and mean/std (0 = all)")] = 0,
-    old_threshold: Annotated[int, typer.Option(help="age at or over which a person is 'old'")] = OLD_AGE,
+    old_threshold: OldThreshold = OLD_AGE,
     write_config: Annotated[
         Path | None, typer.Option(help="put the measured mean/std into this config's augment section")
     ] = None,

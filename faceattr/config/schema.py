@@ -22,7 +22,7 @@ from faceattr.config.choices import (
     names,
 )
 from faceattr.errors import ConfigError
-from faceattr.labels import CLASSIFICATION_TASKS, DEFAULT_OLD_THRESHOLD, TASK_CLASSES
+from faceattr.labels import CLASSIFICATION_TASKS, DEFAULT_OLD_THRESHOLD, MAX_AGE, TASK_CLASSES, YOUNG_THRESHOLD
 
 # the names each choice takes, from config/choices.py (where they are spelled, once)
 DETECTOR_NAMES = names(Detector)
@@ -119,7 +119,11 @@ class DataConfig:
         check(0 <= self.split_seed < 2**32, "data.split_seed", "must be in 0..4294967295 (numpy's seeds)")
         check(self.folds >= 2, "data.folds", "needs at least 2 folds (one validates)")
         check(0 <= self.fold < self.folds, "data.fold", f"must be in 0..{self.folds - 1}")
-        check(30 < self.old_threshold <= 100, "data.old_threshold", "must be in 31..100 (competitors use 58-60)")
+        check(
+            YOUNG_THRESHOLD < self.old_threshold <= MAX_AGE,
+            "data.old_threshold",
+            f"must be in {YOUNG_THRESHOLD + 1}..{MAX_AGE} (competitors use 58-60)",
+        )
         check(0 <= self.keep_masked <= 5, "data.keep_masked", "must be in 0..5")
         check(self.drop_near_boundary >= 0, "data.drop_near_boundary", "must be >= 0 years")
 
