@@ -100,7 +100,9 @@ def test_predict_and_serve_use_the_cascade_and_say_how_each_face_was_found(detec
 
     small_crop = np.full((120, 100, 3), 128, np.uint8)  # a small portrait image: taken as a face crop already
     photos = [masked_tight_crop, np.zeros((480, 640, 3), np.uint8), small_crop]
-    results = predict_faces_in_images(load_predictor(trained_run.best_checkpoint), photos, detector)
+    results = [
+        faces for faces, _ in predict_faces_in_images(load_predictor(trained_run.best_checkpoint), photos, detector)
+    ]
     masked, empty, whole = (per_photo[0] for per_photo in results)
     assert [len(r) for r in results] == [1, 1, 1]
     assert masked["detection"] == "second pass" and masked["face_score"] > 0

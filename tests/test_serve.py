@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 
 from faceattr.config import FacesConfig
 from faceattr.faces.detect import FaceDetector
+from faceattr.faces.detectors import Face
 from faceattr.inference.checkpoint_predictor import Predictor
 from faceattr.serve.app import create_app
 from tests.conftest import public_face, served_on_loopback
@@ -34,6 +35,15 @@ class NoFaces(FaceDetector):
 
     def detect(self, images):
         return [[] for _ in images]
+
+
+class ACrowd(NoFaces):
+    """A detector stand-in that finds 30 faces in every photo, largest first, as the real detectors give them."""
+
+    def detect(self, images):
+        return [
+            [Face((0, 0, 60.0 - k, 60.0 - k), 0.9, np.zeros((5, 2), np.float32)) for k in range(30)] for _ in images
+        ]
 
 
 def _jpeg(size=(120, 160), color=(150, 120, 100)) -> bytes:
@@ -70,13 +80,20 @@ def test_predict_returns_every_face_with_labels_and_probabilities(client):
     response = client.post("/predict", files={"file": ("photo.jpg", _jpeg(), "image/jpeg")})
     assert response.status_code == 200, response.text
     body = response.json()
-    assert (body["width"], body["height"]) == (120, 160) and len(body["faces"]) == 1
+    assert (body["width"], body["height"]) == (120, 160) and len(body["faces"]) == 1 and body["faces_left_out"] == 0
     face = body["faces"][0]
     assert face["face_found"] is False and face["detection"] == "none" and len(face["box"]) == 4
     assert face["guess"] == "no face found, centre crop"  # the words the page shows beside the count
     for task, n in (("mask", 3), ("gender", 2), ("age_bin", 3)):
         assert len(face[task]["probs"]) == n and abs(sum(face[task]["probs"]) - 1) < 1e-3
     assert face["label18"] == face["mask"]["label"] * 6 + face["gender"]["label"] * 3 + face["age_bin"]["label"]
+
+
+def test_a_crowd_costs_no_more_than_max_faces_and_the_rest_are_counted(trained_run):
+    app = create_app(Predictor(trained_run.best_checkpoint), detector=ACrowd(), max_faces=4)
+    body = TestClient(app).post("/predict", files={"file": ("crowd.jpg", _jpeg(), "image/jpeg")}).json()
+    assert len(body["faces"]) == 4 and body["faces_left_out"] == 26
+    assert [face["face_box"][2] for face in body["faces"]] == [60.0, 59.0, 58.0, 57.0]  # the largest kept
 
 
 @pytest.mark.parametrize(

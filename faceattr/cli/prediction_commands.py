@@ -437,12 +437,16 @@ def serve(
     checkpoint: Annotated[Path, typer.Option(help="a .ckpt, or an exported .onnx (runs on onnxruntime)")],
     host: str = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535)] = 8000,
-    max_upload_mb: Annotated[float, typer.Option(help="largest accepted upload")] = 10.0,
+    max_upload_mb: Annotated[float, typer.Option(min=0.01, help="largest accepted upload")] = 10.0,
     max_pixels: Annotated[
-        int | None, typer.Option(help="largest accepted image, in pixels (default: 40 M, the server's own)")
+        int | None, typer.Option(min=1, help="largest accepted image, in pixels (default: 40 M, the server's own)")
     ] = None,
+    max_faces: Annotated[
+        int,
+        typer.Option(min=1, help="faces classified per photo, the largest; the others are counted in faces_left_out"),
+    ] = 100,
     body_timeout: Annotated[
-        float, typer.Option(help="drop an upload that sends nothing for this many seconds (408)")
+        float, typer.Option(min=0.1, help="drop an upload that sends nothing for this many seconds (408)")
     ] = 10.0,
     onnx_cache: OnnxCache = True,
     peers: Peers = True,
@@ -460,6 +464,7 @@ def serve(
             predictor,
             max_upload_bytes=int(max_upload_mb * 1024 * 1024),
             max_pixels=max_pixels,
+            max_faces=max_faces,
             body_timeout_s=body_timeout,
         )
     except FaceAttrError as e:

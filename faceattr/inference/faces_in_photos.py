@@ -78,10 +78,15 @@ def face_result(k: int, face: Face | None, how: Found, box, probs: dict, labels:
 
 
 def predict_faces_in_images(
-    predictor: BasePredictor, images: list[np.ndarray], detector: FaceDetector
-) -> list[list[dict]]:
-    """Detect and classify every face of decoded images (the web server's batch of requests)."""
-    return classify_photos(predictor, images, detector.detect_every(images))
+    predictor: BasePredictor, images: list[np.ndarray], detector: FaceDetector, max_faces: int = 0
+) -> list[tuple[list[dict], int]]:
+    """Detect and classify the faces of decoded images (the web server's batch of requests): per image, its faces'
+    results and how many were left out, the detector's faces beyond the `max_faces` largest (0 = none left out)."""
+    found = detector.detect_every(images)
+    left_out = [max(0, len(faces) - max_faces) if max_faces else 0 for faces, _ in found]
+    if max_faces:
+        found = [(faces[:max_faces], how) for faces, how in found]  # detectors give the largest first
+    return list(zip(classify_photos(predictor, images, found), left_out, strict=True))
 
 
 FACE_BOX_COLUMNS = ("face_x1", "face_y1", "face_x2", "face_y2")  # empty for a photo's fallback crop

@@ -174,19 +174,22 @@ def create_app(
     detector=None,
     max_upload_bytes: int = 10 * 1024 * 1024,
     max_pixels: int | None = None,
+    max_faces: int = 100,
     max_in_flight: int = 32,
     batch_window_ms: float = 5.0,
     body_timeout_s: float = 10.0,
 ) -> FastAPI:
     """The FastAPI app around one loaded model (and one face detector, made here unless given); `max_pixels`
-    defaults to MAX_UPLOAD_PIXELS; an upload that sends nothing for `body_timeout_s` is dropped (408)."""
+    defaults to MAX_UPLOAD_PIXELS; the `max_faces` largest faces of a photo are classified, so a crowd costs no more
+    than that; an upload that sends nothing for `body_timeout_s` is dropped (408)."""
     max_pixels = MAX_UPLOAD_PIXELS if max_pixels is None else max_pixels
     if detector is None:
         detector = predictor.face_detector()
     app = FastAPI(title="faceattr", description="mask, gender and age from a photo")
     # one worker owns the model and the face detector; concurrent requests' photos go through them together
     batcher = MicroBatcher(
-        lambda images: predict_faces_in_images(predictor, images, detector), window_s=batch_window_ms / 1000
+        lambda images: predict_faces_in_images(predictor, images, detector, max_faces),
+        window_s=batch_window_ms / 1000,
     )
     model_info = {
         **predictor.describe(),
@@ -229,8 +232,8 @@ def create_app(
         except ImageLoadError as e:
             status = BAD_IMAGE_STATUS.get(e.reason, 400)
             raise HTTPException(status, f"{e.reason.replace('_', ' ')}: {e.detail or 'cannot decode'}") from None
-        faces = batcher.submit(image).result()
-        return {"width": int(image.shape[1]), "height": int(image.shape[0]), "faces": faces}
+        faces, left_out = batcher.submit(image).result()
+        return {"width": int(image.shape[1]), "height": int(image.shape[0]), "faces": faces, "faces_left_out": left_out}
 
     app.state.batcher = batcher
     app.router.on_shutdown.append(batcher.close)
