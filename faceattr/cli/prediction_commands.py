@@ -442,9 +442,13 @@ def serve(
         int | None, typer.Option(min=1, help="largest accepted image, in pixels (default: 40 M, the server's own)")
     ] = None,
     max_faces: Annotated[
-        int,
-        typer.Option(min=1, help="faces classified per photo, the largest; the others are counted in faces_left_out"),
-    ] = 100,
+        int | None,
+        typer.Option(
+            min=1,
+            help="faces classified per photo, the largest; the others are counted in faces_left_out (default: 100, "
+            "the server's own)",
+        ),
+    ] = None,
     body_timeout: Annotated[
         float, typer.Option(min=0.1, help="drop an upload that sends nothing for this many seconds (408)")
     ] = 10.0,

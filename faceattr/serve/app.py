@@ -25,6 +25,7 @@ from faceattr.serve.batching import MicroBatcher
 
 PAGE = Path(__file__).with_name("page.html")
 MAX_UPLOAD_PIXELS = 40_000_000  # stricter than faces.max_pixels: uploads come from strangers
+MAX_FACES = 100  # faces classified per uploaded photo, the largest: a crowd costs no more than this
 BAD_IMAGE_STATUS = {"too_many_pixels": 413}
 
 
@@ -174,15 +175,16 @@ def create_app(
     detector=None,
     max_upload_bytes: int = 10 * 1024 * 1024,
     max_pixels: int | None = None,
-    max_faces: int = 100,
+    max_faces: int | None = None,
     max_in_flight: int = 32,
     batch_window_ms: float = 5.0,
     body_timeout_s: float = 10.0,
 ) -> FastAPI:
     """The FastAPI app around one loaded model (and one face detector, made here unless given); `max_pixels`
-    defaults to MAX_UPLOAD_PIXELS; the `max_faces` largest faces of a photo are classified, so a crowd costs no more
-    than that; an upload that sends nothing for `body_timeout_s` is dropped (408)."""
+    defaults to MAX_UPLOAD_PIXELS; the `max_faces` (default MAX_FACES) largest faces of a photo are classified, so a
+    crowd costs no more than that; an upload that sends nothing for `body_timeout_s` is dropped (408)."""
     max_pixels = MAX_UPLOAD_PIXELS if max_pixels is None else max_pixels
+    max_faces = MAX_FACES if max_faces is None else max_faces
     if detector is None:
         detector = predictor.face_detector()
     app = FastAPI(title="faceattr", description="mask, gender and age from a photo")

@@ -62,6 +62,7 @@ def trained_epochs(checkpoint: dict) -> int:
 
 
 def check_one_of(overwrite: bool, resume: bool) -> None:
+    """--resume and --overwrite ask for opposite things: refused together."""
     if resume and overwrite:
         raise ConfigError("--resume continues the run and --overwrite replaces it: pass one of them")
 
@@ -218,10 +219,11 @@ def check_trainer_settings(cfg: Config) -> None:
     lightning_log = logging.getLogger("lightning.pytorch")
     level = lightning_log.level
     lightning_log.setLevel(logging.WARNING)  # its "GPU available" lines come again with the real Trainer
+    settings = trainer_settings(cfg)
     try:
-        L.Trainer(**trainer_settings(cfg), logger=False, enable_checkpointing=False, enable_progress_bar=False)
+        L.Trainer(**settings, logger=False, enable_checkpointing=False, enable_progress_bar=False)
     except (ValueError, TypeError, MisconfigurationException) as e:
-        keys = ", ".join(f"trainer.{k}={v}" for k, v in vars(cfg.trainer).items() if k in trainer_settings(cfg))
+        keys = ", ".join(f"trainer.{key}={getattr(cfg.trainer, key)}" for key in settings)
         raise ConfigError(f"{keys}: Lightning refuses these settings: {e}") from None
     finally:
         lightning_log.setLevel(level)
