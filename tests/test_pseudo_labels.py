@@ -72,6 +72,16 @@ def test_the_labelling_class_shares_are_the_ones_asked_for(trained_run, unlabell
     assert (taught.set_index("path")["mask"] != as_configured.loc[taught["path"]]).any()  # the shares moved labels
 
 
+def test_the_command_labels_with_the_views_and_class_shares_asked_for(trained_run, unlabelled, tmp_path):
+    shares, out = {"mask": [0.02, 0.96, 0.02]}, tmp_path / "taught.csv"
+    args = ["pseudo-label", str(trained_run.best_checkpoint), str(unlabelled), "--out", str(out), "--keep", "1"]
+    done = CliRunner().invoke(app, [*args, "--tta", "hflip", "--priors", "mask=0.02,0.96,0.02"])
+    assert done.exit_code == 0, done.output
+    faces = read_manifest(unlabelled)
+    expected = pseudo_labels(trained_run.best_checkpoint, faces, keep=1.0, tta=["hflip"], priors=shares)
+    assert read_manifest(out)["mask"].tolist() == expected["mask"].tolist()
+
+
 @pytest.mark.parametrize("keep", [0.0, 1.5])
 def test_a_share_outside_zero_to_one_is_refused(trained_run, unlabelled, keep):
     with pytest.raises(FaceAttrError, match="must be in"):

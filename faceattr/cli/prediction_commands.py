@@ -372,6 +372,8 @@ def pseudo_label(
     out: Annotated[Path | None, typer.Option(help="the labelled manifest (default: <manifest>.pseudo.<ext>)")] = None,
     task: Annotated[str, typer.Option(help="the head whose answers become labels: mask, gender or age_bin")] = "mask",
     keep: Annotated[float, typer.Option(help="share of each predicted class kept, the most confident first")] = 0.5,
+    tta: TTA = None,
+    priors: Priors = None,
     overwrite: OverwriteFlag = False,
 ) -> None:
     """Label faces that have none with a trained model, to train the next model on them beside its own data
@@ -386,7 +388,7 @@ def pseudo_label(
         df = read_manifest(manifest)
         out = out or manifest.with_name(manifest.stem + ".pseudo" + manifest.suffix)
         skips = fresh_skip_report(out, overwrite, inputs=(manifest, checkpoint))
-        taught = pseudo_labels(checkpoint, df, task, keep, skips=skips)
+        taught = pseudo_labels(checkpoint, df, task, keep, skips=skips, tta=_tta(tta), priors=_priors(priors))
     except FaceAttrError as e:
         _fail(e)
         return
