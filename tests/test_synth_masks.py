@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 from dataclasses import replace
 
 import numpy as np
@@ -264,6 +265,20 @@ def test_same_seed_writes_the_same_files_and_an_existing_dataset_is_kept(bare_fa
     with pytest.raises(DatasetError, match=r"already holds skipped.csv.*--overwrite"):
         synthesize_dataset(source, tmp_path / "mine", 3, seed=7, detector=KnownFaceDetector(), progress=False)
     assert (tmp_path / "mine" / "skipped.csv").read_text() == "a file of the user's own"
+
+
+def test_overwrite_never_replaces_a_competition_dataset_synth_masks_did_not_draw(
+    bare_faces, competition_root, tmp_path
+):
+    theirs = tmp_path / "mask-data"  # a user's real training set, pointed at by mistake
+    shutil.copytree(competition_root / "train", theirs / "train")
+    images = theirs / "train" / "images"
+    people = sorted(p.name for p in images.iterdir())
+    with pytest.raises(DatasetError, match="did not draw"):
+        synthesize_dataset(
+            read_manifest(bare_faces), theirs, 2, detector=KnownFaceDetector(), progress=False, overwrite=True
+        )
+    assert sorted(p.name for p in images.iterdir()) == people
 
 
 def test_no_people_or_an_out_that_is_a_file_is_refused_before_anything_is_written(bare_faces, tmp_path):

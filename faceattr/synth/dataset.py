@@ -122,6 +122,11 @@ def synthesize_dataset(
     if (holds_people or present) and not overwrite:
         what = "person folders under train/images" if holds_people else ", ".join(present)
         raise DatasetError(f"{root} already holds {what}; pick another --out or pass --overwrite")
+    if holds_people and not log_path.is_file():  # --overwrite replaces a drawn set, never a dataset of a user's
+        raise DatasetError(
+            f"--overwrite: {images_dir} holds person folders that synth-masks did not draw (no {log_path.name} in "
+            f"{root}), so they are not replaced; pick another --out"
+        )
     if holds_people:
         shutil.rmtree(images_dir)
     images_dir.mkdir(parents=True, exist_ok=True)
