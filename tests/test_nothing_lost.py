@@ -326,6 +326,20 @@ def test_prepare_never_replaces_its_own_input_or_an_existing_manifest(competitio
     assert result.exit_code == 2 and "already exists" in said(result) and out.read_text() == "mine"
 
 
+def test_prepare_never_replaces_a_file_where_its_eval_manifest_or_corrections_log_go(competition_root, tmp_path):
+    theirs = tmp_path / "m.eval.csv"  # where `prepare competition --out m.csv` writes the eval side's manifest
+    theirs.write_text("a user's own file")
+    result = run("prepare", "competition", competition_root, "--out", tmp_path / "m.csv", "--folds", "3")
+    assert result.exit_code == 2 and "m.eval.csv already exists" in said(result)
+    assert theirs.read_text() == "a user's own file" and not (tmp_path / "m.csv").exists()
+    fixes, log = tmp_path / "fixes.csv", tmp_path / "n.csv.corrections.csv"
+    fixes.write_text("path,field,value\n")
+    log.write_text("a user's own file")
+    result = run("prepare", "competition", competition_root, "--out", tmp_path / "n.csv", "--corrections", fixes)
+    assert result.exit_code == 2 and "corrections" in said(result) and "already exists" in said(result)
+    assert log.read_text() == "a user's own file"
+
+
 def test_predict_and_submit_never_write_over_their_inputs_even_with_overwrite(trained_run, competition_root, tmp_path):
     eval_dir = _eval_copy(competition_root, tmp_path)
     info = (eval_dir / "info.csv").read_bytes()

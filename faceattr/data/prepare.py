@@ -113,7 +113,12 @@ def person_folds(
 def prepare(source: str, roots: list[Path], out: Path, options: PrepareOptions | None = None) -> Prepared:
     """Read, deduplicate, correct and split; then write the manifest, split, corrections log, eval manifest."""
     options = options or PrepareOptions()
-    refuse_to_replace(out, options.overwrite, roots)  # before reading anything (an input, a folder, an existing file)
+    has_eval = source == "competition" and (Path(roots[0]) / "eval" / "info.csv").is_file()
+    eval_manifest = out.with_name(out.stem + ".eval" + out.suffix) if has_eval else None
+    corrections_file = out.with_name(out.name + ".corrections.csv") if options.corrections is not None else None
+    for path in (out, eval_manifest, corrections_file):  # before reading anything (an input, a folder, a file there)
+        if path is not None:
+            refuse_to_replace(path, options.overwrite, roots)
     df, problems, report = read_sources(source, roots, options)
     copies = conflicts = 0
     # several faces per photo (boxes, voc, yolo) share one photo file: not duplicates
@@ -130,7 +135,6 @@ def prepare(source: str, roots: list[Path], out: Path, options: PrepareOptions |
         from faceattr.data.corrections import apply_corrections
 
         df, log = apply_corrections(df, options.corrections, options.old_threshold)
-    has_eval = source == "competition" and (Path(roots[0]) / "eval" / "info.csv").is_file()
     eval_df = read_competition_eval(roots[0]) if has_eval else None
     if conflicts and df["person_id"].nunique() < options.folds:
         left = df["person_id"].nunique()
@@ -143,11 +147,9 @@ def prepare(source: str, roots: list[Path], out: Path, options: PrepareOptions |
     split, split_kept_from = person_folds(source, roots, df, options)
     # inputs all read and checked: now the outputs
     write_manifest(df, out)
-    corrections_file = out.with_name(out.name + ".corrections.csv") if log is not None else None
     if log is not None:
         write_csv(log, corrections_file)
     split_file = save_folds(split, out, options.folds, options.split_seed)
-    eval_manifest = out.with_name(out.stem + ".eval" + out.suffix) if eval_df is not None else None
     if eval_df is not None:
         write_manifest(eval_df, eval_manifest)
     fold_of = dict(zip(split["person_id"], split["fold"], strict=True))
