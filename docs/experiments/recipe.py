@@ -73,6 +73,8 @@ VARIANTS: dict[str, list[str]] = {
     # 0.4 of an epoch at the screen's 125 steps an epoch (0.995 is the same share of the full preset's epoch); the
     # screen's 375 steps leave the starting weights 0.05 % of it (0.998's 57 % was what sank "+ EMA 0.998")
     "EMA 0.98": ["train.ema_decay=0.98"],
+    # half the preset's lr: never screened for age and gender (chosen on the mask task)
+    "lr 1e-3": ["optim.lr=1e-3"],
 }
 
 
