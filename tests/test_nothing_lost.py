@@ -313,6 +313,18 @@ def test_drawn_copies_never_replace_same_named_files(trained_run, competition_ro
     assert (drawn / "a.jpg_faces.jpg").read_bytes() == b"my own picture"
 
 
+def test_drawn_copies_are_never_written_inside_a_folder_being_predicted(trained_run, competition_root, tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(sorted((competition_root / "eval" / "images").iterdir())[0], photos / "a.jpg")
+    for inside in (photos, photos / "drawn"):  # the next predict of the folder would read them as photos
+        result = run(
+            "predict", trained_run.best_checkpoint, photos, "--faces", "--draw", inside, "--out", tmp_path / "p.csv"
+        )
+        assert result.exit_code == 2 and "a folder being predicted" in said(result)
+    assert sorted(p.name for p in photos.rglob("*")) == ["a.jpg"]
+
+
 def test_prepare_never_replaces_its_own_input_or_an_existing_manifest(competition_manifest, tmp_path):
     table = tmp_path / "table.csv"
     shutil.copy(competition_manifest, table)

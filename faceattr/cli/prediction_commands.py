@@ -179,6 +179,7 @@ def predict(
         check_writable(out)
         if draw is not None:  # a folder of drawn copies, or one drawn video file inside a folder
             refuse_file_as_folder(draw.parent if draw.suffix.lower() in VIDEO_SUFFIXES else draw, "--draw")
+            refuse_draw_inside_inputs(draw, inputs)
         media = _media_in(inputs)
         skips = fresh_skip_report(out, overwrite, inputs=[model, *(also or []), *inputs, *media])
         predictor = load_predictor(
@@ -478,6 +479,17 @@ def serve(
         return
     console.print(f"serving {checkpoint} on http://{host}:{port}/")
     uvicorn.run(app_, host=host, port=port, log_level="warning")
+
+
+def refuse_draw_inside_inputs(draw: Path, inputs: list[Path]) -> None:
+    """Drawn copies written inside a folder being predicted would be read as photos by the next predict of it."""
+    target = draw.resolve()
+    for folder in (p.resolve() for p in inputs if p.is_dir()):
+        if target.is_relative_to(folder):
+            raise FaceAttrError(
+                f"--draw {draw} is inside {folder}, a folder being predicted: the drawn copies would be read as photos "
+                "the next time it is; give a --draw folder outside it"
+            )
 
 
 def _check_can_listen(host: str, port: int) -> None:
