@@ -93,6 +93,28 @@ def _draw_person(image: np.ndarray, face: Face, folder: Path, rng: np.random.Gen
     return rows
 
 
+def fresh_out_dir(root: Path, overwrite: bool) -> tuple[Path, Path, Path]:
+    """`root`'s train/images, emptied, and where the drawing log and skip report go. A set already there is
+    replaced only with `overwrite`, and only one synth-masks drew (its log beside it): never a user's dataset."""
+    images_dir = root / "train" / "images"
+    log_path, skips_path = root / "synth_masks.csv", root / "skipped.csv"
+    holds_people = images_dir.is_dir() and any(images_dir.iterdir())
+    present = [p.name for p in (log_path, skips_path, root / PREVIEW_NAME) if p.exists()]
+    if (holds_people or present) and not overwrite:
+        what = "person folders under train/images" if holds_people else ", ".join(present)
+        raise DatasetError(f"{root} already holds {what}; pick another --out or pass --overwrite")
+    if holds_people and not log_path.is_file():
+        raise DatasetError(
+            f"--overwrite: {images_dir} holds person folders that synth-masks did not draw (no {log_path.name} in "
+            f"{root}), so they are not replaced; pick another --out"
+        )
+    if holds_people:
+        shutil.rmtree(images_dir)
+    images_dir.mkdir(parents=True, exist_ok=True)
+    skips_path.unlink(missing_ok=True)
+    return images_dir, log_path, skips_path
+
+
 def synthesize_dataset(
     manifest: pd.DataFrame,
     out_dir: str | Path,
@@ -115,22 +137,7 @@ def synthesize_dataset(
         raise DatasetError("no unmasked faces with known gender and age (mask == 2) in the manifest to draw masks on")
     bare = bare.drop_duplicates("person_id").sample(frac=1.0, random_state=seed).reset_index(drop=True)
     root = Path(out_dir)
-    images_dir = root / "train" / "images"
-    log_path, skips_path = root / "synth_masks.csv", root / "skipped.csv"
-    holds_people = images_dir.is_dir() and any(images_dir.iterdir())
-    present = [p.name for p in (log_path, skips_path, root / PREVIEW_NAME) if p.exists()]
-    if (holds_people or present) and not overwrite:
-        what = "person folders under train/images" if holds_people else ", ".join(present)
-        raise DatasetError(f"{root} already holds {what}; pick another --out or pass --overwrite")
-    if holds_people and not log_path.is_file():  # --overwrite replaces a drawn set, never a dataset of a user's
-        raise DatasetError(
-            f"--overwrite: {images_dir} holds person folders that synth-masks did not draw (no {log_path.name} in "
-            f"{root}), so they are not replaced; pick another --out"
-        )
-    if holds_people:
-        shutil.rmtree(images_dir)
-    images_dir.mkdir(parents=True, exist_ok=True)
-    skips_path.unlink(missing_ok=True)
+    images_dir, log_path, skips_path = fresh_out_dir(root, overwrite)
     skips = SkipReport(skips_path)
     detector = detector or FaceDetector()
     written = 0
