@@ -63,6 +63,21 @@ def test_faces_are_detected_on_a_padded_copy_and_mapped_back_to_the_image():
     assert face.box == (10.0, 20.0, 60.0, 90.0) and (face.landmarks == [30.0, 40.0]).all()
 
 
+def test_a_framing_run_cut_short_goes_on_from_the_faces_it_noted(tmp_path):
+    df = _manifest(tmp_path, n=6)
+    fresh_found: dict = {}
+    fresh = measure_framing(df, limit=0, detector=FakeDetector(), pad=0, found=fresh_found)
+    journal = tmp_path / "faces.partial.csv"
+    with pytest.raises(KeyboardInterrupt):  # Ctrl-C after two batches of two
+        measure_framing(df, limit=0, detector=FakeDetector(fail_after=4), pad=0, batch_size=2, journal=journal)
+    again, found = FakeDetector(), {}
+    resumed = measure_framing(df, limit=0, detector=again, pad=0, batch_size=2, found=found, journal=journal)
+    assert again.calls == 2  # only the images the first run never reached
+    assert resumed.read == fresh.read and resumed.margins == pytest.approx(fresh.margins)
+    assert found.keys() == fresh_found.keys()
+    assert all(np.allclose(found[p].landmarks, fresh_found[p].landmarks) for p in found)
+
+
 def test_no_face_anywhere_is_a_clear_error(tmp_path):
     dark = _manifest(tmp_path, n=6).iloc[1::2]  # FakeDetector finds nothing in the dark images
     with pytest.raises(DatasetError, match="no face found in any of the 3 images"):
@@ -189,9 +204,21 @@ def test_framing_landmarks_let_training_draw_masks_on_utkface(tmp_path):
         CliRunner().invoke(app, ["prepare", "utkface", str(root), "--out", str(manifest), "--folds", "2"]).exit_code
         == 0
     )
+    # a journal left by a run cut short: its noted face is taken as it is, and the journal goes once all are found
+    from faceattr.config import load_config
+    from faceattr.faces.crop import settings_key
+
+    journal = tmp_path / f"utk.framed.csv.{settings_key(load_config(None).faces)}.partial.csv"
+    noted = str(read_manifest(manifest)["path"].iloc[0])
+    journal.write_text(
+        "path,width,height,face_box,score,landmarks\n"
+        f"{noted},200,200,10 20 150 190,0.9,50 80 120 80 85 120 60 150 110 150\n"
+    )
     result = CliRunner().invoke(app, ["framing", str(manifest), "--landmarks"])
     assert result.exit_code == 0, result.output
+    assert "going on from the faces noted" in result.output and not journal.exists()
     framed = read_manifest(tmp_path / "utk.framed.csv")
+    assert framed.set_index("path").loc[noted, "face_box"] == "10.0 20.0 150.0 190.0"
     assert "face boxes and landmarks recorded for" in result.output
     masker = SyntheticMasker(framed, p=1.0, incorrect=0.0)
     assert masker.eligible() >= 10  # MTCNN finds nearly every UTKFace face

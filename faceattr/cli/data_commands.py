@@ -319,6 +319,7 @@ def framing(
     from faceattr.config import load_config
     from faceattr.data.images import SkipReport
     from faceattr.data.manifest import read_manifest, write_manifest
+    from faceattr.faces.crop import settings_key
     from faceattr.faces.framing import SIDES, face_points, measure_framing
 
     try:
@@ -326,12 +327,19 @@ def framing(
         df = read_manifest(manifest)
         out, skips_file = _derived_outputs(manifest, out, ".framed", overwrite)
         found: dict | None = {} if landmarks else None
-        measured = measure_framing(df, cfg.faces, 0 if landmarks else limit, seed, SkipReport(skips_file), found=found)
+        # a whole set takes minutes: its faces are noted as they are found, and a run cut short goes on from there
+        journal = out.with_name(f"{out.name}.{settings_key(cfg.faces)}.partial.csv") if landmarks else None
+        if journal is not None and journal.is_file():
+            console.print(f"going on from the faces noted in {journal}")
+        skips = SkipReport(skips_file)
+        measured = measure_framing(df, cfg.faces, 0 if landmarks else limit, seed, skips, found=found, journal=journal)
         if found is not None:
             df = face_points(df, found)
             console.print(f"face boxes and landmarks recorded for {len(found)} of {len(df)} images")
         df["crop_settings"] = measured.crop_settings(cfg.faces)
         write_manifest(df, out)
+        if journal is not None:
+            journal.unlink(missing_ok=True)  # the manifest now holds every face
     except FaceAttrError as e:
         _fail(e)
         return

@@ -13,15 +13,19 @@ the photo's box is the one `predict` will crop around.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from rich.progress import Progress
 
+from faceattr.atomic import appending_csv, read_appended_csv
 from faceattr.config import FacesConfig
 from faceattr.data.images import SkipReport, load_rgb
-from faceattr.data.landmarks import format_points
+from faceattr.data.landmarks import format_points, parse_points
 from faceattr.errors import DatasetError, ImageLoadError
 from faceattr.faces.crop import shaping_settings
 from faceattr.faces.detect import Face, FaceDetector, detect_padded
@@ -85,24 +89,27 @@ def measure_framing(
     pad: float = 0.5,
     found: dict[str, Face] | None = None,
     progress: bool = True,
+    journal: Path | None = None,
 ) -> Framing:
     """Detect the face in up to `limit` random images of the manifest and summarize where the images' edges lie.
 
     `found`, when given, receives each image's face (path -> Face), e.g. for `face_points`; `progress` shows a bar
-    (a whole set, as `framing --landmarks` reads, takes minutes)."""
+    (a whole set, as `framing --landmarks` reads, takes minutes). With `journal` (a CSV), each image's face is
+    noted there as it is found and the images already noted are not detected again: a run cut short goes on."""
     cfg = cfg or FacesConfig()
     if frame.empty:
         raise DatasetError("the manifest has no rows: nothing to measure the framing of")
     sample = frame.sample(n=min(limit, len(frame)), random_state=seed) if limit else frame
-    detector = detector or FaceDetector(cfg)
     skips = skips if skips is not None else SkipReport()
-    margins: list[np.ndarray] = []
-    read = 0
     paths = sample["path"].astype(str).tolist()
-    with Progress(disable=not progress) as bar:
-        task = bar.add_task("finding faces", total=len(paths))
-        for start in range(0, len(paths), batch_size):
-            chunk = paths[start : start + batch_size]
+    done = read_journal(journal) if journal is not None else {}
+    sizes_and_faces = {path: done[path] for path in paths if path in done}
+    todo = [path for path in paths if path not in done]
+    detector = (detector or FaceDetector(cfg)) if todo else None
+    with Progress(disable=not progress) as bar, journal_writer(journal) as note:
+        task = bar.add_task("finding faces", total=len(paths), completed=len(paths) - len(todo))
+        for start in range(0, len(todo), batch_size):
+            chunk = todo[start : start + batch_size]
             images, read_paths = [], []
             for path in chunk:
                 try:
@@ -110,15 +117,57 @@ def measure_framing(
                     read_paths.append(path)
                 except ImageLoadError as e:
                     skips.add(e)
-            read += len(images)
             faces = detect_padded(detector, images, pad, fill=None)
             for path, image, face in zip(read_paths, images, faces, strict=True):
-                if face is not None:
-                    margins.append(image_margins(face, (image.shape[1], image.shape[0])))
-                    if found is not None:
-                        found[path] = face
+                sizes_and_faces[path] = (image.shape[1], image.shape[0]), face
+                note(path, *sizes_and_faces[path])
             bar.advance(task, len(chunk))
-    return summarize(margins, read)
+    margins = [image_margins(face, size) for size, face in sizes_and_faces.values() if face is not None]
+    if found is not None:
+        found.update({path: face for path, (_, face) in sizes_and_faces.items() if face is not None})
+    return summarize(margins, len(sizes_and_faces))
+
+
+JOURNAL_FIELDS = ("path", "width", "height", "face_box", "score", "landmarks")  # face_box empty: no face found
+
+
+@contextmanager
+def journal_writer(journal: Path | None) -> Iterator[Callable[[str, tuple[int, int], Face | None], None]]:
+    """`note(path, size, face)` appends an image's size and face to `journal` as it is found (nothing without one)."""
+    if journal is None:
+        yield lambda path, size, face: None
+        return
+    with appending_csv(journal, JOURNAL_FIELDS) as append:
+
+        def note(path: str, size: tuple[int, int], face: Face | None) -> None:
+            exact = "{:.4f}".format  # the journal keeps the detector's values, not the manifest's 0.1 px
+            append(
+                {
+                    "path": path,
+                    "width": size[0],
+                    "height": size[1],
+                    "face_box": " ".join(map(exact, face.box)) if face else "",
+                    "score": exact(face.score) if face else "",
+                    "landmarks": " ".join(map(exact, np.ravel(face.landmarks))) if face else "",
+                }
+            )
+
+        yield note
+
+
+def read_journal(journal: Path) -> dict[str, tuple[tuple[int, int], Face | None]]:
+    """What a cut-short run noted in `journal`, per image: its size and its face (None: no face found). A row that
+    does not read back whole is left out, so its image is detected again."""
+    done: dict[str, tuple[tuple[int, int], Face | None]] = {}
+    for row in read_appended_csv(journal) if journal.is_file() else []:
+        try:
+            size = (int(row["width"]), int(row["height"]))
+            box, points = parse_points(row["face_box"], 2), parse_points(row["landmarks"], 5)
+            face = None if not row["face_box"] else Face(tuple(box.ravel()), float(row["score"]), points)
+        except (ValueError, TypeError, AttributeError):
+            continue
+        done[row["path"]] = size, face
+    return done
 
 
 def face_points(frame: pd.DataFrame, found: dict[str, Face]) -> pd.DataFrame:
