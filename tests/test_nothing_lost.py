@@ -695,3 +695,16 @@ def test_export_crop_and_stats_replace_their_outputs_only_with_overwrite(trained
     (tmp_path / "stats" / "report.md").write_text("my notes")
     result = run("stats", competition_manifest, "--out", tmp_path / "stats")
     assert result.exit_code == 2 and (tmp_path / "stats" / "report.md").read_text() == "my notes"
+
+
+@pytest.mark.parametrize("command", ["crop", "framing", "cache"])
+def test_a_file_where_a_skip_report_goes_is_replaced_only_if_faceattr_wrote_it(command, competition_manifest, tmp_path):
+    out = tmp_path / "out.npy" if command == "cache" else tmp_path / "out.csv"
+    report = tmp_path / "out.skipped.csv"
+    report.write_text("a user's own list")
+    extra = {"crop": ["--cache", tmp_path / "cache"], "framing": ["--limit", "2"], "cache": ["--size", "32"]}[command]
+    result = run(command, competition_manifest, "--out", out, *extra)
+    assert result.exit_code == 2 and "already exists" in said(result) and report.read_text() == "a user's own list"
+    report.write_text("path,reason,detail\r\n")  # one of ours, left by an earlier run: replaced
+    result = run(command, competition_manifest, "--out", out, *extra)
+    assert "already exists" not in said(result)  # (framing then finds no face in these drawn ones: not the point)

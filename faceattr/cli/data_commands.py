@@ -243,13 +243,11 @@ def suspects(
 def _derived_outputs(manifest: Path, out: Path | None, tag: str, overwrite: bool) -> tuple[Path, Path]:
     """The manifest a command writes (default <manifest><tag>.<ext>; never the input, an existing one only with
     --overwrite) and its skipped-images report, cleared."""
-    from faceattr.data.images import skip_report_path
+    from faceattr.data.images import fresh_skip_file
 
     out = out or manifest.with_name(manifest.stem + tag + manifest.suffix)
     refuse_existing([out], overwrite, inputs=(manifest,))
-    skips_file = skip_report_path(out)
-    skips_file.unlink(missing_ok=True)
-    return out, skips_file
+    return out, fresh_skip_file(out, overwrite, inputs=(manifest,))
 
 
 @app.command()
@@ -368,14 +366,13 @@ def decoded_cache(
 ) -> None:
     """Decode and resize every image once into a memory-mapped file; train with data.decoded_cache=FILE."""
     from faceattr.data.decoded_cache import build_cache, cache_paths
-    from faceattr.data.images import SkipReport, skip_report_path
+    from faceattr.data.images import SkipReport, fresh_skip_file
     from faceattr.data.manifest import read_manifest
 
     try:
         out = out or manifest.with_name(f"{manifest.stem}.decoded-{size}.npy")
         refuse_existing(list(cache_paths(out)), overwrite, inputs=(manifest,))
-        skips_file = skip_report_path(out)
-        skips_file.unlink(missing_ok=True)
+        skips_file = fresh_skip_file(out, overwrite, inputs=(manifest,))
         skips = SkipReport(skips_file)
         npy = build_cache(read_manifest(manifest), out, size, skips)
     except FaceAttrError as e:

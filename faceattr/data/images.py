@@ -12,12 +12,13 @@ import io
 import logging
 import threading
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from faceattr.atomic import appending_csv, atomic_path, read_appended_csv
+from faceattr.atomic import appending_csv, atomic_path, read_appended_csv, refuse_to_replace
 from faceattr.config import MAX_PIXELS
 from faceattr.data.text_tables import decode_legacy
 from faceattr.errors import ImageLoadError
@@ -152,6 +153,17 @@ def skip_report_path(out: Path) -> Path:
     return out.with_name(out.stem + ".skipped.csv")
 
 
+def fresh_skip_file(out: Path, overwrite: bool, inputs: Iterable[str | Path] = ()) -> Path:
+    """`out`'s skip report (`skip_report_path`), cleared for a new run: a report faceattr wrote is replaced (a refused
+    run's, say, so the re-run its error suggests goes through); any other file there only with `overwrite`, and
+    never one of the command's `inputs`."""
+    report = skip_report_path(out)
+    if report.exists() and not SkipReport.is_ours(report):
+        refuse_to_replace(report, overwrite, inputs)
+    report.unlink(missing_ok=True)
+    return report
+
+
 class SkipReport:
     """Collects images that could not be used, and appends them to a `skipped.csv` so nothing drops silently.
 
@@ -175,6 +187,15 @@ class SkipReport:
 
     def __len__(self) -> int:
         return len(self.rows)
+
+    @classmethod
+    def is_ours(cls, csv_path: str | Path) -> bool:
+        """Whether the file at `csv_path` is a report faceattr wrote (its header): one a new run may replace."""
+        try:
+            with Path(csv_path).open() as f:
+                return f.readline().strip() == ",".join(cls.FIELDS)
+        except (OSError, UnicodeDecodeError):
+            return False
 
     @staticmethod
     def read(csv_path: str | Path) -> list[dict[str, str]]:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from faceattr.atomic import refuse_to_replace, write_csv
-from faceattr.data.images import SkipReport, readable_path, skip_report_path
+from faceattr.data.images import SkipReport, fresh_skip_file, readable_path
 from faceattr.data.text_tables import read_text_table
 from faceattr.errors import DatasetError, FaceAttrError
 from faceattr.inference.predictor import BasePredictor, Predictions
@@ -38,29 +38,15 @@ def video_outputs(out: Path) -> tuple[Path, Path]:
     return out.with_name(out.stem + ".frames.csv"), out.with_name(out.stem + ".tracks.csv")
 
 
-def _not_ours(report: Path) -> bool:
-    """Whether a file at a skip report's name is something else than a report faceattr wrote (its header)."""
-    try:
-        with report.open() as f:
-            return f.readline().strip() != ",".join(SkipReport.FIELDS)
-    except (OSError, UnicodeDecodeError):
-        return True
-
-
 def fresh_skip_report(out: Path, overwrite: bool, inputs: Iterable[str | Path] = ()) -> SkipReport:
     """The skipped-images report of output `out`: `<out stem>.skipped.csv`, named after its output so no other file
     (a training run's own skipped.csv, say) is touched. An `out` that is one of the command's `inputs` is refused even
-    with `overwrite`, an existing one without it, and so is a report that is not one of ours; our own report left by
-    a run that wrote no output (a refused submission, say) is replaced, so the re-run the error message suggests
-    goes through."""
-    report = skip_report_path(out)
+    with `overwrite`, an existing one without it, and so is a file at the report's name that is not a report of
+    ours (`fresh_skip_file`)."""
     inputs = list(inputs)
     for path in [out, *video_outputs(out)]:
         refuse_to_replace(path, overwrite, inputs)
-    if report.exists() and _not_ours(report):
-        refuse_to_replace(report, overwrite, inputs)
-    report.unlink(missing_ok=True)
-    return SkipReport(report)
+    return SkipReport(fresh_skip_file(out, overwrite, inputs))
 
 
 def eval_image_paths(eval_dir: Path, image_ids: pd.Series) -> list[str]:
