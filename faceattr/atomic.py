@@ -97,23 +97,25 @@ def save_image(image, path: str | Path, **save_kwargs) -> Path:
     return Path(path)
 
 
-def refuse_to_replace(path: str | Path, overwrite: bool, inputs: Iterable[str | Path] = ()) -> None:
+def refuse_to_replace(outputs: Iterable[str | Path], overwrite: bool, inputs: Iterable[str | Path] = ()) -> None:
     """Before any work: an output never replaces one of the command's inputs, nor a folder, nor an existing file
-    without `--overwrite`. The one wording of these refusals, for every command that writes a file."""
+    without `--overwrite`. The one wording of these refusals, for every command that writes files; the inputs are
+    resolved once, however many outputs (a folder of photos can be thousands of inputs)."""
     from faceattr.errors import FaceAttrError
 
-    if Path(path).is_dir():
-        raise FaceAttrError(
-            f"{path} is a folder, and this output is a file: give a file name (a folder is never replaced)"
-        )
-    target = Path(path).resolve()
-    if any(Path(i).resolve() == target for i in inputs):
-        raise FaceAttrError(
-            f"{path} is one of the inputs of this command; writing it would replace the data it reads: pick another "
-            "output name"
-        )
-    if Path(path).exists() and not overwrite:
-        raise FaceAttrError(f"{path} already exists; pick another output or pass --overwrite to replace it")
+    read = {Path(i).resolve() for i in inputs}
+    for path in outputs:
+        if Path(path).is_dir():
+            raise FaceAttrError(
+                f"{path} is a folder, and this output is a file: give a file name (a folder is never replaced)"
+            )
+        if Path(path).resolve() in read:
+            raise FaceAttrError(
+                f"{path} is one of the inputs of this command; writing it would replace the data it reads: pick "
+                "another output name"
+            )
+        if Path(path).exists() and not overwrite:
+            raise FaceAttrError(f"{path} already exists; pick another output or pass --overwrite to replace it")
 
 
 def nearest_on_disk(path: str | Path) -> Path:

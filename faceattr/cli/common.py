@@ -72,14 +72,6 @@ def _priors(value: str | None) -> dict[str, list[float]] | None:
 OverwriteFlag = Annotated[bool, typer.Option("--overwrite", help="replace outputs already there")]
 
 
-def refuse_existing(paths: list[Path], overwrite: bool, inputs: tuple[Path, ...] = ()) -> None:
-    """Before any work: never write over an input, and over an existing output only with --overwrite."""
-    from faceattr.atomic import refuse_to_replace
-
-    for path in paths:
-        refuse_to_replace(path, overwrite, inputs)
-
-
 def _fail(error: Exception) -> None:
     console.print(f"[bold red]error:[/] {error}")
     raise typer.Exit(code=2)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from faceattr.atomic import refuse_file_as_folder
+from faceattr.atomic import refuse_file_as_folder, refuse_to_replace
 from faceattr.cli.common import (
     SEED_RANGE,
     ConfigPath,
@@ -18,7 +18,6 @@ from faceattr.cli.common import (
     _fail,
     app,
     console,
-    refuse_existing,
 )
 from faceattr.errors import FaceAttrError
 from faceattr.labels import DEFAULT_OLD_THRESHOLD as OLD_AGE
@@ -214,7 +213,7 @@ def suspects(
     out = out or predictions.with_name(predictions.stem + ".suspects.csv")
     sheet = out.with_suffix(".png")
     try:
-        refuse_existing([out, sheet], overwrite, inputs=(predictions,))
+        refuse_to_replace([out, sheet], overwrite, inputs=(predictions,))
         if not predictions.is_file():
             raise FaceAttrError(f"{predictions}: not found; run `faceattr cv` first, it writes oof_predictions.csv")
         table = read_text_table(predictions, dtype={"person_id": str, "path": str})
@@ -246,7 +245,7 @@ def _derived_outputs(manifest: Path, out: Path | None, tag: str, overwrite: bool
     from faceattr.data.images import fresh_skip_file
 
     out = out or manifest.with_name(manifest.stem + tag + manifest.suffix)
-    refuse_existing([out], overwrite, inputs=(manifest,))
+    refuse_to_replace([out], overwrite, inputs=(manifest,))
     return out, fresh_skip_file(out, overwrite, inputs=(manifest,))
 
 
@@ -371,7 +370,7 @@ def decoded_cache(
 
     try:
         out = out or manifest.with_name(f"{manifest.stem}.decoded-{size}.npy")
-        refuse_existing(list(cache_paths(out)), overwrite, inputs=(manifest,))
+        refuse_to_replace(list(cache_paths(out)), overwrite, inputs=(manifest,))
         skips_file = fresh_skip_file(out, overwrite, inputs=(manifest,))
         skips = SkipReport(skips_file)
         npy = build_cache(read_manifest(manifest), out, size, skips)
@@ -400,7 +399,7 @@ def stats(
 
     try:
         refuse_file_as_folder(out, "--out")
-        refuse_existing([out / name for name in STATS_FILES], overwrite)
+        refuse_to_replace([out / name for name in STATS_FILES], overwrite)
         result = dataset_stats(read_manifest(manifest, old_threshold), out, old_threshold, max_images)
         summary = result.summary
         console.print(

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from faceattr.atomic import nearest_on_disk, refuse_file_as_folder
+from faceattr.atomic import nearest_on_disk, refuse_file_as_folder, refuse_to_replace
 from faceattr.cli.common import (
     TTA,
     Also,
@@ -26,7 +26,6 @@ from faceattr.cli.common import (
     app,
     console,
     print_metrics,
-    refuse_existing,
 )
 from faceattr.errors import ConfigError, FaceAttrError, NothingReadable
 
@@ -427,7 +426,7 @@ def export(
     try:
         if format != "onnx":
             raise FaceAttrError(f"unknown export format '{format}'; onnx is supported")
-        refuse_existing([out, sidecar_path(out)], overwrite, inputs=(checkpoint,))
+        refuse_to_replace([out, sidecar_path(out)], overwrite, inputs=(checkpoint,))
         model_path, sidecar = export_onnx(checkpoint, out, opset)
     except FaceAttrError as e:
         _fail(e)
@@ -523,7 +522,7 @@ def cam(
 
     try:
         refuse_file_as_folder(out, "--out")
-        refuse_existing(sorted(out.glob("cam_*.png"))[:1], overwrite)
+        refuse_to_replace(sorted(out.glob("cam_*.png"))[:1], overwrite)
         chosen = [h.strip() for h in heads.split(",")] if heads else None
         skipped: list = []
         results = cam_sheets(checkpoint, collect_images(images or []), worst, out, chosen, skipped)

@@ -159,7 +159,7 @@ def fresh_skip_file(out: Path, overwrite: bool, inputs: Iterable[str | Path] = (
     never one of the command's `inputs`."""
     report = skip_report_path(out)
     if report.exists() and not SkipReport.is_ours(report):
-        refuse_to_replace(report, overwrite, inputs)
+        refuse_to_replace([report], overwrite, inputs)
     report.unlink(missing_ok=True)
     return report
 

@@ -116,9 +116,8 @@ def prepare(source: str, roots: list[Path], out: Path, options: PrepareOptions |
     has_eval = source == "competition" and (Path(roots[0]) / "eval" / "info.csv").is_file()
     eval_manifest = out.with_name(out.stem + ".eval" + out.suffix) if has_eval else None
     corrections_file = out.with_name(out.name + ".corrections.csv") if options.corrections is not None else None
-    for path in (out, eval_manifest, corrections_file):  # before reading anything (an input, a folder, a file there)
-        if path is not None:
-            refuse_to_replace(path, options.overwrite, roots)
+    outputs = [path for path in (out, eval_manifest, corrections_file) if path is not None]
+    refuse_to_replace(outputs, options.overwrite, roots)  # before reading anything (an input, a folder, a file there)
     df, problems, report = read_sources(source, roots, options)
     copies = conflicts = 0
     # several faces per photo (boxes, voc, yolo) share one photo file: not duplicates

@@ -44,8 +44,7 @@ def fresh_skip_report(out: Path, overwrite: bool, inputs: Iterable[str | Path] =
     with `overwrite`, an existing one without it, and so is a file at the report's name that is not a report of
     ours (`fresh_skip_file`)."""
     inputs = list(inputs)
-    for path in [out, *video_outputs(out)]:
-        refuse_to_replace(path, overwrite, inputs)
+    refuse_to_replace([out, *video_outputs(out)], overwrite, inputs)
     return SkipReport(fresh_skip_file(out, overwrite, inputs))
 
 
