@@ -517,6 +517,7 @@ def cam(
     overwrite: OverwriteFlag = False,
 ) -> None:
     """Grad-CAM heatmaps per head (grad-cam package): the photo beside one overlay per head."""
+    from faceattr.data.images import SkipReport
     from faceattr.inference.inputs import collect_images
     from faceattr.reports.cam import cam_sheets
 
@@ -524,15 +525,15 @@ def cam(
         refuse_file_as_folder(out, "--out")
         refuse_to_replace(sorted(out.glob("cam_*.png"))[:1], overwrite)
         chosen = [h.strip() for h in heads.split(",")] if heads else None
-        skipped: list = []
-        results = cam_sheets(checkpoint, collect_images(images or []), worst, out, chosen, skipped)
+        skips = SkipReport()
+        results = cam_sheets(checkpoint, collect_images(images or []), worst, out, chosen, skips)
     except FaceAttrError as e:
         _fail(e)
         return
     for r in results:
         console.print(f"{r.sheet}: {'; '.join(r.labels.values())}")
-    for e in skipped:
-        console.print(f"[yellow]skipped {e}[/]")
+    for row in skips.rows:
+        console.print(f"[yellow]skipped {row['path']}: {row['reason']} ({row['detail']})[/]")
 
 
 @app.command()

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from faceattr.atomic import save_figure
-from faceattr.data.images import load_rgb
+from faceattr.data.images import SkipReport, load_rgb
 from faceattr.errors import ConfigError, FaceAttrError, ImageLoadError
 from faceattr.inference.checkpoint_predictor import Predictor
 from faceattr.labels import CLASS_NAMES, CLASSIFICATION_TASKS
@@ -130,10 +130,10 @@ def cam_sheets(
     worst: int = 0,
     out_dir: str | Path = "cam",
     heads: list[str] | None = None,
-    skipped: list[ImageLoadError] | None = None,
+    skips: SkipReport | None = None,
 ) -> list[CamResult]:
     """One side-by-side PNG per image (given ones, then the `worst` validation images). An image that cannot be read
-    is passed over and appended to `skipped`; none readable is an error."""
+    is passed over and added to `skips`; none readable is an error."""
     predictor = Predictor(checkpoint, device="cpu")
     chosen = heads or list(predictor.tasks)
     unknown = [h for h in chosen if h not in predictor.tasks]
@@ -146,19 +146,21 @@ def cam_sheets(
     if not todo:
         raise ConfigError("no images: give image paths and/or --worst N")
     out = Path(out_dir)
-    results, unreadable = [], []
+    results, skips = [], skips if skips is not None else SkipReport()
+    before = len(skips)
     for k, (path, title) in enumerate(todo):
         try:
             image = load_rgb(path)
         except ImageLoadError as e:
-            unreadable.append(e)
+            skips.add(e)
             continue
         out.mkdir(parents=True, exist_ok=True)
         heatmaps, labels = explain(predictor, image, chosen)
         sheet = save_sheet(image, heatmaps, labels, title, out / f"cam_{k:03d}_{Path(path).stem}.png")
         results.append(CamResult(path, heatmaps, labels, sheet))
-    if skipped is not None:
-        skipped += unreadable
     if not results:
-        raise FaceAttrError(f"none of the {len(todo)} image(s) could be read (first: {unreadable[0]})")
+        first = skips.rows[before]
+        raise FaceAttrError(
+            f"none of the {len(todo)} image(s) could be read (first: {first['path']}: {first['reason']})"
+        )
     return results
