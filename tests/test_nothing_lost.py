@@ -708,3 +708,62 @@ def test_a_file_where_a_skip_report_goes_is_replaced_only_if_faceattr_wrote_it(c
     report.write_text("path,reason,detail\r\n")  # one of ours, left by an earlier run: replaced
     result = run(command, competition_manifest, "--out", out, *extra)
     assert "already exists" not in said(result)  # (framing then finds no face in these drawn ones: not the point)
+
+
+# 12. a long predict cut short keeps the photos it finished
+
+
+@pytest.mark.parametrize("faces", ["--faces", "--no-faces"])
+def test_a_predict_cut_short_goes_on_from_the_photos_it_finished(faces, trained_run, competition_root, tmp_path):
+    import faceattr.inference.faces_in_photos as faces_in_photos
+    from faceattr.inference.predictor import BasePredictor
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for k, image in enumerate(sorted((competition_root / "eval" / "images").iterdir())[:6]):
+        shutil.copy(image, photos / f"{k}.jpg")
+    command = ("predict", trained_run.best_checkpoint, photos, faces, "--batch-size", "2", "--no-onnx-cache")
+    assert run(*command, "--out", tmp_path / "whole.csv").exit_code == 0
+
+    calls = []
+    real = faces_in_photos.classify_photos if faces == "--faces" else BasePredictor.predict_paths
+
+    def model(*args, **kwargs):  # the user's Ctrl-C comes during the second batch
+        calls.append(1)
+        if stop and len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    mp = pytest.MonkeyPatch()
+    if faces == "--faces":
+        mp.setattr(faces_in_photos, "classify_photos", model)
+    else:
+        mp.setattr(BasePredictor, "predict_paths", model)
+    out = tmp_path / "p.csv"
+    try:
+        stop = True
+        result = run(*command, "--out", out)
+        assert result.exit_code == 130 and "the same command goes on" in said(result) and not out.exists()
+        calls.clear()
+        stop = False
+        result = run(*command, "--out", out)
+    finally:
+        mp.undo()
+    assert result.exit_code == 0 and "going on from the 2 photo(s) noted" in said(result)
+    assert len(calls) == 2  # the four photos left, two a batch: the first two were not predicted again
+    assert out.read_bytes() == (tmp_path / "whole.csv").read_bytes()  # as an unbroken run writes it
+    assert not list(tmp_path.glob("*.partial.csv"))  # the journal goes once out holds every row
+
+
+def test_the_journal_keeps_whole_photos_only_and_belongs_to_its_settings(tmp_path):
+    from faceattr.inference.journal import PredictionJournal
+
+    journal = PredictionJournal(tmp_path / "p.csv", {"models": ["a.ckpt"]})
+    journal.append(pd.DataFrame({"path": ["a.jpg", "b.jpg", "b.jpg"], "face": [0, 0, 1], "p": [0.25, 0.5, 0.75]}))
+    text = journal.path.read_bytes()
+    journal.path.write_bytes(text[: text.rindex(b"b.jpg") + 8])  # killed while writing b.jpg's second face
+    assert journal.keep_whole()["path"].tolist() == ["a.jpg"]  # b.jpg, cut short, is predicted again
+    journal.append(pd.DataFrame({"path": ["b.jpg", "b.jpg"], "face": [0, 1], "p": [0.5, 0.75]}))
+    assert journal.done()[["path", "face"]].values.tolist() == [["a.jpg", 0], ["b.jpg", 0], ["b.jpg", 1]]
+    other = PredictionJournal(tmp_path / "p.csv", {"models": ["b.ckpt"]})  # another model never takes these rows
+    assert other.path != journal.path and other.done().empty

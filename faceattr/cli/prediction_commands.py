@@ -4,6 +4,7 @@ submit."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 from typing import Annotated
@@ -168,6 +169,7 @@ def predict(
     faceattr predict runs/x/checkpoints/best.ckpt photos/   |   faceattr predict --onnx model.onnx photos/
     """
     from faceattr.data.images import VIDEO_SUFFIXES
+    from faceattr.inference.journal import PredictionJournal, file_identity
     from faceattr.inference.load import load_predictor
     from faceattr.inference.outputs import fresh_skip_report
 
@@ -197,12 +199,22 @@ def predict(
         if videos and faces is False:
             console.print("[yellow]--no-faces applies to photos: videos are tracked and predicted face by face[/]")
         faces = faces if faces is not None else predictor.cfg.faces.trained_on_crops
+        journal = PredictionJournal(
+            out,
+            {
+                "models": [file_identity(p) for p in [model, *(also or [])]],
+                "views": [voting, tta, priors, peers, onnx_cache, faces],
+                "faces": asdict(predictor.cfg.faces),
+            },
+        )
         runs = []
         if videos:
             runs.append(partial(_predict_videos, predictor, videos, out, every, fps, draw, skips, overwrite))
         if photos:
             runs.append(
-                partial(_predict_photos, predictor, photos, out, faces, draw, batch_size, skips, profile, overwrite)
+                partial(
+                    _predict_photos, predictor, photos, out, faces, draw, batch_size, skips, profile, overwrite, journal
+                )
             )
         _each_kind(runs)
     except FaceAttrError as e:
@@ -281,30 +293,63 @@ def check_writable(out: Path) -> None:
 
 
 def _predict_photos(
-    predictor, photos: list[str], out: Path, faces: bool, draw, batch_size: int, skips, profile: bool, overwrite: bool
+    predictor,
+    photos: list[str],
+    out: Path,
+    faces: bool,
+    draw,
+    batch_size: int,
+    skips,
+    profile: bool,
+    overwrite: bool,
+    journal,
 ) -> None:
-    """One row per face (--faces, optional drawn copies) or per photo, to `out`."""
+    """One row per face (--faces, optional drawn copies) or per photo, to `out`. Each batch's rows go to the
+    journal as they are done, so a run cut short goes on from the photos it finished."""
     from faceattr.atomic import write_csv
+    from faceattr.inference.journal import in_order, photos_left
     from faceattr.inference.outputs import predictions_table
     from faceattr.inference.profile import StageClock
 
     detector = predictor.face_detector() if faces else None
     skipped_before = len(skips)  # the videos' skips share the report
-    clock = StageClock()  # from here: model and detector loading are start-up, not per-photo time
-    if faces:
-        from faceattr.inference.faces_in_photos import predict_faces
-
-        table = predict_faces(
-            predictor, photos, detector, skips, draw, batch_size, clock, overlap=not profile, overwrite=overwrite
+    left = photos_left(photos, journal.keep_whole())
+    if len(left) < len(photos):
+        console.print(
+            f"going on from the {len(photos) - len(left)} photo(s) noted in {journal.path} (delete it to start over)"
         )
-    else:
-        table = predictions_table(predictor.predict_paths(photos, batch_size=batch_size, skips=skips))
+    clock = StageClock()  # from here: model and detector loading are start-up, not per-photo time
+    try:
+        if faces:
+            from faceattr.inference.faces_in_photos import predict_faces
+
+            predict_faces(
+                predictor,
+                left,
+                detector,
+                skips,
+                draw,
+                batch_size,
+                clock,
+                overlap=not profile,
+                overwrite=overwrite,
+                noted=journal.append,
+            )
+        else:
+            for start in range(0, len(left), batch_size):
+                preds = predictor.predict_paths(left[start : start + batch_size], batch_size=batch_size, skips=skips)
+                journal.append(predictions_table(preds))
+    except KeyboardInterrupt:
+        console.print(f"[yellow]stopped: the photos done are noted in {journal.path}; the same command goes on[/]")
+        raise typer.Exit(130) from None
+    table = in_order(journal.done(), photos)
     if table.empty:
         raise NothingReadable(
             f"no image could be read ({len(skips) - skipped_before} skipped); the reasons are in {skips.csv_path}"
         )
     with clock.stage("write"):
         write_csv(table, out)
+    journal.remove()  # out holds every row now
     read = len(photos) - (len(skips) - skipped_before)
     console.print(f"wrote {len(table)} prediction row(s) for {read} image(s) to [bold]{out}[/]")
     if "detection" in table:  # per face: how many the detector found, how many are the cascade's guesses

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -134,10 +135,12 @@ def predict_faces(
     clock: StageClock | None = None,
     overlap: bool = True,
     overwrite: bool = False,
+    noted: Callable[[pd.DataFrame], None] | None = None,
 ) -> pd.DataFrame:
     """One row per face (box, labels, probabilities); a photo with no face gets one fallback-crop row. With
     `overlap`, a background thread decodes and detects the next `batch_size` photos while the model classifies
-    these (MTCNN on onnxruntime keeps to one core; the model has the other)."""
+    these (MTCNN on onnxruntime keeps to one core; the model has the other). `noted(rows)` gets each batch's rows
+    as it is done (predict's journal)."""
     skips = skips if skips is not None else SkipReport()
     clock = clock or StageClock()
     rows: list[dict] = []
@@ -167,10 +170,14 @@ def predict_faces(
         if not loaded:
             continue
         images = [image for _, image in loaded]
+        batch: list[dict] = []
         for (path, image), results in zip(loaded, classify_photos(predictor, images, found, clock), strict=True):
-            rows += [flat_row(path, r) for r in results]
+            batch += [flat_row(path, r) for r in results]
             if draw_dir is not None:
                 draw_faces(image, results, drawn_path(Path(draw_dir), path, root))
+        if noted is not None:
+            noted(pd.DataFrame(batch))
+        rows += batch
     return pd.DataFrame(rows)
 
 
