@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from faceattr.config.schema import SEED_MAX
 from faceattr.labels import MAX_AGE, YOUNG_THRESHOLD
 
 app = typer.Typer(
@@ -21,7 +22,7 @@ console = Console()
 OldThreshold = Annotated[
     int, typer.Option(min=YOUNG_THRESHOLD + 1, max=MAX_AGE, help="age at or over which a person is 'old'")
 ]
-SEED_RANGE = {"min": 0, "max": 2**32 - 1}  # numpy's seeds (config/schema.py holds `seed` keys to the same)
+SEED_RANGE = {"min": 0, "max": SEED_MAX}
 
 Overrides = Annotated[list[str] | None, typer.Argument(help="config overrides, e.g. train.epochs=5 optim.lr=3e-4")]
 ConfigPath = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config (see configs/)")]

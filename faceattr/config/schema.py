@@ -24,6 +24,8 @@ from faceattr.config.choices import (
 from faceattr.errors import ConfigError
 from faceattr.labels import CLASSIFICATION_TASKS, DEFAULT_OLD_THRESHOLD, MAX_AGE, TASK_CLASSES, YOUNG_THRESHOLD
 
+SEED_MAX = 2**32 - 1  # numpy's seeds: every seed key, and the CLI's seed options
+
 # the names each choice takes, from config/choices.py (where they are spelled, once)
 DETECTOR_NAMES = names(Detector)
 MAX_PIXELS = 50_000_000  # the largest image faceattr decodes (a decompression-bomb guard), unless configured
@@ -116,7 +118,7 @@ class DataConfig:
         for key in ("max_train_samples", "max_val_samples"):
             check(getattr(self, key) >= 0, f"data.{key}", "is a count of faces: 0 = all, or a positive cap")
         check(32 <= self.image_size <= 1024, "data.image_size", "must be 32..1024 pixels (faces: 64-448 are usual)")
-        check(0 <= self.split_seed < 2**32, "data.split_seed", "must be in 0..4294967295 (numpy's seeds)")
+        check(0 <= self.split_seed <= SEED_MAX, "data.split_seed", f"must be in 0..{SEED_MAX} (numpy's seeds)")
         check(self.folds >= 2, "data.folds", "needs at least 2 folds (one validates)")
         check(0 <= self.fold < self.folds, "data.fold", f"must be in 0..{self.folds - 1}")
         check(
@@ -532,7 +534,7 @@ def validate(cfg: Config) -> None:
         value = getattr(cfg, section.name)
         if hasattr(value, "check_values"):
             value.check_values(check)
-    check(0 <= cfg.seed < 2**32, "seed", "must be in 0..4294967295 (numpy's seeds)")
+    check(0 <= cfg.seed <= SEED_MAX, "seed", f"must be in 0..{SEED_MAX} (numpy's seeds)")
     known_heads = tuple(TASK_CLASSES)
     for head in cfg.priors.target:
         check(
