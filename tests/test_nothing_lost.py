@@ -767,3 +767,14 @@ def test_the_journal_keeps_whole_photos_only_and_belongs_to_its_settings(tmp_pat
     assert journal.done()[["path", "face"]].values.tolist() == [["a.jpg", 0], ["b.jpg", 0], ["b.jpg", 1]]
     other = PredictionJournal(tmp_path / "p.csv", {"models": ["b.ckpt"]})  # another model never takes these rows
     assert other.path != journal.path and other.done().empty
+
+
+def test_a_photo_named_twice_is_predicted_once_with_all_its_rows(trained_run, competition_root, tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for k, image in enumerate(sorted((competition_root / "eval" / "images").iterdir())[:2]):
+        shutil.copy(image, photos / f"{k}.jpg")
+    out = tmp_path / "p.csv"
+    result = run("predict", trained_run.best_checkpoint, photos / "1.jpg", photos, "--batch-size", "1", "--out", out)
+    assert result.exit_code == 0 and "each file predicted once" in said(result)
+    assert pd.read_csv(out)["path"].tolist() == [str(photos / "1.jpg"), str(photos / "0.jpg")]  # as first named

@@ -3,6 +3,7 @@ submit."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import asdict
 from functools import partial
@@ -245,7 +246,13 @@ def _media_in(inputs: list[Path]) -> list:
     from faceattr.inference.inputs import collect_images
 
     ignored: list[str] = []
-    media = collect_images(inputs, IMAGE_SUFFIXES + VIDEO_SUFFIXES, ignored)
+    given = collect_images(inputs, IMAGE_SUFFIXES + VIDEO_SUFFIXES, ignored)
+    first: dict[str, str] = {}
+    for path in given:  # each file once, as first named (rows are keyed by path)
+        first.setdefault(os.path.abspath(path), path)
+    media = list(first.values())
+    if len(media) < len(given):
+        console.print(f"{len(given) - len(media)} repeated path(s) (a file and its folder?): each file predicted once")
     if ignored:
         console.print(
             f"[yellow]{len(ignored)} file(s) in the folders are neither images nor videos and were left out "
