@@ -71,14 +71,25 @@ def decode_text(path: Path, data: bytes) -> tuple[str, str]:
     return str(best), best.encoding
 
 
+DELIMITERS = (",", ";", "\t")  # Excel writes ';' where the decimal mark is a comma (most of Europe); tools, tabs
+
+
+def delimiter(text: str) -> str:
+    """The delimiter of a table's header line: the one of DELIMITERS it holds most of (a comma when none)."""
+    header = text.lstrip().partition("\n")[0]
+    return max(DELIMITERS, key=header.count) if any(d in header for d in DELIMITERS) else ","
+
+
 def read_text_table(path: str | Path, **read_csv_args) -> pd.DataFrame:
-    """pandas.read_csv on a user's CSV in any common encoding; errors name the file and the fix."""
+    """pandas.read_csv on a user's CSV in any common encoding, with commas, semicolons or tabs between its fields;
+    errors name the file and the fix."""
     path = Path(path)
     try:
         data = path.read_bytes()
     except OSError as e:
         raise DatasetError(f"{path}: cannot be read ({e.strerror or e}); check the path and its permissions") from None
     text, encoding = decode_text(path, data)
+    read_csv_args.setdefault("sep", delimiter(text))
     try:
         return pd.read_csv(io.StringIO(text), **read_csv_args)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as e:
