@@ -655,7 +655,6 @@ def test_latin1_columns_of_info_csv_come_back_as_written(tmp_path, names):
     assert read_text_table(path)["note"].tolist() == names
 
 
-
 @pytest.mark.parametrize("sep", [";", "\t", ","])
 def test_a_table_with_semicolons_or_tabs_between_its_fields_is_read(tmp_path, sep):
     from faceattr.data.sources.csv_table import read_csv_table
@@ -668,6 +667,7 @@ def test_a_table_with_semicolons_or_tabs_between_its_fields_is_read(tmp_path, se
         f.write(sep.join(["a.jpg", "1", "34", note]).encode("cp1252") + b"\r\n")
     frame = read_csv_table(table)
     assert frame[["gender", "age"]].values.tolist() == [[1, 34]] and frame["note"].tolist() == [note]
+
 
 # 11. outputs readable by the team; paths leaving a CSV's folder said
 
