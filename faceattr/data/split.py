@@ -23,7 +23,10 @@ def make_folds(df: pd.DataFrame, k: int = 5, seed: int = 42) -> pd.DataFrame:
     """A (person_id, fold) table; persons with several labels are stratified by their images' labels."""
     persons = df["person_id"].astype(str).nunique()
     if persons < k:
-        raise ManifestError(f"only {persons} person(s) in the manifest; cannot make {k} folds (lower data.folds)")
+        raise ManifestError(
+            f"only {persons} person(s) in the manifest; cannot make {k} folds (ask for fewer: --folds in prepare "
+            "and check, data.folds in training)"
+        )
     fold_of: dict[str, int] = {}
     groups = df["person_id"].astype(str).to_numpy()
     strata = df["label18"].to_numpy()
