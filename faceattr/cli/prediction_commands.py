@@ -288,10 +288,10 @@ def _face_settings(faces, detector: str | None, margins: str | None, margin_unit
 
 def check_writable(out: Path) -> None:
     """Refuse an output path that cannot take a file before any work is done (not after minutes of predictions)."""
-    import os
-
     if out.is_dir():
         raise FaceAttrError(f"--out {out} is a folder; give a file name, e.g. --out {out / 'predictions.csv'}")
+    if out.suffix.lower() != ".csv":  # CSV text in a .xlsx is a file Excel refuses to open
+        raise FaceAttrError(f"--out {out}: predictions are written as CSV; name the file .csv (Excel opens it)")
     parent = nearest_on_disk(out.parent)
     if not parent.is_dir():
         raise FaceAttrError(f"--out {out}: {parent} is a file, not a folder; pick another --out")

@@ -65,6 +65,7 @@ class PredictionJournal:
         if table.empty:
             return
         table = table.assign(**{PHOTO_ROWS: table.groupby("path")["path"].transform("size")})
+        self.path.parent.mkdir(parents=True, exist_ok=True)  # out's folder, made as out's own would be
         new = not self.path.is_file() or self.path.stat().st_size == 0
         if not new:
             table = table.reindex(columns=pd.read_csv(self.path, nrows=0).columns)
