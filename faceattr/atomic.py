@@ -97,6 +97,15 @@ def save_image(image, path: str | Path, **save_kwargs) -> Path:
     return Path(path)
 
 
+def refuse_other_format(path: str | Path, suffixes: tuple[str, ...] = (".csv",)) -> None:
+    """Before any work: a table named for a format it is not written in is refused (CSV text in a .xlsx is a file
+    Excel refuses to open, and a .json one nothing reads)."""
+    from faceattr.errors import FaceAttrError
+
+    if Path(path).suffix.lower() not in suffixes:
+        raise FaceAttrError(f"--out {path}: written as {' or '.join(suffixes)}; name the file so (Excel opens .csv)")
+
+
 def refuse_to_replace(outputs: Iterable[str | Path], overwrite: bool, inputs: Iterable[str | Path] = ()) -> None:
     """Before any work: an output never replaces one of the command's inputs, nor a folder, nor an existing file
     without `--overwrite`. The one wording of these refusals, for every command that writes files; the inputs are

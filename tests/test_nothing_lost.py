@@ -444,10 +444,27 @@ def test_predict_refuses_an_out_it_cannot_write_before_any_work(trained_run, com
     for out, words in (
         (tmp_path, "is a folder"),
         (tmp_path / "afile" / "p.csv", "is a file"),
-        (tmp_path / "p.xlsx", "name the file .csv"),  # CSV text in a .xlsx: a file Excel refuses to open
     ):
         result = run("predict", trained_run.best_checkpoint, image, "--out", out)
         assert result.exit_code == 2 and words in said(result), result.output
+
+
+@pytest.mark.parametrize("command", ["predict", "submit", "suspects", "prepare", "crop", "framing", "pseudo-label"])
+def test_a_table_named_for_another_format_is_refused_before_any_work(
+    command, trained_run, competition_root, competition_manifest, tmp_path
+):
+    out = tmp_path / "table.xlsx"  # CSV text in a .xlsx: a file Excel refuses to open
+    given = {
+        "predict": [trained_run.best_checkpoint, competition_root / "eval" / "images"],
+        "submit": [trained_run.best_checkpoint, competition_root / "eval"],
+        "suspects": [tmp_path / "oof_predictions.csv"],
+        "prepare": ["competition", competition_root],
+        "crop": [competition_manifest],
+        "framing": [competition_manifest],
+        "pseudo-label": [trained_run.best_checkpoint, competition_manifest],
+    }[command]
+    result = run(command, *given, "--out", out)
+    assert result.exit_code == 2 and "written as .csv" in said(result) and not out.exists()
 
 
 def _edited_checkpoint(trained_run, tmp_path: Path, edit) -> Path:

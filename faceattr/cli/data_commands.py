@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from faceattr.atomic import refuse_file_as_folder, refuse_to_replace
+from faceattr.atomic import refuse_file_as_folder, refuse_other_format, refuse_to_replace
 from faceattr.cli.common import (
     SEED_RANGE,
     ConfigPath,
@@ -213,6 +213,7 @@ def suspects(
     out = out or predictions.with_name(predictions.stem + ".suspects.csv")
     sheet = out.with_suffix(".png")
     try:
+        refuse_other_format(out)
         refuse_to_replace([out, sheet], overwrite, inputs=(predictions,))
         if not predictions.is_file():
             raise FaceAttrError(f"{predictions}: not found; run `faceattr cv` first, it writes oof_predictions.csv")
@@ -243,8 +244,10 @@ def _derived_outputs(manifest: Path, out: Path | None, tag: str, overwrite: bool
     """The manifest a command writes (default <manifest><tag>.<ext>; never the input, an existing one only with
     --overwrite) and its skipped-images report, cleared."""
     from faceattr.data.images import fresh_skip_file
+    from faceattr.data.manifest import MANIFEST_SUFFIXES
 
     out = out or manifest.with_name(manifest.stem + tag + manifest.suffix)
+    refuse_other_format(out, MANIFEST_SUFFIXES)
     refuse_to_replace([out], overwrite, inputs=(manifest,))
     return out, fresh_skip_file(out, overwrite, inputs=(manifest,))
 

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from faceattr.atomic import nearest_on_disk, refuse_file_as_folder, refuse_to_replace
+from faceattr.atomic import nearest_on_disk, refuse_file_as_folder, refuse_other_format, refuse_to_replace
 from faceattr.cli.common import (
     TTA,
     Also,
@@ -290,8 +290,7 @@ def check_writable(out: Path) -> None:
     """Refuse an output path that cannot take a file before any work is done (not after minutes of predictions)."""
     if out.is_dir():
         raise FaceAttrError(f"--out {out} is a folder; give a file name, e.g. --out {out / 'predictions.csv'}")
-    if out.suffix.lower() != ".csv":  # CSV text in a .xlsx is a file Excel refuses to open
-        raise FaceAttrError(f"--out {out}: predictions are written as CSV; name the file .csv (Excel opens it)")
+    refuse_other_format(out)
     parent = nearest_on_disk(out.parent)
     if not parent.is_dir():
         raise FaceAttrError(f"--out {out}: {parent} is a file, not a folder; pick another --out")
@@ -431,14 +430,15 @@ def pseudo_label(
     """Label faces that have none with a trained model, to train the next model on them beside its own data
     (self-training: `prepare manifest` the two, then train with `sampler.by=source`, as
     configs/mask_self_trained.yaml does)."""
-    from faceattr.data.manifest import read_manifest, write_manifest
+    from faceattr.data.manifest import MANIFEST_SUFFIXES, read_manifest, write_manifest
     from faceattr.inference.outputs import fresh_skip_report
     from faceattr.inference.pseudo_labels import pseudo_labels
     from faceattr.labels import CLASS_NAMES
 
     try:
-        df = read_manifest(manifest)
         out = out or manifest.with_name(manifest.stem + ".pseudo" + manifest.suffix)
+        refuse_other_format(out, MANIFEST_SUFFIXES)
+        df = read_manifest(manifest)
         skips = fresh_skip_report(out, overwrite, inputs=(manifest, checkpoint))
         taught = pseudo_labels(checkpoint, df, task, keep, skips=skips, tta=_tta(tta), priors=_priors(priors))
     except FaceAttrError as e:
@@ -617,6 +617,7 @@ def submit(
     from faceattr.inference.outputs import submission
 
     try:
+        refuse_other_format(out)
         predictor = load_predictor(
             [checkpoint, *also] if also else checkpoint,
             voting=voting,

@@ -75,8 +75,11 @@ def unlabelled_heads(frame: pd.DataFrame, heads: list[str]) -> list[str]:
     return [head for head in heads if head not in frame or not (frame[head] >= 0).any()]
 
 
+MANIFEST_SUFFIXES = (".csv", ".parquet")  # what write_manifest writes and read_manifest reads
+
+
 def write_manifest(df: pd.DataFrame, path: str | Path) -> Path:
-    """Write as Parquet (.parquet) or CSV (anything else), atomically."""
+    """Write as Parquet (.parquet) or CSV, atomically."""
     path = Path(path)
     with atomic_path(path) as tmp:
         if path.suffix == ".parquet":

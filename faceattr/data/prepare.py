@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from faceattr.atomic import refuse_to_replace, write_csv
+from faceattr.atomic import refuse_other_format, refuse_to_replace, write_csv
 from faceattr.data.checks import CheckReport, check_manifest
 from faceattr.data.dedupe import drop_duplicate_images
-from faceattr.data.manifest import write_manifest
+from faceattr.data.manifest import MANIFEST_SUFFIXES, write_manifest
 from faceattr.data.sources import READERS, read_competition_eval
 from faceattr.data.sources.boxes import BOX_COLUMNS
 from faceattr.data.sources.imdb_wiki import FilterReport, ImdbWikiFilters
@@ -117,6 +117,7 @@ def prepare(source: str, roots: list[Path], out: Path, options: PrepareOptions |
     eval_manifest = out.with_name(out.stem + ".eval" + out.suffix) if has_eval else None
     corrections_file = out.with_name(out.name + ".corrections.csv") if options.corrections is not None else None
     outputs = [path for path in (out, eval_manifest, corrections_file) if path is not None]
+    refuse_other_format(out, MANIFEST_SUFFIXES)
     refuse_to_replace(outputs, options.overwrite, roots)  # before reading anything (an input, a folder, a file there)
     df, problems, report = read_sources(source, roots, options)
     copies = conflicts = 0
