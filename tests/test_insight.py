@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 
 import numpy as np
 import pytest
@@ -192,6 +193,7 @@ def test_wandb_offline_and_mlflow_file_store_track_a_run(competition_manifest, t
     pytest.importorskip("mlflow")
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # wandb leaves its media/artifact folders in the temp dir
     from faceattr.training import train
 
     overrides = tiny_overrides(
