@@ -31,5 +31,9 @@ class NothingReadable(FaceAttrError):
     """Every input of one kind (photos, videos) was unreadable: nothing of that kind to write."""
 
 
+class Interrupted(FaceAttrError):
+    """The user stopped a long run (Ctrl-C): what it finished is kept, and the message says how to go on."""
+
+
 class TrainingDiverged(FaceAttrError):
     """The loss became NaN or infinite."""

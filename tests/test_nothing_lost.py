@@ -746,7 +746,7 @@ def test_a_file_where_a_skip_report_goes_is_replaced_only_if_faceattr_wrote_it(c
     assert "already exists" not in said(result)  # (framing then finds no face in these drawn ones: not the point)
 
 
-# 12. a long predict cut short keeps the photos it finished
+# 12. a long run cut short keeps what it finished, and says how to go on
 
 
 @pytest.mark.parametrize("faces", ["--faces", "--no-faces"])
@@ -815,3 +815,32 @@ def test_a_photo_named_twice_is_predicted_once_with_all_its_rows(trained_run, co
     assert result.exit_code == 0, result.output
     assert "each file predicted once" in said(result)
     assert pd.read_csv(out)["path"].tolist() == [str(photos / "1.jpg"), str(photos / "0.jpg")]  # as first named
+
+
+def test_a_training_run_stopped_by_ctrl_c_says_how_to_go_on_and_keeps_its_history(competition_manifest, tmp_path):
+    from lightning.pytorch.callbacks import Callback
+
+    from faceattr.errors import Interrupted
+    from faceattr.training import train
+
+    class CtrlC(Callback):  # the user's Ctrl-C, at the start of epoch `epoch` (from 0)
+        def __init__(self, epoch: int) -> None:
+            self.epoch = epoch
+
+        def on_train_epoch_start(self, trainer, module) -> None:
+            if trainer.current_epoch == self.epoch:
+                raise KeyboardInterrupt
+
+    def cfg():
+        return load_config(None, tiny_overrides(competition_manifest, tmp_path, **{"train.epochs": 4}))
+
+    with pytest.raises(Interrupted, match=r"first epoch: no epoch finished.*--overwrite starts over"):
+        train(cfg(), callbacks=[CtrlC(0)])
+    with pytest.raises(Interrupted, match=r"stopped in epoch 3: the epochs before it are kept in .*last\.ckpt"):
+        train(cfg(), callbacks=[CtrlC(2)], overwrite=True)
+    metrics = tmp_path / "tiny" / "csv" / "metrics.csv"
+    with pytest.raises(Interrupted, match="stopped in epoch 4"):  # resumed, and stopped again
+        train(cfg(), callbacks=[CtrlC(3)], resume=True)
+    assert set(pd.read_csv(metrics)["epoch"].dropna()) == {0, 1, 2}  # the first session's epochs are still there
+    train(cfg(), resume=True)
+    assert set(pd.read_csv(metrics)["epoch"].dropna()) == {0, 1, 2, 3}

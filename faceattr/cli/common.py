@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from faceattr.config.schema import SEED_MAX
+from faceattr.errors import Interrupted
 from faceattr.labels import MAX_AGE, YOUNG_THRESHOLD
 
 app = typer.Typer(
@@ -74,6 +75,9 @@ OverwriteFlag = Annotated[bool, typer.Option("--overwrite", help="replace output
 
 
 def _fail(error: Exception) -> None:
+    if isinstance(error, Interrupted):  # the user's own Ctrl-C: no error, and the shell's code for it
+        console.print(f"[yellow]{error}[/]")
+        raise typer.Exit(code=130)
     console.print(f"[bold red]error:[/] {error}")
     raise typer.Exit(code=2)
 

@@ -29,7 +29,7 @@ from faceattr.cli.common import (
     console,
     print_metrics,
 )
-from faceattr.errors import ConfigError, FaceAttrError, NothingReadable
+from faceattr.errors import ConfigError, FaceAttrError, Interrupted, NothingReadable
 
 
 @app.command()
@@ -346,8 +346,7 @@ def _predict_photos(
                 preds = predictor.predict_paths(left[start : start + batch_size], batch_size=batch_size, skips=skips)
                 journal.append(predictions_table(preds))
     except KeyboardInterrupt:
-        console.print(f"[yellow]stopped: the photos done are noted in {journal.path}; the same command goes on[/]")
-        raise typer.Exit(130) from None
+        raise Interrupted(f"stopped: the photos done are noted in {journal.path}; the same command goes on") from None
     table = in_order(journal.done(), photos)
     if table.empty:
         raise NothingReadable(

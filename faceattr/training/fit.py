@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from faceattr.config import Config, save_config
 from faceattr.config.choices import Tracker
 from faceattr.data.datamodule import FaceDataModule
 from faceattr.data.images import SkipReport
-from faceattr.errors import ConfigError
+from faceattr.errors import ConfigError, Interrupted
 from faceattr.faces.crop import adopt_crop_settings
 from faceattr.labels import CLASSIFICATION_TASKS, TASK_CLASSES, better_direction, validation_metrics
 from faceattr.models.backbones import get_spec
@@ -423,12 +424,32 @@ def _fit(
         )
     metrics_csv = run_dir / "csv" / "metrics.csv"
     earlier_rows = logged_rows(metrics_csv) if resume else None
-    trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resume else None, weights_only=True)
-    if earlier_rows is not None and trainer.is_global_zero:  # CSVLogger starts a fresh file; keep the history
-        later_rows = logged_rows(metrics_csv)
-        later_rows = earlier_rows.iloc[:0] if later_rows is None else later_rows
-        write_csv(pd.concat([earlier_rows, later_rows], ignore_index=True), metrics_csv)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resume else None, weights_only=True)
+    except SystemExit:  # Lightning's answer to a Ctrl-C: it stops the run and exits
+        if not trainer.interrupted:
+            raise
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # Lightning ignores Ctrl-C from then on
+        raise Interrupted(stopped_training(trainer.current_epoch, last)) from None
+    finally:  # CSVLogger started a fresh file: the history before a resume is kept, even if this run is stopped
+        if earlier_rows is not None and trainer.is_global_zero:
+            later_rows = logged_rows(metrics_csv)
+            later_rows = earlier_rows.iloc[:0] if later_rows is None else later_rows
+            write_csv(pd.concat([earlier_rows, later_rows], ignore_index=True), metrics_csv)
     return finish(cfg, run_dir, trainer, module, datamodule)
+
+
+def stopped_training(epoch: int, last: Path) -> str:
+    """What a Ctrl-C in epoch `epoch` (from 0) leaves, and how to go on."""
+    if not last.is_file():
+        return (
+            "stopped in the first epoch: no epoch finished to resume from; the same command with --overwrite "
+            "starts over"
+        )
+    return (
+        f"stopped in epoch {epoch + 1}: the epochs before it are kept in {last}; the same command with --resume "
+        "goes on from there"
+    )
 
 
 def prepared_data(cfg: Config, run_dir: Path) -> FaceDataModule:
