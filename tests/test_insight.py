@@ -229,3 +229,18 @@ def test_tune_runs_trials_resumes_the_study_and_writes_the_best_config(competiti
     trials = (tmp_path / "study-tune" / "trials.csv").read_text().strip().splitlines()
     assert len(trials) == 1 + 3
     assert os.path.isfile(tmp_path / "study-tune" / "study.db")
+
+
+def test_a_tune_stopped_by_ctrl_c_goes_on_with_the_study_not_the_trial(competition_manifest, tmp_path, monkeypatch):
+    pytest.importorskip("optuna")
+    import faceattr.training.fit as fit
+    from faceattr.errors import Interrupted
+
+    def stopped(*args, **kwargs):  # what train raises on a Ctrl-C: its way on is --resume, which tune has not
+        raise Interrupted("stopped in epoch 2: ... the same command with --resume goes on from there")
+
+    monkeypatch.setattr(fit, "train", stopped)
+    space = "tune.space={optim.lr: {type: float, low: 1e-3, high: 1e-2}}"
+    result = CliRunner().invoke(app, ["tune", *tiny_overrides(competition_manifest, tmp_path), space])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 130 and "stopped in trial 0" in said and "study.db" in said and "--resume" not in said

@@ -15,7 +15,7 @@ import lightning as L
 
 from faceattr.atomic import write_csv
 from faceattr.config import Config, save_config, with_overrides
-from faceattr.errors import ConfigError
+from faceattr.errors import ConfigError, Interrupted
 
 
 @dataclass
@@ -97,7 +97,13 @@ def tune(cfg: Config, trials: int | None = None) -> TuneResult:
         params = suggest(trial, cfg.tune.space)
         trial_cfg = with_params(cfg, {**params, "run.dir": str(study_dir)}, f"trial{trial.number:03d}")
         report = ReportToOptuna(trial, cfg.train.monitor)
-        result = train(trial_cfg, overwrite=True, callbacks=[report])
+        try:
+            result = train(trial_cfg, overwrite=True, callbacks=[report])
+        except Interrupted:  # a trial is not resumed: the study goes on with a new one
+            raise Interrupted(
+                f"stopped in trial {trial.number}: the finished trials are kept in {storage}; the same command goes "
+                "on with the trials still wanted"
+            ) from None
         if report.pruned:
             raise optuna.TrialPruned()
         if result.best_score is None:
