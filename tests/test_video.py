@@ -174,3 +174,45 @@ def test_a_fragmented_mp4_cut_inside_a_fragment_is_reported_not_read_as_complete
     (tmp_path / "head.mp4").write_bytes(data[:1200])  # the header and no whole frame
     empty = FrameReader(str(tmp_path / "head.mp4"))
     assert list(empty) == [] and empty.damage is not None
+
+
+def test_a_ctrl_c_keeps_the_faces_of_the_frames_read_and_a_playable_drawn_video(trained_run, clip, tmp_path):
+    from typer.testing import CliRunner
+
+    import faceattr.inference.video as video
+    from faceattr.cli import app
+
+    later = tmp_path / "later.avi"
+    later.write_bytes(clip.read_bytes())
+    real, seen = video.FaceTracker.update, []
+
+    def update(self, faces):  # the user's Ctrl-C comes while frame 5 is tracked
+        seen.append(1)
+        if len(seen) == 6:
+            raise KeyboardInterrupt
+        return real(self, faces)
+
+    drawn, out = tmp_path / "drawn", tmp_path / "p.csv"
+    mp = pytest.MonkeyPatch()
+    mp.setattr(video.FaceTracker, "update", update)
+    try:
+        run = CliRunner().invoke(
+            app,
+            [
+                "predict",
+                str(trained_run.best_checkpoint),
+                str(clip),
+                str(later),
+                "--out",
+                str(out),
+                "--draw",
+                str(drawn),
+            ],
+        )
+    finally:
+        mp.undo()
+    assert run.exit_code == 130 and "the frames read before it are written" in " ".join(run.output.split())
+    frames = pd.read_csv(tmp_path / "p.frames.csv")
+    assert sorted(set(frames["frame"])) == [0, 1, 2, 3, 4] and set(frames["path"]) == {str(clip)}  # later: not begun
+    with av.open(str(drawn / f"{clip.name}_faces.mp4")) as container:
+        assert len(list(container.decode(video=0))) == 5

@@ -392,7 +392,7 @@ def _predict_videos(
     columns = (*Progress.get_default_columns(), TextColumn("{task.completed} frames"), FramesPerSecond())
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task(f"{len(videos)} video(s)", total=None)
-        frames, tracks = predict_videos(
+        frames, tracks, stopped = predict_videos(
             predictor,
             videos,
             predictor.face_detector(),
@@ -413,6 +413,8 @@ def _predict_videos(
         f"videos: {len(frames)} face row(s) in {video_outputs(out)[0]}, {len(tracks)} track(s) in "
         f"{video_outputs(out)[1]}{rate}" + (f"; drawn videos in {draw}" if draw else "")
     )
+    if stopped:
+        raise Interrupted("stopped: the faces of the frames read before it are written (that video cut short there)")
 
 
 @app.command("pseudo-label")

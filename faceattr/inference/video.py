@@ -143,6 +143,7 @@ class VideoResult:
     damage: ImageLoadError | None = None
     drawn: Path | None = None
     clock: StageClock = field(default_factory=StageClock)
+    stopped: bool = False  # the user's Ctrl-C ended it: the frames before it stand, as a damaged file's do
 
 
 # the leading columns of the two tables, written as the header when no face was found in any frame
@@ -172,48 +173,52 @@ def predict_video(
     smoothed: dict[int, list[dict]] = {}
     used = 0
     frames = iter(reader)
+    stopped = False
     with ExitStack() as outputs:  # the drawn video: a temp file, renamed into place only when complete
-        while True:
-            with clock.stage("decode"):
-                batch = [frame for _, frame in zip(range(batch_frames), frames, strict=False)]
-            if not batch:
-                break
-            used += len(batch)
-            tracker = tracker or FaceTracker(fps or reader.frame_rate / every)
-            with clock.stage("detect"):
-                found = detector.detect([f.image for f in batch])  # first pass only: no whole-frame fallback
-            with_faces = [k for k, faces in enumerate(found) if faces]
-            results = classify_photos(
-                predictor, [batch[k].image for k in with_faces], [(found[k], Found.DETECTED) for k in with_faces], clock
-            )
-            per_frame = dict(zip(with_faces, results, strict=True))
-            for k, frame in enumerate(batch):
-                with clock.stage("track"):
-                    ids = tracker.update(found[k])
-                frame_results = per_frame.get(k, [])
-                for result, track in zip(frame_results, ids, strict=True):
-                    result["track"] = track
-                    if track >= 0:  # a face the tracker could not place is smoothed with nobody else's
-                        smoothed.setdefault(track, []).append(result)
-                    rows.append(
-                        {
-                            "frame": frame.index,
-                            "time_s": round(frame.time_s, 3),
-                            "track": track,
-                            **flat_row(str(path), result),
-                        }
-                    )
-                if draw is not None:
-                    with clock.stage("draw"):
-                        if writer is None:
-                            tmp = outputs.enter_context(atomic_path(draw, keep_suffix=True))
-                            rate = fps or reader.frame_rate / every
-                            writer = outputs.enter_context(_VideoWriter(tmp, frame.image.shape, rate))
-                        writer.write(_drawn(frame.image, frame_results, smoothed))
-            if progress is not None:
-                progress(len(batch))
+        try:
+            while True:
+                with clock.stage("decode"):
+                    batch = [frame for _, frame in zip(range(batch_frames), frames, strict=False)]
+                if not batch:
+                    break
+                used += len(batch)
+                tracker = tracker or FaceTracker(fps or reader.frame_rate / every)
+                with clock.stage("detect"):
+                    found = detector.detect([f.image for f in batch])  # first pass only: no whole-frame fallback
+                with_faces = [k for k, faces in enumerate(found) if faces]
+                images = [batch[k].image for k in with_faces]
+                results = classify_photos(predictor, images, [(found[k], Found.DETECTED) for k in with_faces], clock)
+                per_frame = dict(zip(with_faces, results, strict=True))
+                for k, frame in enumerate(batch):
+                    with clock.stage("track"):
+                        ids = tracker.update(found[k])
+                    frame_results = per_frame.get(k, [])
+                    for result, track in zip(frame_results, ids, strict=True):
+                        result["track"] = track
+                        if track >= 0:  # a face the tracker could not place is smoothed with nobody else's
+                            smoothed.setdefault(track, []).append(result)
+                        rows.append(
+                            {
+                                "frame": frame.index,
+                                "time_s": round(frame.time_s, 3),
+                                "track": track,
+                                **flat_row(str(path), result),
+                            }
+                        )
+                    if draw is not None:
+                        with clock.stage("draw"):
+                            if writer is None:
+                                tmp = outputs.enter_context(atomic_path(draw, keep_suffix=True))
+                                rate = fps or reader.frame_rate / every
+                                writer = outputs.enter_context(_VideoWriter(tmp, frame.image.shape, rate))
+                            writer.write(_drawn(frame.image, frame_results, smoothed))
+                if progress is not None:
+                    progress(len(batch))
+        except KeyboardInterrupt:  # the frames done stand; the drawn video closes with them
+            stopped = True
     table = pd.DataFrame(rows)
-    return VideoResult(table, track_table(table, predictor), used, reader.damage, draw if writer else None, clock)
+    drawn = draw if writer else None
+    return VideoResult(table, track_table(table, predictor), used, reader.damage, drawn, clock, stopped)
 
 
 def track_table(frames: pd.DataFrame, predictor: BasePredictor) -> pd.DataFrame:
@@ -305,9 +310,10 @@ def predict_videos(
     skips=None,
     progress=None,
     overwrite: bool = False,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Frame rows and track rows of several videos (a track id is per video); unreadable or damaged videos are
-    reported to `skips`, the frames read before any damage kept. Drawn copies go to `draw_dir` as
+) -> tuple[pd.DataFrame, pd.DataFrame, bool]:
+    """Frame rows and track rows of several videos (a track id is per video), and whether the user's Ctrl-C
+    stopped them (the frames read before it kept, the videos after it not begun); unreadable or damaged videos
+    are reported to `skips`, the frames read before any damage kept. Drawn copies go to `draw_dir` as
     `<video name>_faces.mp4` (or, for one video, to `draw_dir` itself when it names a video file); an existing one
     is refused unless `overwrite`."""
     drawn_paths = [None if draw_dir is None else Path(draw_dir) / f"{Path(p).name}_faces.mp4" for p in videos]
@@ -320,7 +326,7 @@ def predict_videos(
     existing = [p for p in drawn_paths if p is not None and p.exists()]
     if existing and not overwrite:
         raise FaceAttrError(f"{existing[0]} already exists; pick another --draw folder or pass --overwrite")
-    frames, tracks, usable = [], [], 0
+    frames, tracks, usable, stopped = [], [], 0, False
     for path, drawn in zip(videos, drawn_paths, strict=True):
         try:
             result = predict_video(predictor, path, detector, every, fps, drawn, progress=progress)
@@ -333,8 +339,12 @@ def predict_videos(
         usable += result.frames_used > 0
         frames.append(result.frames)
         tracks.append(result.tracks)
-    if videos and not usable:
+        if result.stopped:
+            stopped = True
+            break
+    if videos and not usable and not stopped:
         where = f"; the reasons are in {skips.csv_path}" if skips is not None and skips.csv_path else ""
         raise NothingReadable(f"no frame could be read from the {len(videos)} video(s) given{where}")
     nonempty = [f for f in frames if not f.empty], [t for t in tracks if not t.empty]
-    return tuple(pd.concat(part, ignore_index=True) if part else pd.DataFrame() for part in nonempty)  # type: ignore[return-value]
+    frame_rows, track_rows = (pd.concat(part, ignore_index=True) if part else pd.DataFrame() for part in nonempty)
+    return frame_rows, track_rows, stopped
