@@ -844,3 +844,39 @@ def test_a_training_run_stopped_by_ctrl_c_says_how_to_go_on_and_keeps_its_histor
     assert set(pd.read_csv(metrics)["epoch"].dropna()) == {0, 1, 2}  # the first session's epochs are still there
     train(cfg(), resume=True)
     assert set(pd.read_csv(metrics)["epoch"].dropna()) == {0, 1, 2, 3}
+
+
+def test_crop_stopped_by_ctrl_c_says_its_crops_are_kept_and_the_next_run_reuses_them(competition_manifest, tmp_path):
+    import faceattr.faces.crop as crop
+
+    real, made = crop._crop_one, []
+
+    def crop_one(*args, **kwargs):  # the user's Ctrl-C comes at the 21st face
+        made.append(1)
+        if len(made) == 21:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    command = ("crop", competition_manifest, "--cache", tmp_path / "crops", "--out", tmp_path / "m.crops.csv")
+    mp = pytest.MonkeyPatch()
+    mp.setattr(crop, "_crop_one", crop_one)
+    try:
+        result = run(*command)
+    finally:
+        mp.undo()
+    assert result.exit_code == 130 and "the crops made are kept in" in said(result) and "goes on" in said(result)
+    result = run(*command)
+    assert result.exit_code == 0 and "(20 from the cache" in said(result)
+
+
+def test_framing_stopped_by_ctrl_c_names_the_journal_it_goes_on_from(competition_manifest, tmp_path, monkeypatch):
+    import faceattr.faces.framing as framing
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(framing, "measure_framing", stopped)
+    result = run("framing", competition_manifest, "--landmarks", "--out", tmp_path / "m.framed.csv")
+    assert result.exit_code == 130 and "noted in" in said(result) and "m.framed.csv." in said(result)
+    result = run("framing", competition_manifest, "--out", tmp_path / "m.framed.csv")  # no journal without landmarks
+    assert result.exit_code == 130 and "nothing kept" in said(result)
