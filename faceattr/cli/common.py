@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -72,6 +74,15 @@ def _priors(value: str | None) -> dict[str, list[float]] | None:
 
 
 OverwriteFlag = Annotated[bool, typer.Option("--overwrite", help="replace outputs already there")]
+
+
+@contextmanager
+def on_ctrl_c(message: str) -> Iterator[None]:
+    """A Ctrl-C inside becomes `Interrupted(message)`: what the command keeps and how it goes on, exit code 130."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise Interrupted(message) from None
 
 
 def _fail(error: Exception) -> None:

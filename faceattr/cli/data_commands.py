@@ -18,8 +18,9 @@ from faceattr.cli.common import (
     _fail,
     app,
     console,
+    on_ctrl_c,
 )
-from faceattr.errors import FaceAttrError, Interrupted
+from faceattr.errors import FaceAttrError
 from faceattr.labels import DEFAULT_OLD_THRESHOLD as OLD_AGE
 
 
@@ -272,10 +273,8 @@ def crop(
         cfg = load_config(config, overrides)
         df = read_manifest(manifest)
         out, skips_file = _derived_outputs(manifest, out, ".crops", overwrite)
-        try:
+        with on_ctrl_c(f"stopped: the crops made are kept in {cache}; the same command goes on"):
             result = crop_manifest(df, cache, cfg.faces, skips=SkipReport(skips_file))
-        except KeyboardInterrupt:
-            raise Interrupted(f"stopped: the crops made are kept in {cache}; the same command goes on") from None
         write_manifest(result.manifest, out)
     except FaceAttrError as e:
         _fail(e)
@@ -335,13 +334,11 @@ def framing(
         if journal is not None and journal.is_file():
             console.print(f"going on from the faces noted in {journal}")
         skips = SkipReport(skips_file)
-        try:
+        kept = f"the faces found are noted in {journal}; the same command goes on" if journal else "nothing kept"
+        with on_ctrl_c(f"stopped: {kept}"):
             measured = measure_framing(
                 df, cfg.faces, 0 if landmarks else limit, seed, skips, found=found, journal=journal
             )
-        except KeyboardInterrupt:
-            where = f"the faces found are noted in {journal}; the same command goes on" if journal else "nothing kept"
-            raise Interrupted(f"stopped: {where}") from None
         if found is not None:
             df = face_points(df, found)
             console.print(f"face boxes and landmarks recorded for {len(found)} of {len(df)} images")

@@ -27,6 +27,7 @@ from faceattr.cli.common import (
     _tta,
     app,
     console,
+    on_ctrl_c,
     print_metrics,
 )
 from faceattr.errors import ConfigError, FaceAttrError, Interrupted, NothingReadable
@@ -325,7 +326,7 @@ def _predict_photos(
             f"going on from the {len(photos) - len(left)} photo(s) noted in {journal.path} (delete it to start over)"
         )
     clock = StageClock()  # from here: model and detector loading are start-up, not per-photo time
-    try:
+    with on_ctrl_c(f"stopped: the photos done are noted in {journal.path}; the same command goes on"):
         if faces:
             from faceattr.inference.faces_in_photos import predict_faces
 
@@ -345,8 +346,6 @@ def _predict_photos(
             for start in range(0, len(left), batch_size):
                 preds = predictor.predict_paths(left[start : start + batch_size], batch_size=batch_size, skips=skips)
                 journal.append(predictions_table(preds))
-    except KeyboardInterrupt:
-        raise Interrupted(f"stopped: the photos done are noted in {journal.path}; the same command goes on") from None
     table = in_order(journal.done(), photos)
     if table.empty:
         raise NothingReadable(
