@@ -166,6 +166,23 @@ def appending_csv(path: str | Path, fields: Iterable[str]) -> Iterator[Callable[
         yield append
 
 
+def append_table(frame, path: str | Path) -> None:
+    """Append a pandas DataFrame to a CSV log (the header first when the file is new), on disk before this returns;
+    a line a kill cut short is ended first, so these rows start lines of their own."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = not path.is_file() or path.stat().st_size == 0
+    if not new:
+        with path.open("rb+") as f:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":
+                f.write(b"\n")
+    with path.open("a", newline="") as f:
+        frame.to_csv(f, header=new, index=False)
+        f.flush()
+        os.fsync(f.fileno())
+
+
 def read_appended_csv(path: str | Path) -> list[dict[str, str]]:
     """The complete rows of a CSV log written by `appending_csv`: a row cut short by a kill (fields missing, or a
     row glued onto it by an older writer) is left out."""

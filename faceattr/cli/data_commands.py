@@ -248,8 +248,8 @@ def _derived_outputs(manifest: Path, out: Path | None, tag: str, overwrite: bool
     from faceattr.data.manifest import MANIFEST_SUFFIXES
 
     out = out or manifest.with_name(manifest.stem + tag + manifest.suffix)
-    refuse_other_format(out, MANIFEST_SUFFIXES)
     refuse_to_replace([out], overwrite, inputs=(manifest,))
+    refuse_other_format(out, MANIFEST_SUFFIXES)
     return out, fresh_skip_file(out, overwrite, inputs=(manifest,))
 
 

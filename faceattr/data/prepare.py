@@ -117,8 +117,8 @@ def prepare(source: str, roots: list[Path], out: Path, options: PrepareOptions |
     eval_manifest = out.with_name(out.stem + ".eval" + out.suffix) if has_eval else None
     corrections_file = out.with_name(out.name + ".corrections.csv") if options.corrections is not None else None
     outputs = [path for path in (out, eval_manifest, corrections_file) if path is not None]
-    refuse_other_format(out, MANIFEST_SUFFIXES)
     refuse_to_replace(outputs, options.overwrite, roots)  # before reading anything (an input, a folder, a file there)
+    refuse_other_format(out, MANIFEST_SUFFIXES)
     df, problems, report = read_sources(source, roots, options)
     copies = conflicts = 0
     # several faces per photo (boxes, voc, yolo) share one photo file: not duplicates

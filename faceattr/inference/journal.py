@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
 
-from faceattr.atomic import write_csv
+from faceattr.atomic import append_table, write_csv
 from faceattr.data.images import readable_path
 
 PHOTO_ROWS = "photo_rows"  # the journal's own column: how many rows its photo has (a photo cut short has fewer)
@@ -65,18 +64,9 @@ class PredictionJournal:
         if table.empty:
             return
         table = table.assign(**{PHOTO_ROWS: table.groupby("path")["path"].transform("size")})
-        self.path.parent.mkdir(parents=True, exist_ok=True)  # out's folder, made as out's own would be
-        new = not self.path.is_file() or self.path.stat().st_size == 0
-        if not new:
+        if self.path.is_file() and self.path.stat().st_size:  # the columns in the journal's order
             table = table.reindex(columns=pd.read_csv(self.path, nrows=0).columns)
-            with self.path.open("rb+") as f:  # a line a kill cut short is ended, so this batch starts its own
-                f.seek(-1, os.SEEK_END)
-                if f.read(1) != b"\n":
-                    f.write(b"\n")
-        with self.path.open("a", newline="") as f:
-            table.to_csv(f, header=new, index=False)
-            f.flush()
-            os.fsync(f.fileno())
+        append_table(table, self.path)
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
