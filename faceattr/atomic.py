@@ -141,19 +141,26 @@ def refuse_file_as_folder(path: str | Path, option: str) -> None:
         raise FaceAttrError(f"{option} {path}: {on_disk} is a file, and {option} names a folder to write into")
 
 
-@contextmanager
-def appending_csv(path: str | Path, fields: Iterable[str]) -> Iterator[Callable[[dict], None]]:
-    """`append(row)` for a CSV log, each row flushed as it is written (the header first when the file is new). A
-    row a killed run cut short is ended first, so the next row starts a line of its own and `read_appended_csv`
-    drops only the cut one."""
-    path = Path(path)
+def _log_ready(path: Path, line_end: bytes) -> bool:
+    """Make a CSV log ready for rows: its folder made, a last line a kill cut short ended with `line_end`; whether
+    the log is new (its header still to write)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     new = not path.is_file() or path.stat().st_size == 0
     if not new:
         with path.open("rb+") as f:
             f.seek(-1, os.SEEK_END)
             if f.read(1) != b"\n":
-                f.write(b"\r\n")  # csv's own line ending
+                f.write(line_end)
+    return new
+
+
+@contextmanager
+def appending_csv(path: str | Path, fields: Iterable[str]) -> Iterator[Callable[[dict], None]]:
+    """`append(row)` for a CSV log, each row flushed as it is written (the header first when the file is new). A
+    row a killed run cut short is ended first, so the next row starts a line of its own and `read_appended_csv`
+    drops only the cut one."""
+    path = Path(path)
+    new = _log_ready(path, b"\r\n")  # csv's own line ending
     with path.open("a", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(fields))
         if new:
@@ -170,13 +177,7 @@ def append_table(frame, path: str | Path) -> None:
     """Append a pandas DataFrame to a CSV log (the header first when the file is new), on disk before this returns;
     a line a kill cut short is ended first, so these rows start lines of their own."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    new = not path.is_file() or path.stat().st_size == 0
-    if not new:
-        with path.open("rb+") as f:
-            f.seek(-1, os.SEEK_END)
-            if f.read(1) != b"\n":
-                f.write(b"\n")
+    new = _log_ready(path, b"\n")  # pandas' line ending
     with path.open("a", newline="") as f:
         frame.to_csv(f, header=new, index=False)
         f.flush()
