@@ -35,6 +35,7 @@ class PredictionJournal:
         blob = json.dumps(settings, sort_keys=True, default=str)
         key = hashlib.sha1(blob.encode()).hexdigest()[:8]
         self.path = out.with_name(f"{out.name}.{key}.partial.csv")
+        self._columns: list[str] | None = None  # the file's header, once known
 
     def done(self) -> pd.DataFrame:
         """The rows of the photos finished whole."""
@@ -64,9 +65,12 @@ class PredictionJournal:
         if table.empty:
             return
         table = table.assign(**{PHOTO_ROWS: table.groupby("path")["path"].transform("size")})
-        if self.path.is_file() and self.path.stat().st_size:  # the columns in the journal's order
-            table = table.reindex(columns=pd.read_csv(self.path, nrows=0).columns)
+        if self._columns is None and self.path.is_file() and self.path.stat().st_size:  # read once, not per batch
+            self._columns = list(pd.read_csv(self.path, nrows=0).columns)
+        if self._columns is not None:  # the columns in the journal's order
+            table = table.reindex(columns=self._columns)
         append_table(table, self.path)
+        self._columns = list(table.columns)
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
